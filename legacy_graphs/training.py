@@ -1,0 +1,50 @@
+"""Trains a TF1 graph for a few steps and saves it the way TF1 users did."""
+
+import os
+
+import numpy as np
+
+from legacy_graphs import compat
+
+
+def train_and_save(*, output_dir, build, optimizer, steps, seed,
+                   moving_average_decay=None, saver_kwargs=None):
+    """Builds a graph, trains it, and writes `model.ckpt-<step>` with a `.meta`.
+
+    Args:
+        output_dir: directory that receives the checkpoint files.
+        build: called inside the new graph; returns `(loss, make_feed)` where
+            `make_feed(rng)` returns one training feed dict.
+        optimizer: called inside the graph; returns a `tf.compat.v1.train`
+            optimizer (its slots land in the checkpoint).
+        steps: number of training steps.
+        seed: graph-level and feed random seed.
+        moving_average_decay: when set, an `ExponentialMovingAverage` of the
+            trainable variables is kept, so the checkpoint holds EMA shadows.
+        saver_kwargs: extra keyword arguments for `tf.compat.v1.train.Saver`.
+
+    Returns:
+        The checkpoint prefix, e.g. `output_dir/model.ckpt-3`.
+    """
+    tf = compat.import_tf_v1()
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.set_random_seed(seed)
+        loss, make_feed = build()
+        global_step = tf.train.get_or_create_global_step()
+        update_ops = tf.get_collection(tf.GraphKeys.UPDATE_OPS)
+        with tf.control_dependencies(update_ops):
+            train_op = optimizer().minimize(loss, global_step=global_step)
+        if moving_average_decay is not None:
+            average = tf.train.ExponentialMovingAverage(moving_average_decay)
+            with tf.control_dependencies([train_op]):
+                train_op = average.apply(tf.trainable_variables())
+        saver = tf.train.Saver(**(saver_kwargs or {}))
+        rng = np.random.default_rng(seed)
+        with tf.Session(graph=graph) as session:
+            session.run(tf.global_variables_initializer())
+            for _ in range(steps):
+                session.run(train_op, make_feed(rng))
+            os.makedirs(output_dir, exist_ok=True)
+            return saver.save(session, os.path.join(output_dir, "model.ckpt"),
+                              global_step=global_step)

@@ -1,0 +1,102 @@
+"""Layout converters: turn a TF1 layer's variables into a Keras layer's weights.
+
+A table rule with `layout = "<name>"` matches a TF1 *scope* (for example
+`rnn/multi_rnn_cell/cell_0/lstm_cell`) instead of one variable; the converter
+knows which variables live under that scope and which Keras weights they
+become. Converters are pure functions on NumPy arrays, registered by name.
+
+    [[rule]]
+    match = 'lm/rnn/multi_rnn_cell/cell_(\\d)/lstm_cell'
+    layout = 'lstm'
+    target = 'lstm_\\1/lstm_cell'
+    forget_bias = 1.0
+"""
+
+import dataclasses
+from typing import Any, Callable, Mapping
+
+import numpy as np
+
+Shape = tuple[int, ...]
+
+
+class LayoutError(ValueError):
+    """A layout converter cannot convert the variables it was given."""
+
+
+@dataclasses.dataclass(frozen=True)
+class LayoutConverter:
+    """A named conversion from a TF1 scope's variables to a Keras scope's weights.
+
+    Attributes:
+        name: the value of `layout = ...` in a table rule.
+        source_parts: variable names under the TF1 scope that must all exist.
+        target_parts: weight names under the Keras scope that are produced.
+        unsupported_parts: TF1 variable names under the scope that have no Keras
+            equivalent, each with the reason; their presence is an error.
+        parameters: table keys the converter accepts, with default values
+            (`None` means "required unless it can be read from the graph").
+        output_shapes: `(source_shapes, target_shapes, parameters) -> shapes`
+            for each target part, computed from shapes alone (no tensor data);
+            raises `LayoutError` when the source shapes do not fit.
+            `target_shapes` holds the Keras weights' shapes, so a converter can
+            read, for example, the number of attention heads from them.
+        convert: `(sources, target_shapes, parameters) -> arrays` for each
+            target part; `sources` maps each source part to its array.
+        description: one line for `python -m migrate layouts` and errors.
+    """
+
+    name: str
+    source_parts: tuple[str, ...]
+    target_parts: tuple[str, ...]
+    output_shapes: Callable[[Mapping[str, Shape], Mapping[str, Shape], Mapping[str, Any]],
+                            Mapping[str, Shape]]
+    convert: Callable[[Mapping[str, np.ndarray], Mapping[str, Shape], Mapping[str, Any]],
+                      Mapping[str, np.ndarray]]
+    unsupported_parts: Mapping[str, str] = dataclasses.field(default_factory=dict)
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    description: str = ""
+
+
+_CONVERTERS: dict[str, LayoutConverter] = {}
+
+
+def register(converter):
+    """Adds `converter` to the registry; names are unique."""
+    if converter.name in _CONVERTERS:
+        raise ValueError(f"Layout converter {converter.name!r} is already registered.")
+    _CONVERTERS[converter.name] = converter
+    return converter
+
+
+def get(name):
+    """Returns the converter registered as `name`.
+
+    Raises:
+        LayoutError: no converter has that name; the message lists the known ones.
+    """
+    _load_builtin_converters()
+    try:
+        return _CONVERTERS[name]
+    except KeyError:
+        raise LayoutError(
+            f"Unknown layout converter. Expected one of {', '.join(sorted(_CONVERTERS))}. "
+            f"Received: layout={name!r}") from None
+
+
+def names():
+    """Returns the names of all registered converters, sorted."""
+    _load_builtin_converters()
+    return sorted(_CONVERTERS)
+
+
+def _load_builtin_converters():
+    # Imported lazily so that `migrate.layouts` stays importable on its own;
+    # each module registers its converters when imported.
+    import importlib
+    for module in ("recurrent", "attention", "fused"):
+        try:
+            importlib.import_module(f"migrate.layouts.{module}")
+        except ModuleNotFoundError as error:
+            if error.name != f"migrate.layouts.{module}":
+                raise

@@ -1,0 +1,82 @@
+"""Built-in conversions: a legacy TF1 model, its Keras 3 twin, and the table between them.
+
+Each entry is a module `migrate/zoo/<name>.py` that defines `build_model()`
+(returns a built Keras 3 model equivalent to the legacy graph) and
+`TABLE_FILE` (a TOML mapping table beside the module). The legacy side is
+`legacy_graphs/<name>.py`, which also names the tensors the verifier uses.
+
+Example:
+
+    entry = migrate.zoo.get("resnet_v1_50")
+    model = entry.build_model()
+"""
+
+import dataclasses
+import importlib
+import os
+from typing import Any, Callable
+
+ZOO_NAMES = (
+    "resnet_v1_50",
+    "vgg_16",
+    "lstm_language_model",
+    "gru_classifier",
+    "bilstm_tagger",
+    "bert_encoder",
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class ZooEntry:
+    """One built-in conversion.
+
+    Attributes:
+        name: the entry's name, shared by `legacy_graphs/<name>.py`.
+        description: one line for `python -m migrate zoo`.
+        table_path: path of the entry's TOML mapping table.
+        model_factory: `module:callable` text that builds the Keras model.
+        build_model: the callable itself.
+        verify: keyword arguments for `migrate.verify` (tensor names, input
+            shape and range, tolerance).
+    """
+
+    name: str
+    description: str
+    table_path: str
+    model_factory: str
+    build_model: Callable[[], Any]
+    verify: dict
+
+
+def get(name):
+    """Returns the `ZooEntry` called `name`.
+
+    Raises:
+        ValueError: there is no such entry; the message lists the known ones.
+    """
+    if name not in ZOO_NAMES:
+        raise ValueError(
+            f"Unknown zoo entry. Expected one of {', '.join(ZOO_NAMES)}. Received: zoo={name!r}")
+    module = importlib.import_module(f"migrate.zoo.{name}")
+    builder = importlib.import_module(f"legacy_graphs.{name}")
+    verify = {
+        "input_tensor": builder.INPUT_TENSOR,
+        "output_tensor": builder.OUTPUT_TENSOR,
+        "input_shape": tuple(builder.INPUT_SHAPE),
+        "input_max": builder.INPUT_MAX,
+        "tolerance": getattr(module, "TOLERANCE", 1e-5),
+    }
+    return ZooEntry(
+        name=name,
+        description=(module.__doc__ or "").strip().splitlines()[0],
+        table_path=os.path.join(os.path.dirname(module.__file__), module.TABLE_FILE),
+        model_factory=f"migrate.zoo.{name}:build_model",
+        build_model=module.build_model,
+        verify=verify,
+    )
+
+
+def available():
+    """Returns the names of the entries whose modules are present."""
+    here = os.path.dirname(__file__)
+    return tuple(name for name in ZOO_NAMES if os.path.exists(os.path.join(here, f"{name}.py")))
