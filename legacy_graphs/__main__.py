@@ -13,6 +13,8 @@ import legacy_graphs  # noqa: E402
 _OUTPUT_DIR = flags.DEFINE_string("output_dir", None, "Directory for the checkpoint files.")
 _STEPS = flags.DEFINE_integer("steps", None, "Training steps; the builder's default if unset.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed for variables and training data.")
+_CONFIG = flags.DEFINE_string(
+    "config", None, "Size preset for builders that have several (e.g. tiny, base).")
 flags.mark_flag_as_required("output_dir")
 
 
@@ -24,6 +26,8 @@ def main(argv):
     kwargs = {"seed": _SEED.value}
     if _STEPS.value is not None:
         kwargs["steps"] = _STEPS.value
+    if _CONFIG.value is not None:
+        kwargs["config"] = _CONFIG.value
     print(builder.write_checkpoint(_OUTPUT_DIR.value, **kwargs))
 
 
