@@ -25,6 +25,7 @@ import subprocess
 import sys
 
 BUILDER_NAMES = (
+    "small_convnet",
         "resnet_v1_50",
         "vgg_16",
         "lstm_language_model",

@@ -44,6 +44,10 @@ class LayoutConverter:
         convert: `(sources, target_shapes, parameters) -> arrays` for each
             target part; `sources` maps each source part to its array.
         description: one line for `python -m migrate layouts` and errors.
+        source_parts_for: optional `parameters -> source parts`, for converters
+            whose parts come from the table (e.g. which tensors to concatenate);
+            when set it replaces `source_parts`.
+        target_parts_for: the same for `target_parts`.
     """
 
     name: str
@@ -56,6 +60,20 @@ class LayoutConverter:
     unsupported_parts: Mapping[str, str] = dataclasses.field(default_factory=dict)
     parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     description: str = ""
+    source_parts_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    target_parts_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+
+    def sources(self, parameters):
+        """Returns the source parts this converter reads, given the rule's parameters."""
+        if self.source_parts_for is not None:
+            return tuple(self.source_parts_for(parameters))
+        return self.source_parts
+
+    def targets(self, parameters):
+        """Returns the target parts this converter fills, given the rule's parameters."""
+        if self.target_parts_for is not None:
+            return tuple(self.target_parts_for(parameters))
+        return self.target_parts
 
 
 _CONVERTERS: dict[str, LayoutConverter] = {}

@@ -17,6 +17,7 @@ import os
 from typing import Any, Callable
 
 ZOO_NAMES = (
+    "small_convnet",
     "resnet_v1_50",
     "vgg_16",
     "lstm_language_model",

@@ -1,0 +1,53 @@
+"""Errors a user can act on; the command line prints them as one line and exits 1."""
+
+
+class MigrateError(Exception):
+    """Base class: something about the input is wrong, and the message says what."""
+
+
+class TableError(MigrateError):
+    """A mapping table cannot be read or is not valid."""
+
+
+class CheckpointError(MigrateError):
+    """A legacy checkpoint cannot be found, read, or trusted."""
+
+
+class ModelError(MigrateError):
+    """The target model cannot be built or does not fit the conversion."""
+
+
+class OutputError(MigrateError):
+    """The output cannot be written where it was asked for."""
+
+
+class PlanError(MigrateError):
+    """The conversion plan has problems; nothing was written.
+
+    Attributes:
+        problems: every offender, each a `migrate.plan.Problem`.
+    """
+
+    def __init__(self, problems):
+        self.problems = list(problems)
+        kinds = {}
+        for problem in self.problems:
+            kinds[problem.kind] = kinds.get(problem.kind, 0) + 1
+        counts = ", ".join(f"{count} {kind}" for kind, count in sorted(kinds.items()))
+        super().__init__(
+            f"The conversion plan has {len(self.problems)} problem(s) ({counts}); "
+            f"nothing was written. First: {self.problems[0].describe()}")
+
+    def details(self):
+        """Returns every problem, one per line."""
+        return "\n".join(f"  - {problem.describe()}" for problem in self.problems)
+
+
+class VerificationError(MigrateError):
+    """The converted model's outputs differ from the legacy graph's beyond the tolerance."""
+
+
+def first_line(error):
+    """Returns the first line of an exception's message (TensorFlow's run long)."""
+    text = (getattr(error, "message", None) or str(error)).strip()
+    return text.splitlines()[0] if text else type(error).__name__

@@ -1,0 +1,300 @@
+"""Reads a TF1 checkpoint: its variables' metadata, their roles, and one tensor at a time."""
+
+import dataclasses
+import math
+import re
+
+import numpy as np
+
+from migrate import files
+from migrate import roles as roles_lib
+from migrate.errors import CheckpointError
+from migrate.errors import first_line
+
+_DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
+_COLLECTIONS = {
+    "trainable": "trainable_variables",
+    "model": "model_variables",
+    "global_step": "global_step",
+    "moving_average": "moving_average_variables",
+    "global": "variables",
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class SourceVariable:
+    """One variable of a legacy checkpoint, described without reading its data.
+
+    Attributes:
+        name: the checkpoint key (the TF1 op name; partitioned variables are
+            one key holding the whole tensor).
+        shape: the full shape.
+        dtype: NumPy-style dtype name (`float32`, `int64`, `string`, ...).
+        role: what the variable is for (`migrate.roles.Role`).
+        role_source: where that decision came from (`migrate.roles.RoleSource`).
+        reason: a few words on the decision, for `inspect`.
+    """
+
+    name: str
+    shape: tuple
+    dtype: str
+    role: roles_lib.Role
+    role_source: roles_lib.RoleSource
+    reason: str
+
+    @property
+    def nbytes(self):
+        if self.dtype in ("string", "resource", "variant"):
+            return 0
+        return math.prod(self.shape) * np.dtype(_numpy_dtype_name(self.dtype)).itemsize
+
+
+def _numpy_dtype_name(name):
+    return "uint16" if name == "bfloat16" else name
+
+
+class LegacyCheckpoint:
+    """A TF1 checkpoint opened for reading.
+
+    Use `LegacyCheckpoint.open(path)`. Only metadata is read when opening;
+    `read(name)` reads one tensor, so a conversion can stream.
+
+    Attributes:
+        prefix: the checkpoint prefix, e.g. `train/model.ckpt-12000`.
+        meta_path: the `.meta` file used for roles, or None.
+        variables: dict of checkpoint key to `SourceVariable`, sorted by key.
+        graph: the `tf.Graph` imported from the `.meta` (or built by a
+            builder), or None.
+
+    Example:
+
+        checkpoint = LegacyCheckpoint.open("train/model.ckpt-3")
+        for variable in checkpoint.variables.values():
+            print(variable.name, variable.shape, variable.role.value)
+    """
+
+    def __init__(self, prefix, variables, *, meta_path=None, graph=None, reader=None,
+                 role_origin="name rules"):
+        self.prefix = prefix
+        self.variables = dict(sorted(variables.items()))
+        self.meta_path = meta_path
+        self.graph = graph
+        self.role_origin = role_origin
+        self._reader = reader
+
+    @classmethod
+    def open(cls, path, *, builder=None, use_meta=True):
+        """Opens a checkpoint prefix, or the newest checkpoint of a directory.
+
+        Args:
+            path: a prefix such as `train/model.ckpt-12000`, or a directory
+                whose `checkpoint` state file names the prefix.
+            builder: name of a `legacy_graphs` builder whose graph gives the
+                roles when there is no `.meta` (or `use_meta` is False).
+            use_meta: read roles from the `.meta` beside the prefix, if any.
+
+        Raises:
+            CheckpointError: the files are missing, unreadable, or the graph
+                does not describe this checkpoint.
+        """
+        import tensorflow as tf
+
+        prefix = resolve_prefix(path)
+        data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
+        try:
+            reader = tf.train.load_checkpoint(prefix)
+            shapes = reader.get_variable_to_shape_map()
+            dtypes = {name: dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()}
+        except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
+            raise CheckpointError(
+                f"Cannot read checkpoint {prefix}: {first_line(error)}") from None
+        meta_path = prefix + ".meta"
+        graph = None
+        collections = None
+        source = roles_lib.RoleSource.NAME_RULE
+        role_origin = "name rules"
+        if use_meta and files.exists(meta_path):
+            graph = _import_meta_graph(meta_path)
+            source, role_origin = roles_lib.RoleSource.GRAPH, f"graph collections of {meta_path}"
+        elif builder is not None:
+            graph = _builder_graph(builder)
+            meta_path = None
+            source, role_origin = roles_lib.RoleSource.BUILDER, f"graph of builder {builder!r}"
+        else:
+            meta_path = None
+        if graph is not None:
+            collections = _collections(graph)
+            _check_graph_matches(collections, shapes, role_origin)
+        decisions = roles_lib.classify(dtypes, collections, source)
+        variables = {
+            name: SourceVariable(name, tuple(shapes[name]), dtypes[name], *decisions[name])
+            for name in shapes
+        }
+        return cls(prefix, variables, meta_path=meta_path, graph=graph, reader=reader,
+                   role_origin=role_origin)
+
+    def read(self, name):
+        """Reads one tensor as a NumPy array.
+
+        Raises:
+            CheckpointError: the tensor cannot be read (for example its bytes
+                fail the checkpoint's checksum).
+        """
+        if name not in self.variables:
+            raise CheckpointError(f"Checkpoint {self.prefix} has no variable {name!r}.")
+        try:
+            return self._reader.get_tensor(name)
+        except Exception as error:
+            raise CheckpointError(
+                f"Cannot read {name!r} from checkpoint {self.prefix}: {first_line(error)}") from None
+
+    def source_files(self):
+        """Returns the checkpoint's files: `.index`, data shards, and `.meta` if used."""
+        paths = [self.prefix + ".index", *data_files(self.prefix)]
+        if self.meta_path:
+            paths.append(self.meta_path)
+        return paths
+
+    def by_role(self):
+        """Returns a dict of `Role` to the list of `SourceVariable`s with that role."""
+        grouped = {role: [] for role in roles_lib.Role}
+        for variable in self.variables.values():
+            grouped[variable.role].append(variable)
+        return grouped
+
+    def ema_shadows(self):
+        """Returns a dict of variable key to its `ExponentialMovingAverage` shadow's key."""
+        shadows = {}
+        for variable in self.variables.values():
+            if variable.role is roles_lib.Role.EMA_SHADOW:
+                owner, _, leaf = variable.name.rpartition("/")
+                if leaf == roles_lib.EMA_SUFFIX and owner in self.variables:
+                    shadows[owner] = variable.name
+        return shadows
+
+
+def resolve_prefix(path):
+    """Returns the checkpoint prefix that `path` names.
+
+    Raises:
+        CheckpointError: no checkpoint is there; the message says what was found.
+    """
+    import tensorflow as tf
+
+    path = str(path)
+    for suffix in (".index", ".meta"):
+        if path.endswith(suffix) and files.exists(path):
+            path = path[:-len(suffix)]
+    shard = _DATA_SHARD.search(path)
+    if shard:
+        path = path[:shard.start()]
+    if files.exists(path + ".index"):
+        return path
+    if files.is_directory(path):
+        state_path = files.join(path, "checkpoint")
+        if not files.exists(state_path):
+            raise CheckpointError(
+                f"Directory {path} holds no `checkpoint` state file; pass a checkpoint prefix "
+                f"such as {files.join(path, 'model.ckpt-1000')}.")
+        try:
+            state = tf.train.get_checkpoint_state(path)
+        except Exception as error:
+            raise CheckpointError(
+                f"The checkpoint state file {state_path} cannot be parsed: {first_line(error)}"
+            ) from None
+        if state is None or not state.model_checkpoint_path:
+            raise CheckpointError(f"The checkpoint state file {state_path} names no checkpoint.")
+        prefix = state.model_checkpoint_path
+        if not files.exists(prefix + ".index"):
+            raise CheckpointError(
+                f"The checkpoint state file {state_path} points to {prefix}, which does not "
+                f"exist (no {prefix}.index).")
+        return prefix
+    if not files.exists(path) and not files.exists(files.dirname(path) or "."):
+        raise CheckpointError(f"No checkpoint at {path}: the directory does not exist.")
+    raise CheckpointError(f"No checkpoint at {path}: {path}.index does not exist.")
+
+
+def data_files(prefix):
+    """Returns the prefix's data shards, checking that none is missing.
+
+    Raises:
+        CheckpointError: a shard named by the others is absent, or there is none.
+    """
+    found = sorted(files.gfile().glob(prefix + ".data-*"))
+    counts = set()
+    present = set()
+    for path in found:
+        shard = _DATA_SHARD.search(path)
+        if shard:
+            present.add(int(shard.group(1)))
+            counts.add(int(shard.group(2)))
+    if not found or len(counts) != 1:
+        raise CheckpointError(
+            f"Checkpoint {prefix} has no usable data file: expected {prefix}.data-00000-of-NNNNN.")
+    (count,) = counts
+    missing = sorted(set(range(count)) - present)
+    if missing:
+        raise CheckpointError(
+            f"Checkpoint {prefix} is missing data shard(s) "
+            f"{', '.join(f'{prefix}.data-{index:05d}-of-{count:05d}' for index in missing)}.")
+    return [path for path in found if _DATA_SHARD.search(path)]
+
+
+def _import_meta_graph(meta_path):
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    try:
+        with graph.as_default():
+            tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
+    except Exception as error:
+        raise CheckpointError(
+            f"Cannot import the graph in {meta_path}: {first_line(error)} "
+            f"(pass --nouse_meta to classify variables by name rules instead).") from None
+    return graph
+
+
+def _builder_graph(name):
+    import os
+
+    import tensorflow as tf
+
+    import legacy_graphs
+
+    if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+        raise CheckpointError(
+            "A legacy_graphs builder needs TF_USE_LEGACY_KERAS=1 set before TensorFlow is "
+            "imported; the command line sets it when --builder is given.")
+    try:
+        builder = legacy_graphs.load_builder(name)
+    except ValueError as error:
+        raise CheckpointError(str(error)) from None
+    graph = tf.Graph()
+    with graph.as_default():
+        builder.define_graph()
+    return graph
+
+
+def _checkpoint_key(variable):
+    slice_info = getattr(variable, "_save_slice_info", None)
+    return slice_info.full_name if slice_info else variable.op.name
+
+
+def _collections(graph):
+    return {
+        key: {_checkpoint_key(variable) for variable in graph.get_collection(collection)
+              if hasattr(variable, "op")}
+        for key, collection in _COLLECTIONS.items()
+    }
+
+
+def _check_graph_matches(collections, shapes, role_origin):
+    missing = sorted(collections["trainable"] - set(shapes))
+    if missing:
+        listed = ", ".join(repr(name) for name in missing[:5])
+        raise CheckpointError(
+            f"The {role_origin} does not describe this checkpoint: {len(missing)} of "
+            f"{len(collections['trainable'])} trainable graph variables are not in it "
+            f"(e.g. {listed}).")
+

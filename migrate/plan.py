@@ -1,0 +1,294 @@
+"""Conversion plans: every name mapped, every target filled once, every shape checked.
+
+A plan is computed from metadata alone (names, shapes, dtypes, roles) before
+any tensor is read, so a wrong table fails fast and nothing is written. The
+writer then executes the plan's assignments one at a time.
+
+Example:
+
+    plan = make_plan(checkpoint.variables, table, target_weights, keep="trainable")
+    plan.raise_for_problems()   # PlanError listing every offender
+    for assignment in plan.assignments:
+        ...
+"""
+
+import collections
+import dataclasses
+import difflib
+
+from migrate import layouts
+from migrate import transforms as transforms_lib
+from migrate.errors import PlanError
+from migrate.roles import KEEP_MODES
+from migrate.roles import Role
+
+
+@dataclasses.dataclass(frozen=True)
+class Problem:
+    """One reason the plan cannot be executed."""
+
+    kind: str
+    message: str
+    source: str | None = None
+    source_shape: tuple | None = None
+    target: str | None = None
+    target_shape: tuple | None = None
+
+    def describe(self):
+        where = []
+        if self.source is not None:
+            where.append(f"{self.source} {_shape(self.source_shape)}")
+        if self.target is not None:
+            where.append(f"{self.target} {_shape(self.target_shape)}")
+        location = " -> ".join(where)
+        return f"{self.kind}: {location}: {self.message}" if location else f"{self.kind}: {self.message}"
+
+    def to_json(self):
+        return {key: (list(value) if isinstance(value, tuple) else value)
+                for key, value in dataclasses.asdict(self).items()}
+
+
+def _shape(shape):
+    return "?" if shape is None else "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+@dataclasses.dataclass(frozen=True)
+class Assignment:
+    """Checkpoint tensors read together, converted, and placed into target weights.
+
+    Attributes:
+        rule: the table rule that produced it.
+        sources: TF1 names, in the order the conversion takes them.
+        read_keys: the checkpoint keys actually read (an EMA shadow's key in
+            place of its variable's with `ema=True`).
+        targets: target weight paths filled.
+        parts: for a layout rule, the source part of each source, in order.
+        target_parts: for a layout rule, the target part of each target.
+    """
+
+    rule: object
+    sources: tuple
+    read_keys: tuple
+    targets: tuple
+    parts: tuple = ()
+    target_parts: tuple = ()
+    parameters: dict = dataclasses.field(default_factory=dict)
+    target_shapes: tuple = ()
+
+    def convert(self, arrays):
+        """Turns the source arrays (in `sources` order) into `{target path: array}`."""
+        if self.rule.layout is None:
+            (array,) = arrays
+            return {self.targets[0]: transforms_lib.apply_all(self.rule.transforms, array)}
+        converter = layouts.get(self.rule.layout)
+        outputs = converter.convert(dict(zip(self.parts, arrays)),
+                                    dict(zip(self.target_parts, self.target_shapes)),
+                                    self.parameters)
+        return {target: outputs[part] for part, target in zip(self.target_parts, self.targets)}
+
+
+@dataclasses.dataclass
+class ConversionPlan:
+    """What a conversion will do, computed before anything is read or written.
+
+    Attributes:
+        keep: "trainable" or "model_state".
+        assignments: the work, in checkpoint-name order.
+        dropped: `(SourceVariable, rule index)` for variables a rule drops.
+        left_out: dict of `Role` to the `SourceVariable`s not carried over
+            because of their role (optimizer slots, step, EMA shadows, and
+            model state unless kept).
+        unwritten_targets: target weights the output will not carry (the
+            model's non-trainable weights when only trainable ones are kept).
+        ema_swapped: how many variables are read from their EMA shadow.
+        problems: every `Problem` found; empty when the plan can run.
+    """
+
+    keep: str
+    assignments: list = dataclasses.field(default_factory=list)
+    dropped: list = dataclasses.field(default_factory=list)
+    left_out: dict = dataclasses.field(default_factory=dict)
+    kept: list = dataclasses.field(default_factory=list)
+    unwritten_targets: list = dataclasses.field(default_factory=list)
+    ema_swapped: int = 0
+    problems: list = dataclasses.field(default_factory=list)
+
+    def raise_for_problems(self):
+        """Raises `PlanError` listing every problem, if there is any."""
+        if self.problems:
+            raise PlanError(self.problems)
+
+    @property
+    def target_paths(self):
+        return [target for assignment in self.assignments for target in assignment.targets]
+
+
+def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
+              resolve_parameters=None):
+    """Plans a conversion from metadata alone.
+
+    Args:
+        variables: dict of checkpoint key to `migrate.legacy_checkpoint.SourceVariable`.
+        table: a `migrate.MappingTable`.
+        targets: dict of path to `migrate.target_model.TargetWeight`.
+        keep: "trainable" (default) or "model_state" (also carry the model's
+            non-trainable weights, such as BatchNorm statistics).
+        ema_shadows: when given, a dict of variable key to the key of its
+            `ExponentialMovingAverage` shadow, read in its place.
+        resolve_parameters: optional `(layout name, TF1 scope, parameters) ->
+            parameters`, which fills parameters the table left unset (for
+            example an LSTM's forget_bias read from the graph).
+
+    Returns:
+        A `ConversionPlan`; check `problems` or call `raise_for_problems()`.
+    """
+    if keep not in KEEP_MODES:
+        raise ValueError(f"Expected keep to be one of {sorted(KEEP_MODES)}. Received: keep={keep!r}")
+    kept_roles = KEEP_MODES[keep]
+    ema_shadows = ema_shadows or {}
+    plan = ConversionPlan(keep=keep, left_out={role: [] for role in Role})
+    layout_groups = collections.OrderedDict()
+    filled = collections.defaultdict(list)
+
+    for name, variable in variables.items():
+        if variable.role not in kept_roles and variable.role is not Role.UNKNOWN:
+            plan.left_out[variable.role].append(variable)
+            continue
+        found = table.lookup(name)
+        if found is None:
+            kind = "unknown role" if variable.role is Role.UNKNOWN else "unmapped"
+            hint = ("its role is unknown (not trainable, not a slot, step or statistic); map it or "
+                    "add a rule with drop = true" if variable.role is Role.UNKNOWN
+                    else f"no rule matches this {variable.role.value} variable")
+            plan.problems.append(Problem(kind, hint, name, variable.shape))
+            continue
+        if found.rule.drop:
+            plan.dropped.append((variable, found.rule.index))
+            continue
+        plan.kept.append(variable)
+        read_key = ema_shadows.get(name, name)
+        if read_key != name:
+            plan.ema_swapped += 1
+        if found.rule.layout is not None:
+            group = layout_groups.setdefault((found.rule.index, found.scope), {
+                "rule": found.rule, "target": found.target, "scope": found.scope, "parts": {}})
+            group["parts"][found.part] = (variable, read_key)
+            continue
+        _plan_plain(plan, found, variable, read_key, targets, filled)
+
+    for group in layout_groups.values():
+        _plan_layout(plan, group, targets, filled, resolve_parameters)
+
+    required = {path for path, weight in targets.items() if weight.trainable or keep == "model_state"}
+    for path, sources in sorted(filled.items()):
+        if len(sources) > 1:
+            plan.problems.append(Problem(
+                "collision", f"{len(sources)} sources land on this target: {', '.join(sources)}",
+                target=path, target_shape=targets[path].shape))
+        elif path in targets and path not in required:
+            plan.problems.append(Problem(
+                "not kept", "the target is a non-trainable weight; it is written only with "
+                "keep=model_state", sources[0], None, path, targets[path].shape))
+    for path in sorted(required - set(filled)):
+        plan.problems.append(Problem(
+            "unfilled", "no source variable fills this target weight",
+            target=path, target_shape=targets[path].shape))
+    plan.unwritten_targets = [targets[path] for path in sorted(set(targets) - required)]
+    return plan
+
+
+def _plan_plain(plan, found, variable, read_key, targets, filled):
+    rule = found.rule
+    target = targets.get(found.target)
+    filled[found.target].append(variable.name)
+    if target is None:
+        plan.problems.append(Problem(
+            "no such target", f"{rule.describe()} names a weight the model does not have"
+            f"{_suggest(found.target, targets)}", variable.name, variable.shape, found.target))
+        return
+    try:
+        shape, dtype = transforms_lib.output_spec(rule.transforms, variable.shape, variable.dtype)
+    except transforms_lib.TransformError as error:
+        plan.problems.append(Problem("transform", f"{rule.describe()}: {error}",
+                                     variable.name, variable.shape, target.path, target.shape))
+        return
+    if shape != target.shape:
+        steps = f" after {', '.join(map(str, rule.transforms))}" if rule.transforms else ""
+        plan.problems.append(Problem(
+            "shape mismatch", f"{rule.describe()} gives shape {_shape(shape)}{steps}",
+            variable.name, variable.shape, target.path, target.shape))
+        return
+    if dtype != target.dtype:
+        plan.problems.append(Problem(
+            "dtype mismatch", f"{rule.describe()} gives {dtype}, the target is {target.dtype}; "
+            f"add transform cast({target.dtype}) if the conversion is intended",
+            variable.name, variable.shape, target.path, target.shape))
+        return
+    plan.assignments.append(Assignment(rule, (variable.name,), (read_key,), (target.path,)))
+
+
+def _plan_layout(plan, group, targets, filled, resolve_parameters):
+    rule, scope, target_scope = group["rule"], group["scope"], group["target"]
+    converter = layouts.get(rule.layout)
+    parameters = dict(rule.parameters)
+    if resolve_parameters is not None:
+        parameters = resolve_parameters(rule.layout, scope, parameters)
+    present = group["parts"]
+    failed = False
+    for part, reason in converter.unsupported_parts.items():
+        if part in present:
+            variable = present[part][0]
+            plan.problems.append(Problem(
+                "unsupported", f"{rule.describe()}: layout {rule.layout!r} cannot convert it: "
+                f"{reason}", variable.name, variable.shape))
+            failed = True
+    source_parts = converter.sources(parameters)
+    for part in source_parts:
+        if part not in present:
+            plan.problems.append(Problem(
+                "missing part", f"{rule.describe()}: layout {rule.layout!r} needs "
+                f"{scope}/{part}, which the checkpoint does not hold", f"{scope}/{part}"))
+            failed = True
+    target_parts = converter.targets(parameters)
+    target_paths = tuple(f"{target_scope}/{part}" for part in target_parts)
+    for path in target_paths:
+        filled[path].append(f"{scope} ({rule.layout})")
+        if path not in targets:
+            plan.problems.append(Problem(
+                "no such target", f"{rule.describe()}: layout {rule.layout!r} fills a weight the "
+                f"model does not have{_suggest(path, targets)}", scope, None, path))
+            failed = True
+    if failed:
+        return
+    sources = [present[part][0] for part in source_parts]
+    target_shapes = {part: targets[path].shape for part, path in zip(target_parts, target_paths)}
+    try:
+        shapes = converter.output_shapes({part: variable.shape for part, variable
+                                          in zip(source_parts, sources)}, target_shapes, parameters)
+    except layouts.LayoutError as error:
+        plan.problems.append(Problem("layout", f"{rule.describe()}: {error}", scope, None,
+                                     target_scope))
+        return
+    for part, path in zip(target_parts, target_paths):
+        produced = tuple(shapes[part])
+        if produced != targets[path].shape:
+            plan.problems.append(Problem(
+                "shape mismatch", f"{rule.describe()}: layout {rule.layout!r} gives "
+                f"{_shape(produced)}", f"{scope}/{part}", None, path, targets[path].shape))
+            failed = True
+        if sources[0].dtype != targets[path].dtype:
+            plan.problems.append(Problem(
+                "dtype mismatch", f"{rule.describe()}: the sources are {sources[0].dtype}, "
+                f"the target is {targets[path].dtype}", scope, None, path, targets[path].shape))
+            failed = True
+    if failed:
+        return
+    plan.assignments.append(Assignment(
+        rule, tuple(variable.name for variable in sources),
+        tuple(present[part][1] for part in source_parts), target_paths, tuple(source_parts),
+        tuple(target_parts), parameters, tuple(target_shapes[part] for part in target_parts)))
+
+
+def _suggest(path, targets):
+    close = difflib.get_close_matches(path, list(targets), n=1)
+    return f" (closest model weight: {close[0]!r})" if close else ""

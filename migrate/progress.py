@@ -1,0 +1,76 @@
+"""Progress for long work: a one-line bar on a terminal, plain log lines otherwise."""
+
+import sys
+import time
+
+
+def format_bytes(count):
+    """Returns `count` bytes as a short human string, e.g. `553.4 MB`."""
+    for unit in ("B", "kB", "MB", "GB"):
+        if abs(count) < 1000 or unit == "GB":
+            return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
+        count /= 1000
+    return f"{count:.1f} GB"
+
+
+class Progress:
+    """Counts items and bytes against known totals and shows how far along the work is.
+
+    Args:
+        label: what is being done, e.g. "convert".
+        total_items: number of items expected.
+        total_bytes: bytes expected.
+        stream: where to write; standard error by default.
+        enabled: False to stay silent (library calls default to silent).
+    """
+
+    def __init__(self, label, total_items, total_bytes, *, stream=None, enabled=True,
+                 interval_seconds=5.0):
+        self.label = label
+        self.total_items = total_items
+        self.total_bytes = total_bytes
+        self.items = 0
+        self.bytes = 0
+        self._stream = stream or sys.stderr
+        self._enabled = enabled
+        self._terminal = enabled and hasattr(self._stream, "isatty") and self._stream.isatty()
+        self._started = time.monotonic()
+        self._last_shown = 0.0
+        self._interval = interval_seconds
+        self._last_decile = -1
+
+    def advance(self, items=1, nbytes=0, note=""):
+        self.items += items
+        self.bytes += nbytes
+        if not self._enabled:
+            return
+        now = time.monotonic()
+        if self._terminal:
+            if now - self._last_shown >= 0.1 or self.items >= self.total_items:
+                self._stream.write("\r" + self._line(now, note)[:200].ljust(100))
+                self._stream.flush()
+                self._last_shown = now
+            return
+        decile = int(10 * self.items / max(self.total_items, 1))
+        if decile != self._last_decile or now - self._last_shown >= self._interval:
+            self._stream.write(self._line(now, note) + "\n")
+            self._stream.flush()
+            self._last_decile, self._last_shown = decile, now
+
+    def close(self):
+        if self._terminal:
+            self._stream.write("\n")
+            self._stream.flush()
+
+    def _line(self, now, note):
+        elapsed = now - self._started
+        fraction = self.bytes / self.total_bytes if self.total_bytes else (
+            self.items / max(self.total_items, 1))
+        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
+        width = 24
+        filled = int(width * min(fraction, 1.0))
+        bar = "#" * filled + "-" * (width - filled)
+        text = (f"{self.label} [{bar}] {self.items}/{self.total_items} "
+                f"{format_bytes(self.bytes)}/{format_bytes(self.total_bytes)} "
+                f"{elapsed:.1f}s ETA {eta:.1f}s")
+        return f"{text} {note}" if note else text

@@ -1,0 +1,118 @@
+"""Conversion reports: a short summary for people and a JSON document for programs."""
+
+import dataclasses
+import json
+
+from migrate.progress import format_bytes
+from migrate.roles import Role
+
+
+def role_totals(variables, plan=None):
+    """Counts variables and bytes per role, and how many of each are kept, dropped, left out.
+
+    Args:
+        variables: dict of checkpoint key to `SourceVariable`.
+        plan: the `ConversionPlan`, or None to count roles only.
+
+    Returns:
+        `{role value: {"count", "bytes", "kept", "kept_bytes", "dropped",
+        "dropped_bytes", "left_out", "left_out_bytes"}}` for every role.
+    """
+    totals = {role.value: dict.fromkeys(
+        ("count", "bytes", "kept", "kept_bytes", "dropped", "dropped_bytes", "left_out",
+         "left_out_bytes"), 0) for role in Role}
+    for variable in variables.values():
+        entry = totals[variable.role.value]
+        entry["count"] += 1
+        entry["bytes"] += variable.nbytes
+    if plan is not None:
+        for variable in plan.kept:
+            totals[variable.role.value]["kept"] += 1
+            totals[variable.role.value]["kept_bytes"] += variable.nbytes
+        for variable, _ in plan.dropped:
+            totals[variable.role.value]["dropped"] += 1
+            totals[variable.role.value]["dropped_bytes"] += variable.nbytes
+        for role, left_out in plan.left_out.items():
+            totals[role.value]["left_out"] += len(left_out)
+            totals[role.value]["left_out_bytes"] += sum(variable.nbytes for variable in left_out)
+    return totals
+
+
+@dataclasses.dataclass
+class ConversionReport:
+    """What a conversion (or a dry run) did.
+
+    Attributes:
+        checkpoint: the legacy checkpoint prefix.
+        role_origin: where the roles came from (graph collections or name rules).
+        table: the mapping table's origin.
+        output: the output directory, or None for a dry run.
+        keep: "trainable" or "model_state".
+        roles: `role_totals(...)` of the checkpoint.
+        written_weights: target weights written.
+        written_bytes: bytes of those weights.
+        dropped: TF1 names a table rule dropped.
+        unwritten_targets: model weights the output does not carry.
+        ema_swapped: variables read from their EMA shadow.
+        nonfinite: `[name, count]` of tensors holding NaN/Inf.
+        seconds: wall time of the conversion.
+        dry_run: True when nothing was written.
+    """
+
+    checkpoint: str
+    role_origin: str
+    table: str
+    output: str | None
+    keep: str
+    roles: dict
+    written_weights: int = 0
+    written_bytes: int = 0
+    dropped: list = dataclasses.field(default_factory=list)
+    unwritten_targets: list = dataclasses.field(default_factory=list)
+    ema: bool = False
+    ema_swapped: int = 0
+    nonfinite: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+    dry_run: bool = False
+
+    @property
+    def warnings(self):
+        notes = []
+        if self.unwritten_targets:
+            examples = ", ".join(self.unwritten_targets[:3])
+            notes.append(
+                f"The output does not carry {len(self.unwritten_targets)} non-trainable model "
+                f"weight(s) ({examples}{', ...' if len(self.unwritten_targets) > 3 else ''}); "
+                f"restored models keep their initial values (BatchNorm: mean 0, variance 1), so "
+                f"inference differs from the legacy graph. Use --keep=model_state to carry them.")
+        if self.nonfinite:
+            notes.append(f"{len(self.nonfinite)} tensor(s) hold NaN/Inf: "
+                         + ", ".join(f"{name} ({count})" for name, count in self.nonfinite[:5]))
+        return notes
+
+    def to_json(self):
+        document = dataclasses.asdict(self)
+        document["warnings"] = self.warnings
+        return document
+
+    def dumps(self):
+        return json.dumps(self.to_json(), indent=2, sort_keys=True)
+
+    def summary(self):
+        """Returns a few lines a person can read."""
+        action = "Planned (dry run, nothing written)" if self.dry_run else f"Wrote {self.output}"
+        lines = [
+            f"{action}: {self.written_weights} weight(s), {format_bytes(self.written_bytes)}, "
+            f"keep={self.keep}" + (f", EMA shadows used for {self.ema_swapped}" if self.ema else "")
+            + (f", {self.seconds:.1f}s" if self.seconds else ""),
+            f"  source {self.checkpoint} (roles from {self.role_origin})",
+            f"  {'role':<15}{'variables':>10}{'kept':>7}{'dropped':>9}{'left out':>10}"
+            f"{'bytes left out':>16}",
+        ]
+        for role, entry in self.roles.items():
+            if entry["count"]:
+                lines.append(f"  {role:<15}{entry['count']:>10}{entry['kept']:>7}"
+                             f"{entry['dropped']:>9}{entry['left_out']:>10}"
+                             f"{format_bytes(entry['left_out_bytes']):>16}")
+        lines.extend(f"  warning: {note}" for note in self.warnings)
+        return "\n".join(lines)

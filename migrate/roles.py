@@ -1,0 +1,132 @@
+"""Roles of the variables in a legacy checkpoint, and the name rules that guess them.
+
+A TF1 checkpoint holds the model's weights next to training state. Every
+variable gets one `Role`; the graph's own collections decide where a `.meta`
+is available, and the name rules below decide the rest. Each decision records
+its `RoleSource` so the report can say why a variable was kept or left out.
+"""
+
+import enum
+import re
+
+
+class Role(str, enum.Enum):
+    """What a checkpoint variable is for."""
+
+    TRAINABLE = "trainable"
+    MODEL_STATE = "model_state"  # not trained, but part of the model (BatchNorm statistics)
+    OPTIMIZER_SLOT = "optimizer_slot"
+    EMA_SHADOW = "ema_shadow"
+    BOOKKEEPING = "bookkeeping"  # global_step, Adam's beta powers, counters
+    UNKNOWN = "unknown"
+
+
+class RoleSource(str, enum.Enum):
+    """Where a role decision came from."""
+
+    GRAPH = "graph collection"
+    BUILDER = "builder graph"
+    NAME_RULE = "name rule"
+
+
+# Roles a conversion may carry into the output, by `keep` mode.
+KEEP_MODES = {
+    "trainable": frozenset({Role.TRAINABLE}),
+    "model_state": frozenset({Role.TRAINABLE, Role.MODEL_STATE}),
+}
+
+EMA_SUFFIX = "ExponentialMovingAverage"
+
+# Slot variables are `<variable>/<optimizer name>[_N]`. The names are those the
+# tf.compat.v1.train optimizers give by default, plus BERT's AdamWeightDecay.
+_OPTIMIZER_NAMES = (
+    "Adam", "Momentum", "RMSProp", "Adagrad", "AdagradDA", "ProximalAdagrad", "Ftrl",
+    "Adadelta", "GradientDescent", "ProximalGradientDescent", "LARSOptimizer", "LAMB",
+    "adam_m", "adam_v", "AdamWeightDecay", "Nadam", "AdaMax", "LazyAdam", "ShampooOptimizer",
+)
+_SLOT_PATTERN = re.compile(r".+/(?:%s)(?:_\d+)?" % "|".join(_OPTIMIZER_NAMES))
+_EMA_PATTERN = re.compile(r".+/%s(?:_\d+)?" % EMA_SUFFIX)
+_BOOKKEEPING_PATTERN = re.compile(
+    r"(?:.*/)?(?:global_step|beta[12]_power(?:_\d+)?|step|iterations|learning_rate|"
+    r"loss_scale|good_steps|train_step)")
+_MODEL_STATE_PATTERN = re.compile(
+    r".+/(?:moving_mean|moving_variance|renorm_mean|renorm_stddev|renorm_stddev_weight|"
+    r"mean_weight|moving_average|num_batches_tracked)")
+
+
+def role_from_name(name, dtype=None):
+    """Guesses a variable's role from its checkpoint key alone.
+
+    Args:
+        name: the checkpoint key, e.g. `conv1/weights/Momentum`.
+        dtype: the variable's NumPy dtype name, if known; integer, boolean and
+            string variables that match no rule are not model weights.
+
+    Returns:
+        A `Role`.
+
+    Example:
+
+    >>> role_from_name("conv1/weights/Momentum")
+    <Role.OPTIMIZER_SLOT: 'optimizer_slot'>
+    >>> role_from_name("conv1/BatchNorm/moving_mean")
+    <Role.MODEL_STATE: 'model_state'>
+    """
+    if _EMA_PATTERN.fullmatch(name):
+        return Role.EMA_SHADOW
+    if _SLOT_PATTERN.fullmatch(name):
+        return Role.OPTIMIZER_SLOT
+    if _BOOKKEEPING_PATTERN.fullmatch(name):
+        return Role.BOOKKEEPING
+    if _MODEL_STATE_PATTERN.fullmatch(name):
+        return Role.MODEL_STATE
+    if dtype is not None and not _is_floating(dtype):
+        return Role.UNKNOWN
+    return Role.TRAINABLE
+
+
+def _is_floating(dtype):
+    return str(dtype) in ("float16", "bfloat16", "float32", "float64")
+
+
+def classify(variables, collections=None, source=RoleSource.GRAPH):
+    """Gives every checkpoint variable a role.
+
+    Args:
+        variables: mapping of checkpoint key to dtype name.
+        collections: where a graph is known, a mapping with the keys
+            `trainable`, `model`, `global_step`, `moving_average`, `global`,
+            each a set of checkpoint keys from the graph's collections of the
+            same names; `None` when only names are known.
+        source: the `RoleSource` to record for decisions made from
+            `collections` (the `.meta` graph or a builder's graph).
+
+    Returns:
+        A dict of checkpoint key to `(Role, RoleSource, reason)`.
+    """
+    roles = {}
+    collections = collections or {}
+    trainable = collections.get("trainable", set())
+    model = collections.get("model", set())
+    global_step = collections.get("global_step", set())
+    averaged = collections.get("moving_average", set())
+    for name, dtype in variables.items():
+        owner, _, leaf = name.rpartition("/")
+        if name in trainable:
+            roles[name] = (Role.TRAINABLE, source, "in TRAINABLE_VARIABLES")
+        elif name in global_step:
+            roles[name] = (Role.BOOKKEEPING, source, "in GLOBAL_STEP")
+        elif owner in averaged and leaf.startswith(EMA_SUFFIX):
+            roles[name] = (Role.EMA_SHADOW, source, f"average of {owner}")
+        elif owner in trainable:
+            roles[name] = (Role.OPTIMIZER_SLOT, source, f"slot of trainable {owner}")
+        elif name in model:
+            roles[name] = (Role.MODEL_STATE, source, "in MODEL_VARIABLES, not trainable")
+        else:
+            role = role_from_name(name, dtype)
+            if collections and role is Role.TRAINABLE:
+                # The graph knows every trainable variable; a float variable it
+                # does not list as trainable is not one.
+                role = Role.UNKNOWN
+            roles[name] = (role, RoleSource.NAME_RULE, f"name looks like {role.value}")
+    return roles

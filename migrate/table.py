@@ -1,0 +1,282 @@
+"""Mapping tables: ordered rules from TF1 variable names to Keras weight paths.
+
+A table is TOML data, never code. Rules are tried in order and the first
+rule whose `match` fully matches a TF1 name wins:
+
+    [[rule]]
+    match = 'vgg_16/conv(\\d)/conv\\d_(\\d)/weights'
+    target = 'block\\1_conv\\2/kernel'
+    transform = ["reshape(-1, 4096)"]     # optional, left to right
+
+    [[rule]]
+    match = 'vgg_16/fc8/.*'
+    drop = true                            # left out on purpose, counted
+
+    [[rule]]
+    match = 'rnn/multi_rnn_cell/cell_(\\d)/lstm_cell'   # a TF1 scope
+    layout = 'lstm'                                      # see migrate.layouts
+    target = 'lstm_\\1/lstm_cell'                        # a Keras scope
+    forget_bias = 1.0                                    # converter parameter
+
+Example:
+
+>>> table = MappingTable.from_text('''
+... [[rule]]
+... match = 'dense/(kernel|bias)'
+... target = 'classifier/\\\\1'
+... ''')
+>>> table.lookup("dense/kernel").target
+'classifier/kernel'
+"""
+
+import dataclasses
+import hashlib
+import re
+import tomllib
+from typing import Any, Mapping
+
+from migrate import layouts
+from migrate import transforms as transforms_lib
+from migrate.errors import TableError
+from migrate.errors import first_line
+
+_RULE_KEYS = frozenset({"match", "target", "transform", "drop", "layout"})
+_TABLE_KEYS = frozenset({"rule", "description"})
+_GROUP_REFERENCE = re.compile(r"\\(\d+)|\\g<(\w+)>")
+# TF1 op names are short; a bound on what a pattern is asked to match keeps
+# even a slow pattern's worst case small.
+MAX_NAME_LENGTH = 1024
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    """One table rule; `index` is its 1-based position in the table."""
+
+    index: int
+    match: str
+    pattern: re.Pattern
+    target: str | None = None
+    transforms: tuple = ()
+    drop: bool = False
+    layout: str | None = None
+    parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+
+    def describe(self):
+        return f"rule {self.index} (match {self.match!r})"
+
+
+@dataclasses.dataclass(frozen=True)
+class RuleMatch:
+    """A TF1 name matched by a rule.
+
+    Attributes:
+        rule: the winning rule.
+        source: the TF1 name.
+        target: the Keras weight path (for a layout rule: the Keras scope);
+            `None` when the rule drops the name.
+        scope: for a layout rule, the TF1 scope that `rule.match` matched.
+        part: for a layout rule, the name's part under that scope.
+    """
+
+    rule: Rule
+    source: str
+    target: str | None
+    scope: str | None = None
+    part: str | None = None
+
+
+class MappingTable:
+    """An ordered list of `Rule`s read from TOML.
+
+    Attributes:
+        rules: the rules in table order.
+        origin: the file the table came from, or a description.
+        sha256: hex digest of the table's bytes, for manifests and resuming.
+        description: the table's optional `description`.
+    """
+
+    def __init__(self, rules, *, origin="<table>", sha256="", description=""):
+        self.rules = tuple(rules)
+        self.origin = origin
+        self.sha256 = sha256
+        self.description = description
+
+    @classmethod
+    def load(cls, path):
+        """Reads a table from a TOML file.
+
+        Raises:
+            TableError: the file cannot be read or the table is not valid; the
+                message names the file, the rule index and the problem.
+        """
+        path = str(path)
+        if "://" in path:
+            # Remote filesystems (gs://, s3://, ...) go through TensorFlow;
+            # local tables are read without importing it, so `lint` stays fast.
+            from migrate import files
+            try:
+                data = files.read_bytes(path)
+            except Exception as error:  # tf.errors.NotFoundError and friends.
+                raise TableError(f"Cannot read mapping table {path}: {first_line(error)}") from None
+        else:
+            data = _read_local(path)
+        return cls.from_bytes(data, origin=str(path))
+
+    @classmethod
+    def from_text(cls, text, origin="<string>"):
+        """Reads a table from TOML text."""
+        return cls.from_bytes(text.encode("utf-8"), origin=origin)
+
+    @classmethod
+    def from_bytes(cls, data, origin="<bytes>"):
+        try:
+            document = tomllib.loads(data.decode("utf-8"))
+        except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
+            raise TableError(f"Mapping table {origin} is not valid TOML: {error}") from None
+        unknown = sorted(set(document) - _TABLE_KEYS)
+        if unknown:
+            raise TableError(
+                f"Mapping table {origin} has unknown top-level key(s) {unknown}. "
+                f"Expected only [[rule]] entries and an optional description.")
+        entries = document.get("rule", [])
+        if not isinstance(entries, list) or not entries:
+            raise TableError(f"Mapping table {origin} has no [[rule]] entries.")
+        rules = [_parse_rule(index, entry, origin) for index, entry in enumerate(entries, 1)]
+        return cls(rules, origin=origin, sha256=hashlib.sha256(data).hexdigest(),
+                   description=str(document.get("description", "")))
+
+    def lookup(self, name):
+        """Returns the `RuleMatch` of the first rule that fully matches `name`, or None."""
+        if len(name) > MAX_NAME_LENGTH:
+            raise TableError(f"TF1 name is longer than {MAX_NAME_LENGTH} characters: {name[:80]}...")
+        for rule in self.rules:
+            found = _match_rule(rule, name)
+            if found is not None:
+                return found
+        return None
+
+    def __len__(self):
+        return len(self.rules)
+
+    def __repr__(self):
+        return f"MappingTable({self.origin!r}, {len(self.rules)} rules)"
+
+
+def _match_rule(rule, name):
+    if rule.layout is None:
+        match = rule.pattern.fullmatch(name)
+        if match is None:
+            return None
+        target = None if rule.drop else match.expand(rule.target)
+        return RuleMatch(rule, name, target)
+    converter = layouts.get(rule.layout)
+    parts = converter.sources(rule.parameters) + tuple(converter.unsupported_parts)
+    for part in parts:
+        if name.endswith("/" + part):
+            scope = name[:-len(part) - 1]
+            match = rule.pattern.fullmatch(scope)
+            if match is not None:
+                target = None if rule.drop else match.expand(rule.target)
+                return RuleMatch(rule, name, target, scope=scope, part=part)
+    return None
+
+
+def _parse_rule(index, entry, origin):
+    where = f"Rule {index} of mapping table {origin}"
+    if not isinstance(entry, dict):
+        raise TableError(f"{where} is not a table of keys.")
+    layout_name = entry.get("layout")
+    allowed = set(_RULE_KEYS)
+    converter = None
+    if layout_name is not None:
+        try:
+            converter = layouts.get(layout_name)
+        except layouts.LayoutError as error:
+            raise TableError(f"{where}: {error}") from None
+        allowed |= set(converter.parameters)
+    unknown = sorted(set(entry) - allowed)
+    if unknown:
+        raise TableError(f"{where} has unknown key(s) {unknown}. Expected: {sorted(allowed)}.")
+    match_text = entry.get("match")
+    if not isinstance(match_text, str) or not match_text:
+        raise TableError(f"{where} needs `match`, a regular expression string.")
+    try:
+        pattern = re.compile(match_text)
+    except re.error as error:
+        raise TableError(f"{where}: `match` {match_text!r} is not a valid regex: {error}") from None
+    _check_backtracking(pattern, where)
+    drop = entry.get("drop", False)
+    if not isinstance(drop, bool):
+        raise TableError(f"{where}: `drop` must be true or false. Received: drop={drop!r}")
+    target = entry.get("target")
+    if drop and target is not None:
+        raise TableError(f"{where} has both `drop` and `target`; a rule either maps or drops.")
+    if not drop:
+        if not isinstance(target, str) or not target:
+            raise TableError(f"{where} needs `target` (a Keras weight path) or `drop = true`.")
+        _check_group_references(target, pattern, where)
+    transform_texts = entry.get("transform", [])
+    if isinstance(transform_texts, str):
+        transform_texts = [transform_texts]
+    if not isinstance(transform_texts, list):
+        raise TableError(f"{where}: `transform` must be a list of strings.")
+    if transform_texts and (drop or converter is not None):
+        raise TableError(f"{where}: `transform` applies only to a rule with a plain `target`.")
+    try:
+        parsed = transforms_lib.parse_all(transform_texts)
+    except transforms_lib.TransformError as error:
+        raise TableError(f"{where}: `transform` is not valid: {error}") from None
+    parameters = {}
+    if converter is not None:
+        parameters = dict(converter.parameters)
+        parameters.update({key: value for key, value in entry.items() if key not in _RULE_KEYS})
+    return Rule(index=index, match=match_text, pattern=pattern, target=target,
+                transforms=parsed, drop=drop, layout=layout_name, parameters=parameters)
+
+
+def _check_group_references(target, pattern, where):
+    for reference in _GROUP_REFERENCE.finditer(target):
+        number, name = reference.groups()
+        if number is not None and int(number) > pattern.groups:
+            raise TableError(
+                f"{where}: `target` refers to group {number} but `match` has "
+                f"{pattern.groups} group(s). Received: target={target!r}")
+        if name is not None and not name.isdigit() and name not in pattern.groupindex:
+            raise TableError(f"{where}: `target` refers to unknown group {name!r}.")
+
+
+def _check_backtracking(pattern, where):
+    """Refuses nested unbounded repeats such as `(a+)+`, which can take exponential time."""
+    import re._parser as parser  # The standard library's own regex parser.
+
+    def walk(items, inside_repeat):
+        for operation, argument in items:
+            if operation in (parser.MAX_REPEAT, parser.MIN_REPEAT, parser.POSSESSIVE_REPEAT):
+                low, high, body = argument
+                unbounded = high == parser.MAXREPEAT or high > 64
+                if unbounded and inside_repeat and operation != parser.POSSESSIVE_REPEAT:
+                    raise TableError(
+                        f"{where}: `match` {pattern.pattern!r} nests one unbounded repetition "
+                        f"inside another, which can take exponential time; rewrite it, e.g. "
+                        f"'(a+)+' as 'a+'.")
+                walk(body, inside_repeat or unbounded)
+            elif operation == parser.SUBPATTERN:
+                walk(argument[-1], inside_repeat)
+            elif operation == parser.BRANCH:
+                for branch in argument[1]:
+                    walk(branch, inside_repeat)
+            elif operation in (parser.ASSERT, parser.ASSERT_NOT):
+                walk(argument[1], inside_repeat)
+            elif operation == parser.ATOMIC_GROUP:
+                walk(argument, inside_repeat)
+
+    walk(parser.parse(pattern.pattern), False)
+
+
+def _read_local(path):
+    try:
+        with open(path, "rb") as file:
+            return file.read()
+    except OSError as error:
+        raise TableError(f"Cannot read mapping table {path}: {error.strerror}") from None
+

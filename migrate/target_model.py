@@ -1,0 +1,129 @@
+"""The target Keras model: its weights by path, and which of them a checkpoint can reach."""
+
+import dataclasses
+import importlib
+import math
+
+import numpy as np
+
+from migrate.errors import ModelError
+from migrate.errors import first_line
+
+
+@dataclasses.dataclass(frozen=True)
+class TargetWeight:
+    """One weight of the target model.
+
+    Attributes:
+        path: Keras 3 `Variable.path` (for tf_keras models: the variable name
+            without `:0`), e.g. `block1_conv1/kernel`.
+        shape: the weight's shape.
+        dtype: dtype name.
+        trainable: whether it is a trainable weight.
+    """
+
+    path: str
+    shape: tuple
+    dtype: str
+    trainable: bool
+
+    @property
+    def nbytes(self):
+        return math.prod(self.shape) * np.dtype(self.dtype).itemsize
+
+
+def load_factory(spec):
+    """Imports `module:callable` and returns the callable.
+
+    Only the named module is imported, and importing it runs its code.
+
+    Raises:
+        ModelError: the text is not `module:callable`, or the import fails.
+    """
+    module_name, _, attribute = str(spec).partition(":")
+    if not module_name or not attribute:
+        raise ModelError(
+            f"Expected a model factory as module:callable, e.g. "
+            f"migrate.zoo.resnet_v1_50:build_model. Received: --model={spec!r}")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:
+        raise ModelError(f"Cannot import model module {module_name!r}: {first_line(error)}") from None
+    factory = getattr(module, attribute, None)
+    if not callable(factory):
+        raise ModelError(f"Module {module_name!r} has no callable {attribute!r}.")
+    return factory
+
+
+def build(factory):
+    """Calls a model factory and checks that it returned a built Keras model.
+
+    Raises:
+        ModelError: the factory failed or returned something else.
+    """
+    try:
+        model = factory()
+    except Exception as error:
+        raise ModelError(f"The model factory failed: {first_line(error)}") from None
+    if not hasattr(model, "trainable_weights") or not hasattr(model, "non_trainable_weights"):
+        raise ModelError(f"Expected the model factory to return a Keras model. "
+                         f"Received: {type(model).__name__}")
+    if not model.weights:
+        raise ModelError("The model has no weights; build it (call it on an input) in the factory.")
+    return model
+
+
+def is_keras_3(model):
+    return type(model).__module__.startswith("keras.")
+
+
+def weight_path(variable):
+    """Returns the path a table targets: Keras 3 `path`, or a tf_keras name without `:0`."""
+    path = getattr(variable, "path", None)
+    if isinstance(path, str) and path:
+        return path
+    name = variable.name
+    return name[:-2] if name.endswith(":0") else name
+
+
+def weights(model):
+    """Returns a dict of path to `(TargetWeight, variable)` for every model weight.
+
+    Raises:
+        ModelError: two weights share a path, so a table could not tell them apart.
+    """
+    found = {}
+    for trainable, variables in ((True, model.trainable_weights),
+                                 (False, model.non_trainable_weights)):
+        for variable in variables:
+            path = weight_path(variable)
+            if path in found:
+                raise ModelError(
+                    f"Two model weights share the path {path!r}; give their layers unique names.")
+            dtype = variable.dtype
+            dtype = getattr(dtype, "name", dtype)
+            found[path] = (TargetWeight(path, tuple(int(size) for size in variable.shape),
+                                        str(dtype), trainable), variable)
+    return found
+
+
+def object_paths(root):
+    """Returns `{id(trackable): path tuple}` for everything a checkpoint of `root` reaches.
+
+    A breadth-first walk of the same object graph `tf.train.Checkpoint`
+    writes, so a weight missing here would be missing from the checkpoint
+    (Keras 3 leaves out layers held in plain Python lists and dicts).
+    """
+    paths = {id(root): ()}
+    queue = [root]
+    while queue:
+        node = queue.pop(0)
+        try:
+            children = node._trackable_children(save_type="checkpoint")
+        except TypeError:
+            children = node._trackable_children()
+        for name, child in children.items():
+            if id(child) not in paths:
+                paths[id(child)] = paths[id(node)] + (name,)
+                queue.append(child)
+    return paths

@@ -1,0 +1,257 @@
+"""Tensor transforms a mapping table can name, parsed by a small strict grammar.
+
+A transform is written `name(arg, ...)`, for example `reshape(-1, 4096)` or
+`cast(float32)`. Arguments are integers, decimal numbers, or dtype names;
+nothing is ever evaluated as code. Each transform is a pure function on a
+NumPy array together with a shape rule, so a plan can check shapes before any
+tensor is read.
+
+Example:
+
+>>> import numpy as np
+>>> steps = parse_all(["reshape(-1, 4)", "transpose(1, 0)"])
+>>> output_spec(steps, (2, 2, 4), "float32")
+((4, 4), 'float32')
+>>> apply_all(steps, np.zeros((2, 2, 4), "float32")).shape
+(4, 4)
+"""
+
+import dataclasses
+import math
+import re
+from typing import Callable
+
+import numpy as np
+
+_CALL = re.compile(r"\s*([a-z_][a-z0-9_]*)\s*\((.*)\)\s*", re.DOTALL)
+_INTEGER = re.compile(r"[+-]?\d+")
+_NUMBER = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32", "int64",
+          "uint8", "bool")
+
+
+class TransformError(ValueError):
+    """A transform is malformed, unknown, or does not fit the tensor's shape."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Transform:
+    """One parsed transform: its name and arguments, e.g. `reshape(-1, 4096)`."""
+
+    name: str
+    arguments: tuple
+
+    def __str__(self):
+        return f"{self.name}({', '.join(str(argument) for argument in self.arguments)})"
+
+
+@dataclasses.dataclass(frozen=True)
+class _Definition:
+    check_arguments: Callable[[tuple], None]
+    output_spec: Callable[[tuple, str, tuple], tuple]
+    apply: Callable[[np.ndarray, tuple], np.ndarray]
+    signature: str
+
+
+def _integers(name, minimum_count=0):
+    def check(arguments):
+        if len(arguments) < minimum_count or not all(isinstance(a, int) for a in arguments):
+            raise TransformError(
+                f"{name} takes {'at least ' + str(minimum_count) + ' ' if minimum_count else ''}"
+                f"integer arguments. Received: {name}{_format(arguments)}")
+    return check
+
+
+def _format(arguments):
+    return "(" + ", ".join(str(argument) for argument in arguments) + ")"
+
+
+def _reshape_spec(shape, dtype, arguments):
+    if sum(1 for size in arguments if size == -1) > 1 or any(size < -1 for size in arguments):
+        raise TransformError(
+            f"reshape takes sizes >= 0 and at most one -1. Received: reshape{_format(arguments)}")
+    total = math.prod(shape)
+    known = math.prod(size for size in arguments if size != -1)
+    if -1 in arguments:
+        if known == 0 or total % known:
+            raise TransformError(
+                f"reshape{_format(arguments)} cannot hold a tensor of shape {tuple(shape)} "
+                f"({total} elements).")
+        new_shape = tuple(total // known if size == -1 else size for size in arguments)
+    else:
+        new_shape = tuple(arguments)
+    if math.prod(new_shape) != total:
+        raise TransformError(
+            f"reshape{_format(arguments)} needs {math.prod(new_shape)} elements; the tensor of "
+            f"shape {tuple(shape)} has {total}.")
+    return new_shape, dtype
+
+
+def _transpose_spec(shape, dtype, arguments):
+    if sorted(arguments) != list(range(len(shape))):
+        raise TransformError(
+            f"transpose takes a permutation of the tensor's {len(shape)} axes. "
+            f"Received: transpose{_format(arguments)} for shape {tuple(shape)}")
+    return tuple(shape[axis] for axis in arguments), dtype
+
+
+def _squeeze_axes(shape, arguments):
+    rank = len(shape)
+    if not arguments:
+        return tuple(axis for axis, size in enumerate(shape) if size == 1)
+    axes = []
+    for axis in arguments:
+        if not -rank <= axis < rank or shape[axis] != 1:
+            raise TransformError(
+                f"squeeze can only remove axes of size 1. Received: squeeze{_format(arguments)} "
+                f"for shape {tuple(shape)}")
+        axes.append(axis % rank)
+    return tuple(sorted(set(axes)))
+
+
+def _squeeze_spec(shape, dtype, arguments):
+    axes = _squeeze_axes(shape, arguments)
+    return tuple(size for axis, size in enumerate(shape) if axis not in axes), dtype
+
+
+def _expand_dims_spec(shape, dtype, arguments):
+    (axis,) = arguments
+    rank = len(shape) + 1
+    if not -rank <= axis < rank:
+        raise TransformError(
+            f"expand_dims axis must be in [{-rank}, {rank}). Received: expand_dims({axis}) "
+            f"for shape {tuple(shape)}")
+    new_shape = list(shape)
+    new_shape.insert(axis % rank, 1)
+    return tuple(new_shape), dtype
+
+
+def _check_cast(arguments):
+    if len(arguments) != 1 or arguments[0] not in DTYPES:
+        raise TransformError(
+            f"cast takes one dtype name, one of {', '.join(DTYPES)}. "
+            f"Received: cast{_format(arguments)}")
+
+
+def _check_expand_dims(arguments):
+    if len(arguments) != 1 or not isinstance(arguments[0], int):
+        raise TransformError(
+            f"expand_dims takes one integer axis. Received: expand_dims{_format(arguments)}")
+
+
+def numpy_dtype(name):
+    """Returns the NumPy dtype for a dtype name, including `bfloat16`."""
+    if name == "bfloat16":
+        import ml_dtypes  # Shipped with TensorFlow; only needed for bfloat16.
+        return np.dtype(ml_dtypes.bfloat16)
+    return np.dtype(name)
+
+
+_DEFINITIONS = {
+    "reshape": _Definition(
+        _integers("reshape", 1), _reshape_spec,
+        lambda array, arguments: np.reshape(array, arguments), "reshape(size, ...)"),
+    "transpose": _Definition(
+        _integers("transpose", 1), _transpose_spec,
+        lambda array, arguments: np.ascontiguousarray(np.transpose(array, arguments)),
+        "transpose(axis, ...)"),
+    "squeeze": _Definition(
+        _integers("squeeze"), _squeeze_spec,
+        lambda array, arguments: np.squeeze(array, _squeeze_axes(array.shape, arguments)),
+        "squeeze(axis, ...)"),
+    "expand_dims": _Definition(
+        _check_expand_dims, _expand_dims_spec,
+        lambda array, arguments: np.expand_dims(array, arguments[0]), "expand_dims(axis)"),
+    "cast": _Definition(
+        _check_cast, lambda shape, dtype, arguments: (tuple(shape), arguments[0]),
+        lambda array, arguments: array.astype(numpy_dtype(arguments[0])), "cast(dtype)"),
+}
+
+NAMES = tuple(sorted(_DEFINITIONS))
+
+
+def _parse_argument(text):
+    text = text.strip()
+    if _INTEGER.fullmatch(text):
+        return int(text)
+    if _NUMBER.fullmatch(text):
+        return float(text)
+    if _IDENTIFIER.fullmatch(text):
+        return text
+    raise TransformError(f"argument {text!r} is not an integer, a number or a name")
+
+
+def parse(text):
+    """Parses one transform such as `reshape(-1, 4096)`.
+
+    Raises:
+        TransformError: the text is not `name(arguments)`, the name is unknown,
+            or the arguments do not fit the transform.
+    """
+    if not isinstance(text, str):
+        raise TransformError(f"Expected a transform string such as 'transpose(1, 0)'. "
+                             f"Received: {text!r}")
+    call = _CALL.fullmatch(text)
+    if call is None:
+        raise TransformError(f"Expected name(arguments), e.g. 'transpose(1, 0)'. "
+                             f"Received: {text!r}")
+    name, argument_text = call.groups()
+    if name not in _DEFINITIONS:
+        raise TransformError(
+            f"Unknown transform {name!r}. Expected one of: "
+            f"{', '.join(d.signature for d in _DEFINITIONS.values())}. Received: {text!r}")
+    arguments = ()
+    if argument_text.strip():
+        try:
+            arguments = tuple(_parse_argument(part) for part in argument_text.split(","))
+        except TransformError as error:
+            raise TransformError(f"In {text!r}: {error}") from None
+    _DEFINITIONS[name].check_arguments(arguments)
+    return Transform(name, arguments)
+
+
+def parse_all(texts):
+    """Parses a list of transform strings, in order."""
+    return tuple(parse(text) for text in texts)
+
+
+def output_spec(transforms, shape, dtype):
+    """Returns `(shape, dtype)` after `transforms`, from metadata alone.
+
+    Raises:
+        TransformError: a transform does not fit the shape it receives.
+    """
+    shape = tuple(shape)
+    for transform in transforms:
+        shape, dtype = _DEFINITIONS[transform.name].output_spec(shape, dtype, transform.arguments)
+    return tuple(shape), str(dtype)
+
+
+def apply_all(transforms, array):
+    """Applies `transforms` left to right and returns the new array."""
+    for transform in transforms:
+        array = _DEFINITIONS[transform.name].apply(array, transform.arguments)
+    return array
+
+
+def inverse(transforms, shape, dtype):
+    """Returns transforms that undo `transforms` on a tensor of `shape` and `dtype`.
+
+    Casts are undone by casting back, which is exact only where the first cast
+    lost nothing (for example float32 -> float64 -> float32).
+    """
+    steps = []
+    for transform in transforms:
+        if transform.name == "transpose":
+            permutation = [0] * len(transform.arguments)
+            for position, axis in enumerate(transform.arguments):
+                permutation[axis] = position
+            steps.append(Transform("transpose", tuple(permutation)))
+        elif transform.name == "cast":
+            steps.append(Transform("cast", (dtype,)))
+        else:
+            steps.append(Transform("reshape", tuple(shape)))
+        shape, dtype = output_spec((transform,), shape, dtype)
+    return tuple(reversed(steps))

@@ -1,0 +1,209 @@
+"""Writes a TF2 object-based checkpoint holding only the planned weights, atomically.
+
+The output is a directory: `ckpt.index`, `ckpt.data-*`, a `checkpoint` state
+file (so `tf.train.latest_checkpoint(DIR)` finds it) and `manifest.json`.
+Everything is written into a hidden temporary directory beside the output
+and renamed into place at the end, so an interrupted run leaves nothing
+under the final name. Tensors are read, converted and assigned one
+assignment at a time; the checkpoint shares the model's own variables, so
+no second copy of the weights is ever held.
+"""
+
+import json
+import os
+import uuid
+
+import numpy as np
+
+from migrate import files
+from migrate.errors import CheckpointError
+from migrate.errors import ModelError
+from migrate.errors import OutputError
+from migrate.errors import first_line
+from migrate.target_model import object_paths
+
+CHECKPOINT_NAME = "ckpt"
+MANIFEST_NAME = "manifest.json"
+STATE_FILE_NAME = "checkpoint"
+ROOT_NAME = "model"
+PARTIAL_MARK = ".partial-"
+
+
+def check_output(output_dir, *, overwrite, source_files=()):
+    """Refuses an output that exists (unless `overwrite`) or that holds the input.
+
+    Raises:
+        OutputError: the output cannot be used; nothing has been written.
+    """
+    output_dir = str(output_dir)
+    if not output_dir:
+        raise OutputError("Expected an output directory. Received: --output=''")
+    absolute = _absolute(output_dir)
+    for path in source_files:
+        if _absolute(path).startswith(absolute.rstrip("/") + "/"):
+            raise OutputError(
+                f"Output {output_dir} contains the input file {path}; choose another directory "
+                f"so the input is never touched.")
+    if files.exists(output_dir) and not overwrite:
+        raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+    parent = files.dirname(absolute) if "://" not in output_dir else files.dirname(output_dir)
+    if "://" not in output_dir and parent and not os.access(_nearest_existing(parent), os.W_OK):
+        raise OutputError(f"Cannot write output {output_dir}: {parent} is not writable.")
+
+
+def reachable_paths(model, target_paths, variables_by_path):
+    """Returns `{target path: object path tuple}` for the weights to be written.
+
+    Raises:
+        ModelError: some weights are not reachable from the model's object
+            graph (Keras 3 silently leaves out layers held in plain Python
+            lists or dicts), so a checkpoint could not carry them.
+    """
+    import tensorflow as tf
+
+    paths = object_paths(tf.train.Checkpoint(**{ROOT_NAME: model}))
+    found, missing = {}, []
+    for target in target_paths:
+        object_path = paths.get(id(variables_by_path[target]))
+        if object_path is None:
+            missing.append(target)
+        else:
+            found[target] = object_path
+    if missing:
+        raise ModelError(
+            f"{len(missing)} weight(s) cannot be reached from the model's object graph, so a "
+            f"tf.train.Checkpoint would silently leave them out (Keras 3 does not track layers "
+            f"held in plain Python lists or dicts; assign them to attributes or use a Keras "
+            f"container): {', '.join(missing[:10])}")
+    return found
+
+
+def mirror(object_paths_by_target, variables_by_path):
+    """Builds a trackable tree that holds only the given variables at their model paths."""
+    import tensorflow as tf
+
+    AutoTrackable = tf.__internal__.tracking.AutoTrackable
+    root = AutoTrackable()
+    nodes = {(): root}
+    for target, object_path in object_paths_by_target.items():
+        for depth in range(1, len(object_path)):
+            key = object_path[:depth]
+            if key not in nodes:
+                nodes[key] = AutoTrackable()
+                setattr(nodes[key[:-1]], key[-1], nodes[key])
+        setattr(nodes[object_path[:-1]], object_path[-1], variables_by_path[target])
+    return root
+
+
+def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None):
+    """Reads, converts and assigns every planned tensor, one assignment at a time.
+
+    Returns:
+        `(written_bytes, nonfinite)` where `nonfinite` lists `(name, count)` of
+        tensors holding NaN or Inf (passed only with `allow_nonfinite`).
+
+    Raises:
+        CheckpointError: a tensor cannot be read, or holds NaN/Inf while
+            `allow_nonfinite` is False.
+    """
+    written = 0
+    nonfinite = []
+    for assignment in plan.assignments:
+        arrays = [checkpoint.read(key) for key in assignment.read_keys]
+        for name, array in zip(assignment.read_keys, arrays):
+            if np.issubdtype(array.dtype, np.floating):
+                bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+                if bad:
+                    nonfinite.append((name, bad))
+                    if not allow_nonfinite:
+                        raise CheckpointError(
+                            f"{name} {list(array.shape)} holds {bad} NaN/Inf value(s); refusing "
+                            f"to convert (pass --allow_nonfinite to carry them anyway).")
+        outputs = assignment.convert(arrays)
+        del arrays
+        for target, value in outputs.items():
+            variable = variables_by_path[target]
+            expected = tuple(int(size) for size in variable.shape)
+            if tuple(value.shape) != expected:
+                raise ModelError(f"{target}: conversion produced shape {list(value.shape)}, "
+                                 f"expected {list(expected)}")
+            variable.assign(value)
+            written += value.nbytes
+        if progress is not None:
+            progress.advance(1, sum(value.nbytes for value in outputs.values()),
+                             assignment.targets[0])
+        del outputs
+    if progress is not None:
+        progress.close()
+    return written, nonfinite
+
+
+def write_directory(output_dir, root, manifest, *, overwrite):
+    """Writes the checkpoint of `root` and the manifest, then renames into place.
+
+    Args:
+        output_dir: final output directory.
+        root: trackable holding the weights under `ROOT_NAME`.
+        manifest: dict; `output_files` is filled in here.
+        overwrite: replace an existing `output_dir`.
+
+    Returns:
+        The final checkpoint prefix.
+    """
+    import tensorflow as tf
+
+    output_dir = str(output_dir).rstrip("/")
+    parent = files.dirname(output_dir) or "."
+    temporary = files.join(parent, f".{files.basename(output_dir)}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}")
+    gfile = files.gfile()
+    try:
+        gfile.makedirs(temporary)
+        prefix = tf.train.Checkpoint(**{ROOT_NAME: getattr(root, ROOT_NAME)}).write(
+            files.join(temporary, CHECKPOINT_NAME))
+        # Relative paths keep the directory valid after the rename.
+        files.write_bytes(files.join(temporary, STATE_FILE_NAME),
+                          f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
+                          f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'.encode())
+        manifest["output_files"] = [
+            {"path": name, "sha256": files.sha256(files.join(temporary, name)),
+             "bytes": files.size(files.join(temporary, name))}
+            for name in sorted(gfile.listdir(temporary))
+        ]
+        files.write_bytes(files.join(temporary, MANIFEST_NAME),
+                          (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
+        _replace(temporary, output_dir, overwrite)
+    except (OSError, tf.errors.OpError) as error:
+        raise OutputError(f"Cannot write output {output_dir}: {first_line(error)}") from None
+    finally:
+        if gfile.exists(temporary):
+            gfile.rmtree(temporary)
+    del prefix
+    return files.join(output_dir, CHECKPOINT_NAME)
+
+
+def _replace(temporary, output_dir, overwrite):
+    gfile = files.gfile()
+    previous = None
+    if gfile.exists(output_dir):
+        if not overwrite:
+            raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+        previous = f"{output_dir}.previous-{uuid.uuid4().hex[:8]}"
+        gfile.rename(output_dir, previous)
+    try:
+        gfile.rename(temporary, output_dir)
+    except Exception:
+        if previous is not None:
+            gfile.rename(previous, output_dir)
+        raise
+    if previous is not None:
+        gfile.rmtree(previous)
+
+
+def _absolute(path):
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _nearest_existing(path):
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path or "."
