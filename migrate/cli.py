@@ -180,7 +180,7 @@ def command_verify():
     model = conversion.load_model(model_factory)
     restored = migrate.restore(model, _require(_CONVERTED, "verify"))
     report = migrate.verify(_require(_CHECKPOINT, "verify"), model, batch_size=_BATCH_SIZE.value,
-                            seed=_SEED.value, **settings)
+                            seed=_SEED.value, ema=_EMA.value, **settings)
     document = report.to_json()
     document["restore"] = {"restored": len(restored.restored), "unchanged": restored.unchanged}
     _emit(document, restored.summary() + "\n" + report.summary())
@@ -236,6 +236,8 @@ def main(argv):
         if isinstance(error, errors.PlanError):
             print(error.details(), file=sys.stderr)
         return 1
+    except app.UsageError:
+        raise
     except KeyboardInterrupt:
         print("error: interrupted", file=sys.stderr)
         return 130

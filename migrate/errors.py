@@ -49,5 +49,12 @@ class VerificationError(MigrateError):
 
 def first_line(error):
     """Returns the first line of an exception's message (TensorFlow's run long)."""
-    text = (getattr(error, "message", None) or str(error)).strip()
-    return text.splitlines()[0] if text else type(error).__name__
+    lines = [line.strip() for line in (getattr(error, "message", None) or str(error)).splitlines()
+             if line.strip()]
+    if not lines:
+        return type(error).__name__
+    # TensorFlow often ends the first line with "Original error:" and puts the
+    # cause on the next line.
+    if lines[0].endswith(":") and len(lines) > 1:
+        return f"{lines[0]} {lines[1]}"
+    return lines[0]

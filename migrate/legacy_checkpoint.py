@@ -276,14 +276,15 @@ def _builder_graph(name):
     return graph
 
 
-def _checkpoint_key(variable):
+def checkpoint_key(variable):
+    """Returns the key a TF1 Saver stores `variable` under (a partition's whole name)."""
     slice_info = getattr(variable, "_save_slice_info", None)
     return slice_info.full_name if slice_info else variable.op.name
 
 
 def _collections(graph):
     return {
-        key: {_checkpoint_key(variable) for variable in graph.get_collection(collection)
+        key: {checkpoint_key(variable) for variable in graph.get_collection(collection)
               if hasattr(variable, "op")}
         for key, collection in _COLLECTIONS.items()
     }

@@ -246,29 +246,44 @@ def _check_group_references(target, pattern, where):
 
 
 def _check_backtracking(pattern, where):
-    """Refuses nested unbounded repeats such as `(a+)+`, which can take exponential time."""
+    """Refuses repetition that can make a regex take exponential time.
+
+    Python's `re` backtracks; a repeated group whose body can match the same
+    text in several ways (`(a+)+`, `(a|a?)+`, `(a|aa)+`) explodes on names
+    that almost match. Inside an unbounded repeat we therefore refuse other
+    repeats and alternations. Table rules never need them: write `(a|b)`
+    without a repeat around it, or `[ab]+`.
+    """
     import re._parser as parser  # The standard library's own regex parser.
 
-    def walk(items, inside_repeat):
+    repeats = (parser.MAX_REPEAT, parser.MIN_REPEAT)
+
+    def refuse(construct):
+        raise TableError(
+            f"{where}: `match` {pattern.pattern!r} has {construct} inside an unbounded "
+            f"repetition, which can take exponential time on some names; rewrite it, "
+            f"e.g. '(a+)+' as 'a+' or '(a|b)+' as '[ab]+'.")
+
+    def walk(items, inside_unbounded):
         for operation, argument in items:
-            if operation in (parser.MAX_REPEAT, parser.MIN_REPEAT, parser.POSSESSIVE_REPEAT):
-                low, high, body = argument
-                unbounded = high == parser.MAXREPEAT or high > 64
-                if unbounded and inside_repeat and operation != parser.POSSESSIVE_REPEAT:
-                    raise TableError(
-                        f"{where}: `match` {pattern.pattern!r} nests one unbounded repetition "
-                        f"inside another, which can take exponential time; rewrite it, e.g. "
-                        f"'(a+)+' as 'a+'.")
-                walk(body, inside_repeat or unbounded)
-            elif operation == parser.SUBPATTERN:
-                walk(argument[-1], inside_repeat)
+            if operation in repeats:
+                _, high, body = argument
+                if inside_unbounded:
+                    refuse("a repetition")
+                walk(body, inside_unbounded or high == parser.MAXREPEAT or high > 64)
             elif operation == parser.BRANCH:
+                if inside_unbounded:
+                    refuse("an alternation")
                 for branch in argument[1]:
-                    walk(branch, inside_repeat)
+                    walk(branch, inside_unbounded)
+            elif operation == parser.SUBPATTERN:
+                walk(argument[-1], inside_unbounded)
             elif operation in (parser.ASSERT, parser.ASSERT_NOT):
-                walk(argument[1], inside_repeat)
+                walk(argument[1], inside_unbounded)
             elif operation == parser.ATOMIC_GROUP:
-                walk(argument, inside_repeat)
+                walk(argument, False)
+            elif operation == parser.POSSESSIVE_REPEAT:
+                walk(argument[2], False)
 
     walk(parser.parse(pattern.pattern), False)
 

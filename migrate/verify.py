@@ -63,8 +63,11 @@ def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input
 
 
 def run_legacy(prefix, meta_path, input_tensor, output_tensor, *, batch_size=2, input_shape=None,
-               input_max=None, seed=0):
+               input_max=None, seed=0, ema=False):
     """Runs the legacy graph from its `.meta` with all variables restored by its Saver.
+
+    With `ema`, the variables are restored from their moving averages, as
+    TF1 evaluation did with `ExponentialMovingAverage.variables_to_restore()`.
 
     Returns:
         `(inputs, outputs)` as NumPy arrays.
@@ -86,10 +89,35 @@ def run_legacy(prefix, meta_path, input_tensor, output_tensor, *, batch_size=2, 
         shape = inputs_tensor.shape.as_list() if inputs_tensor.shape.rank is not None else [None]
         inputs = make_inputs(shape, inputs_tensor.dtype.as_numpy_dtype, batch_size=batch_size,
                              input_shape=input_shape, input_max=input_max, seed=seed)
+        if ema:
+            saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, prefix))
         with tf.compat.v1.Session(graph=graph) as session:
             saver.restore(session, prefix)
             outputs = session.run(outputs_tensor, {inputs_tensor: inputs})
     return inputs, outputs
+
+
+def _moving_average_var_list(graph, prefix):
+    """Maps each variable to its EMA shadow's key where the checkpoint has one.
+
+    This is what `ExponentialMovingAverage.variables_to_restore()` returns,
+    built by hand because a new average in an imported graph would pick
+    uniquified shadow names (`.../ExponentialMovingAverage_1`).
+    """
+    import tensorflow as tf
+
+    from migrate.legacy_checkpoint import checkpoint_key
+    from migrate.roles import EMA_SUFFIX
+
+    keys = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+    var_list = {}
+    for variable in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES):
+        key = checkpoint_key(variable)
+        if key.endswith("/" + EMA_SUFFIX):
+            continue
+        shadow = f"{key}/{EMA_SUFFIX}"
+        var_list.setdefault(shadow if shadow in keys else key, []).append(variable)
+    return {key: parts[0] if len(parts) == 1 else parts for key, parts in var_list.items()}
 
 
 def compare(legacy_outputs, keras_outputs):
@@ -109,7 +137,7 @@ def compare(legacy_outputs, keras_outputs):
 
 
 def verify(checkpoint, model, *, input_tensor, output_tensor, input_shape=None, input_max=None,
-           batch_size=2, seed=0, tolerance=1e-5):
+           batch_size=2, seed=0, tolerance=1e-5, ema=False):
     """Compares the legacy graph's output with the Keras model's on one seeded batch.
 
     Args:
@@ -123,6 +151,8 @@ def verify(checkpoint, model, *, input_tensor, output_tensor, input_shape=None, 
         batch_size: rows in the random batch.
         seed: NumPy seed of the batch.
         tolerance: largest accepted `max_rel_diff`.
+        ema: evaluate the legacy graph with its moving averages (compare with
+            an output converted with `ema=True`).
 
     Returns:
         A `VerifyReport`; `report.passed` tells whether the tolerance holds.
@@ -133,8 +163,8 @@ def verify(checkpoint, model, *, input_tensor, output_tensor, input_shape=None, 
                                 output_tensor="logits:0")
         assert report.passed, report.summary()
     """
-    from migrate.legacy_checkpoint import resolve_prefix
     from migrate import files
+    from migrate.legacy_checkpoint import resolve_prefix
 
     prefix = resolve_prefix(checkpoint)
     meta_path = prefix + ".meta"
@@ -143,7 +173,7 @@ def verify(checkpoint, model, *, input_tensor, output_tensor, input_shape=None, 
                               f"not exist.")
     inputs, legacy_outputs = run_legacy(
         prefix, meta_path, input_tensor, output_tensor, batch_size=batch_size,
-        input_shape=input_shape, input_max=input_max, seed=seed)
+        input_shape=input_shape, input_max=input_max, seed=seed, ema=ema)
     keras_outputs = model(inputs, training=False)
     keras_outputs = np.asarray(keras_outputs)
     max_abs, max_rel = compare(legacy_outputs, keras_outputs)

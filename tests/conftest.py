@@ -6,3 +6,33 @@ import os
 # which TensorFlow reads once at import; `import keras` stays Keras 3.
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import subprocess  # noqa: E402
+import sys  # noqa: E402
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def legacy_checkpoint(tmp_path_factory):
+    """Returns `build(name, **kwargs) -> prefix`, building each legacy checkpoint once per session."""
+    import legacy_graphs
+
+    built = {}
+
+    def build(name, **kwargs):
+        key = (name, tuple(sorted(kwargs.items())))
+        if key not in built:
+            directory = tmp_path_factory.mktemp(f"legacy_{name}")
+            built[key] = legacy_graphs.build_in_subprocess(name, str(directory), **kwargs)
+        return built[key]
+
+    return build
+
+
+def run_cli(*arguments, cwd=None):
+    """Runs `python -m migrate ARGUMENTS` and returns the CompletedProcess."""
+    environment = dict(os.environ)
+    environment.pop("TF_USE_LEGACY_KERAS", None)
+    return subprocess.run([sys.executable, "-m", "migrate", *arguments], capture_output=True,
+                          text=True, cwd=cwd, env=environment, check=False, timeout=600)

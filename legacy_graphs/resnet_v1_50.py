@@ -1,0 +1,91 @@
+"""tf-slim's ResNet-v1-50 (`tf_slim.nets.resnet_v1.resnet_v1_50`) on small images, trained briefly."""
+
+from legacy_graphs import compat
+from legacy_graphs import training
+
+NAME = "resnet_v1_50"
+INPUT_TENSOR = "inputs:0"
+OUTPUT_TENSOR = "logits:0"
+INPUT_SHAPE = (64, 64, 3)
+INPUT_DTYPE = "float32"
+INPUT_MAX = None
+
+NUM_CLASSES = 10
+# A low decay lets a few training steps move the BatchNorm moving statistics
+# far from their 0/1 initial values, so a conversion that loses them shows.
+BATCH_NORM_DECAY = 0.5
+BATCH_SIZE = 8
+# The moving statistics trail the weights; at 0.01 the weights outran them
+# and inference-mode logits reached 1e4. At 0.001 they stay near 20 on the
+# training distribution, closer to a real checkpoint.
+LEARNING_RATE = 0.001
+MOMENTUM = 0.9
+
+
+def define_graph():
+    """Builds the inference graph in the current default graph.
+
+    The variables are named as in a tf-slim ResNet-v1-50 checkpoint
+    (`resnet_v1_50/block1/unit_1/bottleneck_v1/conv1/weights`, ...).
+    `is_training` is a placeholder that defaults to False, so feeding only
+    the images runs BatchNorm on its moving statistics.
+
+    Returns:
+        `(inputs, logits)`: the `[None, 64, 64, 3]` image placeholder and the
+        `[None, NUM_CLASSES]` logits, spatially squeezed.
+    """
+    tf = compat.import_tf_v1()
+    slim = compat.import_tf_slim()
+    # Importable only once compat has aliased tf-keras' legacy layers.
+    from tf_slim.nets import resnet_v1
+
+    inputs = tf.placeholder(tf.float32, (None, *INPUT_SHAPE), name="inputs")
+    is_training = tf.placeholder_with_default(False, [], name="is_training")
+    arg_scope = resnet_v1.resnet_arg_scope(batch_norm_decay=BATCH_NORM_DECAY,
+                                           batch_norm_scale=True)
+    with slim.arg_scope(arg_scope):
+        # tf-slim 1.1.0's resnet_v1_50 has no spatial_squeeze: its logits
+        # are [N, 1, 1, NUM_CLASSES].
+        net, _ = resnet_v1.resnet_v1_50(inputs, num_classes=NUM_CLASSES,
+                                        is_training=is_training)
+    logits = tf.squeeze(net, [1, 2], name="logits")
+    return inputs, logits
+
+
+def write_checkpoint(output_dir, *, steps=6, seed=0):
+    """Trains ResNet-v1-50 with momentum on seeded random images and saves it.
+
+    Args:
+        output_dir: directory that receives `model.ckpt-<steps>.*`.
+        steps: number of training steps; after 6 at decay 0.5 the 0/1 start
+            weighs under 2% in the moving statistics.
+        seed: graph and data random seed.
+
+    Returns:
+        The checkpoint prefix.
+    """
+    tf = compat.import_tf_v1()
+
+    def build():
+        inputs, logits = define_graph()
+        is_training = tf.get_default_graph().get_tensor_by_name("is_training:0")
+        labels = tf.placeholder(tf.int32, [None], name="labels")
+        loss = (tf.losses.sparse_softmax_cross_entropy(labels, logits)
+                + tf.losses.get_regularization_loss())
+
+        def make_feed(rng):
+            return {
+                inputs: rng.uniform(0.0, 1.0, (BATCH_SIZE, *INPUT_SHAPE)).astype("float32"),
+                labels: rng.integers(0, NUM_CLASSES, BATCH_SIZE).astype("int32"),
+                is_training: True,
+            }
+
+        return loss, make_feed
+
+    return training.train_and_save(
+        output_dir=output_dir,
+        build=build,
+        optimizer=lambda: tf.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM),
+        steps=steps,
+        seed=seed)
+

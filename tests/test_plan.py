@@ -1,0 +1,151 @@
+"""Plans from metadata alone: every offender is found and named before anything is read."""
+
+import pytest
+
+from migrate import MappingTable
+from migrate import PlanError
+from migrate.legacy_checkpoint import SourceVariable
+from migrate.plan import make_plan
+from migrate.roles import Role
+from migrate.roles import RoleSource
+from migrate.target_model import TargetWeight
+
+
+def _source(name, shape, role=Role.TRAINABLE, dtype="float32"):
+    return name, SourceVariable(name, shape, dtype, role, RoleSource.GRAPH, "test")
+
+
+def _sources(*entries):
+    return dict(_source(*entry) for entry in entries)
+
+
+def _targets(*entries):
+    return {path: TargetWeight(path, shape, "float32", trainable)
+            for path, shape, trainable in entries}
+
+
+TABLE = MappingTable.from_text("""
+[[rule]]
+match = 'conv/weights'
+target = 'conv/kernel'
+
+[[rule]]
+match = 'fc/weights'
+target = 'fc/kernel'
+transform = ['reshape(-1, 3)']
+
+[[rule]]
+match = 'bn/(beta|gamma|moving_mean|moving_variance)'
+target = 'bn/\\1'
+
+[[rule]]
+match = 'aux/.*'
+drop = true
+""")
+
+SOURCES = _sources(
+    ("conv/weights", (3, 3, 2, 4)), ("conv/weights/Momentum", (3, 3, 2, 4), Role.OPTIMIZER_SLOT),
+    ("fc/weights", (1, 1, 4, 3)), ("bn/beta", (4,)), ("bn/gamma", (4,)),
+    ("bn/moving_mean", (4,), Role.MODEL_STATE), ("bn/moving_variance", (4,), Role.MODEL_STATE),
+    ("aux/weights", (4, 4)), ("global_step", (), Role.BOOKKEEPING, "int64"),
+    ("fc/weights/ExponentialMovingAverage", (1, 1, 4, 3), Role.EMA_SHADOW))
+
+TARGETS = _targets(
+    ("conv/kernel", (3, 3, 2, 4), True), ("fc/kernel", (4, 3), True), ("bn/beta", (4,), True),
+    ("bn/gamma", (4,), True), ("bn/moving_mean", (4,), False), ("bn/moving_variance", (4,), False))
+
+
+def test_trainable_plan_keeps_trainable_and_counts_the_rest():
+    plan = make_plan(SOURCES, TABLE, TARGETS)
+    assert plan.problems == []
+    assert sorted(plan.target_paths) == ["bn/beta", "bn/gamma", "conv/kernel", "fc/kernel"]
+    assert [variable.name for variable, _ in plan.dropped] == ["aux/weights"]
+    left_out = {role: [v.name for v in variables] for role, variables in plan.left_out.items()}
+    assert left_out[Role.MODEL_STATE] == ["bn/moving_mean", "bn/moving_variance"]
+    assert left_out[Role.OPTIMIZER_SLOT] == ["conv/weights/Momentum"]
+    assert left_out[Role.BOOKKEEPING] == ["global_step"]
+    assert left_out[Role.EMA_SHADOW] == ["fc/weights/ExponentialMovingAverage"]
+    assert [weight.path for weight in plan.unwritten_targets] == ["bn/moving_mean",
+                                                                  "bn/moving_variance"]
+
+
+def test_model_state_plan_fills_every_weight():
+    plan = make_plan(SOURCES, TABLE, TARGETS, keep="model_state")
+    assert plan.problems == [] and plan.unwritten_targets == []
+    assert len(plan.target_paths) == 6
+
+
+def test_ema_reads_shadows_in_place_of_variables():
+    plan = make_plan(SOURCES, TABLE, TARGETS, ema_shadows={
+        "fc/weights": "fc/weights/ExponentialMovingAverage"})
+    assert plan.ema_swapped == 1
+    (assignment,) = [a for a in plan.assignments if a.targets == ("fc/kernel",)]
+    assert assignment.read_keys == ("fc/weights/ExponentialMovingAverage",)
+    assert assignment.sources == ("fc/weights",)
+
+
+def _kinds(plan):
+    return sorted((problem.kind, problem.source, problem.target) for problem in plan.problems)
+
+
+def test_every_offender_is_listed_with_names_and_shapes():
+    sources = dict(SOURCES)
+    sources.update(_sources(("extra/weights", (2, 2)), ("stray", (2,), Role.UNKNOWN)))
+    sources["conv/weights"] = SourceVariable("conv/weights", (5, 5, 2, 4), "float32",
+                                             Role.TRAINABLE, RoleSource.GRAPH, "test")
+    targets = dict(TARGETS)
+    targets.update(_targets(("head/kernel", (4, 2), True)))
+    plan = make_plan(sources, TABLE, targets)
+    assert _kinds(plan) == [
+        ("shape mismatch", "conv/weights", "conv/kernel"),
+        ("unfilled", None, "head/kernel"),
+        ("unknown role", "stray", None),
+        ("unmapped", "extra/weights", None),
+    ]
+    with pytest.raises(PlanError) as raised:
+        plan.raise_for_problems()
+    assert "4 problem(s)" in str(raised.value)
+    details = raised.value.details()
+    assert "conv/weights [5, 5, 2, 4] -> conv/kernel [3, 3, 2, 4]" in details
+    assert "unfilled: head/kernel [4, 2]" in details
+
+
+def test_collisions_missing_targets_dtype_and_transform_errors():
+    table = MappingTable.from_text("""
+[[rule]]
+match = '(conv|fc)/weights'
+target = 'conv/kernel'
+[[rule]]
+match = 'bn/beta'
+target = 'bn/betta'
+[[rule]]
+match = 'bn/gamma'
+target = 'bn/gamma'
+transform = ['reshape(-1, 3)']
+""")
+    sources = _sources(("conv/weights", (3, 3, 2, 4)), ("fc/weights", (3, 3, 2, 4)),
+                       ("bn/beta", (4,)), ("bn/gamma", (4,), Role.TRAINABLE, "float16"))
+    plan = make_plan(sources, table, TARGETS)
+    problems = {problem.kind: problem for problem in plan.problems}
+    assert problems["collision"].message == (
+        "2 sources land on this target: conv/weights, fc/weights")
+    assert "closest model weight: 'bn/beta'" in problems["no such target"].message
+    assert "reshape(-1, 3) cannot hold a tensor of shape (4,)" in problems["transform"].message
+    assert sorted(problems) == ["collision", "no such target", "transform", "unfilled"]
+
+
+def test_dtype_mismatch_and_non_trainable_target_when_keeping_trainable_only():
+    table = MappingTable.from_text("""
+[[rule]]
+match = 'w'
+target = 'bn/moving_mean'
+[[rule]]
+match = 'v'
+target = 'bn/beta'
+""")
+    sources = _sources(("w", (4,)), ("v", (4,), Role.TRAINABLE, "float64"))
+    plan = make_plan(sources, table, _targets(("bn/moving_mean", (4,), False),
+                                              ("bn/beta", (4,), True)))
+    kinds = {problem.kind: problem for problem in plan.problems}
+    assert "add transform cast(float32)" in kinds["dtype mismatch"].message
+    assert kinds["not kept"].target == "bn/moving_mean"
