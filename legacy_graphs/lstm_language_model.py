@@ -6,9 +6,9 @@ from legacy_graphs import training
 NAME = "lstm_language_model"
 INPUT_TENSOR = "tokens:0"
 OUTPUT_TENSOR = "logits:0"
-# Divisible by EMBEDDING_PARTITIONS, so the table can undo the "mod" partition order with
-# reshape/transpose transforms.
-VOCABULARY_SIZE = 60
+# Not divisible by EMBEDDING_PARTITIONS on purpose: the partitions have uneven
+# sizes (21, 20, 20), which the table's unpartition_mod(3) must undo exactly.
+VOCABULARY_SIZE = 61
 EMBEDDING_SIZE = 16
 UNITS = 24
 LAYERS = 2

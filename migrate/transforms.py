@@ -141,6 +141,36 @@ def _check_expand_dims(arguments):
             f"expand_dims takes one integer axis. Received: expand_dims{_format(arguments)}")
 
 
+def _check_unpartition(arguments):
+    if len(arguments) != 1 or not isinstance(arguments[0], int) or arguments[0] < 1:
+        raise TransformError(
+            f"unpartition_mod takes the number of partitions, a positive integer. "
+            f"Received: unpartition_mod{_format(arguments)}")
+
+
+def _unpartition_spec(shape, dtype, arguments):
+    if not shape or shape[0] < arguments[0]:
+        raise TransformError(
+            f"unpartition_mod{_format(arguments)} needs at least {arguments[0]} rows. "
+            f"Received: shape {tuple(shape)}")
+    return tuple(shape), dtype
+
+
+def mod_partition_rows(rows, partitions):
+    """Returns, for each id, its row in the saved tensor of a `mod`-partitioned variable.
+
+    A variable split by `fixed_size_partitioner(P)` is saved as its parts
+    stacked in order; part `p` has `rows // P + (p < rows % P)` rows. With
+    `embedding_lookup(..., partition_strategy="mod")` (the TF1 default), id `i`
+    lives in part `i % P` at row `i // P`.
+    """
+    sizes = [rows // partitions + (1 if part < rows % partitions else 0)
+             for part in range(partitions)]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    ids = np.arange(rows)
+    return offsets[ids % partitions] + ids // partitions
+
+
 def numpy_dtype(name):
     """Returns the NumPy dtype for a dtype name, including `bfloat16`."""
     if name == "bfloat16":
@@ -164,6 +194,10 @@ _DEFINITIONS = {
     "expand_dims": _Definition(
         _check_expand_dims, _expand_dims_spec,
         lambda array, arguments: np.expand_dims(array, arguments[0]), "expand_dims(axis)"),
+    "unpartition_mod": _Definition(
+        _check_unpartition, _unpartition_spec,
+        lambda array, arguments: array[mod_partition_rows(array.shape[0], arguments[0])],
+        "unpartition_mod(partitions)"),
     "cast": _Definition(
         _check_cast, lambda shape, dtype, arguments: (tuple(shape), arguments[0]),
         lambda array, arguments: array.astype(numpy_dtype(arguments[0])), "cast(dtype)"),
@@ -251,6 +285,8 @@ def inverse(transforms, shape, dtype):
             steps.append(Transform("transpose", tuple(permutation)))
         elif transform.name == "cast":
             steps.append(Transform("cast", (dtype,)))
+        elif transform.name == "unpartition_mod":
+            raise TransformError("unpartition_mod has no inverse transform.")
         else:
             steps.append(Transform("reshape", tuple(shape)))
         shape, dtype = output_spec((transform,), shape, dtype)
