@@ -76,20 +76,38 @@ def _plan(checkpoint, table, model, *, keep, ema):
 
 
 def _graph_parameters(checkpoint):
-    """Lets layout converters read parameters the table left unset from the legacy graph."""
+    """Lets layout converters read their parameters from the legacy graph.
+
+    A parameter the table leaves unset is taken from the graph; one the table
+    sets must agree with the graph, since the graph is what actually ran.
+    """
     if checkpoint.graph is None:
         return None
     from migrate import layouts
 
     def resolve(layout_name, scope, parameters):
-        converter = layouts.get(layout_name)
-        reader = getattr(converter, "graph_parameters", None)
-        if reader is None or not any(value is None for value in parameters.values()):
+        reader = layouts.get(layout_name).graph_parameters
+        if reader is None:
             return parameters
         found = reader(checkpoint.graph, scope)
-        return {key: (found.get(key) if value is None else value)
-                for key, value in parameters.items()}
+        resolved = dict(parameters)
+        for key, graph_value in found.items():
+            table_value = parameters.get(key)
+            if table_value is None:
+                resolved[key] = graph_value
+            elif not _same_value(table_value, graph_value):
+                raise layouts.LayoutError(
+                    f"the table sets {key}={table_value!r} but the graph in "
+                    f"{checkpoint.meta_path} uses {key}={graph_value!r} for {scope}; remove the "
+                    f"table value or fix it.")
+        return resolved
     return resolve
+
+
+def _same_value(first, second):
+    if isinstance(first, (int, float)) and isinstance(second, (int, float)):
+        return abs(float(first) - float(second)) <= 1e-6 * max(1.0, abs(float(second)))
+    return first == second
 
 
 def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, overwrite=False,

@@ -232,7 +232,11 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
     converter = layouts.get(rule.layout)
     parameters = dict(rule.parameters)
     if resolve_parameters is not None:
-        parameters = resolve_parameters(rule.layout, scope, parameters)
+        try:
+            parameters = resolve_parameters(rule.layout, scope, parameters)
+        except layouts.LayoutError as error:
+            plan.problems.append(Problem("layout", f"{rule.describe()}: {error}", scope))
+            return
     present = group["parts"]
     failed = False
     for part, reason in converter.unsupported_parts.items():

@@ -48,6 +48,11 @@ class LayoutConverter:
             whose parts come from the table (e.g. which tensors to concatenate);
             when set it replaces `source_parts`.
         target_parts_for: the same for `target_parts`.
+        graph_parameters: optional `(graph, scope) -> parameters` that reads
+            parameters from the legacy `tf.Graph` (imported from the `.meta`),
+            such as the forget_bias constant an LSTM cell adds at run time.
+            Parameters the table leaves unset are taken from it; a table value
+            that contradicts the graph is an error.
     """
 
     name: str
@@ -62,6 +67,7 @@ class LayoutConverter:
     description: str = ""
     source_parts_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     target_parts_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
+    graph_parameters: Callable[[Any, str], Mapping[str, Any]] | None = None
 
     def sources(self, parameters):
         """Returns the source parts this converter reads, given the rule's parameters."""

@@ -38,7 +38,7 @@ import collections
 import dataclasses
 import math
 import numbers
-from typing import Any, Callable, Mapping, Optional
+from typing import Optional
 
 import numpy as np
 
@@ -148,19 +148,6 @@ def _split_columns(matrix, sections):
     return np.split(np.asarray(matrix), sections, axis=-1)
 
 
-@dataclasses.dataclass(frozen=True)
-class GraphReadingLayoutConverter(LayoutConverter):
-    """A `LayoutConverter` that reads parameters the table left unset from the legacy graph.
-
-    Attributes:
-        graph_parameters: `(graph, scope) -> parameters` found in a `tf.Graph`
-            imported from the checkpoint's `.meta`; the core asks it for the
-            parameters that are still None after the table.
-    """
-
-    graph_parameters: Optional[Callable[[Any, str], Mapping[str, Any]]] = None
-
-
 def _lstm_graph_parameters(graph, scope):
     return facts_parameters(lstm_graph_facts(graph, scope))
 
@@ -210,7 +197,7 @@ def _make_lstm_converter(name, *, kernel_part, bias_part, fixed_forget_bias, des
             name=name, source_parts=(kernel_part, bias_part), target_parts=TARGET_PARTS,
             output_shapes=output_shapes, convert=convert, unsupported_parts=unsupported_parts,
             description=description)
-    return GraphReadingLayoutConverter(
+    return LayoutConverter(
         name=name,
         source_parts=(kernel_part, bias_part),
         target_parts=TARGET_PARTS,
