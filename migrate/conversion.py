@@ -173,8 +173,9 @@ def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, ov
                                   allow_nonfinite=allow_nonfinite, progress=progress)
     report.nonfinite = [[name, count] for name, count in nonfinite]
     manifest = _manifest(checkpoint, table, model, model_name, report)
-    writer.write_directory(output, writer.mirror(object_paths, variables_by_path), manifest,
-                           overwrite=overwrite)
+    root_children = writer.mirror(object_paths, variables_by_path,
+                                  alias_model_children=not target_model.is_keras_3(model))
+    writer.write_directory(output, root_children, manifest, overwrite=overwrite)
     report.seconds = time.monotonic() - started
     return report
 

@@ -231,14 +231,23 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
     rule, scope, target_scope = group["rule"], group["scope"], group["target"]
     converter = layouts.get(rule.layout)
     parameters = dict(rule.parameters)
+    present = group["parts"]
+    failed = False
+    target_parts = converter.targets(parameters)
+    target_paths = tuple(f"{target_scope}/{part}" for part in target_parts)
+    for path in target_paths:
+        filled[path].append(f"{scope} ({rule.layout})")
+        if path not in targets:
+            plan.problems.append(Problem(
+                "no such target", f"{rule.describe()}: layout {rule.layout!r} fills a weight the "
+                f"model does not have{_suggest(path, targets)}", scope, None, path))
+            failed = True
     if resolve_parameters is not None:
         try:
             parameters = resolve_parameters(rule.layout, scope, parameters)
         except layouts.LayoutError as error:
             plan.problems.append(Problem("layout", f"{rule.describe()}: {error}", scope))
             return
-    present = group["parts"]
-    failed = False
     for part, reason in converter.unsupported_parts.items():
         if part in present:
             variable = present[part][0]
@@ -252,15 +261,6 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
             plan.problems.append(Problem(
                 "missing part", f"{rule.describe()}: layout {rule.layout!r} needs "
                 f"{scope}/{part}, which the checkpoint does not hold", f"{scope}/{part}"))
-            failed = True
-    target_parts = converter.targets(parameters)
-    target_paths = tuple(f"{target_scope}/{part}" for part in target_parts)
-    for path in target_paths:
-        filled[path].append(f"{scope} ({rule.layout})")
-        if path not in targets:
-            plan.problems.append(Problem(
-                "no such target", f"{rule.describe()}: layout {rule.layout!r} fills a weight the "
-                f"model does not have{_suggest(path, targets)}", scope, None, path))
             failed = True
     if failed:
         return

@@ -89,6 +89,9 @@ def restore(model, path):
         object_path = paths.get(id(variable))
         if object_path is not None:
             by_key["/".join(object_path)] = path_name
+            # Outputs for tf_keras models also hold the model's children at the
+            # root (for `load_weights`), where the stored key has no `model/`.
+            by_key["/".join(object_path[1:])] = path_name
     unexpected = sorted(keys - set(by_key))
     if unexpected:
         raise ModelError(

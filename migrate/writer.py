@@ -78,8 +78,20 @@ def reachable_paths(model, target_paths, variables_by_path):
     return found
 
 
-def mirror(object_paths_by_target, variables_by_path):
-    """Builds a trackable tree that holds only the given variables at their model paths."""
+def mirror(object_paths_by_target, variables_by_path, *, alias_model_children=False):
+    """Builds trackables that hold only the given variables at their model paths.
+
+    Args:
+        object_paths_by_target: `reachable_paths(...)`.
+        variables_by_path: the model's variables by target path.
+        alias_model_children: also put the model's children at the root, so
+            a tf_keras (Keras 2) model can `load_weights` the checkpoint (its
+            root is the model itself) while `tf.train.Checkpoint(model=...)`
+            still finds them under `model`. Each variable is stored once.
+
+    Returns:
+        A dict of root child name to trackable, for `tf.train.Checkpoint(**children)`.
+    """
     import tensorflow as tf
 
     AutoTrackable = tf.__internal__.tracking.AutoTrackable
@@ -92,7 +104,10 @@ def mirror(object_paths_by_target, variables_by_path):
                 nodes[key] = AutoTrackable()
                 setattr(nodes[key[:-1]], key[-1], nodes[key])
         setattr(nodes[object_path[:-1]], object_path[-1], variables_by_path[target])
-    return root
+    children = {ROOT_NAME: nodes[(ROOT_NAME,)]}
+    if alias_model_children:
+        children.update(nodes[(ROOT_NAME,)]._trackable_children())
+    return children
 
 
 def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None):
@@ -138,12 +153,12 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     return written, nonfinite
 
 
-def write_directory(output_dir, root, manifest, *, overwrite):
+def write_directory(output_dir, root_children, manifest, *, overwrite):
     """Writes the checkpoint of `root` and the manifest, then renames into place.
 
     Args:
         output_dir: final output directory.
-        root: trackable holding the weights under `ROOT_NAME`.
+        root_children: `mirror(...)`: the checkpoint root's children.
         manifest: dict; `output_files` is filled in here.
         overwrite: replace an existing `output_dir`.
 
@@ -158,7 +173,7 @@ def write_directory(output_dir, root, manifest, *, overwrite):
     gfile = files.gfile()
     try:
         gfile.makedirs(temporary)
-        prefix = tf.train.Checkpoint(**{ROOT_NAME: getattr(root, ROOT_NAME)}).write(
+        prefix = tf.train.Checkpoint(**root_children).write(
             files.join(temporary, CHECKPOINT_NAME))
         # Relative paths keep the directory valid after the rename.
         files.write_bytes(files.join(temporary, STATE_FILE_NAME),
