@@ -230,6 +230,13 @@ def _parse_rule(index, entry, origin):
     if converter is not None:
         parameters = dict(converter.parameters)
         parameters.update({key: value for key, value in entry.items() if key not in _RULE_KEYS})
+        try:
+            # Converters whose parts come from parameters check them here, so a
+            # bad key fails when the table is read, not halfway through a plan.
+            converter.sources(parameters)
+            converter.targets(parameters)
+        except (layouts.LayoutError, KeyError, TypeError, ValueError) as error:
+            raise TableError(f"{where}: layout {layout_name!r}: {error}") from None
     return Rule(index=index, match=match_text, pattern=pattern, target=target,
                 transforms=parsed, drop=drop, layout=layout_name, parameters=parameters)
 

@@ -222,3 +222,14 @@ def test_inspect_lists_roles_from_the_graph(prefix):
     assert roles["global_step"] == ("bookkeeping", "graph collection")
     assert roles["bn/moving_mean"] == ("model_state", "name rule")
     assert description["roles"]["ema_shadow"]["count"] == 5
+
+
+def test_absl_script_runs_the_same_command(prefix):
+    import subprocess
+    import sys
+
+    script = os.path.join(os.path.dirname(__file__), os.pardir, "scripts", "plan_conversion.py")
+    result = subprocess.run([sys.executable, script, f"--checkpoint={prefix}", "--zoo=small_convnet",
+                             "--json"], capture_output=True, text=True, check=False, timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["dry_run"] is True

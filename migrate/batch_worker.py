@@ -1,0 +1,538 @@
+"""Converts batch jobs one checkpoint at a time, in worker processes that may die without harm.
+
+A worker is `python -m migrate.batch_worker`: it loads the table, imports
+TensorFlow and builds the Keras model once, then reads one JSON job per line
+on standard input and answers one JSON result per line. TensorFlow's native
+checkpoint reader can abort or crash on a damaged file; when that happens
+only the worker dies, its checkpoint is reported as failed with the signal,
+and a fresh worker takes the next job.
+
+Example:
+
+    settings = BatchSettings(table="table.toml", table_sha256=digest,
+                             model="migrate.zoo.small_convnet:build_model")
+    results = run_pool(jobs, settings, workers=2)
+"""
+
+import collections
+import dataclasses
+import enum
+import json
+import os
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from migrate import errors
+from migrate import files
+
+WORKER_MODULE = "migrate.batch_worker"
+KEEP_CHOICES = ("trainable", "model_state")
+UP_TO_DATE = "up to date"
+READY_KEY = "ready"
+ERROR_KEY = "error"
+ERROR_KIND_KEY = "kind"
+# Test-only: "SIGNAL_NAME:text" makes a worker kill itself with that signal
+# when a job's source contains `text`, so tests can prove that a worker dying
+# natively (as TensorFlow does on a failed CHECK) costs one checkpoint only.
+CRASH_HOOK_VARIABLE = "TF1_MIGRATE_TEST_CRASH"
+_STOP_SECONDS = 10
+_READ_BYTES = 1 << 16
+_CRASH_NOTE_CHARACTERS = 300
+
+
+class Status(str, enum.Enum):
+    """What happened to one checkpoint of a batch."""
+
+    CONVERTED = "converted"
+    SKIPPED = "skipped"
+    FAILED = "failed"
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class BatchSettings:
+    """How every checkpoint of a batch is converted; sent to each worker as JSON.
+
+    Attributes:
+        table: path of the mapping table (workers load it themselves).
+        table_sha256: the table's digest when the batch started; a worker
+            refuses a table that changed since.
+        model: the Keras model factory as `module:callable`.
+        keep: "trainable" or "model_state".
+        ema: read EMA shadows in place of the variables.
+        allow_nonfinite: carry NaN/Inf values instead of refusing them.
+        use_meta: read roles from each checkpoint's `.meta`.
+        builder: `legacy_graphs` builder giving the roles when there is no `.meta`.
+        force: convert again even when an output is up to date.
+    """
+
+    table: str
+    table_sha256: str
+    model: str
+    keep: str = "trainable"
+    ema: bool = False
+    allow_nonfinite: bool = False
+    use_meta: bool = True
+    builder: str | None = None
+    force: bool = False
+
+    def __post_init__(self):
+        if self.keep not in KEEP_CHOICES:
+            raise ValueError(f"Expected keep to be one of {', '.join(KEEP_CHOICES)}. "
+                             f"Received: keep={self.keep!r}")
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, document):
+        return cls(**document)
+
+
+@dataclasses.dataclass(frozen=True, kw_only=True)
+class Job:
+    """One checkpoint to convert.
+
+    Attributes:
+        source: the legacy checkpoint prefix.
+        relative: the prefix relative to the batch's input directory.
+        output: the output directory (the same relative path under the batch's output).
+        source_bytes: size of the checkpoint's files, for progress.
+    """
+
+    source: str
+    relative: str
+    output: str
+    source_bytes: int = 0
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, document):
+        return cls(**document)
+
+
+@dataclasses.dataclass(kw_only=True)
+class ItemResult:
+    """What a batch did with one checkpoint.
+
+    Attributes:
+        source, relative, output: as in `Job`.
+        status: a `Status` value.
+        reason: why it was skipped or failed; empty when converted.
+        source_bytes: size of the checkpoint's files.
+        kept_bytes, dropped_bytes, left_out_bytes: legacy variable bytes
+            carried into the output, dropped by table rules, and left out by
+            role (optimizer slots, EMA shadows, bookkeeping, ...).
+        written_weights: model weights the output holds.
+        warnings: the conversion's warnings.
+        seconds: time spent on this checkpoint.
+    """
+
+    source: str
+    relative: str
+    output: str
+    status: str
+    reason: str = ""
+    source_bytes: int = 0
+    kept_bytes: int = 0
+    dropped_bytes: int = 0
+    left_out_bytes: int = 0
+    written_weights: int = 0
+    warnings: list = dataclasses.field(default_factory=list)
+    seconds: float = 0.0
+
+    @classmethod
+    def for_job(cls, job, status, reason="", **fields):
+        return cls(source=job.source, relative=job.relative, output=job.output,
+                   source_bytes=job.source_bytes, status=Status(status).value, reason=reason,
+                   **fields)
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_json(cls, document):
+        return cls(**document)
+
+
+def role_bytes(roles):
+    """Returns `(kept, dropped, left_out)` bytes summed over a report's or manifest's roles."""
+    return tuple(sum(entry.get(key, 0) for entry in roles.values())
+                 for key in ("kept_bytes", "dropped_bytes", "left_out_bytes"))
+
+
+def source_files(prefix, *, use_meta=True):
+    """Returns the files a conversion of `prefix` reads: `.index`, data shards, `.meta` if used."""
+    from migrate import legacy_checkpoint
+
+    paths = [prefix + ".index", *legacy_checkpoint.data_files(prefix)]
+    if use_meta and files.exists(prefix + ".meta"):
+        paths.append(prefix + ".meta")
+    return paths
+
+
+def current_manifest(job, settings):
+    """Returns the output's manifest if it already holds this conversion of this source, else None.
+
+    Up to date means: the manifest names the same table digest, model, keep
+    and EMA settings; every source file it lists has the same SHA-256 now;
+    and the output's own files still match the manifest.
+    """
+    from migrate import integrity
+    from migrate import writer
+
+    manifest_path = files.join(job.output, writer.MANIFEST_NAME)
+    if not files.exists(manifest_path):
+        return None
+    try:
+        manifest = json.loads(files.read_bytes(manifest_path))
+        recorded = {files.basename(entry["path"]): entry["sha256"]
+                    for entry in manifest["source"]["files"]}
+        same_settings = (manifest["table"]["sha256"] == settings.table_sha256
+                         and manifest["model"] == settings.model
+                         and manifest["keep"] == settings.keep and manifest["ema"] == settings.ema)
+    except (ValueError, KeyError, TypeError):
+        return None
+    if not same_settings:
+        return None
+    try:
+        paths = source_files(job.source, use_meta=settings.use_meta)
+    except errors.CheckpointError:
+        return None
+    if {files.basename(path) for path in paths} != set(recorded):
+        return None
+    if any(files.sha256(path) != recorded[files.basename(path)] for path in paths):
+        return None
+    try:
+        return manifest if integrity.check(job.output).ok else None
+    except errors.OutputError:
+        return None
+
+
+class Converter:
+    """Converts jobs one at a time with one table and one model, both loaded once.
+
+    The model's weights are overwritten by each conversion. Only the planned
+    weights are assigned and only those are written, so a weight the plan
+    leaves unwritten never carries a previous checkpoint's value into an output.
+
+    Args:
+        settings: a `BatchSettings`.
+
+    Raises:
+        TableError: the table cannot be read, or changed since the batch started.
+        ModelError: the model factory fails.
+    """
+
+    def __init__(self, settings):
+        from migrate import conversion
+
+        self._settings = settings
+        self._table = conversion.load_table(settings.table)
+        if self._table.sha256 != settings.table_sha256:
+            raise errors.TableError(
+                f"Mapping table {settings.table} changed while the batch was running: expected "
+                f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
+        self._model = conversion.load_model(settings.model)
+
+    def convert(self, job):
+        """Converts one job (or skips it when its output is up to date); never raises.
+
+        Returns:
+            An `ItemResult`.
+        """
+        started = time.monotonic()
+        try:
+            result = self._convert(job)
+        except errors.MigrateError as error:
+            result = ItemResult.for_job(job, Status.FAILED, errors.first_line(error))
+        except Exception as error:  # A bug or an unexpected TensorFlow failure: one item only.
+            result = ItemResult.for_job(
+                job, Status.FAILED, f"{type(error).__name__}: {errors.first_line(error)}")
+        result.seconds = round(time.monotonic() - started, 3)
+        return result
+
+    def _convert(self, job):
+        from migrate import conversion
+        from migrate import writer
+
+        settings = self._settings
+        if not settings.force:
+            manifest = current_manifest(job, settings)
+            if manifest is not None:
+                kept, dropped, left_out = role_bytes(manifest["roles"])
+                return ItemResult.for_job(
+                    job, Status.SKIPPED, UP_TO_DATE, kept_bytes=kept, dropped_bytes=dropped,
+                    left_out_bytes=left_out, written_weights=manifest["written"]["weights"])
+        ours = files.exists(files.join(job.output, writer.MANIFEST_NAME))
+        if files.exists(job.output) and not (ours or settings.force):
+            raise errors.OutputError(
+                f"Output {job.output} exists and is not a converted output (it has no "
+                f"{writer.MANIFEST_NAME}); pass --force to replace it.")
+        checkpoint = conversion.open_checkpoint(job.source, builder=settings.builder,
+                                                use_meta=settings.use_meta)
+        report = conversion.convert(
+            checkpoint, self._table, self._model, job.output, keep=settings.keep,
+            ema=settings.ema, overwrite=True, allow_nonfinite=settings.allow_nonfinite,
+            model_name=settings.model)
+        kept, dropped, left_out = role_bytes(report.roles)
+        return ItemResult.for_job(
+            job, Status.CONVERTED, kept_bytes=kept, dropped_bytes=dropped,
+            left_out_bytes=left_out, written_weights=report.written_weights,
+            warnings=report.warnings)
+
+
+def run_in_process(jobs, settings, *, on_result=None):
+    """Converts jobs in this process, without crash isolation (for `workers=0`).
+
+    Returns:
+        The `ItemResult`s in job order.
+    """
+    converter = Converter(settings)
+    results = []
+    for job in jobs:
+        results.append(converter.convert(job))
+        if on_result is not None:
+            on_result(results[-1])
+    return results
+
+
+class WorkerProcess:
+    """One worker process, seen from the batch: a death turns into a failed result.
+
+    Args:
+        settings: a `BatchSettings`.
+        verbose: let the worker's standard error through (TensorFlow's logs).
+    """
+
+    def __init__(self, settings, *, verbose=False):
+        self._settings = settings
+        self._verbose = verbose
+        self._process = None
+        self._log = None
+        self._buffer = b""
+        self.job = None
+        self._log_offset = 0
+
+    def start(self):
+        """Starts the process; it imports TensorFlow and builds the model meanwhile."""
+        environment = dict(os.environ)
+        environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if self._settings.builder:
+            environment["TF_USE_LEGACY_KERAS"] = "1"
+        else:
+            # Keras 2 behind tf.keras is only for legacy builders' graphs.
+            environment.pop("TF_USE_LEGACY_KERAS", None)
+        self._log = None if self._verbose else tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._log, env=environment, close_fds=True)
+        # The worker finds the model factory's module where this process does.
+        self._send({"settings": self._settings.to_json(),
+                    "sys_path": [path for path in sys.path if path]})
+
+    def wait_ready(self):
+        """Waits until the model is built.
+
+        Raises:
+            MigrateError: the worker could not load the table or the model
+                (the same error class as in this process), or died.
+        """
+        message = self._read_message()
+        if message is None:
+            raise errors.ModelError(
+                f"A batch worker died while starting: {self._death(last_line=True)}")
+        if ERROR_KEY in message:
+            kind = getattr(errors, message.get(ERROR_KIND_KEY, ""), None)
+            if not (isinstance(kind, type) and issubclass(kind, errors.MigrateError)):
+                kind = errors.MigrateError
+            raise kind(message[ERROR_KEY])
+
+    def fileno(self):
+        return self._process.stdout.fileno()
+
+    def submit(self, job):
+        self.job = job
+        if self._log is not None:
+            self._log_offset = self._log.seek(0, os.SEEK_END)
+        try:
+            self._send(job.to_json())
+        except BrokenPipeError:
+            pass  # It died; `collect` reads the end of its output and says how.
+
+    def collect(self):
+        """Waits for the submitted job's result; a dead worker's job comes back as failed.
+
+        Returns:
+            `(ItemResult, alive)`.
+        """
+        job, self.job = self.job, None
+        message = self._read_message()
+        if message is None:
+            return ItemResult.for_job(job, Status.FAILED, self._death()), False
+        return ItemResult.from_json(message), True
+
+    def stop(self):
+        """Ends the process: closes its input, then kills it if it does not exit."""
+        if self._process is None:
+            return
+        try:
+            self._process.stdin.close()
+        except OSError:
+            pass
+        try:
+            self._process.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process.stdout.close()
+        if self._log is not None:
+            self._log.close()
+        self._process = None
+
+    def _send(self, document):
+        self._process.stdin.write((json.dumps(document) + "\n").encode("utf-8"))
+        self._process.stdin.flush()
+
+    def _read_message(self):
+        while b"\n" not in self._buffer:
+            chunk = os.read(self.fileno(), _READ_BYTES)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def _death(self, *, last_line=False):
+        code = self._process.wait()
+        if code < 0:
+            how = f"the worker process died with {signal.Signals(-code).name}"
+        else:
+            how = f"the worker process exited with code {code}"
+        note = self._log_line(last=last_line)
+        where = "" if last_line else " while converting this checkpoint"
+        return how + where + (f" ({note})" if note else "")
+
+    def _log_line(self, *, last):
+        """Returns a line the worker wrote to standard error since the job started, if any.
+
+        The first line of a crash is the native error (TensorFlow's failed
+        CHECK, or faulthandler's "Fatal Python error"); the last line of a
+        start-up failure is the Python exception.
+        """
+        if self._log is None:
+            return ""
+        self._log.seek(self._log_offset)
+        text = self._log.read().decode("utf-8", "replace")
+        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        if not lines:
+            return ""
+        return (lines[-1] if last else lines[0])[:_CRASH_NOTE_CHARACTERS]
+
+
+def run_pool(jobs, settings, *, workers, on_result=None, verbose=False):
+    """Converts jobs in `workers` worker processes, replacing any that die.
+
+    Args:
+        jobs: the `Job`s.
+        settings: a `BatchSettings`.
+        workers: number of worker processes (at least 1).
+        on_result: called with each `ItemResult` as it arrives.
+        verbose: let the workers' standard error through.
+
+    Returns:
+        The `ItemResult`s in completion order.
+
+    Raises:
+        MigrateError: a worker could not load the table or the model.
+
+    Example:
+
+        results = run_pool(jobs, settings, workers=2, on_result=print)
+    """
+    pending = collections.deque(jobs)
+    pool = [WorkerProcess(settings, verbose=verbose) for _ in range(min(workers, len(jobs)))]
+    results = []
+    selector = selectors.DefaultSelector()
+    try:
+        for worker in pool:
+            worker.start()
+        for worker in pool:
+            worker.wait_ready()
+
+        def dispatch(worker):
+            if pending:
+                worker.submit(pending.popleft())
+                selector.register(worker, selectors.EVENT_READ)
+
+        for worker in pool:
+            dispatch(worker)
+        while selector.get_map():
+            for key, _ in selector.select():
+                worker = key.fileobj
+                selector.unregister(worker)
+                result, alive = worker.collect()
+                results.append(result)
+                if on_result is not None:
+                    on_result(result)
+                if not alive and pending:
+                    worker.stop()
+                    pool.remove(worker)
+                    worker = WorkerProcess(settings, verbose=verbose)
+                    pool.append(worker)
+                    worker.start()
+                    worker.wait_ready()
+                dispatch(worker)
+    finally:
+        selector.close()
+        for worker in pool:
+            worker.stop()
+    return results
+
+
+def _crash_if_asked(job):
+    hook = os.environ.get(CRASH_HOOK_VARIABLE, "")
+    signal_name, _, text = hook.partition(":")
+    if text and text in job.source:
+        os.kill(os.getpid(), signal.Signals[signal_name])
+
+
+def main():
+    """The worker's loop: settings first, then one job per line until standard input closes."""
+    import faulthandler
+
+    # Anything TensorFlow or a model factory prints must not land in the
+    # result stream, so standard output is moved to standard error.
+    protocol = os.fdopen(os.dup(1), "w", encoding="utf-8")
+    os.dup2(2, 1)
+    faulthandler.enable()
+
+    def send(document):
+        protocol.write(json.dumps(document) + "\n")
+        protocol.flush()
+
+    start = json.loads(sys.stdin.readline())
+    sys.path[:0] = [path for path in start["sys_path"] if path not in sys.path]
+    try:
+        import tensorflow as tf
+
+        tf.get_logger().setLevel("ERROR")
+        converter = Converter(BatchSettings.from_json(start["settings"]))
+    except errors.MigrateError as error:
+        send({ERROR_KEY: str(error), ERROR_KIND_KEY: type(error).__name__})
+        return 1
+    send({READY_KEY: True})
+    for line in sys.stdin:
+        job = Job.from_json(json.loads(line))
+        _crash_if_asked(job)
+        send(converter.convert(job).to_json())
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
