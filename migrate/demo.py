@@ -1,11 +1,14 @@
 """The main job end to end: build a legacy checkpoint, convert it, restore it, verify it."""
 
+import json
 import os
 import shutil
 
 from migrate import conversion
 from migrate.restore import restore
 from migrate.verify import verify
+
+REPORT_NAME = "report.json"
 from migrate import zoo
 
 
@@ -47,6 +50,10 @@ def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch
             "restored": len(restored.restored), "unchanged": len(restored.unchanged),
             "verify": verified.to_json()})
     results["passed"] = results["conversions"][-1]["verify"]["passed"]
+    results["report"] = os.path.join(workdir, REPORT_NAME)
+    with open(results["report"], "w", encoding="utf-8") as file:
+        json.dump(results, file, indent=2, sort_keys=True)
+        file.write("\n")
     return results
 
 
@@ -67,5 +74,6 @@ def summary(results):
             f"{'PASS' if verified['passed'] else 'differs'}")
     lines.append("demo " + ("PASSED" if results["passed"] else "FAILED") +
                  ": the complete conversion matches the legacy graph"
-                 + ("" if results["passed"] else " NOT within tolerance"))
+                 + ("" if results["passed"] else " NOT within tolerance")
+                 + f"; JSON report: {results['report']}")
     return "\n".join(lines)

@@ -36,6 +36,7 @@ import tomllib
 from typing import Any, Mapping
 
 from migrate import layouts
+from migrate import pattern_cost
 from migrate import transforms as transforms_lib
 from migrate.errors import TableError
 from migrate.errors import first_line
@@ -46,6 +47,10 @@ _GROUP_REFERENCE = re.compile(r"\\(\d+)|\\g<(\w+)>")
 # TF1 op names are short; a bound on what a pattern is asked to match keeps
 # even a slow pattern's worst case small.
 MAX_NAME_LENGTH = 1024
+# Backtracking steps a pattern may need on the worst name of MAX_NAME_LENGTH
+# characters (see migrate.pattern_cost): about a tenth of a second of matching.
+# `(.*)/(.*)/x` needs about 10^6; `(.*)/(.*)/(.*)/x` about 10^9.
+MAX_PATTERN_STEPS = 10**7
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,6 +210,7 @@ def _parse_rule(index, entry, origin):
     except re.error as error:
         raise TableError(f"{where}: `match` {match_text!r} is not a valid regex: {error}") from None
     _check_backtracking(pattern, where)
+    _check_cost(pattern, where)
     drop = entry.get("drop", False)
     if not isinstance(drop, bool):
         raise TableError(f"{where}: `drop` must be true or false. Received: drop={drop!r}")
@@ -293,6 +299,18 @@ def _check_backtracking(pattern, where):
                 walk(argument[2], False)
 
     walk(parser.parse(pattern.pattern), False)
+
+
+def _check_cost(pattern, where):
+    """Refuses flat patterns whose repeats multiply, such as `(.*)/(.*)/(.*)/x` or `(a?){30}`."""
+    steps = pattern_cost.worst_case_steps(pattern, name_length=MAX_NAME_LENGTH)
+    if steps > MAX_PATTERN_STEPS:
+        raise TableError(
+            f"{where}: `match` {pattern.pattern!r} can take about 10^{len(str(steps)) - 1} "
+            f"backtracking steps on a {MAX_NAME_LENGTH}-character name (the limit is "
+            f"10^{len(str(MAX_PATTERN_STEPS)) - 1}), which can take exponential or polynomial "
+            f"time; make the repeats unable to trade characters, e.g. '(.*)/(.*)/(.*)' as "
+            f"'([^/]*)/([^/]*)/(.*)', or bound them.")
 
 
 def _read_local(path):
