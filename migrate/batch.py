@@ -382,11 +382,24 @@ def _run(jobs, settings, *, runner, workers, output_dir, beam_options, show_prog
     def on_result(result):
         progress.advance(1, result.source_bytes, f"{result.relative}: {result.status}")
 
+    # Up-to-date outputs are found here, so a rerun with nothing to do never
+    # starts a worker (each imports TensorFlow and builds the model).
+    results, remaining = [], []
+    for job in jobs:
+        skipped = batch_worker.skipped_result(job, settings)
+        if skipped is None:
+            remaining.append(job)
+        else:
+            results.append(skipped)
+            on_result(skipped)
+    settings = dataclasses.replace(settings, check_current=False)
     try:
+        if not remaining:
+            return results
         if workers == 0:
-            return batch_worker.run_in_process(jobs, settings, on_result=on_result)
-        return batch_worker.run_pool(jobs, settings, workers=workers, on_result=on_result,
-                                     verbose=verbose)
+            return results + batch_worker.run_in_process(remaining, settings, on_result=on_result)
+        return results + batch_worker.run_pool(remaining, settings, workers=workers,
+                                               on_result=on_result, verbose=verbose)
     finally:
         progress.close()
 

@@ -67,6 +67,8 @@ class BatchSettings:
         use_meta: read roles from each checkpoint's `.meta`.
         builder: `legacy_graphs` builder giving the roles when there is no `.meta`.
         force: convert again even when an output is up to date.
+        check_current: look for an up-to-date output before converting; the
+            local runner checks in the parent and turns this off for workers.
     """
 
     table: str
@@ -78,6 +80,7 @@ class BatchSettings:
     use_meta: bool = True
     builder: str | None = None
     force: bool = False
+    check_current: bool = True
 
     def __post_init__(self):
         if self.keep not in KEEP_CHOICES:
@@ -214,6 +217,19 @@ def current_manifest(job, settings):
         return None
 
 
+def skipped_result(job, settings):
+    """Returns a skipped `ItemResult` if the job's output is up to date (and not forced), else None."""
+    if settings.force:
+        return None
+    manifest = current_manifest(job, settings)
+    if manifest is None:
+        return None
+    kept, dropped, left_out = role_bytes(manifest["roles"])
+    return ItemResult.for_job(job, Status.SKIPPED, UP_TO_DATE, kept_bytes=kept,
+                              dropped_bytes=dropped, left_out_bytes=left_out,
+                              written_weights=manifest["written"]["weights"])
+
+
 class Converter:
     """Converts jobs one at a time with one table and one model, both loaded once.
 
@@ -262,13 +278,9 @@ class Converter:
         from migrate import writer
 
         settings = self._settings
-        if not settings.force:
-            manifest = current_manifest(job, settings)
-            if manifest is not None:
-                kept, dropped, left_out = role_bytes(manifest["roles"])
-                return ItemResult.for_job(
-                    job, Status.SKIPPED, UP_TO_DATE, kept_bytes=kept, dropped_bytes=dropped,
-                    left_out_bytes=left_out, written_weights=manifest["written"]["weights"])
+        skipped = skipped_result(job, settings) if settings.check_current else None
+        if skipped is not None:
+            return skipped
         ours = files.exists(files.join(job.output, writer.MANIFEST_NAME))
         if files.exists(job.output) and not (ours or settings.force):
             raise errors.OutputError(

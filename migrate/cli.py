@@ -16,7 +16,7 @@ from absl import flags
 
 from migrate import errors
 
-COMMANDS = ("inspect", "plan", "convert", "verify", "check", "lint", "zoo", "demo")
+COMMANDS = ("inspect", "plan", "convert", "batch", "verify", "check", "lint", "zoo", "demo")
 
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. train/model.ckpt-12000) or a directory "
@@ -58,6 +58,26 @@ _TOLERANCE = flags.DEFINE_float(
     "tolerance", None, "verify: largest accepted relative difference (default: the zoo "
     "entry's, else 1e-5).")
 _WORKDIR = flags.DEFINE_string("workdir", "demo_output", "demo: directory for its files.")
+_INPUT_DIR = flags.DEFINE_string(
+    "input_dir", None, "batch: directory scanned recursively for legacy checkpoint prefixes.")
+_OUTPUT_DIR = flags.DEFINE_string(
+    "output_dir", None, "batch: output root; each checkpoint gets a converted directory at its "
+    "relative path (run1/model.ckpt-1000 -> OUTPUT_DIR/run1/model.ckpt-1000/).")
+_LATEST_ONLY = flags.DEFINE_bool(
+    "latest_only", False, "batch: per directory, only the newest entry of its `checkpoint` "
+    "state file.")
+_WORKERS = flags.DEFINE_integer(
+    "workers", 1, "batch: worker processes converting in parallel (0: in this process, "
+    "without crash isolation).", lower_bound=0)
+_FORCE = flags.DEFINE_bool(
+    "force", False, "batch: convert again outputs that are already up to date.")
+_RUNNER = flags.DEFINE_enum(
+    "runner", "local", ["local", "beam"],
+    "batch: local worker processes, or an Apache Beam pipeline (pip install 'tf1-migrate[beam]').")
+_BEAM_OPTIONS = flags.DEFINE_string(
+    "beam_options", "", "batch --runner=beam: Beam pipeline arguments in one string, e.g. "
+    "\"--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp\"; empty: "
+    "the DirectRunner.")
 
 
 def _import_tensorflow_quietly():
@@ -159,6 +179,27 @@ def command_plan():
 
 def command_convert():
     return _convert(dry_run=_DRY_RUN.value)
+
+
+def command_batch():
+    import shlex
+
+    import migrate
+    table, model = _table_and_model("batch")
+    if _RUNNER.value == "beam" and flags.FLAGS["workers"].present:
+        raise app.UsageError("--workers is for --runner=local; give Beam its own worker "
+                             "options in --beam_options.", exitcode=2)
+    if _BUILDER.value:
+        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    report = migrate.convert_batch(
+        _require(_INPUT_DIR, "batch"), _require(_OUTPUT_DIR, "batch"), table, model,
+        latest_only=_LATEST_ONLY.value, workers=_WORKERS.value, force=_FORCE.value,
+        keep=_KEEP.value, ema=_EMA.value, allow_nonfinite=_ALLOW_NONFINITE.value,
+        use_meta=_USE_META.value, builder=_BUILDER.value, runner=_RUNNER.value,
+        beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
+        verbose=_VERBOSE.value)
+    _emit(report.to_json(), report.summary())
+    return 0 if report.ok else 1
 
 
 def command_verify():

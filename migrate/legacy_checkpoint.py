@@ -6,6 +6,7 @@ import re
 
 import numpy as np
 
+from migrate import bundle_index
 from migrate import files
 from migrate import roles as roles_lib
 from migrate.errors import CheckpointError
@@ -100,7 +101,7 @@ class LegacyCheckpoint:
         import tensorflow as tf
 
         prefix = resolve_prefix(path)
-        data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
+        shards = data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
         try:
             reader = tf.train.load_checkpoint(prefix)
             shapes = reader.get_variable_to_shape_map()
@@ -108,6 +109,7 @@ class LegacyCheckpoint:
         except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
             raise CheckpointError(
                 f"Cannot read checkpoint {prefix}: {first_line(error)}") from None
+        _check_shard_sizes(prefix, shards)
         meta_path = prefix + ".meta"
         graph = None
         collections = None
@@ -239,6 +241,26 @@ def data_files(prefix):
             f"Checkpoint {prefix} is missing data shard(s) "
             f"{', '.join(f'{prefix}.data-{index:05d}-of-{count:05d}' for index in missing)}.")
     return [path for path in found if _DATA_SHARD.search(path)]
+
+
+def _check_shard_sizes(prefix, shards):
+    """Refuses data shards shorter than the index says, even where no converted tensor lies.
+
+    TensorFlow notices a short shard only when it reads a tensor past the cut,
+    so without this a truncated copy would convert silently whenever the
+    weights happen to come first.
+    """
+    extents = bundle_index.shard_extents(files.read_bytes(prefix + ".index"))
+    if extents is None:
+        return
+    for path in shards:
+        index = int(_DATA_SHARD.search(path).group(1))
+        needed = extents.get(index, 0)
+        present = files.size(path)
+        if present < needed:
+            raise CheckpointError(
+                f"Checkpoint data file {path} is truncated: expected at least {needed} bytes "
+                f"(from {prefix}.index), received {present}. Copy the checkpoint again.")
 
 
 def _import_meta_graph(meta_path):

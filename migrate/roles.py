@@ -111,13 +111,17 @@ def classify(variables, collections=None, source=RoleSource.GRAPH):
     global_step = collections.get("global_step", set())
     averaged = collections.get("moving_average", set())
     for name, dtype in variables.items():
-        owner, _, leaf = name.rpartition("/")
+        owner = name.rpartition("/")[0]
         if name in trainable:
             roles[name] = (Role.TRAINABLE, source, "in TRAINABLE_VARIABLES")
         elif name in global_step:
             roles[name] = (Role.BOOKKEEPING, source, "in GLOBAL_STEP")
-        elif owner in averaged and leaf.startswith(EMA_SUFFIX):
-            roles[name] = (Role.EMA_SHADOW, source, f"average of {owner}")
+        elif _EMA_PATTERN.fullmatch(name):
+            # Checked before slots: a shadow also sits under its variable's name.
+            if owner in averaged:
+                roles[name] = (Role.EMA_SHADOW, source, f"average of {owner}")
+            else:
+                roles[name] = (Role.EMA_SHADOW, RoleSource.NAME_RULE, "name looks like ema_shadow")
         elif owner in trainable:
             roles[name] = (Role.OPTIMIZER_SLOT, source, f"slot of trainable {owner}")
         elif name in model:

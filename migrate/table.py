@@ -306,11 +306,10 @@ def _check_cost(pattern, where):
     steps = pattern_cost.worst_case_steps(pattern, name_length=MAX_NAME_LENGTH)
     if steps > MAX_PATTERN_STEPS:
         raise TableError(
-            f"{where}: `match` {pattern.pattern!r} can take about 10^{len(str(steps)) - 1} "
+            f"{where}: `match` {pattern.pattern!r} may need about 10^{len(str(steps)) - 1} "
             f"backtracking steps on a {MAX_NAME_LENGTH}-character name (the limit is "
-            f"10^{len(str(MAX_PATTERN_STEPS)) - 1}), which can take exponential or polynomial "
-            f"time; make the repeats unable to trade characters, e.g. '(.*)/(.*)/(.*)' as "
-            f"'([^/]*)/([^/]*)/(.*)', or bound them.")
+            f"10^{len(str(MAX_PATTERN_STEPS)) - 1}) because its repeats can trade characters; "
+            f"rewrite it so they cannot, e.g. '(.*)/(.*)/(.*)' as '([^/]*)/([^/]*)/(.*)'.")
 
 
 def _read_local(path):

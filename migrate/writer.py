@@ -15,11 +15,13 @@ import uuid
 
 import numpy as np
 
+from migrate import direct_read
 from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import ModelError
 from migrate.errors import OutputError
 from migrate.errors import first_line
+from migrate.legacy_checkpoint import LegacyCheckpoint
 from migrate.target_model import object_paths
 
 CHECKPOINT_NAME = "ckpt"
@@ -110,8 +112,23 @@ def mirror(object_paths_by_target, variables_by_path, *, alias_model_children=Fa
     return children
 
 
-def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None):
+def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None,
+            direct_min_bytes=direct_read.MIN_BYTES):
     """Reads, converts and assigns every planned tensor, one assignment at a time.
+
+    Only the planned keys are read (slots, EMA shadows left out and dropped
+    variables never are). A plain rule whose transforms only reshape is read
+    by TensorFlow straight into the variable's memory (`migrate.direct_read`);
+    other tensors go through NumPy and are released before the next is read.
+
+    Args:
+        plan: a `ConversionPlan` without problems.
+        checkpoint: the `LegacyCheckpoint` the plan was made from.
+        variables_by_path: the model's variables by target path.
+        allow_nonfinite: carry NaN/Inf values instead of refusing them.
+        progress: an optional `migrate.progress.Progress`.
+        direct_min_bytes: tensors at least this large (and eligible) are read
+            straight into their variable; None reads every tensor through NumPy.
 
     Returns:
         `(written_bytes, nonfinite)` where `nonfinite` lists `(name, count)` of
@@ -120,37 +137,70 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     Raises:
         CheckpointError: a tensor cannot be read, or holds NaN/Inf while
             `allow_nonfinite` is False.
+        ModelError: a conversion produced a shape the variable does not have.
+
+    Example:
+
+        written, nonfinite = writer.execute(plan, checkpoint, variables_by_path)
     """
     written = 0
     nonfinite = []
+    # TensorFlow can only read a checkpoint on disk through its own reader; a
+    # stand-in (an in-memory checkpoint, a replaced `read`) keeps its `read`.
+    direct = (direct_min_bytes is not None
+              and getattr(checkpoint.read, "__func__", None) is LegacyCheckpoint.read
+              and files.exists(checkpoint.prefix + ".index"))
     for assignment in plan.assignments:
-        arrays = [checkpoint.read(key) for key in assignment.read_keys]
-        for name, array in zip(assignment.read_keys, arrays):
-            if np.issubdtype(array.dtype, np.floating):
-                bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-                if bad:
-                    nonfinite.append((name, bad))
-                    if not allow_nonfinite:
-                        raise CheckpointError(
-                            f"{name} {list(array.shape)} holds {bad} NaN/Inf value(s); refusing "
-                            f"to convert (pass --allow_nonfinite to carry them anyway).")
-        outputs = assignment.convert(arrays)
-        del arrays
-        for target, value in outputs.items():
-            variable = variables_by_path[target]
-            expected = tuple(int(size) for size in variable.shape)
-            if tuple(value.shape) != expected:
-                raise ModelError(f"{target}: conversion produced shape {list(value.shape)}, "
-                                 f"expected {list(expected)}")
-            variable.assign(value)
-            written += value.nbytes
+        source = checkpoint.variables.get(assignment.read_keys[0])
+        variable = variables_by_path[assignment.targets[0]]
+        if direct and source is not None and direct_read.eligible(
+                assignment, source, variable, min_bytes=direct_min_bytes):
+            bad = direct_read.restore(checkpoint.prefix, source.name, variable)
+            _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
+            nbytes = source.nbytes
+        else:
+            nbytes = _convert_and_assign(assignment, checkpoint, variables_by_path,
+                                         nonfinite, allow_nonfinite)
+        written += nbytes
         if progress is not None:
-            progress.advance(1, sum(value.nbytes for value in outputs.values()),
-                             assignment.targets[0])
-        del outputs
+            progress.advance(1, nbytes, assignment.targets[0])
     if progress is not None:
         progress.close()
     return written, nonfinite
+
+
+def _convert_and_assign(assignment, checkpoint, variables_by_path, nonfinite, allow_nonfinite):
+    """The NumPy path: read the sources, convert them, assign; returns the bytes assigned."""
+    arrays = [checkpoint.read(key) for key in assignment.read_keys]
+    for name, array in zip(assignment.read_keys, arrays):
+        if np.issubdtype(array.dtype, np.floating) and array.size and not (
+                np.isfinite(array.min()) and np.isfinite(array.max())):
+            # min and max propagate NaN and reach any Inf without a full-size
+            # mask; only a tensor that has one pays for the exact count.
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            _check_finite(name, array.shape, bad, nonfinite, allow_nonfinite)
+    outputs = assignment.convert(arrays)
+    del arrays
+    nbytes = 0
+    for target, value in outputs.items():
+        variable = variables_by_path[target]
+        expected = tuple(int(size) for size in variable.shape)
+        if tuple(value.shape) != expected:
+            raise ModelError(f"{target}: conversion produced shape {list(value.shape)}, "
+                             f"expected {list(expected)}")
+        variable.assign(value)
+        nbytes += value.nbytes
+    return nbytes
+
+
+def _check_finite(name, shape, bad, nonfinite, allow_nonfinite):
+    if not bad:
+        return
+    nonfinite.append((name, bad))
+    if not allow_nonfinite:
+        raise CheckpointError(
+            f"{name} {list(shape)} holds {bad} NaN/Inf value(s); refusing "
+            f"to convert (pass --allow_nonfinite to carry them anyway).")
 
 
 def write_directory(output_dir, root_children, manifest, *, overwrite):

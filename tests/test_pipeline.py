@@ -233,3 +233,21 @@ def test_absl_script_runs_the_same_command(prefix):
                              "--json"], capture_output=True, text=True, check=False, timeout=300)
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["dry_run"] is True
+
+
+def test_without_meta_a_builder_graph_or_name_rules_give_the_roles(prefix, tmp_path):
+    from migrate.legacy_checkpoint import LegacyCheckpoint
+
+    from_builder = LegacyCheckpoint.open(prefix, builder="small_convnet", use_meta=False)
+    assert from_builder.role_origin == "graph of builder 'small_convnet'"
+    assert from_builder.variables["conv/kernel"].role_source.value == "builder graph"
+    from_names = LegacyCheckpoint.open(prefix, use_meta=False)
+    assert from_names.role_origin == "name rules"
+    for checkpoint in (from_builder, from_names):
+        roles = {name: variable.role.value for name, variable in checkpoint.variables.items()}
+        assert roles == {name: variable.role.value
+                         for name, variable in migrate.LegacyCheckpoint.open(prefix).variables.items()}
+    output = str(tmp_path / "names")
+    report = migrate.convert(from_names, ENTRY.table_path, ENTRY.build_model, output,
+                             keep="model_state")
+    assert report.role_origin == "name rules" and report.written_weights == 7

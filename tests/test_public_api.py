@@ -1,0 +1,30 @@
+"""The public surface is gathered in `migrate/__init__.py` and pinned here."""
+
+import subprocess
+import sys
+
+import migrate
+
+
+def test_exported_names_are_pinned():
+    assert sorted(migrate.__all__) == sorted([
+        "BatchReport", "CheckpointError", "ConversionPlan", "ConversionReport",
+        "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError",
+        "PlanError", "Problem", "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable",
+        "TableError", "VerificationError", "VerifyReport", "batch", "convert", "inspect", "plan",
+        "restore", "verify",
+    ] if hasattr(migrate, "batch") else [
+        "CheckpointError", "ConversionPlan", "ConversionReport", "LegacyCheckpoint",
+        "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
+        "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
+        "VerificationError", "VerifyReport", "convert", "inspect", "plan", "restore", "verify",
+    ])
+    for name in migrate.__all__:
+        assert getattr(migrate, name) is not None
+
+
+def test_importing_migrate_does_not_import_tensorflow():
+    code = "import sys, migrate, migrate.table, migrate.lint; print('tensorflow' in sys.modules)"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "False"
