@@ -48,3 +48,37 @@ def train_and_save(*, output_dir, build, optimizer, steps, seed,
             os.makedirs(output_dir, exist_ok=True)
             return saver.save(session, os.path.join(output_dir, "model.ckpt"),
                               global_step=global_step)
+
+
+def image_classifier(define_graph, *, input_shape, num_classes, batch_size):
+    """Returns a `build` for `train_and_save` that trains an image classifier.
+
+    The loss is softmax cross-entropy plus the graph's regularization losses,
+    on uniform [0, 1) images and random labels, with `is_training:0` fed True.
+
+    Args:
+        define_graph: builds the model in the default graph; returns
+            `(images, logits)` and creates an `is_training` placeholder.
+        input_shape: image shape without the batch dimension.
+        num_classes: number of labels.
+        batch_size: images per step.
+    """
+    tf = compat.import_tf_v1()
+
+    def build():
+        images, logits = define_graph()
+        is_training = tf.get_default_graph().get_tensor_by_name("is_training:0")
+        labels = tf.placeholder(tf.int32, [None], name="labels")
+        loss = (tf.losses.sparse_softmax_cross_entropy(labels, logits)
+                + tf.losses.get_regularization_loss())
+
+        def make_feed(rng):
+            return {
+                images: rng.uniform(0.0, 1.0, (batch_size, *input_shape)).astype("float32"),
+                labels: rng.integers(0, num_classes, batch_size).astype("int32"),
+                is_training: True,
+            }
+
+        return loss, make_feed
+
+    return build

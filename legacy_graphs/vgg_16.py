@@ -86,25 +86,10 @@ def write_checkpoint(output_dir, *, steps=1, seed=0, config=DEFAULT_CONFIG):
     tf = compat.import_tf_v1()
     num_classes = num_classes_for(config)
 
-    def build():
-        inputs, logits = define_graph(config)
-        is_training = tf.get_default_graph().get_tensor_by_name("is_training:0")
-        labels = tf.placeholder(tf.int32, [None], name="labels")
-        loss = (tf.losses.sparse_softmax_cross_entropy(labels, logits)
-                + tf.losses.get_regularization_loss())
-
-        def make_feed(rng):
-            return {
-                inputs: rng.uniform(0.0, 1.0, (BATCH_SIZE, *INPUT_SHAPE)).astype("float32"),
-                labels: rng.integers(0, num_classes, BATCH_SIZE).astype("int32"),
-                is_training: True,
-            }
-
-        return loss, make_feed
-
     return training.train_and_save(
         output_dir=output_dir,
-        build=build,
+        build=training.image_classifier(lambda: define_graph(config), input_shape=INPUT_SHAPE,
+                                        num_classes=num_classes, batch_size=BATCH_SIZE),
         optimizer=lambda: tf.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM),
         steps=steps,
         seed=seed)
