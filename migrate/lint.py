@@ -32,13 +32,19 @@ class LintReport:
         return document
 
 
-def lint_table(path):
+def lint_table(path, names=None):
     """Reads a table and reports problems a plan would only find later.
 
     Errors: the table does not parse (bad TOML, unknown keys, bad regex,
     slow regex, unknown transform or layout). Warnings: a rule whose `match`
     repeats an earlier rule's (it can never win), and rules whose literal
-    targets are the same (several sources would land on one weight).
+    targets are the same (several sources would land on one weight). Given
+    the TF1 names of a checkpoint, also: rules that win for none of them
+    (unused, or shadowed by earlier rules).
+
+    Args:
+        path: the table's path.
+        names: optional TF1 variable names the table is meant for.
     """
     try:
         table = MappingTable.load(path)
@@ -56,4 +62,28 @@ def lint_table(path):
             other = first_with_target.setdefault(rule.target, rule.index)
             if other != rule.index:
                 warnings.append(f"rules {other} and {rule.index} both target {rule.target!r}")
+    if names is not None:
+        warnings.extend(_unused_rules(table, names))
     return LintReport(table=table.origin, rules=len(table.rules), errors=[], warnings=warnings)
+
+
+def _unused_rules(table, names):
+    wins = {rule.index: 0 for rule in table.rules}
+    shadowed = {rule.index: [] for rule in table.rules}
+    for name in names:
+        found = table.matches(name)
+        if found:
+            wins[found[0].rule.index] += 1
+            for later in found[1:]:
+                shadowed[later.rule.index].append((name, found[0].rule.index))
+    notes = []
+    for index, count in wins.items():
+        if count:
+            continue
+        if shadowed[index]:
+            name, winner = shadowed[index][0]
+            notes.append(f"rule {index} wins for no variable: the {len(shadowed[index])} it "
+                         f"matches are taken by earlier rules (e.g. {name!r} by rule {winner})")
+        else:
+            notes.append(f"rule {index} matches no variable of the checkpoint")
+    return notes

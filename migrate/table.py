@@ -160,6 +160,11 @@ class MappingTable:
                 return found
         return None
 
+    def matches(self, name):
+        """Returns every rule's `RuleMatch` for `name`, in table order (the first one wins)."""
+        return [found for found in (_match_rule(rule, name) for rule in self.rules)
+                if found is not None]
+
     def __len__(self):
         return len(self.rules)
 

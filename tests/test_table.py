@@ -103,3 +103,16 @@ def test_lint_reports_shadowed_rules_and_shared_targets(tmp_path):
     path.write_text("[[rule]]\nmatch='('\ntarget='t'\n")
     report = lint.lint_table(str(path))
     assert not report.ok and "not a valid regex" in report.errors[0]
+
+
+def test_lint_with_checkpoint_names_reports_unused_and_shadowed_rules(tmp_path):
+    path = tmp_path / "table.toml"
+    path.write_text("[[rule]]\nmatch='.*'\ntarget='x'\n[[rule]]\nmatch='conv/kernel'\ntarget='y'\n"
+                    "[[rule]]\nmatch='nothing'\ntarget='z'\n")
+    report = lint.lint_table(str(path), names=["conv/kernel", "bn/beta"])
+    assert report.warnings == [
+        "rule 2 wins for no variable: the 1 it matches are taken by earlier rules "
+        "(e.g. 'conv/kernel' by rule 1)",
+        "rule 3 matches no variable of the checkpoint"]
+    table = MappingTable.load(str(path))
+    assert [found.rule.index for found in table.matches("conv/kernel")] == [1, 2]
