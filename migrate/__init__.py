@@ -10,6 +10,8 @@ The public API, gathered here:
 
 __version__ = "0.1.0"
 
+from migrate.batch import BatchReport
+from migrate.batch import convert_batch
 from migrate.conversion import convert
 from migrate.conversion import inspect
 from migrate.conversion import plan
@@ -35,8 +37,9 @@ from migrate.verify import VerifyReport
 from migrate.verify import verify
 
 __all__ = [
-    "CheckpointError", "ConversionPlan", "ConversionReport", "LegacyCheckpoint", "MappingTable",
-    "MigrateError", "ModelError", "OutputError", "PlanError", "Problem", "RestoreReport", "Role",
-    "RoleSource", "Rule", "SourceVariable", "TableError", "VerificationError", "VerifyReport",
-    "convert", "inspect", "plan", "restore", "verify",
+    "BatchReport", "CheckpointError", "ConversionPlan", "ConversionReport", "LegacyCheckpoint",
+    "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
+    "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
+    "VerificationError", "VerifyReport", "convert", "convert_batch", "inspect", "plan", "restore",
+    "verify",
 ]

@@ -6,6 +6,7 @@ Commands:
   inspect   list a legacy checkpoint's variables, shapes, bytes and roles
   plan      check a conversion without writing (unmapped, unfilled, shapes, collisions)
   convert   write a TF2 checkpoint holding only the mapped weights (+ manifest.json)
+  batch     convert every checkpoint under a directory (resumable, crash-isolated workers)
   verify    run the legacy graph and the restored Keras model, compare outputs
   check     re-hash a converted output against its manifest
   lint      check a mapping table without TensorFlow

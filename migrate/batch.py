@@ -68,8 +68,9 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
     """Finds every legacy checkpoint prefix under a directory.
 
     A prefix is any `<name>.index` file. The walk goes through
-    `tf.io.gfile`, follows symlinked directories once, and reports a symlink
-    that points back to one of its own ancestors instead of following it.
+    `tf.io.gfile` and scans every directory once: symlinked directories come
+    after the real ones (so a directory is found under its own path), and a
+    symlink back to one of its own ancestors is reported, not followed.
     Directories holding a `manifest.json` are converted outputs and are not
     scanned.
 
@@ -99,11 +100,24 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
             f"input_dir={str(input_dir)!r}, which is not a directory.")
     excluded = {_identity(_strip(path)) for path in exclude}
     result = ScanResult()
-    seen = {_identity(root): "the input directory"}
-    stack = [(root, (_identity(root),))]
-    while stack:
-        directory, chain = stack.pop()
+    seen = {}
+    # Symlinked directories wait until every real directory has been scanned,
+    # so a directory is reported under its own path rather than through a link.
+    stack, linked = [(root, ())], []
+    while stack or linked:
+        directory, chain = stack.pop() if stack else linked.pop(0)
+        identity = _identity(directory)
         relative = _relative(root, directory)
+        if identity in chain:
+            note = f"symlink loop back to {seen[identity]}; not followed"
+            result.notes.append({"path": relative, "note": note})
+            continue
+        if identity in seen:
+            note = f"same directory as {seen[identity]}; not scanned twice"
+            result.notes.append({"path": relative, "note": note})
+            continue
+        seen[identity] = relative or "the input directory"
+        chain += (identity,)
         try:
             names = sorted(name.rstrip("/") for name in files.gfile().listdir(directory))
         except Exception as error:  # tf.errors.PermissionDeniedError and friends.
@@ -119,20 +133,10 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
         subdirectories = []
         for name in names:
             path = files.join(directory, name)
-            if _is_checkpoint_file(name) or not files.is_directory(path):
+            if (_is_checkpoint_file(name) or not files.is_directory(path)
+                    or _identity(path) in excluded):
                 continue
-            identity = _identity(path)
-            if identity in excluded:
-                continue
-            if identity in chain:
-                result.notes.append({"path": _relative(root, path),
-                                     "note": f"symlink loop back to {seen[identity]}; not followed"})
-            elif identity in seen:
-                result.notes.append({"path": _relative(root, path),
-                                     "note": f"same directory as {seen[identity]}; not scanned twice"})
-            else:
-                seen[identity] = _relative(root, path)
-                subdirectories.append((path, chain + (identity,)))
+            (linked if _is_link(path) else subdirectories).append((path, chain))
         stack.extend(reversed(subdirectories))
     result.found.sort(key=lambda found: _natural_key(found.relative))
     return result
@@ -152,7 +156,8 @@ def _add_prefixes(result, root, directory, names, latest_only):
         state = tf.train.get_checkpoint_state(directory)
         if state is None or not state.model_checkpoint_path:
             result.failures.append({"path": state_path, "relative": relative, "reason": (
-                f"The checkpoint state file {state_path} cannot be parsed or names no checkpoint.")})
+                f"The checkpoint state file {state_path} cannot be parsed or names no "
+                f"checkpoint.")})
             return
         # Only the name counts: state files often hold absolute paths from the
         # machine that trained, which no longer exist where the files are now.
@@ -171,8 +176,9 @@ def _add_prefixes(result, root, directory, names, latest_only):
     for prefix in prefixes:
         owned = [name for name in names if name in (prefix + INDEX_SUFFIX, prefix + META_SUFFIX)
                  or name.startswith(prefix + DATA_INFIX)]
+        path = files.join(directory, prefix)
         result.found.append(FoundCheckpoint(
-            prefix=files.join(directory, prefix), relative=_relative(root, files.join(directory, prefix)),
+            prefix=path, relative=_relative(root, path),
             source_bytes=sum(files.size(files.join(directory, name)) for name in owned)))
 
 
@@ -184,6 +190,10 @@ def _is_checkpoint_file(name):
 def _strip(path):
     path = str(path)
     return path.rstrip("/") or path
+
+
+def _is_link(path):
+    return "://" not in path and os.path.islink(path)
 
 
 def _identity(path):
@@ -297,7 +307,8 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     Args:
         input_dir: directory scanned recursively for checkpoint prefixes.
         output_dir: where the outputs go; created if needed.
-        table: the mapping table's path (or a `MappingTable` loaded from a file).
+        table: the mapping table's path (or a `MappingTable` loaded from a file);
+            workers receive its text, so they need no access to it.
         model: the model factory as `module:callable`, or an importable
             function; every worker builds the model from it.
         latest_only: per directory, only its `checkpoint` state file's newest entry.
@@ -317,7 +328,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         A `BatchReport`; `report.ok` is False when any checkpoint failed.
 
     Raises:
-        CheckpointError: `input_dir` is not a directory.
+        CheckpointError: `input_dir` is not a directory or holds no checkpoint.
         OutputError: `output_dir` is the input directory or cannot be created.
         TableError, ModelError: the table or the model cannot be loaded (no
             checkpoint could be converted).
@@ -333,17 +344,23 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         raise ValueError(f"Expected runner to be one of {', '.join(RUNNERS)}. "
                          f"Received: runner={runner!r}")
     if not isinstance(workers, int) or workers < 0:
-        raise ValueError(f"Expected workers to be a whole number >= 0. Received: workers={workers!r}")
+        raise ValueError(
+            f"Expected workers to be a whole number >= 0. Received: workers={workers!r}")
     input_dir, output_dir = _strip(input_dir), _strip(output_dir)
-    table_path, loaded = _table_file(table)
+    loaded, text = _table_and_text(table)
     settings = batch_worker.BatchSettings(
-        table=table_path, table_sha256=loaded.sha256, model=_factory_text(model), keep=keep,
-        ema=ema, allow_nonfinite=allow_nonfinite, use_meta=use_meta, builder=builder, force=force)
+        table=loaded.origin, table_text=text, table_sha256=loaded.sha256,
+        model=_factory_text(model), keep=keep, ema=ema, allow_nonfinite=allow_nonfinite,
+        use_meta=use_meta, builder=builder, force=force)
     if _identity(output_dir) == _identity(input_dir):
         raise errors.OutputError(
             f"Expected an output directory other than the input directory. Received: "
             f"output_dir={output_dir!r}, the same as input_dir.")
     scan = find_checkpoints(input_dir, latest_only=latest_only, exclude=[output_dir])
+    if not (scan.found or scan.failures):
+        raise errors.CheckpointError(
+            f"Expected legacy checkpoints (files such as run1/model.ckpt-1000.index) under "
+            f"{input_dir}. Received: none.")
     try:
         files.gfile().makedirs(output_dir)
     except Exception as error:
@@ -360,7 +377,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     items.extend(results)
     items.sort(key=lambda item: _natural_key(item.relative))
     report = BatchReport(
-        input_dir=input_dir, output_dir=output_dir, table=table_path,
+        input_dir=input_dir, output_dir=output_dir, table=loaded.origin,
         table_sha256=loaded.sha256, model=settings.model, keep=keep, ema=ema, runner=runner,
         workers=workers if runner == LOCAL_RUNNER else 0, items=items, scan_notes=scan.notes,
         report_path=files.join(output_dir, REPORT_NAME))
@@ -416,26 +433,26 @@ def _beam_runner():
     return beam_runner
 
 
-def _table_file(table):
-    """Returns `(path, MappingTable)`: workers load the table again from the path."""
+def _table_and_text(table):
+    """Returns `(MappingTable, TOML text)`: workers get the text, not a path they may not reach."""
     from migrate.table import MappingTable
 
     path = table.origin if isinstance(table, MappingTable) else str(table)
-    if "://" not in path:
-        path = os.path.abspath(path)
     try:
-        loaded = MappingTable.load(path)
-    except errors.TableError as error:
+        data = files.read_bytes(path)
+    except Exception as error:  # tf.errors.NotFoundError and friends.
         if isinstance(table, MappingTable):
             raise errors.TableError(
                 f"A batch sends its workers the table's file, and this table came from "
-                f"{table.origin}, which cannot be read: {error}") from None
-        raise
+                f"{table.origin}, which cannot be read: {errors.first_line(error)}") from None
+        raise errors.TableError(
+            f"Cannot read mapping table {path}: {errors.first_line(error)}") from None
+    loaded = MappingTable.from_bytes(data, origin=path)
     if isinstance(table, MappingTable) and loaded.sha256 != table.sha256:
         raise errors.TableError(
             f"Mapping table {path} on disk differs from the table passed in; a batch's workers "
-            f"read the file, so save the table first.")
-    return path, loaded
+            f"get the file's text, so save the table first.")
+    return loaded, data.decode("utf-8")
 
 
 def _factory_text(model):

@@ -9,7 +9,7 @@ and a fresh worker takes the next job.
 
 Example:
 
-    settings = BatchSettings(table="table.toml", table_sha256=digest,
+    settings = BatchSettings(table="table.toml", table_text=text, table_sha256=digest,
                              model="migrate.zoo.small_convnet:build_model")
     results = run_pool(jobs, settings, workers=2)
 """
@@ -37,8 +37,10 @@ ERROR_KEY = "error"
 ERROR_KIND_KEY = "kind"
 # Test-only: "SIGNAL_NAME:text" makes a worker kill itself with that signal
 # when a job's source contains `text`, so tests can prove that a worker dying
-# natively (as TensorFlow does on a failed CHECK) costs one checkpoint only.
-CRASH_HOOK_VARIABLE = "TF1_MIGRATE_TEST_CRASH"
+# in native code (as TensorFlow does on a failed CHECK) costs one checkpoint.
+# Real crashing inputs get caught earlier as the reader is hardened, so the
+# tests cannot rely on one.
+CRASH_FOR_TESTS_VARIABLE = "TF1_MIGRATE_BATCH_CRASH_FOR_TESTS"
 _STOP_SECONDS = 10
 _READ_BYTES = 1 << 16
 _CRASH_NOTE_CHARACTERS = 300
@@ -57,9 +59,10 @@ class BatchSettings:
     """How every checkpoint of a batch is converted; sent to each worker as JSON.
 
     Attributes:
-        table: path of the mapping table (workers load it themselves).
-        table_sha256: the table's digest when the batch started; a worker
-            refuses a table that changed since.
+        table: where the mapping table came from (its path), for manifests.
+        table_text: the table's TOML; workers parse it themselves, so they
+            need no access to the launcher's files.
+        table_sha256: the digest of that TOML.
         model: the Keras model factory as `module:callable`.
         keep: "trainable" or "model_state".
         ema: read EMA shadows in place of the variables.
@@ -72,6 +75,7 @@ class BatchSettings:
     """
 
     table: str
+    table_text: str
     table_sha256: str
     model: str
     keep: str = "trainable"
@@ -218,7 +222,7 @@ def current_manifest(job, settings):
 
 
 def skipped_result(job, settings):
-    """Returns a skipped `ItemResult` if the job's output is up to date (and not forced), else None."""
+    """Returns a skipped `ItemResult` if the output is up to date (and not forced), else None."""
     if settings.force:
         return None
     manifest = current_manifest(job, settings)
@@ -241,18 +245,19 @@ class Converter:
         settings: a `BatchSettings`.
 
     Raises:
-        TableError: the table cannot be read, or changed since the batch started.
+        TableError: the table is not valid, or not the one its digest names.
         ModelError: the model factory fails.
     """
 
     def __init__(self, settings):
         from migrate import conversion
+        from migrate.table import MappingTable
 
         self._settings = settings
-        self._table = conversion.load_table(settings.table)
+        self._table = MappingTable.from_text(settings.table_text, origin=settings.table)
         if self._table.sha256 != settings.table_sha256:
             raise errors.TableError(
-                f"Mapping table {settings.table} changed while the batch was running: expected "
+                f"Mapping table {settings.table} is not the one the batch started with: expected "
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
         self._model = conversion.load_model(settings.model)
 
@@ -508,8 +513,7 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False):
 
 
 def _crash_if_asked(job):
-    hook = os.environ.get(CRASH_HOOK_VARIABLE, "")
-    signal_name, _, text = hook.partition(":")
+    signal_name, _, text = os.environ.get(CRASH_FOR_TESTS_VARIABLE, "").partition(":")
     if text and text in job.source:
         os.kill(os.getpid(), signal.Signals[signal_name])
 

@@ -1,4 +1,4 @@
-"""Command line: `python -m migrate inspect|plan|convert|verify|check|lint|zoo|demo`.
+"""Command line: `python -m migrate inspect|plan|convert|batch|verify|check|lint|zoo|demo`.
 
 Flags live here and only here; every command reads them once and calls the
 library with keyword arguments, so porting code can do the same without
@@ -237,7 +237,15 @@ def command_check():
 
 def command_lint():
     from migrate import lint
-    result = lint.lint_table(_require(_TABLE, "lint"))
+    names = None
+    if _CHECKPOINT.value:
+        from migrate.roles import Role
+        _import_tensorflow_quietly()
+        checkpoint = _open_checkpoint()
+        # Slots, shadows and counters never go through the table.
+        names = [name for name, variable in checkpoint.variables.items()
+                 if variable.role in (Role.TRAINABLE, Role.MODEL_STATE, Role.UNKNOWN)]
+    result = lint.lint_table(_require(_TABLE, "lint"), names)
     _emit(result.to_json(), result.summary())
     return 0 if result.ok else 1
 

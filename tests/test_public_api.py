@@ -11,13 +11,8 @@ def test_exported_names_are_pinned():
         "BatchReport", "CheckpointError", "ConversionPlan", "ConversionReport",
         "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError",
         "PlanError", "Problem", "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable",
-        "TableError", "VerificationError", "VerifyReport", "batch", "convert", "inspect", "plan",
-        "restore", "verify",
-    ] if hasattr(migrate, "batch") else [
-        "CheckpointError", "ConversionPlan", "ConversionReport", "LegacyCheckpoint",
-        "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
-        "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
-        "VerificationError", "VerifyReport", "convert", "inspect", "plan", "restore", "verify",
+        "TableError", "VerificationError", "VerifyReport", "convert", "convert_batch", "inspect",
+        "plan", "restore", "verify",
     ])
     for name in migrate.__all__:
         assert getattr(migrate, name) is not None
