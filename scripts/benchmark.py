@@ -1,0 +1,452 @@
+"""Measures conversion wall time, peak memory and throughput against two baselines.
+
+    python scripts/benchmark.py [--workloads=vgg_16,bert_base,batch] [--repeats=N]
+                                [--workdir=D] [--output=F]
+
+Workloads (legacy checkpoints are built in the work directory, reused when
+it already holds them):
+  vgg_16     tf-slim VGG-16 with Momentum slots (about 1.1 GB on disk).
+  bert_base  a BERT-base encoder with Adam slots (about 1.3 GB on disk).
+  batch      50 step checkpoints of small_convnet: `python -m migrate batch`
+             against 50 separate `python -m migrate convert` runs.
+
+Every run is a whole separate process; wall time is measured around it and
+peak RSS comes from `os.wait4` (what `/usr/bin/time -v` reports). For each
+single-checkpoint workload three programs run, interleaved and in a rotating
+order, after one untimed warm-up round:
+  floor  import TensorFlow, build the Keras model, write its checkpoint: the
+         least any converter must do.
+  ours   `python -m migrate convert`.
+  guide  the recipe of TensorFlow's guide "Migrating model checkpoints":
+         `tf.train.load_checkpoint`, read every variable of the checkpoint,
+         assign the mapped ones, `tf.train.Checkpoint.write`.
+The tables report medians and the targets as ratios of this run's medians.
+"""
+
+import dataclasses
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+from absl import app
+from absl import flags
+
+WORKLOADS = ("vgg_16", "bert_base", "batch")
+FLOOR = "floor"
+OURS = "ours"
+GUIDE = "guide"
+BASELINES = (FLOOR, GUIDE)
+BATCH = "batch"
+SEPARATE = "separate"
+
+_WORKLOADS = flags.DEFINE_list(
+    "workloads", ",".join(WORKLOADS), f"Workloads to measure, any of {', '.join(WORKLOADS)}.")
+_REPEATS = flags.DEFINE_integer("repeats", 3, "Timed repetitions of every run.", lower_bound=1)
+_WORKDIR = flags.DEFINE_string(
+    "workdir", None, "Directory for legacy checkpoints (kept and reused) and outputs; a "
+    "temporary directory, removed at the end, when unset.")
+_OUTPUT = flags.DEFINE_string("output", None, "Also write the markdown tables to this file.")
+_BATCH_CHECKPOINTS = flags.DEFINE_integer(
+    "batch_checkpoints", 50, "Step checkpoints in the batch workload.", lower_bound=2)
+# The baselines run as child processes of this same script.
+_BASELINE = flags.DEFINE_enum("baseline", None, list(BASELINES), "Internal: run one baseline.")
+_CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Internal: the guide's legacy checkpoint.")
+_TABLE = flags.DEFINE_string("table", None, "Internal: the guide's mapping table.")
+_MODEL = flags.DEFINE_string("model", None, "Internal: the Keras model factory, module:callable.")
+_PREFIX = flags.DEFINE_string("prefix", None, "Internal: where a baseline writes its checkpoint.")
+
+flags.register_validator(
+    "workloads", lambda names: set(names) <= set(WORKLOADS),
+    f"--workloads takes names from {', '.join(WORKLOADS)}.")
+
+_QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
+# Single-checkpoint targets, as ratios of medians.
+WALL_VS_FLOOR = 1.15
+RSS_VS_FLOOR = 1.10
+GUIDE_VS_OURS = 1.3
+SEPARATE_VS_BATCH = 5.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Workload:
+    """A legacy checkpoint to build and the conversion to measure on it."""
+
+    name: str
+    builder: str
+    table: str
+    model: str
+    steps: int | None = None
+    build_flags: tuple = ()
+
+
+def _zoo_table(name):
+    # The table files sit beside migrate/zoo/__init__.py; importing the zoo
+    # entry itself would import Keras into this parent process.
+    import migrate.zoo
+    return os.path.join(os.path.dirname(migrate.zoo.__file__), f"{name}.toml")
+
+
+def _workloads():
+    return {
+        "vgg_16": Workload("vgg_16", "vgg_16", _zoo_table("vgg_16"),
+                           "migrate.zoo.vgg_16:build_model"),
+        "bert_base": Workload("bert_base", "bert_encoder", _zoo_table("bert_encoder"),
+                              "migrate.zoo.bert_encoder:build_base_model", steps=0,
+                              build_flags=("--config=base",)),
+        "batch": Workload("batch", "small_convnet", _zoo_table("small_convnet"),
+                          "migrate.zoo.small_convnet:build_model"),
+    }
+
+
+@dataclasses.dataclass
+class Measurement:
+    """One whole process: wall seconds and peak resident memory in bytes."""
+
+    seconds: float
+    peak_bytes: int
+
+
+def measure(command, *, cwd=None):
+    """Runs `command` as a process; returns its `Measurement`.
+
+    Raises:
+        RuntimeError: the process failed; the message holds its last output.
+    """
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "TF_USE_LEGACY_KERAS"}
+    environment.update(_QUIET_ENVIRONMENT)
+    with tempfile.TemporaryFile() as log:
+        started = time.monotonic()
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=log)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds = time.monotonic() - started
+        process.returncode = os.waitstatus_to_exitcode(status)
+        if process.returncode != 0:
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-3000:]
+            raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}:\n{tail}")
+    # Linux reports ru_maxrss in kilobytes; it covers the process and its
+    # waited-for children (the batch's worker process).
+    return Measurement(seconds, usage.ru_maxrss * 1024)
+
+
+def _python(*arguments):
+    return [sys.executable, *arguments]
+
+
+def _script(*arguments):
+    return _python(os.path.abspath(__file__), *arguments)
+
+
+def _legacy_checkpoint(workload, directory):
+    """Builds the workload's legacy checkpoint in `directory`, or reuses the one there."""
+    import legacy_graphs
+
+    existing = _newest_prefix(directory)
+    if existing is not None:
+        return existing
+    print(f"building {workload.builder} in {directory} ...", flush=True)
+    return legacy_graphs.build_in_subprocess(workload.builder, directory, steps=workload.steps,
+                                             extra_flags=workload.build_flags)
+
+
+def _newest_prefix(directory):
+    if not os.path.isdir(directory):
+        return None
+    prefixes = [os.path.join(directory, name[:-len(".index")]) for name in os.listdir(directory)
+                if name.endswith(".index")]
+    return max(prefixes, key=lambda prefix: os.path.getmtime(prefix + ".index"), default=None)
+
+
+def _source_bytes(prefix):
+    directory, base = os.path.split(prefix)
+    return sum(os.path.getsize(os.path.join(directory, name)) for name in os.listdir(directory)
+               if name.startswith(base + ".") and not name.endswith(".tempstate"))
+
+
+def _roles(prefix):
+    """Returns `inspect`'s role totals, to show what the checkpoint holds besides weights."""
+    import json
+
+    completed = subprocess.run(_python("-m", "migrate", "inspect", f"--checkpoint={prefix}",
+                                       "--json"), capture_output=True, text=True, check=True,
+                               env={**os.environ, **_QUIET_ENVIRONMENT})
+    return json.loads(completed.stdout)["roles"]
+
+
+def _rotations(names, repeats):
+    """Yields `(timed, name)`: one untimed warm-up round, then `repeats` rotated rounds."""
+    for name in names:
+        yield False, name
+    for repetition in range(repeats):
+        shift = repetition % len(names)
+        for name in names[shift:] + names[:shift]:
+            yield True, name
+
+
+def measure_single(workload, prefix, workdir, repeats):
+    """Measures floor, ours and guide on one checkpoint; returns `{run: [Measurement]}`."""
+    output = os.path.join(workdir, f"out-{workload.name}")
+    commands = {
+        FLOOR: _script(f"--baseline={FLOOR}", f"--model={workload.model}",
+                       f"--prefix={os.path.join(output, 'ckpt')}"),
+        OURS: _python("-m", "migrate", "convert", f"--checkpoint={prefix}",
+                      f"--table={workload.table}", f"--model={workload.model}",
+                      f"--output={output}"),
+        GUIDE: _script(f"--baseline={GUIDE}", f"--checkpoint={prefix}",
+                       f"--table={workload.table}", f"--model={workload.model}",
+                       f"--prefix={os.path.join(output, 'ckpt')}"),
+    }
+    results = {name: [] for name in commands}
+    for timed, name in _rotations(list(commands), repeats):
+        shutil.rmtree(output, ignore_errors=True)
+        result = measure(commands[name])
+        shutil.rmtree(output, ignore_errors=True)
+        print(f"  {workload.name} {name:<6} {'' if timed else '(warm-up) '}"
+              f"{result.seconds:6.2f} s {result.peak_bytes / 1e6:7.0f} MB", flush=True)
+        if timed:
+            results[name].append(result)
+    return results
+
+
+def _batch_checkpoints(prefix, directory, count):
+    """Writes `count` step checkpoints model.ckpt-1..count, copies of one small checkpoint.
+
+    The conversion's cost does not depend on the values, and one training run
+    per step would take minutes to build.
+    """
+    if _newest_prefix(directory) is not None:
+        return directory
+    os.makedirs(directory)
+    source_directory, base = os.path.split(prefix)
+    names = [name for name in os.listdir(source_directory) if name.startswith(base + ".")]
+    for step in range(1, count + 1):
+        for name in names:
+            shutil.copyfile(os.path.join(source_directory, name),
+                            os.path.join(directory, f"model.ckpt-{step}{name[len(base):]}"))
+    with open(os.path.join(directory, "checkpoint"), "w", encoding="utf-8") as state:
+        state.write(f'model_checkpoint_path: "model.ckpt-{count}"\n')
+        for step in range(1, count + 1):
+            state.write(f'all_model_checkpoint_paths: "model.ckpt-{step}"\n')
+    return directory
+
+
+def measure_batch(workload, directory, workdir, count, repeats):
+    """Measures one `batch` run and `count` separate `convert` runs; returns `{run: [...]}`."""
+    output = os.path.join(workdir, "out-batch")
+    results = {BATCH: [], SEPARATE: []}
+    batch_command = _python("-m", "migrate", "batch", f"--input_dir={directory}",
+                            f"--output_dir={output}", f"--table={workload.table}",
+                            f"--model={workload.model}")
+    for repetition in range(repeats + 1):
+        shutil.rmtree(output, ignore_errors=True)
+        result = measure(batch_command)
+        print(f"  batch  {'(warm-up) ' if not repetition else ''}{result.seconds:6.2f} s "
+              f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
+        if repetition:
+            results[BATCH].append(result)
+    shutil.rmtree(output, ignore_errors=True)
+    # The separate runs are themselves `count` repetitions of one conversion;
+    # their sum is the figure the batch is compared with.
+    for step in range(1, count + 1):
+        result = measure(_python(
+            "-m", "migrate", "convert", f"--checkpoint={directory}/model.ckpt-{step}",
+            f"--table={workload.table}", f"--model={workload.model}",
+            f"--output={output}/model.ckpt-{step}"))
+        results[SEPARATE].append(result)
+    shutil.rmtree(output, ignore_errors=True)
+    total = sum(result.seconds for result in results[SEPARATE])
+    print(f"  {count} separate converts {total:6.1f} s", flush=True)
+    return results
+
+
+def _median_seconds(results):
+    return statistics.median(result.seconds for result in results)
+
+
+def _median_peak(results):
+    return statistics.median(result.peak_bytes for result in results)
+
+
+def _range(values):
+    return f"{min(values):.2f}–{max(values):.2f}"
+
+
+def _throughput(nbytes, seconds):
+    return f"{nbytes / 1e9 / seconds:.3g}"
+
+
+def _verdict(met):
+    return "met" if met else "**not met**"
+
+
+def single_rows(workload, prefix, results, roles):
+    """Returns `(figure rows, target rows)` of the markdown tables for one checkpoint."""
+    source = _source_bytes(prefix)
+    slots = roles.get("optimizer_slot", {}).get("bytes", 0)
+    trainable = roles.get("trainable", {}).get("bytes", 0)
+    label = (f"{workload.name} ({source / 1e9:.2f} GB on disk: {trainable / 1e6:.0f} MB "
+             f"trainable, {slots / 1e6:.0f} MB optimizer slots)")
+    names = {FLOOR: "floor (import, build, write)", OURS: "`python -m migrate convert`",
+             GUIDE: "guide recipe (read all, assign, write)"}
+    figures = []
+    for run in (FLOOR, OURS, GUIDE):
+        seconds = [result.seconds for result in results[run]]
+        throughput = ("—" if run == FLOOR
+                      else _throughput(source, _median_seconds(results[run])))
+        figures.append(f"| {label if run == FLOOR else ''} | {names[run]} | "
+                       f"{_median_seconds(results[run]):.2f} ({_range(seconds)}) | "
+                       f"{_median_peak(results[run]) / 1e6:.0f} | {throughput} |")
+    wall = _median_seconds(results[OURS]) / _median_seconds(results[FLOOR])
+    peak = _median_peak(results[OURS]) / _median_peak(results[FLOOR])
+    guide = _median_seconds(results[GUIDE]) / _median_seconds(results[OURS])
+    guide_peak = _median_peak(results[GUIDE]) / _median_peak(results[OURS])
+    targets = [
+        f"| {workload.name}: wall time, ours / floor | {wall:.3f}x | <= {WALL_VS_FLOOR}x | "
+        f"{_verdict(wall <= WALL_VS_FLOOR)} |",
+        f"| {workload.name}: peak RSS, ours / floor | {peak:.3f}x | <= {RSS_VS_FLOOR}x | "
+        f"{_verdict(peak <= RSS_VS_FLOOR)} |",
+        f"| {workload.name}: wall time, guide / ours | {guide:.3f}x | >= {GUIDE_VS_OURS}x | "
+        f"{_verdict(guide >= GUIDE_VS_OURS)} |",
+        f"| {workload.name}: peak RSS, guide / ours (no target) | {guide_peak:.3f}x | — | — |",
+    ]
+    return figures, targets
+
+
+def batch_rows(directory, results, count):
+    """Returns `(figure rows, target rows)` for the batch workload."""
+    source = sum(_source_bytes(os.path.join(directory, f"model.ckpt-{step}"))
+                 for step in range(1, count + 1))
+    batch_seconds = _median_seconds(results[BATCH])
+    separate = results[SEPARATE]
+    separate_total = sum(result.seconds for result in separate)
+    label = f"batch of {count} small_convnet step checkpoints ({source / 1e6:.1f} MB on disk)"
+    figures = [
+        f"| {label} | `python -m migrate batch` | {batch_seconds:.2f} "
+        f"({_range([result.seconds for result in results[BATCH]])}) | "
+        f"{_median_peak(results[BATCH]) / 1e6:.0f} | {_throughput(source, batch_seconds)} |",
+        f"| | {count} separate `convert` runs (total; one run: median "
+        f"{_median_seconds(separate):.2f}, {_range([result.seconds for result in separate])}) | "
+        f"{separate_total:.2f} | {_median_peak(separate) / 1e6:.0f} (one run) | "
+        f"{_throughput(source, separate_total)} |",
+    ]
+    speedup = separate_total / batch_seconds
+    targets = [f"| batch: wall time, {count} separate runs / batch | {speedup:.1f}x | "
+               f">= {SEPARATE_VS_BATCH:.0f}x | {_verdict(speedup >= SEPARATE_VS_BATCH)} |"]
+    return figures, targets
+
+
+def markdown(figures, targets, repeats, load_before, load_after):
+    """Returns the report: a header, the figures table and the targets table."""
+    import migrate
+
+    header = (f"tf1-migrate {migrate.__version__}, Python {platform.python_version()}, "
+              f"{os.cpu_count()} CPUs, {platform.machine()}; each figure the median of "
+              f"{repeats} runs, every run a separate process (range in brackets); load "
+              f"average {load_before:.1f} before, {load_after:.1f} after.")
+    lines = [header, "",
+             "| workload | run | wall s | peak RSS MB | GB/s read |",
+             "|---|---|---:|---:|---:|", *figures, "",
+             "| target | measured | goal | |", "|---|---:|---|---|", *targets, "",
+             "GB/s: the legacy checkpoint's bytes on disk over the wall time. Floor: import "
+             "TensorFlow, build the Keras model, `tf.train.Checkpoint.write`, no reading. The "
+             "batch's step checkpoints are copies of one checkpoint (a conversion's cost does "
+             "not depend on the values)."]
+    return "\n".join(lines) + "\n"
+
+
+def run_floor(model, prefix):
+    """The process floor: import TensorFlow, build the model, write its checkpoint."""
+    import tensorflow as tf
+
+    from migrate import target_model
+
+    built = target_model.build(target_model.load_factory(model))
+    tf.train.Checkpoint(model=built).write(prefix)
+
+
+def run_guide(checkpoint, table_path, model, prefix):
+    """The guide's recipe: read every checkpoint variable, assign the mapped ones, write.
+
+    The name mapping comes from the same table as ours (a guide user writes
+    it by hand); layout rules (BERT's attention heads) use the same converters.
+    """
+    import tensorflow as tf
+
+    from migrate import layouts
+    from migrate import target_model
+    from migrate import transforms
+    from migrate.table import MappingTable
+
+    table = MappingTable.load(table_path)
+    built = target_model.build(target_model.load_factory(model))
+    variables = {target_model.weight_path(variable): variable for variable in built.weights}
+    reader = tf.train.load_checkpoint(checkpoint)
+    pending = {}
+    for key in reader.get_variable_to_dtype_map():
+        value = reader.get_tensor(key)
+        found = table.lookup(key)
+        if found is None or found.rule.drop:
+            continue
+        if found.rule.layout is None:
+            variables[found.target].assign(transforms.apply_all(found.rule.transforms, value))
+            continue
+        converter = layouts.get(found.rule.layout)
+        parameters = dict(found.rule.parameters)
+        parts = pending.setdefault((found.rule.index, found.scope), {})
+        parts[found.part] = value
+        if set(converter.sources(parameters)) <= set(parts):
+            shapes = {part: tuple(variables[f"{found.target}/{part}"].shape)
+                      for part in converter.targets(parameters)}
+            for part, array in converter.convert(parts, shapes, parameters).items():
+                variables[f"{found.target}/{part}"].assign(array)
+            del pending[(found.rule.index, found.scope)]
+    tf.train.Checkpoint(model=built).write(prefix)
+
+
+def main(argv):
+    if len(argv) > 1:
+        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[1:])}")
+    if _BASELINE.value == FLOOR:
+        return run_floor(_MODEL.value, _PREFIX.value)
+    if _BASELINE.value == GUIDE:
+        return run_guide(_CHECKPOINT.value, _TABLE.value, _MODEL.value, _PREFIX.value)
+    workdir = _WORKDIR.value or tempfile.mkdtemp(prefix="tf1-migrate-benchmark-")
+    os.makedirs(workdir, exist_ok=True)
+    workloads = _workloads()
+    load_before = os.getloadavg()[0]
+    figures, targets = [], []
+    try:
+        for name in _WORKLOADS.value:
+            workload = workloads[name]
+            prefix = _legacy_checkpoint(workload, os.path.join(workdir, f"legacy-{name}"))
+            if name == "batch":
+                directory = _batch_checkpoints(
+                    prefix, os.path.join(workdir, "legacy-batch-steps"),
+                    _BATCH_CHECKPOINTS.value)
+                results = measure_batch(workload, directory, workdir, _BATCH_CHECKPOINTS.value,
+                                        _REPEATS.value)
+                rows = batch_rows(directory, results, _BATCH_CHECKPOINTS.value)
+            else:
+                results = measure_single(workload, prefix, workdir, _REPEATS.value)
+                rows = single_rows(workload, prefix, results, _roles(prefix))
+            figures.extend(rows[0])
+            targets.extend(rows[1])
+    finally:
+        if _WORKDIR.value is None:
+            shutil.rmtree(workdir, ignore_errors=True)
+    report = markdown(figures, targets, _REPEATS.value, load_before, os.getloadavg()[0])
+    print(report)
+    if _OUTPUT.value:
+        with open(_OUTPUT.value, "w", encoding="utf-8") as file:
+            file.write(report)
+    return 0
+
+
+if __name__ == "__main__":
+    app.run(main)

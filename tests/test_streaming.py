@@ -1,0 +1,343 @@
+"""Streaming reads: straight into the model's memory, kept tensors only, no TensorFlow for lint."""
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import migrate
+from migrate import direct_read
+from migrate import integrity
+from migrate import zoo
+from migrate.legacy_checkpoint import LegacyCheckpoint
+
+ENTRY = zoo.get("small_convnet")
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
+KEPT_WITH_MODEL_STATE = {"conv/kernel", "bn/gamma", "bn/beta", "bn/moving_mean",
+                         "bn/moving_variance", "logits/kernel", "logits/bias"}
+# Plain rules whose transforms only reshape, so the direct path takes them.
+RESHAPING_TABLE = """
+[[rule]]
+match = 'dense/kernel'
+target = 'dense/kernel'
+transform = ["reshape(-1, 5)"]
+
+[[rule]]
+match = 'dense/bias'
+target = 'dense/bias'
+transform = ["squeeze(0)"]
+
+[[rule]]
+match = 'head/kernel'
+target = 'head/kernel'
+transform = ["expand_dims(1)"]
+
+[[rule]]
+match = 'head/bias'
+target = 'head/bias'
+"""
+
+
+@pytest.fixture(scope="module")
+def prefix(legacy_checkpoint):
+    return legacy_checkpoint("small_convnet")
+
+
+def _stored(output):
+    reader = tf.train.load_checkpoint(output)
+    return {name: reader.get_tensor(name) for name in reader.get_variable_to_shape_map()
+            if name != OBJECT_GRAPH_KEY}
+
+
+def _assert_bit_identical(first, second):
+    assert first.keys() == second.keys()
+    for name in first:
+        assert first[name].dtype == second[name].dtype, name
+        assert first[name].shape == second[name].shape, name
+        assert first[name].tobytes() == second[name].tobytes(), name
+
+
+def _record_reads(monkeypatch):
+    """Records every key read through either path; returns `{"direct": [...], "numpy": [...]}`."""
+    reads = {"direct": [], "numpy": []}
+    restore, read = direct_read.restore, LegacyCheckpoint.read
+
+    def recording_restore(prefix, key, variable):
+        reads["direct"].append(key)
+        return restore(prefix, key, variable)
+
+    def recording_read(self, name):
+        reads["numpy"].append(name)
+        return read(self, name)
+
+    monkeypatch.setattr(direct_read, "restore", recording_restore)
+    monkeypatch.setattr(LegacyCheckpoint, "read", recording_read)
+    return reads
+
+
+def _write_legacy(prefix, tensors):
+    """Writes a name-based checkpoint (the TF1 Saver's bundle format) without a graph."""
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(tensors[name]) for name in names])
+    return prefix
+
+
+def _reshaping_model():
+    inputs = keras.Input((24,))
+    hidden = keras.layers.Dense(5, name="dense")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+
+
+def _tf_keras_reshaping_model():
+    import tf_keras
+
+    inputs = tf_keras.Input((24,))
+    hidden = tf_keras.layers.Dense(5, name="dense")(inputs)
+    return tf_keras.Model(inputs, tf_keras.layers.Dense(1, name="head")(hidden))
+
+
+def _reshaping_tensors(seed=0):
+    rng = np.random.default_rng(seed)
+    return {"dense/kernel": rng.standard_normal((2, 3, 4, 5)).astype("float32"),
+            "dense/bias": rng.standard_normal((1, 5)).astype("float32"),
+            "head/kernel": rng.standard_normal((5,)).astype("float32"),
+            "head/bias": rng.standard_normal((1,)).astype("float32")}
+
+
+def _flip_byte_of(data, array):
+    """Flips the middle byte of `array`'s bytes inside `data` (they must occur exactly once)."""
+    raw = array.tobytes()
+    assert data.count(raw) == 1, "the tensor's bytes must be unique in the data file"
+    position = data.find(raw) + len(raw) // 2
+    data[position] ^= 0xFF
+
+
+@pytest.mark.parametrize("ema", [False, True])
+def test_direct_reads_are_bit_identical_to_numpy_reads(prefix, tmp_path, monkeypatch, ema):
+    reads = _record_reads(monkeypatch)
+    monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
+    direct = str(tmp_path / "direct")
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, direct, keep="model_state",
+                    ema=ema)
+    assert len(reads["direct"]) == 7 and reads["numpy"] == []
+
+    reads["direct"].clear()
+    monkeypatch.setattr(direct_read, "MIN_BYTES", sys.maxsize)
+    through_numpy = str(tmp_path / "numpy")
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, through_numpy,
+                    keep="model_state", ema=ema)
+    assert reads["direct"] == [] and len(reads["numpy"]) == 7
+
+    stored = _stored(direct)
+    _assert_bit_identical(stored, _stored(through_numpy))
+    legacy = tf.train.load_checkpoint(prefix)
+    suffix = "/ExponentialMovingAverage" if ema else ""
+    read_keys = set(reads["numpy"])
+    assert {key.removesuffix(suffix) for key in read_keys} == KEPT_WITH_MODEL_STATE
+    assert sum(key.endswith("/ExponentialMovingAverage") for key in read_keys) == (5 if ema else 0)
+    assert sorted(array.tobytes() for array in stored.values()) == sorted(
+        legacy.get_tensor(key).tobytes() for key in read_keys)
+
+
+def test_manifest_hashes_every_source_file_while_converting(prefix, tmp_path):
+    output = str(tmp_path / "out")
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output)
+    with open(os.path.join(output, "manifest.json"), encoding="utf-8") as file:
+        recorded = json.load(file)["source"]["files"]
+    expected = []
+    for path in LegacyCheckpoint.open(prefix).source_files():
+        with open(path, "rb") as source:
+            expected.append({"path": path, "sha256": hashlib.sha256(source.read()).hexdigest(),
+                             "bytes": os.path.getsize(path)})
+    assert recorded == expected and len(expected) == 3
+    assert integrity.check(output).ok
+
+
+@pytest.mark.parametrize("factory", [_reshaping_model, _tf_keras_reshaping_model],
+                         ids=["keras_3", "tf_keras"])
+def test_reshaping_rules_read_directly_give_the_numpy_result(tmp_path, monkeypatch, factory):
+    tensors = _reshaping_tensors()
+    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
+    table = migrate.MappingTable.from_text(RESHAPING_TABLE)
+    reads = _record_reads(monkeypatch)
+    monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
+    migrate.convert(prefix, table, factory, str(tmp_path / "direct"))
+    assert sorted(reads["direct"]) == sorted(tensors) and reads["numpy"] == []
+    monkeypatch.setattr(direct_read, "MIN_BYTES", sys.maxsize)
+    migrate.convert(prefix, table, factory, str(tmp_path / "numpy"))
+    stored = _stored(str(tmp_path / "direct"))
+    _assert_bit_identical(stored, _stored(str(tmp_path / "numpy")))
+    expected = {"dense/kernel": tensors["dense/kernel"].reshape(24, 5),
+                "dense/bias": tensors["dense/bias"][0],
+                "head/kernel": tensors["head/kernel"][:, None],
+                "head/bias": tensors["head/bias"]}
+    by_shape_and_bytes = sorted((array.shape, array.tobytes()) for array in stored.values())
+    assert by_shape_and_bytes == sorted((array.shape, array.tobytes())
+                                        for array in expected.values())
+
+
+def test_direct_reads_count_nan_and_inf_exactly_without_false_alarms(tmp_path, monkeypatch):
+    tensors = _reshaping_tensors()
+    tensors["dense/kernel"][0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
+    # Finite values whose float32 sum overflows: only the exact count may decide.
+    tensors["head/kernel"][:] = 3e38
+    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
+    table = migrate.MappingTable.from_text(RESHAPING_TABLE)
+    monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
+    with pytest.raises(migrate.CheckpointError) as raised:
+        migrate.convert(prefix, table, _reshaping_model, str(tmp_path / "refused"))
+    assert str(raised.value) == ("dense/kernel [2, 3, 4, 5] holds 3 NaN/Inf value(s); refusing "
+                                 "to convert (pass --allow_nonfinite to carry them anyway).")
+    assert not os.path.exists(tmp_path / "refused")
+    report = migrate.convert(prefix, table, _reshaping_model, str(tmp_path / "carried"),
+                             allow_nonfinite=True)
+    assert report.nonfinite == [["dense/kernel", 3]]
+    kernel = [array for array in _stored(str(tmp_path / "carried")).values()
+              if array.shape == (24, 5)][0]
+    assert kernel.tobytes() == tensors["dense/kernel"].reshape(24, 5).tobytes()
+
+
+def test_a_corrupt_tensor_fails_the_direct_read_and_leaves_a_usable_variable(tmp_path,
+                                                                            monkeypatch):
+    tensors = _reshaping_tensors()
+    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
+    data_path = prefix + ".data-00000-of-00001"
+    data = bytearray(open(data_path, "rb").read())
+    _flip_byte_of(data, tensors["dense/kernel"])
+    open(data_path, "wb").write(bytes(data))
+    monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
+    model = _reshaping_model()
+    with pytest.raises(migrate.CheckpointError) as raised:
+        migrate.convert(prefix, migrate.MappingTable.from_text(RESHAPING_TABLE), model,
+                        str(tmp_path / "out"))
+    message = str(raised.value)
+    assert message.startswith(f"Cannot read 'dense/kernel' from checkpoint {prefix}: ")
+    assert "checksum" in message.lower() or "crc" in message.lower(), message
+    kernel = model.get_layer("dense").kernel
+    assert tuple(kernel.shape) == (24, 5) and not np.any(kernel.numpy())
+    assert model(np.ones((2, 24), "float32")).shape == (2, 1)
+    assert not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("minimum_bytes", [0, direct_read.MIN_BYTES])
+def test_slots_and_shadows_are_never_read(prefix, tmp_path, monkeypatch, minimum_bytes):
+    # Corrupting every optimizer slot and EMA shadow would fail any read of them
+    # (TensorFlow checks each tensor's CRC32C when it reads it).
+    directory = tmp_path / "legacy"
+    directory.mkdir()
+    base = os.path.basename(prefix)
+    for name in os.listdir(os.path.dirname(prefix)):
+        if name.startswith(base + "."):
+            shutil.copy(os.path.join(os.path.dirname(prefix), name), directory / name)
+    corrupt_prefix = str(directory / base)
+    roles = {variable["name"]: variable["role"]
+             for variable in migrate.inspect(prefix)["variables"]}
+    left_alone = sorted(name for name, role in roles.items()
+                        if role in ("optimizer_slot", "ema_shadow"))
+    assert len(left_alone) == 10
+    reader = tf.train.load_checkpoint(prefix)
+    data_path = corrupt_prefix + ".data-00000-of-00001"
+    data = bytearray(open(data_path, "rb").read())
+    for name in left_alone:
+        _flip_byte_of(data, reader.get_tensor(name))
+    open(data_path, "wb").write(bytes(data))
+
+    monkeypatch.setattr(direct_read, "MIN_BYTES", minimum_bytes)
+    reads = _record_reads(monkeypatch)
+    migrate.convert(corrupt_prefix, ENTRY.table_path, ENTRY.build_model,
+                    str(tmp_path / "from_corrupt"), keep="model_state")
+    assert set(reads["direct"] + reads["numpy"]) == KEPT_WITH_MODEL_STATE
+    assert len(reads["direct"] + reads["numpy"]) == len(KEPT_WITH_MODEL_STATE)
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(tmp_path / "from_clean"),
+                    keep="model_state")
+    _assert_bit_identical(_stored(str(tmp_path / "from_corrupt")),
+                          _stored(str(tmp_path / "from_clean")))
+
+    # The same corruption on a kept tensor is caught, so the check above has teeth.
+    _flip_byte_of(data, reader.get_tensor("logits/kernel"))
+    open(data_path, "wb").write(bytes(data))
+    with pytest.raises(migrate.CheckpointError, match="Cannot read 'logits/kernel'"):
+        migrate.convert(corrupt_prefix, ENTRY.table_path, ENTRY.build_model,
+                        str(tmp_path / "kept_corrupt"), keep="model_state")
+
+
+_MEMORY_PROBE = textwrap.dedent("""
+    import json, sys
+    import keras, numpy as np
+    import migrate
+    from migrate import direct_read
+
+    def resident(field):
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+
+    prefix, table, output = sys.argv[1:4]
+    inputs = keras.Input((4096,))
+    model = keras.Model(inputs, keras.layers.Dense(8192, use_bias=False, name="big")(inputs))
+    growth = {}
+    # The first conversion also pays for one-time set-up (tracing, lazy imports).
+    for label, minimum in (("warm-up", 0), ("direct", 0), ("numpy", sys.maxsize)):
+        direct_read.MIN_BYTES = minimum
+        before = resident("VmRSS")
+        # Writing 5 resets the peak (VmHWM) to the current resident size.
+        with open("/proc/self/clear_refs", "w") as clear:
+            clear.write("5")
+        migrate.convert(prefix, table, model, output + "-" + label)
+        growth[label] = resident("VmHWM") - before
+    print(json.dumps(growth))
+""")
+
+
+def test_a_large_tensor_never_exists_twice(tmp_path):
+    """Converting a 128 MB kernel grows the peak by far less than the kernel; NumPy doubles it."""
+    rng = np.random.default_rng(0)
+    kernel = rng.standard_normal((4096, 8192), dtype="float32")
+    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), {"big/kernel": kernel})
+    del kernel
+    table = tmp_path / "table.toml"
+    table.write_text("[[rule]]\nmatch = 'big/kernel'\ntarget = 'big/kernel'\n")
+    environment = {key: value for key, value in os.environ.items()
+                   if key != "TF_USE_LEGACY_KERAS"}
+    result = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, prefix, str(table),
+                             str(tmp_path / "out")], capture_output=True, text=True,
+                            env=environment, timeout=300, check=False)
+    assert result.returncode == 0, result.stderr[-3000:]
+    growth = json.loads(result.stdout.strip().splitlines()[-1])
+    tensor_bytes = 4096 * 8192 * 4
+    # What the direct path adds does not grow with the tensor: mostly the 8 MB
+    # read buffers of the manifest's file hashing (about 31 MB, measured).
+    assert growth["direct"] < tensor_bytes / 3, growth
+    assert growth["numpy"] > tensor_bytes, growth
+
+
+@pytest.mark.parametrize("arguments", [
+    ["-m", "migrate", "--help"],
+    ["-m", "migrate", "lint", f"--table={ENTRY.table_path}"],
+    ["-c", "import migrate"],
+])
+def test_help_lint_and_import_never_import_tensorflow(arguments):
+    result = subprocess.run([sys.executable, "-X", "importtime", *arguments],
+                            capture_output=True, text=True, timeout=120, check=False)
+    imported = {line.rpartition("|")[2].strip().split(".")[0]
+                for line in result.stderr.splitlines() if line.startswith("import time:")}
+    assert "migrate" in imported, result.stderr[-2000:]
+    assert imported.isdisjoint({"tensorflow", "keras", "tf_keras", "tensorboard"}), sorted(
+        imported & {"tensorflow", "keras", "tf_keras", "tensorboard"})
+    if "--help" in arguments:
+        # absl ends --help with exit status 1 after printing the usage.
+        assert "Usage: python -m migrate COMMAND" in result.stdout
+    else:
+        assert result.returncode == 0, result.stderr[-2000:]
+    if "lint" in arguments:
+        assert result.stdout.startswith("lint OK")
