@@ -1,21 +1,32 @@
-"""Reads where a TF checkpoint's `.index` puts each tensor, so truncated data shards are caught.
+"""Checks a TF checkpoint's `.index` in Python before TensorFlow's reader, which can abort on it.
 
-TensorFlow checks a tensor's bytes only when it reads that tensor, so a data
-shard cut short (an interrupted copy) converts without a word as long as the
-weights a conversion reads come before the cut. The `.index` records every
-tensor's shard, offset and size; comparing those with the shard sizes costs
-one small file read.
+TensorFlow's `CheckpointReader` CHECK-fails, killing the whole process with
+SIGABRT rather than raising, on an `.index` whose records are well-formed
+table blocks (valid CRC32C) but hold a `BundleEntryProto` that does not
+parse, a negative dimension, too many dimensions, an element count that
+overflows int64, or a dtype that is not a plain tensor type; found by
+`scripts/fuzz.py`. Each record is checked here first, so such an index
+becomes a one-line `CheckpointError`.
 
-The `.index` is a LevelDB-style table of `BundleEntryProto` records (format:
-tensorflow/core/util/tensor_bundle, tensorflow/core/lib/io/table). Anything
-this reader does not understand makes it return None: TensorFlow's own
-reader, which runs first, is the judge of a malformed index.
+The same records give every tensor's shard, offset and size: a data shard
+shorter than that is a truncated copy, which TensorFlow would only notice on
+reading a tensor past the cut (so a conversion whose weights come first would
+succeed silently).
+
+The `.index` is a LevelDB-style table (tensorflow/core/lib/io/table) whose
+empty key holds a `BundleHeaderProto` and every other key a
+`BundleEntryProto` (tensorflow/core/util/tensor_bundle). Table structure
+this reader does not understand makes it return None: TensorFlow's reader
+then judges, and it reports broken blocks and footers as errors.
 
 Example:
 
-    extents = shard_extents("train/model.ckpt-3.index")   # {0: 5332}
+    summary = read_index(open("train/model.ckpt-3.index", "rb").read())
+    if summary is not None and summary.problems:
+        raise ValueError(summary.problems[0])
 """
 
+import dataclasses
 import struct
 
 _FOOTER_BYTES = 48
@@ -23,10 +34,26 @@ _MAGIC = 0xdb4775248b80fb57
 _BLOCK_TRAILER_BYTES = 5  # compression type, then a masked CRC32C
 _UNCOMPRESSED = 0
 _HEADER_KEY = b""
-# BundleEntryProto field numbers (tensor_bundle.proto).
-_SHARD_ID_FIELD = 3
-_OFFSET_FIELD = 4
-_SIZE_FIELD = 5
+# TensorShape allows fewer than this many dimensions, and at most this many elements.
+_MAX_DIMENSIONS = 254
+_MAX_ELEMENTS = (1 << 63) - 1
+# DataType values below this are tensor types; 101 and up are reference types.
+_FIRST_REFERENCE_DTYPE = 100
+
+
+@dataclasses.dataclass(frozen=True)
+class IndexSummary:
+    """What `read_index` found.
+
+    Attributes:
+        extents: `{shard id: bytes}`: the end of the last tensor in each data
+            shard, i.e. the smallest size that shard's file can have.
+        problems: records that would make TensorFlow's reader abort, each as
+            one sentence naming the record.
+    """
+
+    extents: dict
+    problems: list
 
 
 class _Malformed(Exception):
@@ -79,47 +106,44 @@ def _entries(block):
         position = end
 
 
-def _entry_extent(value):
-    """Returns `(shard_id, offset + size)` of a serialized `BundleEntryProto`."""
-    fields = {_SHARD_ID_FIELD: 0, _OFFSET_FIELD: 0, _SIZE_FIELD: 0}
-    position = 0
-    while position < len(value):
-        tag, position = _varint(value, position)
-        number, wire_type = tag >> 3, tag & 7
-        if wire_type == 0:
-            number_value, position = _varint(value, position)
-            if number in fields:
-                fields[number] = number_value
-        elif wire_type == 2:
-            length, position = _varint(value, position)
-            position += length
-        elif wire_type == 5:
-            position += 4
-        elif wire_type == 1:
-            position += 8
-        else:
-            raise _Malformed(f"wire type {wire_type}")
-        if position > len(value):
-            raise _Malformed("field runs past the entry")
-    return fields[_SHARD_ID_FIELD], fields[_OFFSET_FIELD] + fields[_SIZE_FIELD]
+def _entry_problem(name, entry):
+    """Returns why TensorFlow would abort on this `BundleEntryProto`, or None."""
+    from tensorflow.core.framework import types_pb2
+
+    sizes = [dimension.size for dimension in entry.shape.dim]
+    if any(size < 0 for size in sizes):
+        return f"tensor {name!r} has a negative dimension in its shape {sizes}"
+    if len(sizes) >= _MAX_DIMENSIONS:
+        return f"tensor {name!r} has {len(sizes)} dimensions (at most {_MAX_DIMENSIONS - 1})"
+    elements = 1
+    for size in sizes:
+        elements *= size
+    if elements > _MAX_ELEMENTS:
+        return f"tensor {name!r} has more elements than int64 can count, shape {sizes}"
+    if (not 0 < entry.dtype < _FIRST_REFERENCE_DTYPE
+            or entry.dtype not in types_pb2.DataType.values()):
+        return f"tensor {name!r} has dtype number {entry.dtype}, not a tensor type"
+    return None
 
 
-def shard_extents(index_bytes):
-    """Returns `{shard id: bytes the index says that shard holds}`, or None.
+def read_index(index_bytes):
+    """Reads every record of a checkpoint's `.index`.
 
     Args:
         index_bytes: the contents of a checkpoint's `.index` file.
 
     Returns:
-        For each data shard the end of its last tensor, i.e. the smallest
-        size the shard file can have; None when the bytes are not a table
-        this reader understands (TensorFlow's reader decides then).
+        An `IndexSummary`, or None when the bytes are not a table this reader
+        understands (TensorFlow's reader decides then).
 
     Example:
 
-        extents = shard_extents(open("model.ckpt-3.index", "rb").read())
-        assert os.path.getsize("model.ckpt-3.data-00000-of-00001") >= extents[0]
+        summary = read_index(open("model.ckpt-3.index", "rb").read())
+        assert os.path.getsize("model.ckpt-3.data-00000-of-00001") >= summary.extents[0]
     """
+    from google.protobuf import message
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+
     data = bytes(index_bytes)
     try:
         if len(data) < _FOOTER_BYTES:
@@ -131,14 +155,30 @@ def shard_extents(index_bytes):
         _, position = _varint(footer, 0)  # The metaindex handle; a bundle's is empty.
         _, position = _varint(footer, position)
         index_block, _ = _block(data, footer, position)
-        extents = {}
+        records = []
         for _, handle in _entries(index_block):
             block, _ = _block(data, handle)
-            for key, value in _entries(block):
-                if key == _HEADER_KEY:
-                    continue
-                shard, end = _entry_extent(value)
-                extents[shard] = max(extents.get(shard, 0), end)
-        return extents
+            records.extend(_entries(block))
     except (_Malformed, struct.error):
         return None
+    extents = {}
+    problems = []
+    for key, value in records:
+        name = key.decode("utf-8", "backslashreplace")
+        record_type = (tensor_bundle_pb2.BundleHeaderProto if key == _HEADER_KEY
+                       else tensor_bundle_pb2.BundleEntryProto)
+        try:
+            record = record_type.FromString(value)
+        except (message.DecodeError, ValueError, RuntimeError):
+            problems.append(f"the record of {name!r} is not a valid {record_type.__name__}"
+                            if key != _HEADER_KEY else "the header record is not valid")
+            continue
+        if key == _HEADER_KEY:
+            continue
+        problem = _entry_problem(name, record)
+        if problem:
+            problems.append(problem)
+            continue
+        extents[record.shard_id] = max(extents.get(record.shard_id, 0),
+                                       record.offset + record.size)
+    return IndexSummary(extents=extents, problems=problems)

@@ -1,7 +1,9 @@
 """The conversion pipeline: open, plan, check, then write; the engine behind `migrate.convert`."""
 
+import concurrent.futures
 import datetime
 import platform
+import threading
 import time
 
 from migrate import files
@@ -152,6 +154,7 @@ def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, ov
     table = load_table(table)
     if not dry_run:
         writer.check_output(output, overwrite=overwrite, source_files=checkpoint.source_files())
+        source_entries = _hash_in_background(checkpoint.source_files())
     model = load_model(model)
     conversion_plan, variables_by_path = _plan(checkpoint, table, model, keep=keep, ema=ema)
     conversion_plan.raise_for_problems()
@@ -172,7 +175,7 @@ def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, ov
     _, nonfinite = writer.execute(conversion_plan, checkpoint, variables_by_path,
                                   allow_nonfinite=allow_nonfinite, progress=progress)
     report.nonfinite = [[name, count] for name, count in nonfinite]
-    manifest = _manifest(checkpoint, table, model, model_name, report)
+    manifest = _manifest(checkpoint, table, model, model_name, report, source_entries.result())
     root_children = writer.mirror(object_paths, variables_by_path,
                                   alias_model_children=not target_model.is_keras_3(model))
     writer.write_directory(output, root_children, manifest, overwrite=overwrite)
@@ -188,7 +191,28 @@ def _nbytes(variable):
     return math.prod(int(size) for size in variable.shape) * np.dtype(str(dtype)).itemsize
 
 
-def _manifest(checkpoint, table, model, model_name, report):
+def _hash_in_background(paths):
+    """Starts hashing `paths` on a daemon thread; returns a Future of their manifest entries.
+
+    Hashing a 1 GB checkpoint takes about a second. hashlib releases the GIL,
+    so the hashing overlaps the model build and the conversion instead of
+    following them; a daemon thread does not hold up the exit of a failed run.
+    """
+    future = concurrent.futures.Future()
+
+    def hash_files():
+        try:
+            future.set_result([
+                {"path": path, "sha256": files.sha256(path), "bytes": files.size(path)}
+                for path in paths])
+        except BaseException as error:  # Handed to the caller by `result()`.
+            future.set_exception(error)
+
+    threading.Thread(target=hash_files, name="tf1-migrate-source-hashes", daemon=True).start()
+    return future
+
+
+def _manifest(checkpoint, table, model, model_name, report, source_entries):
     import keras
     import tensorflow as tf
 
@@ -203,8 +227,7 @@ def _manifest(checkpoint, table, model, model_name, report):
         "source": {
             "prefix": checkpoint.prefix,
             "role_origin": checkpoint.role_origin,
-            "files": [{"path": path, "sha256": files.sha256(path), "bytes": files.size(path)}
-                      for path in checkpoint.source_files()],
+            "files": source_entries,
         },
         "table": {"path": table.origin, "sha256": table.sha256},
         "model": model_name or type(model).__name__,

@@ -102,6 +102,7 @@ class LegacyCheckpoint:
 
         prefix = resolve_prefix(path)
         shards = data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
+        _check_index(prefix, shards)  # TensorFlow's reader aborts the process on some damage.
         try:
             reader = tf.train.load_checkpoint(prefix)
             shapes = reader.get_variable_to_shape_map()
@@ -109,7 +110,6 @@ class LegacyCheckpoint:
         except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
             raise CheckpointError(
                 f"Cannot read checkpoint {prefix}: {first_line(error)}") from None
-        _check_shard_sizes(prefix, shards)
         meta_path = prefix + ".meta"
         graph = None
         collections = None
@@ -243,19 +243,30 @@ def data_files(prefix):
     return [path for path in found if _DATA_SHARD.search(path)]
 
 
-def _check_shard_sizes(prefix, shards):
-    """Refuses data shards shorter than the index says, even where no converted tensor lies.
+def _check_index(prefix, shards):
+    """Refuses an `.index` that would crash TensorFlow's reader, and data shards cut short.
 
-    TensorFlow notices a short shard only when it reads a tensor past the cut,
-    so without this a truncated copy would convert silently whenever the
-    weights happen to come first.
+    TensorFlow CHECK-fails (SIGABRT, no exception) on some damaged index
+    records, and notices a short shard only when it reads a tensor past the
+    cut, so a truncated copy would convert silently whenever the weights
+    happen to come first. See `migrate.bundle_index`.
     """
-    extents = bundle_index.shard_extents(files.read_bytes(prefix + ".index"))
-    if extents is None:
+    index_path = prefix + ".index"
+    try:
+        summary = bundle_index.read_index(files.read_bytes(index_path))
+    except Exception as error:  # An unreadable file: TensorFlow's reader will say why.
+        del error
         return
+    if summary is None:
+        return
+    if summary.problems:
+        more = f" (and {len(summary.problems) - 1} more)" if len(summary.problems) > 1 else ""
+        raise CheckpointError(
+            f"Checkpoint index {index_path} is damaged: {summary.problems[0]}{more}; "
+            f"TensorFlow's reader would abort the process on it.")
     for path in shards:
         index = int(_DATA_SHARD.search(path).group(1))
-        needed = extents.get(index, 0)
+        needed = summary.extents.get(index, 0)
         present = files.size(path)
         if present < needed:
             raise CheckpointError(

@@ -10,12 +10,13 @@ nesting check sees them:
 - variable parts under a bounded repeat multiply: `(a?){30}a{30}` tries
   2^30 combinations.
 
-`worst_case_steps` walks the pattern as a sequence of elements and multiplies
-the number of ways each variable element can match along every run of
-elements that can trade characters. A repeat cannot trade with what follows
-when the next character it would meet is one it cannot match (`\\w+/` ends
-at the slash, so `(\\w+)/(\\w+)/(\\w+)` is linear). The estimate is an upper
-bound up to constant factors, not an exact count.
+`worst_case_steps` walks the pattern left to right, counting the paths the
+matcher can be on: an element that can end in several places, each followed
+by text it could also have taken, multiplies them, and every element costs
+its own tries once per path that reaches it. A repeat cannot trade with what
+follows when the next character it would meet is one it cannot match
+(`\\w+/` ends at the slash, so `(\\w+)/(\\w+)/(\\w+)` is linear). The
+estimate is an upper bound up to constant factors, not an exact count.
 
 Example:
 
@@ -43,13 +44,23 @@ _ZERO_WIDTH = (parser.AT,)
 
 @dataclasses.dataclass(frozen=True)
 class _Element:
-    """One step of a pattern: what it can consume and in how many ways it can match."""
+    """One step of a pattern: what it can consume, and how much backtracking it can cause.
 
-    first: frozenset  # characters it can start with
-    characters: frozenset  # characters it can consume anywhere
-    nullable: bool  # it can match the empty string
-    steps: int  # ways it can match from a given position, internal backtracking included
-    variable: bool  # it can end at more than one position
+    Attributes:
+        first: characters it can start with.
+        characters: characters it can consume anywhere.
+        nullable: it can match the empty string.
+        ways: paths through it that later steps may each have to be tried after.
+        steps: work to try all of them once.
+        variable: it can match texts of different lengths.
+    """
+
+    first: frozenset
+    characters: frozenset
+    nullable: bool
+    ways: int
+    steps: int
+    variable: bool
 
 
 class _Analysis:
@@ -98,88 +109,102 @@ class _Analysis:
         return min(steps, self.limit)
 
     def sequence(self, items, follow):
-        """Returns `(worst steps, element)` for a sequence followed by `follow`."""
-        elements = [self.element(item) for item in items]
-        # What can come right after each element: the next element's first
-        # characters, and past it while it can match nothing.
-        follows = [frozenset()] * len(elements)
+        """Returns the `_Element` a sequence of items makes when `follow` comes after it."""
+        items = list(items)
+        elements, follows = [None] * len(items), [None] * len(items)
         after = follow
-        for index in range(len(elements) - 1, -1, -1):
+        # Right to left: what can come right after an element is the next
+        # element's first characters, and what comes after that one while it
+        # can match nothing.
+        for index in range(len(items) - 1, -1, -1):
             follows[index] = after
+            elements[index] = self.element(items[index], after)
             element = elements[index]
             after = element.first | (after if element.nullable else frozenset())
-        worst = chain = 1
+        paths, steps = 1, 0
+        previous_plain = False
         for element, next_characters in zip(elements, follows):
-            worst = max(worst, element.steps)
-            if not element.variable:
-                continue
-            chain = self.cap(chain * element.steps)
-            worst = max(worst, chain)
-            if not element.characters & next_characters:
-                chain = 1  # Its end is forced: it cannot trade characters with what follows.
+            # A run of literal characters fails at its first mismatch: one
+            # step per path for the whole run, not one per character.
+            plain = element.ways == 1 and element.steps == 1 and not element.variable
+            if not (plain and previous_plain):
+                # Every path through the elements before this one tries it again.
+                steps = self.cap(steps + paths * element.steps)
+            previous_plain = plain
+            trades = element.variable and bool(element.characters & next_characters)
+            if trades or not element.variable:
+                # Several ends, each followed by text it could also have taken,
+                # or one end reached in several ways: the paths multiply. A
+                # variable element that cannot take the next character ends
+                # where that character starts: one path.
+                paths = self.cap(paths * element.ways)
         first = frozenset()
         for element in elements:
             first |= element.first
             if not element.nullable:
                 break
         characters = frozenset().union(*(element.characters for element in elements))
-        low, high = items.getwidth() if isinstance(items, parser.SubPattern) else (0, 0)
-        return worst, _Element(first, characters, all(element.nullable for element in elements),
-                               worst, low != high or worst > 1)
+        low, high = parser.SubPattern(self.tree.state, items).getwidth()
+        return _Element(first, characters, all(element.nullable for element in elements),
+                        paths, max(steps, paths, 1), low != high)
 
-    def element(self, item):
+    def element(self, item, follow):
         operation, argument = item
         if operation in _SINGLE_CHARACTER:
             characters = self.characters_of(item)
-            return _Element(characters, characters, False, 1, False)
+            return _Element(characters, characters, False, 1, 1, False)
         if operation in _ZERO_WIDTH:
-            return _Element(frozenset(), frozenset(), True, 1, False)
+            return _Element(frozenset(), frozenset(), True, 1, 1, False)
         if operation == parser.SUBPATTERN:
-            return self.group(argument[-1])
+            return self.sequence(argument[-1], follow)
         if operation == parser.ATOMIC_GROUP:
-            inner = self.group(argument)
-            # Nothing backtracks into an atomic group: it ends where it first ends.
-            return dataclasses.replace(inner, variable=False)
+            inner = self.sequence(argument, self.alphabet)
+            # Nothing backtracks into an atomic group: one path out of it.
+            return dataclasses.replace(inner, ways=1, variable=False)
         if operation in _REPEATS or operation == parser.POSSESSIVE_REPEAT:
-            return self.repeat(operation, argument)
-        if operation == parser.BRANCH:
-            branches = [self.group(branch) for branch in argument[1]]
+            return self.repeat(operation, argument, follow)
+        if operation in (parser.BRANCH, parser.GROUPREF_EXISTS):
+            if operation == parser.BRANCH:
+                branches = [self.sequence(branch, follow) for branch in argument[1]]
+            else:
+                branches = [self.sequence(branch, follow) for branch in argument[1:]
+                            if branch is not None]
             return _Element(
                 frozenset().union(*(branch.first for branch in branches)),
                 frozenset().union(*(branch.characters for branch in branches)),
-                any(branch.nullable for branch in branches),
-                self.cap(sum(branch.steps for branch in branches)), True)
+                any(branch.nullable for branch in branches) or operation != parser.BRANCH,
+                self.cap(sum(branch.ways for branch in branches)),
+                self.cap(sum(branch.steps for branch in branches)),
+                any(branch.variable for branch in branches)
+                or len({self._width(branch) for branch in branches}) > 1)
         if operation in (parser.ASSERT, parser.ASSERT_NOT):
-            inner = self.group(argument[1])
-            return _Element(frozenset(), frozenset(), True, inner.steps, False)
-        if operation == parser.GROUPREF_EXISTS:
-            _, yes, no = argument
-            branches = [self.group(branch) for branch in (yes, no) if branch is not None]
-            return _Element(
-                frozenset().union(*(branch.first for branch in branches)),
-                frozenset().union(*(branch.characters for branch in branches)),
-                True, self.cap(sum(branch.steps for branch in branches)), True)
+            inner = self.sequence(argument[1], self.alphabet)
+            return _Element(frozenset(), frozenset(), True, 1, inner.steps, False)
         # Back-references and anything newer: assume it can match anything.
-        return _Element(self.alphabet, self.alphabet, True, 1, True)
+        return _Element(self.alphabet, self.alphabet, True, 1, 1, True)
 
-    def group(self, items):
-        return self.sequence(items, self.alphabet)[1]
+    def _width(self, element):
+        return (element.nullable, element.variable)
 
-    def repeat(self, operation, argument):
+    def repeat(self, operation, argument, follow):
         low, high, body_items = argument
-        body = self.sequence(body_items, self.alphabet)[1]
         count_high = min(high, self.name_length)
+        first = self.sequence(body_items, self.alphabet).first
+        body = self.sequence(body_items, first | follow if count_high > 1 else follow)
         choices = max(count_high - low + 1, 1)
-        if body.steps > 1 or (body.variable and count_high > 1):
-            # Every iteration can match in several ways: the ways multiply.
-            per_iteration = max(body.steps, 2)
-            steps = self.limit if count_high * math.log(per_iteration) > math.log(self.limit) \
-                else self.cap(per_iteration ** count_high * choices)
+        if body.ways > 1:
+            # Each iteration can go several ways, and each way of one is tried
+            # with every way of the others.
+            too_many = count_high * math.log(body.ways) + math.log(choices) > math.log(self.limit)
+            ways = self.limit if too_many else self.cap(choices * body.ways ** count_high)
         else:
-            steps = choices
-        variable = operation != parser.POSSESSIVE_REPEAT and (choices > 1 or body.variable)
-        return _Element(body.first, body.characters, low == 0 or body.nullable,
-                        steps if variable else 1, variable)
+            ways = choices
+        if operation == parser.POSSESSIVE_REPEAT:
+            ways = 1  # A possessive repeat gives nothing back.
+        work = max(body.steps // max(body.ways, 1), 1)
+        return _Element(first, body.characters, low == 0 or body.nullable, ways,
+                        self.cap(max(ways, choices) * work),
+                        operation != parser.POSSESSIVE_REPEAT and (choices > 1 or body.variable))
 
 
 def worst_case_steps(pattern, *, name_length):
@@ -199,4 +224,4 @@ def worst_case_steps(pattern, *, name_length):
         assert steps >= 2 ** 30
     """
     analysis = _Analysis(pattern, name_length)
-    return analysis.sequence(analysis.tree, frozenset())[0]
+    return analysis.sequence(analysis.tree, frozenset()).steps

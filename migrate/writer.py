@@ -9,8 +9,11 @@ assignment at a time; the checkpoint shares the model's own variables, so
 no second copy of the weights is ever held.
 """
 
+import fcntl
 import json
 import os
+import re
+import shutil
 import uuid
 
 import numpy as np
@@ -29,6 +32,9 @@ MANIFEST_NAME = "manifest.json"
 STATE_FILE_NAME = "checkpoint"
 ROOT_NAME = "model"
 PARTIAL_MARK = ".partial-"
+# TensorFlow prefixes errors raised inside its functions with the function's
+# node name, which says nothing to a user.
+_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
 
 
 def check_output(output_dir, *, overwrite, source_files=()):
@@ -112,14 +118,14 @@ def mirror(object_paths_by_target, variables_by_path, *, alias_model_children=Fa
     return children
 
 
-def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None,
-            direct_min_bytes=direct_read.MIN_BYTES):
+def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None):
     """Reads, converts and assigns every planned tensor, one assignment at a time.
 
     Only the planned keys are read (slots, EMA shadows left out and dropped
     variables never are). A plain rule whose transforms only reshape is read
-    by TensorFlow straight into the variable's memory (`migrate.direct_read`);
-    other tensors go through NumPy and are released before the next is read.
+    by TensorFlow straight into the variable's memory when it holds at least
+    `direct_read.MIN_BYTES` (`migrate.direct_read`); other tensors go through
+    NumPy and are released before the next is read.
 
     Args:
         plan: a `ConversionPlan` without problems.
@@ -127,8 +133,6 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
         variables_by_path: the model's variables by target path.
         allow_nonfinite: carry NaN/Inf values instead of refusing them.
         progress: an optional `migrate.progress.Progress`.
-        direct_min_bytes: tensors at least this large (and eligible) are read
-            straight into their variable; None reads every tensor through NumPy.
 
     Returns:
         `(written_bytes, nonfinite)` where `nonfinite` lists `(name, count)` of
@@ -147,14 +151,12 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     nonfinite = []
     # TensorFlow can only read a checkpoint on disk through its own reader; a
     # stand-in (an in-memory checkpoint, a replaced `read`) keeps its `read`.
-    direct = (direct_min_bytes is not None
-              and getattr(checkpoint.read, "__func__", None) is LegacyCheckpoint.read
+    direct = (getattr(checkpoint.read, "__func__", None) is LegacyCheckpoint.read
               and files.exists(checkpoint.prefix + ".index"))
     for assignment in plan.assignments:
         source = checkpoint.variables.get(assignment.read_keys[0])
         variable = variables_by_path[assignment.targets[0]]
-        if direct and source is not None and direct_read.eligible(
-                assignment, source, variable, min_bytes=direct_min_bytes):
+        if direct and source is not None and direct_read.eligible(assignment, source, variable):
             bad = direct_read.restore(checkpoint.prefix, source.name, variable)
             _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
             nbytes = source.nbytes
@@ -221,8 +223,11 @@ def write_directory(output_dir, root_children, manifest, *, overwrite):
     parent = files.dirname(output_dir) or "."
     temporary = files.join(parent, f".{files.basename(output_dir)}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}")
     gfile = files.gfile()
+    remove_stale_partials(output_dir)
+    lock = None
     try:
         gfile.makedirs(temporary)
+        lock = _lock(temporary)
         prefix = tf.train.Checkpoint(**root_children).write(
             files.join(temporary, CHECKPOINT_NAME))
         # Relative paths keep the directory valid after the rename.
@@ -238,12 +243,70 @@ def write_directory(output_dir, root_children, manifest, *, overwrite):
                           (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
         _replace(temporary, output_dir, overwrite)
     except (OSError, tf.errors.OpError) as error:
-        raise OutputError(f"Cannot write output {output_dir}: {first_line(error)}") from None
+        raise OutputError(f"Cannot write output {output_dir}: "
+                          f"{_FUNCTION_NODE.sub('', first_line(error))}") from None
     finally:
         if gfile.exists(temporary):
             gfile.rmtree(temporary)
+        if lock is not None:
+            os.close(lock)
     del prefix
     return files.join(output_dir, CHECKPOINT_NAME)
+
+
+def remove_stale_partials(output_dir):
+    """Removes the temporary directories that killed runs left beside a local `output_dir`.
+
+    A run holds a lock on its temporary directory while it writes; the kernel
+    drops the lock when the process dies, however it dies (SIGKILL included).
+    An unlocked `.NAME.partial-*` directory is therefore left over, and one
+    still locked belongs to a conversion that is running: it is kept.
+
+    Returns:
+        The paths removed.
+
+    Example:
+
+        removed = writer.remove_stale_partials("converted")
+    """
+    output_dir = str(output_dir).rstrip("/")
+    if "://" in output_dir:
+        return []
+    parent = os.path.dirname(output_dir) or "."
+    mark = f".{os.path.basename(output_dir)}{PARTIAL_MARK}"
+    try:
+        names = sorted(name for name in os.listdir(parent) if name.startswith(mark))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # Not a directory of ours (a file, a symlink) or already gone.
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:
+            pass  # Locked: a conversion is writing it.
+        finally:
+            os.close(descriptor)
+    return removed
+
+
+def _lock(directory):
+    """Locks a local directory for as long as this process lives; returns the descriptor."""
+    if "://" in directory:
+        return None
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
 
 
 def _replace(temporary, output_dir, overwrite):

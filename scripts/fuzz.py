@@ -31,6 +31,7 @@ import sys
 SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 sys.path[:] = [entry for entry in sys.path if os.path.abspath(entry or ".") != SCRIPTS]
 REPOSITORY = os.path.dirname(SCRIPTS)
+sys.path[:0] = [REPOSITORY, os.path.join(REPOSITORY, "tests")]
 
 import json  # noqa: E402
 import random  # noqa: E402
@@ -44,6 +45,8 @@ import time  # noqa: E402
 
 from absl import app  # noqa: E402
 from absl import flags  # noqa: E402
+
+import damage  # noqa: E402  (the mutations; tests/damage.py)
 SEED_MODEL = "small_convnet"
 TARGETS = ("checkpoint", "table")
 OUTCOMES = ("ok", "error", "unexpected", "crash", "hang")
@@ -52,19 +55,15 @@ FINDINGS = ("unexpected", "crash", "hang")
 # directory's `checkpoint` state file.
 CHECKPOINT_PARTS = (".index", ".data-00000-of-00001", ".meta", "")
 STATE_FILE_NAME = "checkpoint"
+# A structure-aware edit of one `.index` record (see damage.mutate_index).
+INDEX_RECORD = "index record"
+PART_NAMES = ("index", "data", "meta", "state", "index_record")
+_PARTS_BY_NAME = dict(zip(PART_NAMES, CHECKPOINT_PARTS + (INDEX_RECORD,)))
 # A worker gets this much address space: enough for TensorFlow (about 1.8 GB
 # of mappings after import), small enough that a mutated shape asking for
 # terabytes fails at once instead of taking the shared machine's memory.
 WORKER_ADDRESS_SPACE = 4 << 30
 READY = "ready"
-# Regex fragments that stress the table's pattern checks; inserted into `match`.
-REGEX_FRAGMENTS = (
-    "(.*)", ".*", "+", "*", "?", "|", "(", ")", "[", "]", "\\\\", "{1000}", "{0,64}", "(a|aa)+",
-    "(?P<g>", "(?=", "\\\\1", "\\\\g<0>", "(?:a?){30}", ".*.*.*", "[^/]*", "$", "^", "\\\\b")
-TRANSFORM_FRAGMENTS = (
-    "reshape(-1)", "transpose(1, 0)", "cast(float64)", "squeeze()", "expand_dims(0)",
-    "reshape(99999999999, 99999999999)", "transpose()", "frobnicate(1)", "cast(object)",
-    "reshape(1,", "__import__('os')", "reshape(-1, -1)", "expand_dims(-99)")
 # Names tried against every table: the seed checkpoint's plus adversarial
 # ones that make slow patterns show themselves.
 HOSTILE_NAMES = ("a" * 1024, "a/" * 512, "a_" * 512, "/" * 1024, "conv/" * 200 + "kernel",
@@ -75,70 +74,16 @@ _SECONDS = flags.DEFINE_float("seconds", 300.0, "Time budget for the whole run."
 _CASE_SECONDS = flags.DEFINE_float("case_seconds", 30.0, "A case running longer is a hang.")
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed of the mutations.")
 _TARGET = flags.DEFINE_multi_enum("target", list(TARGETS), TARGETS, "What to fuzz.")
+_PARTS = flags.DEFINE_multi_enum(
+    "part", list(PART_NAMES), PART_NAMES,
+    "Checkpoint files to mutate: index, data, meta, state (the `checkpoint` file), or "
+    "index_record (one .index record edited, checksums kept valid).")
 _CHECKPOINT = flags.DEFINE_string(
     "checkpoint", None, f"Seed checkpoint prefix (with .meta); default: build {SEED_MODEL}.")
-_WORKDIR = flags.DEFINE_string("workdir", None, "Where cases and findings go (default: a temp dir).")
+_WORKDIR = flags.DEFINE_string("workdir", None, "Where cases and findings go (default: temp).")
 _JSON = flags.DEFINE_bool("json", False, "Print the JSON summary instead of the table.")
 _CONFIRM = flags.DEFINE_bool("confirm", True, "Re-run each crash through `python -m migrate`.")
 _WORKER = flags.DEFINE_enum("worker", None, TARGETS, "Internal: run as a worker.")
-
-
-# Mutations -----------------------------------------------------------------
-
-def mutate(data, rng):
-    """Returns `(mutated bytes, description)` after one to three random edits."""
-    data = bytearray(data)
-    steps = []
-    for _ in range(rng.randint(1, 3)):
-        kind = rng.choice(("flip", "byte", "truncate", "zero", "duplicate", "insert", "delete"))
-        if not data:
-            kind = "insert"
-        position = rng.randrange(len(data)) if data else 0
-        if kind == "flip":
-            data[position] ^= 1 << rng.randrange(8)
-        elif kind == "byte":
-            data[position] = rng.choice((0x00, 0xFF, 0x7F, 0x80, 0x01, rng.randrange(256)))
-        elif kind == "truncate":
-            del data[position:]
-        elif kind == "zero":
-            length = rng.randint(1, 64)
-            data[position:position + length] = bytes(len(data[position:position + length]))
-        elif kind == "duplicate":
-            length = rng.randint(1, 64)
-            data[position:position] = data[position:position + length]
-        elif kind == "insert":
-            data[position:position] = bytes(rng.randrange(256) for _ in range(rng.randint(1, 16)))
-        else:
-            del data[position:position + rng.randint(1, 64)]
-        steps.append(f"{kind}@{position}")
-    return bytes(data), "+".join(steps)
-
-
-def mutate_table(text, rng):
-    """Returns `(mutated table text, description)`: token-aware edits, or raw byte edits."""
-    if rng.random() < 0.3:
-        data, description = mutate(text.encode("utf-8"), rng)
-        return data, "bytes:" + description
-    lines = text.splitlines()
-    candidates = [index for index, line in enumerate(lines)
-                  if line.startswith(("match", "target", "transform"))] or [0]
-    index = rng.choice(candidates)
-    line = lines[index]
-    if line.startswith("transform") or rng.random() < 0.15:
-        fragment = rng.choice(TRANSFORM_FRAGMENTS)
-        lines.insert(index + 1, f"transform = [{json.dumps(fragment)}]")
-        description = f"transform {fragment!r} after line {index + 1}"
-    else:
-        quote = line.find("'")
-        end = line.rfind("'")
-        if quote < 0 or end <= quote:
-            lines[index] = line + rng.choice(REGEX_FRAGMENTS)
-        else:
-            position = rng.randint(quote + 1, end)
-            fragment = rng.choice(REGEX_FRAGMENTS)
-            lines[index] = line[:position] + fragment + line[position:]
-        description = f"line {index + 1}: {lines[index]!r}"
-    return ("\n".join(lines) + "\n").encode("utf-8"), description
 
 
 # Workers -------------------------------------------------------------------
@@ -255,35 +200,25 @@ class Worker:
 # Campaigns -----------------------------------------------------------------
 
 def _build_seed(workdir):
-    sys.path.insert(0, REPOSITORY)
     import legacy_graphs
     return legacy_graphs.build_in_subprocess(SEED_MODEL, os.path.join(workdir, "seed"))
 
 
-def _copy_checkpoint(prefix, directory):
-    """Copies a checkpoint's files into `directory`; returns the new prefix."""
-    os.makedirs(directory, exist_ok=True)
-    source_directory, base = os.path.split(prefix)
-    for name in os.listdir(source_directory):
-        if name.startswith(base + ".") or name == STATE_FILE_NAME:
-            shutil.copyfile(os.path.join(source_directory, name), os.path.join(directory, name))
-    with open(os.path.join(directory, STATE_FILE_NAME), "w") as state:
-        state.write(f'model_checkpoint_path: "{base}"\nall_model_checkpoint_paths: "{base}"\n')
-    return os.path.join(directory, base)
-
-
-def checkpoint_cases(seed_prefix, workdir, rng):
+def checkpoint_cases(seed_prefix, workdir, rng, parts=PART_NAMES):
     """Yields checkpoint cases forever: each mutates one file of a fresh copy of the seed."""
+    choices = tuple(_PARTS_BY_NAME[name] for name in parts)
     number = 0
     while True:
         number += 1
         directory = os.path.join(workdir, "case")
         shutil.rmtree(directory, ignore_errors=True)
-        prefix = _copy_checkpoint(seed_prefix, directory)
-        part = rng.choice(CHECKPOINT_PARTS)
-        path = os.path.join(directory, STATE_FILE_NAME) if part == "" else prefix + part
+        prefix = damage.copy_checkpoint(seed_prefix, directory)
+        part = rng.choice(choices)
+        path = os.path.join(directory, STATE_FILE_NAME) if part == "" else prefix + (
+            ".index" if part == INDEX_RECORD else part)
         with open(path, "rb") as file:
-            data, description = mutate(file.read(), rng)
+            mutation = damage.mutate_index if part == INDEX_RECORD else damage.mutate
+            data, description = mutation(file.read(), rng)
         with open(path, "wb") as file:
             file.write(data)
         yield ({"id": number, "path": directory if part == "" else prefix},
@@ -299,7 +234,7 @@ def table_cases(seed_tables, names, workdir, rng):
         shutil.rmtree(directory, ignore_errors=True)
         os.makedirs(directory)
         seed_name, text = rng.choice(seed_tables)
-        data, description = mutate_table(text, rng)
+        data, description = damage.mutate_table(text, rng)
         path = os.path.join(directory, "table.toml")
         with open(path, "wb") as file:
             file.write(data)
@@ -344,7 +279,7 @@ def campaign(target, cases, iterations, deadline, case_seconds, findings_directo
             result = worker.run(case, case_seconds)
             counts[result["outcome"]] += 1
             if result["outcome"] == "error":
-                key = result["message"][:70]
+                key = result["message"].replace(directory, "CASE")[:90]
                 messages[key] = messages.get(key, 0) + 1
             if result["outcome"] in FINDINGS:
                 kept = os.path.join(findings_directory, f"{target}-{case['id']}")
@@ -360,7 +295,7 @@ def campaign(target, cases, iterations, deadline, case_seconds, findings_directo
 
 
 def run(*, targets, iterations, seconds, case_seconds=30.0, seed=0, checkpoint=None,
-        workdir=None, confirm=True):
+        workdir=None, confirm=True, parts=PART_NAMES):
     """Runs the fuzz campaigns and returns the summary document."""
     started = time.monotonic()
     deadline = started + seconds
@@ -383,7 +318,7 @@ def run(*, targets, iterations, seconds, case_seconds=30.0, seed=0, checkpoint=N
         if "checkpoint" in targets:
             summary["targets"]["checkpoint"] = campaign(
                 "checkpoint", checkpoint_cases(seed_prefix, os.path.join(workdir, "checkpoint"),
-                                               rng),
+                                               rng, parts),
                 iterations, deadline, case_seconds, findings_directory)
         if confirm:
             for finding in summary["targets"].get("checkpoint", {}).get("findings", []):
@@ -432,11 +367,11 @@ def main(argv):
         return 0
     summary = run(targets=tuple(_TARGET.value), iterations=_ITERATIONS.value,
                   seconds=_SECONDS.value, case_seconds=_CASE_SECONDS.value, seed=_SEED.value,
-                  checkpoint=_CHECKPOINT.value, workdir=_WORKDIR.value, confirm=_CONFIRM.value)
+                  checkpoint=_CHECKPOINT.value, workdir=_WORKDIR.value, confirm=_CONFIRM.value,
+                  parts=tuple(_PARTS.value))
     print(json.dumps(summary, indent=2) if _JSON.value else format_summary(summary))
     return 1 if summary["findings"] else 0
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, REPOSITORY)
     app.run(main)
