@@ -280,17 +280,13 @@ class Converter:
 
     def _convert(self, job):
         from migrate import conversion
-        from migrate import writer
 
         settings = self._settings
         skipped = skipped_result(job, settings) if settings.check_current else None
         if skipped is not None:
             return skipped
-        ours = files.exists(files.join(job.output, writer.MANIFEST_NAME))
-        if files.exists(job.output) and not (ours or settings.force):
-            raise errors.OutputError(
-                f"Output {job.output} exists and is not a converted output (it has no "
-                f"{writer.MANIFEST_NAME}); pass --force to replace it.")
+        # convert(overwrite=True) refuses to replace anything that is not a
+        # converted output (no manifest.json), so a stray directory is safe.
         checkpoint = conversion.open_checkpoint(job.source, builder=settings.builder,
                                                 use_meta=settings.use_meta)
         report = conversion.convert(

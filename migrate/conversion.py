@@ -83,7 +83,7 @@ def _graph_parameters(checkpoint):
     A parameter the table leaves unset is taken from the graph; one the table
     sets must agree with the graph, since the graph is what actually ran.
     """
-    if checkpoint.graph is None:
+    if not checkpoint.has_graph:
         return None
     from migrate import layouts
 

@@ -52,8 +52,14 @@ def check_output(output_dir, *, overwrite, source_files=()):
             raise OutputError(
                 f"Output {output_dir} contains the input file {path}; choose another directory "
                 f"so the input is never touched.")
-    if files.exists(output_dir) and not overwrite:
-        raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+    if files.exists(output_dir):
+        if not overwrite:
+            raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+        if not files.exists(files.join(output_dir, MANIFEST_NAME)):
+            # --overwrite deletes the old output: never a directory this tool did not write.
+            raise OutputError(
+                f"Refusing to overwrite {output_dir}: it is not a converted output (no "
+                f"{MANIFEST_NAME}); remove it yourself or choose another --output.")
     parent = files.dirname(absolute) if "://" not in output_dir else files.dirname(output_dir)
     if "://" not in output_dir and parent and not os.access(_nearest_existing(parent), os.W_OK):
         raise OutputError(f"Cannot write output {output_dir}: {parent} is not writable.")

@@ -37,7 +37,7 @@ def test_tf_keras_target_from_the_command_line(legacy_checkpoint, tmp_path):
     result = run_cli("convert", f"--checkpoint={prefix}", f"--table={ENTRY.table_path}",
                      f"--model={FACTORY}", f"--output={output}", "--keep=model_state")
     assert result.returncode == 0, result.stderr
-    result = run_cli("verify", f"--checkpoint={prefix}", f"--zoo=small_convnet",
+    result = run_cli("verify", f"--checkpoint={prefix}", "--zoo=small_convnet",
                      f"--model={FACTORY}", f"--converted={output}")
     assert result.returncode == 0, result.stderr
     assert "verify PASS" in result.stdout

@@ -251,3 +251,13 @@ def test_without_meta_a_builder_graph_or_name_rules_give_the_roles(prefix, tmp_p
     report = migrate.convert(from_names, ENTRY.table_path, ENTRY.build_model, output,
                              keep="model_state")
     assert report.role_origin == "name rules" and report.written_weights == 7
+
+
+def test_overwrite_never_replaces_what_this_tool_did_not_write(prefix, tmp_path):
+    precious = tmp_path / "precious"
+    precious.mkdir()
+    (precious / "notes.txt").write_text("keep me")
+    with pytest.raises(migrate.OutputError, match="not a converted output"):
+        migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(precious),
+                        overwrite=True)
+    assert (precious / "notes.txt").read_text() == "keep me"
