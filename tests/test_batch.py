@@ -377,7 +377,7 @@ def test_latest_only_follows_each_state_file_and_reports_a_bad_one(tmp_path):
         "no_state/model.ckpt-10", "stale/model.ckpt-5"]
 
 
-def test_ram_filesystem_input_goes_through_gfile(tree, tmp_path, monkeypatch):
+def test_ram_filesystem_input_goes_through_gfile(tree, tmp_path):
     gfile = tf.io.gfile
     source = "ram://batch_test/train"
     for relative in ("run1", "nested/run2"):
@@ -390,10 +390,6 @@ def test_ram_filesystem_input_goes_through_gfile(tree, tmp_path, monkeypatch):
         scan = batch.find_checkpoints(source, latest_only=True)
         assert [found.prefix for found in scan.found] == [
             f"{source}/nested/run2/model.ckpt-1", f"{source}/run1/model.ckpt-3"]
-        # tf.train.load_checkpoint takes any ram:// path for a directory (the
-        # RAM filesystem calls every path prefix one) and then fails; the
-        # reader it wraps opens ram:// checkpoints fine.
-        monkeypatch.setattr(tf.train, "load_checkpoint", tf.compat.v1.train.NewCheckpointReader)
         output = str(tmp_path / "converted")
         report = migrate.convert_batch(source, output, ENTRY.table_path, ENTRY.model_factory,
                                        latest_only=True, workers=0)
