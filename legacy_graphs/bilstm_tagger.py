@@ -59,20 +59,9 @@ def write_checkpoint(output_dir, *, steps=3, seed=0):
         The checkpoint prefix.
     """
     tf = compat.import_tf_v1()
-
-    def build():
-        tokens, logits = define_graph()
-        tags = tf.placeholder(tf.int32, [None, None], name="tags")
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=tags, logits=logits))
-        is_training = tf.get_default_graph().get_tensor_by_name("is_training:0")
-
-        def make_feed(rng):
-            return {tokens: rng.integers(0, VOCABULARY_SIZE, size=(4, TIME_STEPS)),
-                    tags: rng.integers(0, TAGS, size=(4, TIME_STEPS)), is_training: True}
-
-        return loss, make_feed
-
     return training.train_and_save(
-        output_dir=output_dir, build=build,
+        output_dir=output_dir,
+        build=training.softmax_classifier(define_graph, label_rank=2, make_batch=lambda rng: (
+            rng.integers(0, VOCABULARY_SIZE, size=(4, TIME_STEPS)),
+            rng.integers(0, TAGS, size=(4, TIME_STEPS)))),
         optimizer=lambda: tf.train.MomentumOptimizer(0.1, momentum=0.9), steps=steps, seed=seed)

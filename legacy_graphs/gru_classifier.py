@@ -51,20 +51,8 @@ def write_checkpoint(output_dir, *, steps=3, seed=0):
         The checkpoint prefix.
     """
     tf = compat.import_tf_v1()
-
-    def build():
-        features, logits = define_graph()
-        labels = tf.placeholder(tf.int32, [None], name="labels")
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=labels, logits=logits))
-        is_training = tf.get_default_graph().get_tensor_by_name("is_training:0")
-
-        def make_feed(rng):
-            return {features: rng.normal(size=(8, TIME_STEPS, FEATURES)),
-                    labels: rng.integers(0, CLASSES, size=8), is_training: True}
-
-        return loss, make_feed
-
     return training.train_and_save(
-        output_dir=output_dir, build=build,
+        output_dir=output_dir,
+        build=training.softmax_classifier(define_graph, label_rank=1, make_batch=lambda rng: (
+            rng.normal(size=(8, TIME_STEPS, FEATURES)), rng.integers(0, CLASSES, size=8))),
         optimizer=lambda: tf.train.AdamOptimizer(0.01), steps=steps, seed=seed)

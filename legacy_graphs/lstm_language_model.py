@@ -71,20 +71,13 @@ def write_checkpoint(output_dir, *, steps=3, seed=0):
         The checkpoint prefix.
     """
     tf = compat.import_tf_v1()
-
-    def build():
-        tokens, logits = define_graph()
-        targets = tf.placeholder(tf.int32, [None, None], name="targets")
-        loss = tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(
-            labels=targets, logits=logits))
-        is_training = tf.get_default_graph().get_tensor_by_name("is_training:0")
-
-        def make_feed(rng):
-            stream = rng.integers(0, VOCABULARY_SIZE, size=(4, TIME_STEPS + 1))
-            return {tokens: stream[:, :-1], targets: stream[:, 1:], is_training: True}
-
-        return loss, make_feed
-
     return training.train_and_save(
-        output_dir=output_dir, build=build,
+        output_dir=output_dir,
+        build=training.softmax_classifier(define_graph, label_rank=2, make_batch=_next_tokens),
         optimizer=lambda: tf.train.AdagradOptimizer(0.5), steps=steps, seed=seed)
+
+
+def _next_tokens(rng):
+    """One batch of random token streams: each position's label is the next token."""
+    stream = rng.integers(0, VOCABULARY_SIZE, size=(4, TIME_STEPS + 1))
+    return stream[:, :-1], stream[:, 1:]

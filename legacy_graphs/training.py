@@ -50,35 +50,46 @@ def train_and_save(*, output_dir, build, optimizer, steps, seed,
                               global_step=global_step)
 
 
-def image_classifier(define_graph, *, input_shape, num_classes, batch_size):
-    """Returns a `build` for `train_and_save` that trains an image classifier.
+def softmax_classifier(define_graph, *, label_rank, make_batch):
+    """Returns a `build` for `train_and_save` that trains with sparse softmax cross-entropy.
 
-    The loss is softmax cross-entropy plus the graph's regularization losses,
-    on uniform [0, 1) images and random labels, with `is_training:0` fed True.
+    The loss is the mean cross-entropy plus the graph's regularization losses;
+    `is_training:0` is fed True.
 
     Args:
         define_graph: builds the model in the default graph; returns
-            `(images, logits)` and creates an `is_training` placeholder.
-        input_shape: image shape without the batch dimension.
-        num_classes: number of labels.
-        batch_size: images per step.
+            `(inputs, logits)` and creates an `is_training` placeholder.
+        label_rank: rank of the integer labels (1 for one label per example,
+            2 for one per time step).
+        make_batch: `rng -> (inputs, labels)`, one training batch.
     """
     tf = compat.import_tf_v1()
 
     def build():
-        images, logits = define_graph()
+        inputs, logits = define_graph()
         is_training = tf.get_default_graph().get_tensor_by_name("is_training:0")
-        labels = tf.placeholder(tf.int32, [None], name="labels")
+        labels = tf.placeholder(tf.int32, [None] * label_rank, name="labels")
         loss = (tf.losses.sparse_softmax_cross_entropy(labels, logits)
                 + tf.losses.get_regularization_loss())
 
         def make_feed(rng):
-            return {
-                images: rng.uniform(0.0, 1.0, (batch_size, *input_shape)).astype("float32"),
-                labels: rng.integers(0, num_classes, batch_size).astype("int32"),
-                is_training: True,
-            }
+            batch_inputs, batch_labels = make_batch(rng)
+            return {inputs: batch_inputs, labels: batch_labels, is_training: True}
 
         return loss, make_feed
 
     return build
+
+
+def image_classifier(define_graph, *, input_shape, num_classes, batch_size):
+    """Returns a `softmax_classifier` build on uniform [0, 1) images and random labels.
+
+    Args:
+        define_graph: as for `softmax_classifier`.
+        input_shape: image shape without the batch dimension.
+        num_classes: number of labels.
+        batch_size: images per step.
+    """
+    return softmax_classifier(define_graph, label_rank=1, make_batch=lambda rng: (
+        rng.uniform(0.0, 1.0, (batch_size, *input_shape)).astype("float32"),
+        rng.integers(0, num_classes, batch_size).astype("int32")))
