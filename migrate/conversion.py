@@ -66,15 +66,24 @@ def plan(checkpoint, table, model, *, keep="trainable", ema=False):
 
 
 def _plan(checkpoint, table, model, *, keep, ema):
+    """Plans and, when the plan has no problems, checks reachability.
+
+    Returns:
+        `(plan, weights, object_paths)`: `weights` as from
+        `target_model.weights`, `object_paths` from `writer.reachable_paths`
+        (None when the plan has problems).
+    """
     weights = target_model.weights(model)
     conversion_plan = make_plan(
         checkpoint.variables, table, {path: weight for path, (weight, _) in weights.items()},
         keep=keep, ema_shadows=checkpoint.ema_shadows() if ema else None,
         resolve_parameters=_graph_parameters(checkpoint))
-    variables_by_path = {path: variable for path, (_, variable) in weights.items()}
+    object_paths = None
     if not conversion_plan.problems:
-        writer.reachable_paths(model, conversion_plan.target_paths, variables_by_path)
-    return conversion_plan, variables_by_path
+        object_paths = writer.reachable_paths(
+            model, conversion_plan.target_paths,
+            {path: variable for path, (_, variable) in weights.items()})
+    return conversion_plan, weights, object_paths
 
 
 def _graph_parameters(checkpoint):
@@ -156,20 +165,20 @@ def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, ov
         writer.check_output(output, overwrite=overwrite, source_files=checkpoint.source_files())
         source_entries = _hash_in_background(checkpoint.source_files())
     model = load_model(model)
-    conversion_plan, variables_by_path = _plan(checkpoint, table, model, keep=keep, ema=ema)
+    conversion_plan, weights, object_paths = _plan(checkpoint, table, model, keep=keep, ema=ema)
     conversion_plan.raise_for_problems()
     report = report_lib.ConversionReport(
         checkpoint=checkpoint.prefix, role_origin=checkpoint.role_origin, table=table.origin,
         output=None if dry_run else str(output), keep=keep,
         roles=report_lib.role_totals(checkpoint.variables, conversion_plan),
         written_weights=len(conversion_plan.target_paths),
-        written_bytes=sum(_nbytes(variables_by_path[path]) for path in conversion_plan.target_paths),
+        written_bytes=sum(weights[path][0].nbytes for path in conversion_plan.target_paths),
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
         ema=ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run)
     if dry_run:
         return report
-    object_paths = writer.reachable_paths(model, conversion_plan.target_paths, variables_by_path)
+    variables_by_path = {path: variable for path, (_, variable) in weights.items()}
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
     _, nonfinite = writer.execute(conversion_plan, checkpoint, variables_by_path,
@@ -181,14 +190,6 @@ def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, ov
     writer.write_directory(output, root_children, manifest, overwrite=overwrite)
     report.seconds = time.monotonic() - started
     return report
-
-
-def _nbytes(variable):
-    import math
-
-    import numpy as np
-    dtype = getattr(variable.dtype, "name", variable.dtype)
-    return math.prod(int(size) for size in variable.shape) * np.dtype(str(dtype)).itemsize
 
 
 def _hash_in_background(paths):
