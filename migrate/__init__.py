@@ -4,17 +4,16 @@ The public API, gathered here:
 
     import migrate
     table = migrate.MappingTable.load("table.toml")
-    report = migrate.convert("train/model.ckpt-3", table, model, "converted")
+    report = migrate.convert("train/model.ckpt-3", table, model, "converted",
+                             options=migrate.ConversionOptions(keep="model_state"))
     migrate.restore(fresh_model, "converted")
 """
 
-__version__ = "0.1.0"
+from migrate.version import __version__
 
-from migrate.batch import BatchReport
-from migrate.batch import convert_batch
-from migrate.conversion import convert
-from migrate.conversion import inspect
-from migrate.conversion import plan
+from migrate.batch.run import BatchReport
+from migrate.batch.run import convert_batch
+from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import MigrateError
 from migrate.errors import ModelError
@@ -22,23 +21,27 @@ from migrate.errors import OutputError
 from migrate.errors import PlanError
 from migrate.errors import TableError
 from migrate.errors import VerificationError
-from migrate.legacy_checkpoint import LegacyCheckpoint
-from migrate.legacy_checkpoint import SourceVariable
-from migrate.plan import ConversionPlan
-from migrate.plan import Problem
-from migrate.report import ConversionReport
-from migrate.restore import RestoreReport
-from migrate.restore import restore
-from migrate.roles import Role
-from migrate.roles import RoleSource
-from migrate.table import MappingTable
-from migrate.table import Rule
-from migrate.verify import VerifyReport
-from migrate.verify import verify
+from migrate.mapping.table import MappingTable
+from migrate.mapping.table import Rule
+from migrate.options import ConversionOptions
+from migrate.output.report import ConversionReport
+from migrate.pipeline import convert
+from migrate.pipeline import inspect
+from migrate.pipeline import plan
+from migrate.planning.plan import ConversionPlan
+from migrate.planning.plan import Problem
+from migrate.source.checkpoint import LegacyCheckpoint
+from migrate.source.checkpoint import SourceVariable
+from migrate.source.roles import Role
+from migrate.source.roles import RoleSource
+from migrate.verification.parity import VerifyReport
+from migrate.verification.parity import verify
+from migrate.verification.restore import RestoreReport
+from migrate.verification.restore import restore
 
 __all__ = [
-    "BatchReport", "CheckpointError", "ConversionPlan", "ConversionReport", "LegacyCheckpoint",
-    "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
+    "ArgumentError", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
+    "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
     "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
     "VerificationError", "VerifyReport", "convert", "convert_batch", "inspect", "plan", "restore",
     "verify",

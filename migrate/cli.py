@@ -127,12 +127,18 @@ def _table_and_model(command):
     return table, model
 
 
+def _options():
+    from migrate.options import ConversionOptions
+    return ConversionOptions(keep=_KEEP.value, ema=_EMA.value,
+                             allow_nonfinite=_ALLOW_NONFINITE.value, use_meta=_USE_META.value,
+                             builder=_BUILDER.value)
+
+
 def _open_checkpoint():
-    import migrate
+    from migrate import pipeline
     if _BUILDER.value:
         os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    return migrate.conversion.open_checkpoint(
-        _require(_CHECKPOINT, "this command"), builder=_BUILDER.value, use_meta=_USE_META.value)
+    return pipeline.open_checkpoint(_require(_CHECKPOINT, "this command"), _options())
 
 
 def _emit(document, summary):
@@ -144,9 +150,9 @@ def _emit(document, summary):
 
 
 def command_inspect():
-    from migrate import conversion
+    from migrate import pipeline
     from migrate.progress import format_bytes
-    description = conversion.inspect(_open_checkpoint())
+    description = pipeline.inspect(_open_checkpoint())
     lines = [f"{description['checkpoint']} (roles from {description['role_origin']})"]
     for variable in description["variables"]:
         lines.append(f"  {variable['name']:<60} {str(variable['shape']):<20} "
@@ -166,9 +172,9 @@ def _convert(dry_run):
     table, model = _table_and_model("convert" if not dry_run else "plan")
     output = None if dry_run else _require(_OUTPUT, "convert")
     report = migrate.convert(
-        _open_checkpoint(), table, model, output, keep=_KEEP.value, ema=_EMA.value,
-        overwrite=_OVERWRITE.value, dry_run=dry_run, allow_nonfinite=_ALLOW_NONFINITE.value,
-        show_progress=not _JSON.value, model_name=model)
+        _open_checkpoint(), table, model, output, options=_options(),
+        overwrite=_OVERWRITE.value, dry_run=dry_run, show_progress=not _JSON.value,
+        model_name=model)
     _emit(report.to_json(), report.summary())
     return 0
 
@@ -194,8 +200,7 @@ def command_batch():
     report = migrate.convert_batch(
         _require(_INPUT_DIR, "batch"), _require(_OUTPUT_DIR, "batch"), table, model,
         latest_only=_LATEST_ONLY.value, workers=_WORKERS.value, force=_FORCE.value,
-        keep=_KEEP.value, ema=_EMA.value, allow_nonfinite=_ALLOW_NONFINITE.value,
-        use_meta=_USE_META.value, builder=_BUILDER.value, runner=_RUNNER.value,
+        options=_options(), runner=_RUNNER.value,
         beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
         verbose=_VERBOSE.value)
     _emit(report.to_json(), report.summary())
@@ -204,7 +209,7 @@ def command_batch():
 
 def command_verify():
     import migrate
-    from migrate import conversion
+    from migrate import pipeline
     entry = _zoo_entry()
     _, model_factory = _table_and_model("verify")
     settings = dict(entry.verify) if entry else {}
@@ -218,7 +223,7 @@ def command_verify():
         if key not in settings:
             raise app.UsageError(f"`verify` needs --{key} (or --zoo).", exitcode=2)
     settings.setdefault("tolerance", 1e-5)
-    model = conversion.load_model(model_factory)
+    model = pipeline.load_model(model_factory)
     restored = migrate.restore(model, _require(_CONVERTED, "verify"))
     report = migrate.verify(_require(_CHECKPOINT, "verify"), model, batch_size=_BATCH_SIZE.value,
                             seed=_SEED.value, ema=_EMA.value, **settings)
@@ -229,17 +234,17 @@ def command_verify():
 
 
 def command_check():
-    from migrate import integrity
+    from migrate.output import manifest as integrity
     result = integrity.check(_require(_OUTPUT, "check"))
     _emit(result.to_json(), result.summary())
     return 0 if result.ok else 1
 
 
 def command_lint():
-    from migrate import lint
+    from migrate.mapping import lint
     names = None
     if _CHECKPOINT.value:
-        from migrate.roles import Role
+        from migrate.source.roles import Role
         _import_tensorflow_quietly()
         checkpoint = _open_checkpoint()
         # Slots, shadows and counters never go through the table.

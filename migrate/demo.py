@@ -4,12 +4,13 @@ import json
 import os
 import shutil
 
-from migrate import conversion
-from migrate.restore import restore
-from migrate.verify import verify
+from migrate import pipeline
+from migrate import zoo
+from migrate.options import ConversionOptions
+from migrate.verification.parity import verify
+from migrate.verification.restore import restore
 
 REPORT_NAME = "report.json"
-from migrate import zoo
 
 
 def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch_size=2, seed=0):
@@ -39,12 +40,12 @@ def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch
         keeps.append("model_state")
     for keep in keeps:
         output = os.path.join(workdir, "converted", f"{zoo_name}-{keep}")
-        report = conversion.convert(prefix, entry.table_path, entry.build_model, output, keep=keep,
-                                    overwrite=overwrite, model_name=entry.model_factory)
+        report = pipeline.convert(prefix, entry.table_path, entry.build_model, output,
+                                  options=ConversionOptions(keep=keep), overwrite=overwrite,
+                                  model_name=entry.model_factory)
         model = entry.build_model()
         restored = restore(model, output)
-        verified = verify(prefix, model, batch_size=batch_size, seed=seed,
-                                     **entry.verify)
+        verified = verify(prefix, model, batch_size=batch_size, seed=seed, **entry.verify)
         results["conversions"].append({
             "keep": keep, "output": output, "report": report.to_json(),
             "restored": len(restored.restored), "unchanged": len(restored.unchanged),

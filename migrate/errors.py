@@ -5,6 +5,10 @@ class MigrateError(Exception):
     """Base class: something about the input is wrong, and the message says what."""
 
 
+class ArgumentError(MigrateError, ValueError):
+    """An argument of a library call is not valid; the command line treats it as a usage error."""
+
+
 class TableError(MigrateError):
     """A mapping table cannot be read or is not valid."""
 

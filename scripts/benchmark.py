@@ -364,7 +364,7 @@ def run_floor(model, prefix):
     """The process floor: import TensorFlow, build the model, write its checkpoint."""
     import tensorflow as tf
 
-    from migrate import target_model
+    from migrate.planning import target as target_model
 
     built = target_model.build(target_model.load_factory(model))
     tf.train.Checkpoint(model=built).write(prefix)
@@ -378,10 +378,10 @@ def run_guide(checkpoint, table_path, model, prefix):
     """
     import tensorflow as tf
 
-    from migrate import layouts
-    from migrate import target_model
-    from migrate import transforms
-    from migrate.table import MappingTable
+    from migrate.mapping import layouts
+    from migrate.planning import target as target_model
+    from migrate.mapping import transforms
+    from migrate.mapping.table import MappingTable
 
     table = MappingTable.load(table_path)
     built = target_model.build(target_model.load_factory(model))

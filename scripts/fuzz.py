@@ -98,7 +98,7 @@ def _worker_checkpoint_case(case, state):
     checkpoint = migrate.LegacyCheckpoint.open(case["path"])
     for name in checkpoint.variables:
         checkpoint.read(name)
-    migrate.conversion.inspect(checkpoint)
+    migrate.pipeline.inspect(checkpoint)
     migrate.plan(checkpoint, entry.table_path, state["model"]).problems
 
 

@@ -46,7 +46,7 @@ REPOSITORY = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SEED_MODEL = "small_convnet"
 INPUT_DIRECTORY = "input"
 OUTPUT_NAME = "out"
-PARTIAL_MARK = ".partial-"  # migrate.writer.PARTIAL_MARK; not imported, so no TensorFlow here.
+PARTIAL_MARK = ".partial-"  # migrate.output.atomic.PARTIAL_MARK; not imported, so no TensorFlow here.
 ERROR_PREFIX = "error: "
 # Standard error lines that may accompany the one error line.
 ALLOWED_STDERR_PREFIXES = ("convert [", "  - ")
@@ -1016,10 +1016,11 @@ def _child_setup(step):
 # written: the checkpoint files are in the temporary directory by then.
 _KILLING_MAIN = textwrap.dedent("""\
     import os, runpy, signal, sys
-    from migrate import files, writer
+    from migrate import files
+    from migrate.output import manifest as manifest_lib
     original = files.write_bytes
     def write_bytes(path, data):
-        if os.path.basename(path) == writer.MANIFEST_NAME:
+        if os.path.basename(path) == manifest_lib.MANIFEST_NAME:
             os.kill(os.getpid(), signal.SIGKILL)
         return original(path, data)
     files.write_bytes = write_bytes

@@ -14,10 +14,10 @@ import pytest
 import damage
 from migrate import MappingTable
 from migrate import TableError
-from migrate import bundle_index
-from migrate import pattern_cost
-from migrate import table as table_lib
-from migrate import writer
+from migrate.source import bundle_index
+from migrate.mapping import pattern_cost
+from migrate.mapping import table as table_lib
+from migrate.output import atomic
 
 
 @pytest.fixture(scope="module")
@@ -178,24 +178,24 @@ def test_every_zoo_table_passes_the_pattern_checks():
 
 def test_stale_partial_directories_are_removed_and_running_ones_kept(tmp_path):
     output = tmp_path / "out"
-    stale, running = (tmp_path / f".out{writer.PARTIAL_MARK}{name}" for name in ("dead", "live"))
+    stale, running = (tmp_path / f".out{atomic.PARTIAL_MARK}{name}" for name in ("dead", "live"))
     for directory in (stale, running):
         directory.mkdir()
         (directory / "ckpt.index").write_bytes(b"half")
-    (tmp_path / f".out{writer.PARTIAL_MARK}file").write_text("not a directory")
-    os.symlink(tmp_path / "elsewhere", tmp_path / f".out{writer.PARTIAL_MARK}link")
+    (tmp_path / f".out{atomic.PARTIAL_MARK}file").write_text("not a directory")
+    os.symlink(tmp_path / "elsewhere", tmp_path / f".out{atomic.PARTIAL_MARK}link")
     (tmp_path / ".other.partial-dead").mkdir()
     descriptor = os.open(running, os.O_RDONLY | os.O_DIRECTORY)
     try:
         # A conversion that is writing holds this lock (flock is per open
         # file, so this process's own lock counts as another writer's).
         fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        assert writer.remove_stale_partials(str(output)) == [str(stale)]
+        assert atomic.remove_stale_partials(str(output)) == [str(stale)]
     finally:
         os.close(descriptor)
     assert sorted(os.listdir(tmp_path)) == [
         ".other.partial-dead", ".out.partial-file", ".out.partial-link", ".out.partial-live"]
-    assert writer.remove_stale_partials(str(output)) == [str(running)]
+    assert atomic.remove_stale_partials(str(output)) == [str(running)]
 
 
 def test_tensor_names_and_dtypes_the_corpus_writes_read_back(tmp_path):

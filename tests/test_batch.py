@@ -15,9 +15,9 @@ import tensorflow as tf
 
 import migrate
 from conftest import run_cli
-from migrate import batch
-from migrate import batch_worker
-from migrate import integrity
+from migrate.batch import run as batch
+from migrate.batch import worker as batch_worker
+from migrate.output import manifest as manifest_lib
 from migrate import zoo
 
 ENTRY = zoo.get("small_convnet")
@@ -233,7 +233,7 @@ def test_rerun_skips_up_to_date_outputs_and_force_converts_again(tree, first_bat
     assert report.totals()["kept_bytes"] == 5 * 1764, "skipped outputs still count as kept"
     assert _file_hashes(untouched) == before
     assert os.stat(os.path.join(untouched, "manifest.json")).st_mtime_ns == modified
-    assert integrity.check(os.path.dirname(tampered)).ok
+    assert manifest_lib.check(os.path.dirname(tampered)).ok
 
     report = migrate.convert_batch(tree, output, ENTRY.table_path, ENTRY.model_factory,
                                    force=True)
@@ -241,8 +241,8 @@ def test_rerun_skips_up_to_date_outputs_and_force_converts_again(tree, first_bat
     assert os.stat(os.path.join(untouched, "manifest.json")).st_mtime_ns != modified
 
     # Another table (or keep setting) means the outputs are not up to date.
-    report = migrate.convert_batch(tree, output, ENTRY.table_path, ENTRY.model_factory,
-                                   keep="model_state", workers=0)
+    report = migrate.convert_batch(tree, output, ENTRY.table_path, ENTRY.model_factory, workers=0,
+                                   options=migrate.ConversionOptions(keep="model_state"))
     assert [item.status for item in report.items] == ["converted"] * 5
     assert all(item.written_weights == 7 for item in report.items)
 

@@ -10,8 +10,8 @@ pytest.importorskip("apache_beam")  # The optional `beam` extra; the only reason
 
 import migrate  # noqa: E402
 from conftest import run_cli  # noqa: E402
-from migrate import batch_worker  # noqa: E402
-from migrate import integrity  # noqa: E402
+from migrate.batch import worker as batch_worker  # noqa: E402
+from migrate.output import manifest as manifest_lib  # noqa: E402
 from migrate import zoo  # noqa: E402
 from test_batch import write_step_checkpoints  # noqa: E402
 
@@ -60,7 +60,7 @@ def test_beam_pipeline_converts_each_checkpoint_and_survives_a_dying_worker(beam
     for relative in ("run1/model.ckpt-1", "run2/model.ckpt-1"):
         manifest = json.load(open(os.path.join(output, relative, "manifest.json")))
         assert manifest["source"]["prefix"] == os.path.join(source, relative)
-        assert integrity.check(os.path.join(output, relative)).ok
+        assert manifest_lib.check(os.path.join(output, relative)).ok
 
 
 def test_beam_rerun_converts_what_failed_and_skips_the_rest(beam_run, tmp_path):

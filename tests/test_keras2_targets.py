@@ -15,7 +15,7 @@ def test_tf_keras_target_restores_and_loads_weights(legacy_checkpoint, tmp_path)
     prefix = legacy_checkpoint("small_convnet")
     output = str(tmp_path / "keras2")
     report = migrate.convert(prefix, ENTRY.table_path, small_convnet.build_tf_keras_model, output,
-                             keep="model_state")
+                             options=migrate.ConversionOptions(keep="model_state"))
     assert report.written_weights == 7
     stored = [name for name, _ in tf.train.list_variables(tf.train.latest_checkpoint(output))
               if name != "_CHECKPOINTABLE_OBJECT_GRAPH"]

@@ -8,8 +8,8 @@ import pytest
 
 from legacy_graphs import bert_encoder as legacy_bert_encoder
 from legacy_graphs import compat
-from migrate import layouts
-from migrate.layouts import LayoutError
+from migrate.mapping import layouts
+from migrate.mapping.layouts import LayoutError
 
 RELATIVE_TOLERANCE = 1e-5
 _SETTINGS = hypothesis.settings(max_examples=5, deadline=None, derandomize=True,

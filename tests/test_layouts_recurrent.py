@@ -9,9 +9,10 @@ import pytest
 from hypothesis import strategies
 
 from legacy_graphs import compat
-from migrate import layouts
-from migrate.layouts import LayoutError
-from migrate.layouts import recurrent
+from migrate.mapping import layouts
+from migrate.mapping.layouts import LayoutError
+from migrate.mapping.layouts import recurrent
+from migrate.mapping.layouts import tf1_graph
 
 tf = compat.import_tf_v1()
 
@@ -392,15 +393,15 @@ def test_lstm_graph_facts_read_the_forget_bias_from_a_meta_graph(tmp_path, tf1_s
         "static/basic_lstm_cell": (2.0, None),
     }
     for scope, (forget_bias, cell_clip) in expected.items():
-        facts = recurrent.lstm_graph_facts(imported, scope)
+        facts = tf1_graph.lstm_graph_facts(imported, scope)
         assert (facts.cell_op, facts.forget_bias, facts.cell_clip) == ("MatMul", forget_bias,
                                                                       cell_clip), scope
         assert facts.parts == ("bias", "kernel")
         assert bool(facts.problems()) == (cell_clip is not None)
-    assert "cell_clip" in recurrent.lstm_graph_facts(
+    assert "cell_clip" in tf1_graph.lstm_graph_facts(
         imported, "lm/rnn/multi_rnn_cell/cell_0/lstm_cell").problems()[0]
-    assert recurrent.facts_parameters(
-        recurrent.lstm_graph_facts(imported, "bidirectional_rnn/fw/lstm_cell")) == {
+    assert tf1_graph.facts_parameters(
+        tf1_graph.lstm_graph_facts(imported, "bidirectional_rnn/fw/lstm_cell")) == {
             "forget_bias": 1.1}
     # What the core's plan receives for parameters the table left unset.
     assert layouts.get("lstm").graph_parameters(
@@ -423,18 +424,18 @@ def test_lstm_graph_facts_detect_peepholes_projection_and_fused_ops():
                              w=kernel, wci=zeros, wcf=zeros, wco=zeros, b=bias,
                              forget_bias=0.0, cell_clip=-1.0)
 
-    facts = recurrent.lstm_graph_facts(graph, "rnn/lstm_cell")
+    facts = tf1_graph.lstm_graph_facts(graph, "rnn/lstm_cell")
     assert (facts.peepholes, facts.projection, facts.forget_bias) == (True, True, 0.25)
     # proj_clip bounds the projection, not the cell state.
     assert facts.cell_clip is None
     problems = " ".join(facts.problems())
     assert "peephole" in problems and "num_proj" in problems
 
-    fused = recurrent.lstm_graph_facts(graph, "block/lstm_cell")
+    fused = tf1_graph.lstm_graph_facts(graph, "block/lstm_cell")
     assert (fused.cell_op, fused.forget_bias, fused.cell_clip, fused.problems()) == (
         "BlockLSTM", 0.0, None, ())
 
-    absent = recurrent.lstm_graph_facts(graph.as_graph_def(), "no/such/cell")
+    absent = tf1_graph.lstm_graph_facts(graph.as_graph_def(), "no/such/cell")
     assert (absent.parts, absent.cell_op, absent.forget_bias) == ((), None, None)
 
 

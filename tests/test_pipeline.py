@@ -60,7 +60,8 @@ def test_default_output_holds_exactly_the_trainable_weights(prefix, tmp_path):
 
 def test_model_state_matches_legacy_graph_and_trainable_only_says_why_not(prefix, tmp_path):
     complete = str(tmp_path / "complete")
-    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, complete, keep="model_state")
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, complete,
+                    options=migrate.ConversionOptions(keep="model_state"))
     model = ENTRY.build_model()
     restored = migrate.restore(model, complete)
     assert restored.unchanged == [] and len(restored.restored) == 7
@@ -78,7 +79,7 @@ def test_model_state_matches_legacy_graph_and_trainable_only_says_why_not(prefix
 def test_ema_conversion_matches_the_graph_evaluated_with_its_averages(prefix, tmp_path):
     output = str(tmp_path / "ema")
     report = migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output,
-                             keep="model_state", ema=True)
+                             options=migrate.ConversionOptions(keep="model_state", ema=True))
     assert report.ema_swapped == 5
     model = ENTRY.build_model()
     migrate.restore(model, output)
@@ -92,15 +93,16 @@ def test_dry_run_and_plan_write_nothing(prefix, tmp_path):
                              dry_run=True)
     assert report.dry_run and report.written_weights == 5
     assert os.listdir(tmp_path) == []
-    plan = migrate.plan(prefix, ENTRY.table_path, ENTRY.build_model, keep="model_state")
+    plan = migrate.plan(prefix, ENTRY.table_path, ENTRY.build_model,
+                        options=migrate.ConversionOptions(keep="model_state"))
     assert plan.problems == [] and len(plan.assignments) == 7
 
 
 def test_unreachable_weights_fail_in_plan_before_anything_is_written():
     import keras
 
-    from migrate.legacy_checkpoint import LegacyCheckpoint
-    from migrate.legacy_checkpoint import SourceVariable
+    from migrate.source.checkpoint import LegacyCheckpoint
+    from migrate.source.checkpoint import SourceVariable
 
     class ListHoldingModel(keras.Model):
         def __init__(self):
@@ -207,8 +209,8 @@ def test_cli_bad_input_is_one_line_without_traceback(prefix, tmp_path, arguments
 def test_overwrite_replaces_an_existing_output(prefix, tmp_path):
     output = str(tmp_path / "out")
     migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output)
-    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output, keep="model_state",
-                    overwrite=True)
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output,
+                    overwrite=True, options=migrate.ConversionOptions(keep="model_state"))
     assert len(_stored_weights(output)) == 7
     assert os.listdir(tmp_path) == ["out"]
 
@@ -236,7 +238,7 @@ def test_absl_script_runs_the_same_command(prefix):
 
 
 def test_without_meta_a_builder_graph_or_name_rules_give_the_roles(prefix, tmp_path):
-    from migrate.legacy_checkpoint import LegacyCheckpoint
+    from migrate.source.checkpoint import LegacyCheckpoint
 
     from_builder = LegacyCheckpoint.open(prefix, builder="small_convnet", use_meta=False)
     assert from_builder.role_origin == "graph of builder 'small_convnet'"
@@ -249,7 +251,7 @@ def test_without_meta_a_builder_graph_or_name_rules_give_the_roles(prefix, tmp_p
                          for name, variable in migrate.LegacyCheckpoint.open(prefix).variables.items()}
     output = str(tmp_path / "names")
     report = migrate.convert(from_names, ENTRY.table_path, ENTRY.build_model, output,
-                             keep="model_state")
+                             options=migrate.ConversionOptions(keep="model_state"))
     assert report.role_origin == "name rules" and report.written_weights == 7
 
 

@@ -4,11 +4,11 @@ import pytest
 
 from migrate import MappingTable
 from migrate import PlanError
-from migrate.legacy_checkpoint import SourceVariable
-from migrate.plan import make_plan
-from migrate.roles import Role
-from migrate.roles import RoleSource
-from migrate.target_model import TargetWeight
+from migrate.source.checkpoint import SourceVariable
+from migrate.planning.plan import make_plan
+from migrate.source.roles import Role
+from migrate.source.roles import RoleSource
+from migrate.planning.target import TargetWeight
 
 
 def _source(name, shape, role=Role.TRAINABLE, dtype="float32"):

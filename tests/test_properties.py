@@ -26,9 +26,9 @@ import damage
 import test_layouts_recurrent as recurrent_tests
 from migrate import MappingTable
 from migrate import TableError
-from migrate import layouts
-from migrate import table as table_lib
-from migrate import transforms
+from migrate.mapping import layouts
+from migrate.mapping import table as table_lib
+from migrate.mapping import transforms
 
 # Letters a TF1 name can hold (any printable character, slashes included);
 # TOML strings cannot carry control characters, so names here have none.

@@ -2,10 +2,10 @@
 
 import pytest
 
-from migrate.roles import Role
-from migrate.roles import RoleSource
-from migrate.roles import classify
-from migrate.roles import role_from_name
+from migrate.source.roles import Role
+from migrate.source.roles import RoleSource
+from migrate.source.roles import classify
+from migrate.source.roles import role_from_name
 
 
 @pytest.mark.parametrize("name, dtype, role", [

@@ -12,9 +12,8 @@ import pytest
 import damage
 import migrate
 from migrate import OutputError
-from migrate import integrity
-from migrate import target_model
-from migrate import writer
+from migrate.output import manifest as manifest_lib
+from migrate.planning import target as target_model
 
 SCANNED = ("migrate", "legacy_graphs", "scripts")
 FORBIDDEN_CALLS = {"eval", "exec", "compile", "__import__", "execfile"}
@@ -156,17 +155,17 @@ def converted(seed_prefix, tmp_path):
 
 
 def _manifest(output):
-    with open(os.path.join(output, writer.MANIFEST_NAME)) as file:
+    with open(os.path.join(output, manifest_lib.MANIFEST_NAME)) as file:
         return json.load(file)
 
 
 def _write_manifest(output, manifest):
-    with open(os.path.join(output, writer.MANIFEST_NAME), "w") as file:
+    with open(os.path.join(output, manifest_lib.MANIFEST_NAME), "w") as file:
         json.dump(manifest, file)
 
 
 def test_check_finds_changed_missing_and_unexpected_files(converted):
-    assert integrity.check(converted).ok
+    assert manifest_lib.check(converted).ok
     data = os.path.join(converted, "ckpt.data-00000-of-00001")
     with open(data, "r+b") as file:
         file.seek(5)
@@ -175,7 +174,7 @@ def test_check_finds_changed_missing_and_unexpected_files(converted):
         file.write(bytes([byte[0] ^ 1]))
     os.remove(os.path.join(converted, "checkpoint"))
     open(os.path.join(converted, "extra.bin"), "wb").close()
-    report = integrity.check(converted)
+    report = manifest_lib.check(converted)
     assert (report.mismatched, report.missing, report.unexpected) == (
         ["ckpt.data-00000-of-00001"], ["checkpoint"], ["extra.bin"])
     assert report.summary() == (f"check FAILED: {converted}: ckpt.data-00000-of-00001: changed; "
@@ -189,7 +188,7 @@ def test_check_never_reads_outside_the_output(converted, tmp_path):
     manifest["output_files"].append({"path": f"../{outside.name}", "sha256": "0" * 64})
     manifest["output_files"].append({"path": str(outside), "sha256": "0" * 64})
     _write_manifest(converted, manifest)
-    report = integrity.check(converted)
+    report = manifest_lib.check(converted)
     assert report.mismatched == [] and report.missing == sorted([f"../{outside.name}",
                                                                  str(outside)])
 
@@ -202,10 +201,10 @@ def test_check_never_reads_outside_the_output(converted, tmp_path):
     ('{"output_files": [{"path": "ckpt.index"}]}', "is not a valid manifest: 'sha256'"),
 ])
 def test_check_refuses_a_broken_manifest_in_one_sentence(converted, manifest, message):
-    with open(os.path.join(converted, writer.MANIFEST_NAME), "w") as file:
+    with open(os.path.join(converted, manifest_lib.MANIFEST_NAME), "w") as file:
         file.write(manifest)
     with pytest.raises(OutputError) as raised:
-        integrity.check(converted)
+        manifest_lib.check(converted)
     assert message in str(raised.value)
 
 
@@ -213,12 +212,12 @@ def test_check_refuses_unreadable_entries_without_a_traceback(converted):
     os.remove(os.path.join(converted, "checkpoint"))
     os.mkdir(os.path.join(converted, "checkpoint"))  # A directory under a recorded file name.
     with pytest.raises(OutputError, match="Cannot read .*checkpoint"):
-        integrity.check(converted)
+        manifest_lib.check(converted)
     shutil.rmtree(os.path.join(converted, "checkpoint"))
-    os.remove(os.path.join(converted, writer.MANIFEST_NAME))
-    os.mkdir(os.path.join(converted, writer.MANIFEST_NAME))
+    os.remove(os.path.join(converted, manifest_lib.MANIFEST_NAME))
+    os.mkdir(os.path.join(converted, manifest_lib.MANIFEST_NAME))
     with pytest.raises(OutputError, match="Cannot read .*manifest.json"):
-        integrity.check(converted)
+        manifest_lib.check(converted)
 
 
 def test_cli_check_of_a_directory_without_manifest_is_one_line(tmp_path):

@@ -14,10 +14,10 @@ import pytest
 import tensorflow as tf
 
 import migrate
-from migrate import direct_read
-from migrate import integrity
+from migrate.output import direct_read
+from migrate.output import manifest as manifest_lib
 from migrate import zoo
-from migrate.legacy_checkpoint import LegacyCheckpoint
+from migrate.source.checkpoint import LegacyCheckpoint
 
 ENTRY = zoo.get("small_convnet")
 OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -126,15 +126,15 @@ def test_direct_reads_are_bit_identical_to_numpy_reads(prefix, tmp_path, monkeyp
     reads = _record_reads(monkeypatch)
     monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
     direct = str(tmp_path / "direct")
-    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, direct, keep="model_state",
-                    ema=ema)
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, direct,
+                    options=migrate.ConversionOptions(keep="model_state", ema=ema))
     assert len(reads["direct"]) == 7 and reads["numpy"] == []
 
     reads["direct"].clear()
     monkeypatch.setattr(direct_read, "MIN_BYTES", sys.maxsize)
     through_numpy = str(tmp_path / "numpy")
     migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, through_numpy,
-                    keep="model_state", ema=ema)
+                    options=migrate.ConversionOptions(keep="model_state", ema=ema))
     assert reads["direct"] == [] and len(reads["numpy"]) == 7
 
     stored = _stored(direct)
@@ -159,7 +159,7 @@ def test_manifest_hashes_every_source_file_while_converting(prefix, tmp_path):
             expected.append({"path": path, "sha256": hashlib.sha256(source.read()).hexdigest(),
                              "bytes": os.path.getsize(path)})
     assert recorded == expected and len(expected) == 3
-    assert integrity.check(output).ok
+    assert manifest_lib.check(output).ok
 
 
 @pytest.mark.parametrize("factory", [_reshaping_model, _tf_keras_reshaping_model],
@@ -199,7 +199,7 @@ def test_direct_reads_count_nan_and_inf_exactly_without_false_alarms(tmp_path, m
                                  "to convert (pass --allow_nonfinite to carry them anyway).")
     assert not os.path.exists(tmp_path / "refused")
     report = migrate.convert(prefix, table, _reshaping_model, str(tmp_path / "carried"),
-                             allow_nonfinite=True)
+                             options=migrate.ConversionOptions(allow_nonfinite=True))
     assert report.nonfinite == [["dense/kernel", 3]]
     kernel = [array for array in _stored(str(tmp_path / "carried")).values()
               if array.shape == (24, 5)][0]
@@ -254,11 +254,12 @@ def test_slots_and_shadows_are_never_read(prefix, tmp_path, monkeypatch, minimum
     monkeypatch.setattr(direct_read, "MIN_BYTES", minimum_bytes)
     reads = _record_reads(monkeypatch)
     migrate.convert(corrupt_prefix, ENTRY.table_path, ENTRY.build_model,
-                    str(tmp_path / "from_corrupt"), keep="model_state")
+                    str(tmp_path / "from_corrupt"),
+                        options=migrate.ConversionOptions(keep="model_state"))
     assert set(reads["direct"] + reads["numpy"]) == KEPT_WITH_MODEL_STATE
     assert len(reads["direct"] + reads["numpy"]) == len(KEPT_WITH_MODEL_STATE)
     migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(tmp_path / "from_clean"),
-                    keep="model_state")
+                    options=migrate.ConversionOptions(keep="model_state"))
     _assert_bit_identical(_stored(str(tmp_path / "from_corrupt")),
                           _stored(str(tmp_path / "from_clean")))
 
@@ -267,14 +268,15 @@ def test_slots_and_shadows_are_never_read(prefix, tmp_path, monkeypatch, minimum
     open(data_path, "wb").write(bytes(data))
     with pytest.raises(migrate.CheckpointError, match="Cannot read 'logits/kernel'"):
         migrate.convert(corrupt_prefix, ENTRY.table_path, ENTRY.build_model,
-                        str(tmp_path / "kept_corrupt"), keep="model_state")
+                        str(tmp_path / "kept_corrupt"),
+                            options=migrate.ConversionOptions(keep="model_state"))
 
 
 _MEMORY_PROBE = textwrap.dedent("""
     import json, sys
     import keras, numpy as np
     import migrate
-    from migrate import direct_read
+    from migrate.output import direct_read
 
     def resident(field):
         with open("/proc/self/status") as status:

@@ -6,7 +6,7 @@ import pytest
 
 from migrate import MappingTable
 from migrate import TableError
-from migrate import lint
+from migrate.mapping import lint
 
 
 def _table(text):

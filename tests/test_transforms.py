@@ -8,7 +8,7 @@ from hypothesis import given
 from hypothesis import settings
 from hypothesis import strategies as st
 
-from migrate import transforms
+from migrate.mapping import transforms
 
 
 def test_parse_reads_integers_and_dtype_names():

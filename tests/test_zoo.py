@@ -18,7 +18,8 @@ def test_zoo_entry_matches_its_legacy_graph(name, legacy_checkpoint, tmp_path):
     prefix = legacy_checkpoint(name)
     keep = "model_state" if entry.build_model().non_trainable_weights else "trainable"
     output = str(tmp_path / name)
-    report = migrate.convert(prefix, entry.table_path, entry.build_model, output, keep=keep)
+    report = migrate.convert(prefix, entry.table_path, entry.build_model, output,
+                             options=migrate.ConversionOptions(keep=keep))
     assert report.unwritten_targets == []
     assert report.roles["optimizer_slot"]["left_out"] > 0
     assert report.roles["trainable"]["kept"] + report.roles["trainable"]["dropped"] == \

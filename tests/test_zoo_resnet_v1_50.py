@@ -34,7 +34,7 @@ def legacy_reader(legacy_prefix):
 def _convert(entry, legacy_prefix, directory, keep):
     output = str(directory / "converted")
     report = migrate.convert(legacy_prefix, entry.table_path, entry.build_model(), output,
-                             keep=keep)
+                             options=migrate.ConversionOptions(keep=keep))
     return output, report
 
 

@@ -33,9 +33,9 @@ import math
 
 import numpy as np
 
-from migrate.layouts import LayoutConverter
-from migrate.layouts import LayoutError
-from migrate.layouts import register
+from migrate.mapping.layouts import LayoutConverter
+from migrate.mapping.layouts import LayoutError
+from migrate.mapping.layouts import register
 
 SPLIT = "split"
 CONCAT = "concat"

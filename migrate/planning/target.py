@@ -1,4 +1,4 @@
-"""The target Keras model: its weights by path, and which of them a checkpoint can reach."""
+"""The target Keras model: built from a factory, its weights by path, and which a checkpoint reaches."""
 
 import dataclasses
 import importlib
@@ -127,3 +127,28 @@ def object_paths(root):
                 paths[id(child)] = paths[id(node)] + (name,)
                 queue.append(child)
     return paths
+
+
+def reachable_paths(model, target_paths, variables_by_path):
+    """Returns `{target path: object path tuple below the model}` for the weights to be written.
+
+    Raises:
+        ModelError: some weights are not reachable from the model's object
+            graph (Keras 3 silently leaves out layers held in plain Python
+            lists or dicts), so a checkpoint could not carry them.
+    """
+    paths = object_paths(model)
+    found, missing = {}, []
+    for target in target_paths:
+        object_path = paths.get(id(variables_by_path[target]))
+        if object_path is None:
+            missing.append(target)
+        else:
+            found[target] = object_path
+    if missing:
+        raise ModelError(
+            f"{len(missing)} weight(s) cannot be reached from the model's object graph, so a "
+            f"tf.train.Checkpoint would silently leave them out (Keras 3 does not track layers "
+            f"held in plain Python lists or dicts; assign them to attributes or use a Keras "
+            f"container): {', '.join(missing[:10])}")
+    return found

@@ -3,7 +3,7 @@
 import dataclasses
 
 from migrate.errors import TableError
-from migrate.table import MappingTable
+from migrate.mapping.table import MappingTable
 
 
 @dataclasses.dataclass

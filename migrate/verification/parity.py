@@ -106,8 +106,8 @@ def _moving_average_var_list(graph, prefix):
     """
     import tensorflow as tf
 
-    from migrate.legacy_checkpoint import checkpoint_key
-    from migrate.roles import EMA_SUFFIX
+    from migrate.source.checkpoint import checkpoint_key
+    from migrate.source.roles import EMA_SUFFIX
 
     keys = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
     var_list = {}
@@ -164,7 +164,7 @@ def verify(checkpoint, model, *, input_tensor, output_tensor, input_shape=None, 
         assert report.passed, report.summary()
     """
     from migrate import files
-    from migrate.legacy_checkpoint import resolve_prefix
+    from migrate.source.checkpoint import resolve_prefix
 
     prefix = resolve_prefix(checkpoint)
     meta_path = prefix + ".meta"

@@ -3,11 +3,11 @@
 import dataclasses
 
 from migrate import files
-from migrate import target_model
-from migrate import writer
 from migrate.errors import CheckpointError
 from migrate.errors import ModelError
 from migrate.errors import first_line
+from migrate.output import checkpoint as output_checkpoint
+from migrate.planning import target as target_model
 
 _VALUE_SUFFIX = "/.ATTRIBUTES/VARIABLE_VALUE"
 
@@ -83,7 +83,7 @@ def restore(model, path):
     except Exception as error:
         raise CheckpointError(f"Cannot read checkpoint {prefix}: {first_line(error)}") from None
     weights = target_model.weights(model)
-    paths = target_model.object_paths(tf.train.Checkpoint(**{writer.ROOT_NAME: model}))
+    paths = target_model.object_paths(tf.train.Checkpoint(**{output_checkpoint.ROOT_NAME: model}))
     by_key = {}
     for path_name, (_, variable) in weights.items():
         object_path = paths.get(id(variable))
@@ -97,7 +97,7 @@ def restore(model, path):
         raise ModelError(
             f"Checkpoint {prefix} holds {len(unexpected)} weight(s) the model does not have "
             f"(is it the same architecture?): {', '.join(unexpected[:5])}")
-    status = tf.train.Checkpoint(**{writer.ROOT_NAME: model}).read(prefix)
+    status = tf.train.Checkpoint(**{output_checkpoint.ROOT_NAME: model}).read(prefix)
     status.expect_partial()
     restored = sorted(by_key[key] for key in keys)
     unchanged = sorted(set(weights) - set(restored))

@@ -19,8 +19,8 @@ import uuid
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
-from migrate import batch_worker
 from migrate import files
+from migrate.batch import worker as batch_worker
 
 RESULTS_MARK = ".batch-results-"
 

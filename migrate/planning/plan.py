@@ -16,11 +16,11 @@ import collections
 import dataclasses
 import difflib
 
-from migrate import layouts
-from migrate import transforms as transforms_lib
 from migrate.errors import PlanError
-from migrate.roles import KEEP_MODES
-from migrate.roles import Role
+from migrate.mapping import layouts
+from migrate.mapping import transforms as transforms_lib
+from migrate.source.roles import KEEP_MODES
+from migrate.source.roles import Role
 
 
 @dataclasses.dataclass(frozen=True)
@@ -142,8 +142,6 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
     Returns:
         A `ConversionPlan`; check `problems` or call `raise_for_problems()`.
     """
-    if keep not in KEEP_MODES:
-        raise ValueError(f"Expected keep to be one of {sorted(KEEP_MODES)}. Received: keep={keep!r}")
     kept_roles = KEEP_MODES[keep]
     ema_shadows = ema_shadows or {}
     plan = ConversionPlan(keep=keep, left_out={role: [] for role in Role})

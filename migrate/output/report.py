@@ -4,7 +4,7 @@ import dataclasses
 import json
 
 from migrate.progress import format_bytes
-from migrate.roles import Role
+from migrate.source.roles import Role
 
 
 def role_totals(variables, plan=None):

@@ -32,9 +32,9 @@ gamma}` live under the same scope but are not claimed: plain rules map them.
 
 import numpy as np
 
-from migrate.layouts import LayoutConverter
-from migrate.layouts import LayoutError
-from migrate.layouts import register
+from migrate.mapping.layouts import LayoutConverter
+from migrate.mapping.layouts import LayoutError
+from migrate.mapping.layouts import register
 
 BERT_ATTENTION = "bert_attention"
 _QUERY_KEY_VALUE = ("query", "key", "value")

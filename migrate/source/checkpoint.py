@@ -6,11 +6,11 @@ import re
 
 import numpy as np
 
-from migrate import bundle_index
 from migrate import files
-from migrate import roles as roles_lib
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
+from migrate.source import bundle_index
+from migrate.source import roles as roles_lib
 
 _DATA_SHARD = re.compile(r"\.data-(\d{5})-of-(\d{5})$")
 _COLLECTIONS = {
@@ -149,6 +149,15 @@ class LegacyCheckpoint:
         return self._graph
 
     @property
+    def has_bundle_reader(self):
+        """True when TensorFlow's own reader has the checkpoint open (not an in-memory stand-in).
+
+        Only then can a tensor be read by TensorFlow straight into a variable
+        (`migrate.output.direct_read`).
+        """
+        return self._reader is not None
+
+    @property
     def has_graph(self):
         """True when a graph is available (a `.meta` or a builder), without importing it."""
         return self._graph is not None or self.meta_path is not None
@@ -169,18 +178,8 @@ class LegacyCheckpoint:
                 f"Cannot read {name!r} from checkpoint {self.prefix}: {first_line(error)}") from None
 
     def source_files(self):
-        """Returns the checkpoint's files: `.index`, data shards, and `.meta` if used."""
-        paths = [self.prefix + ".index", *data_files(self.prefix)]
-        if self.meta_path:
-            paths.append(self.meta_path)
-        return paths
-
-    def by_role(self):
-        """Returns a dict of `Role` to the list of `SourceVariable`s with that role."""
-        grouped = {role: [] for role in roles_lib.Role}
-        for variable in self.variables.values():
-            grouped[variable.role].append(variable)
-        return grouped
+        """Returns the checkpoint's files: `.index`, data shards, and the `.meta` if used."""
+        return source_files(self.prefix, use_meta=self.meta_path is not None)
 
     def ema_shadows(self):
         """Returns a dict of variable key to its `ExponentialMovingAverage` shadow's key."""
@@ -233,6 +232,18 @@ def resolve_prefix(path):
     if not files.exists(path) and not files.exists(files.dirname(path) or "."):
         raise CheckpointError(f"No checkpoint at {path}: the directory does not exist.")
     raise CheckpointError(f"No checkpoint at {path}: {path}.index does not exist.")
+
+
+def source_files(prefix, *, use_meta=True):
+    """Returns the files a conversion of `prefix` reads: `.index`, data shards, `.meta` if used.
+
+    Raises:
+        CheckpointError: a data shard is missing.
+    """
+    paths = [prefix + ".index", *data_files(prefix)]
+    if use_meta and files.exists(prefix + ".meta"):
+        paths.append(prefix + ".meta")
+    return paths
 
 
 def data_files(prefix):

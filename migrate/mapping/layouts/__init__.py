@@ -120,7 +120,7 @@ def _load_builtin_converters():
     import importlib
     for module in ("recurrent", "attention", "fused"):
         try:
-            importlib.import_module(f"migrate.layouts.{module}")
+            importlib.import_module(f"migrate.mapping.layouts.{module}")
         except ModuleNotFoundError as error:
-            if error.name != f"migrate.layouts.{module}":
+            if error.name != f"migrate.mapping.layouts.{module}":
                 raise

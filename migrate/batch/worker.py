@@ -28,9 +28,9 @@ import time
 
 from migrate import errors
 from migrate import files
+from migrate.options import ConversionOptions
 
-WORKER_MODULE = "migrate.batch_worker"
-KEEP_CHOICES = ("trainable", "model_state")
+WORKER_MODULE = "migrate.batch.worker"
 UP_TO_DATE = "up to date"
 READY_KEY = "ready"
 ERROR_KEY = "error"
@@ -64,11 +64,7 @@ class BatchSettings:
             need no access to the launcher's files.
         table_sha256: the digest of that TOML.
         model: the Keras model factory as `module:callable`.
-        keep: "trainable" or "model_state".
-        ema: read EMA shadows in place of the variables.
-        allow_nonfinite: carry NaN/Inf values instead of refusing them.
-        use_meta: read roles from each checkpoint's `.meta`.
-        builder: `legacy_graphs` builder giving the roles when there is no `.meta`.
+        options: the `ConversionOptions` every checkpoint is converted with.
         force: convert again even when an output is up to date.
         check_current: look for an up-to-date output before converting; the
             local runner checks in the parent and turns this off for workers.
@@ -78,25 +74,16 @@ class BatchSettings:
     table_text: str
     table_sha256: str
     model: str
-    keep: str = "trainable"
-    ema: bool = False
-    allow_nonfinite: bool = False
-    use_meta: bool = True
-    builder: str | None = None
+    options: ConversionOptions = ConversionOptions()
     force: bool = False
     check_current: bool = True
-
-    def __post_init__(self):
-        if self.keep not in KEEP_CHOICES:
-            raise ValueError(f"Expected keep to be one of {', '.join(KEEP_CHOICES)}. "
-                             f"Received: keep={self.keep!r}")
 
     def to_json(self):
         return dataclasses.asdict(self)
 
     @classmethod
     def from_json(cls, document):
-        return cls(**document)
+        return cls(**{**document, "options": ConversionOptions.from_json(document["options"])})
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -173,52 +160,18 @@ def role_bytes(roles):
                  for key in ("kept_bytes", "dropped_bytes", "left_out_bytes"))
 
 
-def source_files(prefix, *, use_meta=True):
-    """Returns the files a conversion of `prefix` reads: `.index`, data shards, `.meta` if used."""
-    from migrate import legacy_checkpoint
-
-    paths = [prefix + ".index", *legacy_checkpoint.data_files(prefix)]
-    if use_meta and files.exists(prefix + ".meta"):
-        paths.append(prefix + ".meta")
-    return paths
-
-
 def current_manifest(job, settings):
-    """Returns the output's manifest if it already holds this conversion of this source, else None.
+    """Returns the output's manifest if it already holds this conversion of this source, else None."""
+    from migrate.output import manifest
+    from migrate.source import checkpoint
 
-    Up to date means: the manifest names the same table digest, model, keep
-    and EMA settings; every source file it lists has the same SHA-256 now;
-    and the output's own files still match the manifest.
-    """
-    from migrate import integrity
-    from migrate import writer
-
-    manifest_path = files.join(job.output, writer.MANIFEST_NAME)
-    if not files.exists(manifest_path):
-        return None
     try:
-        manifest = json.loads(files.read_bytes(manifest_path))
-        recorded = {files.basename(entry["path"]): entry["sha256"]
-                    for entry in manifest["source"]["files"]}
-        same_settings = (manifest["table"]["sha256"] == settings.table_sha256
-                         and manifest["model"] == settings.model
-                         and manifest["keep"] == settings.keep and manifest["ema"] == settings.ema)
-    except (ValueError, KeyError, TypeError):
-        return None
-    if not same_settings:
-        return None
-    try:
-        paths = source_files(job.source, use_meta=settings.use_meta)
+        paths = checkpoint.source_files(job.source, use_meta=settings.options.use_meta)
     except errors.CheckpointError:
         return None
-    if {files.basename(path) for path in paths} != set(recorded):
-        return None
-    if any(files.sha256(path) != recorded[files.basename(path)] for path in paths):
-        return None
-    try:
-        return manifest if integrity.check(job.output).ok else None
-    except errors.OutputError:
-        return None
+    return manifest.is_current(job.output, paths, table_sha256=settings.table_sha256,
+                               model=settings.model, keep=settings.options.keep,
+                               ema=settings.options.ema)
 
 
 def skipped_result(job, settings):
@@ -250,8 +203,8 @@ class Converter:
     """
 
     def __init__(self, settings):
-        from migrate import conversion
-        from migrate.table import MappingTable
+        from migrate import pipeline
+        from migrate.mapping.table import MappingTable
 
         self._settings = settings
         self._table = MappingTable.from_text(settings.table_text, origin=settings.table)
@@ -259,7 +212,7 @@ class Converter:
             raise errors.TableError(
                 f"Mapping table {settings.table} is not the one the batch started with: expected "
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
-        self._model = conversion.load_model(settings.model)
+        self._model = pipeline.load_model(settings.model)
 
     def convert(self, job):
         """Converts one job (or skips it when its output is up to date); never raises.
@@ -279,7 +232,7 @@ class Converter:
         return result
 
     def _convert(self, job):
-        from migrate import conversion
+        from migrate import pipeline
 
         settings = self._settings
         skipped = skipped_result(job, settings) if settings.check_current else None
@@ -287,11 +240,10 @@ class Converter:
             return skipped
         # convert(overwrite=True) refuses to replace anything that is not a
         # converted output (no manifest.json), so a stray directory is safe.
-        checkpoint = conversion.open_checkpoint(job.source, builder=settings.builder,
-                                                use_meta=settings.use_meta)
-        report = conversion.convert(
-            checkpoint, self._table, self._model, job.output, keep=settings.keep,
-            ema=settings.ema, overwrite=True, allow_nonfinite=settings.allow_nonfinite,
+        checkpoint = pipeline.open_checkpoint(job.source, settings.options)
+        report = pipeline.convert(
+            checkpoint, self._table, self._model, job.output, options=settings.options,
+            overwrite=True,
             model_name=settings.model)
         kept, dropped, left_out = role_bytes(report.roles)
         return ItemResult.for_job(
@@ -336,7 +288,7 @@ class WorkerProcess:
         """Starts the process; it imports TensorFlow and builds the model meanwhile."""
         environment = dict(os.environ)
         environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-        if self._settings.builder:
+        if self._settings.options.builder:
             environment["TF_USE_LEGACY_KERAS"] = "1"
         else:
             # Keras 2 behind tf.keras is only for legacy builders' graphs.

@@ -1,28 +1,26 @@
 """The conversion pipeline: open, plan, check, then write; the engine behind `migrate.convert`."""
 
-import concurrent.futures
-import datetime
-import platform
-import threading
 import time
 
-from migrate import files
 from migrate import progress as progress_lib
-from migrate import report as report_lib
-from migrate import target_model
-from migrate import writer
-from migrate.legacy_checkpoint import LegacyCheckpoint
-from migrate.plan import make_plan
-from migrate.table import MappingTable
+from migrate.mapping.table import MappingTable
+from migrate.options import ConversionOptions
+from migrate.output import assign
+from migrate.output import atomic
+from migrate.output import checkpoint as output_checkpoint
+from migrate.output import manifest as manifest_lib
+from migrate.output import report as report_lib
+from migrate.planning import target as target_model
+from migrate.planning.plan import make_plan
+from migrate.source.checkpoint import LegacyCheckpoint
 
-MANIFEST_FORMAT = "tf1-migrate/manifest/1"
 
-
-def open_checkpoint(checkpoint, *, builder=None, use_meta=True):
-    """Returns a `LegacyCheckpoint` for a path, or the checkpoint itself."""
+def open_checkpoint(checkpoint, options=None):
+    """Returns a `LegacyCheckpoint` for a path (roles as `options` say), or the checkpoint itself."""
     if isinstance(checkpoint, LegacyCheckpoint):
         return checkpoint
-    return LegacyCheckpoint.open(checkpoint, builder=builder, use_meta=use_meta)
+    options = options or ConversionOptions()
+    return LegacyCheckpoint.open(checkpoint, builder=options.builder, use_meta=options.use_meta)
 
 
 def load_table(table):
@@ -39,15 +37,15 @@ def load_model(model):
     return target_model.build(lambda: model)
 
 
-def plan(checkpoint, table, model, *, keep="trainable", ema=False):
+def plan(checkpoint, table, model, *, options=None):
     """Plans a conversion without reading tensor data or writing anything.
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
         table: a TOML table path or a `MappingTable`.
         model: a built Keras model, a factory returning one, or `module:callable`.
-        keep: "trainable" (default) or "model_state".
-        ema: read each variable's `ExponentialMovingAverage` shadow in its place.
+        options: a `ConversionOptions` (what to keep, EMA, where roles come
+            from); the defaults when None.
 
     Returns:
         A `ConversionPlan` whose `problems` list every offender. The weights
@@ -59,28 +57,29 @@ def plan(checkpoint, table, model, *, keep="trainable", ema=False):
         for problem in conversion_plan.problems:
             print(problem.describe())
     """
-    checkpoint = open_checkpoint(checkpoint)
+    options = options or ConversionOptions()
+    checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
     model = load_model(model)
-    return _plan(checkpoint, table, model, keep=keep, ema=ema)[0]
+    return _plan(checkpoint, table, model, options)[0]
 
 
-def _plan(checkpoint, table, model, *, keep, ema):
+def _plan(checkpoint, table, model, options):
     """Plans and, when the plan has no problems, checks reachability.
 
     Returns:
         `(plan, weights, object_paths)`: `weights` as from
-        `target_model.weights`, `object_paths` from `writer.reachable_paths`
+        `target_model.weights`, `object_paths` from `target_model.reachable_paths`
         (None when the plan has problems).
     """
     weights = target_model.weights(model)
     conversion_plan = make_plan(
         checkpoint.variables, table, {path: weight for path, (weight, _) in weights.items()},
-        keep=keep, ema_shadows=checkpoint.ema_shadows() if ema else None,
+        keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
         resolve_parameters=_graph_parameters(checkpoint))
     object_paths = None
     if not conversion_plan.problems:
-        object_paths = writer.reachable_paths(
+        object_paths = target_model.reachable_paths(
             model, conversion_plan.target_paths,
             {path: variable for path, (_, variable) in weights.items()})
     return conversion_plan, weights, object_paths
@@ -94,7 +93,7 @@ def _graph_parameters(checkpoint):
     """
     if not checkpoint.has_graph:
         return None
-    from migrate import layouts
+    from migrate.mapping import layouts
 
     def resolve(layout_name, scope, parameters):
         reader = layouts.get(layout_name).graph_parameters
@@ -121,8 +120,8 @@ def _same_value(first, second):
     return first == second
 
 
-def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, overwrite=False,
-            dry_run=False, allow_nonfinite=False, show_progress=False, model_name=None):
+def convert(checkpoint, table, model, output, *, options=None, overwrite=False, dry_run=False,
+            show_progress=False, model_name=None):
     """Converts a legacy checkpoint into a TF2 checkpoint for `model`.
 
     Plans first (every name mapped, every target filled once, shapes and
@@ -136,12 +135,11 @@ def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, ov
         model: a built Keras model, a factory returning one, or `module:callable`.
             Its weights are overwritten by the conversion.
         output: the output directory; it must not exist unless `overwrite`.
-        keep: "trainable" (default: trainable weights only) or "model_state"
-            (also the model's non-trainable weights, such as BatchNorm statistics).
-        ema: read each variable's `ExponentialMovingAverage` shadow in its place.
+        options: a `ConversionOptions`: what to keep (trainable weights only,
+            the default, or also the model state such as BatchNorm
+            statistics), EMA, NaN/Inf handling, where roles come from.
         overwrite: replace an existing output directory.
         dry_run: plan and check only; write nothing.
-        allow_nonfinite: carry NaN/Inf values instead of refusing them.
         show_progress: print progress to standard error.
         model_name: how the manifest names the model (e.g. `module:callable`).
 
@@ -154,110 +152,62 @@ def convert(checkpoint, table, model, output, *, keep="trainable", ema=False, ov
 
     Example:
 
-        report = migrate.convert("train/model.ckpt-3", "table.toml", model, "converted")
+        report = migrate.convert("train/model.ckpt-3", "table.toml", model, "converted",
+                                 options=migrate.ConversionOptions(keep="model_state"))
         print(report.summary())
     """
     started = time.monotonic()
+    options = options or ConversionOptions()
     model_name = model_name or (model if isinstance(model, str) else None)
-    checkpoint = open_checkpoint(checkpoint)
+    checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
     if not dry_run:
-        writer.check_output(output, overwrite=overwrite, source_files=checkpoint.source_files())
-        source_entries = _hash_in_background(checkpoint.source_files())
+        source_paths = checkpoint.source_files()
+        atomic.check_output(output, overwrite=overwrite, source_files=source_paths)
+        source_entries = manifest_lib.hash_in_background(source_paths)
     model = load_model(model)
-    conversion_plan, weights, object_paths = _plan(checkpoint, table, model, keep=keep, ema=ema)
+    conversion_plan, weights, object_paths = _plan(checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
     report = report_lib.ConversionReport(
         checkpoint=checkpoint.prefix, role_origin=checkpoint.role_origin, table=table.origin,
-        output=None if dry_run else str(output), keep=keep,
+        output=None if dry_run else str(output), keep=options.keep,
         roles=report_lib.role_totals(checkpoint.variables, conversion_plan),
         written_weights=len(conversion_plan.target_paths),
         written_bytes=sum(weights[path][0].nbytes for path in conversion_plan.target_paths),
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
-        ema=ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run)
+        ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run)
     if dry_run:
         return report
     variables_by_path = {path: variable for path, (_, variable) in weights.items()}
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
-    _, nonfinite = writer.execute(conversion_plan, checkpoint, variables_by_path,
-                                  allow_nonfinite=allow_nonfinite, progress=progress)
+    _, nonfinite = assign.execute(conversion_plan, checkpoint, variables_by_path,
+                                  allow_nonfinite=options.allow_nonfinite, progress=progress)
     report.nonfinite = [[name, count] for name, count in nonfinite]
-    manifest = _manifest(checkpoint, table, model, model_name, report, source_entries.result())
-    root_children = writer.mirror(object_paths, variables_by_path,
-                                  alias_model_children=not target_model.is_keras_3(model))
-    writer.write_directory(output, root_children, manifest, overwrite=overwrite)
+    manifest = manifest_lib.build(
+        checkpoint=checkpoint, table=table, model=model, model_name=model_name, report=report,
+        source_entries=source_entries.result())
+    root_children = output_checkpoint.mirror(
+        object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
+    with atomic.staged_directory(output, overwrite=overwrite) as staging:
+        output_checkpoint.write(staging, root_children)
+        manifest_lib.write(staging, manifest)
     report.seconds = time.monotonic() - started
     return report
 
 
-def _hash_in_background(paths):
-    """Starts hashing `paths` on a daemon thread; returns a Future of their manifest entries.
-
-    Hashing a 1 GB checkpoint takes about a second. hashlib releases the GIL,
-    so the hashing overlaps the model build and the conversion instead of
-    following them; a daemon thread does not hold up the exit of a failed run.
-    """
-    future = concurrent.futures.Future()
-
-    def hash_files():
-        try:
-            future.set_result([
-                {"path": path, "sha256": files.sha256(path), "bytes": files.size(path)}
-                for path in paths])
-        except BaseException as error:  # Handed to the caller by `result()`.
-            future.set_exception(error)
-
-    threading.Thread(target=hash_files, name="tf1-migrate-source-hashes", daemon=True).start()
-    return future
-
-
-def _manifest(checkpoint, table, model, model_name, report, source_entries):
-    import keras
-    import tensorflow as tf
-
-    from migrate import __version__
-
-    return {
-        "format": MANIFEST_FORMAT,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "versions": {"tf1-migrate": __version__, "tensorflow": tf.__version__,
-                     "keras": keras.__version__ if target_model.is_keras_3(model)
-                     else "tf_keras " + _tf_keras_version(), "python": platform.python_version()},
-        "source": {
-            "prefix": checkpoint.prefix,
-            "role_origin": checkpoint.role_origin,
-            "files": source_entries,
-        },
-        "table": {"path": table.origin, "sha256": table.sha256},
-        "model": model_name or type(model).__name__,
-        "keep": report.keep,
-        "ema": report.ema,
-        "ema_swapped": report.ema_swapped,
-        "roles": report.roles,
-        "written": {"weights": report.written_weights, "bytes": report.written_bytes},
-        "dropped": report.dropped,
-        "unwritten_targets": report.unwritten_targets,
-        "nonfinite": report.nonfinite,
-    }
-
-
-def _tf_keras_version():
-    try:
-        import tf_keras
-        return tf_keras.__version__
-    except ImportError:
-        return "unknown"
-
-
-def inspect(checkpoint):
+def inspect(checkpoint, *, options=None):
     """Describes every variable of a legacy checkpoint and totals per role.
+
+    Args:
+        checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
+        options: a `ConversionOptions`; only `use_meta` and `builder` matter here.
 
     Returns:
         `{"checkpoint", "role_origin", "variables": [...], "roles": {...}}`.
     """
-    checkpoint = open_checkpoint(checkpoint)
+    checkpoint = open_checkpoint(checkpoint, options)
     return {
         "checkpoint": checkpoint.prefix,
         "role_origin": checkpoint.role_origin,

@@ -35,11 +35,11 @@ import re
 import tomllib
 from typing import Any, Mapping
 
-from migrate import layouts
-from migrate import pattern_cost
-from migrate import transforms as transforms_lib
 from migrate.errors import TableError
 from migrate.errors import first_line
+from migrate.mapping import layouts
+from migrate.mapping import pattern_cost
+from migrate.mapping import transforms as transforms_lib
 
 _RULE_KEYS = frozenset({"match", "target", "transform", "drop", "layout"})
 _TABLE_KEYS = frozenset({"rule", "description"})

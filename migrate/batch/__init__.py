@@ -1,0 +1,1 @@
+"""Whole directories of checkpoints: scan, run in worker processes or Apache Beam."""

@@ -1,0 +1,194 @@
+"""Finds the legacy checkpoint prefixes under a directory, never going round a symlink loop."""
+
+import dataclasses
+import os
+import re
+
+from migrate import errors
+from migrate import files
+
+INDEX_SUFFIX = ".index"
+DATA_INFIX = ".data-"
+META_SUFFIX = ".meta"
+STATE_FILE_NAME = "checkpoint"
+_STEP_PART = re.compile(r"(\d+)")
+
+
+@dataclasses.dataclass(frozen=True)
+class FoundCheckpoint:
+    """A checkpoint prefix found by `find_checkpoints`.
+
+    Attributes:
+        prefix: the full prefix, e.g. `train/run1/model.ckpt-1000`.
+        relative: the prefix relative to the scanned directory, `/`-separated.
+        source_bytes: size of its `.index`, data shards and `.meta`.
+    """
+
+    prefix: str
+    relative: str
+    source_bytes: int
+
+
+@dataclasses.dataclass
+class ScanResult:
+    """What `find_checkpoints` found.
+
+    Attributes:
+        found: the `FoundCheckpoint`s, in natural order (`-2` before `-10`).
+        notes: `{"path", "note"}` for what was not followed or chosen
+            silently: symlink loops, directories reached twice, converted
+            outputs, `--latest_only` choices made without a state file.
+        failures: `{"path", "relative", "reason"}` for what could not be
+            scanned; each counts as a failed item of the batch.
+    """
+
+    found: list = dataclasses.field(default_factory=list)
+    notes: list = dataclasses.field(default_factory=list)
+    failures: list = dataclasses.field(default_factory=list)
+
+
+def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
+    """Finds every legacy checkpoint prefix under a directory.
+
+    A prefix is any `<name>.index` file. The walk goes through
+    `tf.io.gfile` and scans every directory once: symlinked directories come
+    after the real ones (so a directory is found under its own path), and a
+    symlink back to one of its own ancestors is reported, not followed.
+    Directories holding a `manifest.json` are converted outputs and are not
+    scanned.
+
+    Args:
+        input_dir: the directory to scan, recursively (local, gs://, ...).
+        latest_only: per directory, only the newest entry of its `checkpoint`
+            state file (without a state file: the highest step, noted).
+        exclude: directories to leave out, such as the batch's own output.
+
+    Returns:
+        A `ScanResult`.
+
+    Raises:
+        CheckpointError: `input_dir` is not a directory.
+
+    Example:
+
+        scan = find_checkpoints("train", latest_only=True)
+        print([found.relative for found in scan.found])
+    """
+    from migrate.output import manifest
+
+    root = strip_slashes(input_dir)
+    if not files.is_directory(root):
+        raise errors.CheckpointError(
+            f"Expected an input directory holding legacy checkpoints. Received: "
+            f"input_dir={str(input_dir)!r}, which is not a directory.")
+    excluded = {directory_identity(strip_slashes(path)) for path in exclude}
+    result = ScanResult()
+    seen = {}
+    # Symlinked directories wait until every real directory has been scanned,
+    # so a directory is reported under its own path rather than through a link.
+    stack, linked = [(root, ())], []
+    while stack or linked:
+        directory, chain = stack.pop() if stack else linked.pop(0)
+        identity = directory_identity(directory)
+        relative = _relative(root, directory)
+        if identity in chain:
+            note = f"symlink loop back to {seen[identity]}; not followed"
+            result.notes.append({"path": relative, "note": note})
+            continue
+        if identity in seen:
+            note = f"same directory as {seen[identity]}; not scanned twice"
+            result.notes.append({"path": relative, "note": note})
+            continue
+        seen[identity] = relative or "the input directory"
+        chain += (identity,)
+        try:
+            names = sorted(name.rstrip("/") for name in files.gfile().listdir(directory))
+        except Exception as error:  # tf.errors.PermissionDeniedError and friends.
+            result.failures.append({"path": directory, "relative": relative,
+                                    "reason": f"Cannot list directory {directory}: "
+                                              f"{errors.first_line(error)}"})
+            continue
+        if manifest.MANIFEST_NAME in names:
+            result.notes.append({"path": relative, "note": f"holds a {manifest.MANIFEST_NAME}: a "
+                                                           f"converted output, not scanned"})
+            continue
+        _add_prefixes(result, root, directory, names, latest_only)
+        subdirectories = []
+        for name in names:
+            path = files.join(directory, name)
+            if (_is_checkpoint_file(name) or not files.is_directory(path)
+                    or directory_identity(path) in excluded):
+                continue
+            (linked if _is_link(path) else subdirectories).append((path, chain))
+        stack.extend(reversed(subdirectories))
+    result.found.sort(key=lambda found: natural_key(found.relative))
+    return result
+
+
+def _add_prefixes(result, root, directory, names, latest_only):
+    prefixes = sorted((name[:-len(INDEX_SUFFIX)] for name in names if name.endswith(INDEX_SUFFIX)),
+                      key=natural_key)
+    if not prefixes:
+        return
+    relative = _relative(root, directory)
+    if latest_only and STATE_FILE_NAME in names:
+        import tensorflow as tf
+
+        state_path = files.join(directory, STATE_FILE_NAME)
+        # get_checkpoint_state returns None for a file it cannot parse.
+        state = tf.train.get_checkpoint_state(directory)
+        if state is None or not state.model_checkpoint_path:
+            result.failures.append({"path": state_path, "relative": relative, "reason": (
+                f"The checkpoint state file {state_path} cannot be parsed or names no "
+                f"checkpoint.")})
+            return
+        # Only the name counts: state files often hold absolute paths from the
+        # machine that trained, which no longer exist where the files are now.
+        newest = files.basename(state.model_checkpoint_path)
+        if newest not in prefixes:
+            result.failures.append({"path": state_path, "relative": relative, "reason": (
+                f"The checkpoint state file {state_path} names {state.model_checkpoint_path}, "
+                f"which is not a checkpoint in {directory}. Expected one of: "
+                f"{', '.join(prefixes)}.")})
+            return
+        prefixes = [newest]
+    elif latest_only and len(prefixes) > 1:
+        result.notes.append({"path": relative or ".", "note": (
+            f"no `{STATE_FILE_NAME}` state file; took the highest step, {prefixes[-1]}")})
+        prefixes = prefixes[-1:]
+    for prefix in prefixes:
+        owned = [name for name in names if name in (prefix + INDEX_SUFFIX, prefix + META_SUFFIX)
+                 or name.startswith(prefix + DATA_INFIX)]
+        path = files.join(directory, prefix)
+        result.found.append(FoundCheckpoint(
+            prefix=path, relative=_relative(root, path),
+            source_bytes=sum(files.size(files.join(directory, name)) for name in owned)))
+
+
+def _is_checkpoint_file(name):
+    return (name.endswith(INDEX_SUFFIX) or name.endswith(META_SUFFIX) or DATA_INFIX in name
+            or name == STATE_FILE_NAME)
+
+
+def strip_slashes(path):
+    path = str(path)
+    return path.rstrip("/") or path
+
+
+def _is_link(path):
+    return "://" not in path and os.path.islink(path)
+
+
+def directory_identity(path):
+    # Only local filesystems have symlinks; other tf.io.gfile filesystems
+    # (gs://, ram://, ...) name every directory by one path.
+    return path if "://" in path else os.path.realpath(path)
+
+
+def _relative(root, path):
+    return path[len(root):].lstrip("/") if path != root else ""
+
+
+def natural_key(text):
+    return [(0, int(part), "") if part.isdigit() else (1, 0, part)
+            for part in _STEP_PART.split(text) if part]

@@ -1,0 +1,1 @@
+"""Stage 2, map: the TOML table, transforms, layout converters, and the table linter."""

@@ -1,0 +1,1 @@
+"""Stage 4, write: assign tensors, write the TF2 checkpoint atomically, its manifest and report."""

@@ -1,0 +1,91 @@
+"""Reads, converts and assigns the planned tensors into the model's variables, one at a time."""
+
+import numpy as np
+
+from migrate.errors import CheckpointError
+from migrate.errors import ModelError
+from migrate.output import direct_read
+
+
+def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None):
+    """Reads, converts and assigns every planned tensor, one assignment at a time.
+
+    Only the planned keys are read (slots, EMA shadows left out and dropped
+    variables never are). A plain rule whose transforms only reshape is read
+    by TensorFlow straight into the variable's memory when it holds at least
+    `direct_read.MIN_BYTES` (`migrate.direct_read`); other tensors go through
+    NumPy and are released before the next is read.
+
+    Args:
+        plan: a `ConversionPlan` without problems.
+        checkpoint: the `LegacyCheckpoint` the plan was made from.
+        variables_by_path: the model's variables by target path.
+        allow_nonfinite: carry NaN/Inf values instead of refusing them.
+        progress: an optional `migrate.progress.Progress`.
+
+    Returns:
+        `(written_bytes, nonfinite)` where `nonfinite` lists `(name, count)` of
+        tensors holding NaN or Inf (passed only with `allow_nonfinite`).
+
+    Raises:
+        CheckpointError: a tensor cannot be read, or holds NaN/Inf while
+            `allow_nonfinite` is False.
+        ModelError: a conversion produced a shape the variable does not have.
+
+    Example:
+
+        written, nonfinite = assign.execute(plan, checkpoint, variables_by_path)
+    """
+    written = 0
+    nonfinite = []
+    direct = checkpoint.has_bundle_reader
+    for assignment in plan.assignments:
+        source = checkpoint.variables.get(assignment.read_keys[0])
+        variable = variables_by_path[assignment.targets[0]]
+        if direct and source is not None and direct_read.eligible(assignment, source, variable):
+            bad = direct_read.restore(checkpoint.prefix, source.name, variable)
+            _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
+            nbytes = source.nbytes
+        else:
+            nbytes = _convert_and_assign(assignment, checkpoint, variables_by_path,
+                                         nonfinite, allow_nonfinite)
+        written += nbytes
+        if progress is not None:
+            progress.advance(1, nbytes, assignment.targets[0])
+    if progress is not None:
+        progress.close()
+    return written, nonfinite
+
+
+def _convert_and_assign(assignment, checkpoint, variables_by_path, nonfinite, allow_nonfinite):
+    """The NumPy path: read the sources, convert them, assign; returns the bytes assigned."""
+    arrays = [checkpoint.read(key) for key in assignment.read_keys]
+    for name, array in zip(assignment.read_keys, arrays):
+        if np.issubdtype(array.dtype, np.floating) and array.size and not (
+                np.isfinite(array.min()) and np.isfinite(array.max())):
+            # min and max propagate NaN and reach any Inf without a full-size
+            # mask; only a tensor that has one pays for the exact count.
+            bad = int(array.size - np.count_nonzero(np.isfinite(array)))
+            _check_finite(name, array.shape, bad, nonfinite, allow_nonfinite)
+    outputs = assignment.convert(arrays)
+    del arrays
+    nbytes = 0
+    for target, value in outputs.items():
+        variable = variables_by_path[target]
+        expected = tuple(int(size) for size in variable.shape)
+        if tuple(value.shape) != expected:
+            raise ModelError(f"{target}: conversion produced shape {list(value.shape)}, "
+                             f"expected {list(expected)}")
+        variable.assign(value)
+        nbytes += value.nbytes
+    return nbytes
+
+
+def _check_finite(name, shape, bad, nonfinite, allow_nonfinite):
+    if not bad:
+        return
+    nonfinite.append((name, bad))
+    if not allow_nonfinite:
+        raise CheckpointError(
+            f"{name} {list(shape)} holds {bad} NaN/Inf value(s); refusing "
+            f"to convert (pass --allow_nonfinite to carry them anyway).")

@@ -1,0 +1,185 @@
+"""Atomic output directories: check the destination, stage in a locked temporary, rename.
+
+A conversion writes into a hidden `.NAME.partial-XXXXXXXX` directory beside
+its output and renames it into place at the end, so an interrupted run
+leaves nothing under the final name. The temporary directory is locked
+while it is written; the kernel drops the lock when the process dies, so a
+later run can tell a dead run's leftovers from a live one's.
+"""
+
+import contextlib
+import fcntl
+import os
+import re
+import shutil
+import uuid
+
+from migrate import files
+from migrate.errors import OutputError
+from migrate.errors import first_line
+
+PARTIAL_MARK = ".partial-"
+# `manifest.MANIFEST_NAME`; named here too because `--overwrite` may only
+# replace a directory this tool wrote, and the manifest is what says so.
+OWNERSHIP_MARK = "manifest.json"
+# TensorFlow prefixes errors raised inside its functions with the function's
+# node name, which says nothing to a user.
+_FUNCTION_NODE = re.compile(r"\{\{function_node [^}]*\}\}\s*")
+
+
+def check_output(output_dir, *, overwrite, source_files=()):
+    """Refuses an output that exists (unless `overwrite`) or that holds the input.
+
+    Args:
+        output_dir: the directory a conversion will create.
+        overwrite: whether an existing converted output may be replaced.
+        source_files: the input's files, which must not lie inside `output_dir`.
+
+    Raises:
+        OutputError: the output cannot be used; nothing has been written.
+
+    Example:
+
+    >>> check_output("", overwrite=False)
+    Traceback (most recent call last):
+    ...
+    migrate.errors.OutputError: Expected an output directory. Received: output=''
+    """
+    output_dir = str(output_dir)
+    if not output_dir:
+        raise OutputError("Expected an output directory. Received: output=''")
+    absolute = _absolute(output_dir)
+    for path in source_files:
+        if _absolute(path).startswith(absolute.rstrip("/") + "/"):
+            raise OutputError(
+                f"Output {output_dir} contains the input file {path}; choose another directory "
+                f"so the input is never touched.")
+    if files.exists(output_dir):
+        if not overwrite:
+            raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+        if not files.exists(files.join(output_dir, OWNERSHIP_MARK)):
+            # Overwriting deletes the old output: never a directory this tool did not write.
+            raise OutputError(
+                f"Refusing to overwrite {output_dir}: it is not a converted output (no "
+                f"{OWNERSHIP_MARK}); remove it yourself or choose another --output.")
+    parent = files.dirname(absolute) if "://" not in output_dir else files.dirname(output_dir)
+    if "://" not in output_dir and parent and not os.access(_nearest_existing(parent), os.W_OK):
+        raise OutputError(f"Cannot write output {output_dir}: {parent} is not writable.")
+
+
+@contextlib.contextmanager
+def staged_directory(output_dir, *, overwrite):
+    """Yields a locked temporary directory that becomes `output_dir` when the block succeeds.
+
+    Stale temporaries of killed runs beside `output_dir` are removed first.
+    If the block raises, the temporary directory is removed and nothing
+    appears under `output_dir`. I/O and TensorFlow errors inside the block
+    become one-line `OutputError`s.
+
+    Raises:
+        OutputError: the directory cannot be written or renamed.
+    """
+    import tensorflow as tf
+
+    output_dir = str(output_dir).rstrip("/")
+    parent = files.dirname(output_dir) or "."
+    temporary = files.join(
+        parent, f".{files.basename(output_dir)}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}")
+    gfile = files.gfile()
+    remove_stale_partials(output_dir)
+    lock = None
+    try:
+        gfile.makedirs(temporary)
+        lock = _lock(temporary)
+        yield temporary
+        _replace(temporary, output_dir, overwrite)
+    except (OSError, tf.errors.OpError) as error:
+        raise OutputError(f"Cannot write output {output_dir}: "
+                          f"{_FUNCTION_NODE.sub('', first_line(error))}") from None
+    finally:
+        if gfile.exists(temporary):
+            gfile.rmtree(temporary)
+        if lock is not None:
+            os.close(lock)
+
+
+def remove_stale_partials(output_dir):
+    """Removes the temporary directories that killed runs left beside a local `output_dir`.
+
+    An unlocked `.NAME.partial-*` directory is left over from a dead run; one
+    still locked belongs to a conversion that is running and is kept.
+
+    Returns:
+        The paths removed.
+
+    Example:
+
+    >>> remove_stale_partials("/no/such/directory/converted")
+    []
+    """
+    output_dir = str(output_dir).rstrip("/")
+    if "://" in output_dir:
+        return []
+    parent = os.path.dirname(output_dir) or "."
+    mark = f".{os.path.basename(output_dir)}{PARTIAL_MARK}"
+    try:
+        names = sorted(name for name in os.listdir(parent) if name.startswith(mark))
+    except OSError:
+        return []
+    removed = []
+    for name in names:
+        path = os.path.join(parent, name)
+        try:
+            descriptor = os.open(path, os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue  # Not a directory of ours (a file, a symlink) or already gone.
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+        except OSError:
+            pass  # Locked: a conversion is writing it.
+        finally:
+            os.close(descriptor)
+    return removed
+
+
+def _lock(directory):
+    """Locks a local directory for as long as this process lives; returns the descriptor."""
+    if "://" in directory:
+        return None
+    descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(descriptor)
+        raise
+    return descriptor
+
+
+def _replace(temporary, output_dir, overwrite):
+    gfile = files.gfile()
+    previous = None
+    if gfile.exists(output_dir):
+        if not overwrite:
+            raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+        previous = f"{output_dir}.previous-{uuid.uuid4().hex[:8]}"
+        gfile.rename(output_dir, previous)
+    try:
+        gfile.rename(temporary, output_dir)
+    except Exception:
+        if previous is not None:
+            gfile.rename(previous, output_dir)
+        raise
+    if previous is not None:
+        gfile.rmtree(previous)
+
+
+def _absolute(path):
+    return path if "://" in path else os.path.abspath(path)
+
+
+def _nearest_existing(path):
+    while path and not os.path.exists(path):
+        path = os.path.dirname(path)
+    return path or "."

@@ -1,0 +1,1 @@
+"""Stage 3, plan: the target model's weights and the plan checked on metadata alone."""

@@ -1,0 +1,1 @@
+"""Stage 5, verify: restore a converted output and compare it with the legacy graph."""
