@@ -1,8 +1,30 @@
-"""Errors a user can act on; the command line prints them as one line and exits 1."""
+"""Errors a user can act on; the command line prints them as one line and exits 1.
+
+Messages follow one shape: what is wrong, what was expected, and
+`Received: name=value`. They name the library's own arguments and options,
+never command-line flags: an error that one option would change carries
+that option's name in `option`, and the command line adds the flag hint.
+"""
 
 
 class MigrateError(Exception):
-    """Base class: something about the input is wrong, and the message says what."""
+    """Base class: something about the input is wrong, and the message says what.
+
+    Args:
+        message: the one-line explanation.
+        option: the keyword option that would change the outcome (for example
+            "overwrite" or "allow_nonfinite"), or None.
+
+    Example:
+
+    >>> error = MigrateError("Output converted already exists.", option="overwrite")
+    >>> str(error), error.option
+    ('Output converted already exists.', 'overwrite')
+    """
+
+    def __init__(self, message="", *, option=None):
+        super().__init__(message)
+        self.option = option
 
 
 class ArgumentError(MigrateError, ValueError):
