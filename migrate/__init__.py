@@ -11,6 +11,7 @@ The public API, gathered here:
 
 from migrate.version import __version__
 
+from migrate.batch.run import BatchInterrupted
 from migrate.batch.run import BatchReport
 from migrate.batch.run import convert_batch
 from migrate.errors import ArgumentError
@@ -40,7 +41,7 @@ from migrate.verification.restore import RestoreReport
 from migrate.verification.restore import restore
 
 __all__ = [
-    "ArgumentError", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
+    "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
     "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
     "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
     "VerificationError", "VerifyReport", "convert", "convert_batch", "inspect", "plan", "restore",

@@ -121,7 +121,7 @@ def _same_value(first, second):
 
 
 def convert(checkpoint, table, model, output, *, options=None, overwrite=False, dry_run=False,
-            show_progress=False, model_name=None):
+            show_progress=False, model_name=None, hash_sources=False):
     """Converts a legacy checkpoint into a TF2 checkpoint for `model`.
 
     Plans first (every name mapped, every target filled once, shapes and
@@ -142,6 +142,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         dry_run: plan and check only; write nothing.
         show_progress: print progress to standard error.
         model_name: how the manifest names the model (e.g. `module:callable`).
+        hash_sources: record every source file's full SHA-256 in the manifest
+            (reads all of it, optimizer slots included); by default the
+            manifest holds a fingerprint from the checkpoint's metadata.
 
     Returns:
         A `ConversionReport`.
@@ -164,7 +167,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     if not dry_run:
         source_paths = checkpoint.source_files()
         atomic.check_output(output, overwrite=overwrite, source_files=source_paths)
-        source_entries = manifest_lib.hash_in_background(source_paths)
+        sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
     model = load_model(model)
     conversion_plan, weights, object_paths = _plan(checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
@@ -187,7 +190,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     report.nonfinite = [[name, count] for name, count in nonfinite]
     manifest = manifest_lib.build(
         checkpoint=checkpoint, table=table, model=model, model_name=model_name, report=report,
-        source_entries=source_entries.result())
+        sources=sources.result(), options=options)
     root_children = output_checkpoint.mirror(
         object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
     with atomic.staged_directory(output, overwrite=overwrite) as staging:

@@ -38,8 +38,24 @@ class Progress:
         self._last_shown = 0.0
         self._interval = interval_seconds
         self._last_decile = -1
+        self._first_done = None
+
+    def start(self, message):
+        """Shows one line saying what is about to happen, before the first item is done.
+
+        Work such as a batch's worker start-up (TensorFlow import, model build)
+        takes seconds before any item is done; this says so at once.
+        """
+        if self._enabled:
+            self._stream.write(message + "\n")
+            self._stream.flush()
+        self._started = time.monotonic()
 
     def advance(self, items=1, nbytes=0, note=""):
+        if self._first_done is None:
+            # The rate is measured from the first item done: the time before it
+            # is start-up (a batch's TensorFlow import and model build).
+            self._first_done = (time.monotonic(), self.items + items, self.bytes + nbytes)
         self.items += items
         self.bytes += nbytes
         if not self._enabled:
@@ -62,15 +78,33 @@ class Progress:
             self._stream.write("\n")
             self._stream.flush()
 
+    def _eta(self, now):
+        """Seconds left at the rate since the first item was done; None until that means something.
+
+        Before a second item is done there is no rate that excludes start-up,
+        so no ETA is shown rather than a guess.
+        """
+        if self._first_done is None:
+            return None
+        first_time, first_items, first_bytes = self._first_done
+        if self.items <= first_items:
+            return None
+        if self.total_bytes and self.bytes > first_bytes:
+            rate = (self.bytes - first_bytes) / max(now - first_time, 1e-9)
+            return max(self.total_bytes - self.bytes, 0) / rate
+        rate = (self.items - first_items) / max(now - first_time, 1e-9)
+        return max(self.total_items - self.items, 0) / rate
+
     def _line(self, now, note):
         elapsed = now - self._started
         fraction = self.bytes / self.total_bytes if self.total_bytes else (
             self.items / max(self.total_items, 1))
-        eta = elapsed * (1 - fraction) / fraction if fraction > 0 else 0.0
         width = 24
         filled = int(width * min(fraction, 1.0))
         bar = "#" * filled + "-" * (width - filled)
         text = (f"{self.label} [{bar}] {self.items}/{self.total_items} "
-                f"{format_bytes(self.bytes)}/{format_bytes(self.total_bytes)} "
-                f"{elapsed:.1f}s ETA {eta:.1f}s")
+                f"{format_bytes(self.bytes)}/{format_bytes(self.total_bytes)} {elapsed:.1f}s")
+        eta = self._eta(now)
+        if eta is not None:
+            text += f" ETA {eta:.1f}s"
         return f"{text} {note}" if note else text

@@ -13,10 +13,10 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
+import batch_factories
 import migrate
 from conftest import run_cli
 from migrate.batch import run as batch
-from migrate.batch import worker as batch_worker
 from migrate.output import manifest as manifest_lib
 from migrate import zoo
 
@@ -177,7 +177,7 @@ def test_batch_mirrors_the_layout_with_a_manifest_each_and_one_report(tree, firs
     assert document == json.loads(json.dumps(report.to_json()))
     assert document["format"] == "tf1-migrate/batch-report/1" and document["ok"] is True
     assert document["totals"] == {
-        "checkpoints": 5, "converted": 5, "skipped": 0, "failed": 0,
+        "checkpoints": 5, "converted": 5, "skipped": 0, "failed": 0, "not started": 0,
         "source_bytes": sum(item.source_bytes for item in report.items),
         "kept_bytes": 5 * 1764, "dropped_bytes": 0, "left_out_bytes": 5 * 3568}
     assert document["scan_notes"] == [
@@ -224,7 +224,9 @@ def test_rerun_skips_up_to_date_outputs_and_force_converts_again(tree, first_bat
     before = _file_hashes(untouched)
     modified = os.stat(os.path.join(untouched, "manifest.json")).st_mtime_ns
 
-    report = migrate.convert_batch(tree, output, ENTRY.table_path, ENTRY.model_factory)
+    # A same-size change inside an output is only seen when outputs are re-hashed.
+    report = migrate.convert_batch(tree, output, ENTRY.table_path, ENTRY.model_factory,
+                                   recheck_outputs=True)
     statuses = {item.relative: item.status for item in report.items}
     assert statuses == {"nested/run2/model.ckpt-1": "converted",
                         "nested/run2/model.ckpt-2": "skipped", "run1/model.ckpt-1": "skipped",
@@ -304,10 +306,11 @@ def test_cli_a_corrupt_checkpoint_fails_alone_and_the_exit_code_says_so(tree, tm
 
 def test_a_worker_that_dies_in_native_code_costs_only_its_checkpoint(
         tree, tmp_path, monkeypatch):
-    # The worker really dies: it aborts as TensorFlow does on a failed CHECK.
-    monkeypatch.setenv(batch_worker.CRASH_FOR_TESTS_VARIABLE, "SIGABRT:run1/model.ckpt-1")
+    # The worker really dies: the test's model factory makes it abort, as
+    # TensorFlow does on a failed CHECK, when it opens this checkpoint.
+    monkeypatch.setenv(batch_factories.CRASH_VARIABLE, "SIGABRT:run1/model.ckpt-1")
     report = migrate.convert_batch(tree, str(tmp_path / "converted"), ENTRY.table_path,
-                                   ENTRY.model_factory)
+                                   "batch_factories:crashing_model")
     assert not report.ok
     statuses = {item.relative: item.status for item in report.items}
     assert statuses.pop("run1/model.ckpt-1") == "failed"

@@ -8,7 +8,7 @@ import migrate
 
 def test_exported_names_are_pinned():
     assert sorted(migrate.__all__) == sorted([
-        "ArgumentError", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
+        "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
         "ConversionReport",
         "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError",
         "PlanError", "Problem", "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable",

@@ -150,15 +150,33 @@ def test_direct_reads_are_bit_identical_to_numpy_reads(prefix, tmp_path, monkeyp
 
 def test_manifest_hashes_every_source_file_while_converting(prefix, tmp_path):
     output = str(tmp_path / "out")
-    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output)
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output, hash_sources=True)
     with open(os.path.join(output, "manifest.json"), encoding="utf-8") as file:
-        recorded = json.load(file)["source"]["files"]
+        source = json.load(file)["source"]
     expected = []
     for path in LegacyCheckpoint.open(prefix).source_files():
-        with open(path, "rb") as source:
-            expected.append({"path": path, "sha256": hashlib.sha256(source.read()).hexdigest(),
+        with open(path, "rb") as source_file:
+            expected.append({"path": path, "sha256": hashlib.sha256(source_file.read()).hexdigest(),
                              "bytes": os.path.getsize(path)})
-    assert recorded == expected and len(expected) == 3
+    assert source["files"] == expected and len(expected) == 3
+    assert source["fingerprint"]["kind"] == "metadata+sha256"
+    assert manifest_lib.check(output).ok
+
+
+def test_manifest_fingerprints_the_source_from_metadata_by_default(prefix, tmp_path):
+    output = str(tmp_path / "out")
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output)
+    with open(os.path.join(output, "manifest.json"), encoding="utf-8") as file:
+        source = json.load(file)["source"]
+    paths = LegacyCheckpoint.open(prefix).source_files()
+    # No data is read: the .index and .meta bytes, and every file's name and size.
+    digest = hashlib.sha256()
+    for path in sorted(paths, key=os.path.basename):
+        digest.update(f"{os.path.basename(path)}\0{os.path.getsize(path)}\0".encode())
+        if path.endswith((".index", ".meta")):
+            digest.update(open(path, "rb").read())
+    assert source["files"] == [{"path": path, "bytes": os.path.getsize(path)} for path in paths]
+    assert source["fingerprint"] == {"kind": "metadata", "sha256": digest.hexdigest()}
     assert manifest_lib.check(output).ok
 
 

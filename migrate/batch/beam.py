@@ -2,9 +2,10 @@
 
 Needs the optional `beam` extra (`pip install 'tf1-migrate[beam]'`). The
 pipeline does the same per-checkpoint conversion as the local runner: each
-DoFn instance keeps one `migrate.batch_worker` process (TensorFlow imported
-and the model built once), and a checkpoint that kills that process is
-reported as failed while the others go on.
+DoFn instance starts one `migrate.batch.worker` process in `setup`
+(TensorFlow imported and the model built once) and reuses it; failed
+checkpoints, including one that kills that process, go to a dead-letter
+output that becomes part of the batch report while the others go on.
 
 Example:
 
@@ -19,17 +20,26 @@ import uuid
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
 
+from migrate import errors
 from migrate import files
 from migrate.batch import worker as batch_worker
 
 RESULTS_MARK = ".batch-results-"
 
 
-class ConvertCheckpoints(beam.DoFn):
-    """Converts each job in a worker process that lives as long as this DoFn instance.
+DEAD_LETTER = "dead_letter"
+CONVERTED = "converted"
 
-    Beam reuses a DoFn instance across bundles, so the worker process, its
-    TensorFlow import and its model are paid for once per instance.
+
+class ConvertCheckpoints(beam.DoFn):
+    """Converts each job in a worker process started once per DoFn instance, in `setup`.
+
+    Beam runs `setup` once per DoFn instance and reuses the instance across
+    bundles, so the worker process, its TensorFlow import and its model are
+    paid for once per instance (one per SDK harness thread: cap those
+    threads, see the README). Results of checkpoints that failed go to the
+    `DEAD_LETTER` output, the others to the main output; no checkpoint makes
+    the pipeline fail, so Beam never retries a bundle over a bad input.
 
     Args:
         settings: `BatchSettings.to_json()`.
@@ -43,52 +53,79 @@ class ConvertCheckpoints(beam.DoFn):
         self._worker = None
 
     def setup(self):
-        self._worker = self._start()
+        # A worker that cannot start (no model, no table) is reported per
+        # checkpoint by `process`, not raised here, where Beam would retry it.
+        self._worker = self._start_or_error()
 
-    def process(self, job):
-        if self._worker is None:
-            self._worker = self._start()
-        self._worker.submit(batch_worker.Job.from_json(job))
-        result, alive = self._worker.collect()
-        if not alive:
-            # The next element starts a fresh worker; this one died on its checkpoint.
-            self._worker.stop()
+    def process(self, job_document):
+        job = batch_worker.Job.from_json(job_document)
+        if not isinstance(self._worker, batch_worker.WorkerProcess):
+            # Only after a worker died on its checkpoint (or could not start).
+            self._worker = self._start_or_error()
+        if isinstance(self._worker, str):
+            result = batch_worker.ItemResult.for_job(job, batch_worker.Status.FAILED,
+                                                     self._worker)
             self._worker = None
-        yield result.to_json()
+        else:
+            self._worker.submit(job)
+            result, alive = self._worker.collect()
+            if not alive:
+                self._worker.stop()
+                self._worker = None
+        if result.status == batch_worker.Status.FAILED.value:
+            yield beam.pvalue.TaggedOutput(DEAD_LETTER, result.to_json())
+        else:
+            yield result.to_json()
 
     def teardown(self):
-        if self._worker is not None:
+        if isinstance(self._worker, batch_worker.WorkerProcess):
             self._worker.stop()
-            self._worker = None
+        self._worker = None
 
-    def _start(self):
+    def _start_or_error(self):
+        """Returns a ready `WorkerProcess`, or the reason it could not start."""
         worker = batch_worker.WorkerProcess(
             batch_worker.BatchSettings.from_json(self._settings), verbose=self._verbose)
-        worker.start()
-        worker.wait_ready()
+        try:
+            worker.start()
+            worker.wait_ready()
+        except errors.MigrateError as error:
+            worker.stop(kill=True)
+            return f"the batch worker could not start: {errors.first_line(error)}"
         return worker
 
 
 def add_conversion(pipeline, jobs, settings, results_path, *, verbose=False):
     """Adds the batch conversion to a Beam pipeline: jobs in, one JSON file of results out.
 
+    Converted and skipped checkpoints come out of the main output, failed ones
+    out of the dead-letter output; both are gathered into the results file,
+    which becomes the batch report.
+
     Args:
         pipeline: a `beam.Pipeline`.
         jobs: the `batch_worker.Job`s.
         settings: a `batch_worker.BatchSettings`.
-        results_path: where the list of `ItemResult` documents is written.
+        results_path: where `{"converted": [...], "dead_letter": [...]}` of
+            `ItemResult` documents is written.
         verbose: let the workers' standard error through.
 
     Returns:
         The final `PCollection`.
     """
+    outputs = (pipeline
+               | "Checkpoints" >> beam.Create([job.to_json() for job in jobs])
+               # Spreads the checkpoints over the runner's workers.
+               | "Spread" >> beam.Reshuffle()
+               | "Convert" >> beam.ParDo(ConvertCheckpoints(settings.to_json(), verbose))
+               .with_outputs(DEAD_LETTER, main=CONVERTED))
+    converted = outputs[CONVERTED] | "GatherConverted" >> beam.combiners.ToList()
+    dead_letter = outputs[DEAD_LETTER] | "GatherDeadLetter" >> beam.combiners.ToList()
     return (pipeline
-            | "Checkpoints" >> beam.Create([job.to_json() for job in jobs])
-            # Spreads the checkpoints over the runner's workers.
-            | "Spread" >> beam.Reshuffle()
-            | "Convert" >> beam.ParDo(ConvertCheckpoints(settings.to_json(), verbose))
-            | "Gather" >> beam.combiners.ToList()
-            | "WriteResults" >> beam.Map(_write_results, results_path))
+            | "Start" >> beam.Create([None])
+            | "WriteResults" >> beam.Map(_write_results, results_path,
+                                         beam.pvalue.AsSingleton(converted),
+                                         beam.pvalue.AsSingleton(dead_letter)))
 
 
 def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
@@ -104,7 +141,7 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
         verbose: let the workers' standard error through.
 
     Returns:
-        The `batch_worker.ItemResult`s.
+        The `batch_worker.ItemResult`s: the converted ones, then the dead letters.
     """
     results_path = files.join(output_dir, f"{RESULTS_MARK}{uuid.uuid4().hex[:8]}.json")
     try:
@@ -114,9 +151,11 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
     finally:
         if files.exists(results_path):
             files.gfile().remove(results_path)
-    return [batch_worker.ItemResult.from_json(document) for document in documents]
+    return [batch_worker.ItemResult.from_json(document)
+            for document in documents[CONVERTED] + documents[DEAD_LETTER]]
 
 
-def _write_results(documents, results_path):
-    files.write_bytes(results_path, json.dumps(documents).encode("utf-8"))
-    return len(documents)
+def _write_results(_, results_path, converted, dead_letter):
+    files.write_bytes(results_path, json.dumps(
+        {CONVERTED: converted, DEAD_LETTER: dead_letter}).encode("utf-8"))
+    return len(converted) + len(dead_letter)

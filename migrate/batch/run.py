@@ -7,6 +7,7 @@ processes, or as an Apache Beam pipeline), skip outputs that are already up
 to date, and write one batch report.
 """
 
+import collections
 import dataclasses
 import json
 import time
@@ -19,12 +20,26 @@ from migrate.batch import worker as batch_worker
 from migrate.batch.scan import find_checkpoints
 from migrate.batch.worker import Status
 from migrate.options import ConversionOptions
+from migrate.output import atomic
 
 REPORT_NAME = "batch_report.json"
 REPORT_FORMAT = "tf1-migrate/batch-report/1"
 LOCAL_RUNNER = "local"
 BEAM_RUNNER = "beam"
 RUNNERS = (LOCAL_RUNNER, BEAM_RUNNER)
+
+
+class BatchInterrupted(KeyboardInterrupt):
+    """A batch stopped by Ctrl-C; its partial report has been written.
+
+    Attributes:
+        report: the `BatchReport`: what was converted or failed, and what
+            was not started.
+    """
+
+    def __init__(self, report):
+        super().__init__(f"batch interrupted; partial report {report.report_path}")
+        self.report = report
 
 
 @dataclasses.dataclass
@@ -67,7 +82,8 @@ class BatchReport:
 
     def totals(self):
         """Returns counts per status and bytes over the outputs that exist now."""
-        done = [item for item in self.items if item.status != Status.FAILED.value]
+        done = [item for item in self.items
+                if item.status in (Status.CONVERTED.value, Status.SKIPPED.value)]
         return {
             "checkpoints": len(self.items),
             **{status.value: len(self.with_status(status)) for status in Status},
@@ -98,8 +114,13 @@ class BatchReport:
             f"{progress_lib.format_bytes(totals['dropped_bytes'])}, left out (optimizer slots, "
             f"EMA shadows, bookkeeping, ...) {progress_lib.format_bytes(totals['left_out_bytes'])}",
         ]
+        if totals[Status.NOT_STARTED.value]:
+            lines[1] += f", not started {totals[Status.NOT_STARTED.value]} (interrupted)"
         lines.extend(f"  failed {item.relative or item.source}: {item.reason}"
                      for item in self.with_status(Status.FAILED))
+        warned = collections.Counter(warning for item in self.items for warning in item.warnings)
+        lines.extend(f"  warning ({count} checkpoint(s)): {warning}"
+                     for warning, count in warned.items())
         lines.extend(f"  note {note['path']}: {note['note']}" for note in self.scan_notes)
         if self.report_path:
             lines.append(f"  report {self.report_path}")
@@ -108,16 +129,19 @@ class BatchReport:
 
 def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, workers=1,
                   force=False, options=None, runner=LOCAL_RUNNER, beam_options=(), show_progress=False,
-                  verbose=False):
+                  verbose=False, hash_sources=False, recheck_outputs=False,
+                  timeout_per_checkpoint=batch_worker.DEFAULT_TIMEOUT_SECONDS):
     """Converts every legacy checkpoint under `input_dir`, mirroring its layout under `output_dir`.
 
     `input_dir/run1/model.ckpt-1000` becomes the converted output directory
     `output_dir/run1/model.ckpt-1000/` (with its `manifest.json`). TensorFlow
     is imported and the model built once per worker process, not per
-    checkpoint. A checkpoint that fails, or whose worker dies in native code,
-    is reported and the others go on. Outputs whose manifest matches the
-    source files' hashes, the table and the settings are skipped unless
-    `force`. The report is also written to `output_dir/batch_report.json`.
+    checkpoint. A checkpoint that fails, or whose worker dies in native code
+    or hangs, is reported and the others go on. Outputs whose manifest matches
+    the source's fingerprint (its `.index`, `.meta` and data files' names and
+    sizes: no data is read), the table, the model and the whole
+    `ConversionOptions` are skipped unless `force`. The report is also
+    written to `output_dir/batch_report.json`, on Ctrl-C too.
 
     Args:
         input_dir: directory scanned recursively for checkpoint prefixes.
@@ -137,15 +161,26 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         beam_options: Beam pipeline arguments, e.g. `["--runner=DataflowRunner", ...]`.
         show_progress: show a progress bar (a terminal) or log lines on standard error.
         verbose: let the workers' TensorFlow logs through.
+        hash_sources: record every source file's full SHA-256 in the manifests,
+            and skip an output only when they all still match (reads every
+            byte of every checkpoint, optimizer slots included).
+        recheck_outputs: re-hash an existing output's files before skipping
+            it, instead of checking that they are all there with their sizes.
+        timeout_per_checkpoint: seconds a local worker may spend on one
+            checkpoint before it is killed and the checkpoint reported as
+            timed out.
 
     Returns:
         A `BatchReport`; `report.ok` is False when any checkpoint failed.
 
     Raises:
+        ArgumentError: an argument is not valid.
         CheckpointError: `input_dir` is not a directory or holds no checkpoint.
         OutputError: `output_dir` is the input directory or cannot be created.
         TableError, ModelError: the table or the model cannot be loaded (no
             checkpoint could be converted).
+        BatchInterrupted: Ctrl-C; the partial report (converted, failed, not
+            started) has been written first.
 
     Example:
 
@@ -155,16 +190,27 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     """
     started = time.monotonic()
     if runner not in RUNNERS:
-        raise ValueError(f"Expected runner to be one of {', '.join(RUNNERS)}. "
-                         f"Received: runner={runner!r}")
-    if not isinstance(workers, int) or workers < 0:
-        raise ValueError(
+        raise errors.ArgumentError(f"Expected runner to be one of {', '.join(RUNNERS)}. "
+                                   f"Received: runner={runner!r}")
+    if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
+        raise errors.ArgumentError(
             f"Expected workers to be a whole number >= 0. Received: workers={workers!r}")
+    if (isinstance(timeout_per_checkpoint, bool)
+            or not isinstance(timeout_per_checkpoint, (int, float))
+            or not timeout_per_checkpoint > 0):
+        raise errors.ArgumentError(
+            f"Expected timeout_per_checkpoint to be a number of seconds > 0. Received: "
+            f"timeout_per_checkpoint={timeout_per_checkpoint!r}")
+    for name, value in (("hash_sources", hash_sources), ("recheck_outputs", recheck_outputs)):
+        if not isinstance(value, bool):
+            raise errors.ArgumentError(
+                f"Expected {name} to be True or False. Received: {name}={value!r}")
     input_dir, output_dir = scan.strip_slashes(input_dir), scan.strip_slashes(output_dir)
     loaded, text = _table_and_text(table)
     settings = batch_worker.BatchSettings(
         table=loaded.origin, table_text=text, table_sha256=loaded.sha256,
-        model=_factory_text(model), options=options or ConversionOptions(), force=force)
+        model=_factory_text(model), options=options or ConversionOptions(), force=force,
+        hash_sources=hash_sources, recheck_outputs=recheck_outputs)
     if scan.directory_identity(output_dir) == scan.directory_identity(input_dir):
         raise errors.OutputError(
             f"Expected an output directory other than the input directory. Received: "
@@ -182,54 +228,86 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     jobs = [batch_worker.Job(source=found.prefix, relative=found.relative,
                              output=files.join(output_dir, found.relative),
                              source_bytes=found.source_bytes) for found in scanned.found]
-    results = _run(jobs, settings, runner=runner, workers=workers, output_dir=output_dir,
-                   beam_options=beam_options, show_progress=show_progress, verbose=verbose)
-    items = [batch_worker.ItemResult(source=failure["path"], relative=failure["relative"],
-                                     output="", status=Status.FAILED.value,
-                                     reason=failure["reason"]) for failure in scanned.failures]
-    items.extend(results)
-    items.sort(key=lambda item: scan.natural_key(item.relative))
+    notes = list(scanned.notes)
+    for job in jobs:
+        # A run killed while replacing an output left NAME.previous-*.
+        notes.extend({"path": job.relative, "note": note}
+                     for note in atomic.recover_previous(job.output))
     report = BatchReport(
         input_dir=input_dir, output_dir=output_dir, table=loaded.origin,
-        table_sha256=loaded.sha256, model=settings.model, keep=settings.options.keep, ema=settings.options.ema, runner=runner,
-        workers=workers if runner == LOCAL_RUNNER else 0, items=items, scan_notes=scanned.notes,
+        table_sha256=loaded.sha256, model=settings.model, keep=settings.options.keep,
+        ema=settings.options.ema, runner=runner,
+        workers=workers if runner == LOCAL_RUNNER else 0, items=[], scan_notes=notes,
         report_path=files.join(output_dir, REPORT_NAME))
-    report.seconds = round(time.monotonic() - started, 3)
-    files.write_bytes(report.report_path,
-                      (json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n").encode())
+    report.items = [batch_worker.ItemResult(source=failure["path"], relative=failure["relative"],
+                                            output="", status=Status.FAILED.value,
+                                            reason=failure["reason"])
+                    for failure in scanned.failures]
+    results = []
+    try:
+        _run(jobs, settings, results, runner=runner, workers=workers, output_dir=output_dir,
+             beam_options=beam_options, show_progress=show_progress, verbose=verbose,
+             timeout_per_checkpoint=timeout_per_checkpoint)
+    except KeyboardInterrupt:
+        _finish(report, results, jobs, started)
+        raise BatchInterrupted(report) from None
+    _finish(report, results, jobs, started)
     return report
 
 
-def _run(jobs, settings, *, runner, workers, output_dir, beam_options, show_progress, verbose):
+def _finish(report, results, jobs, started):
+    """Completes the report (jobs without a result were not started) and writes it."""
+    done = {result.relative for result in results}
+    missing = [batch_worker.ItemResult.for_job(
+        job, Status.NOT_STARTED, "the batch was interrupted before this checkpoint was converted")
+        for job in jobs if job.relative not in done]
+    report.items.extend(results + missing)
+    report.items.sort(key=lambda item: scan.natural_key(item.relative))
+    report.seconds = round(time.monotonic() - started, 3)
+    files.write_bytes(report.report_path,
+                      (json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n").encode())
+
+
+def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, show_progress,
+         verbose, timeout_per_checkpoint):
+    """Converts `jobs`, appending each `ItemResult` to `results` as it arrives."""
     if not jobs:
-        return []
+        return
     if runner == BEAM_RUNNER:
-        return _beam_runner().run(jobs, settings, output_dir=output_dir,
-                                  pipeline_args=list(beam_options), verbose=verbose)
-    progress = progress_lib.Progress("batch", len(jobs), sum(job.source_bytes for job in jobs),
-                                     enabled=show_progress)
-
-    def on_result(result):
-        progress.advance(1, result.source_bytes, f"{result.relative}: {result.status}")
-
+        results.extend(_beam_runner().run(jobs, settings, output_dir=output_dir,
+                                          pipeline_args=list(beam_options), verbose=verbose))
+        return
     # Up-to-date outputs are found here, so a rerun with nothing to do never
     # starts a worker (each imports TensorFlow and builds the model).
-    results, remaining = [], []
+    remaining = []
     for job in jobs:
         skipped = batch_worker.skipped_result(job, settings)
         if skipped is None:
             remaining.append(job)
         else:
             results.append(skipped)
-            on_result(skipped)
     settings = dataclasses.replace(settings, check_current=False)
+    if not remaining:
+        return
+    progress = progress_lib.Progress("batch", len(remaining),
+                                     sum(job.source_bytes for job in remaining),
+                                     enabled=show_progress)
+    where = "in this process" if workers == 0 else f"with {min(workers, len(remaining))} worker(s)"
+    progress.start(f"batch: {len(jobs)} checkpoint(s), {len(jobs) - len(remaining)} up to date; "
+                   f"converting {len(remaining)} "
+                   f"({progress_lib.format_bytes(progress.total_bytes)}) {where}; "
+                   f"starting (TensorFlow import and model build) ...")
+
+    def on_result(result):
+        results.append(result)
+        progress.advance(1, result.source_bytes, f"{result.relative}: {result.status}")
+
     try:
-        if not remaining:
-            return results
         if workers == 0:
-            return results + batch_worker.run_in_process(remaining, settings, on_result=on_result)
-        return results + batch_worker.run_pool(remaining, settings, workers=workers,
-                                               on_result=on_result, verbose=verbose)
+            batch_worker.run_in_process(remaining, settings, on_result=on_result)
+        else:
+            batch_worker.run_pool(remaining, settings, workers=workers, on_result=on_result,
+                                  verbose=verbose, timeout_per_checkpoint=timeout_per_checkpoint)
     finally:
         progress.close()
 

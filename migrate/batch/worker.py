@@ -35,13 +35,10 @@ UP_TO_DATE = "up to date"
 READY_KEY = "ready"
 ERROR_KEY = "error"
 ERROR_KIND_KEY = "kind"
-# Test-only: "SIGNAL_NAME:text" makes a worker kill itself with that signal
-# when a job's source contains `text`, so tests can prove that a worker dying
-# in native code (as TensorFlow does on a failed CHECK) costs one checkpoint.
-# Real crashing inputs get caught earlier as the reader is hardened, so the
-# tests cannot rely on one.
-CRASH_FOR_TESTS_VARIABLE = "TF1_MIGRATE_BATCH_CRASH_FOR_TESTS"
 _STOP_SECONDS = 10
+# A checkpoint whose worker sends no result for this long is given up on:
+# generous, since a multi-GB checkpoint on a slow filesystem takes minutes.
+DEFAULT_TIMEOUT_SECONDS = 1800.0
 _READ_BYTES = 1 << 16
 _CRASH_NOTE_CHARACTERS = 300
 
@@ -52,6 +49,8 @@ class Status(str, enum.Enum):
     CONVERTED = "converted"
     SKIPPED = "skipped"
     FAILED = "failed"
+    # The batch was interrupted (Ctrl-C) before this checkpoint was converted.
+    NOT_STARTED = "not started"
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -68,6 +67,10 @@ class BatchSettings:
         force: convert again even when an output is up to date.
         check_current: look for an up-to-date output before converting; the
             local runner checks in the parent and turns this off for workers.
+        hash_sources: record (and, to skip an output, compare) every source
+            file's full SHA-256, not only the fingerprint from metadata.
+        recheck_outputs: re-hash an existing output's files before skipping it,
+            instead of checking that they are there with their sizes.
     """
 
     table: str
@@ -77,6 +80,8 @@ class BatchSettings:
     options: ConversionOptions = ConversionOptions()
     force: bool = False
     check_current: bool = True
+    hash_sources: bool = False
+    recheck_outputs: bool = False
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -170,8 +175,9 @@ def current_manifest(job, settings):
     except errors.CheckpointError:
         return None
     return manifest.is_current(job.output, paths, table_sha256=settings.table_sha256,
-                               model=settings.model, keep=settings.options.keep,
-                               ema=settings.options.ema)
+                               model=settings.model, options=settings.options,
+                               hash_sources=settings.hash_sources,
+                               recheck_outputs=settings.recheck_outputs)
 
 
 def skipped_result(job, settings):
@@ -243,8 +249,7 @@ class Converter:
         checkpoint = pipeline.open_checkpoint(job.source, settings.options)
         report = pipeline.convert(
             checkpoint, self._table, self._model, job.output, options=settings.options,
-            overwrite=True,
-            model_name=settings.model)
+            overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources)
         kept, dropped, left_out = role_bytes(report.roles)
         return ItemResult.for_job(
             job, Status.CONVERTED, kept_bytes=kept, dropped_bytes=dropped,
@@ -282,6 +287,7 @@ class WorkerProcess:
         self._log = None
         self._buffer = b""
         self.job = None
+        self.submitted_at = None
         self._log_offset = 0
 
     def start(self):
@@ -323,6 +329,7 @@ class WorkerProcess:
 
     def submit(self, job):
         self.job = job
+        self.submitted_at = time.monotonic()
         if self._log is not None:
             self._log_offset = self._log.seek(0, os.SEEK_END)
         try:
@@ -342,8 +349,20 @@ class WorkerProcess:
             return ItemResult.for_job(job, Status.FAILED, self._death()), False
         return ItemResult.from_json(message), True
 
-    def stop(self):
-        """Ends the process: closes its input, then kills it if it does not exit."""
+    def time_out(self, seconds):
+        """Kills a worker that sent no result for its job in time; returns the job as failed."""
+        job, self.job = self.job, None
+        self.stop(kill=True)
+        return ItemResult.for_job(
+            job, Status.FAILED, f"timed out: no result after {seconds:g} s "
+                                f"(timeout_per_checkpoint); the worker was killed")
+
+    def stop(self, *, kill=False):
+        """Ends the process: closes its input, then kills it if it does not exit.
+
+        Args:
+            kill: kill it at once (it is hung, or the batch was interrupted).
+        """
         if self._process is None:
             return
         try:
@@ -351,6 +370,8 @@ class WorkerProcess:
         except OSError:
             pass
         try:
+            if kill:
+                self._process.kill()
             self._process.wait(timeout=_STOP_SECONDS)
         except subprocess.TimeoutExpired:
             self._process.kill()
@@ -400,8 +421,9 @@ class WorkerProcess:
         return (lines[-1] if last else lines[0])[:_CRASH_NOTE_CHARACTERS]
 
 
-def run_pool(jobs, settings, *, workers, on_result=None, verbose=False):
-    """Converts jobs in `workers` worker processes, replacing any that die.
+def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
+             timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS):
+    """Converts jobs in `workers` worker processes, replacing any that die or hang.
 
     Args:
         jobs: the `Job`s.
@@ -409,6 +431,9 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False):
         workers: number of worker processes (at least 1).
         on_result: called with each `ItemResult` as it arrives.
         verbose: let the workers' standard error through.
+        timeout_per_checkpoint: seconds a worker may take over one checkpoint;
+            a worker that sends no result in that time is killed, its
+            checkpoint reported as timed out, and a fresh worker goes on.
 
     Returns:
         The `ItemResult`s in completion order.
@@ -424,46 +449,63 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False):
     pool = [WorkerProcess(settings, verbose=verbose) for _ in range(min(workers, len(jobs)))]
     results = []
     selector = selectors.DefaultSelector()
+    finished = False
+
+    def dispatch(worker):
+        if pending:
+            worker.submit(pending.popleft())
+            selector.register(worker, selectors.EVENT_READ)
+
+    def deliver(result):
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    def replace(worker):
+        pool.remove(worker)
+        if not pending:
+            return
+        fresh = WorkerProcess(settings, verbose=verbose)
+        pool.append(fresh)
+        fresh.start()
+        fresh.wait_ready()
+        dispatch(fresh)
+
     try:
         for worker in pool:
             worker.start()
         for worker in pool:
             worker.wait_ready()
-
-        def dispatch(worker):
-            if pending:
-                worker.submit(pending.popleft())
-                selector.register(worker, selectors.EVENT_READ)
-
         for worker in pool:
             dispatch(worker)
         while selector.get_map():
-            for key, _ in selector.select():
+            now = time.monotonic()
+            busy = [key.fileobj for key in selector.get_map().values()]
+            deadline = min(worker.submitted_at for worker in busy) + timeout_per_checkpoint
+            ready = selector.select(timeout=max(deadline - now, 0.0))
+            for key, _ in ready:
                 worker = key.fileobj
                 selector.unregister(worker)
                 result, alive = worker.collect()
-                results.append(result)
-                if on_result is not None:
-                    on_result(result)
-                if not alive and pending:
+                deliver(result)
+                if alive:
+                    dispatch(worker)
+                else:
                     worker.stop()
-                    pool.remove(worker)
-                    worker = WorkerProcess(settings, verbose=verbose)
-                    pool.append(worker)
-                    worker.start()
-                    worker.wait_ready()
-                dispatch(worker)
+                    replace(worker)
+            now = time.monotonic()
+            for worker in [key.fileobj for key in selector.get_map().values()]:
+                if now - worker.submitted_at >= timeout_per_checkpoint:
+                    selector.unregister(worker)
+                    deliver(worker.time_out(timeout_per_checkpoint))
+                    replace(worker)
+        finished = True
     finally:
         selector.close()
         for worker in pool:
-            worker.stop()
+            # Interrupted (Ctrl-C) or failing: do not wait for conversions in flight.
+            worker.stop(kill=not finished)
     return results
-
-
-def _crash_if_asked(job):
-    signal_name, _, text = os.environ.get(CRASH_FOR_TESTS_VARIABLE, "").partition(":")
-    if text and text in job.source:
-        os.kill(os.getpid(), signal.Signals[signal_name])
 
 
 def main():
@@ -493,7 +535,6 @@ def main():
     send({READY_KEY: True})
     for line in sys.stdin:
         job = Job.from_json(json.loads(line))
-        _crash_if_asked(job)
         send(converter.convert(job).to_json())
     return 0
 

@@ -19,6 +19,10 @@ from migrate.errors import OutputError
 from migrate.errors import first_line
 
 PARTIAL_MARK = ".partial-"
+# `_replace` renames an existing output to `NAME.previous-XXXXXXXX`, renames
+# the new one into place, then removes the previous one; a run killed in
+# between leaves it behind (see `recover_previous`).
+PREVIOUS_MARK = ".previous-"
 # `manifest.MANIFEST_NAME`; named here too because `--overwrite` may only
 # replace a directory this tool wrote, and the manifest is what says so.
 OWNERSHIP_MARK = "manifest.json"
@@ -144,6 +148,81 @@ def remove_stale_partials(output_dir):
     return removed
 
 
+def recover_previous(output_dir):
+    """Restores or removes the `NAME.previous-*` a run killed while replacing `output_dir` left.
+
+    A kill between `_replace`'s two renames leaves the old output only under
+    `NAME.previous-*` and nothing under `NAME`: it is renamed back. A kill
+    after the second rename leaves the old output beside the new one: it is
+    removed. Only directories holding a manifest (this tool's outputs) are
+    touched, and nothing is done while a conversion of `output_dir` is
+    running (its locked `.NAME.partial-*` directory exists), since that run
+    may be between its own two renames.
+
+    Args:
+        output_dir: a converted output directory (local or a gfile path).
+
+    Returns:
+        One sentence per leftover found, saying what was done with it.
+
+    Example:
+
+    >>> recover_previous("/no/such/directory/converted")
+    []
+    """
+    output_dir = str(output_dir).rstrip("/")
+    gfile = files.gfile()
+    parent = files.dirname(output_dir) or "."
+    mark = f"{files.basename(output_dir)}{PREVIOUS_MARK}"
+    try:
+        names = sorted(name.rstrip("/") for name in gfile.listdir(parent)
+                       if name.startswith(mark))
+    except Exception:  # tf.errors.NotFoundError: no parent yet, so nothing left over.
+        return []
+    if not names or _conversion_running(output_dir):
+        return []
+    notes = []
+    for name in names:
+        previous = files.join(parent, name)
+        if not gfile.exists(files.join(previous, OWNERSHIP_MARK)):
+            notes.append(f"{previous} is not a converted output (no {OWNERSHIP_MARK}); "
+                         f"left as it is")
+        elif gfile.exists(output_dir):
+            gfile.rmtree(previous)
+            notes.append(f"removed {previous}: the output it held had already been replaced "
+                         f"by a run killed before it could remove it")
+        else:
+            gfile.rename(previous, output_dir)
+            notes.append(f"restored {output_dir} from {previous}: a run was killed while "
+                         f"replacing it")
+    return notes
+
+
+def _conversion_running(output_dir):
+    """Whether a live process holds the lock of a `.NAME.partial-*` beside a local `output_dir`."""
+    if "://" in output_dir:
+        return False
+    parent = os.path.dirname(output_dir) or "."
+    mark = f".{os.path.basename(output_dir)}{PARTIAL_MARK}"
+    try:
+        names = [name for name in os.listdir(parent) if name.startswith(mark)]
+    except OSError:
+        return False
+    for name in names:
+        try:
+            descriptor = os.open(os.path.join(parent, name),
+                                 os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW)
+        except OSError:
+            continue
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            return True
+        finally:
+            os.close(descriptor)
+    return False
+
+
 def _lock(directory):
     """Locks a local directory for as long as this process lives; returns the descriptor."""
     if "://" in directory:
@@ -163,7 +242,7 @@ def _replace(temporary, output_dir, overwrite):
     if gfile.exists(output_dir):
         if not overwrite:
             raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
-        previous = f"{output_dir}.previous-{uuid.uuid4().hex[:8]}"
+        previous = f"{output_dir}{PREVIOUS_MARK}{uuid.uuid4().hex[:8]}"
         gfile.rename(output_dir, previous)
     try:
         gfile.rename(temporary, output_dir)

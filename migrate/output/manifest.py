@@ -1,15 +1,18 @@
 """The manifest of a converted output: built, written, read, compared and checked in one place.
 
 `manifest.json` sits beside the TF2 checkpoint. It records the source files
-and their SHA-256, the table's digest, the model, the settings, counts and
-bytes per role, versions, and the SHA-256 of every output file, so that
-`check` can re-hash an output before it is trusted and a batch can tell an
-up-to-date output from a stale one.
+and their fingerprint (from metadata: the `.index`, `.meta` and the data files'
+names and sizes; with `hash_sources`, also each file's SHA-256), the table's
+digest, the model, the whole `ConversionOptions`, counts and bytes per role,
+versions, and the SHA-256 of every output file, so that `check` can re-hash
+an output before it is trusted and a batch can tell an up-to-date output
+from a stale one without reading the checkpoints' data.
 """
 
 import concurrent.futures
 import dataclasses
 import datetime
+import hashlib
 import json
 import platform
 import threading
@@ -106,7 +109,7 @@ def read(output_dir):
     return manifest
 
 
-def build(*, checkpoint, table, model, model_name, report, source_entries):
+def build(*, checkpoint, table, model, model_name, report, sources, options):
     """Returns the manifest of a conversion, without its `output_files` (see `write`).
 
     Args:
@@ -115,7 +118,8 @@ def build(*, checkpoint, table, model, model_name, report, source_entries):
         model: the Keras model converted into.
         model_name: how to name the model (`module:callable`), or None for its class name.
         report: the conversion's `ConversionReport`.
-        source_entries: `hash_in_background(...)`'s result for the source files.
+        sources: `describe_sources(...)`'s result (or `hash_in_background`'s).
+        options: the `ConversionOptions` converted with.
     """
     import keras
     import tensorflow as tf
@@ -131,12 +135,14 @@ def build(*, checkpoint, table, model, model_name, report, source_entries):
         "source": {
             "prefix": checkpoint.prefix,
             "role_origin": checkpoint.role_origin,
-            "files": source_entries,
+            "files": sources["files"],
+            "fingerprint": sources["fingerprint"],
         },
         "table": {"path": table.origin, "sha256": table.sha256},
         "model": model_name or type(model).__name__,
         "keep": report.keep,
         "ema": report.ema,
+        "options": options.to_json(),
         "ema_swapped": report.ema_swapped,
         "roles": report.roles,
         "written": {"weights": report.written_weights, "bytes": report.written_bytes},
@@ -165,20 +171,80 @@ def write(directory, manifest):
                       (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 
 
-def hash_in_background(paths):
-    """Starts hashing `paths` on a daemon thread; returns a Future of their manifest entries.
+# --- Source fingerprints and resume decisions (batch) ---------------------------------------
 
-    Hashing a 1 GB checkpoint takes about a second. hashlib releases the GIL,
-    so the hashing overlaps the model build and the conversion instead of
-    following them; a daemon thread does not hold up the exit of a failed run.
+# What `source.fingerprint` covers: from metadata only, or also every file's SHA-256.
+FINGERPRINT_METADATA = "metadata"
+FINGERPRINT_SHA256 = "metadata+sha256"
+# Files whose whole content goes into the metadata fingerprint. The `.index`
+# holds every tensor's shard, offset, size and CRC32C (which TensorFlow checks
+# on every read), so with the data files' sizes it pins the data down without
+# reading it; the `.meta` decides the variables' roles.
+_CONTENT_SUFFIXES = (".index", ".meta")
+
+
+def metadata_fingerprint(paths):
+    """Returns a SHA-256 over the `.index` and `.meta` bytes and the data files' names and sizes.
+
+    It reads O(index) bytes, not the data, and depends only on the files'
+    names (not their directories or mtimes), so a copied checkpoint has the
+    same fingerprint and a changed `.index` or data size a different one.
+
+    Args:
+        paths: the checkpoint's files (`source.checkpoint.source_files`).
+
+    Returns:
+        The hex digest.
+
+    Example:
+
+    >>> metadata_fingerprint([]) == hashlib.sha256().hexdigest()
+    True
+    """
+    digest = hashlib.sha256()
+    for path in sorted(paths, key=files.basename):
+        name = files.basename(path)
+        digest.update(f"{name}\0{files.size(path)}\0".encode("utf-8"))
+        if name.endswith(_CONTENT_SUFFIXES):
+            digest.update(files.read_bytes(path))
+    return digest.hexdigest()
+
+
+def describe_sources(paths, *, hash_sources=False):
+    """Returns the manifest's record of the source files: each file's size, and the fingerprint.
+
+    Args:
+        paths: the checkpoint's files.
+        hash_sources: also record every file's full SHA-256 (reads all of
+            the data, optimizer slots included).
+
+    Returns:
+        `{"files": [{"path", "bytes"[, "sha256"]}], "fingerprint": {"kind", "sha256"}}`.
+    """
+    entries = []
+    for path in paths:
+        entry = {"path": path, "bytes": files.size(path)}
+        if hash_sources:
+            entry["sha256"] = files.sha256(path)
+        entries.append(entry)
+    kind = FINGERPRINT_SHA256 if hash_sources else FINGERPRINT_METADATA
+    return {"files": entries,
+            "fingerprint": {"kind": kind, "sha256": metadata_fingerprint(paths)}}
+
+
+def hash_in_background(paths, *, hash_sources=False):
+    """Runs `describe_sources` on a daemon thread; returns a Future of its result.
+
+    Hashing a 1 GB checkpoint in full takes about a second. hashlib releases
+    the GIL, so the hashing overlaps the model build and the conversion
+    instead of following them; a daemon thread does not hold up the exit of
+    a failed run.
     """
     future = concurrent.futures.Future()
 
     def hash_files():
         try:
-            future.set_result([
-                {"path": path, "sha256": files.sha256(path), "bytes": files.size(path)}
-                for path in paths])
+            future.set_result(describe_sources(paths, hash_sources=hash_sources))
         except BaseException as error:  # Handed to the caller by `result()`.
             future.set_exception(error)
 
@@ -186,29 +252,61 @@ def hash_in_background(paths):
     return future
 
 
-def is_current(output_dir, source_paths, *, table_sha256, model, keep, ema):
+def is_current(output_dir, source_paths, *, table_sha256, model, options, hash_sources=False,
+               recheck_outputs=False):
     """Returns the output's manifest if it already holds this conversion of these sources, else None.
 
-    Up to date means: the manifest names the same table digest, model, keep
-    and EMA settings; every source file it lists has the same SHA-256 now;
-    and the output's own files still match the manifest.
+    Up to date means: the manifest names the same table digest, model and
+    `ConversionOptions`; the sources have the same metadata fingerprint (and,
+    with `hash_sources`, every file the same SHA-256, which the manifest must
+    hold); and the output's files are all there with their recorded sizes
+    (with `recheck_outputs`, re-hashed as `check` does).
+
+    Args:
+        output_dir: a converted output directory (it need not exist).
+        source_paths: the checkpoint's files now.
+        table_sha256, model, options: the settings the output must have been made with.
+        hash_sources: compare the sources' full SHA-256 too.
+        recheck_outputs: re-hash the output files instead of only checking their sizes.
+
+    Returns:
+        The manifest dict, or None.
     """
     try:
         manifest = read(output_dir)
-        recorded = {files.basename(entry["path"]): entry["sha256"]
-                    for entry in manifest["source"]["files"]}
+        source = manifest["source"]
         same_settings = (manifest["table"]["sha256"] == table_sha256
                          and manifest["model"] == model
-                         and manifest["keep"] == keep and manifest["ema"] == ema)
+                         and manifest["options"] == options.to_json())
+        recorded = {files.basename(entry["path"]): entry for entry in source["files"]}
+        fingerprint = source["fingerprint"]["sha256"]
     except (OutputError, KeyError, TypeError):
         return None
     if not same_settings:
         return None
-    if {files.basename(path) for path in source_paths} != set(recorded):
-        return None
-    if any(files.sha256(path) != recorded[files.basename(path)] for path in source_paths):
-        return None
     try:
-        return manifest if check(output_dir).ok else None
+        if {files.basename(path) for path in source_paths} != set(recorded):
+            return None
+        if metadata_fingerprint(source_paths) != fingerprint:
+            return None
+        if hash_sources and any(
+                recorded[files.basename(path)].get("sha256") != files.sha256(path)
+                for path in source_paths):
+            return None
+        if recheck_outputs:
+            return manifest if check(output_dir).ok else None
+        return manifest if _outputs_present(output_dir, manifest) else None
     except OutputError:
         return None
+    except Exception:  # tf.errors.OpError: a source file vanished or cannot be read.
+        return None
+
+
+def _outputs_present(output_dir, manifest):
+    """Whether every output file the manifest lists is there with its size, and nothing else."""
+    present = set(files.gfile().listdir(output_dir)) - {MANIFEST_NAME}
+    recorded = {entry["path"]: entry.get("bytes") for entry in manifest["output_files"]}
+    if present != set(recorded):
+        return False
+    return all(files.size(files.join(output_dir, name)) == size
+               for name, size in recorded.items())

@@ -1,0 +1,227 @@
+"""Batch at scale: resume from metadata, hung workers, NAME.previous-* leftovers, Ctrl-C."""
+
+import json
+import os
+import shutil
+import time
+
+import pytest
+
+import batch_factories
+import migrate
+from migrate import zoo
+from migrate.output import atomic
+
+ENTRY = zoo.get("small_convnet")
+PREFIXES = ["run1/model.ckpt-1", "run1/model.ckpt-2", "run1/model.ckpt-3"]
+
+
+@pytest.fixture(scope="module")
+def tree(tmp_path_factory):
+    """train/run1 with small_convnet step checkpoints 1-3 (Momentum slots, EMA shadows)."""
+    from test_batch import write_step_checkpoints
+
+    root = tmp_path_factory.mktemp("resume") / "train"
+    write_step_checkpoints((root / "run1", 3, 0, 3))
+    return str(root)
+
+
+def _batch(source, output, **keywords):
+    keywords.setdefault("workers", 0)
+    return migrate.convert_batch(source, output, ENTRY.table_path, ENTRY.model_factory,
+                                 **keywords)
+
+
+def _statuses(report):
+    return {item.relative: item.status for item in report.items}
+
+
+def _copy_with_new_mtimes(tree, destination):
+    """Copies the checkpoint files byte for byte; every copy gets a new modification time."""
+    for folder, _, names in os.walk(tree):
+        target = os.path.join(destination, os.path.relpath(folder, tree))
+        os.makedirs(target, exist_ok=True)
+        for name in names:
+            shutil.copyfile(os.path.join(folder, name), os.path.join(target, name))
+    later = time.time() + 3600
+    for folder, _, names in os.walk(destination):
+        for name in names:
+            os.utime(os.path.join(folder, name), (later, later))
+    return str(destination)
+
+
+def _flip_byte(path, offset):
+    content = bytearray(open(path, "rb").read())
+    content[offset] ^= 0xFF
+    open(path, "wb").write(bytes(content))
+
+
+def test_resume_decides_from_metadata_settings_and_files_present(tree, tmp_path):
+    source = _copy_with_new_mtimes(tree, tmp_path / "train")
+    output = str(tmp_path / "converted")
+    assert set(_statuses(_batch(source, output)).values()) == {"converted"}
+    manifest = json.load(open(os.path.join(output, PREFIXES[0], "manifest.json")))
+    assert manifest["source"]["fingerprint"]["kind"] == "metadata"
+    assert manifest["options"] == migrate.ConversionOptions().to_json()
+
+    # Copied, byte for byte identical, new mtimes (and another directory): up to date.
+    copied = _copy_with_new_mtimes(source, tmp_path / "copied")
+    report = _batch(copied, output)
+    assert set(_statuses(report).values()) == {"skipped"}, report.summary()
+    assert all(item.reason == "up to date" for item in report.items)
+
+    # A changed .index (here: step 2's checkpoint in step 1's place) and a data
+    # file of another size reconvert; the rest stays.
+    run1 = os.path.join(copied, "run1")
+    for suffix in (".index", ".data-00000-of-00001"):
+        shutil.copyfile(os.path.join(run1, "model.ckpt-2" + suffix),
+                        os.path.join(run1, "model.ckpt-1" + suffix))
+    with open(os.path.join(run1, "model.ckpt-3.data-00000-of-00001"), "ab") as data:
+        data.write(b"\0")
+    assert _statuses(_batch(copied, output)) == {
+        PREFIXES[0]: "converted", PREFIXES[1]: "skipped", PREFIXES[2]: "converted"}
+
+    # An output file gone (a cheap check: names and sizes) reconverts that output.
+    os.remove(os.path.join(output, PREFIXES[1], "ckpt.index"))
+    assert _statuses(_batch(copied, output)) == {
+        PREFIXES[0]: "skipped", PREFIXES[1]: "converted", PREFIXES[2]: "skipped"}
+
+    # Other settings: any ConversionOptions field, another table, another model.
+    options = migrate.ConversionOptions(allow_nonfinite=True)
+    assert set(_statuses(_batch(copied, output, options=options)).values()) == {"converted"}
+    assert set(_statuses(_batch(copied, output, options=options)).values()) == {"skipped"}
+    table = tmp_path / "table.toml"
+    table.write_text(open(ENTRY.table_path).read() + "\n# another table\n")
+    report = migrate.convert_batch(copied, output, str(table), ENTRY.model_factory, workers=0,
+                                   options=options)
+    assert set(_statuses(report).values()) == {"converted"}
+
+
+def test_hash_sources_sees_a_changed_byte_the_metadata_does_not(tree, tmp_path):
+    import tensorflow as tf
+
+    source = _copy_with_new_mtimes(tree, tmp_path / "train")
+    output = str(tmp_path / "converted")
+    _batch(source, output, hash_sources=True)
+    manifest = json.load(open(os.path.join(output, PREFIXES[0], "manifest.json")))
+    assert manifest["source"]["fingerprint"]["kind"] == "metadata+sha256"
+    assert all(len(entry["sha256"]) == 64 for entry in manifest["source"]["files"])
+    assert set(_statuses(_batch(source, output, hash_sources=True)).values()) == {"skipped"}
+
+    # One byte of an optimizer slot, which a conversion never reads: same size, same index.
+    prefix = os.path.join(source, PREFIXES[0])
+    slot = tf.train.load_checkpoint(prefix).get_tensor("conv/kernel/Momentum").tobytes()
+    data = prefix + ".data-00000-of-00001"
+    _flip_byte(data, open(data, "rb").read().index(slot) + 5)
+    assert set(_statuses(_batch(source, output)).values()) == {"skipped"}
+    assert _statuses(_batch(source, output, hash_sources=True)) == {
+        PREFIXES[0]: "converted", PREFIXES[1]: "skipped", PREFIXES[2]: "skipped"}
+
+    # Outputs made without full hashes cannot prove the sources with them.
+    plain = str(tmp_path / "plain")
+    _batch(source, plain)
+    assert set(_statuses(_batch(source, plain, hash_sources=True)).values()) == {"converted"}
+
+
+def test_recheck_outputs_rehashes_and_single_convert_output_is_resumable(tree, tmp_path):
+    output = str(tmp_path / "converted")
+    # A single `migrate.convert` writes the manifest a batch rerun reads.
+    migrate.convert(os.path.join(tree, PREFIXES[0]), ENTRY.table_path, ENTRY.model_factory,
+                    os.path.join(output, PREFIXES[0]))
+    assert _statuses(_batch(tree, output)) == {
+        PREFIXES[0]: "skipped", PREFIXES[1]: "converted", PREFIXES[2]: "converted"}
+    data = os.path.join(output, PREFIXES[2], "ckpt.data-00000-of-00001")
+    _flip_byte(data, os.path.getsize(data) - 1)
+    assert set(_statuses(_batch(tree, output)).values()) == {"skipped"}
+    assert _statuses(_batch(tree, output, recheck_outputs=True)) == {
+        PREFIXES[0]: "skipped", PREFIXES[1]: "skipped", PREFIXES[2]: "converted"}
+    assert migrate.convert_batch.__kwdefaults__["timeout_per_checkpoint"] == 1800
+
+
+def test_a_hung_worker_is_killed_and_the_batch_goes_on(tree, tmp_path, monkeypatch):
+    # The test's factory makes the worker sleep on opening run1/model.ckpt-2.
+    monkeypatch.setenv(batch_factories.HANG_VARIABLE, "run1/model.ckpt-2")
+    log = tmp_path / "builds.txt"
+    monkeypatch.setenv(batch_factories.BUILD_LOG_VARIABLE, str(log))
+    started = time.monotonic()
+    report = migrate.convert_batch(tree, str(tmp_path / "converted"), ENTRY.table_path,
+                                   "batch_factories:hanging_model", workers=1,
+                                   timeout_per_checkpoint=8)
+    assert time.monotonic() - started < 300
+    assert _statuses(report) == {PREFIXES[0]: "converted", PREFIXES[1]: "failed",
+                                 PREFIXES[2]: "converted"}
+    (failed,) = report.with_status("failed")
+    assert failed.reason == ("timed out: no result after 8 s (timeout_per_checkpoint); "
+                             "the worker was killed")
+    assert not os.path.exists(failed.output)
+    hung, fresh = log.read_text().split()   # A fresh worker took the last checkpoint...
+    with pytest.raises(ProcessLookupError):
+        os.kill(int(hung), 0)                # ...and the hung one is gone.
+    assert int(fresh) != int(hung)
+
+
+def test_previous_directories_of_a_killed_overwrite_are_restored_or_removed(tree, tmp_path):
+    output = str(tmp_path / "converted")
+    _batch(tree, output)
+    first, second = (os.path.join(output, relative) for relative in PREFIXES[:2])
+    # Killed between the two renames: the old output exists only as NAME.previous-*.
+    os.rename(first, first + atomic.PREVIOUS_MARK + "0badf00d")
+    # Killed after the second rename: the old output beside the new one.
+    shutil.copytree(second, second + atomic.PREVIOUS_MARK + "deadbeef")
+    # Not a converted output: never touched.
+    os.makedirs(os.path.join(output, PREFIXES[2]) + atomic.PREVIOUS_MARK + "12345678")
+    report = _batch(tree, output)
+    assert set(_statuses(report).values()) == {"skipped"}, report.summary()
+    assert report.scan_notes == [
+        {"path": PREFIXES[0], "note": f"restored {first} from {first}.previous-0badf00d: a run "
+                                      f"was killed while replacing it"},
+        {"path": PREFIXES[1], "note": f"removed {second}.previous-deadbeef: the output it held "
+                                      f"had already been replaced by a run killed before it "
+                                      f"could remove it"},
+        {"path": PREFIXES[2], "note": f"{output}/{PREFIXES[2]}.previous-12345678 is not a "
+                                      f"converted output (no manifest.json); left as it is"}]
+    assert sorted(os.listdir(os.path.join(output, "run1"))) == [
+        "model.ckpt-1", "model.ckpt-2", "model.ckpt-3", "model.ckpt-3.previous-12345678"]
+    assert f"  note {PREFIXES[0]}: restored " in report.summary()
+
+
+def test_interrupt_writes_the_partial_report_before_raising(tree, tmp_path, monkeypatch):
+    from migrate import pipeline
+
+    opened = pipeline.open_checkpoint
+
+    def interrupt_on_second(checkpoint, options=None):
+        if str(checkpoint).endswith(PREFIXES[1]):
+            raise KeyboardInterrupt
+        return opened(checkpoint, options)
+
+    monkeypatch.setattr(pipeline, "open_checkpoint", interrupt_on_second)
+    output = str(tmp_path / "converted")
+    with pytest.raises(migrate.BatchInterrupted) as raised:
+        _batch(tree, output)
+    assert isinstance(raised.value, KeyboardInterrupt)
+    report = raised.value.report
+    assert _statuses(report) == {PREFIXES[0]: "converted", PREFIXES[1]: "not started",
+                                 PREFIXES[2]: "not started"}
+    document = json.load(open(os.path.join(output, "batch_report.json")))
+    assert document == json.loads(json.dumps(report.to_json()))
+    assert document["totals"]["not started"] == 2 and document["totals"]["kept_bytes"] == 1764
+    assert report.summary().splitlines()[1] == (
+        "  converted 1, skipped 0 (up to date), failed 0, not started 2 (interrupted)")
+    assert not os.path.exists(os.path.join(output, PREFIXES[1]))
+
+
+def test_summary_shows_each_kind_of_warning_once_with_a_count(tree, tmp_path):
+    report = _batch(tree, str(tmp_path / "converted"))
+    warnings = [line for line in report.summary().splitlines() if line.startswith("  warning")]
+    assert len(warnings) == 1 and warnings[0].startswith("  warning (3 checkpoint(s)): ")
+
+
+def test_bad_batch_arguments_are_argument_errors(tree, tmp_path):
+    for keywords, message in (
+            ({"timeout_per_checkpoint": 0}, "timeout_per_checkpoint=0"),
+            ({"hash_sources": "yes"}, "hash_sources='yes'"),
+            ({"workers": -1}, "workers=-1"), ({"runner": "spark"}, "runner='spark'")):
+        with pytest.raises(migrate.ArgumentError, match=f"Received: {message}"):
+            _batch(tree, str(tmp_path / "o"), **keywords)
+    assert not os.path.exists(tmp_path / "o")
