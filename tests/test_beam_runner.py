@@ -8,68 +8,130 @@ import pytest
 
 pytest.importorskip("apache_beam")  # The optional `beam` extra; the only reason to skip.
 
+import batch_factories  # noqa: E402
 import migrate  # noqa: E402
-from conftest import run_cli  # noqa: E402
-from migrate.batch import worker as batch_worker  # noqa: E402
 from migrate.output import manifest as manifest_lib  # noqa: E402
 from migrate import zoo  # noqa: E402
-from test_batch import write_step_checkpoints  # noqa: E402
 
 ENTRY = zoo.get("small_convnet")
-PREFIXES = ["run1/model.ckpt-1", "run1/model.ckpt-2", "run2/model.ckpt-1"]
+PREFIXES = ["run1/model.ckpt-1", "run1/model.ckpt-2", "run2/model.ckpt-1", "run2/model.ckpt-2"]
 CRASHING = "run1/model.ckpt-2"
+CORRUPT = "run2/model.ckpt-2"
+ONE_WORKER = ["--direct_num_workers=1", "--direct_running_mode=in_memory"]
 
 
 @pytest.fixture(scope="module")
-def beam_run(tmp_path_factory):
-    """Runs `batch --runner=beam` on the CLI; one checkpoint's worker dies with SIGSEGV.
+def train(tmp_path_factory):
+    """train/run1 and train/run2, two small_convnet step checkpoints each; one .index cut short."""
+    from test_batch import write_step_checkpoints
 
-    About 20-30 s, justified: three checkpoints written, then one CLI run that
-    imports TensorFlow and Beam, starts a worker, and a fresh one after the crash.
+    root = tmp_path_factory.mktemp("beam") / "train"
+    write_step_checkpoints((root / "run1", 2, 0, 2), (root / "run2", 2, 1, 2))
+    index = root / (CORRUPT + ".index")
+    index.write_bytes(index.read_bytes()[:40])
+    return str(root)
+
+
+@pytest.fixture(scope="module")
+def beam_run(train, tmp_path_factory):
+    """One Beam batch: one checkpoint kills its worker (SIGSEGV), one is corrupt.
+
+    About 20-30 s, justified: one DirectRunner pipeline that starts a worker
+    (TensorFlow import, model build), and a fresh one after the crash.
     """
-    root = tmp_path_factory.mktemp("beam")
-    write_step_checkpoints((root / "train" / "run1", 2, 0, 2), (root / "train" / "run2", 1, 1, 1))
-    output = root / "converted"
-    os.environ[batch_worker.CRASH_FOR_TESTS_VARIABLE] = f"SIGSEGV:{CRASHING}"
+    root = tmp_path_factory.mktemp("beam_output")
+    log = root / "builds.txt"
+    patch = pytest.MonkeyPatch()
+    patch.setenv(batch_factories.CRASH_VARIABLE, f"SIGSEGV:{CRASHING}")
+    patch.setenv(batch_factories.BUILD_LOG_VARIABLE, str(log))
     try:
-        result = run_cli("batch", f"--input_dir={root / 'train'}", f"--output_dir={output}",
-                         "--zoo=small_convnet", "--runner=beam",
-                         "--beam_options=--direct_num_workers=1 --direct_running_mode=in_memory",
-                         "--json")
+        report = migrate.convert_batch(train, str(root / "converted"), ENTRY.table_path,
+                                       "batch_factories:crashing_model", runner="beam",
+                                       beam_options=ONE_WORKER)
     finally:
-        del os.environ[batch_worker.CRASH_FOR_TESTS_VARIABLE]
-    return str(root / "train"), str(output), result
+        patch.undo()
+    return report, str(root / "converted"), log.read_text().split()
 
 
-def test_beam_pipeline_converts_each_checkpoint_and_survives_a_dying_worker(beam_run):
-    source, output, result = beam_run
-    assert result.returncode == 1, result.stderr
-    document = json.loads(result.stdout)
-    assert document["runner"] == "beam"
-    assert [item["relative"] for item in document["items"]] == PREFIXES
-    statuses = {item["relative"]: item["status"] for item in document["items"]}
-    assert statuses == {"run1/model.ckpt-1": "converted", CRASHING: "failed",
-                        "run2/model.ckpt-1": "converted"}
-    (failed,) = [item for item in document["items"] if item["status"] == "failed"]
-    assert failed["reason"] == ("the worker process died with SIGSEGV while converting this "
-                                "checkpoint (Fatal Python error: Segmentation fault)")
-    assert json.load(open(os.path.join(output, "batch_report.json"))) == document
+def test_failed_checkpoints_go_to_the_dead_letter_report_and_the_pipeline_completes(
+        train, beam_run):
+    report, output, _ = beam_run
+    assert not report.ok and report.runner == "beam"
+    assert [item.relative for item in report.items] == PREFIXES
+    assert {item.relative: item.status for item in report.items} == {
+        "run1/model.ckpt-1": "converted", CRASHING: "failed", "run2/model.ckpt-1": "converted",
+        CORRUPT: "failed"}
+    reasons = {item.relative: item.reason for item in report.with_status("failed")}
+    assert reasons[CRASHING] == ("the worker process died with SIGSEGV while converting this "
+                                 "checkpoint (Fatal Python error: Segmentation fault)")
+    assert reasons[CORRUPT].startswith("Cannot read checkpoint ")
+    document = json.load(open(os.path.join(output, "batch_report.json")))
+    assert document == json.loads(json.dumps(report.to_json()))
     # The results file the pipeline hands back is gone; the layout mirrors the input.
     assert sorted(os.listdir(output)) == ["batch_report.json", "run1", "run2"]
     assert sorted(os.listdir(os.path.join(output, "run1"))) == ["model.ckpt-1"]
     for relative in ("run1/model.ckpt-1", "run2/model.ckpt-1"):
         manifest = json.load(open(os.path.join(output, relative, "manifest.json")))
-        assert manifest["source"]["prefix"] == os.path.join(source, relative)
+        assert manifest["source"]["prefix"] == os.path.join(train, relative)
         assert manifest_lib.check(os.path.join(output, relative)).ok
 
 
-def test_beam_rerun_converts_what_failed_and_skips_the_rest(beam_run, tmp_path):
-    source, first_output, _ = beam_run
+def test_the_model_is_built_once_per_worker_and_reused(beam_run):
+    # Four checkpoints, one Beam worker: the model was built in DoFn.setup's
+    # worker process, reused, and built once more only after the crash.
+    _, _, builds = beam_run
+    assert len(builds) == 2 and builds[0] != builds[1]
+
+
+def test_dead_letter_output_holds_exactly_the_failed_results(train, tmp_path):
+    import apache_beam as beam
+    from apache_beam.testing import util as beam_testing
+
+    from migrate.batch import beam as beam_runner
+    from migrate.batch import worker as batch_worker
+
+    text = open(ENTRY.table_path, encoding="utf-8").read()
+    settings = batch_worker.BatchSettings(
+        table=ENTRY.table_path, table_text=text,
+        table_sha256=migrate.MappingTable.from_text(text).sha256, model=ENTRY.model_factory)
+    jobs = [batch_worker.Job(source=os.path.join(train, relative), relative=relative,
+                             output=str(tmp_path / relative)) for relative in (
+        "run1/model.ckpt-1", CORRUPT)]
+
+    def relatives_and_statuses(expected):
+        def check(documents):
+            received = sorted((document["relative"], document["status"])
+                              for document in documents)
+            if received != expected:
+                raise beam_testing.BeamAssertException(f"{received} != {expected}")
+        return check
+
+    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(ONE_WORKER)) as p:
+        outputs = (p | beam.Create([job.to_json() for job in jobs])
+                   | beam.ParDo(beam_runner.ConvertCheckpoints(settings.to_json()))
+                   .with_outputs(beam_runner.DEAD_LETTER, main=beam_runner.CONVERTED))
+        beam_testing.assert_that(outputs[beam_runner.DEAD_LETTER],
+                                 relatives_and_statuses([(CORRUPT, "failed")]),
+                                 label="DeadLetter")
+        beam_testing.assert_that(outputs[beam_runner.CONVERTED],
+                                 relatives_and_statuses([("run1/model.ckpt-1", "converted")]),
+                                 label="Converted")
+
+
+def test_beam_rerun_converts_what_failed_and_skips_the_rest(train, beam_run, tmp_path):
+    _, first_output, _ = beam_run
     output = str(tmp_path / "converted")
     shutil.copytree(first_output, output)
-    report = migrate.convert_batch(source, output, ENTRY.table_path, ENTRY.model_factory,
-                                   runner="beam", beam_options=["--direct_num_workers=1"])
-    assert report.ok, report.summary()
+    report = migrate.convert_batch(train, output, ENTRY.table_path,
+                                   "batch_factories:counted_model", runner="beam",
+                                   beam_options=["--direct_num_workers=1"])
     assert {item.relative: item.status for item in report.items} == {
-        "run1/model.ckpt-1": "skipped", CRASHING: "converted", "run2/model.ckpt-1": "skipped"}
+        "run1/model.ckpt-1": "converted", CRASHING: "converted", "run2/model.ckpt-1": "converted",
+        CORRUPT: "failed"}, "another model factory: nothing is up to date"
+    report = migrate.convert_batch(train, output, ENTRY.table_path,
+                                   "batch_factories:counted_model", runner="beam",
+                                   beam_options=["--direct_num_workers=1"])
+    assert {item.relative: item.status for item in report.items} == {
+        "run1/model.ckpt-1": "skipped", CRASHING: "skipped", "run2/model.ckpt-1": "skipped",
+        CORRUPT: "failed"}
     assert report.summary().splitlines()[0].endswith("(Apache Beam)")
