@@ -1,6 +1,6 @@
 """Measures conversion wall time, peak memory and throughput against two baselines.
 
-    python scripts/benchmark.py [--workloads=vgg_16,bert_base,batch] [--repeats=N]
+    python scripts/benchmark.py [--workloads=vgg_16,bert_base,batch,batch_vgg_16] [--repeats=N]
                                 [--workdir=D] [--output=F]
 
 Workloads (legacy checkpoints are built in the work directory, reused when
@@ -9,9 +9,15 @@ it already holds them):
   bert_base  a BERT-base encoder with Adam slots (about 1.3 GB on disk).
   batch      50 step checkpoints of small_convnet: `python -m migrate batch`
              against 50 separate `python -m migrate convert` runs.
+  batch_vgg_16
+             10 vgg_16-sized checkpoints (hard links to the vgg_16 one):
+             `python -m migrate batch`, then its rerun (nothing to do), against
+             this machine's plain file copy of the kept bytes (sequential read
+             rate, write rate, and one copy's seconds).
 
-Every run is a whole separate process; wall time is measured around it and
-peak RSS comes from `os.wait4` (what `/usr/bin/time -v` reports). For each
+Every run is a whole separate process; wall time is measured around it, and
+CPU time (user + system) and peak RSS come from `os.wait4` (what
+`/usr/bin/time -v` reports), the waited-for worker processes included. For each
 single-checkpoint workload three programs run, interleaved and in a rotating
 order, after one untimed warm-up round:
   floor  import TensorFlow, build the Keras model, write its checkpoint: the
@@ -36,13 +42,15 @@ import time
 from absl import app
 from absl import flags
 
-WORKLOADS = ("vgg_16", "bert_base", "batch")
+WORKLOADS = ("vgg_16", "bert_base", "batch", "batch_vgg_16")
 FLOOR = "floor"
 OURS = "ours"
 GUIDE = "guide"
 BASELINES = (FLOOR, GUIDE)
 BATCH = "batch"
 SEPARATE = "separate"
+RERUN = "rerun"
+COPY = "copy"
 
 _WORKLOADS = flags.DEFINE_list(
     "workloads", ",".join(WORKLOADS), f"Workloads to measure, any of {', '.join(WORKLOADS)}.")
@@ -53,6 +61,9 @@ _WORKDIR = flags.DEFINE_string(
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the markdown tables to this file.")
 _BATCH_CHECKPOINTS = flags.DEFINE_integer(
     "batch_checkpoints", 50, "Step checkpoints in the batch workload.", lower_bound=2)
+_LARGE_BATCH_CHECKPOINTS = flags.DEFINE_integer(
+    "large_batch_checkpoints", 10, "vgg_16-sized checkpoints in the batch_vgg_16 workload.",
+    lower_bound=2)
 # The baselines run as child processes of this same script.
 _BASELINE = flags.DEFINE_enum("baseline", None, list(BASELINES), "Internal: run one baseline.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Internal: the guide's legacy checkpoint.")
@@ -66,8 +77,13 @@ flags.register_validator(
 
 _QUIET_ENVIRONMENT = {"TF_CPP_MIN_LOG_LEVEL": "3"}
 # Single-checkpoint targets, as ratios of medians.
-WALL_VS_FLOOR = 1.15
+WALL_VS_FLOOR = 1.10
+CPU_VS_FLOOR = 1.15
 RSS_VS_FLOOR = 1.10
+# Batch targets: per-checkpoint wall against a plain copy of its kept bytes,
+# and a rerun with nothing to do against the first run.
+BATCH_VS_COPY = 1.5
+RERUN_VS_FIRST = 0.03
 GUIDE_VS_OURS = 1.3
 SEPARATE_VS_BATCH = 5.0
 
@@ -100,15 +116,18 @@ def _workloads():
                               build_flags=("--config=base",)),
         "batch": Workload("batch", "small_convnet", _zoo_table("small_convnet"),
                           "migrate.zoo.small_convnet:build_model"),
+        "batch_vgg_16": Workload("batch_vgg_16", "vgg_16", _zoo_table("vgg_16"),
+                                 "migrate.zoo.vgg_16:build_model"),
     }
 
 
 @dataclasses.dataclass
 class Measurement:
-    """One whole process: wall seconds and peak resident memory in bytes."""
+    """One whole process: wall seconds, CPU seconds (user + system) and peak resident bytes."""
 
     seconds: float
     peak_bytes: int
+    cpu_seconds: float = 0.0
 
 
 def measure(command, *, cwd=None):
@@ -132,7 +151,7 @@ def measure(command, *, cwd=None):
             raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}:\n{tail}")
     # Linux reports ru_maxrss in kilobytes; it covers the process and its
     # waited-for children (the batch's worker process).
-    return Measurement(seconds, usage.ru_maxrss * 1024)
+    return Measurement(seconds, usage.ru_maxrss * 1024, usage.ru_utime + usage.ru_stime)
 
 
 def _python(*arguments):
@@ -265,8 +284,122 @@ def measure_batch(workload, directory, workdir, count, repeats):
     return results
 
 
+def _linked_checkpoints(prefix, directory, count):
+    """Makes `count` checkpoints model.ckpt-1..count in `directory`: hard links to one checkpoint.
+
+    A batch's cost per checkpoint does not depend on the values, and links
+    cost no disk; the outputs are real files.
+    """
+    if _newest_prefix(directory) is not None:
+        return directory
+    os.makedirs(directory)
+    source_directory, base = os.path.split(prefix)
+    names = [name for name in os.listdir(source_directory) if name.startswith(base + ".")
+             and not name.endswith(".tempstate")]
+    for step in range(1, count + 1):
+        for name in names:
+            os.link(os.path.join(source_directory, name),
+                    os.path.join(directory, f"model.ckpt-{step}{name[len(base):]}"))
+    return directory
+
+
+def measure_copy(prefix, kept_bytes, workdir, repeats):
+    """Times this machine's plain copy of `kept_bytes` of the checkpoint's data, in this process.
+
+    Reads the first `kept_bytes` of the data file sequentially in 8 MB
+    blocks (the read rate), writes them to a new file (the write rate),
+    and removes it. Returns `[{"read_seconds", "write_seconds", "seconds"}]`.
+    """
+    data = prefix + ".data-00000-of-00001"
+    target = os.path.join(workdir, "plain-copy")
+    block = 8 << 20
+    runs = []
+    for repetition in range(repeats + 1):
+        started = time.monotonic()
+        chunks = []
+        with open(data, "rb") as source:
+            remaining = kept_bytes
+            while remaining > 0:
+                chunk = source.read(min(block, remaining))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+        read_done = time.monotonic()
+        with open(target, "wb") as output:
+            for chunk in chunks:
+                output.write(chunk)
+        written = time.monotonic()
+        os.remove(target)
+        del chunks
+        run = {"read_seconds": read_done - started, "write_seconds": written - read_done,
+               "seconds": written - started}
+        print(f"  plain copy of {kept_bytes / 1e6:.0f} MB {'(warm-up) ' if not repetition else ''}"
+              f"{run['seconds']:6.2f} s", flush=True)
+        if repetition:
+            runs.append(run)
+    return runs
+
+
+def measure_large_batch(workload, directory, workdir, repeats):
+    """Measures `batch` over the linked checkpoints and its rerun; returns `{run: [...]}`."""
+    output = os.path.join(workdir, "out-batch-large")
+    command = _python("-m", "migrate", "batch", f"--input_dir={directory}",
+                      f"--output_dir={output}", f"--table={workload.table}",
+                      f"--model={workload.model}")
+    results = {BATCH: [], RERUN: []}
+    for _ in range(repeats):
+        shutil.rmtree(output, ignore_errors=True)
+        for run in (BATCH, RERUN):
+            result = measure(command)
+            print(f"  {workload.name} {run:<6} {result.seconds:6.2f} s "
+                  f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
+            results[run].append(result)
+    shutil.rmtree(output, ignore_errors=True)
+    return results
+
+
+def large_batch_rows(prefix, results, copies, count, kept_bytes):
+    """Returns `(figure rows, target rows)` for the vgg_16-sized batch, its rerun and the copy."""
+    source = _source_bytes(prefix)
+    batch_seconds = _median_seconds(results[BATCH])
+    rerun_seconds = _median_seconds(results[RERUN])
+    copy_seconds = statistics.median(run["seconds"] for run in copies)
+    read_rate = kept_bytes / statistics.median(run["read_seconds"] for run in copies)
+    write_rate = kept_bytes / statistics.median(run["write_seconds"] for run in copies)
+    label = (f"batch of {count} vgg_16 checkpoints (hard links; {source / 1e9:.2f} GB each, "
+             f"{kept_bytes / 1e6:.0f} MB kept)")
+    figures = [
+        f"| {label} | `python -m migrate batch` | {batch_seconds:.2f} "
+        f"({_range([result.seconds for result in results[BATCH]])}) | "
+        f"{_median_cpu(results[BATCH]):.2f} | {_median_peak(results[BATCH]) / 1e6:.0f} | "
+        f"{_throughput(count * source, batch_seconds)} |",
+        f"| | rerun (every output up to date) | {rerun_seconds:.2f} "
+        f"({_range([result.seconds for result in results[RERUN]])}) | "
+        f"{_median_cpu(results[RERUN]):.2f} | {_median_peak(results[RERUN]) / 1e6:.0f} | — |",
+        f"| | plain copy of one checkpoint's kept bytes (read {read_rate / 1e9:.2f} GB/s, "
+        f"write {write_rate / 1e9:.2f} GB/s) | {copy_seconds:.2f} "
+        f"({_range([run['seconds'] for run in copies])}) | — | — | "
+        f"{_throughput(kept_bytes, copy_seconds)} |",
+    ]
+    per_checkpoint = batch_seconds / count / copy_seconds
+    rerun = rerun_seconds / batch_seconds
+    targets = [
+        f"| batch_vgg_16: wall per checkpoint / plain copy of its kept bytes | "
+        f"{per_checkpoint:.2f}x | <= {BATCH_VS_COPY}x | "
+        f"{_verdict(per_checkpoint <= BATCH_VS_COPY)} |",
+        f"| batch_vgg_16: rerun / first run | {100 * rerun:.1f}% | "
+        f"<= {100 * RERUN_VS_FIRST:.0f}% | {_verdict(rerun <= RERUN_VS_FIRST)} |",
+    ]
+    return figures, targets
+
+
 def _median_seconds(results):
     return statistics.median(result.seconds for result in results)
+
+
+def _median_cpu(results):
+    return statistics.median(result.cpu_seconds for result in results)
 
 
 def _median_peak(results):
@@ -301,14 +434,18 @@ def single_rows(workload, prefix, results, roles):
                       else _throughput(source, _median_seconds(results[run])))
         figures.append(f"| {label if run == FLOOR else ''} | {names[run]} | "
                        f"{_median_seconds(results[run]):.2f} ({_range(seconds)}) | "
+                       f"{_median_cpu(results[run]):.2f} | "
                        f"{_median_peak(results[run]) / 1e6:.0f} | {throughput} |")
     wall = _median_seconds(results[OURS]) / _median_seconds(results[FLOOR])
+    cpu = _median_cpu(results[OURS]) / _median_cpu(results[FLOOR])
     peak = _median_peak(results[OURS]) / _median_peak(results[FLOOR])
     guide = _median_seconds(results[GUIDE]) / _median_seconds(results[OURS])
     guide_peak = _median_peak(results[GUIDE]) / _median_peak(results[OURS])
     targets = [
         f"| {workload.name}: wall time, ours / floor | {wall:.3f}x | <= {WALL_VS_FLOOR}x | "
         f"{_verdict(wall <= WALL_VS_FLOOR)} |",
+        f"| {workload.name}: CPU time, ours / floor | {cpu:.3f}x | <= {CPU_VS_FLOOR}x | "
+        f"{_verdict(cpu <= CPU_VS_FLOOR)} |",
         f"| {workload.name}: peak RSS, ours / floor | {peak:.3f}x | <= {RSS_VS_FLOOR}x | "
         f"{_verdict(peak <= RSS_VS_FLOOR)} |",
         f"| {workload.name}: wall time, guide / ours | {guide:.3f}x | >= {GUIDE_VS_OURS}x | "
@@ -329,10 +466,12 @@ def batch_rows(directory, results, count):
     figures = [
         f"| {label} | `python -m migrate batch` | {batch_seconds:.2f} "
         f"({_range([result.seconds for result in results[BATCH]])}) | "
+        f"{_median_cpu(results[BATCH]):.2f} | "
         f"{_median_peak(results[BATCH]) / 1e6:.0f} | {_throughput(source, batch_seconds)} |",
         f"| | {count} separate `convert` runs (total; one run: median "
         f"{_median_seconds(separate):.2f}, {_range([result.seconds for result in separate])}) | "
-        f"{separate_total:.2f} | {_median_peak(separate) / 1e6:.0f} (one run) | "
+        f"{separate_total:.2f} | {sum(result.cpu_seconds for result in separate):.2f} | "
+        f"{_median_peak(separate) / 1e6:.0f} (one run) | "
         f"{_throughput(source, separate_total)} |",
     ]
     speedup = separate_total / batch_seconds
@@ -350,13 +489,15 @@ def markdown(figures, targets, repeats, load_before, load_after):
               f"{repeats} runs, every run a separate process (range in brackets); load "
               f"average {load_before:.1f} before, {load_after:.1f} after.")
     lines = [header, "",
-             "| workload | run | wall s | peak RSS MB | GB/s read |",
-             "|---|---|---:|---:|---:|", *figures, "",
+             "| workload | run | wall s | CPU s | peak RSS MB | GB/s read |",
+             "|---|---|---:|---:|---:|---:|", *figures, "",
              "| target | measured | goal | |", "|---|---:|---|---|", *targets, "",
              "GB/s: the legacy checkpoint's bytes on disk over the wall time. Floor: import "
              "TensorFlow, build the Keras model, `tf.train.Checkpoint.write`, no reading. The "
              "batch's step checkpoints are copies of one checkpoint (a conversion's cost does "
-             "not depend on the values)."]
+             "not depend on the values); the vgg_16-sized batch's are hard links to one, so "
+             "its reads, like the plain copy's, come from a warm page cache. CPU: user + "
+             "system seconds of the process and the workers it waited for."]
     return "\n".join(lines) + "\n"
 
 
@@ -424,8 +565,20 @@ def main(argv):
     try:
         for name in _WORKLOADS.value:
             workload = workloads[name]
-            prefix = _legacy_checkpoint(workload, os.path.join(workdir, f"legacy-{name}"))
-            if name == "batch":
+            # Workloads with one builder (vgg_16, batch_vgg_16) share its checkpoint.
+            prefix = _legacy_checkpoint(
+                workload, os.path.join(workdir, f"legacy-{workload.builder}"))
+            if name == "batch_vgg_16":
+                roles = _roles(prefix)
+                kept = roles.get("trainable", {}).get("bytes", 0)
+                directory = _linked_checkpoints(
+                    prefix, os.path.join(workdir, "legacy-batch-vgg_16"),
+                    _LARGE_BATCH_CHECKPOINTS.value)
+                copies = measure_copy(prefix, kept, workdir, _REPEATS.value)
+                results = measure_large_batch(workload, directory, workdir, _REPEATS.value)
+                rows = large_batch_rows(prefix, results, copies, _LARGE_BATCH_CHECKPOINTS.value,
+                                        kept)
+            elif name == "batch":
                 directory = _batch_checkpoints(
                     prefix, os.path.join(workdir, "legacy-batch-steps"),
                     _BATCH_CHECKPOINTS.value)

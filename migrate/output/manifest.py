@@ -254,7 +254,7 @@ def hash_in_background(paths, *, hash_sources=False):
 
 def is_current(output_dir, source_paths, *, table_sha256, model, options, hash_sources=False,
                recheck_outputs=False):
-    """Returns the output's manifest if it already holds this conversion of these sources, else None.
+    """Returns the output's manifest if it holds this conversion of these sources, else None.
 
     Up to date means: the manifest names the same table digest, model and
     `ConversionOptions`; the sources have the same metadata fingerprint (and,
