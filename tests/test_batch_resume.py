@@ -211,10 +211,39 @@ def test_interrupt_writes_the_partial_report_before_raising(tree, tmp_path, monk
     assert not os.path.exists(os.path.join(output, PREFIXES[1]))
 
 
-def test_summary_shows_each_kind_of_warning_once_with_a_count(tree, tmp_path):
-    report = _batch(tree, str(tmp_path / "converted"))
+def test_summary_shows_each_kind_of_warning_once_with_a_count(tree, tmp_path, capsys):
+    from migrate import progress
+
+    output = str(tmp_path / "converted")
+    migrate.convert(os.path.join(tree, PREFIXES[0]), ENTRY.table_path, ENTRY.model_factory,
+                    os.path.join(output, PREFIXES[0]))
+    capsys.readouterr()
+    report = _batch(tree, output, show_progress=True)
     warnings = [line for line in report.summary().splitlines() if line.startswith("  warning")]
-    assert len(warnings) == 1 and warnings[0].startswith("  warning (3 checkpoint(s)): ")
+    assert len(warnings) == 1 and warnings[0].startswith("  warning (2 checkpoint(s)): ")
+    # The start line comes first, before any checkpoint is done.
+    lines = capsys.readouterr().err.splitlines()
+    converting = progress.format_bytes(
+        sum(item.source_bytes for item in report.with_status("converted")))
+    assert lines[0] == (f"batch: 3 checkpoint(s), 1 up to date; converting 2 ({converting}) in "
+                        f"this process; starting (TensorFlow import and model build) ...")
+    assert "ETA" not in lines[1] and "1/2" in lines[1]
+
+
+def test_progress_shows_an_eta_only_from_the_second_item():
+    import io
+
+    from migrate import progress
+
+    stream = io.StringIO()
+    bar = progress.Progress("batch", 3, 300, stream=stream)
+    bar.start("batch: starting")
+    for note in ("a", "b", "c"):
+        bar.advance(1, 100, note)
+    lines = stream.getvalue().splitlines()
+    assert lines[0] == "batch: starting"
+    assert "ETA" not in lines[1] and lines[1].endswith(" a")
+    assert " ETA " in lines[2] and " ETA " in lines[3]
 
 
 def test_bad_batch_arguments_are_argument_errors(tree, tmp_path):
