@@ -76,7 +76,7 @@ def _plan(checkpoint, table, model, options):
     conversion_plan = make_plan(
         checkpoint.variables, table, {path: weight for path, (weight, _) in weights.items()},
         keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
-        resolve_parameters=_graph_parameters(checkpoint))
+        resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint))
     object_paths = None
     if not conversion_plan.problems:
         object_paths = target_model.reachable_paths(
@@ -112,6 +112,14 @@ def _graph_parameters(checkpoint):
                     f"table value or fix it.")
         return resolved
     return resolve
+
+
+def _graph_cells(checkpoint):
+    """What the legacy graph shows about its LSTM cells, checked whatever rules claim them."""
+    if not checkpoint.has_graph:
+        return ()
+    from migrate.mapping.layouts import tf1_graph
+    return tf1_graph.lstm_cells(checkpoint.graph)
 
 
 def _same_value(first, second):
