@@ -13,6 +13,7 @@ from migrate.output import report as report_lib
 from migrate.planning import target as target_model
 from migrate.planning.plan import make_plan
 from migrate.source.checkpoint import LegacyCheckpoint
+from migrate.verification import staged
 
 
 def open_checkpoint(checkpoint, options=None):
@@ -151,12 +152,20 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         show_progress: print progress to standard error.
         model_name: how the manifest names the model (e.g. `module:callable`).
 
+    With `options.verify` (a `VerifySettings`), the output is restored from
+    the temporary directory into a fresh model (built again from a factory or
+    `module:callable`, else cloned) and compared with the legacy graph before
+    it is renamed into place; the manifest and the report record the result
+    under `verified`.
+
     Returns:
         A `ConversionReport`.
 
     Raises:
         PlanError: the plan has problems (each offender is listed).
         CheckpointError, ModelError, OutputError, TableError: bad input.
+        VerificationError: verification failed; nothing was written unless
+            `options.verify.keep_failed`.
 
     Example:
 
@@ -166,6 +175,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     """
     started = time.monotonic()
     options = options or ConversionOptions()
+    model_spec = model
     model_name = model_name or (model if isinstance(model, str) else None)
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
@@ -198,10 +208,17 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         source_entries=source_entries.result())
     root_children = output_checkpoint.mirror(
         object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
+    verified = None
     with atomic.staged_directory(output, overwrite=overwrite) as staging:
         output_checkpoint.write(staging, root_children)
+        if options.verify is not None:
+            verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
+                                            options, table)
+            report.verified = manifest["verified"] = verified.manifest_entry()
         manifest_lib.write(staging, manifest)
     report.seconds = time.monotonic() - started
+    if verified is not None and not verified.passed:
+        raise staged.failure(verified, kept=str(output))
     return report
 
 

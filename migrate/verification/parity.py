@@ -190,12 +190,18 @@ def compare(legacy_outputs, keras_outputs):
 def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
                             input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE,
                             seed=0, tolerance=DEFAULT_TOLERANCE, layers=False, input_tensor=None,
-                            input_shape=None):
+                            input_shape=None, keep_failed=False):
     """Returns the `VerifySettings` that `verify`'s keyword arguments describe.
 
     `input_tensor` (one name, or names separated by commas) and `input_shape`
     (one shape for all inputs) are the single-input spellings of
     `input_tensors` and `input_shapes`; an integer `input_max` applies to all.
+    `keep_failed` matters only to `convert`.
+
+    Example:
+
+    >>> settings_from_arguments(output_tensor="logits", input_tensor="a:0,b:0").input_tensors
+    ('a:0', 'b:0')
     """
     if input_tensor is not None:
         if input_tensors is not None:
@@ -217,7 +223,7 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
         input_shapes=input_shapes, input_max=input_max, feeds=dict(feeds or {}),
         inputs_file=inputs if isinstance(inputs, str) else None, batch_size=batch_size,
-        seed=seed, tolerance=tolerance, layers=layers)
+        seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed)
 
 
 def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
