@@ -120,14 +120,14 @@ def layer_sources(prefix, model, table):
     Layers come in the model's (topological) order.
     """
     from migrate import pipeline
+    from migrate.options import ConversionOptions
     from migrate.planning import target as target_model
-    from migrate.planning.plan import make_plan
 
-    checkpoint = pipeline.open_checkpoint(prefix)
+    # The plan as convert makes it (layout parameters read from the graph);
+    # its problems do not matter here, only which variables fed which weight.
+    conversion_plan = pipeline.plan(prefix, table, model,
+                                    options=ConversionOptions(keep="model_state"))
     weights = target_model.weights(model)
-    conversion_plan = make_plan(
-        checkpoint.variables, table, {path: weight for path, (weight, _) in weights.items()},
-        keep="model_state")
     by_variable = {id(variable): path for path, (_, variable) in weights.items()}
     by_target = {}
     for assignment in conversion_plan.assignments:
@@ -210,7 +210,8 @@ def _scope_of(names):
 
 
 def _candidates(graph, fed_names, scopes):
-    """Float tensors of the top-level graph under `scopes` that depend on the fed placeholders."""
+    """Float tensors of the top-level graph under `scopes` (or their parents) that depend on
+    the fed placeholders."""
     fed_ops = {name.split(":")[0] for name in fed_names}
     live, stack = set(), [graph.get_operation_by_name(name) for name in fed_ops]
     while stack:
@@ -227,17 +228,38 @@ def _candidates(graph, fed_names, scopes):
     for op in graph.get_operations():
         if op.name not in live or op.type in _SKIPPED_OPS:
             continue
+        # Tensors inside a v1 while loop or cond cannot be fetched from outside it.
+        if getattr(op, "_control_flow_context", None) is not None:
+            continue
         if not any(op.name.startswith(prefix) for prefix in prefixes):
             continue
         found.extend(tensor for tensor in op.outputs if tensor.dtype.name in _FLOAT_DTYPES)
     return found
 
 
-def _closest(output, scope, legacy):
-    """Returns `(tensor name, max abs diff, max rel diff)` of the closest same-sized tensor.
+def _fitted(value, output):
+    """Returns `value` in `output`'s shape, or None when it cannot stand for it.
 
-    The deepest scope with a same-sized tensor wins, so a layer is not matched
-    with a neighbour's output when its own is there.
+    A tensor of as many values is reshaped in C order (BERT's 2-D
+    activations); a smaller one is broadcast (a slice of position embeddings
+    that the Keras layer broadcasts over the batch).
+    """
+    if value.size == 0 or value.size > output.size:
+        return None
+    if value.size == output.size:
+        return value.reshape(output.shape)
+    try:
+        return np.broadcast_to(value, output.shape)
+    except ValueError:
+        return None
+
+
+def _closest(output, scope, legacy):
+    """Returns `(tensor name, max abs diff, max rel diff)` of the closest fitting tensor.
+
+    The deepest scope with a fitting tensor wins, so a layer is not matched
+    with a neighbour's output when its own is there. Tensors that depend on
+    the inputs fit as `_fitted` says.
     """
     pieces = scope.split("/")
     scale = float(np.max(np.abs(output))) if output.size else 0.0
@@ -245,10 +267,12 @@ def _closest(output, scope, legacy):
         prefix = "/".join(pieces[:end]) + "/"
         best = None
         for name, value in legacy.items():
-            value = np.asarray(value)
-            if not name.startswith(prefix) or value.size != output.size or value.size == 0:
+            if not name.startswith(prefix):
                 continue
-            value = value.reshape(output.shape).astype(np.float64)
+            value = _fitted(np.asarray(value), output)
+            if value is None:
+                continue
+            value = value.astype(np.float64)
             max_abs = float(np.max(np.abs(value - output)))
             if best is None or max_abs < best[1]:
                 legacy_scale = float(np.max(np.abs(value))) or scale
