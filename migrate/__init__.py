@@ -44,6 +44,7 @@ __all__ = [
     "ArgumentError", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
     "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
     "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
-    "VerificationError", "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect", "plan", "restore",
+    "VerificationError", "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect",
+    "plan", "restore",
     "verify",
 ]

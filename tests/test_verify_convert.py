@@ -1,4 +1,4 @@
-"""convert with verification: only a passing conversion is put in place, and the manifest says so."""
+"""convert with verification: only a passing conversion is put in place; the manifest says so."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""verify on any graph: several inputs, constant feeds, arrays from a file, and no guessed shapes."""
+"""verify on any graph: several inputs, constant feeds, arrays from a file, no guessed shapes."""
 
 import numpy as np
 import pytest
@@ -135,3 +135,21 @@ def test_verify_errors_are_migrate_errors_with_the_keras_shape(bert_style):
         migrate.verify(prefix, model, input_max=11)
     with pytest.raises(migrate.ArgumentError, match=r"Received: feeds\['x'\]='zero'"):
         migrate.verify(prefix, model, output_tensor="encoded", feeds={"x": "zero"})
+
+
+def test_command_line_spellings_parse_into_settings():
+    import migrate
+    from migrate.verification import settings
+
+    parsed = migrate.VerifySettings(
+        output_tensor="encoded:0", input_tensors=("input_ids:0", "token_type_ids:0"),
+        input_shapes=settings.parse_input_shapes("4;4"),
+        input_max=settings.parse_input_max("11;2"),
+        feeds=dict(map(settings.parse_feed, ["keep_prob:0=1.0", "is_training=false"])))
+    assert parsed.shape_for(1) == (4,) and parsed.max_for(1) == 2
+    assert dict(parsed.feeds) == {"keep_prob:0": 1.0, "is_training:0": False}
+    for bad in (lambda: settings.parse_feed("keep_prob"),
+                lambda: settings.parse_input_shapes("4,x"),
+                lambda: settings.parse_input_max("50;two")):
+        with pytest.raises(migrate.ArgumentError, match="Received:"):
+            bad()

@@ -1,4 +1,4 @@
-"""What the legacy graph is fed: its placeholders found, a seeded batch made, constants and arrays fed."""
+"""What the legacy graph is fed: its placeholders, a seeded batch, constants and arrays by name."""
 
 import dataclasses
 
@@ -33,7 +33,7 @@ class LegacyFeed:
         return values[0] if len(values) == 1 else values
 
     def describe(self):
-        """Returns `{name: {"shape", "dtype", "source"}}` for the report."""
+        """Returns `{name: {"shape", "dtype", "keras_input"}}` for the report."""
         return {name: {"shape": list(array.shape), "dtype": str(array.dtype),
                        "keras_input": name in self.input_names}
                 for name, array in self.arrays.items()}
@@ -114,10 +114,10 @@ def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input
 
     >>> make_inputs([None, 3], "float32", batch_size=2).shape
     (2, 3)
-    >>> make_inputs(None, "float32", batch_size=2, name="x:0")
+    >>> make_inputs(None, "float32", batch_size=2, name="x:0")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    migrate.errors.ArgumentError: Placeholder x:0 has an unknown rank; its shape cannot be guessed. Expected an input shape without the batch dimension. Received: input_shape=None
+    migrate.errors.ArgumentError: Placeholder x:0 has an unknown rank; ... input_shape=None
     """
     if input_shape is not None:
         shape = [None, *input_shape]
@@ -132,7 +132,8 @@ def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input
                             f"Received: input_shape=None", option="input_shape")
     else:
         shape = list(placeholder_shape)
-    shape = [batch_size if index == 0 and size is None else size for index, size in enumerate(shape)]
+    shape = [batch_size if index == 0 and size is None else size
+             for index, size in enumerate(shape)]
     if any(size is None for size in shape):
         raise ArgumentError(f"Placeholder {name} has shape {_text(placeholder_shape)}, with sizes "
                             f"unknown beyond the batch; they cannot be guessed. Expected an input "

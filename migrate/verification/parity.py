@@ -125,7 +125,7 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
 
 
 def _run_extras(session, tensors, feed_dict):
-    """Evaluates the extra tensors; those that cannot be fetched alone (loop internals) are skipped."""
+    """Evaluates the extra tensors, skipping those that cannot be fetched (loop internals)."""
     import tensorflow as tf
 
     if not tensors:

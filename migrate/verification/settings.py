@@ -1,4 +1,4 @@
-"""What a parity check feeds and compares: one validated, frozen, JSON-round-trippable settings object."""
+"""What a parity check feeds and compares: validated, frozen settings that round-trip JSON."""
 
 import dataclasses
 import math
@@ -121,8 +121,9 @@ class VerifySettings:
             count = len(getattr(self, name))
             if count > 1 and self.input_tensors and count != len(self.input_tensors):
                 raise ArgumentError(
-                    f"Expected {name} to have one entry per input tensor ({len(self.input_tensors)})"
-                    f" or one for all. Received: {name}={getattr(self, name)!r}")
+                    f"Expected {name} to have one entry per input tensor "
+                    f"({len(self.input_tensors)}) or one for all. "
+                    f"Received: {name}={getattr(self, name)!r}")
         if self.inputs_file is not None and (not isinstance(self.inputs_file, str)
                                              or not self.inputs_file):
             raise ArgumentError(f"Expected inputs_file to be the path of an .npz file. "
@@ -169,3 +170,57 @@ def _pick(values, index):
     if not values:
         return None
     return values[0] if len(values) == 1 else values[index]
+
+
+def parse_input_shapes(text):
+    """Parses per-input shapes written `10,1;10,1` (one shape for all when there is no `;`).
+
+    Example:
+
+    >>> parse_input_shapes("10,1;8")
+    ((10, 1), (8,))
+    """
+    try:
+        return tuple(tuple(int(size) for size in shape.split(",") if size.strip())
+                     for shape in text.split(";"))
+    except ValueError:
+        raise ArgumentError(f"Expected input shapes such as '10,1;10,1' (sizes separated by "
+                            f"commas, inputs by semicolons). Received: input_shapes={text!r}"
+                            ) from None
+
+
+def parse_input_max(text):
+    """Parses per-input bounds written `50;2` (one bound for all when there is no `;`).
+
+    Example:
+
+    >>> parse_input_max("50;2")
+    (50, 2)
+    """
+    try:
+        return tuple(int(value) for value in text.split(";"))
+    except ValueError:
+        raise ArgumentError(f"Expected input_max such as '50' or '50;2' (one integer per "
+                            f"input). Received: input_max={text!r}") from None
+
+
+def parse_feed(text):
+    """Parses `NAME=VALUE` into `(name, value)`: `true`/`false`, an integer or a float.
+
+    Example:
+
+    >>> parse_feed("istate:0=0"), parse_feed("keep_prob=1.0"), parse_feed("is_training:0=false")
+    (('istate:0', 0), ('keep_prob', 1.0), ('is_training:0', False))
+    """
+    name, separator, value = text.partition("=")
+    value = value.strip()
+    if separator and name:
+        if value.lower() in ("true", "false"):
+            return name, value.lower() == "true"
+        for kind in (int, float):
+            try:
+                return name, kind(value)
+            except ValueError:
+                continue
+    raise ArgumentError(f"Expected a feed written NAME=VALUE with a number, true or false, such "
+                        f"as 'keep_prob:0=1.0'. Received: feed={text!r}")
