@@ -153,3 +153,15 @@ def test_command_line_spellings_parse_into_settings():
                 lambda: settings.parse_input_max("50;two")):
         with pytest.raises(migrate.ArgumentError, match="Received:"):
             bad()
+
+
+def test_found_placeholders_must_match_the_keras_inputs_in_dtype(bert_style):
+    import keras
+
+    import migrate
+
+    prefix, _ = bert_style
+    first, second = keras.Input((4,), name="a"), keras.Input((4,), name="b")
+    float_model = keras.Model([first, second], keras.layers.Add()([first, second]))
+    with pytest.raises(migrate.ArgumentError, match=r"in dtype \(Keras: float32, float32\)"):
+        migrate.verify(prefix, float_model, output_tensor="encoded:0", input_max=11)

@@ -180,8 +180,9 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         graph: the imported legacy `tf.Graph`.
         output: the output tensor compared.
         settings: a `VerifySettings`.
-        keras_input_names: the Keras model's input names, in order (used to
-            count its inputs and to order placeholders named like them).
+        keras_input_names: `keras_input_names(model)`: the Keras inputs' names
+            and dtypes, in order (to count them, to order placeholders named
+            like them, and to check found placeholders' dtypes).
         arrays: `{tensor name: array}` given directly, in place of the
             settings' inputs file.
 
@@ -197,8 +198,9 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
     arrays_from_file = arrays_from_file or load_inputs_file(settings.inputs_file)
     needed = dependent_placeholders(graph, output)
     feeds = dict(settings.feeds)
+    keras_names = [name for name, _ in keras_input_names]
     if settings.input_tensors:
-        input_names = list(settings.input_tensors)
+        input_names = _order_like_keras(list(settings.input_tensors), keras_names)
     else:
         candidates = [tensor for tensor in needed if tensor.name not in feeds]
         if len(candidates) != len(keras_input_names):
@@ -209,8 +211,8 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
                 f"they cannot be matched. Expected input_tensors naming the Keras inputs' "
                 f"placeholders in order, and feeds for the rest. Received: placeholders {listed}",
                 option="input_tensors")
-        input_names = [tensor.name for tensor in candidates]
-    input_names = _order_like_keras(input_names, keras_input_names)
+        input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
+        _check_dtypes(graph, output, input_names, keras_input_names, needed)
     arrays = {}
     for index, name in enumerate(input_names):
         tensor = tensor_by_name(graph, name, "input_tensors")
@@ -240,6 +242,20 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
     return LegacyFeed(input_names=input_names, arrays=arrays)
 
 
+def _check_dtypes(graph, output, input_names, keras_inputs, needed):
+    """Refuses placeholders found in the graph whose dtypes differ from the Keras inputs'."""
+    found = [graph.get_tensor_by_name(name).dtype.name for name in input_names]
+    expected = [dtype for _, dtype in keras_inputs]
+    if all(dtype is None or dtype == placeholder for dtype, placeholder in zip(expected, found)):
+        return
+    listed = "; ".join(describe_placeholder(tensor) for tensor in needed)
+    raise ArgumentError(
+        f"The placeholders that {output.name} depends on do not match the Keras model's inputs "
+        f"in dtype (Keras: {', '.join(map(str, expected))}). Expected input_tensors naming the "
+        f"Keras inputs' placeholders in order, and feeds for the rest. Received: placeholders "
+        f"{listed}", option="input_tensors")
+
+
 def tensor_by_name(graph, name, argument):
     """Returns the graph's tensor `name`.
 
@@ -255,11 +271,14 @@ def tensor_by_name(graph, name, argument):
 
 
 def keras_input_names(model):
-    """Returns the names of a Keras model's inputs (`["input"]` when it does not say)."""
+    """Returns `[(name, dtype name or None)]` of a Keras model's inputs (one unnamed input
+    when the model does not say)."""
     inputs = getattr(model, "inputs", None)
     if not inputs:
-        return ["input"]
-    return [str(getattr(tensor, "name", "input")).split(":")[0] for tensor in inputs]
+        return [("input", None)]
+    return [(str(getattr(tensor, "name", "input")).split(":")[0],
+             str(getattr(tensor.dtype, "name", tensor.dtype)) if hasattr(tensor, "dtype") else None)
+            for tensor in inputs]
 
 
 def _order_like_keras(input_names, keras_names):
