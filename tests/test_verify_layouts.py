@@ -10,13 +10,14 @@ UNITS, FEATURES, STEPS = 4, 3, 5
 PROJECTION = UNITS
 
 
-def _partitioned_lstm(forget_bias):
+def _partitioned_lstm(forget_bias, **cell_arguments):
     def build():
         tf = verify_graphs.tf_v1()
         inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
         # The loop reads the kernel through ConcatV2 of kernel/part_0..1.
         with tf.variable_scope("encoder", partitioner=tf.fixed_size_partitioner(2)):
-            outputs, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.LSTMCell(UNITS, forget_bias=forget_bias),
+            outputs, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.LSTMCell(UNITS, forget_bias=forget_bias,
+                                                                   **cell_arguments),
                                            inputs, dtype=tf.float32)
         tf.identity(outputs, name="outputs")
     return build
@@ -55,6 +56,15 @@ def test_partitioned_lstm_forget_bias_is_read_through_the_concat(tmp_path):
     model = verify_graphs.convert_and_restore(prefix, table, _lstm_model, tmp_path / "converted")
     report = migrate.verify(prefix, model, output_tensor="outputs:0")
     assert report.passed, report.summary()
+
+
+def test_partitioned_lstm_cell_clipping_is_seen(tmp_path):
+    import migrate
+
+    prefix = verify_graphs.save_graph(tmp_path, _partitioned_lstm(1.0, cell_clip=3.0))
+    table = verify_graphs.write_table(tmp_path / "table.toml", _LSTM_TABLE.format(extra=""))
+    problems = migrate.plan(prefix, table, _lstm_model()).problems
+    assert len(problems) == 1 and "Received: cell_clip=3.0" in problems[0].describe()
 
 
 def test_a_graph_that_does_not_show_the_forget_bias_is_a_plan_problem_not_a_default(tmp_path):
