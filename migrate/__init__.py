@@ -39,11 +39,13 @@ from migrate.verification.parity import VerifyReport
 from migrate.verification.parity import verify
 from migrate.verification.restore import RestoreReport
 from migrate.verification.restore import restore
+from migrate.verification.settings import VerifySettings
 
 __all__ = [
     "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
     "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
     "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
-    "VerificationError", "VerifyReport", "convert", "convert_batch", "inspect", "plan", "restore",
+    "VerificationError", "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect",
+    "plan", "restore",
     "verify",
 ]

@@ -4,6 +4,7 @@ import dataclasses
 
 from migrate.errors import ArgumentError
 from migrate.source.roles import KEEP_MODES
+from migrate.verification.settings import VerifySettings
 
 KEEP_CHOICES = tuple(KEEP_MODES)
 
@@ -21,6 +22,9 @@ class ConversionOptions:
         use_meta: read variable roles from the `.meta` graph beside the checkpoint.
         builder: name of a `legacy_graphs` builder whose graph gives the roles
             when there is no `.meta` (or `use_meta` is False).
+        verify: a `VerifySettings`: after writing, restore a fresh model from
+            the output and compare it with the legacy graph; only a passing
+            conversion is put in place. None: no verification.
 
     Example:
 
@@ -37,6 +41,7 @@ class ConversionOptions:
     allow_nonfinite: bool = False
     use_meta: bool = True
     builder: str | None = None
+    verify: VerifySettings | None = None
 
     def __post_init__(self):
         if self.keep not in KEEP_CHOICES:
@@ -49,10 +54,18 @@ class ConversionOptions:
         if self.builder is not None and (not isinstance(self.builder, str) or not self.builder):
             raise ArgumentError(f"Expected builder to be a legacy_graphs builder name or None. "
                              f"Received: builder={self.builder!r}")
+        if self.verify is not None and not isinstance(self.verify, VerifySettings):
+            raise ArgumentError(f"Expected verify to be a VerifySettings or None. "
+                                f"Received: verify={self.verify!r}")
 
     def to_json(self):
-        return dataclasses.asdict(self)
+        document = dataclasses.asdict(self)
+        document["verify"] = None if self.verify is None else self.verify.to_json()
+        return document
 
     @classmethod
     def from_json(cls, document):
+        document = dict(document)
+        if document.get("verify") is not None:
+            document["verify"] = VerifySettings.from_json(document["verify"])
         return cls(**document)

@@ -13,6 +13,7 @@ from migrate.output import report as report_lib
 from migrate.planning import target as target_model
 from migrate.planning.plan import make_plan
 from migrate.source.checkpoint import LegacyCheckpoint
+from migrate.verification import staged
 
 
 def open_checkpoint(checkpoint, options=None):
@@ -76,7 +77,7 @@ def _plan(checkpoint, table, model, options):
     conversion_plan = make_plan(
         checkpoint.variables, table, {path: weight for path, (weight, _) in weights.items()},
         keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
-        resolve_parameters=_graph_parameters(checkpoint))
+        resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint))
     object_paths = None
     if not conversion_plan.problems:
         object_paths = target_model.reachable_paths(
@@ -114,6 +115,14 @@ def _graph_parameters(checkpoint):
     return resolve
 
 
+def _graph_cells(checkpoint):
+    """What the legacy graph shows about its LSTM cells, checked whatever rules claim them."""
+    if not checkpoint.has_graph:
+        return ()
+    from migrate.mapping.layouts import tf1_graph
+    return tf1_graph.lstm_cells(checkpoint.graph)
+
+
 def _same_value(first, second):
     if isinstance(first, (int, float)) and isinstance(second, (int, float)):
         return abs(float(first) - float(second)) <= 1e-6 * max(1.0, abs(float(second)))
@@ -146,12 +155,20 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             (reads all of it, optimizer slots included); by default the
             manifest holds a fingerprint from the checkpoint's metadata.
 
+    With `options.verify` (a `VerifySettings`), the output is restored from
+    the temporary directory into a fresh model (built again from a factory or
+    `module:callable`, else cloned) and compared with the legacy graph before
+    it is renamed into place; the manifest and the report record the result
+    under `verified`.
+
     Returns:
         A `ConversionReport`.
 
     Raises:
         PlanError: the plan has problems (each offender is listed).
         CheckpointError, ModelError, OutputError, TableError: bad input.
+        VerificationError: verification failed; nothing was written unless
+            `options.verify.keep_failed`.
 
     Example:
 
@@ -161,6 +178,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     """
     started = time.monotonic()
     options = options or ConversionOptions()
+    model_spec = model
     model_name = model_name or (model if isinstance(model, str) else None)
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
@@ -193,10 +211,17 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         sources=sources.result(), options=options)
     root_children = output_checkpoint.mirror(
         object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
+    verified = None
     with atomic.staged_directory(output, overwrite=overwrite) as staging:
         output_checkpoint.write(staging, root_children)
+        if options.verify is not None:
+            verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
+                                            options, table)
+            report.verified = manifest["verified"] = verified.manifest_entry()
         manifest_lib.write(staging, manifest)
     report.seconds = time.monotonic() - started
+    if verified is not None and not verified.passed:
+        raise staged.failure(verified, kept=str(output))
     return report
 
 

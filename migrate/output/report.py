@@ -57,6 +57,8 @@ class ConversionReport:
         nonfinite: `[name, count]` of tensors holding NaN/Inf.
         seconds: wall time of the conversion.
         dry_run: True when nothing was written.
+        verified: the parity check run after writing (`VerifyReport.manifest_entry()`),
+            or None when not asked for.
     """
 
     checkpoint: str
@@ -74,6 +76,7 @@ class ConversionReport:
     nonfinite: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
+    verified: dict | None = None
 
     @property
     def warnings(self):
@@ -114,5 +117,9 @@ class ConversionReport:
                 lines.append(f"  {role:<15}{entry['count']:>10}{entry['kept']:>7}"
                              f"{entry['dropped']:>9}{entry['left_out']:>10}"
                              f"{format_bytes(entry['left_out_bytes']):>16}")
+        if self.verified is not None:
+            lines.append(f"  verified: {'PASS' if self.verified['passed'] else 'FAIL'}, max "
+                         f"relative diff {self.verified['max_rel_diff']:.3g} (tolerance "
+                         f"{self.verified['tolerance']:g}, batch {self.verified['batch']})")
         lines.extend(f"  warning: {note}" for note in self.warnings)
         return "\n".join(lines)

@@ -124,7 +124,7 @@ class ConversionPlan:
 
 
 def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
-              resolve_parameters=None):
+              resolve_parameters=None, cell_facts=()):
     """Plans a conversion from metadata alone.
 
     Args:
@@ -138,6 +138,9 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
         resolve_parameters: optional `(layout name, TF1 scope, parameters) ->
             parameters`, which fills parameters the table left unset (for
             example an LSTM's forget_bias read from the graph).
+        cell_facts: what the legacy graph shows about its RNN cells (each an
+            `LstmGraphFacts`); a cell that Keras cannot reproduce (projection,
+            peepholes, clipping) is a problem whatever rules claim its variables.
 
     Returns:
         A `ConversionPlan`; check `problems` or call `raise_for_problems()`.
@@ -176,6 +179,8 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
 
     for group in layout_groups.values():
         _plan_layout(plan, group, targets, filled, resolve_parameters)
+
+    _check_cells(plan, cell_facts)
 
     required = {path for path, weight in targets.items() if weight.trainable or keep == "model_state"}
     for path, sources in sorted(filled.items()):
@@ -289,6 +294,29 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
         rule, tuple(variable.name for variable in sources),
         tuple(present[part][1] for part in source_parts), target_paths, tuple(source_parts),
         tuple(target_parts), parameters, tuple(target_shapes[part] for part in target_parts)))
+
+
+def _check_cells(plan, cell_facts):
+    """Adds a problem for each kept cell the graph shows Keras cannot reproduce.
+
+    A projection mapped by a plain rule onto a Dense after a Keras LSTM plans
+    fine by shapes, but TF1 feeds the projected state back into the recurrence.
+    Cells whose rules already reported a problem are not reported twice.
+    """
+    kept = [variable.name for variable in plan.kept]
+    reported = [problem.source for problem in plan.problems if problem.source]
+    for facts in cell_facts:
+        prefix = facts.scope + "/"
+        claimed = [name for name in kept if name.startswith(prefix)]
+        if not claimed or any(source == facts.scope or source.startswith(prefix)
+                              for source in reported):
+            continue
+        # Which layout a fused op's gate order needs is the rule's to judge;
+        # here only what no keras.layers.LSTM can do.
+        for reason in dataclasses.replace(facts, cell_op=None).problems():
+            plan.problems.append(Problem(
+                "graph", f"the legacy graph shows {reason}; rules claiming "
+                f"{', '.join(claimed)} cannot reproduce it", facts.scope))
 
 
 def _suggest(path, targets):

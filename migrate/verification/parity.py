@@ -4,8 +4,14 @@ import dataclasses
 
 import numpy as np
 
+from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
+from migrate.errors import ModelError
 from migrate.errors import first_line
+from migrate.verification import inputs as inputs_lib
+from migrate.verification.settings import DEFAULT_BATCH_SIZE
+from migrate.verification.settings import DEFAULT_TOLERANCE
+from migrate.verification.settings import VerifySettings
 
 
 @dataclasses.dataclass
@@ -15,6 +21,13 @@ class VerifyReport:
     `max_rel_diff` is `max|legacy - keras| / max|legacy|` over the whole
     output: a scale-aware figure that does not blow up where single outputs
     are near zero.
+
+    Attributes:
+        inputs: `{placeholder: {"shape", "dtype", "keras_input"}}` of what was fed.
+        layers: the layer-by-layer comparison (`LayerDiff.to_json()` each),
+            when asked for or when parity fails; None when not run.
+        first_divergent_layer: the first Keras layer whose output differs
+            beyond the tolerance, or None.
     """
 
     output_tensor: str
@@ -24,6 +37,10 @@ class VerifyReport:
     tolerance: float
     batch_size: int
     seed: int
+    inputs: dict = dataclasses.field(default_factory=dict)
+    layers: list | None = None
+    first_divergent_layer: str | None = None
+    layers_note: str | None = None
 
     @property
     def passed(self):
@@ -31,9 +48,16 @@ class VerifyReport:
 
     def summary(self):
         verdict = "PASS" if self.passed else "FAIL"
-        return (f"verify {verdict}: {self.output_tensor} {list(self.shape)} max abs diff "
+        text = (f"verify {verdict}: {self.output_tensor} {list(self.shape)} max abs diff "
                 f"{self.max_abs_diff:.3g}, max relative diff {self.max_rel_diff:.3g} "
-                f"(tolerance {self.tolerance:g}, batch {self.batch_size}, seed {self.seed})")
+                f"(tolerance {self.tolerance:g}, batch {self.batch_size}, seed {self.seed}; "
+                f"fed {', '.join(self.inputs) or 'nothing'})")
+        if self.layers is not None:
+            from migrate.verification import layers as layers_lib
+            text += "\n" + layers_lib.table_text(self.layers, self.first_divergent_layer)
+        if self.layers_note:
+            text += "\n" + self.layers_note
+        return text
 
     def to_json(self):
         document = dataclasses.asdict(self)
@@ -41,60 +65,81 @@ class VerifyReport:
         document["shape"] = list(self.shape)
         return document
 
-
-def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input_max=None, seed=0):
-    """Returns a seeded random batch that fits a placeholder.
-
-    Unknown dimensions come from `input_shape` (without the batch dimension)
-    and `batch_size`. Integer inputs are drawn from `[0, input_max)`.
-    """
-    shape = list(placeholder_shape)
-    if input_shape is not None:
-        shape = [shape[0] if shape else None, *input_shape]
-    shape = [batch_size if index == 0 and size is None else size for index, size in enumerate(shape)]
-    if any(size is None for size in shape):
-        raise ValueError(f"Cannot make inputs for shape {placeholder_shape}: pass --input_shape.")
-    rng = np.random.default_rng(seed)
-    if np.issubdtype(np.dtype(dtype), np.integer):
-        if not input_max:
-            raise ValueError("Integer inputs need --input_max (e.g. the vocabulary size).")
-        return rng.integers(0, input_max, size=shape).astype(dtype)
-    return rng.standard_normal(shape).astype(dtype)
+    def manifest_entry(self):
+        """Returns what a converted output's manifest records under `verified`."""
+        return {"inputs": self.inputs, "output_tensor": self.output_tensor,
+                "batch": self.batch_size, "seed": self.seed, "max_abs_diff": self.max_abs_diff,
+                "max_rel_diff": self.max_rel_diff, "tolerance": self.tolerance,
+                "passed": self.passed, "first_divergent_layer": self.first_divergent_layer}
 
 
-def run_legacy(prefix, meta_path, input_tensor, output_tensor, *, batch_size=2, input_shape=None,
-               input_max=None, seed=0, ema=False):
+def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, extra_tensors=None):
     """Runs the legacy graph from its `.meta` with all variables restored by its Saver.
 
     With `ema`, the variables are restored from their moving averages, as
     TF1 evaluation did with `ExponentialMovingAverage.variables_to_restore()`.
 
+    Args:
+        prefix: the legacy checkpoint prefix (its `.meta` must exist).
+        settings: a `VerifySettings`.
+        keras_input_names: the Keras model's input names (see `inputs.build_feed`).
+        ema: restore the moving averages in place of the variables.
+        arrays: arrays given directly by tensor name (see `inputs.build_feed`).
+        extra_tensors: optional `graph -> list of tensors` also evaluated on
+            the same run (the layer-by-layer comparison's candidates).
+
     Returns:
-        `(inputs, outputs)` as NumPy arrays.
+        `(feed, outputs, extra)`: the `LegacyFeed`, the output array, and the
+        extra tensors' values by name (empty without `extra_tensors`).
+
+    Raises:
+        CheckpointError: the graph cannot be imported, restored or run.
+        ArgumentError: the tensors or feeds do not fit the graph.
     """
     import tensorflow as tf
 
+    meta_path = inputs_lib.check_meta(prefix)
     graph = tf.Graph()
     with graph.as_default():
         try:
             saver = tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
-        except Exception as error:
+        except Exception as error:  # TensorFlow's many import errors, translated.
             raise CheckpointError(f"Cannot import {meta_path}: {first_line(error)}") from None
-        try:
-            inputs_tensor = graph.get_tensor_by_name(input_tensor)
-            outputs_tensor = graph.get_tensor_by_name(output_tensor)
-        except (KeyError, ValueError) as error:
-            raise CheckpointError(f"The graph in {meta_path} has no such tensor: "
-                                  f"{first_line(error)}") from None
-        shape = inputs_tensor.shape.as_list() if inputs_tensor.shape.rank is not None else [None]
-        inputs = make_inputs(shape, inputs_tensor.dtype.as_numpy_dtype, batch_size=batch_size,
-                             input_shape=input_shape, input_max=input_max, seed=seed)
+        output = inputs_lib.tensor_by_name(graph, settings.output_tensor, "output_tensor")
+        feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
+        extras = list(extra_tensors(graph)) if extra_tensors is not None else []
         if ema:
             saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, prefix))
+        if saver is None:
+            raise CheckpointError(f"The graph in {meta_path} has no variables to restore.")
+        feed_dict = {graph.get_tensor_by_name(name): array for name, array in feed.arrays.items()}
         with tf.compat.v1.Session(graph=graph) as session:
-            saver.restore(session, prefix)
-            outputs = session.run(outputs_tensor, {inputs_tensor: inputs})
-    return inputs, outputs
+            try:
+                saver.restore(session, prefix)
+                outputs = session.run(output, feed_dict)
+            except tf.errors.OpError as error:
+                raise CheckpointError(f"The legacy graph failed to run: {first_line(error)}. "
+                                      f"Received: fed {sorted(feed.arrays)}") from None
+            extra = _run_extras(session, extras, feed_dict)
+    return feed, outputs, extra
+
+
+def _run_extras(session, tensors, feed_dict):
+    """Evaluates the extra tensors, skipping those that cannot be fetched (loop internals)."""
+    import tensorflow as tf
+
+    if not tensors:
+        return {}
+    try:
+        return dict(zip((tensor.name for tensor in tensors), session.run(tensors, feed_dict)))
+    except tf.errors.OpError:
+        values = {}
+        for tensor in tensors:
+            try:
+                values[tensor.name] = session.run(tensor, feed_dict)
+            except tf.errors.OpError:
+                continue
+        return values
 
 
 def _moving_average_var_list(graph, prefix):
@@ -124,59 +169,142 @@ def compare(legacy_outputs, keras_outputs):
     """Returns `(max_abs_diff, max_rel_diff)` of two output arrays.
 
     Raises:
-        ValueError: the shapes differ.
+        ModelError: the shapes differ.
+
+    Example:
+
+    >>> compare([1.0, -2.0], [1.0, -1.0])
+    (1.0, 0.5)
     """
     legacy_outputs = np.asarray(legacy_outputs, np.float64)
     keras_outputs = np.asarray(keras_outputs, np.float64)
     if legacy_outputs.shape != keras_outputs.shape:
-        raise ValueError(f"Output shapes differ: legacy {list(legacy_outputs.shape)}, "
-                         f"Keras {list(keras_outputs.shape)}")
+        raise ModelError(f"The Keras model's output does not have the legacy output's shape. "
+                         f"Expected {list(legacy_outputs.shape)}. "
+                         f"Received: keras_output_shape={list(keras_outputs.shape)}")
     max_abs = float(np.max(np.abs(legacy_outputs - keras_outputs))) if legacy_outputs.size else 0.0
     scale = float(np.max(np.abs(legacy_outputs))) if legacy_outputs.size else 0.0
     return max_abs, (max_abs / scale if scale > 0 else max_abs)
 
 
-def verify(checkpoint, model, *, input_tensor, output_tensor, input_shape=None, input_max=None,
-           batch_size=2, seed=0, tolerance=1e-5, ema=False):
-    """Compares the legacy graph's output with the Keras model's on one seeded batch.
+def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
+                            input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE,
+                            seed=0, tolerance=DEFAULT_TOLERANCE, layers=False, input_tensor=None,
+                            input_shape=None, keep_failed=False):
+    """Returns the `VerifySettings` that `verify`'s keyword arguments describe.
 
-    Args:
-        checkpoint: the legacy checkpoint prefix (its `.meta` must exist).
-        model: the Keras model, with the converted weights restored.
-        input_tensor: the graph's input placeholder, e.g. `inputs:0`.
-        output_tensor: the graph's output to compare, e.g. `logits:0`.
-        input_shape: input shape without the batch dimension, where the
-            placeholder leaves dimensions unknown.
-        input_max: for integer inputs, values are drawn from `[0, input_max)`.
-        batch_size: rows in the random batch.
-        seed: NumPy seed of the batch.
-        tolerance: largest accepted `max_rel_diff`.
-        ema: evaluate the legacy graph with its moving averages (compare with
-            an output converted with `ema=True`).
-
-    Returns:
-        A `VerifyReport`; `report.passed` tells whether the tolerance holds.
+    `input_tensor` (one name, or names separated by commas) and `input_shape`
+    (one shape for all inputs) are the single-input spellings of
+    `input_tensors` and `input_shapes`; an integer `input_max` applies to all.
+    `keep_failed` matters only to `convert`.
 
     Example:
 
-        report = migrate.verify("train/model.ckpt-3", model, input_tensor="inputs:0",
-                                output_tensor="logits:0")
+    >>> settings_from_arguments(output_tensor="logits", input_tensor="a:0,b:0").input_tensors
+    ('a:0', 'b:0')
+    """
+    if input_tensor is not None:
+        if input_tensors is not None:
+            raise ArgumentError(f"Expected input_tensor or input_tensors, not both. Received: "
+                                f"input_tensor={input_tensor!r}, input_tensors={input_tensors!r}")
+        input_tensors = [name.strip() for name in str(input_tensor).split(",") if name.strip()]
+    if input_shape is not None:
+        if input_shapes is not None:
+            raise ArgumentError(f"Expected input_shape or input_shapes, not both. Received: "
+                                f"input_shape={input_shape!r}, input_shapes={input_shapes!r}")
+        input_shapes = [input_shape]
+    if isinstance(input_max, int) and not isinstance(input_max, bool):
+        input_max = [input_max]
+    if output_tensor is None:
+        raise ArgumentError("Verification compares one output of the legacy graph. Expected "
+                            "output_tensor, such as 'logits:0'. Received: output_tensor=None",
+                            option="output_tensor")
+    return VerifySettings(
+        output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
+        input_shapes=input_shapes, input_max=input_max, feeds=dict(feeds or {}),
+        inputs_file=inputs if isinstance(inputs, str) else None, batch_size=batch_size,
+        seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed)
+
+
+def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
+           input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE, seed=0,
+           tolerance=DEFAULT_TOLERANCE, ema=False, layers=False, table=None, converted=None,
+           settings=None, input_tensor=None, input_shape=None):
+    """Compares the legacy graph's output with the Keras model's on one batch.
+
+    The legacy graph is imported from the checkpoint's `.meta` and restored
+    by its own Saver in graph mode. Without `input_tensors`, the placeholders
+    the output depends on (not fed by `feeds`) are taken when they match the
+    Keras model's inputs in number; they are ordered like the Keras inputs
+    when named alike. No shape is ever guessed.
+
+    Args:
+        checkpoint: the legacy checkpoint prefix or directory (its `.meta` must exist).
+        model: the Keras model, with the converted weights restored.
+        output_tensor: the graph's output to compare, e.g. `logits:0`.
+        input_tensors: placeholders fed to the Keras model's inputs, in order,
+            e.g. `["input_ids:0", "token_type_ids:0"]`.
+        feeds: `{placeholder: constant}` for placeholders the Keras model does
+            not take, e.g. `{"istate:0": 0, "keep_prob:0": 1.0}`.
+        inputs: real arrays by tensor name: an `.npz` path or a dict.
+        input_shapes: per input, the shape without the batch dimension where
+            the placeholder leaves sizes unknown (one entry for all).
+        input_max: integer inputs are drawn from `[0, input_max)`: one int
+            for all inputs or one per input.
+        batch_size: rows in the generated batch.
+        seed: NumPy seed of the generated batch.
+        tolerance: largest accepted `max_rel_diff`.
+        ema: evaluate the legacy graph with its moving averages (compare with
+            an output converted with `ema=True`).
+        layers: also compare layer by layer (done anyway when parity fails).
+        table: the mapping table (path or `MappingTable`) for the layer-by-layer
+            comparison; else the one recorded in `converted`'s manifest.
+        converted: the converted output directory whose manifest names the table.
+        settings: a `VerifySettings` in place of the keyword arguments above.
+        input_tensor, input_shape: one-input spellings (`input_tensor` may be
+            comma-separated names).
+
+    Returns:
+        A `VerifyReport`; `report.passed` tells whether the tolerance holds,
+        `report.first_divergent_layer` names the first layer that differs.
+
+    Raises:
+        ArgumentError: tensors, feeds or shapes that do not fit the graph
+            (an unfed placeholder is named with its dtype and shape).
+        CheckpointError: no `.meta`, or the graph cannot be restored or run.
+        ModelError: the Keras output's shape differs from the legacy one.
+
+    Example:
+
+        report = migrate.verify("bert/model.ckpt-3", model,
+                                input_tensors=["input_ids:0", "token_type_ids:0"],
+                                output_tensor="encoder/output:0", input_max=[30, 2])
         assert report.passed, report.summary()
     """
-    from migrate import files
     from migrate.source.checkpoint import resolve_prefix
 
+    if settings is None:
+        settings = settings_from_arguments(
+            output_tensor=output_tensor, input_tensors=input_tensors, feeds=feeds, inputs=inputs,
+            input_shapes=input_shapes, input_max=input_max, batch_size=batch_size, seed=seed,
+            tolerance=tolerance, layers=layers, input_tensor=input_tensor,
+            input_shape=input_shape)
+    arrays = inputs if isinstance(inputs, dict) else None
     prefix = resolve_prefix(checkpoint)
-    meta_path = prefix + ".meta"
-    if not files.exists(meta_path):
-        raise CheckpointError(f"verify runs the legacy graph and needs {meta_path}, which does "
-                              f"not exist.")
-    inputs, legacy_outputs = run_legacy(
-        prefix, meta_path, input_tensor, output_tensor, batch_size=batch_size,
-        input_shape=input_shape, input_max=input_max, seed=seed, ema=ema)
-    keras_outputs = model(inputs, training=False)
-    keras_outputs = np.asarray(keras_outputs)
+    keras_names = inputs_lib.keras_input_names(model)
+    feed, legacy_outputs, _ = run_legacy(prefix, settings, keras_names, ema=ema, arrays=arrays)
+    keras_outputs = _keras_outputs(model, feed.keras_inputs())
     max_abs, max_rel = compare(legacy_outputs, keras_outputs)
-    return VerifyReport(output_tensor=output_tensor, shape=tuple(legacy_outputs.shape),
-                        max_abs_diff=max_abs, max_rel_diff=max_rel, tolerance=tolerance,
-                        batch_size=batch_size, seed=seed)
+    report = VerifyReport(output_tensor=settings.output_tensor, shape=tuple(legacy_outputs.shape),
+                          max_abs_diff=max_abs, max_rel_diff=max_rel,
+                          tolerance=settings.tolerance, batch_size=settings.batch_size,
+                          seed=settings.seed, inputs=feed.describe())
+    if settings.layers or not report.passed:
+        from migrate.verification import layers as layers_lib
+        layers_lib.attach(report, prefix, model, settings, ema=ema, arrays=feed.arrays,
+                          table=table, converted=converted)
+    return report
+
+
+def _keras_outputs(model, keras_inputs):
+    return np.asarray(model(keras_inputs, training=False))

@@ -148,7 +148,15 @@ def _split_columns(matrix, sections):
 def _lstm_graph_parameters(graph, scope):
     from migrate.mapping.layouts import tf1_graph
 
-    return tf1_graph.facts_parameters(tf1_graph.lstm_graph_facts(graph, scope))
+    facts = tf1_graph.lstm_graph_facts(graph, scope)
+    if facts.forget_bias is None:
+        # A default here would be a guess about the graph that actually ran.
+        raise LayoutError(
+            f"The checkpoint's graph shows no op that reads {scope}'s kernel, so its forget_bias "
+            f"(and cell clipping) cannot be read, and a table value cannot be checked against "
+            f"it. Expected the LSTM cell's ops in the .meta graph. Received: "
+            f"cell_op={facts.cell_op}, parts={list(facts.parts)}")
+    return tf1_graph.facts_parameters(facts)
 
 
 def _make_lstm_converter(name, *, kernel_part, bias_part, fixed_forget_bias, description,

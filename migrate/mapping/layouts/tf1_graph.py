@@ -10,9 +10,15 @@ layout converters can take them from the graph that actually ran.
 
 import collections
 import dataclasses
+import re
 from typing import Optional
 
 import numpy as np
+
+from migrate.mapping.layouts import LayoutError
+from migrate.mapping.layouts.recurrent import _PEEPHOLE_REASON
+from migrate.mapping.layouts.recurrent import _PROJECTION_REASON
+from migrate.mapping.layouts.recurrent import _TF1_FORGET_GATE
 
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops a variable's value passes through unchanged on its way into the cell:
@@ -20,6 +26,10 @@ _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _PASS_THROUGH_OPS = frozenset({"Identity", "RefIdentity", "ReadVariableOp", "Enter", "RefEnter",
                                "Switch", "RefSwitch", "Snapshot"})
 _ADD_OPS = frozenset({"Add", "AddV2"})
+# A partitioned variable (`name/part_0..N`) is read as one tensor by
+# concatenating its parts' reads along axis 0.
+_CONCAT_OPS = frozenset({"ConcatV2", "Concat"})
+_PART = re.compile(r"/part_\d+$")
 _SPLIT_OPS = frozenset({"Split", "SplitV"})
 # Fused LSTM ops and the input position of their weight matrix `w`.
 _FUSED_LSTM_WEIGHT_INPUT = {"LSTMBlockCell": 3, "BlockLSTM": 4, "BlockLSTMV2": 4}
@@ -76,7 +86,39 @@ class LstmGraphFacts:
         return tuple(problems)
 
 
-def lstm_graph_facts(graph, scope):
+def graph_index(graph):
+    """Returns the index `lstm_graph_facts` walks, to share between calls on one graph."""
+    return _GraphIndex(graph.as_graph_def() if hasattr(graph, "as_graph_def") else graph)
+
+
+def lstm_cells(graph):
+    """Returns the `LstmGraphFacts` of every LSTM-like cell in a graph, whatever reads it.
+
+    A cell is a scope holding a kernel (`kernel` or `weights`, partitioned or
+    not) and either a projection or peephole weights, or `lstm` in its name.
+
+    Example:
+
+        for facts in lstm_cells(checkpoint.graph):
+            print(facts.scope, facts.problems())
+    """
+    index = graph_index(graph)
+    scopes = set()
+    for name in index.variable_names():
+        for part in (*_PROJECTION_PARTS, *_PEEPHOLE_PARTS, *_KERNEL_NAMES):
+            scope = name[:-len(part) - 1]
+            # Walking every conv kernel's readers would be slow and say nothing.
+            if name.endswith("/" + part) and (part not in _KERNEL_NAMES or "lstm" in scope.lower()):
+                scopes.add(scope)
+    found = []
+    for scope in sorted(scopes):
+        facts = lstm_graph_facts(graph, scope, index=index)
+        if any(part in facts.parts for part in _KERNEL_NAMES):
+            found.append(facts)
+    return found
+
+
+def lstm_graph_facts(graph, scope, *, index=None):
     """Reads an LSTM cell's forget bias, clipping, peepholes and projection from a graph.
 
     Works on graphs from TF 1.x (`while` loops built from Enter/Exit ops) and
@@ -90,6 +132,7 @@ def lstm_graph_facts(graph, scope):
         graph: a `tf.Graph` (for example from `tf.compat.v1.train.import_meta_graph`)
             or a `GraphDef`.
         scope: the cell's variable scope, e.g. `rnn/multi_rnn_cell/cell_0/lstm_cell`.
+        index: a `graph_index(graph)` to reuse, or None.
 
     Returns:
         An `LstmGraphFacts`; `forget_bias` is None when no op reads the kernel
@@ -107,7 +150,7 @@ def lstm_graph_facts(graph, scope):
         facts.forget_bias  # 1.0
     """
     scope = scope.rstrip("/")
-    index = _GraphIndex(graph.as_graph_def() if hasattr(graph, "as_graph_def") else graph)
+    index = index or graph_index(graph)
     parts = index.variable_parts(scope)
     kernel = next((f"{scope}/{name}" for name in _KERNEL_NAMES if name in parts), None)
     cell_ops, forget_biases, clips = set(), set(), set()
@@ -197,6 +240,11 @@ class _GraphIndex:
         output = int(pieces[-1]) if len(pieces) > 1 and pieces[-1].isdigit() else 0
         return pieces[0], output
 
+    def variable_names(self):
+        """Names of the variables of the top-level graph (partitions as one name)."""
+        return sorted({_PART.sub("", node.name) for node in self._nodes[None].values()
+                       if node.op in _VARIABLE_OPS})
+
     def variable_parts(self, scope):
         """Names (relative to `scope`) of the variable ops under `scope`."""
         prefix = scope + "/"
@@ -219,10 +267,22 @@ class _GraphIndex:
             if node is None:
                 return None
             if node.op in _VARIABLE_OPS:
-                return node.name
+                return _PART.sub("", node.name)
+            if node.op in _CONCAT_OPS:
+                return self._partitioned_variable_behind(location, node, depth)
             if node.op not in _PASS_THROUGH_OPS or not self._data_inputs(node):
                 return None
             text = self._data_inputs(node)[0]
+        return None
+
+    def _partitioned_variable_behind(self, location, concat, depth):
+        """The variable whose parts `concat` joins, or None when it joins anything else."""
+        inputs = self._data_inputs(concat)
+        # ConcatV2 takes the axis last, Concat first.
+        values = inputs[:-1] if concat.op == "ConcatV2" else inputs[1:]
+        found = {self._variable_behind(location, text, depth + 1) for text in values}
+        if len(found) == 1 and None not in found and len(values) > 1:
+            return found.pop()
         return None
 
     def _argument_source(self, function, argument, depth):

@@ -1,0 +1,308 @@
+"""What the legacy graph is fed: its placeholders, a seeded batch, constants and arrays by name."""
+
+import dataclasses
+
+import numpy as np
+
+from migrate import files
+from migrate.errors import ArgumentError
+from migrate.errors import CheckpointError
+from migrate.errors import first_line
+
+_PLACEHOLDER_OPS = frozenset({"Placeholder"})
+_FEED_HOW = ("feed it with feeds={{{name!r}: value}} (a constant at its shape, the batch "
+             "dimension set to the batch size) or give its array in the inputs file")
+
+
+@dataclasses.dataclass
+class LegacyFeed:
+    """What one run of the legacy graph is fed.
+
+    Attributes:
+        input_names: the placeholders also given to the Keras model, in the
+            order of the Keras model's inputs.
+        arrays: `{tensor name: array}` for every fed placeholder.
+    """
+
+    input_names: list
+    arrays: dict
+
+    def keras_inputs(self):
+        """Returns the Keras model's inputs: one array, or a list in input order."""
+        values = [self.arrays[name] for name in self.input_names]
+        return values[0] if len(values) == 1 else values
+
+    def describe(self):
+        """Returns `{name: {"shape", "dtype", "keras_input"}}` for the report."""
+        return {name: {"shape": list(array.shape), "dtype": str(array.dtype),
+                       "keras_input": name in self.input_names}
+                for name, array in self.arrays.items()}
+
+
+def describe_placeholder(tensor):
+    """Returns `name dtype [shape]` with `?` for unknown sizes (`<unknown rank>` without a rank)."""
+    if tensor.shape.rank is None:
+        shape = "<unknown rank>"
+    else:
+        shape = "[" + ", ".join("?" if size is None else str(size)
+                                for size in tensor.shape.as_list()) + "]"
+    return f"{tensor.name} {tensor.dtype.name} {shape}"
+
+
+def dependent_placeholders(graph, output):
+    """Returns the `Placeholder` tensors that `output` depends on, in graph order.
+
+    `placeholder_with_default` ops are not among them: they run without a feed.
+
+    Example:
+
+        placeholders = dependent_placeholders(graph, graph.get_tensor_by_name("logits:0"))
+    """
+    seen, stack, found = set(), [output.op], set()
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        if op.type in _PLACEHOLDER_OPS:
+            found.add(op.name)
+        stack.extend(tensor.op for tensor in op.inputs)
+        stack.extend(op.control_inputs)
+    return [op.outputs[0] for op in graph.get_operations() if op.name in found]
+
+
+def load_inputs_file(path):
+    """Returns `{tensor name: array}` from an `.npz` file (keys `name` or `name:0`).
+
+    Raises:
+        ArgumentError: the file cannot be read as an `.npz`.
+    """
+    if path is None:
+        return {}
+    try:
+        with files.gfile().GFile(path, "rb") as handle, np.load(handle) as archive:
+            return {(key if ":" in key else key + ":0"): archive[key] for key in archive.files}
+    except (OSError, ValueError) as error:
+        raise ArgumentError(f"Cannot read the inputs file: {first_line(error)}. Expected an .npz "
+                            f"of arrays keyed by tensor name. Received: inputs_file={path!r}",
+                            option="inputs_file") from None
+
+
+def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input_max=None, seed=0,
+                name="input"):
+    """Returns a seeded random batch that fits a placeholder.
+
+    Unknown dimensions come from `input_shape` (without the batch dimension)
+    and `batch_size`; a shape is never guessed. Integer inputs are drawn from
+    `[0, input_max)`, booleans at random, floats from a standard normal.
+
+    Args:
+        placeholder_shape: the placeholder's shape as a list (None for an
+            unknown size), or None for an unknown rank.
+        dtype: a NumPy dtype.
+        batch_size: the size of the first dimension when it is unknown.
+        input_shape: the shape without the batch dimension, or None.
+        input_max: the bound of integer values.
+        seed: NumPy seed.
+        name: the placeholder's name, for error messages.
+
+    Raises:
+        ArgumentError: a dimension is unknown and no input shape is given, or
+            an integer input has no `input_max`.
+
+    Example:
+
+    >>> make_inputs([None, 3], "float32", batch_size=2).shape
+    (2, 3)
+    >>> make_inputs(None, "float32", batch_size=2, name="x:0")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ArgumentError: Placeholder x:0 has an unknown rank; ... input_shape=None
+    """
+    if input_shape is not None:
+        shape = [None, *input_shape]
+        if placeholder_shape is not None and len(placeholder_shape) != len(shape):
+            raise ArgumentError(
+                f"Placeholder {name} has shape {_text(placeholder_shape)}. Expected an input "
+                f"shape of {len(placeholder_shape) - 1} dimension(s) without the batch dimension. "
+                f"Received: input_shape={tuple(input_shape)!r}", option="input_shape")
+    elif placeholder_shape is None:
+        raise ArgumentError(f"Placeholder {name} has an unknown rank; its shape cannot be guessed. "
+                            f"Expected an input shape without the batch dimension. "
+                            f"Received: input_shape=None", option="input_shape")
+    else:
+        shape = list(placeholder_shape)
+    shape = [batch_size if index == 0 and size is None else size
+             for index, size in enumerate(shape)]
+    if any(size is None for size in shape):
+        raise ArgumentError(f"Placeholder {name} has shape {_text(placeholder_shape)}, with sizes "
+                            f"unknown beyond the batch; they cannot be guessed. Expected an input "
+                            f"shape without the batch dimension. Received: input_shape=None",
+                            option="input_shape")
+    rng = np.random.default_rng(seed)
+    dtype = np.dtype(dtype)
+    if dtype == np.bool_:
+        return rng.integers(0, 2, size=shape).astype(bool)
+    if np.issubdtype(dtype, np.integer):
+        if not input_max:
+            raise ArgumentError(f"Placeholder {name} takes {dtype} values. Expected input_max "
+                                f"(e.g. the vocabulary size). Received: input_max=None",
+                                option="input_max")
+        return rng.integers(0, input_max, size=shape).astype(dtype)
+    return rng.standard_normal(shape).astype(dtype)
+
+
+def constant_feed(tensor, value, batch_size):
+    """Returns `value` filled at the placeholder's shape, the batch dimension set to `batch_size`.
+
+    A placeholder of unknown rank is fed a scalar (as `keep_prob` usually is).
+
+    Raises:
+        ArgumentError: the placeholder has unknown sizes beyond the batch.
+    """
+    dtype = tensor.dtype.as_numpy_dtype
+    if tensor.shape.rank is None:
+        return np.asarray(value, dtype)
+    shape = [batch_size if index == 0 and size is None else size
+             for index, size in enumerate(tensor.shape.as_list())]
+    if any(size is None for size in shape):
+        raise ArgumentError(f"Placeholder {describe_placeholder(tensor)} has sizes unknown beyond "
+                            f"the batch, so a constant feed has no shape. Expected its array in "
+                            f"the inputs file. Received: feeds[{tensor.name!r}]={value!r}",
+                            option="inputs_file")
+    return np.full(shape, value, dtype)
+
+
+def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
+    """Decides what the legacy graph is fed and makes the arrays.
+
+    Args:
+        graph: the imported legacy `tf.Graph`.
+        output: the output tensor compared.
+        settings: a `VerifySettings`.
+        keras_input_names: `keras_input_names(model)`: the Keras inputs' names
+            and dtypes, in order (to count them, to order placeholders named
+            like them, and to check found placeholders' dtypes).
+        arrays: `{tensor name: array}` given directly, in place of the
+            settings' inputs file.
+
+    Returns:
+        A `LegacyFeed`.
+
+    Raises:
+        ArgumentError: a tensor does not exist, the inputs cannot be told
+            apart, a placeholder the output needs is not fed, or a shape is unknown.
+    """
+    arrays_from_file = {(name if ":" in name else name + ":0"): np.asarray(array)
+                        for name, array in (arrays or {}).items()}
+    arrays_from_file = arrays_from_file or load_inputs_file(settings.inputs_file)
+    needed = dependent_placeholders(graph, output)
+    feeds = dict(settings.feeds)
+    keras_names = [name for name, _ in keras_input_names]
+    if settings.input_tensors:
+        input_names = _order_like_keras(list(settings.input_tensors), keras_names)
+    else:
+        candidates = [tensor for tensor in needed if tensor.name not in feeds]
+        if len(candidates) != len(keras_input_names):
+            listed = "; ".join(describe_placeholder(tensor) for tensor in needed) or "none"
+            raise ArgumentError(
+                f"The output {output.name} depends on {len(candidates)} placeholder(s) not fed "
+                f"by a constant, and the Keras model takes {len(keras_input_names)} input(s), so "
+                f"they cannot be matched. Expected input_tensors naming the Keras inputs' "
+                f"placeholders in order, and feeds for the rest. Received: placeholders {listed}",
+                option="input_tensors")
+        input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
+        _check_dtypes(graph, output, input_names, keras_input_names, needed)
+    arrays = {}
+    for index, name in enumerate(input_names):
+        tensor = tensor_by_name(graph, name, "input_tensors")
+        if name in arrays_from_file:
+            arrays[name] = arrays_from_file[name]
+            continue
+        shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
+        seed = settings.seed if index == 0 else [settings.seed, index]
+        arrays[name] = make_inputs(shape, tensor.dtype.as_numpy_dtype,
+                                   batch_size=settings.batch_size,
+                                   input_shape=settings.shape_for(index),
+                                   input_max=settings.max_for(index), seed=seed, name=name)
+    for name, value in feeds.items():
+        tensor = tensor_by_name(graph, name, "feeds")
+        arrays.setdefault(name, constant_feed(tensor, value, settings.batch_size))
+    for name, array in arrays_from_file.items():
+        if name not in arrays:
+            tensor_by_name(graph, name, "inputs_file")
+            arrays[name] = array
+    unfed = [tensor for tensor in needed if tensor.name not in arrays]
+    if unfed:
+        tensor = unfed[0]
+        raise ArgumentError(
+            f"The output {output.name} needs placeholder {describe_placeholder(tensor)}, which is "
+            f"not fed; {_FEED_HOW.format(name=tensor.name)}. Received: "
+            f"input_tensors={input_names}, feeds={sorted(feeds)}", option="feeds")
+    return LegacyFeed(input_names=input_names, arrays=arrays)
+
+
+def _check_dtypes(graph, output, input_names, keras_inputs, needed):
+    """Refuses placeholders found in the graph whose dtypes differ from the Keras inputs'."""
+    found = [graph.get_tensor_by_name(name).dtype.name for name in input_names]
+    expected = [dtype for _, dtype in keras_inputs]
+    if all(dtype is None or dtype == placeholder for dtype, placeholder in zip(expected, found)):
+        return
+    listed = "; ".join(describe_placeholder(tensor) for tensor in needed)
+    raise ArgumentError(
+        f"The placeholders that {output.name} depends on do not match the Keras model's inputs "
+        f"in dtype (Keras: {', '.join(map(str, expected))}). Expected input_tensors naming the "
+        f"Keras inputs' placeholders in order, and feeds for the rest. Received: placeholders "
+        f"{listed}", option="input_tensors")
+
+
+def tensor_by_name(graph, name, argument):
+    """Returns the graph's tensor `name`.
+
+    Raises:
+        ArgumentError: there is no such tensor (the message says which argument named it).
+    """
+    try:
+        return graph.get_tensor_by_name(name)
+    except (KeyError, ValueError) as error:
+        raise ArgumentError(f"The legacy graph has no tensor {name}: {first_line(error)}. "
+                            f"Expected a tensor name such as 'logits:0'. Received: "
+                            f"{argument} naming {name!r}", option=argument) from None
+
+
+def keras_input_names(model):
+    """Returns `[(name, dtype name or None)]` of a Keras model's inputs (one unnamed input
+    when the model does not say)."""
+    inputs = getattr(model, "inputs", None)
+    if not inputs:
+        return [("input", None)]
+    return [(str(getattr(tensor, "name", "input")).split(":")[0],
+             str(getattr(tensor.dtype, "name", tensor.dtype)) if hasattr(tensor, "dtype") else None)
+            for tensor in inputs]
+
+
+def _order_like_keras(input_names, keras_names):
+    """Orders placeholders like the Keras inputs when their names match one to one."""
+    by_op_name = {name.split(":")[0].rsplit("/", 1)[-1]: name for name in input_names}
+    if len(by_op_name) == len(input_names) and set(by_op_name) == set(keras_names):
+        return [by_op_name[name] for name in keras_names]
+    return list(input_names)
+
+
+def _text(shape):
+    if shape is None:
+        return "<unknown rank>"
+    return "[" + ", ".join("?" if size is None else str(size) for size in shape) + "]"
+
+
+def check_meta(prefix):
+    """Returns the `.meta` path of a legacy checkpoint prefix.
+
+    Raises:
+        CheckpointError: the `.meta` file does not exist.
+    """
+    meta_path = prefix + ".meta"
+    if not files.exists(meta_path):
+        raise CheckpointError(f"Verification runs the legacy graph, so it needs the checkpoint's "
+                              f"graph. Expected {meta_path}. Received: checkpoint={prefix!r}")
+    return meta_path

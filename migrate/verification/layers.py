@@ -1,0 +1,316 @@
+"""Layer by layer: each Keras layer's output against the legacy tensor it corresponds to.
+
+A Keras layer corresponds to the TF1 scope its weights were converted from
+(the table's rules say which variables fed it). Among the legacy tensors
+under that scope (or, if none fits, under its parent scopes) that depend on
+the fed inputs and hold as many values as the layer's output, the closest in
+value is taken as its twin. The first layer whose difference exceeds the
+tolerance is where the conversion went wrong.
+"""
+
+import dataclasses
+import json
+import os
+
+import numpy as np
+
+from migrate import files
+from migrate.errors import ArgumentError
+from migrate.errors import MigrateError
+
+_SKIPPED_OPS = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "Shape", "Size",
+                          "Rank", "NoOp", "Assert"})
+_FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+_MANIFEST_NAME = "manifest.json"
+
+
+@dataclasses.dataclass
+class LayerDiff:
+    """One Keras layer's output against its legacy twin.
+
+    Attributes:
+        layer: the Keras layer name.
+        legacy_tensor: the legacy tensor taken as its twin, or None when none fits.
+        shape: the Keras layer output's shape.
+        max_abs_diff, max_rel_diff: as in `VerifyReport` (None without a twin).
+        sources: the TF1 variables converted into the layer.
+        rules: indexes of the table rules that converted them.
+        diverged: the difference exceeds the tolerance.
+    """
+
+    layer: str
+    legacy_tensor: str | None
+    shape: list
+    max_abs_diff: float | None
+    max_rel_diff: float | None
+    sources: list
+    rules: list
+    diverged: bool
+
+    def to_json(self):
+        return dataclasses.asdict(self)
+
+
+def table_text(layers, first_divergent_layer):
+    """Returns the readable per-layer table (and the first divergent layer's sources)."""
+    width = max([len("layer")] + [len(item["layer"]) for item in layers])
+    lines = [f"{'layer':<{width}}  {'max rel diff':>12}  legacy tensor"]
+    for item in layers:
+        diff = "-" if item["max_rel_diff"] is None else f"{item['max_rel_diff']:.3g}"
+        mark = "  <- first divergent" if item["layer"] == first_divergent_layer else ""
+        lines.append(f"{item['layer']:<{width}}  {diff:>12}  {item['legacy_tensor'] or '-'}{mark}")
+    if first_divergent_layer is None:
+        lines.append("no layer diverges beyond the tolerance")
+    else:
+        item = next(item for item in layers if item["layer"] == first_divergent_layer)
+        lines.append(f"first divergent layer {first_divergent_layer}: fed by "
+                     f"{', '.join(item['sources'])} (table rules {item['rules']})")
+    return "\n".join(lines)
+
+
+def attach(report, prefix, model, settings, *, ema, arrays, table, converted):
+    """Runs the layer-by-layer comparison and records it in `report`.
+
+    When no table is known, or the model is not a functional Keras model,
+    `report.layers_note` says why there is no comparison; when `layers` was
+    asked for explicitly, that is an error instead.
+
+    Raises:
+        ArgumentError: the comparison was asked for and cannot be made.
+    """
+    try:
+        report.layers = [item.to_json() for item in compare_layers(
+            prefix, model, settings, ema=ema, arrays=arrays,
+            table=table_for(table, converted))]
+    except MigrateError as error:
+        if settings.layers:
+            raise
+        report.layers_note = f"no layer-by-layer comparison: {error}"
+        return
+    report.first_divergent_layer = next(
+        (item["layer"] for item in report.layers if item["diverged"]), None)
+
+
+def table_for(table, converted):
+    """Returns the mapping table given, or the one `converted`'s manifest records.
+
+    Raises:
+        ArgumentError: neither gives a readable table.
+    """
+    from migrate.pipeline import load_table
+
+    if table is not None:
+        return load_table(table)
+    if converted is not None:
+        manifest_path = files.join(str(converted), _MANIFEST_NAME)
+        if files.exists(manifest_path):
+            with files.gfile().GFile(manifest_path, "r") as handle:
+                path = (json.load(handle).get("table") or {}).get("path")
+            if path and files.exists(path):
+                return load_table(path)
+    raise ArgumentError("The layer-by-layer comparison needs the mapping table that says which "
+                        "TF1 variables fed each layer. Expected table, or converted naming an "
+                        f"output whose manifest records a readable table. Received: table=None, "
+                        f"converted={converted!r}", option="table")
+
+
+def layer_sources(prefix, model, table):
+    """Returns `[(layer, [TF1 variables], [rule indexes])]` for layers with converted weights.
+
+    Layers come in the model's (topological) order.
+    """
+    from migrate import pipeline
+    from migrate.options import ConversionOptions
+    from migrate.planning import target as target_model
+
+    # The plan as convert makes it (layout parameters read from the graph);
+    # its problems do not matter here, only which variables fed which weight.
+    conversion_plan = pipeline.plan(prefix, table, model,
+                                    options=ConversionOptions(keep="model_state"))
+    weights = target_model.weights(model)
+    by_variable = {id(variable): path for path, (_, variable) in weights.items()}
+    by_target = {}
+    for assignment in conversion_plan.assignments:
+        for target in assignment.targets:
+            by_target[target] = (assignment.sources, assignment.rule.index)
+    found = []
+    for layer in model.layers:
+        sources, rules = [], []
+        for variable in layer.weights:
+            entry = by_target.get(by_variable.get(id(variable)))
+            if entry is None:
+                continue
+            sources.extend(name for name in entry[0] if name not in sources)
+            if entry[1] not in rules:
+                rules.append(entry[1])
+        if sources:
+            found.append((layer, sources, sorted(rules)))
+    return found
+
+
+def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
+    """Compares each converted Keras layer's output with its legacy twin.
+
+    Args:
+        prefix: the legacy checkpoint prefix (with its `.meta`).
+        model: the functional Keras model with the converted weights.
+        settings: the `VerifySettings` of the parity check.
+        ema: restore the legacy graph's moving averages.
+        arrays: the arrays fed in the parity check, by tensor name.
+        table: the `MappingTable` of the conversion.
+
+    Returns:
+        A list of `LayerDiff`, in the model's layer order.
+
+    Raises:
+        ArgumentError: the model is not functional (its layers' outputs
+            cannot be taken), or no layer has converted weights.
+    """
+    import keras
+
+    from migrate.verification import inputs as inputs_lib
+    from migrate.verification import parity
+
+    sources = layer_sources(prefix, model, table)
+    if not sources:
+        raise ArgumentError("No layer of the model holds weights the table converts. Expected "
+                            "the table of this conversion. Received: table=" + repr(table.origin))
+    try:
+        probe = keras.Model(model.inputs, [layer.output for layer, _, _ in sources])
+    except (AttributeError, ValueError, TypeError) as error:
+        raise ArgumentError(f"The layer-by-layer comparison takes each layer's output, which only "
+                            f"a functional Keras model exposes: {error}. Received: "
+                            f"model={type(model).__name__}") from None
+    scopes = {layer.name: _scope_of(names) for layer, names, _ in sources}
+    feed, _, legacy = parity.run_legacy(
+        prefix, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
+        extra_tensors=lambda graph: _candidates(graph, arrays, scopes.values()))
+    outputs = probe(feed.keras_inputs(), training=False)
+    outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    results = []
+    for (layer, names, rules), output in zip(sources, outputs):
+        output = np.asarray(output)
+        twin, max_abs, max_rel = _closest(output, scopes[layer.name], legacy)
+        results.append(LayerDiff(
+            layer=layer.name, legacy_tensor=twin, shape=list(output.shape),
+            max_abs_diff=max_abs, max_rel_diff=max_rel, sources=list(names), rules=rules,
+            diverged=max_rel is not None and max_rel > settings.tolerance))
+    return results
+
+
+def _scope_of(names):
+    """The deepest scope holding every one of `names` (without the variable's own name)."""
+    parts = [name.split("/")[:-1] for name in names]
+    common = []
+    for pieces in zip(*parts):
+        if len(set(pieces)) != 1:
+            break
+        common.append(pieces[0])
+    return "/".join(common)
+
+
+def _candidates(graph, fed_names, scopes):
+    """Float tensors of the top-level graph under `scopes` (or their parents) that depend on
+    the fed placeholders."""
+    fed_ops = {name.split(":")[0] for name in fed_names}
+    live, stack = set(), [graph.get_operation_by_name(name) for name in fed_ops]
+    while stack:
+        op = stack.pop()
+        if op.name in live:
+            continue
+        live.add(op.name)
+        stack.extend(consumer for tensor in op.outputs for consumer in tensor.consumers())
+    prefixes = set()
+    for scope in scopes:
+        pieces = scope.split("/")
+        prefixes.update("/".join(pieces[:end]) + "/" for end in range(1, len(pieces) + 1) if scope)
+    found = []
+    for op in graph.get_operations():
+        if op.name not in live or op.type in _SKIPPED_OPS:
+            continue
+        # Tensors inside a v1 while loop or cond cannot be fetched from outside it.
+        if getattr(op, "_control_flow_context", None) is not None:
+            continue
+        if not any(op.name.startswith(prefix) for prefix in prefixes):
+            continue
+        found.extend(tensor for tensor in op.outputs if tensor.dtype.name in _FLOAT_DTYPES)
+    return found
+
+
+def _fitted(value, output):
+    """Returns `value` in `output`'s shape, or None when it cannot stand for it.
+
+    A tensor of as many values is reshaped in C order (BERT's 2-D
+    activations); a smaller one is broadcast (a slice of position embeddings
+    that the Keras layer broadcasts over the batch).
+    """
+    if value.size == 0 or value.size > output.size:
+        return None
+    if value.size == output.size:
+        return value.reshape(output.shape)
+    try:
+        return np.broadcast_to(value, output.shape)
+    except ValueError:
+        return None
+
+
+def _closest(output, scope, legacy):
+    """Returns `(tensor name, max abs diff, max rel diff)` of the closest fitting tensor.
+
+    The deepest scope with a fitting tensor wins, so a layer is not matched
+    with a neighbour's output when its own is there. Tensors that depend on
+    the inputs fit as `_fitted` says.
+    """
+    pieces = scope.split("/")
+    scale = float(np.max(np.abs(output))) if output.size else 0.0
+    for end in range(len(pieces), 0, -1):
+        prefix = "/".join(pieces[:end]) + "/"
+        best = None
+        for name, value in legacy.items():
+            if not name.startswith(prefix):
+                continue
+            value = _fitted(np.asarray(value), output)
+            if value is None:
+                continue
+            value = value.astype(np.float64)
+            max_abs = float(np.max(np.abs(value - output)))
+            if best is None or max_abs < best[1]:
+                legacy_scale = float(np.max(np.abs(value))) or scale
+                best = (name, max_abs, max_abs / legacy_scale if legacy_scale > 0 else max_abs)
+        if best is not None:
+            return best
+    return None, None, None
+
+
+def plot(layers, path, *, tolerance):
+    """Writes a PNG of the max relative difference per layer (log scale) to `path`.
+
+    Needs matplotlib (the `plot` extra); the text table is always in the report.
+
+    Raises:
+        ArgumentError: matplotlib is not installed.
+    """
+    try:
+        import matplotlib
+        matplotlib.use("Agg")
+        from matplotlib import pyplot
+    except ImportError:
+        raise ArgumentError("The layer plot needs matplotlib (pip install 'tf1-migrate[plot]'). "
+                            f"Expected matplotlib installed. Received: plot={path!r}",
+                            option="plot") from None
+    names = [item["layer"] for item in layers]
+    values = [item["max_rel_diff"] if item["max_rel_diff"] else np.nan for item in layers]
+    figure, axes = pyplot.subplots(figsize=(max(6, 0.35 * len(names)), 4))
+    axes.bar(range(len(names)), values, color=["tab:red" if item["diverged"] else "tab:blue"
+                                               for item in layers])
+    axes.axhline(tolerance, color="black", linestyle="--", label=f"tolerance {tolerance:g}")
+    axes.set_yscale("log")
+    axes.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    axes.set_ylabel("max relative difference")
+    axes.legend()
+    figure.tight_layout()
+    temporary = f"{path}.partial-{os.getpid()}.png"
+    figure.savefig(temporary, format="png")
+    pyplot.close(figure)
+    os.replace(temporary, path)
+    return path

@@ -1,0 +1,76 @@
+"""Verification inside `convert`: restore a fresh model from the staged output and prove it."""
+
+from migrate.errors import ModelError
+from migrate.errors import VerificationError
+from migrate.errors import first_line
+
+
+def fresh_model(model_spec, model):
+    """Returns a new model of the same structure as `model`, to restore the output into.
+
+    Args:
+        model_spec: what `convert` was given: `module:callable` text, a
+            factory, or a model instance.
+        model: the built model the conversion assigned into.
+
+    Raises:
+        ModelError: a model instance that Keras cannot clone (give a factory).
+    """
+    from migrate import pipeline
+    from migrate.planning import target as target_model
+
+    if isinstance(model_spec, str) or (callable(model_spec)
+                                       and not hasattr(model_spec, "trainable_weights")):
+        return pipeline.load_model(model_spec)
+    if target_model.is_keras_3(model):
+        import keras
+        clone = keras.models.clone_model
+    else:
+        import tf_keras
+        clone = tf_keras.models.clone_model
+    try:
+        return pipeline.load_model(clone(model))
+    except (ValueError, TypeError, NotImplementedError) as error:
+        raise ModelError(f"Verification restores the output into a fresh model, and this model "
+                         f"cannot be cloned: {first_line(error)}. Expected a factory or "
+                         f"'module:callable'. Received: model={type(model).__name__}") from None
+
+
+def verify_staged(prefix, model_spec, model, staging, options, table):
+    """Restores the staged output into a fresh model and compares it with the legacy graph.
+
+    Args:
+        prefix: the legacy checkpoint prefix.
+        model_spec, model: as for `fresh_model`.
+        staging: the temporary output directory, checkpoint written.
+        options: the `ConversionOptions` (its `verify` settings and `ema`).
+        table: the `MappingTable`, for the layer-by-layer comparison.
+
+    Returns:
+        The `VerifyReport`.
+
+    Raises:
+        VerificationError: the outputs differ beyond the tolerance and
+            `keep_failed` is not set (the staged output is then discarded).
+    """
+    from migrate.verification import parity
+    from migrate.verification import restore as restore_lib
+
+    fresh = fresh_model(model_spec, model)
+    restore_lib.restore(fresh, staging)
+    report = parity.verify(prefix, fresh, settings=options.verify, ema=options.ema, table=table)
+    if not report.passed and not options.verify.keep_failed:
+        raise failure(report, kept=None)
+    return report
+
+
+def failure(report, *, kept):
+    """Returns the `VerificationError` for a failed report (`kept`: where the output stays)."""
+    where = f"the output is kept at {kept}" if kept else "nothing was written"
+    layer = (f"; first divergent layer {report.first_divergent_layer}"
+             if report.first_divergent_layer else "")
+    return VerificationError(
+        f"The converted model's output differs from the legacy graph's ({where}). Expected "
+        f"max relative diff <= {report.tolerance:g}. Received: "
+        f"max_rel_diff={report.max_rel_diff:.3g} on {report.output_tensor}{layer}",
+        option="keep_failed")

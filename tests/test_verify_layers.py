@@ -1,0 +1,167 @@
+"""The first layer that diverges: each deliberately broken conversion is pinned on its layer."""
+
+import keras
+import numpy as np
+import pytest
+
+import verify_graphs
+from migrate import zoo
+
+SIZE, CHANNELS, DEPTH = 6, 3, 4
+UNITS, FEATURES, STEPS = 4, 3, 5
+
+
+def _deep_convnet():
+    tf = verify_graphs.tf_v1()
+    images = tf.placeholder(tf.float32, [None, SIZE, SIZE, CHANNELS], name="images")
+    net = images
+    for index in range(1, DEPTH + 1):
+        net = tf.layers.conv2d(net, CHANNELS, 3, padding="same", activation=tf.nn.relu,
+                               name=f"conv{index}")
+    tf.identity(tf.layers.dense(tf.layers.flatten(net), 2, name="logits"), name="output")
+
+
+def _deep_convnet_model():
+    images = keras.Input((SIZE, SIZE, CHANNELS), name="images")
+    net = images
+    for index in range(1, DEPTH + 1):
+        net = keras.layers.Conv2D(CHANNELS, 3, padding="same", activation="relu",
+                                  name=f"conv{index}")(net)
+    net = keras.layers.Flatten(name="flatten")(net)
+    return keras.Model(images, keras.layers.Dense(2, name="logits")(net))
+
+
+_CONVNET_TABLE = """
+[[rule]]
+match = 'conv3/kernel'
+target = 'conv3/kernel'
+transform = [{broken}]
+
+[[rule]]
+match = '(conv\\d|logits)/(kernel|bias)'
+target = '\\1/\\2'
+"""
+
+
+def test_a_transposed_kernel_in_one_convolution_is_named(tmp_path):
+    import migrate
+
+    prefix = verify_graphs.save_graph(tmp_path, _deep_convnet)
+    right = verify_graphs.write_table(tmp_path / "right.toml", _CONVNET_TABLE.format(broken=""))
+    model = verify_graphs.convert_and_restore(prefix, right, _deep_convnet_model,
+                                              tmp_path / "right")
+    report = migrate.verify(prefix, model, output_tensor="output:0", layers=True, table=right)
+    assert report.passed and report.first_divergent_layer is None
+    assert [item["layer"] for item in report.layers] == ["conv1", "conv2", "conv3", "conv4",
+                                                          "logits"]
+    assert report.layers[2]["legacy_tensor"] == "conv3/Relu:0"
+
+    # The kernel's spatial axes swapped: the shapes still fit, the outputs do not.
+    broken = verify_graphs.write_table(tmp_path / "broken.toml",
+                                       _CONVNET_TABLE.format(broken="'transpose(1, 0, 2, 3)'"))
+    model = verify_graphs.convert_and_restore(prefix, broken, _deep_convnet_model,
+                                              tmp_path / "broken")
+    # Parity fails, so the layers are compared without being asked; the table
+    # comes from the converted output's manifest.
+    report = migrate.verify(prefix, model, output_tensor="output:0",
+                            converted=str(tmp_path / "broken"))
+    assert not report.passed and report.first_divergent_layer == "conv3", report.summary()
+    conv3 = report.layers[2]
+    assert conv3["sources"] == ["conv3/kernel", "conv3/bias"] and conv3["rules"] == [1, 2]
+    assert not report.layers[1]["diverged"]
+    assert "first divergent layer conv3" in report.summary()
+
+
+def _lstm_stack():
+    tf = verify_graphs.tf_v1()
+    net = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+    for name in ("lstm1", "lstm2"):
+        with tf.variable_scope(name):
+            net, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.LSTMCell(UNITS), net, dtype=tf.float32)
+    tf.identity(tf.layers.dense(net, 2, name="dense"), name="output")
+
+
+def _lstm_stack_model():
+    inputs = keras.Input((STEPS, FEATURES), name="inputs")
+    net = keras.layers.LSTM(UNITS, return_sequences=True, name="lstm1")(inputs)
+    net = keras.layers.LSTM(UNITS, return_sequences=True, name="lstm2")(net)
+    return keras.Model(inputs, keras.layers.Dense(2, name="dense")(net))
+
+
+# The second LSTM's fused kernel is cut into Keras's kernel and recurrent
+# kernel as if TF1 kept Keras's gate order (i, f, c, o): it keeps (i, j, f, o).
+_GATE_ORDER_MISTAKE = f"""
+[[rule]]
+match = 'lstm1/rnn/lstm_cell'
+layout = 'lstm'
+target = 'lstm1/lstm_cell'
+
+[[rule]]
+match = 'lstm2/rnn/lstm_cell/bias'
+target = 'lstm2/lstm_cell/bias'
+
+[[rule]]
+match = 'lstm2/rnn/lstm_cell'
+layout = 'split'
+target = 'lstm2/lstm_cell'
+source_part = 'kernel'
+target_parts = ['kernel', 'recurrent_kernel']
+axis = 0
+sizes = [{UNITS}, {UNITS}]
+
+[[rule]]
+match = 'dense/(kernel|bias)'
+target = 'dense/\\1'
+"""
+
+
+def test_a_gate_order_mistake_in_the_second_lstm_of_a_stack_is_named(tmp_path):
+    import migrate
+
+    prefix = verify_graphs.save_graph(tmp_path, _lstm_stack)
+    table = verify_graphs.write_table(tmp_path / "table.toml", _GATE_ORDER_MISTAKE)
+    model = verify_graphs.convert_and_restore(prefix, table, _lstm_stack_model,
+                                              tmp_path / "converted")
+    report = migrate.verify(prefix, model, output_tensor="output:0", table=table)
+    assert not report.passed and report.first_divergent_layer == "lstm2", report.summary()
+    first, second = report.layers[:2]
+    assert first["layer"] == "lstm1" and not first["diverged"]
+    assert first["max_rel_diff"] < 1e-5 and first["legacy_tensor"].startswith("lstm1/")
+    assert second["rules"] == [2, 3]
+
+
+def test_one_permuted_attention_head_is_named(legacy_checkpoint, tmp_path):
+    import migrate
+
+    entry = zoo.get("bert_encoder")
+    prefix = legacy_checkpoint("bert_encoder")
+    model = verify_graphs.convert_and_restore(prefix, entry.table_path, entry.build_model,
+                                              tmp_path / "converted")
+    assert migrate.verify(prefix, model, **entry.verify).passed
+    # As a table that permuted the query heads of layer 1 would: heads 0 and 1 swapped.
+    query = model.get_layer("layer_1_attention")._query_dense.kernel
+    value = np.array(query)
+    query.assign(value[:, [1, 0, *range(2, value.shape[1])], :])
+    report = migrate.verify(prefix, model, table=entry.table_path, **entry.verify)
+    assert not report.passed
+    assert report.first_divergent_layer == "layer_1_attention", report.summary()
+    assert all(not item["diverged"] for item in report.layers
+               if item["layer"].startswith(("layer_0", "embeddings")))
+
+
+def test_the_layer_plot_is_a_png_or_says_it_needs_matplotlib(tmp_path):
+    import importlib.util
+
+    import migrate
+    from migrate.verification import layers
+
+    items = [{"layer": "a", "max_rel_diff": 1e-7, "diverged": False},
+             {"layer": "b", "max_rel_diff": 0.3, "diverged": True}]
+    path = str(tmp_path / "layers.png")
+    if importlib.util.find_spec("matplotlib") is None:  # the optional `plot` extra
+        with pytest.raises(migrate.ArgumentError, match="needs matplotlib"):
+            layers.plot(items, path, tolerance=1e-5)
+        return
+    assert layers.plot(items, path, tolerance=1e-5) == path
+    assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.png"]
