@@ -90,7 +90,8 @@ def test_tensorflow_really_aborts_on_such_an_index_and_the_cli_does_not(seed_pre
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"error: Checkpoint index {prefix}.index is damaged: tensor 'conv/kernel' has a negative "
-        f"dimension in its shape [-2, 3, 3, 4]; TensorFlow's reader would abort the process on it.")
+        f"dimension in its shape [-2, 3, 3, 4]; TensorFlow's reader would abort the process on it. "
+        f"Expected an index whose records all parse. Received: checkpoint={prefix!r}")
 
 
 def test_index_reader_gives_extents_and_leaves_unknown_bytes_to_tensorflow(seed_prefix):

@@ -23,6 +23,8 @@ from typing import Callable
 
 import numpy as np
 
+from migrate.errors import MigrateError
+
 _CALL = re.compile(r"\s*([a-z_][a-z0-9_]*)\s*\((.*)\)\s*", re.DOTALL)
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
@@ -32,7 +34,7 @@ DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32",
           "uint8", "bool")
 
 
-class TransformError(ValueError):
+class TransformError(MigrateError):
     """A transform is malformed, unknown, or does not fit the tensor's shape."""
 
 

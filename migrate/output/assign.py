@@ -74,8 +74,9 @@ def _convert_and_assign(assignment, checkpoint, variables_by_path, nonfinite, al
         variable = variables_by_path[target]
         expected = tuple(int(size) for size in variable.shape)
         if tuple(value.shape) != expected:
-            raise ModelError(f"{target}: conversion produced shape {list(value.shape)}, "
-                             f"expected {list(expected)}")
+            raise ModelError(
+                f"The conversion produced a tensor the model weight {target!r} cannot hold. "
+                f"Expected shape {list(expected)}. Received: shape={list(value.shape)}")
         variable.assign(value)
         nbytes += value.nbytes
     return nbytes
@@ -87,5 +88,6 @@ def _check_finite(name, shape, bad, nonfinite, allow_nonfinite):
     nonfinite.append((name, bad))
     if not allow_nonfinite:
         raise CheckpointError(
-            f"{name} {list(shape)} holds {bad} NaN/Inf value(s); refusing "
-            f"to convert (pass --allow_nonfinite to carry them anyway).")
+            f"{name} {list(shape)} holds {bad} NaN/Inf value(s); refusing to convert. Expected "
+            f"finite values, or allow_nonfinite=True to carry them anyway. "
+            f"Received: {name}.shape={list(shape)}", option="allow_nonfinite")

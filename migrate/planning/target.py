@@ -1,4 +1,4 @@
-"""The target Keras model: built from a factory, its weights by path, and which a checkpoint reaches."""
+"""The target Keras model: built from a factory, its weights by path, what a checkpoint reaches."""
 
 import dataclasses
 import importlib
@@ -37,40 +37,79 @@ def load_factory(spec):
 
     Only the named module is imported, and importing it runs its code.
 
+    Args:
+        spec: text such as `migrate.zoo.resnet_v1_50:build_model`.
+
+    Returns:
+        The callable.
+
     Raises:
-        ModelError: the text is not `module:callable`, or the import fails.
+        ModelError: the text is not `module:callable`, the import fails (the
+            user's error is chained as the cause, for its traceback), or the
+            module has no such callable.
+
+    Example:
+
+    >>> load_factory("os.path:join")("a", "b")
+    'a/b'
+    >>> load_factory("os.path")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ModelError: Expected a model factory as module:callable, ... model='os.path'
     """
     module_name, _, attribute = str(spec).partition(":")
     if not module_name or not attribute:
         raise ModelError(
             f"Expected a model factory as module:callable, e.g. "
-            f"migrate.zoo.resnet_v1_50:build_model. Received: --model={spec!r}")
+            f"migrate.zoo.resnet_v1_50:build_model. Received: model={spec!r}")
     try:
         module = importlib.import_module(module_name)
-    except Exception as error:
-        raise ModelError(f"Cannot import model module {module_name!r}: {first_line(error)}") from None
+    except Exception as error:  # The user's module: any error; the cause keeps its traceback.
+        raise ModelError(
+            f"Cannot import model module {module_name!r}: {first_line(error)}. Expected an "
+            f"importable module. Received: model={spec!r}") from error
     factory = getattr(module, attribute, None)
     if not callable(factory):
-        raise ModelError(f"Module {module_name!r} has no callable {attribute!r}.")
+        raise ModelError(
+            f"Module {module_name!r} has no callable {attribute!r}. Expected module:callable. "
+            f"Received: model={spec!r}")
     return factory
 
 
 def build(factory):
     """Calls a model factory and checks that it returned a built Keras model.
 
+    Args:
+        factory: a callable without arguments that returns a built Keras model.
+
+    Returns:
+        The model.
+
     Raises:
-        ModelError: the factory failed or returned something else.
+        ModelError: the factory failed (its error is chained as the cause, for
+            its traceback) or returned something that is not a built model.
+
+    Example:
+
+        model = build(lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
     try:
         model = factory()
-    except Exception as error:
-        raise ModelError(f"The model factory failed: {first_line(error)}") from None
+    except Exception as error:  # The user's factory: any error; the cause keeps its traceback.
+        raise ModelError(f"The model factory failed: {first_line(error)}. Expected a factory "
+                         f"that returns a built Keras model. Received: factory={_name(factory)}"
+                         ) from error
     if not hasattr(model, "trainable_weights") or not hasattr(model, "non_trainable_weights"):
         raise ModelError(f"Expected the model factory to return a Keras model. "
-                         f"Received: {type(model).__name__}")
+                         f"Received: type={type(model).__name__}")
     if not model.weights:
-        raise ModelError("The model has no weights; build it (call it on an input) in the factory.")
+        raise ModelError(f"The model has no weights. Expected a built model (call it on an "
+                         f"input in the factory). Received: model={model.name!r}")
     return model
+
+
+def _name(factory):
+    return getattr(factory, "__qualname__", type(factory).__name__)
 
 
 def is_keras_3(model):
@@ -99,7 +138,9 @@ def weights(model):
             path = weight_path(variable)
             if path in found:
                 raise ModelError(
-                    f"Two model weights share the path {path!r}; give their layers unique names.")
+                    f"Two model weights share a path, so a table cannot tell them apart. "
+                    f"Expected unique paths (give their layers unique names). Received: "
+                    f"path={path!r}")
             dtype = variable.dtype
             dtype = getattr(dtype, "name", dtype)
             found[path] = (TargetWeight(path, tuple(int(size) for size in variable.shape),
@@ -150,5 +191,6 @@ def reachable_paths(model, target_paths, variables_by_path):
             f"{len(missing)} weight(s) cannot be reached from the model's object graph, so a "
             f"tf.train.Checkpoint would silently leave them out (Keras 3 does not track layers "
             f"held in plain Python lists or dicts; assign them to attributes or use a Keras "
-            f"container): {', '.join(missing[:10])}")
+            f"container). Expected every weight reachable. Received: unreachable weights "
+            f"{', '.join(missing[:10])}")
     return found

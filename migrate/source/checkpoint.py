@@ -9,6 +9,7 @@ import numpy as np
 from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
+from migrate.options import check_builder
 from migrate.source import bundle_index
 from migrate.source import roles as roles_lib
 
@@ -280,27 +281,34 @@ def _check_index(prefix, shards):
     cut, so a truncated copy would convert silently whenever the weights
     happen to come first. See `migrate.bundle_index`.
     """
+    import tensorflow as tf
+
     index_path = prefix + ".index"
     try:
-        summary = bundle_index.read_index(files.read_bytes(index_path))
-    except Exception as error:  # An unreadable file: TensorFlow's reader will say why.
-        del error
-        return
+        index_bytes = files.read_bytes(index_path)
+    except (OSError, tf.errors.OpError) as error:  # A directory, no permission, ...
+        raise CheckpointError(
+            f"Cannot read checkpoint index {index_path}: {first_line(error)}. Expected a "
+            f"readable file. Received: checkpoint={prefix!r}") from None
+    # Parsed outside the `try`: a bug in the parser must surface, never switch
+    # the check off.
+    summary = bundle_index.read_index(index_bytes)
     if summary is None:
         return
     if summary.problems:
         more = f" (and {len(summary.problems) - 1} more)" if len(summary.problems) > 1 else ""
         raise CheckpointError(
             f"Checkpoint index {index_path} is damaged: {summary.problems[0]}{more}; "
-            f"TensorFlow's reader would abort the process on it.")
+            f"TensorFlow's reader would abort the process on it. Expected an index whose "
+            f"records all parse. Received: checkpoint={prefix!r}")
     for path in shards:
         index = int(_DATA_SHARD.search(path).group(1))
         needed = summary.extents.get(index, 0)
         present = files.size(path)
         if present < needed:
             raise CheckpointError(
-                f"Checkpoint data file {path} is truncated: expected at least {needed} bytes "
-                f"(from {prefix}.index), received {present}. Copy the checkpoint again.")
+                f"Checkpoint data file {path} is truncated; copy the checkpoint again. Expected "
+                f"at least {needed} bytes (from {prefix}.index). Received: size={present}")
 
 
 def _import_meta_graph(meta_path):
@@ -311,10 +319,15 @@ def _import_meta_graph(meta_path):
         with graph.as_default():
             tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
     except Exception as error:
-        raise CheckpointError(
-            f"Cannot import the graph in {meta_path}: {first_line(error)} "
-            f"(pass --nouse_meta to classify variables by name rules instead).") from None
+        raise _meta_error(meta_path, error) from None
     return graph
+
+
+def _meta_error(meta_path, error):
+    return CheckpointError(
+        f"Cannot import the graph in {meta_path}: {first_line(error)}. Expected a readable "
+        f"MetaGraphDef, or use_meta=False to classify variables by name rules instead. "
+        f"Received: use_meta=True", option="use_meta")
 
 
 def _builder_graph(name):
@@ -324,14 +337,13 @@ def _builder_graph(name):
 
     import legacy_graphs
 
+    check_builder(name)
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         raise CheckpointError(
-            "A legacy_graphs builder needs TF_USE_LEGACY_KERAS=1 set before TensorFlow is "
-            "imported; the command line sets it when --builder is given.")
-    try:
-        builder = legacy_graphs.load_builder(name)
-    except ValueError as error:
-        raise CheckpointError(str(error)) from None
+            f"A legacy_graphs builder cannot define its graph in this process. Expected the "
+            f"environment variable TF_USE_LEGACY_KERAS=1 set before TensorFlow is imported "
+            f"(the command line sets it when a builder is given). Received: builder={name!r}")
+    builder = legacy_graphs.load_builder(name)
     graph = tf.Graph()
     with graph.as_default():
         builder.define_graph()
@@ -369,9 +381,7 @@ def _collections_from_meta(meta_path):
                         names.add(variable.variable_name.rsplit(":", 1)[0])
             found[key] = names
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
-        raise CheckpointError(
-            f"Cannot import the graph in {meta_path}: {first_line(error)} "
-            f"(pass --nouse_meta to classify variables by name rules instead).") from None
+        raise _meta_error(meta_path, error) from None
     return found
 
 

@@ -17,11 +17,14 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from migrate.errors import ArgumentError
+from migrate.errors import MigrateError
+
 Shape = tuple[int, ...]
 
 
-class LayoutError(ValueError):
-    """A layout converter cannot convert the variables it was given."""
+class LayoutError(MigrateError):
+    """A layout converter cannot convert the variables it was given, at plan or convert time."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +46,7 @@ class LayoutConverter:
             read, for example, the number of attention heads from them.
         convert: `(sources, target_shapes, parameters) -> arrays` for each
             target part; `sources` maps each source part to its array.
-        description: one line for `python -m migrate layouts` and errors.
+        description: one line on what the converter does, for errors and listings.
         source_parts_for: optional `parameters -> source parts`, for converters
             whose parts come from the table (e.g. which tensors to concatenate);
             when set it replaces `source_parts`.
@@ -86,9 +89,21 @@ _CONVERTERS: dict[str, LayoutConverter] = {}
 
 
 def register(converter):
-    """Adds `converter` to the registry; names are unique."""
+    """Adds `converter` to the registry; names are unique.
+
+    Args:
+        converter: a `LayoutConverter`.
+
+    Returns:
+        `converter`, so that `register` can wrap a definition.
+
+    Raises:
+        ArgumentError: a converter of that name is registered already.
+    """
     if converter.name in _CONVERTERS:
-        raise ValueError(f"Layout converter {converter.name!r} is already registered.")
+        raise ArgumentError(
+            f"Layout converter names must be unique; this one is registered already. "
+            f"Received: name={converter.name!r}")
     _CONVERTERS[converter.name] = converter
     return converter
 
