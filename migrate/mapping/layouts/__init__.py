@@ -19,6 +19,7 @@ import numpy as np
 
 from migrate.errors import ArgumentError
 from migrate.errors import MigrateError
+from migrate.errors import did_you_mean
 
 Shape = tuple[int, ...]
 
@@ -111,20 +112,42 @@ def register(converter):
 def get(name):
     """Returns the converter registered as `name`.
 
+    Args:
+        name: the value of `layout = ...` in a table rule.
+
+    Returns:
+        The `LayoutConverter`.
+
     Raises:
-        LayoutError: no converter has that name; the message lists the known ones.
+        LayoutError: no converter has that name; the message names the
+            closest and lists the known ones.
+
+    Example:
+
+    >>> get("lstm").target_parts
+    ('kernel', 'recurrent_kernel', 'bias')
+    >>> get("lstm_cell")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.mapping.layouts.LayoutError: Unknown layout converter. Did you mean 'lstm'? ...
     """
     _load_builtin_converters()
-    try:
-        return _CONVERTERS[name]
-    except KeyError:
+    if name not in _CONVERTERS:
         raise LayoutError(
-            f"Unknown layout converter. Expected one of {', '.join(sorted(_CONVERTERS))}. "
-            f"Received: layout={name!r}") from None
+            f"Unknown layout converter.{did_you_mean(name, _CONVERTERS)} Expected one of "
+            f"{', '.join(sorted(_CONVERTERS))}. Received: layout={name!r}")
+    return _CONVERTERS[name]
 
 
 def names():
-    """Returns the names of all registered converters, sorted."""
+    """Returns the names of all registered converters, sorted.
+
+    Example:
+
+    >>> names()  # doctest: +NORMALIZE_WHITESPACE
+    ['bert_attention', 'concat', 'cudnn_compatible_lstm', 'gru', 'gru_legacy_names',
+     'lstm', 'lstm_legacy_names', 'split']
+    """
     _load_builtin_converters()
     return sorted(_CONVERTERS)
 

@@ -75,6 +75,13 @@ def resolve_heads(target_shapes, parameters):
     Raises:
         LayoutError: the target shapes disagree with each other or with the
             `heads` parameter, or neither gives a number of heads.
+
+    Example:
+
+    >>> resolve_heads({"query/kernel": (768, 12, 64)}, {"heads": None})
+    12
+    >>> resolve_heads({}, {"heads": 12})
+    12
     """
     heads = parameters.get("heads")
     heads_origin = "the `heads` parameter"

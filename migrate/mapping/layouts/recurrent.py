@@ -32,6 +32,20 @@ a rule states which naming it expects and a missing part is still an error.
 `migrate.mapping.layouts.tf1_graph`; a forget bias found nowhere is an error, and a cell clip
 found anywhere is refused, since keras.layers.LSTM does not clip. Peephole
 (`w_f_diag`, `w_i_diag`, `w_o_diag`) and projection parts are refused by name.
+
+Example: a one-unit LSTMCell on a two-value input. TF1's columns (i, j, f, o)
+become Keras' (i, f, c, o), the input rows `kernel` and the state row
+`recurrent_kernel`, and the forget bias is folded into the Keras bias:
+
+>>> import numpy as np
+>>> tf1_kernel = np.array([[1., 2., 3., 4.], [5., 6., 7., 8.], [9., 10., 11., 12.]])
+>>> weights = LSTM.convert({"kernel": tf1_kernel, "bias": np.zeros(4)}, {},
+...                        {"forget_bias": 1.0, "cell_clip": None})
+>>> weights["kernel"], weights["recurrent_kernel"]
+(array([[1., 3., 2., 4.],
+       [5., 7., 6., 8.]]), array([[ 9., 11., 10., 12.]]))
+>>> weights["bias"]
+array([0., 1., 0., 0.])
 """
 
 import math
