@@ -53,7 +53,7 @@ class PlanError(MigrateError):
     """The conversion plan has problems; nothing was written.
 
     Attributes:
-        problems: every offender, each a `migrate.plan.Problem`.
+        problems: every offender, each a `migrate.planning.plan.Problem`.
     """
 
     def __init__(self, problems):
