@@ -14,7 +14,7 @@ rule whose `match` fully matches a TF1 name wins:
 
     [[rule]]
     match = 'rnn/multi_rnn_cell/cell_(\\d)/lstm_cell'   # a TF1 scope
-    layout = 'lstm'                                      # see migrate.layouts
+    layout = 'lstm'                                      # see migrate.mapping.layouts
     target = 'lstm_\\1/lstm_cell'                        # a Keras scope
     forget_bias = 1.0                                    # converter parameter
 

@@ -13,8 +13,8 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     Only the planned keys are read (slots, EMA shadows left out and dropped
     variables never are). A plain rule whose transforms only reshape is read
     by TensorFlow straight into the variable's memory when it holds at least
-    `direct_read.MIN_BYTES` (`migrate.direct_read`); other tensors go through
-    NumPy and are released before the next is read.
+    `migrate.output.direct_read.MIN_BYTES`; other tensors go through NumPy and
+    are released before the next is read.
 
     Args:
         plan: a `ConversionPlan` without problems.

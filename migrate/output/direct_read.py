@@ -42,15 +42,14 @@ def eligible(assignment, source, variable):
     """Returns True when `assignment` can be read straight into `variable`.
 
     Args:
-        assignment: a `migrate.plan.Assignment`.
+        assignment: a `migrate.planning.plan.Assignment`.
         source: the `SourceVariable` of the key the assignment reads.
         variable: the target model variable.
 
     Returns:
         True for a plain rule (no layout) of one source whose transforms only
-        reshape, on a numeric tensor of at least `MIN_BYTES` (read when
-        called, so tests can move it), into a TensorFlow resource variable of
-        the same dtype.
+        reshape, on a numeric tensor of at least `MIN_BYTES`, into a
+        TensorFlow resource variable of the same dtype.
 
     Example:
 

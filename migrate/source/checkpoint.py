@@ -32,8 +32,8 @@ class SourceVariable:
             one key holding the whole tensor).
         shape: the full shape.
         dtype: NumPy-style dtype name (`float32`, `int64`, `string`, ...).
-        role: what the variable is for (`migrate.roles.Role`).
-        role_source: where that decision came from (`migrate.roles.RoleSource`).
+        role: what the variable is for (`migrate.source.roles.Role`).
+        role_source: where that decision came from (`migrate.source.roles.RoleSource`).
         reason: a few words on the decision, for `inspect`.
     """
 
@@ -279,7 +279,7 @@ def _check_index(prefix, shards):
     TensorFlow CHECK-fails (SIGABRT, no exception) on some damaged index
     records, and notices a short shard only when it reads a tensor past the
     cut, so a truncated copy would convert silently whenever the weights
-    happen to come first. See `migrate.bundle_index`.
+    happen to come first. See `migrate.source.bundle_index`.
     """
     import tensorflow as tf
 

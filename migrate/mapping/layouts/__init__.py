@@ -153,7 +153,7 @@ def names():
 
 
 def _load_builtin_converters():
-    # Imported lazily so that `migrate.layouts` stays importable on its own;
+    # Imported lazily so that `migrate.mapping.layouts` stays importable on its own;
     # each module registers its converters when imported.
     import importlib
     for module in ("recurrent", "attention", "fused"):
