@@ -99,7 +99,8 @@ def staged_directory(output_dir, *, overwrite):
         _replace(temporary, output_dir, overwrite)
     except (OSError, tf.errors.OpError) as error:
         raise OutputError(f"Cannot write output {output_dir}: "
-                          f"{_FUNCTION_NODE.sub('', first_line(error))}") from None
+                          f"{_FUNCTION_NODE.sub('', first_line(error))}. Expected a writable "
+                          f"location with room. Received: output={output_dir!r}") from None
     finally:
         if gfile.exists(temporary):
             gfile.rmtree(temporary)

@@ -113,7 +113,8 @@ class LegacyCheckpoint:
             dtypes = {name: dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()}
         except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
             raise CheckpointError(
-                f"Cannot read checkpoint {prefix}: {first_line(error)}") from None
+                f"Cannot read checkpoint {prefix}: {first_line(error)}. Expected a readable "
+                f"TF1 checkpoint. Received: checkpoint={prefix!r}") from None
         meta_path = prefix + ".meta"
         graph = None
         collections = None
@@ -171,12 +172,15 @@ class LegacyCheckpoint:
                 fail the checkpoint's checksum).
         """
         if name not in self.variables:
-            raise CheckpointError(f"Checkpoint {self.prefix} has no variable {name!r}.")
+            raise CheckpointError(f"Checkpoint {self.prefix} has no variable {name!r}. Expected "
+                                  f"one of its {len(self.variables)} variables. "
+                                  f"Received: name={name!r}")
         try:
             return self._reader.get_tensor(name)
         except Exception as error:
             raise CheckpointError(
-                f"Cannot read {name!r} from checkpoint {self.prefix}: {first_line(error)}") from None
+                f"Cannot read {name!r} from checkpoint {self.prefix}: {first_line(error)}. "
+                f"Expected intact tensor data. Received: name={name!r}") from None
 
     def source_files(self):
         """Returns the checkpoint's files: `.index`, data shards, and the `.meta` if used."""
@@ -214,25 +218,31 @@ def resolve_prefix(path):
         state_path = files.join(path, "checkpoint")
         if not files.exists(state_path):
             raise CheckpointError(
-                f"Directory {path} holds no `checkpoint` state file; pass a checkpoint prefix "
-                f"such as {files.join(path, 'model.ckpt-1000')}.")
+                f"Directory {path} holds no `checkpoint` state file. Expected a checkpoint "
+                f"prefix such as {files.join(path, 'model.ckpt-1000')}, or a directory with a "
+                f"state file. Received: checkpoint={path!r}")
         try:
             state = tf.train.get_checkpoint_state(path)
         except Exception as error:
             raise CheckpointError(
-                f"The checkpoint state file {state_path} cannot be parsed: {first_line(error)}"
-            ) from None
+                f"The checkpoint state file {state_path} cannot be parsed: {first_line(error)}. "
+                f"Expected a text CheckpointState. Received: checkpoint={path!r}") from None
         if state is None or not state.model_checkpoint_path:
-            raise CheckpointError(f"The checkpoint state file {state_path} names no checkpoint.")
+            raise CheckpointError(
+                f"The checkpoint state file {state_path} names no checkpoint. Expected a "
+                f"model_checkpoint_path. Received: checkpoint={path!r}")
         prefix = state.model_checkpoint_path
         if not files.exists(prefix + ".index"):
             raise CheckpointError(
                 f"The checkpoint state file {state_path} points to {prefix}, which does not "
-                f"exist (no {prefix}.index).")
+                f"exist (no {prefix}.index). Expected an existing checkpoint. "
+                f"Received: checkpoint={path!r}")
         return prefix
     if not files.exists(path) and not files.exists(files.dirname(path) or "."):
-        raise CheckpointError(f"No checkpoint at {path}: the directory does not exist.")
-    raise CheckpointError(f"No checkpoint at {path}: {path}.index does not exist.")
+        raise CheckpointError(f"No checkpoint at {path}: the directory does not exist. Expected a "
+                              f"checkpoint prefix or directory. Received: checkpoint={path!r}")
+    raise CheckpointError(f"No checkpoint at {path}: {path}.index does not exist. Expected a "
+                          f"checkpoint prefix or directory. Received: checkpoint={path!r}")
 
 
 def source_files(prefix, *, use_meta=True):
@@ -263,13 +273,15 @@ def data_files(prefix):
             counts.add(int(shard.group(2)))
     if not found or len(counts) != 1:
         raise CheckpointError(
-            f"Checkpoint {prefix} has no usable data file: expected {prefix}.data-00000-of-NNNNN.")
+            f"Checkpoint {prefix} has no usable data file. Expected "
+            f"{prefix}.data-00000-of-NNNNN. Received: data files {found}")
     (count,) = counts
     missing = sorted(set(range(count)) - present)
     if missing:
         raise CheckpointError(
             f"Checkpoint {prefix} is missing data shard(s) "
-            f"{', '.join(f'{prefix}.data-{index:05d}-of-{count:05d}' for index in missing)}.")
+            f"{', '.join(f'{prefix}.data-{index:05d}-of-{count:05d}' for index in missing)}. "
+            f"Expected all {count}. Received: {len(present)} shard(s)")
     return [path for path in found if _DATA_SHARD.search(path)]
 
 
@@ -399,6 +411,7 @@ def _check_graph_matches(collections, shapes, role_origin):
         listed = ", ".join(repr(name) for name in missing[:5])
         raise CheckpointError(
             f"The {role_origin} does not describe this checkpoint: {len(missing)} of "
-            f"{len(collections['trainable'])} trainable graph variables are not in it "
-            f"(e.g. {listed}).")
+            f"{len(collections['trainable'])} trainable graph variables are not in it. "
+            f"Expected every trainable graph variable in the checkpoint. Received: missing "
+            f"{listed}{', ...' if len(missing) > 5 else ''}")
 
