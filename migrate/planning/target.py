@@ -2,6 +2,7 @@
 
 import dataclasses
 import importlib
+import inspect
 import math
 
 import numpy as np
@@ -159,15 +160,21 @@ def object_paths(root):
     queue = [root]
     while queue:
         node = queue.pop(0)
-        try:
-            children = node._trackable_children(save_type="checkpoint")
-        except TypeError:
-            children = node._trackable_children()
+        children = (node._trackable_children(save_type="checkpoint")
+                    if _takes_save_type(node._trackable_children) else node._trackable_children())
         for name, child in children.items():
             if id(child) not in paths:
                 paths[id(child)] = paths[id(node)] + (name,)
                 queue.append(child)
     return paths
+
+
+def _takes_save_type(method):
+    # Some trackables' `_trackable_children` take no `save_type`; asking the
+    # signature (not catching TypeError) keeps errors inside the call visible.
+    parameters = inspect.signature(method).parameters.values()
+    return any(parameter.name == "save_type" or parameter.kind is parameter.VAR_KEYWORD
+               for parameter in parameters)
 
 
 def reachable_paths(model, target_paths, variables_by_path):
