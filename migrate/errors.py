@@ -97,6 +97,17 @@ def did_you_mean(value, choices):
     return f" Did you mean {close[0]!r}?" if close else ""
 
 
+def reason(error):
+    """Returns `first_line(error)` without a final period, to go inside a sentence.
+
+    Example:
+
+    >>> f"Cannot read model.ckpt-3: {reason(OSError('Permission denied.'))}. Expected ..."
+    'Cannot read model.ckpt-3: Permission denied. Expected ...'
+    """
+    return first_line(error).rstrip().rstrip(".")
+
+
 def first_line(error):
     """Returns the first line of an exception's message (TensorFlow's run long).
 

@@ -36,7 +36,7 @@ import tomllib
 from typing import Any, Mapping
 
 from migrate.errors import TableError
-from migrate.errors import first_line
+from migrate.errors import reason
 from migrate.mapping import layouts
 from migrate.mapping import pattern_cost
 from migrate.mapping import transforms as transforms_lib
@@ -122,7 +122,7 @@ class MappingTable:
             try:
                 data = files.read_bytes(path)
             except Exception as error:  # tf.errors.NotFoundError and friends.
-                raise _unreadable(path, first_line(error)) from None
+                raise _unreadable(path, reason(error)) from None
         else:
             data = _read_local(path)
         return cls.from_bytes(data, origin=str(path))
@@ -339,10 +339,10 @@ def _read_local(path):
         with open(path, "rb") as file:
             return file.read()
     except OSError as error:
-        raise _unreadable(path, error.strerror) from None
+        raise _unreadable(path, error.strerror or reason(error)) from None
 
 
-def _unreadable(path, reason):
-    return TableError(f"Cannot read mapping table {path}: {reason}. Expected a readable TOML "
+def _unreadable(path, why):
+    return TableError(f"Cannot read mapping table {path}: {why}. Expected a readable TOML "
                       f"file. Received: table={path!r}")
 

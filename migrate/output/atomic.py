@@ -16,7 +16,7 @@ import uuid
 
 from migrate import files
 from migrate.errors import OutputError
-from migrate.errors import first_line
+from migrate.errors import reason
 
 PARTIAL_MARK = ".partial-"
 # `manifest.MANIFEST_NAME`; named here too because `overwrite` may only
@@ -99,7 +99,7 @@ def staged_directory(output_dir, *, overwrite):
         _replace(temporary, output_dir, overwrite)
     except (OSError, tf.errors.OpError) as error:
         raise OutputError(f"Cannot write output {output_dir}: "
-                          f"{_FUNCTION_NODE.sub('', first_line(error))}. Expected a writable "
+                          f"{_FUNCTION_NODE.sub('', reason(error))}. Expected a writable "
                           f"location with room. Received: output={output_dir!r}") from None
     finally:
         if gfile.exists(temporary):

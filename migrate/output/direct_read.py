@@ -98,8 +98,8 @@ def restore(prefix, key, variable):
         tf.raw_ops.AssignVariableOp(resource=variable.handle, value=tf.zeros(shape, dtype),
                                     validate_shape=False)
         raise CheckpointError(
-            f"Cannot read {key!r} from checkpoint {prefix}: {_cause(error)}. Expected intact "
-            f"tensor data. Received: name={key!r}") from None
+            f"Cannot read {key!r} from checkpoint {prefix}: {_cause(error).rstrip('.')}. "
+            f"Expected intact tensor data. Received: name={key!r}") from None
     if bool(finite):
         return 0
     return _count_nonfinite(variable, dtype)

@@ -16,7 +16,7 @@ import threading
 
 from migrate import files
 from migrate.errors import OutputError
-from migrate.errors import first_line
+from migrate.errors import reason
 from migrate.version import __version__
 
 MANIFEST_NAME = "manifest.json"
@@ -119,7 +119,7 @@ def _invalid(manifest_path, problem, received):
 
 
 def _unreadable(path, error):
-    return OutputError(f"Cannot read {path}: {first_line(error)}. Expected a readable file. "
+    return OutputError(f"Cannot read {path}: {reason(error)}. Expected a readable file. "
                        f"Received: path={path!r}")
 
 

@@ -8,7 +8,7 @@ import math
 import numpy as np
 
 from migrate.errors import ModelError
-from migrate.errors import first_line
+from migrate.errors import reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -67,7 +67,7 @@ def load_factory(spec):
         module = importlib.import_module(module_name)
     except Exception as error:  # The user's module: any error; the cause keeps its traceback.
         raise ModelError(
-            f"Cannot import model module {module_name!r}: {first_line(error)}. Expected an "
+            f"Cannot import model module {module_name!r}: {reason(error)}. Expected an "
             f"importable module. Received: model={spec!r}") from error
     factory = getattr(module, attribute, None)
     if not callable(factory):
@@ -97,7 +97,7 @@ def build(factory):
     try:
         model = factory()
     except Exception as error:  # The user's factory: any error; the cause keeps its traceback.
-        raise ModelError(f"The model factory failed: {first_line(error)}. Expected a factory "
+        raise ModelError(f"The model factory failed: {reason(error)}. Expected a factory "
                          f"that returns a built Keras model. Received: factory={_name(factory)}"
                          ) from error
     if not hasattr(model, "trainable_weights") or not hasattr(model, "non_trainable_weights"):

@@ -8,7 +8,7 @@ import numpy as np
 
 from migrate import files
 from migrate.errors import CheckpointError
-from migrate.errors import first_line
+from migrate.errors import reason
 from migrate.options import check_builder
 from migrate.source import bundle_index
 from migrate.source import roles as roles_lib
@@ -113,7 +113,7 @@ class LegacyCheckpoint:
             dtypes = {name: dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()}
         except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
             raise CheckpointError(
-                f"Cannot read checkpoint {prefix}: {first_line(error)}. Expected a readable "
+                f"Cannot read checkpoint {prefix}: {reason(error)}. Expected a readable "
                 f"TF1 checkpoint. Received: checkpoint={prefix!r}") from None
         meta_path = prefix + ".meta"
         graph = None
@@ -179,7 +179,7 @@ class LegacyCheckpoint:
             return self._reader.get_tensor(name)
         except Exception as error:
             raise CheckpointError(
-                f"Cannot read {name!r} from checkpoint {self.prefix}: {first_line(error)}. "
+                f"Cannot read {name!r} from checkpoint {self.prefix}: {reason(error)}. "
                 f"Expected intact tensor data. Received: name={name!r}") from None
 
     def source_files(self):
@@ -225,7 +225,7 @@ def resolve_prefix(path):
             state = tf.train.get_checkpoint_state(path)
         except Exception as error:
             raise CheckpointError(
-                f"The checkpoint state file {state_path} cannot be parsed: {first_line(error)}. "
+                f"The checkpoint state file {state_path} cannot be parsed: {reason(error)}. "
                 f"Expected a text CheckpointState. Received: checkpoint={path!r}") from None
         if state is None or not state.model_checkpoint_path:
             raise CheckpointError(
@@ -300,7 +300,7 @@ def _check_index(prefix, shards):
         index_bytes = files.read_bytes(index_path)
     except (OSError, tf.errors.OpError) as error:  # A directory, no permission, ...
         raise CheckpointError(
-            f"Cannot read checkpoint index {index_path}: {first_line(error)}. Expected a "
+            f"Cannot read checkpoint index {index_path}: {reason(error)}. Expected a "
             f"readable file. Received: checkpoint={prefix!r}") from None
     # Parsed outside the `try`: a bug in the parser must surface, never switch
     # the check off.
@@ -337,7 +337,7 @@ def _import_meta_graph(meta_path):
 
 def _meta_error(meta_path, error):
     return CheckpointError(
-        f"Cannot import the graph in {meta_path}: {first_line(error)}. Expected a readable "
+        f"Cannot import the graph in {meta_path}: {reason(error)}. Expected a readable "
         f"MetaGraphDef, or use_meta=False to classify variables by name rules instead. "
         f"Received: use_meta=True", option="use_meta")
 
