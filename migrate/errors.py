@@ -6,6 +6,8 @@ never command-line flags: an error that one option would change carries
 that option's name in `option`, and the command line adds the flag hint.
 """
 
+import difflib
+
 
 class MigrateError(Exception):
     """Base class: something about the input is wrong, and the message says what.
@@ -51,7 +53,7 @@ class PlanError(MigrateError):
     """The conversion plan has problems; nothing was written.
 
     Attributes:
-        problems: every offender, each a `migrate.plan.Problem`.
+        problems: every offender, each a `migrate.planning.plan.Problem`.
     """
 
     def __init__(self, problems):
@@ -73,8 +75,56 @@ class VerificationError(MigrateError):
     """The converted model's outputs differ from the legacy graph's beyond the tolerance."""
 
 
+def did_you_mean(value, choices):
+    """Returns " Did you mean 'x'?" for the choice closest to a mistyped value, or "".
+
+    Args:
+        value: the value received.
+        choices: the valid values.
+
+    Returns:
+        A sentence to append to an error message (with a leading space), or ""
+        when no choice is close.
+
+    Example:
+
+    >>> did_you_mean("resnet_v1_5", ["resnet_v1_50", "vgg_16"])
+    " Did you mean 'resnet_v1_50'?"
+    >>> did_you_mean("xyz", ["resnet_v1_50", "vgg_16"])
+    ''
+    """
+    close = difflib.get_close_matches(str(value), [str(choice) for choice in choices], n=1)
+    return f" Did you mean {close[0]!r}?" if close else ""
+
+
+def reason(error):
+    """Returns `first_line(error)` without a final period, to go inside a sentence.
+
+    Example:
+
+    >>> f"Cannot read model.ckpt-3: {reason(OSError('Permission denied.'))}. Expected ..."
+    'Cannot read model.ckpt-3: Permission denied. Expected ...'
+    """
+    return first_line(error).rstrip().rstrip(".")
+
+
 def first_line(error):
-    """Returns the first line of an exception's message (TensorFlow's run long)."""
+    """Returns the first line of an exception's message (TensorFlow's run long).
+
+    Args:
+        error: any exception.
+
+    Returns:
+        Its first non-empty line, joined with the next when it ends with ":";
+        the exception's type name when the message is empty.
+
+    Example:
+
+    >>> first_line(RuntimeError("Failed to read.\\n  details..."))
+    'Failed to read.'
+    >>> first_line(KeyError())
+    'KeyError'
+    """
     lines = [line.strip() for line in (getattr(error, "message", None) or str(error)).splitlines()
              if line.strip()]
     if not lines:

@@ -1,4 +1,13 @@
-"""File access through `tf.io.gfile`, so gs:// and other TensorFlow filesystems work like local paths."""
+"""File access through `tf.io.gfile`, so gs:// and other filesystems work like local paths.
+
+Path arithmetic (`join`, `dirname`, `basename`) is pure: URLs such as
+`gs://bucket/dir` use `/`, local paths the operating system's rules.
+
+>>> join("gs://bucket/run", "model.ckpt-3")
+'gs://bucket/run/model.ckpt-3'
+>>> dirname("gs://bucket/run/model.ckpt-3"), basename("gs://bucket/run/model.ckpt-3")
+('gs://bucket/run', 'model.ckpt-3')
+"""
 
 import hashlib
 import os
@@ -8,36 +17,49 @@ _CHUNK_BYTES = 8 << 20
 
 
 def gfile():
+    """Returns `tf.io.gfile`, importing TensorFlow on first use."""
     import tensorflow as tf  # Imported on first file access, not at module import.
     return tf.io.gfile
 
 
 def join(*parts):
+    """Joins path parts, with `/` for URLs."""
     return posixpath.join(*parts) if "://" in parts[0] else os.path.join(*parts)
 
 
 def dirname(path):
+    """Returns the directory part of a path or URL."""
     return posixpath.dirname(path) if "://" in path else os.path.dirname(path)
 
 
 def basename(path):
+    """Returns the last part of a path or URL."""
     return posixpath.basename(path) if "://" in path else os.path.basename(path)
 
 
 def exists(path):
+    """Returns whether a file or directory exists."""
     return gfile().exists(path)
 
 
 def is_directory(path):
+    """Returns whether a path is a directory."""
     return gfile().isdir(path)
 
 
 def read_bytes(path):
+    """Returns a file's contents.
+
+    Raises:
+        OSError or `tf.errors.OpError`: the file cannot be read; callers
+            translate it into their own error.
+    """
     with gfile().GFile(path, "rb") as file:
         return file.read()
 
 
 def write_bytes(path, data):
+    """Writes `data` to a file, replacing it."""
     with gfile().GFile(path, "wb") as file:
         file.write(data)
 
@@ -60,4 +82,5 @@ def sha256(path):
 
 
 def size(path):
+    """Returns a file's size in bytes."""
     return gfile().stat(path).length

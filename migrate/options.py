@@ -1,8 +1,10 @@
-"""How a conversion is done: one validated, frozen options object from the command line to the workers."""
+"""How a conversion is done: one validated, frozen options object, from the CLI to the workers."""
 
 import dataclasses
 
+import legacy_graphs
 from migrate.errors import ArgumentError
+from migrate.errors import did_you_mean
 from migrate.source.roles import KEEP_MODES
 from migrate.verification.settings import VerifySettings
 
@@ -30,10 +32,14 @@ class ConversionOptions:
 
     >>> ConversionOptions(keep="model_state").keep
     'model_state'
-    >>> ConversionOptions(keep="everything")
+    >>> ConversionOptions(keep="everything")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    migrate.errors.ArgumentError: Expected keep to be one of trainable, model_state. Received: keep='everything'
+    migrate.errors.ArgumentError: Expected keep to be one of ... Received: keep='everything'
+    >>> ConversionOptions(builder="resnet_v1")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ArgumentError: Unknown legacy graph builder. Did you mean 'resnet_v1_50'? ...
     """
 
     keep: str = "trainable"
@@ -46,14 +52,17 @@ class ConversionOptions:
     def __post_init__(self):
         if self.keep not in KEEP_CHOICES:
             raise ArgumentError(f"Expected keep to be one of {', '.join(KEEP_CHOICES)}. "
-                             f"Received: keep={self.keep!r}")
+                                f"Received: keep={self.keep!r}")
         for name in ("ema", "allow_nonfinite", "use_meta"):
             value = getattr(self, name)
             if not isinstance(value, bool):
-                raise ArgumentError(f"Expected {name} to be True or False. Received: {name}={value!r}")
+                raise ArgumentError(
+                    f"Expected {name} to be True or False. Received: {name}={value!r}")
         if self.builder is not None and (not isinstance(self.builder, str) or not self.builder):
             raise ArgumentError(f"Expected builder to be a legacy_graphs builder name or None. "
-                             f"Received: builder={self.builder!r}")
+                                f"Received: builder={self.builder!r}")
+        if self.builder is not None:
+            check_builder(self.builder)
         if self.verify is not None and not isinstance(self.verify, VerifySettings):
             raise ArgumentError(f"Expected verify to be a VerifySettings or None. "
                                 f"Received: verify={self.verify!r}")
@@ -69,3 +78,26 @@ class ConversionOptions:
         if document.get("verify") is not None:
             document["verify"] = VerifySettings.from_json(document["verify"])
         return cls(**document)
+
+
+def check_builder(name):
+    """Checks that `name` is a `legacy_graphs` builder, without importing it.
+
+    Args:
+        name: the builder's name.
+
+    Raises:
+        ArgumentError: no builder has that name; the message names the closest.
+
+    Example:
+
+    >>> check_builder("small_convnet")
+    >>> check_builder("vgg16")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ArgumentError: Unknown legacy graph builder. Did you mean 'vgg_16'? ...
+    """
+    known = legacy_graphs.BUILDER_NAMES
+    if name not in known:
+        raise ArgumentError(f"Unknown legacy graph builder.{did_you_mean(name, known)} "
+                            f"Expected one of {', '.join(known)}. Received: builder={name!r}")

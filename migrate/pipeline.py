@@ -108,9 +108,9 @@ def _graph_parameters(checkpoint):
                 resolved[key] = graph_value
             elif not _same_value(table_value, graph_value):
                 raise layouts.LayoutError(
-                    f"the table sets {key}={table_value!r} but the graph in "
-                    f"{checkpoint.meta_path} uses {key}={graph_value!r} for {scope}; remove the "
-                    f"table value or fix it.")
+                    f"the table and the graph in {checkpoint.meta_path} disagree on {key} for "
+                    f"{scope}; remove the table value or fix it. Expected {key}="
+                    f"{graph_value!r} (what the graph ran). Received: {key}={table_value!r}")
         return resolved
     return resolve
 

@@ -5,7 +5,19 @@ import time
 
 
 def format_bytes(count):
-    """Returns `count` bytes as a short human string, e.g. `553.4 MB`."""
+    """Returns `count` bytes as a short human string.
+
+    Args:
+        count: a number of bytes.
+
+    Returns:
+        The count in B, kB, MB or GB (powers of 1000).
+
+    Example:
+
+    >>> format_bytes(553_412_000), format_bytes(999), format_bytes(12_300)
+    ('553.4 MB', '999 B', '12.3 kB')
+    """
     for unit in ("B", "kB", "MB", "GB"):
         if abs(count) < 1000 or unit == "GB":
             return f"{count:.0f} {unit}" if unit == "B" else f"{count:.1f} {unit}"
@@ -22,6 +34,17 @@ class Progress:
         total_bytes: bytes expected.
         stream: where to write; standard error by default.
         enabled: False to stay silent (library calls default to silent).
+        interval_seconds: off a terminal, the longest time between two lines
+            (a line is also written at every tenth of the work).
+
+    Example:
+
+    >>> import io
+    >>> stream = io.StringIO()
+    >>> progress = Progress("convert", 2, 2000, stream=stream)
+    >>> progress.advance(1, 1000, "dense/kernel")
+    >>> print(stream.getvalue().strip())  # doctest: +ELLIPSIS
+    convert [############------------] 1/2 1.0 kB/2.0 kB ...s ETA ...s dense/kernel
     """
 
     def __init__(self, label, total_items, total_bytes, *, stream=None, enabled=True,

@@ -808,7 +808,8 @@ CASES = (
                   "[-2, 3, 3, 4]")),
     Case("data_truncated", "the data shard 100 bytes short (after the converted weights)",
          _data_truncated,
-         _failing(_convert(table_and_model=ZOO), "is truncated: expected at least")),
+         _failing(_convert(table_and_model=ZOO),
+                  "is truncated; copy the checkpoint again. Expected at least")),
     Case("data_flipped", "every 7th byte of the data shard flipped", _data_flipped,
          _failing(_convert(table_and_model=ZOO), "Checksum does not match")),
     Case("data_missing", "the only data shard deleted", _data_missing,
@@ -894,7 +895,7 @@ CASES = (
          _failing(_convert(), "Cannot read mapping table")),
     # Outputs.
     Case("output_exists", "an output directory that already exists", _output_exists,
-         _failing(_convert(), "already exists; pass --overwrite to replace it")),
+         _failing(_convert(), "already exists. Expected a new directory, or overwrite=True")),
     Case("output_contains_input", "--output is the input directory, with --overwrite",
          _output_inside_input,
          _failing(_convert("--overwrite"), "contains the input file")),

@@ -90,7 +90,30 @@ def test_tensorflow_really_aborts_on_such_an_index_and_the_cli_does_not(seed_pre
     assert result.returncode == 1
     assert result.stderr.strip() == (
         f"error: Checkpoint index {prefix}.index is damaged: tensor 'conv/kernel' has a negative "
-        f"dimension in its shape [-2, 3, 3, 4]; TensorFlow's reader would abort the process on it.")
+        f"dimension in its shape [-2, 3, 3, 4]; TensorFlow's reader would abort the process on it. "
+        f"Expected an index whose records all parse. Received: checkpoint={prefix!r}")
+
+
+def test_an_unreadable_index_is_an_error_and_a_bug_in_the_check_is_not_swallowed(
+        seed_prefix, tmp_path, monkeypatch):
+    from migrate import CheckpointError
+    from migrate.source.checkpoint import LegacyCheckpoint
+
+    prefix = damage.copy_checkpoint(seed_prefix, str(tmp_path / "unreadable"))
+    os.remove(prefix + ".index")
+    os.mkdir(prefix + ".index")  # Exists, cannot be read as a file.
+    with pytest.raises(CheckpointError, match=re.escape(
+            f"Cannot read checkpoint index {prefix}.index: ")) as raised:
+        LegacyCheckpoint.open(prefix)
+    assert str(raised.value).endswith(
+        f"Expected a readable file. Received: checkpoint={prefix!r}")
+
+    def broken_parser(index_bytes):
+        raise RuntimeError("a bug in the index parser")
+
+    monkeypatch.setattr(bundle_index, "read_index", broken_parser)
+    with pytest.raises(RuntimeError, match="a bug in the index parser"):
+        LegacyCheckpoint.open(seed_prefix)
 
 
 def test_index_reader_gives_extents_and_leaves_unknown_bytes_to_tensorflow(seed_prefix):

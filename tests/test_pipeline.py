@@ -45,7 +45,7 @@ def test_default_output_holds_exactly_the_trainable_weights(prefix, tmp_path):
             roles["ema_shadow"]["left_out"], roles["bookkeeping"]["left_out"],
             roles["model_state"]["left_out"]) == (5, 5, 5, 1, 2)
     assert report.unwritten_targets == ["bn/moving_mean", "bn/moving_variance"]
-    assert "Use --keep=model_state" in report.warnings[0]
+    assert "Use keep='model_state' to carry them" in report.warnings[0]
     manifest = json.load(open(os.path.join(output, "manifest.json")))
     assert manifest["table"]["sha256"] == migrate.MappingTable.load(ENTRY.table_path).sha256
     assert {os.path.basename(f["path"]) for f in manifest["source"]["files"]} == {
@@ -188,7 +188,8 @@ def test_cli_wrong_table_fails_in_plan_naming_the_offender(prefix, tmp_path):
     (["convert", "--checkpoint=PREFIX", "--table=TABLE", "--model=no_such_module:build",
       "--output=o"], 1, "error: Cannot import model module 'no_such_module'"),
     (["convert", "--checkpoint=PREFIX", "--zoo=small_convnet", "--output=EXISTING"], 1,
-     "already exists; pass --overwrite to replace it."),
+     "already exists. Expected a new directory, or overwrite=True to replace it. "
+     "Received: output="),
     (["frobnicate"], 2, "Expected a command, one of inspect"),
     (["convert", "--checkpoint=PREFIX", "--output=o"], 2, "`convert` needs --table and --model"),
 ])

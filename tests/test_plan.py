@@ -149,3 +149,44 @@ target = 'bn/beta'
     kinds = {problem.kind: problem for problem in plan.problems}
     assert "add transform cast(float32)" in kinds["dtype mismatch"].message
     assert kinds["not kept"].target == "bn/moving_mean"
+
+
+def test_an_unknown_keep_is_an_argument_error():
+    from migrate.errors import ArgumentError
+    with pytest.raises(ArgumentError, match=r"Expected keep to be one of trainable, model_state. "
+                                            r"Received: keep='everything'"):
+        make_plan(SOURCES, TABLE, TARGETS, keep="everything")
+
+
+def test_data_that_contradicts_the_plan_is_a_migrate_error_while_converting():
+    import numpy as np
+
+    from migrate.errors import MigrateError
+    from migrate.mapping import layouts
+    from migrate.mapping import transforms
+
+    plan = make_plan(SOURCES, TABLE, TARGETS)
+    (reshape,) = [a for a in plan.assignments if a.targets == ("fc/kernel",)]
+    assert reshape.convert([np.ones((1, 1, 4, 3))])["fc/kernel"].shape == (4, 3)
+    with pytest.raises(transforms.TransformError,
+                       match=r"rule 2 \(match 'fc/weights'\) cannot transform fc/weights: .*"
+                             r"Received: fc/weights.shape=\(1, 1, 4, 5\)") as raised:
+        reshape.convert([np.ones((1, 1, 4, 5))])
+    assert isinstance(raised.value, MigrateError)
+    assert isinstance(raised.value.__cause__, ValueError)
+
+    lstm_table = MappingTable.from_text("""
+[[rule]]
+match = 'rnn/lstm_cell'
+layout = 'lstm'
+target = 'lstm/lstm_cell'
+forget_bias = 1.0
+""")
+    plan = make_plan(_sources(("rnn/lstm_cell/kernel", (5, 8)), ("rnn/lstm_cell/bias", (8,))),
+                     lstm_table, _targets(("lstm/lstm_cell/kernel", (3, 8), True),
+                                          ("lstm/lstm_cell/recurrent_kernel", (2, 8), True),
+                                          ("lstm/lstm_cell/bias", (8,), True)))
+    (assignment,) = plan.assignments
+    with pytest.raises(layouts.LayoutError, match=r"Received: kernel.shape=\(5, 12\)") as raised:
+        assignment.convert([np.ones((5, 12)), np.ones(8)])
+    assert isinstance(raised.value, MigrateError)

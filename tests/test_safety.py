@@ -122,6 +122,40 @@ def test_model_flag_refuses_what_is_not_module_colon_callable(package, spec, mes
     assert "pkg.other" not in (package.read_text() if package.exists() else "")
 
 
+def test_a_failing_model_import_or_factory_keeps_its_cause(tmp_path, monkeypatch):
+    (tmp_path / "broken_models.py").write_text("raise ImportError('no such helper: frobnicate')\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    with pytest.raises(migrate.ModelError) as raised:
+        target_model.load_factory("broken_models:build")
+    assert str(raised.value) == (
+        "Cannot import model module 'broken_models': no such helper: frobnicate. Expected an "
+        "importable module. Received: model='broken_models:build'")
+    assert isinstance(raised.value.__cause__, ImportError)
+
+    def broken_factory():
+        return {}["no such layer"]
+
+    with pytest.raises(migrate.ModelError) as raised:
+        target_model.build(broken_factory)
+    assert str(raised.value).startswith("The model factory failed: 'no such layer'. Expected a "
+                                        "factory that returns a built Keras model. Received: "
+                                        "factory=test_a_failing_model_import_or_factory_keeps")
+    assert isinstance(raised.value.__cause__, KeyError)
+    assert raised.value.__cause__.__traceback__ is not None
+
+
+def test_an_existing_output_names_the_overwrite_option_not_a_flag(tmp_path):
+    from migrate.output import atomic
+
+    with pytest.raises(OutputError) as raised:
+        atomic.check_output(str(tmp_path), overwrite=False)
+    assert str(raised.value) == (
+        f"Output {tmp_path} already exists. Expected a new directory, or overwrite=True to "
+        f"replace it. Received: output={str(tmp_path)!r}")
+    assert raised.value.option == "overwrite"
+    assert "--" not in str(raised.value)
+
+
 @pytest.fixture(scope="module")
 def seed_prefix(legacy_checkpoint):
     return legacy_checkpoint(damage.SEED_MODEL)
@@ -198,7 +232,10 @@ def test_check_never_reads_outside_the_output(converted, tmp_path):
     ("null", "is not a valid manifest"),
     ('{"output_files": "ckpt.index"}', "is not a valid manifest"),
     ('{"output_files": [{"path": 7, "sha256": "x"}]}', "needs a string `path` and `sha256`"),
-    ('{"output_files": [{"path": "ckpt.index"}]}', "is not a valid manifest: 'sha256'"),
+    ('{"output_files": [{"path": "ckpt.index"}]}',
+     "is not a valid manifest: output_files entry 1 needs a string `path` and `sha256`. Expected "
+     "a JSON object whose output_files entries each hold a string `path` and `sha256`. "
+     "Received: {'path': 'ckpt.index'}"),
 ])
 def test_check_refuses_a_broken_manifest_in_one_sentence(converted, manifest, message):
     with open(os.path.join(converted, manifest_lib.MANIFEST_NAME), "w") as file:
@@ -225,5 +262,6 @@ def test_cli_check_of_a_directory_without_manifest_is_one_line(tmp_path):
         damage.Step(("check",), 1, ""), ["check", f"--output={tmp_path}"],
         damage.Inputs(str(tmp_path), str(tmp_path), {}))
     assert result.code == 1
-    assert result.stderr.strip() == (f"error: {tmp_path} has no manifest.json; was it written by "
-                                     f"`migrate convert`?")
+    assert result.stderr.strip() == (f"error: {tmp_path} has no manifest.json. Expected a "
+                                     f"directory written by a conversion. "
+                                     f"Received: output={str(tmp_path)!r}")

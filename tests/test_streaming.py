@@ -213,8 +213,11 @@ def test_direct_reads_count_nan_and_inf_exactly_without_false_alarms(tmp_path, m
     monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
     with pytest.raises(migrate.CheckpointError) as raised:
         migrate.convert(prefix, table, _reshaping_model, str(tmp_path / "refused"))
-    assert str(raised.value) == ("dense/kernel [2, 3, 4, 5] holds 3 NaN/Inf value(s); refusing "
-                                 "to convert (pass --allow_nonfinite to carry them anyway).")
+    assert str(raised.value) == (
+        "dense/kernel [2, 3, 4, 5] holds 3 NaN/Inf value(s); refusing to convert. Expected finite "
+        "values, or allow_nonfinite=True to carry them anyway. "
+        "Received: dense/kernel.shape=[2, 3, 4, 5]")
+    assert raised.value.option == "allow_nonfinite"
     assert not os.path.exists(tmp_path / "refused")
     report = migrate.convert(prefix, table, _reshaping_model, str(tmp_path / "carried"),
                              options=migrate.ConversionOptions(allow_nonfinite=True))

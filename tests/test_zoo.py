@@ -79,7 +79,9 @@ def test_a_table_value_that_contradicts_the_graph_is_refused(legacy_checkpoint, 
     table.write_text(open(entry.table_path).read().replace("forget_bias = 1.0", "forget_bias = 0.5"))
     plan = migrate.plan(legacy_checkpoint("lstm_language_model"), str(table), entry.build_model)
     assert {problem.kind for problem in plan.problems} == {"layout"}
-    assert "the table sets forget_bias=0.5 but the graph" in plan.problems[0].message
+    assert "disagree on forget_bias" in plan.problems[0].message
+    assert "Expected forget_bias=1.0 (what the graph ran). Received: forget_bias=0.5" in (
+        plan.problems[0].message)
 
 
 def test_zoo_command_lists_every_entry():
@@ -87,3 +89,12 @@ def test_zoo_command_lists_every_entry():
     assert result.returncode == 0, result.stderr
     names = [entry["name"] for entry in json.loads(result.stdout)]
     assert names == list(zoo.ZOO_NAMES)
+
+
+def test_an_unknown_entry_is_an_argument_error_naming_the_closest():
+    with pytest.raises(migrate.ArgumentError) as raised:
+        zoo.get("lstm_langauge_model")
+    assert str(raised.value) == (
+        f"Unknown zoo entry. Did you mean 'lstm_language_model'? Expected one of "
+        f"{', '.join(zoo.ZOO_NAMES)}. Received: zoo='lstm_langauge_model'")
+    assert isinstance(raised.value, ValueError)  # The command line's usage error.

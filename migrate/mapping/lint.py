@@ -45,6 +45,22 @@ def lint_table(path, names=None):
     Args:
         path: the table's path.
         names: optional TF1 variable names the table is meant for.
+
+    Returns:
+        A `LintReport`; a table that does not parse is one error in it,
+        not an exception.
+
+    Example:
+
+    >>> import os, tempfile
+    >>> with tempfile.TemporaryDirectory() as directory:
+    ...     path = os.path.join(directory, "table.toml")
+    ...     with open(path, "w") as file:
+    ...         _ = file.write("[[rule]]\\nmatch = 'fc/.*'\\ntarget = 'dense/kernel'\\n"
+    ...                        "[[rule]]\\nmatch = 'fc/.*'\\ntarget = 'dense/bias'\\n")
+    ...     report = lint_table(path, names=["fc/weights"])
+    >>> report.ok, report.warnings[0]
+    (True, "rule 2 repeats the match of rule 1 and can never win: 'fc/.*'")
     """
     try:
         table = MappingTable.load(path)

@@ -14,7 +14,7 @@ rule whose `match` fully matches a TF1 name wins:
 
     [[rule]]
     match = 'rnn/multi_rnn_cell/cell_(\\d)/lstm_cell'   # a TF1 scope
-    layout = 'lstm'                                      # see migrate.layouts
+    layout = 'lstm'                                      # see migrate.mapping.layouts
     target = 'lstm_\\1/lstm_cell'                        # a Keras scope
     forget_bias = 1.0                                    # converter parameter
 
@@ -36,7 +36,7 @@ import tomllib
 from typing import Any, Mapping
 
 from migrate.errors import TableError
-from migrate.errors import first_line
+from migrate.errors import reason
 from migrate.mapping import layouts
 from migrate.mapping import pattern_cost
 from migrate.mapping import transforms as transforms_lib
@@ -122,7 +122,7 @@ class MappingTable:
             try:
                 data = files.read_bytes(path)
             except Exception as error:  # tf.errors.NotFoundError and friends.
-                raise TableError(f"Cannot read mapping table {path}: {first_line(error)}") from None
+                raise _unreadable(path, reason(error)) from None
         else:
             data = _read_local(path)
         return cls.from_bytes(data, origin=str(path))
@@ -137,15 +137,18 @@ class MappingTable:
         try:
             document = tomllib.loads(data.decode("utf-8"))
         except (tomllib.TOMLDecodeError, UnicodeDecodeError) as error:
-            raise TableError(f"Mapping table {origin} is not valid TOML: {error}") from None
+            raise TableError(f"Mapping table {origin} is not valid TOML: {error}. Expected a "
+                             f"UTF-8 TOML document of [[rule]] entries. Received: "
+                             f"table={origin!r}") from None
         unknown = sorted(set(document) - _TABLE_KEYS)
         if unknown:
             raise TableError(
-                f"Mapping table {origin} has unknown top-level key(s) {unknown}. "
-                f"Expected only [[rule]] entries and an optional description.")
+                f"Mapping table {origin} has unknown top-level key(s). Expected only [[rule]] "
+                f"entries and an optional description. Received: {', '.join(unknown)}")
         entries = document.get("rule", [])
         if not isinstance(entries, list) or not entries:
-            raise TableError(f"Mapping table {origin} has no [[rule]] entries.")
+            raise TableError(f"Mapping table {origin} has no [[rule]] entries. Expected at least "
+                             f"one. Received: rule={entries!r}")
         rules = [_parse_rule(index, entry, origin) for index, entry in enumerate(entries, 1)]
         return cls(rules, origin=origin, sha256=hashlib.sha256(data).hexdigest(),
                    description=str(document.get("description", "")))
@@ -153,7 +156,9 @@ class MappingTable:
     def lookup(self, name):
         """Returns the `RuleMatch` of the first rule that fully matches `name`, or None."""
         if len(name) > MAX_NAME_LENGTH:
-            raise TableError(f"TF1 name is longer than {MAX_NAME_LENGTH} characters: {name[:80]}...")
+            raise TableError(f"TF1 name is longer than {MAX_NAME_LENGTH} characters. Expected a "
+                             f"shorter name. Received: name={name[:80]!r}... ({len(name)} "
+                             f"characters)")
         for rule in self.rules:
             found = _match_rule(rule, name)
             if found is not None:
@@ -194,7 +199,8 @@ def _match_rule(rule, name):
 def _parse_rule(index, entry, origin):
     where = f"Rule {index} of mapping table {origin}"
     if not isinstance(entry, dict):
-        raise TableError(f"{where} is not a table of keys.")
+        raise TableError(f"{where} is not a table of keys. Expected match = ..., target = ... "
+                         f"entries. Received: {entry!r}")
     layout_name = entry.get("layout")
     allowed = set(_RULE_KEYS)
     converter = None
@@ -202,18 +208,22 @@ def _parse_rule(index, entry, origin):
         try:
             converter = layouts.get(layout_name)
         except layouts.LayoutError as error:
-            raise TableError(f"{where}: {error}") from None
+            raise TableError(f"{where}: {error}") from None  # Names the layout received.
         allowed |= set(converter.parameters)
     unknown = sorted(set(entry) - allowed)
     if unknown:
-        raise TableError(f"{where} has unknown key(s) {unknown}. Expected: {sorted(allowed)}.")
+        raise TableError(f"{where} has unknown key(s) {unknown}. Expected: {sorted(allowed)}. "
+                         f"Received: {', '.join(unknown)}")
     match_text = entry.get("match")
     if not isinstance(match_text, str) or not match_text:
-        raise TableError(f"{where} needs `match`, a regular expression string.")
+        raise TableError(f"{where} needs `match`. Expected a regular expression string. "
+                         f"Received: match={match_text!r}")
     try:
         pattern = re.compile(match_text)
     except re.error as error:
-        raise TableError(f"{where}: `match` {match_text!r} is not a valid regex: {error}") from None
+        raise TableError(f"{where}: `match` {match_text!r} is not a valid regex: {error}. "
+                         f"Expected a Python regular expression. Received: match={match_text!r}"
+                         ) from None
     _check_backtracking(pattern, where)
     _check_cost(pattern, where)
     drop = entry.get("drop", False)
@@ -221,18 +231,23 @@ def _parse_rule(index, entry, origin):
         raise TableError(f"{where}: `drop` must be true or false. Received: drop={drop!r}")
     target = entry.get("target")
     if drop and target is not None:
-        raise TableError(f"{where} has both `drop` and `target`; a rule either maps or drops.")
+        raise TableError(f"{where} has both `drop` and `target`; a rule either maps or drops. "
+                         f"Expected one of them. Received: drop=true, target={target!r}")
     if not drop:
         if not isinstance(target, str) or not target:
-            raise TableError(f"{where} needs `target` (a Keras weight path) or `drop = true`.")
+            raise TableError(f"{where} needs `target` (a Keras weight path) or `drop = true`. "
+                             f"Expected a non-empty string. Received: target={target!r}")
         _check_group_references(target, pattern, where)
     transform_texts = entry.get("transform", [])
     if isinstance(transform_texts, str):
         transform_texts = [transform_texts]
     if not isinstance(transform_texts, list):
-        raise TableError(f"{where}: `transform` must be a list of strings.")
+        raise TableError(f"{where}: `transform` must be a list of strings. "
+                         f"Received: transform={transform_texts!r}")
     if transform_texts and (drop or converter is not None):
-        raise TableError(f"{where}: `transform` applies only to a rule with a plain `target`.")
+        raise TableError(f"{where}: `transform` applies only to a rule with a plain `target`. "
+                         f"Expected no transform with `drop` or `layout`. "
+                         f"Received: transform={transform_texts!r}")
     try:
         parsed = transforms_lib.parse_all(transform_texts)
     except transforms_lib.TransformError as error:
@@ -246,7 +261,7 @@ def _parse_rule(index, entry, origin):
             # bad key fails when the table is read, not halfway through a plan.
             converter.sources(parameters)
             converter.targets(parameters)
-        except (layouts.LayoutError, KeyError, TypeError, ValueError) as error:
+        except layouts.LayoutError as error:
             raise TableError(f"{where}: layout {layout_name!r}: {error}") from None
     return Rule(index=index, match=match_text, pattern=pattern, target=target,
                 transforms=parsed, drop=drop, layout=layout_name, parameters=parameters)
@@ -260,7 +275,8 @@ def _check_group_references(target, pattern, where):
                 f"{where}: `target` refers to group {number} but `match` has "
                 f"{pattern.groups} group(s). Received: target={target!r}")
         if name is not None and not name.isdigit() and name not in pattern.groupindex:
-            raise TableError(f"{where}: `target` refers to unknown group {name!r}.")
+            raise TableError(f"{where}: `target` refers to unknown group {name!r}. Expected a "
+                             f"group that `match` names. Received: target={target!r}")
 
 
 def _check_backtracking(pattern, where):
@@ -278,9 +294,9 @@ def _check_backtracking(pattern, where):
 
     def refuse(construct):
         raise TableError(
-            f"{where}: `match` {pattern.pattern!r} has {construct} inside an unbounded "
-            f"repetition, which can take exponential time on some names; rewrite it, "
-            f"e.g. '(a+)+' as 'a+' or '(a|b)+' as '[ab]+'.")
+            f"{where}: `match` has {construct} inside an unbounded repetition, which can take "
+            f"exponential time on some names. Expected a pattern without, e.g. '(a+)+' "
+            f"rewritten as 'a+' or '(a|b)+' as '[ab]+'. Received: match={pattern.pattern!r}")
 
     def walk(items, inside_unbounded):
         for operation, argument in items:
@@ -311,10 +327,11 @@ def _check_cost(pattern, where):
     steps = pattern_cost.worst_case_steps(pattern, name_length=MAX_NAME_LENGTH)
     if steps > MAX_PATTERN_STEPS:
         raise TableError(
-            f"{where}: `match` {pattern.pattern!r} may need about 10^{len(str(steps)) - 1} "
-            f"backtracking steps on a {MAX_NAME_LENGTH}-character name (the limit is "
-            f"10^{len(str(MAX_PATTERN_STEPS)) - 1}) because its repeats can trade characters; "
-            f"rewrite it so they cannot, e.g. '(.*)/(.*)/(.*)' as '([^/]*)/([^/]*)/(.*)'.")
+            f"{where}: `match` may need about 10^{len(str(steps)) - 1} backtracking steps on a "
+            f"{MAX_NAME_LENGTH}-character name (the limit is "
+            f"10^{len(str(MAX_PATTERN_STEPS)) - 1}) because its repeats can trade characters. "
+            f"Expected repeats that cannot, e.g. '(.*)/(.*)/(.*)' rewritten as "
+            f"'([^/]*)/([^/]*)/(.*)'. Received: match={pattern.pattern!r}")
 
 
 def _read_local(path):
@@ -322,5 +339,10 @@ def _read_local(path):
         with open(path, "rb") as file:
             return file.read()
     except OSError as error:
-        raise TableError(f"Cannot read mapping table {path}: {error.strerror}") from None
+        raise _unreadable(path, error.strerror or reason(error)) from None
+
+
+def _unreadable(path, why):
+    return TableError(f"Cannot read mapping table {path}: {why}. Expected a readable TOML "
+                      f"file. Received: table={path!r}")
 

@@ -23,6 +23,9 @@ from typing import Callable
 
 import numpy as np
 
+from migrate.errors import MigrateError
+from migrate.errors import did_you_mean
+
 _CALL = re.compile(r"\s*([a-z_][a-z0-9_]*)\s*\((.*)\)\s*", re.DOTALL)
 _INTEGER = re.compile(r"[+-]?\d+")
 _NUMBER = re.compile(r"[+-]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][+-]?\d+)?")
@@ -32,7 +35,7 @@ DTYPES = ("float16", "bfloat16", "float32", "float64", "int8", "int16", "int32",
           "uint8", "bool")
 
 
-class TransformError(ValueError):
+class TransformError(MigrateError):
     """A transform is malformed, unknown, or does not fit the tensor's shape."""
 
 
@@ -60,7 +63,7 @@ def _integers(name, minimum_count=0):
         if len(arguments) < minimum_count or not all(isinstance(a, int) for a in arguments):
             raise TransformError(
                 f"{name} takes {'at least ' + str(minimum_count) + ' ' if minimum_count else ''}"
-                f"integer arguments. Received: {name}{_format(arguments)}")
+                f"integer arguments. Received: transform='{name}{_format(arguments)}'")
     return check
 
 
@@ -71,21 +74,24 @@ def _format(arguments):
 def _reshape_spec(shape, dtype, arguments):
     if sum(1 for size in arguments if size == -1) > 1 or any(size < -1 for size in arguments):
         raise TransformError(
-            f"reshape takes sizes >= 0 and at most one -1. Received: reshape{_format(arguments)}")
+            f"reshape takes sizes >= 0 and at most one -1. "
+            f"Received: transform='reshape{_format(arguments)}'")
     total = math.prod(shape)
     known = math.prod(size for size in arguments if size != -1)
     if -1 in arguments:
         if known == 0 or total % known:
             raise TransformError(
-                f"reshape{_format(arguments)} cannot hold a tensor of shape {tuple(shape)} "
-                f"({total} elements).")
+                f"reshape{_format(arguments)} cannot hold a tensor of shape {tuple(shape)}. "
+                f"Expected sizes whose product divides its {total} elements. "
+                f"Received: shape={tuple(shape)}")
         new_shape = tuple(total // known if size == -1 else size for size in arguments)
     else:
         new_shape = tuple(arguments)
     if math.prod(new_shape) != total:
         raise TransformError(
-            f"reshape{_format(arguments)} needs {math.prod(new_shape)} elements; the tensor of "
-            f"shape {tuple(shape)} has {total}.")
+            f"reshape{_format(arguments)} needs {math.prod(new_shape)} elements. Expected a "
+            f"tensor of {math.prod(new_shape)} elements. Received: shape={tuple(shape)} "
+            f"({total} elements)")
     return new_shape, dtype
 
 
@@ -93,7 +99,7 @@ def _transpose_spec(shape, dtype, arguments):
     if sorted(arguments) != list(range(len(shape))):
         raise TransformError(
             f"transpose takes a permutation of the tensor's {len(shape)} axes. "
-            f"Received: transpose{_format(arguments)} for shape {tuple(shape)}")
+            f"Received: transform='transpose{_format(arguments)}', shape={tuple(shape)}")
     return tuple(shape[axis] for axis in arguments), dtype
 
 
@@ -105,8 +111,8 @@ def _squeeze_axes(shape, arguments):
     for axis in arguments:
         if not -rank <= axis < rank or shape[axis] != 1:
             raise TransformError(
-                f"squeeze can only remove axes of size 1. Received: squeeze{_format(arguments)} "
-                f"for shape {tuple(shape)}")
+                f"squeeze can only remove axes of size 1. "
+                f"Received: transform='squeeze{_format(arguments)}', shape={tuple(shape)}")
         axes.append(axis % rank)
     return tuple(sorted(set(axes)))
 
@@ -121,8 +127,8 @@ def _expand_dims_spec(shape, dtype, arguments):
     rank = len(shape) + 1
     if not -rank <= axis < rank:
         raise TransformError(
-            f"expand_dims axis must be in [{-rank}, {rank}). Received: expand_dims({axis}) "
-            f"for shape {tuple(shape)}")
+            f"expand_dims axis must be in [{-rank}, {rank}). "
+            f"Received: transform='expand_dims({axis})', shape={tuple(shape)}")
     new_shape = list(shape)
     new_shape.insert(axis % rank, 1)
     return tuple(new_shape), dtype
@@ -132,27 +138,28 @@ def _check_cast(arguments):
     if len(arguments) != 1 or arguments[0] not in DTYPES:
         raise TransformError(
             f"cast takes one dtype name, one of {', '.join(DTYPES)}. "
-            f"Received: cast{_format(arguments)}")
+            f"Received: transform='cast{_format(arguments)}'")
 
 
 def _check_expand_dims(arguments):
     if len(arguments) != 1 or not isinstance(arguments[0], int):
         raise TransformError(
-            f"expand_dims takes one integer axis. Received: expand_dims{_format(arguments)}")
+            f"expand_dims takes one integer axis. "
+            f"Received: transform='expand_dims{_format(arguments)}'")
 
 
 def _check_unpartition(arguments):
     if len(arguments) != 1 or not isinstance(arguments[0], int) or arguments[0] < 1:
         raise TransformError(
             f"unpartition_mod takes the number of partitions, a positive integer. "
-            f"Received: unpartition_mod{_format(arguments)}")
+            f"Received: transform='unpartition_mod{_format(arguments)}'")
 
 
 def _unpartition_spec(shape, dtype, arguments):
     if not shape or shape[0] < arguments[0]:
         raise TransformError(
             f"unpartition_mod{_format(arguments)} needs at least {arguments[0]} rows. "
-            f"Received: shape {tuple(shape)}")
+            f"Received: shape={tuple(shape)}")
     return tuple(shape), dtype
 
 
@@ -214,34 +221,51 @@ def _parse_argument(text):
         return float(text)
     if _IDENTIFIER.fullmatch(text):
         return text
-    raise TransformError(f"argument {text!r} is not an integer, a number or a name")
+    raise TransformError(f"Argument {text!r} is not an integer, a number or a name.")
 
 
 def parse(text):
     """Parses one transform such as `reshape(-1, 4096)`.
 
+    Args:
+        text: the transform as a table writes it.
+
+    Returns:
+        A `Transform`.
+
     Raises:
         TransformError: the text is not `name(arguments)`, the name is unknown,
             or the arguments do not fit the transform.
+
+    Example:
+
+    >>> parse("reshape(-1, 4096)")
+    Transform(name='reshape', arguments=(-1, 4096))
+    >>> parse("transpos(1, 0)")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.mapping.transforms.TransformError: Unknown transform 'transpos'. Did you mean ...
     """
     if not isinstance(text, str):
         raise TransformError(f"Expected a transform string such as 'transpose(1, 0)'. "
-                             f"Received: {text!r}")
+                             f"Received: transform={text!r}")
     call = _CALL.fullmatch(text)
     if call is None:
         raise TransformError(f"Expected name(arguments), e.g. 'transpose(1, 0)'. "
-                             f"Received: {text!r}")
+                             f"Received: transform={text!r}")
     name, argument_text = call.groups()
     if name not in _DEFINITIONS:
         raise TransformError(
-            f"Unknown transform {name!r}. Expected one of: "
-            f"{', '.join(d.signature for d in _DEFINITIONS.values())}. Received: {text!r}")
+            f"Unknown transform {name!r}.{did_you_mean(name, _DEFINITIONS)} Expected one of: "
+            f"{', '.join(d.signature for d in _DEFINITIONS.values())}. "
+            f"Received: transform={text!r}")
     arguments = ()
     if argument_text.strip():
         try:
             arguments = tuple(_parse_argument(part) for part in argument_text.split(","))
         except TransformError as error:
-            raise TransformError(f"In {text!r}: {error}") from None
+            raise TransformError(f"{error} Expected e.g. 'reshape(-1, 4096)'. "
+                                 f"Received: transform={text!r}") from None
     _DEFINITIONS[name].check_arguments(arguments)
     return Transform(name, arguments)
 
@@ -286,7 +310,10 @@ def inverse(transforms, shape, dtype):
         elif transform.name == "cast":
             steps.append(Transform("cast", (dtype,)))
         elif transform.name == "unpartition_mod":
-            raise TransformError("unpartition_mod has no inverse transform.")
+            raise TransformError(
+                f"unpartition_mod has no inverse transform. Expected transforms that can be "
+                f"undone (reshape, transpose, squeeze, expand_dims, cast). "
+                f"Received: transform={str(transform)!r}")
         else:
             steps.append(Transform("reshape", tuple(shape)))
         shape, dtype = output_spec((transform,), shape, dtype)

@@ -13,8 +13,8 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     Only the planned keys are read (slots, EMA shadows left out and dropped
     variables never are). A plain rule whose transforms only reshape is read
     by TensorFlow straight into the variable's memory when it holds at least
-    `direct_read.MIN_BYTES` (`migrate.direct_read`); other tensors go through
-    NumPy and are released before the next is read.
+    `migrate.output.direct_read.MIN_BYTES`; other tensors go through NumPy and
+    are released before the next is read.
 
     Args:
         plan: a `ConversionPlan` without problems.
@@ -74,8 +74,9 @@ def _convert_and_assign(assignment, checkpoint, variables_by_path, nonfinite, al
         variable = variables_by_path[target]
         expected = tuple(int(size) for size in variable.shape)
         if tuple(value.shape) != expected:
-            raise ModelError(f"{target}: conversion produced shape {list(value.shape)}, "
-                             f"expected {list(expected)}")
+            raise ModelError(
+                f"The conversion produced a tensor the model weight {target!r} cannot hold. "
+                f"Expected shape {list(expected)}. Received: shape={list(value.shape)}")
         variable.assign(value)
         nbytes += value.nbytes
     return nbytes
@@ -87,5 +88,6 @@ def _check_finite(name, shape, bad, nonfinite, allow_nonfinite):
     nonfinite.append((name, bad))
     if not allow_nonfinite:
         raise CheckpointError(
-            f"{name} {list(shape)} holds {bad} NaN/Inf value(s); refusing "
-            f"to convert (pass --allow_nonfinite to carry them anyway).")
+            f"{name} {list(shape)} holds {bad} NaN/Inf value(s); refusing to convert. Expected "
+            f"finite values, or allow_nonfinite=True to carry them anyway. "
+            f"Received: {name}.shape={list(shape)}", option="allow_nonfinite")

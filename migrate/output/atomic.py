@@ -16,14 +16,14 @@ import uuid
 
 from migrate import files
 from migrate.errors import OutputError
-from migrate.errors import first_line
+from migrate.errors import reason
 
 PARTIAL_MARK = ".partial-"
 # `_replace` renames an existing output to `NAME.previous-XXXXXXXX`, renames
 # the new one into place, then removes the previous one; a run killed in
 # between leaves it behind (see `recover_previous`).
 PREVIOUS_MARK = ".previous-"
-# `manifest.MANIFEST_NAME`; named here too because `--overwrite` may only
+# `manifest.MANIFEST_NAME`; named here too because `overwrite` may only
 # replace a directory this tool wrote, and the manifest is what says so.
 OWNERSHIP_MARK = "manifest.json"
 # TensorFlow prefixes errors raised inside its functions with the function's
@@ -56,19 +56,23 @@ def check_output(output_dir, *, overwrite, source_files=()):
     for path in source_files:
         if _absolute(path).startswith(absolute.rstrip("/") + "/"):
             raise OutputError(
-                f"Output {output_dir} contains the input file {path}; choose another directory "
-                f"so the input is never touched.")
+                f"Output {output_dir} contains the input file {path}. Expected a directory "
+                f"apart from the input, so the input is never touched. "
+                f"Received: output={output_dir!r}")
     if files.exists(output_dir):
         if not overwrite:
-            raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+            raise _exists_error(output_dir)
         if not files.exists(files.join(output_dir, OWNERSHIP_MARK)):
             # Overwriting deletes the old output: never a directory this tool did not write.
             raise OutputError(
-                f"Refusing to overwrite {output_dir}: it is not a converted output (no "
-                f"{OWNERSHIP_MARK}); remove it yourself or choose another --output.")
+                f"Refusing to overwrite {output_dir}: it is not a converted output. Expected a "
+                f"directory holding {OWNERSHIP_MARK}; remove it yourself or choose another "
+                f"output. Received: output={output_dir!r}")
     parent = files.dirname(absolute) if "://" not in output_dir else files.dirname(output_dir)
     if "://" not in output_dir and parent and not os.access(_nearest_existing(parent), os.W_OK):
-        raise OutputError(f"Cannot write output {output_dir}: {parent} is not writable.")
+        raise OutputError(
+            f"Cannot write output {output_dir}: its parent directory {parent} is not writable. "
+            f"Expected a writable location. Received: output={output_dir!r}")
 
 
 @contextlib.contextmanager
@@ -99,7 +103,8 @@ def staged_directory(output_dir, *, overwrite):
         _replace(temporary, output_dir, overwrite)
     except (OSError, tf.errors.OpError) as error:
         raise OutputError(f"Cannot write output {output_dir}: "
-                          f"{_FUNCTION_NODE.sub('', first_line(error))}") from None
+                          f"{_FUNCTION_NODE.sub('', reason(error))}. Expected a writable "
+                          f"location with room. Received: output={output_dir!r}") from None
     finally:
         if gfile.exists(temporary):
             gfile.rmtree(temporary)
@@ -241,17 +246,26 @@ def _replace(temporary, output_dir, overwrite):
     previous = None
     if gfile.exists(output_dir):
         if not overwrite:
-            raise OutputError(f"Output {output_dir} already exists; pass --overwrite to replace it.")
+            raise _exists_error(output_dir)
         previous = f"{output_dir}{PREVIOUS_MARK}{uuid.uuid4().hex[:8]}"
         gfile.rename(output_dir, previous)
+    renamed = False
     try:
         gfile.rename(temporary, output_dir)
-    except Exception:
+        renamed = True
+    finally:
         if previous is not None:
-            gfile.rename(previous, output_dir)
-        raise
-    if previous is not None:
-        gfile.rmtree(previous)
+            # Put the old output back if the new one could not take its place.
+            if renamed:
+                gfile.rmtree(previous)
+            else:
+                gfile.rename(previous, output_dir)
+
+
+def _exists_error(output_dir):
+    return OutputError(
+        f"Output {output_dir} already exists. Expected a new directory, or overwrite=True to "
+        f"replace it. Received: output={output_dir!r}", option="overwrite")
 
 
 def _absolute(path):

@@ -42,15 +42,14 @@ def eligible(assignment, source, variable):
     """Returns True when `assignment` can be read straight into `variable`.
 
     Args:
-        assignment: a `migrate.plan.Assignment`.
+        assignment: a `migrate.planning.plan.Assignment`.
         source: the `SourceVariable` of the key the assignment reads.
         variable: the target model variable.
 
     Returns:
         True for a plain rule (no layout) of one source whose transforms only
-        reshape, on a numeric tensor of at least `MIN_BYTES` (read when
-        called, so tests can move it), into a TensorFlow resource variable of
-        the same dtype.
+        reshape, on a numeric tensor of at least `MIN_BYTES`, into a
+        TensorFlow resource variable of the same dtype.
 
     Example:
 
@@ -99,7 +98,8 @@ def restore(prefix, key, variable):
         tf.raw_ops.AssignVariableOp(resource=variable.handle, value=tf.zeros(shape, dtype),
                                     validate_shape=False)
         raise CheckpointError(
-            f"Cannot read {key!r} from checkpoint {prefix}: {_cause(error)}") from None
+            f"Cannot read {key!r} from checkpoint {prefix}: {_cause(error).rstrip('.')}. "
+            f"Expected intact tensor data. Received: name={key!r}") from None
     if bool(finite):
         return 0
     return _count_nonfinite(variable, dtype)

@@ -19,7 +19,7 @@ import threading
 
 from migrate import files
 from migrate.errors import OutputError
-from migrate.errors import first_line
+from migrate.errors import reason
 from migrate.version import __version__
 
 MANIFEST_NAME = "manifest.json"
@@ -77,7 +77,7 @@ def _sha256(path):
     try:
         return files.sha256(path)
     except Exception as error:  # tf.errors.OpError: a directory under a file's name, ...
-        raise OutputError(f"Cannot read {path}: {first_line(error)}") from None
+        raise _unreadable(path, error) from None
 
 
 def read(output_dir):
@@ -92,21 +92,38 @@ def read(output_dir):
     """
     manifest_path = files.join(output_dir, MANIFEST_NAME)
     if not files.exists(manifest_path):
-        raise OutputError(f"{output_dir} has no {MANIFEST_NAME}; was it written by "
-                          f"`migrate convert`?")
+        raise OutputError(f"{output_dir} has no {MANIFEST_NAME}. Expected a directory written "
+                          f"by a conversion. Received: output={str(output_dir)!r}")
     try:
         data = files.read_bytes(manifest_path)
     except Exception as error:  # tf.errors.OpError: a directory, no permission, ...
-        raise OutputError(f"Cannot read {manifest_path}: {first_line(error)}") from None
+        raise _unreadable(manifest_path, error) from None
     try:
         manifest = json.loads(data)
-        entries = manifest["output_files"]
-        if not all(isinstance(entry["path"], str) and isinstance(entry["sha256"], str)
-                   for entry in entries):
-            raise TypeError("every output_files entry needs a string `path` and `sha256`")
-    except (ValueError, KeyError, TypeError) as error:
-        raise OutputError(f"{manifest_path} is not a valid manifest: {error}") from None
+    except ValueError as error:  # json.JSONDecodeError, UnicodeDecodeError.
+        raise _invalid(manifest_path, f"not JSON ({error})", data[:80]) from None
+    entries = manifest.get("output_files") if isinstance(manifest, dict) else None
+    if not isinstance(entries, list):
+        raise _invalid(manifest_path, "no output_files list", data[:80])
+    for number, entry in enumerate(entries, 1):
+        if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)
+                and isinstance(entry.get("sha256"), str)):
+            raise _invalid(manifest_path,
+                           f"output_files entry {number} needs a string `path` and `sha256`",
+                           entry)
     return manifest
+
+
+def _invalid(manifest_path, problem, received):
+    return OutputError(
+        f"{manifest_path} is not a valid manifest: {problem}. Expected a JSON object whose "
+        f"output_files entries each hold a string `path` and `sha256`. "
+        f"Received: {received!r}")
+
+
+def _unreadable(path, error):
+    return OutputError(f"Cannot read {path}: {reason(error)}. Expected a readable file. "
+                       f"Received: path={path!r}")
 
 
 def build(*, checkpoint, table, model, model_name, report, sources, options):

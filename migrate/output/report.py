@@ -1,7 +1,6 @@
 """Conversion reports: a short summary for people and a JSON document for programs."""
 
 import dataclasses
-import json
 
 from migrate.progress import format_bytes
 from migrate.source.roles import Role
@@ -87,7 +86,7 @@ class ConversionReport:
                 f"The output does not carry {len(self.unwritten_targets)} non-trainable model "
                 f"weight(s) ({examples}{', ...' if len(self.unwritten_targets) > 3 else ''}); "
                 f"restored models keep their initial values (BatchNorm: mean 0, variance 1), so "
-                f"inference differs from the legacy graph. Use --keep=model_state to carry them.")
+                f"inference differs from the legacy graph. Use keep='model_state' to carry them.")
         if self.nonfinite:
             notes.append(f"{len(self.nonfinite)} tensor(s) hold NaN/Inf: "
                          + ", ".join(f"{name} ({count})" for name, count in self.nonfinite[:5]))
@@ -97,9 +96,6 @@ class ConversionReport:
         document = dataclasses.asdict(self)
         document["warnings"] = self.warnings
         return document
-
-    def dumps(self):
-        return json.dumps(self.to_json(), indent=2, sort_keys=True)
 
     def summary(self):
         """Returns a few lines a person can read."""

@@ -4,18 +4,40 @@ A plan is computed from metadata alone (names, shapes, dtypes, roles) before
 any tensor is read, so a wrong table fails fast and nothing is written. The
 writer then executes the plan's assignments one at a time.
 
-Example:
+Example, with stand-ins for a checkpoint's variables and a model's weights:
 
-    plan = make_plan(checkpoint.variables, table, target_weights, keep="trainable")
-    plan.raise_for_problems()   # PlanError listing every offender
-    for assignment in plan.assignments:
-        ...
+>>> from migrate.mapping.table import MappingTable
+>>> from migrate.planning.target import TargetWeight
+>>> from migrate.source.checkpoint import SourceVariable
+>>> from migrate.source.roles import Role, RoleSource
+>>> variables = {name: SourceVariable(name, shape, "float32", Role.TRAINABLE,
+...                                   RoleSource.NAME_RULE, "stand-in")
+...              for name, shape in (("fc/weights", (4, 2)), ("fc/biases", (2,)))}
+>>> targets = {path: TargetWeight(path, shape, "float32", True)
+...            for path, shape in (("dense/kernel", (4, 2)), ("dense/bias", (3,)))}
+>>> table = MappingTable.from_text('''
+... [[rule]]
+... match = 'fc/weights'
+... target = 'dense/kernel'
+... [[rule]]
+... match = 'fc/biases'
+... target = 'dense/bias'
+... ''')
+>>> plan = make_plan(variables, table, targets, keep="trainable")
+>>> for problem in plan.problems:
+...     print(problem.describe())
+shape mismatch: fc/biases [2] -> dense/bias [3]: rule 2 (match 'fc/biases') gives shape [2]
+>>> plan.raise_for_problems()  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+migrate.errors.PlanError: The conversion plan has 1 problem(s) (1 shape mismatch); ...
 """
 
 import collections
 import dataclasses
 import difflib
 
+from migrate.errors import ArgumentError
 from migrate.errors import PlanError
 from migrate.mapping import layouts
 from migrate.mapping import transforms as transforms_lib
@@ -76,14 +98,33 @@ class Assignment:
     target_shapes: tuple = ()
 
     def convert(self, arrays):
-        """Turns the source arrays (in `sources` order) into `{target path: array}`."""
+        """Turns the source arrays (in `sources` order) into `{target path: array}`.
+
+        Raises:
+            TransformError, LayoutError: the arrays do not fit the rule (the
+                plan checked their recorded shapes, so this means the data
+                disagrees with the checkpoint's own metadata).
+        """
+        shapes = ", ".join(f"{name}.shape={tuple(array.shape)}"
+                           for name, array in zip(self.sources, arrays))
         if self.rule.layout is None:
             (array,) = arrays
-            return {self.targets[0]: transforms_lib.apply_all(self.rule.transforms, array)}
+            try:
+                converted = transforms_lib.apply_all(self.rule.transforms, array)
+            except ValueError as error:  # NumPy's shape errors, translated.
+                raise transforms_lib.TransformError(
+                    f"{self.rule.describe()} cannot transform {self.sources[0]}: {error}. "
+                    f"Expected the shape the plan was made from. Received: {shapes}") from error
+            return {self.targets[0]: converted}
         converter = layouts.get(self.rule.layout)
-        outputs = converter.convert(dict(zip(self.parts, arrays)),
-                                    dict(zip(self.target_parts, self.target_shapes)),
-                                    self.parameters)
+        try:
+            outputs = converter.convert(dict(zip(self.parts, arrays)),
+                                        dict(zip(self.target_parts, self.target_shapes)),
+                                        self.parameters)
+        except ValueError as error:  # NumPy's shape errors, translated.
+            raise layouts.LayoutError(
+                f"{self.rule.describe()} cannot convert its sources: {error}. Expected the "
+                f"shapes the plan was made from. Received: {shapes}") from error
         return {target: outputs[part] for part, target in zip(self.target_parts, self.targets)}
 
 
@@ -128,9 +169,9 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
     """Plans a conversion from metadata alone.
 
     Args:
-        variables: dict of checkpoint key to `migrate.legacy_checkpoint.SourceVariable`.
+        variables: dict of checkpoint key to `migrate.source.checkpoint.SourceVariable`.
         table: a `migrate.MappingTable`.
-        targets: dict of path to `migrate.target_model.TargetWeight`.
+        targets: dict of path to `migrate.planning.target.TargetWeight`.
         keep: "trainable" (default) or "model_state" (also carry the model's
             non-trainable weights, such as BatchNorm statistics).
         ema_shadows: when given, a dict of variable key to the key of its
@@ -144,7 +185,13 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
 
     Returns:
         A `ConversionPlan`; check `problems` or call `raise_for_problems()`.
+
+    Raises:
+        ArgumentError: `keep` is not one of `KEEP_MODES`.
     """
+    if keep not in KEEP_MODES:
+        raise ArgumentError(f"Expected keep to be one of {', '.join(KEEP_MODES)}. "
+                            f"Received: keep={keep!r}")
     kept_roles = KEEP_MODES[keep]
     ema_shadows = ema_shadows or {}
     plan = ConversionPlan(keep=keep, left_out={role: [] for role in Role})

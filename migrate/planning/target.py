@@ -1,13 +1,14 @@
-"""The target Keras model: built from a factory, its weights by path, and which a checkpoint reaches."""
+"""The target Keras model: built from a factory, its weights by path, what a checkpoint reaches."""
 
 import dataclasses
 import importlib
+import inspect
 import math
 
 import numpy as np
 
 from migrate.errors import ModelError
-from migrate.errors import first_line
+from migrate.errors import reason
 
 
 @dataclasses.dataclass(frozen=True)
@@ -37,40 +38,79 @@ def load_factory(spec):
 
     Only the named module is imported, and importing it runs its code.
 
+    Args:
+        spec: text such as `migrate.zoo.resnet_v1_50:build_model`.
+
+    Returns:
+        The callable.
+
     Raises:
-        ModelError: the text is not `module:callable`, or the import fails.
+        ModelError: the text is not `module:callable`, the import fails (the
+            user's error is chained as the cause, for its traceback), or the
+            module has no such callable.
+
+    Example:
+
+    >>> load_factory("os.path:join")("a", "b")
+    'a/b'
+    >>> load_factory("os.path")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ModelError: Expected a model factory as module:callable, ... model='os.path'
     """
     module_name, _, attribute = str(spec).partition(":")
     if not module_name or not attribute:
         raise ModelError(
             f"Expected a model factory as module:callable, e.g. "
-            f"migrate.zoo.resnet_v1_50:build_model. Received: --model={spec!r}")
+            f"migrate.zoo.resnet_v1_50:build_model. Received: model={spec!r}")
     try:
         module = importlib.import_module(module_name)
-    except Exception as error:
-        raise ModelError(f"Cannot import model module {module_name!r}: {first_line(error)}") from None
+    except Exception as error:  # The user's module: any error; the cause keeps its traceback.
+        raise ModelError(
+            f"Cannot import model module {module_name!r}: {reason(error)}. Expected an "
+            f"importable module. Received: model={spec!r}") from error
     factory = getattr(module, attribute, None)
     if not callable(factory):
-        raise ModelError(f"Module {module_name!r} has no callable {attribute!r}.")
+        raise ModelError(
+            f"Module {module_name!r} has no callable {attribute!r}. Expected module:callable. "
+            f"Received: model={spec!r}")
     return factory
 
 
 def build(factory):
     """Calls a model factory and checks that it returned a built Keras model.
 
+    Args:
+        factory: a callable without arguments that returns a built Keras model.
+
+    Returns:
+        The model.
+
     Raises:
-        ModelError: the factory failed or returned something else.
+        ModelError: the factory failed (its error is chained as the cause, for
+            its traceback) or returned something that is not a built model.
+
+    Example:
+
+        model = build(lambda: keras.Sequential([keras.Input((4,)), keras.layers.Dense(2)]))
     """
     try:
         model = factory()
-    except Exception as error:
-        raise ModelError(f"The model factory failed: {first_line(error)}") from None
+    except Exception as error:  # The user's factory: any error; the cause keeps its traceback.
+        raise ModelError(f"The model factory failed: {reason(error)}. Expected a factory "
+                         f"that returns a built Keras model. Received: factory={_name(factory)}"
+                         ) from error
     if not hasattr(model, "trainable_weights") or not hasattr(model, "non_trainable_weights"):
         raise ModelError(f"Expected the model factory to return a Keras model. "
-                         f"Received: {type(model).__name__}")
+                         f"Received: type={type(model).__name__}")
     if not model.weights:
-        raise ModelError("The model has no weights; build it (call it on an input) in the factory.")
+        raise ModelError(f"The model has no weights. Expected a built model (call it on an "
+                         f"input in the factory). Received: model={model.name!r}")
     return model
+
+
+def _name(factory):
+    return getattr(factory, "__qualname__", type(factory).__name__)
 
 
 def is_keras_3(model):
@@ -99,7 +139,9 @@ def weights(model):
             path = weight_path(variable)
             if path in found:
                 raise ModelError(
-                    f"Two model weights share the path {path!r}; give their layers unique names.")
+                    f"Two model weights share a path, so a table cannot tell them apart. "
+                    f"Expected unique paths (give their layers unique names). Received: "
+                    f"path={path!r}")
             dtype = variable.dtype
             dtype = getattr(dtype, "name", dtype)
             found[path] = (TargetWeight(path, tuple(int(size) for size in variable.shape),
@@ -118,15 +160,21 @@ def object_paths(root):
     queue = [root]
     while queue:
         node = queue.pop(0)
-        try:
-            children = node._trackable_children(save_type="checkpoint")
-        except TypeError:
-            children = node._trackable_children()
+        children = (node._trackable_children(save_type="checkpoint")
+                    if _takes_save_type(node._trackable_children) else node._trackable_children())
         for name, child in children.items():
             if id(child) not in paths:
                 paths[id(child)] = paths[id(node)] + (name,)
                 queue.append(child)
     return paths
+
+
+def _takes_save_type(method):
+    # Some trackables' `_trackable_children` take no `save_type`; asking the
+    # signature (not catching TypeError) keeps errors inside the call visible.
+    parameters = inspect.signature(method).parameters.values()
+    return any(parameter.name == "save_type" or parameter.kind is parameter.VAR_KEYWORD
+               for parameter in parameters)
 
 
 def reachable_paths(model, target_paths, variables_by_path):
@@ -150,5 +198,6 @@ def reachable_paths(model, target_paths, variables_by_path):
             f"{len(missing)} weight(s) cannot be reached from the model's object graph, so a "
             f"tf.train.Checkpoint would silently leave them out (Keras 3 does not track layers "
             f"held in plain Python lists or dicts; assign them to attributes or use a Keras "
-            f"container): {', '.join(missing[:10])}")
+            f"container). Expected every weight reachable. Received: unreachable weights "
+            f"{', '.join(missing[:10])}")
     return found

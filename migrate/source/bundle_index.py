@@ -23,7 +23,7 @@ Example:
 
     summary = read_index(open("train/model.ckpt-3.index", "rb").read())
     if summary is not None and summary.problems:
-        raise ValueError(summary.problems[0])
+        print("TensorFlow would abort on:", summary.problems[0])
 """
 
 import dataclasses

@@ -8,7 +8,8 @@ import numpy as np
 
 from migrate import files
 from migrate.errors import CheckpointError
-from migrate.errors import first_line
+from migrate.errors import reason
+from migrate.options import check_builder
 from migrate.source import bundle_index
 from migrate.source import roles as roles_lib
 
@@ -31,8 +32,8 @@ class SourceVariable:
             one key holding the whole tensor).
         shape: the full shape.
         dtype: NumPy-style dtype name (`float32`, `int64`, `string`, ...).
-        role: what the variable is for (`migrate.roles.Role`).
-        role_source: where that decision came from (`migrate.roles.RoleSource`).
+        role: what the variable is for (`migrate.source.roles.Role`).
+        role_source: where that decision came from (`migrate.source.roles.RoleSource`).
         reason: a few words on the decision, for `inspect`.
     """
 
@@ -112,7 +113,8 @@ class LegacyCheckpoint:
             dtypes = {name: dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()}
         except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
             raise CheckpointError(
-                f"Cannot read checkpoint {prefix}: {first_line(error)}") from None
+                f"Cannot read checkpoint {prefix}: {reason(error)}. Expected a readable "
+                f"TF1 checkpoint. Received: checkpoint={prefix!r}") from None
         meta_path = prefix + ".meta"
         graph = None
         collections = None
@@ -170,12 +172,15 @@ class LegacyCheckpoint:
                 fail the checkpoint's checksum).
         """
         if name not in self.variables:
-            raise CheckpointError(f"Checkpoint {self.prefix} has no variable {name!r}.")
+            raise CheckpointError(f"Checkpoint {self.prefix} has no variable {name!r}. Expected "
+                                  f"one of its {len(self.variables)} variables. "
+                                  f"Received: name={name!r}")
         try:
             return self._reader.get_tensor(name)
         except Exception as error:
             raise CheckpointError(
-                f"Cannot read {name!r} from checkpoint {self.prefix}: {first_line(error)}") from None
+                f"Cannot read {name!r} from checkpoint {self.prefix}: {reason(error)}. "
+                f"Expected intact tensor data. Received: name={name!r}") from None
 
     def source_files(self):
         """Returns the checkpoint's files: `.index`, data shards, and the `.meta` if used."""
@@ -213,25 +218,31 @@ def resolve_prefix(path):
         state_path = files.join(path, "checkpoint")
         if not files.exists(state_path):
             raise CheckpointError(
-                f"Directory {path} holds no `checkpoint` state file; pass a checkpoint prefix "
-                f"such as {files.join(path, 'model.ckpt-1000')}.")
+                f"Directory {path} holds no `checkpoint` state file. Expected a checkpoint "
+                f"prefix such as {files.join(path, 'model.ckpt-1000')}, or a directory with a "
+                f"state file. Received: checkpoint={path!r}")
         try:
             state = tf.train.get_checkpoint_state(path)
         except Exception as error:
             raise CheckpointError(
-                f"The checkpoint state file {state_path} cannot be parsed: {first_line(error)}"
-            ) from None
+                f"The checkpoint state file {state_path} cannot be parsed: {reason(error)}. "
+                f"Expected a text CheckpointState. Received: checkpoint={path!r}") from None
         if state is None or not state.model_checkpoint_path:
-            raise CheckpointError(f"The checkpoint state file {state_path} names no checkpoint.")
+            raise CheckpointError(
+                f"The checkpoint state file {state_path} names no checkpoint. Expected a "
+                f"model_checkpoint_path. Received: checkpoint={path!r}")
         prefix = state.model_checkpoint_path
         if not files.exists(prefix + ".index"):
             raise CheckpointError(
                 f"The checkpoint state file {state_path} points to {prefix}, which does not "
-                f"exist (no {prefix}.index).")
+                f"exist (no {prefix}.index). Expected an existing checkpoint. "
+                f"Received: checkpoint={path!r}")
         return prefix
     if not files.exists(path) and not files.exists(files.dirname(path) or "."):
-        raise CheckpointError(f"No checkpoint at {path}: the directory does not exist.")
-    raise CheckpointError(f"No checkpoint at {path}: {path}.index does not exist.")
+        raise CheckpointError(f"No checkpoint at {path}: the directory does not exist. Expected a "
+                              f"checkpoint prefix or directory. Received: checkpoint={path!r}")
+    raise CheckpointError(f"No checkpoint at {path}: {path}.index does not exist. Expected a "
+                          f"checkpoint prefix or directory. Received: checkpoint={path!r}")
 
 
 def source_files(prefix, *, use_meta=True):
@@ -262,13 +273,15 @@ def data_files(prefix):
             counts.add(int(shard.group(2)))
     if not found or len(counts) != 1:
         raise CheckpointError(
-            f"Checkpoint {prefix} has no usable data file: expected {prefix}.data-00000-of-NNNNN.")
+            f"Checkpoint {prefix} has no usable data file. Expected "
+            f"{prefix}.data-00000-of-NNNNN. Received: data files {found}")
     (count,) = counts
     missing = sorted(set(range(count)) - present)
     if missing:
         raise CheckpointError(
             f"Checkpoint {prefix} is missing data shard(s) "
-            f"{', '.join(f'{prefix}.data-{index:05d}-of-{count:05d}' for index in missing)}.")
+            f"{', '.join(f'{prefix}.data-{index:05d}-of-{count:05d}' for index in missing)}. "
+            f"Expected all {count}. Received: {len(present)} shard(s)")
     return [path for path in found if _DATA_SHARD.search(path)]
 
 
@@ -278,29 +291,36 @@ def _check_index(prefix, shards):
     TensorFlow CHECK-fails (SIGABRT, no exception) on some damaged index
     records, and notices a short shard only when it reads a tensor past the
     cut, so a truncated copy would convert silently whenever the weights
-    happen to come first. See `migrate.bundle_index`.
+    happen to come first. See `migrate.source.bundle_index`.
     """
+    import tensorflow as tf
+
     index_path = prefix + ".index"
     try:
-        summary = bundle_index.read_index(files.read_bytes(index_path))
-    except Exception as error:  # An unreadable file: TensorFlow's reader will say why.
-        del error
-        return
+        index_bytes = files.read_bytes(index_path)
+    except (OSError, tf.errors.OpError) as error:  # A directory, no permission, ...
+        raise CheckpointError(
+            f"Cannot read checkpoint index {index_path}: {reason(error)}. Expected a "
+            f"readable file. Received: checkpoint={prefix!r}") from None
+    # Parsed outside the `try`: a bug in the parser must surface, never switch
+    # the check off.
+    summary = bundle_index.read_index(index_bytes)
     if summary is None:
         return
     if summary.problems:
         more = f" (and {len(summary.problems) - 1} more)" if len(summary.problems) > 1 else ""
         raise CheckpointError(
             f"Checkpoint index {index_path} is damaged: {summary.problems[0]}{more}; "
-            f"TensorFlow's reader would abort the process on it.")
+            f"TensorFlow's reader would abort the process on it. Expected an index whose "
+            f"records all parse. Received: checkpoint={prefix!r}")
     for path in shards:
         index = int(_DATA_SHARD.search(path).group(1))
         needed = summary.extents.get(index, 0)
         present = files.size(path)
         if present < needed:
             raise CheckpointError(
-                f"Checkpoint data file {path} is truncated: expected at least {needed} bytes "
-                f"(from {prefix}.index), received {present}. Copy the checkpoint again.")
+                f"Checkpoint data file {path} is truncated; copy the checkpoint again. Expected "
+                f"at least {needed} bytes (from {prefix}.index). Received: size={present}")
 
 
 def _import_meta_graph(meta_path):
@@ -311,10 +331,15 @@ def _import_meta_graph(meta_path):
         with graph.as_default():
             tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
     except Exception as error:
-        raise CheckpointError(
-            f"Cannot import the graph in {meta_path}: {first_line(error)} "
-            f"(pass --nouse_meta to classify variables by name rules instead).") from None
+        raise _meta_error(meta_path, error) from None
     return graph
+
+
+def _meta_error(meta_path, error):
+    return CheckpointError(
+        f"Cannot import the graph in {meta_path}: {reason(error)}. Expected a readable "
+        f"MetaGraphDef, or use_meta=False to classify variables by name rules instead. "
+        f"Received: use_meta=True", option="use_meta")
 
 
 def _builder_graph(name):
@@ -324,14 +349,13 @@ def _builder_graph(name):
 
     import legacy_graphs
 
+    check_builder(name)
     if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
         raise CheckpointError(
-            "A legacy_graphs builder needs TF_USE_LEGACY_KERAS=1 set before TensorFlow is "
-            "imported; the command line sets it when --builder is given.")
-    try:
-        builder = legacy_graphs.load_builder(name)
-    except ValueError as error:
-        raise CheckpointError(str(error)) from None
+            f"A legacy_graphs builder cannot define its graph in this process. Expected the "
+            f"environment variable TF_USE_LEGACY_KERAS=1 set before TensorFlow is imported "
+            f"(the command line sets it when a builder is given). Received: builder={name!r}")
+    builder = legacy_graphs.load_builder(name)
     graph = tf.Graph()
     with graph.as_default():
         builder.define_graph()
@@ -369,9 +393,7 @@ def _collections_from_meta(meta_path):
                         names.add(variable.variable_name.rsplit(":", 1)[0])
             found[key] = names
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
-        raise CheckpointError(
-            f"Cannot import the graph in {meta_path}: {first_line(error)} "
-            f"(pass --nouse_meta to classify variables by name rules instead).") from None
+        raise _meta_error(meta_path, error) from None
     return found
 
 
@@ -389,6 +411,7 @@ def _check_graph_matches(collections, shapes, role_origin):
         listed = ", ".join(repr(name) for name in missing[:5])
         raise CheckpointError(
             f"The {role_origin} does not describe this checkpoint: {len(missing)} of "
-            f"{len(collections['trainable'])} trainable graph variables are not in it "
-            f"(e.g. {listed}).")
+            f"{len(collections['trainable'])} trainable graph variables are not in it. "
+            f"Expected every trainable graph variable in the checkpoint. Received: missing "
+            f"{listed}{', ...' if len(missing) > 5 else ''}")
 

@@ -16,6 +16,9 @@ import importlib
 import os
 from typing import Any, Callable
 
+from migrate.errors import ArgumentError
+from migrate.errors import did_you_mean
+
 ZOO_NAMES = (
     "small_convnet",
     "resnet_v1_50",
@@ -52,12 +55,31 @@ class ZooEntry:
 def get(name):
     """Returns the `ZooEntry` called `name`.
 
+    Args:
+        name: one of `ZOO_NAMES`.
+
+    Returns:
+        The `ZooEntry`; its model module is imported, no model is built.
+
     Raises:
-        ValueError: there is no such entry; the message lists the known ones.
+        ArgumentError: there is no such entry; the message names the closest
+            one and lists the known ones.
+
+    Example:
+
+        model = get("resnet_v1_50").build_model()
+
+    A mistyped name suggests the closest entry:
+
+    >>> get("resnet50")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ArgumentError: Unknown zoo entry. Did you mean 'resnet_v1_50'? ...
     """
     if name not in ZOO_NAMES:
-        raise ValueError(
-            f"Unknown zoo entry. Expected one of {', '.join(ZOO_NAMES)}. Received: zoo={name!r}")
+        raise ArgumentError(
+            f"Unknown zoo entry.{did_you_mean(name, ZOO_NAMES)} Expected one of "
+            f"{', '.join(ZOO_NAMES)}. Received: zoo={name!r}")
     module = importlib.import_module(f"migrate.zoo.{name}")
     builder = importlib.import_module(f"legacy_graphs.{name}")
     verify = {

@@ -17,11 +17,15 @@ from typing import Any, Callable, Mapping
 
 import numpy as np
 
+from migrate.errors import ArgumentError
+from migrate.errors import MigrateError
+from migrate.errors import did_you_mean
+
 Shape = tuple[int, ...]
 
 
-class LayoutError(ValueError):
-    """A layout converter cannot convert the variables it was given."""
+class LayoutError(MigrateError):
+    """A layout converter cannot convert the variables it was given, at plan or convert time."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,7 +47,7 @@ class LayoutConverter:
             read, for example, the number of attention heads from them.
         convert: `(sources, target_shapes, parameters) -> arrays` for each
             target part; `sources` maps each source part to its array.
-        description: one line for `python -m migrate layouts` and errors.
+        description: one line on what the converter does, for errors and listings.
         source_parts_for: optional `parameters -> source parts`, for converters
             whose parts come from the table (e.g. which tensors to concatenate);
             when set it replaces `source_parts`.
@@ -86,9 +90,21 @@ _CONVERTERS: dict[str, LayoutConverter] = {}
 
 
 def register(converter):
-    """Adds `converter` to the registry; names are unique."""
+    """Adds `converter` to the registry; names are unique.
+
+    Args:
+        converter: a `LayoutConverter`.
+
+    Returns:
+        `converter`, so that `register` can wrap a definition.
+
+    Raises:
+        ArgumentError: a converter of that name is registered already.
+    """
     if converter.name in _CONVERTERS:
-        raise ValueError(f"Layout converter {converter.name!r} is already registered.")
+        raise ArgumentError(
+            f"Layout converter names must be unique; this one is registered already. "
+            f"Received: name={converter.name!r}")
     _CONVERTERS[converter.name] = converter
     return converter
 
@@ -96,26 +112,48 @@ def register(converter):
 def get(name):
     """Returns the converter registered as `name`.
 
+    Args:
+        name: the value of `layout = ...` in a table rule.
+
+    Returns:
+        The `LayoutConverter`.
+
     Raises:
-        LayoutError: no converter has that name; the message lists the known ones.
+        LayoutError: no converter has that name; the message names the
+            closest and lists the known ones.
+
+    Example:
+
+    >>> get("lstm").target_parts
+    ('kernel', 'recurrent_kernel', 'bias')
+    >>> get("lstm_cell")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.mapping.layouts.LayoutError: Unknown layout converter. Did you mean 'lstm'? ...
     """
     _load_builtin_converters()
-    try:
-        return _CONVERTERS[name]
-    except KeyError:
+    if name not in _CONVERTERS:
         raise LayoutError(
-            f"Unknown layout converter. Expected one of {', '.join(sorted(_CONVERTERS))}. "
-            f"Received: layout={name!r}") from None
+            f"Unknown layout converter.{did_you_mean(name, _CONVERTERS)} Expected one of "
+            f"{', '.join(sorted(_CONVERTERS))}. Received: layout={name!r}")
+    return _CONVERTERS[name]
 
 
 def names():
-    """Returns the names of all registered converters, sorted."""
+    """Returns the names of all registered converters, sorted.
+
+    Example:
+
+    >>> names()  # doctest: +NORMALIZE_WHITESPACE
+    ['bert_attention', 'concat', 'cudnn_compatible_lstm', 'gru', 'gru_legacy_names',
+     'lstm', 'lstm_legacy_names', 'split']
+    """
     _load_builtin_converters()
     return sorted(_CONVERTERS)
 
 
 def _load_builtin_converters():
-    # Imported lazily so that `migrate.layouts` stays importable on its own;
+    # Imported lazily so that `migrate.mapping.layouts` stays importable on its own;
     # each module registers its converters when imported.
     import importlib
     for module in ("recurrent", "attention", "fused"):

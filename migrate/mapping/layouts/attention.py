@@ -75,6 +75,13 @@ def resolve_heads(target_shapes, parameters):
     Raises:
         LayoutError: the target shapes disagree with each other or with the
             `heads` parameter, or neither gives a number of heads.
+
+    Example:
+
+    >>> resolve_heads({"query/kernel": (768, 12, 64)}, {"heads": None})
+    12
+    >>> resolve_heads({}, {"heads": 12})
+    12
     """
     heads = parameters.get("heads")
     heads_origin = "the `heads` parameter"
@@ -89,7 +96,7 @@ def resolve_heads(target_shapes, parameters):
         if len(shape) <= axis:
             raise LayoutError(
                 f"Expected the Keras weight {part!r} of a MultiHeadAttention layer to have a "
-                f"heads axis at position {axis}. Received: target shape {tuple(shape)}")
+                f"heads axis at position {axis}. Received: {part}.shape={tuple(shape)}")
         found = int(shape[axis])
         if heads is None:
             heads, heads_origin = found, f"target {part} shape {tuple(shape)}"
@@ -139,21 +146,24 @@ def _output_shapes(source_shapes, target_shapes, parameters):
     if shapes["attention_output/bias"] != (hidden,):
         raise LayoutError(
             f"Expected output/dense/bias to have shape ({hidden},) to match "
-            f"output/dense/kernel. Received: shape={shapes['attention_output/bias']}")
+            f"output/dense/kernel. Received: output/dense/bias.shape="
+            f"{shapes['attention_output/bias']}")
     for projection in _QUERY_KEY_VALUE:
         kernel, bias = shapes[f"{projection}/kernel"], shapes[f"{projection}/bias"]
         if bias != kernel[1:]:
             raise LayoutError(
                 f"Expected self/{projection}/bias to match its kernel's heads {kernel[1:]}. "
-                f"Received: {bias}")
+                f"Received: self/{projection}/bias heads shape={bias}")
     if shapes["query/kernel"][1:] != shapes["key/kernel"][1:]:
         raise LayoutError(
             f"Expected the query and key projections to have the same heads and size per "
-            f"head. Received: query {shapes['query/kernel']}, key {shapes['key/kernel']}")
+            f"head. Received: query shape={shapes['query/kernel']}, "
+            f"key shape={shapes['key/kernel']}")
     if shapes["value/kernel"][1:] != shapes["attention_output/kernel"][:2]:
         raise LayoutError(
             f"Expected output/dense/kernel to take the value heads "
-            f"{shapes['value/kernel'][1:]}. Received: {shapes['attention_output/kernel'][:2]}")
+            f"{shapes['value/kernel'][1:]}. "
+            f"Received: output/dense/kernel heads shape={shapes['attention_output/kernel'][:2]}")
     return shapes
 
 

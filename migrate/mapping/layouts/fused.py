@@ -54,6 +54,16 @@ def split_array(array, sizes, axis):
 
     Raises:
         LayoutError: the axis is out of range or the sizes do not add up.
+
+    Example:
+
+    >>> import numpy as np
+    >>> [piece.shape for piece in split_array(np.zeros((4, 12)), [4, 4, 4], axis=-1)]
+    [(4, 4), (4, 4), (4, 4)]
+    >>> split_array(np.zeros((4, 12)), [4, 4], axis=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.mapping.layouts.LayoutError: Expected split sizes adding up ... Received: sizes=[4, 4]
     """
     array = np.asarray(array)
     axis = _normalize_axis(axis, array.ndim, "axis")
@@ -76,6 +86,13 @@ def concatenate_arrays(arrays, axis):
 
     Raises:
         LayoutError: the arrays' ranks or their other axes differ.
+
+    Example:
+
+    >>> import numpy as np
+    >>> concatenate_arrays([np.ones((2, 1)), np.zeros((2, 2))], axis=1)
+    array([[1., 0., 0.],
+           [1., 0., 0.]])
     """
     arrays = [np.asarray(array) for array in arrays]
     names = [f"array {index}" for index in range(len(arrays))]

@@ -32,6 +32,20 @@ a rule states which naming it expects and a missing part is still an error.
 `migrate.mapping.layouts.tf1_graph`; a forget bias found nowhere is an error, and a cell clip
 found anywhere is refused, since keras.layers.LSTM does not clip. Peephole
 (`w_f_diag`, `w_i_diag`, `w_o_diag`) and projection parts are refused by name.
+
+Example: a one-unit LSTMCell on a two-value input. TF1's columns (i, j, f, o)
+become Keras' (i, f, c, o), the input rows `kernel` and the state row
+`recurrent_kernel`, and the forget bias is folded into the Keras bias:
+
+>>> import numpy as np
+>>> tf1_kernel = np.array([[1., 2., 3., 4.], [5., 6., 7., 8.], [9., 10., 11., 12.]])
+>>> weights = LSTM.convert({"kernel": tf1_kernel, "bias": np.zeros(4)}, {},
+...                        {"forget_bias": 1.0, "cell_clip": None})
+>>> weights["kernel"], weights["recurrent_kernel"]
+(array([[1., 3., 2., 4.],
+       [5., 7., 6., 8.]]), array([[ 9., 11., 10., 12.]]))
+>>> weights["bias"]
+array([0., 1., 0., 0.])
 """
 
 import math
@@ -42,12 +56,12 @@ import numpy as np
 from migrate.mapping.layouts import LayoutConverter
 from migrate.mapping.layouts import LayoutError
 from migrate.mapping.layouts import register
+from migrate.mapping.layouts import tf1_graph
 
 TARGET_PARTS = ("kernel", "recurrent_kernel", "bias")
 
 # Position of each Keras LSTM gate (i, f, c, o) among TF1's column blocks (i, j, f, o).
 _LSTM_GATES_FROM_TF1 = (0, 2, 1, 3)
-_TF1_FORGET_GATE = 2
 
 _FORGET_BIAS_HELP = (
     "TF1 checkpoints do not store it: the cell adds it to the forget gate at run time. "
@@ -56,17 +70,10 @@ _FORGET_BIAS_HELP = (
     "`forget_bias = <number>` in the table rule, or convert with the checkpoint's .meta "
     "so it can be read from the graph.")
 
-_PEEPHOLE_REASON = (
-    "peephole connections (use_peepholes=True) feed the cell state into the {gates}; "
-    "keras.layers.LSTM has no peepholes, so its outputs would differ")
-_PROJECTION_REASON = (
-    "the output projection (num_proj) maps h to num_proj units after every step and the "
-    "kernel's recurrent rows have num_proj rows, not units; keras.layers.LSTM has no "
-    "projection")
 _LSTM_UNSUPPORTED_PARTS = {
-    "w_i_diag": _PEEPHOLE_REASON.format(gates="input gate"),
-    "w_f_diag": _PEEPHOLE_REASON.format(gates="forget gate"),
-    "w_o_diag": _PEEPHOLE_REASON.format(gates="output gate"),
+    "w_i_diag": tf1_graph.PEEPHOLE_REASON.format(gates="input gate"),
+    "w_f_diag": tf1_graph.PEEPHOLE_REASON.format(gates="forget gate"),
+    "w_o_diag": tf1_graph.PEEPHOLE_REASON.format(gates="output gate"),
 }
 
 
@@ -190,8 +197,9 @@ def _make_lstm_converter(name, *, kernel_part, bias_part, fixed_forget_bias, des
         bias_blocks = _split_columns(bias, 4)
         # Folding the run-time constant into the stored bias is exact up to one
         # float rounding: TF1 computes (x W + b) + forget_bias, Keras x W + (b + forget_bias).
-        bias_blocks[_TF1_FORGET_GATE] = (
-            bias_blocks[_TF1_FORGET_GATE] + np.asarray(forget_bias(parameters), dtype=bias.dtype))
+        forget = tf1_graph.TF1_FORGET_GATE
+        bias_blocks[forget] = (
+            bias_blocks[forget] + np.asarray(forget_bias(parameters), dtype=bias.dtype))
         fused = np.concatenate([kernel_blocks[index] for index in _LSTM_GATES_FROM_TF1], axis=1)
         return {
             "kernel": np.ascontiguousarray(fused[:input_dim]),
@@ -284,13 +292,14 @@ def _make_gru_converter(name, *, kernel_name, bias_name, description):
 
 LSTM = register(_make_lstm_converter(
     "lstm", kernel_part="kernel", bias_part="bias", fixed_forget_bias=None,
-    unsupported_parts={**_LSTM_UNSUPPORTED_PARTS, "projection/kernel": _PROJECTION_REASON},
+    unsupported_parts={**_LSTM_UNSUPPORTED_PARTS, "projection/kernel": tf1_graph.PROJECTION_REASON},
     description="TF1 LSTMCell/BasicLSTMCell/LSTMBlockCell (kernel, bias; gates i,j,f,o) "
                 "-> keras.layers.LSTM cell (gates i,f,c,o), forget_bias folded into the bias"))
 
 LSTM_LEGACY_NAMES = register(_make_lstm_converter(
     "lstm_legacy_names", kernel_part="weights", bias_part="biases", fixed_forget_bias=None,
-    unsupported_parts={**_LSTM_UNSUPPORTED_PARTS, "projection/weights": _PROJECTION_REASON},
+    unsupported_parts={**_LSTM_UNSUPPORTED_PARTS,
+                       "projection/weights": tf1_graph.PROJECTION_REASON},
     description="LSTM cells saved before TF 1.2 (weights, biases) -> keras.layers.LSTM cell, "
                 "forget_bias folded into the bias"))
 

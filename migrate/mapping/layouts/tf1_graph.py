@@ -16,10 +16,16 @@ from typing import Optional
 import numpy as np
 
 from migrate.mapping.layouts import LayoutError
-from migrate.mapping.layouts.recurrent import _PEEPHOLE_REASON
-from migrate.mapping.layouts.recurrent import _PROJECTION_REASON
-from migrate.mapping.layouts.recurrent import _TF1_FORGET_GATE
 
+# TF1 LSTM cells order their gate column blocks i, j, f, o.
+TF1_FORGET_GATE = 2
+PEEPHOLE_REASON = (
+    "peephole connections (use_peepholes=True) feed the cell state into the {gates}; "
+    "keras.layers.LSTM has no peepholes, so its outputs would differ")
+PROJECTION_REASON = (
+    "the output projection (num_proj) maps h to num_proj units after every step and the "
+    "kernel's recurrent rows have num_proj rows, not units; keras.layers.LSTM has no "
+    "projection")
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops a variable's value passes through unchanged on its way into the cell:
 # reads, v1 while-loop frames (Enter) and identities added by while_v2 captures.
@@ -70,10 +76,10 @@ class LstmGraphFacts:
         """Returns why keras.layers.LSTM cannot reproduce this cell; empty when it can."""
         problems = []
         if self.peepholes:
-            problems.append(f"{self.scope}: " + _PEEPHOLE_REASON.format(
+            problems.append(f"{self.scope}: " + PEEPHOLE_REASON.format(
                 gates="input, forget and output gates"))
         if self.projection:
-            problems.append(f"{self.scope}: " + _PROJECTION_REASON)
+            problems.append(f"{self.scope}: " + PROJECTION_REASON)
         if self.cell_clip is not None:
             problems.append(
                 f"{self.scope}: the cell state is clipped to [-{self.cell_clip:g}, "
@@ -329,7 +335,7 @@ class _GraphIndex:
         if split is None:
             return None
         nodes = self._nodes[location]
-        for consumer in self._consumers_of(location, split, output=_TF1_FORGET_GATE):
+        for consumer in self._consumers_of(location, split, output=TF1_FORGET_GATE):
             if consumer.op not in _ADD_OPS:
                 continue
             for text in self._data_inputs(consumer):
