@@ -524,13 +524,13 @@ def _print_error(message, hint=""):
     print(f"{ERROR_PREFIX}{message}{hint}", file=sys.stderr)
 
 
-def _flag_hint(option):
-    """Returns ` (see --OPTION)` for a library option that is also a flag, else ""."""
-    return f" (see --{option})" if option and option in FLAGS else ""
+def _flag_hint(option, command):
+    """Returns ` (see --OPTION)` when the library option is a flag of `command`, else ""."""
+    return f" (see --{option})" if option in command.flag_names else ""
 
 
-def _usage_hint(help_command, option=None):
-    if option and option in FLAGS:
+def _usage_hint(help_command, option=None, command=None):
+    if command is not None and option in command.flag_names:
         return f" (see --{option} in `{help_command} --help`)"
     return f" (see `{help_command} --help`)"
 
@@ -562,7 +562,7 @@ def main(argv, *, command=None):
         name = command or next((argument for argument in argv[1:] if argument in COMMANDS), None)
         print(command_help(name, program) if name else usage(), end="")
         return SUCCESS_EXIT
-    help_command = PROGRAM
+    help_command, name = PROGRAM, None
     try:
         name, arguments = _split_command(argv, command)
         help_command = program if command else f"{PROGRAM} {name}"
@@ -572,7 +572,7 @@ def main(argv, *, command=None):
         _print_error(error, _usage_hint(help_command))
         return USAGE_EXIT
     except errors.ArgumentError as error:
-        _print_error(error, _usage_hint(help_command, error.option))
+        _print_error(error, _usage_hint(help_command, error.option, COMMANDS[name]))
         return USAGE_EXIT
     return _run(COMMANDS[name], help_command)
 
@@ -587,11 +587,11 @@ def _run(command, help_command):
         return command.run()
     except errors.ArgumentError as error:
         _print_verbose_traceback(error)
-        _print_error(error, _usage_hint(help_command, error.option))
+        _print_error(error, _usage_hint(help_command, error.option, command))
         return USAGE_EXIT
     except errors.MigrateError as error:
         _print_verbose_traceback(error)
-        _print_error(error, _flag_hint(error.option))
+        _print_error(error, _flag_hint(error.option, command))
         if isinstance(error, errors.PlanError):
             print(error.details(), file=sys.stderr)
         return FAILURE_EXIT
