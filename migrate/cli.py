@@ -180,7 +180,8 @@ class Command:
     Attributes:
         name: what follows `python -m migrate`.
         summary: one line for the list of commands.
-        run: reads the flags, calls the library, prints; returns the exit code.
+        run: `run(options)` with the `ConversionOptions` built from the flags:
+            calls the library, prints; returns the exit code.
         requirements: `Requirement`s checked before anything is imported.
         needs_tensorflow: whether TensorFlow is imported (quietly) before `run`.
     """
@@ -204,13 +205,16 @@ def _import_tensorflow_quietly():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # The C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL, so standard error is
-    # silenced at the file-descriptor level for the import only.
+    # silenced at the file-descriptor level for the import only. Listing the
+    # devices there too: on a machine without a GPU, the first use of the
+    # devices otherwise logs a failed `cuInit` in the middle of the command.
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import tensorflow as tf
+            tf.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -245,15 +249,16 @@ def _table_and_model():
 
 
 def _options():
+    """Returns the one `ConversionOptions` of this command line, built from the flags."""
     from migrate.options import ConversionOptions
     return ConversionOptions(keep=_KEEP.value, ema=_EMA.value,
                              allow_nonfinite=_ALLOW_NONFINITE.value, use_meta=_USE_META.value,
                              builder=_BUILDER.value)
 
 
-def _open_checkpoint():
+def _open_checkpoint(options):
     from migrate import pipeline
-    return pipeline.open_checkpoint(_CHECKPOINT.value, _options())
+    return pipeline.open_checkpoint(_CHECKPOINT.value, options)
 
 
 def _emit(document, summary):
@@ -266,10 +271,10 @@ def _emit(document, summary):
     print(json.dumps(document, indent=2, sort_keys=True) if _JSON.value else summary)
 
 
-def command_inspect():
+def command_inspect(options):
     from migrate import pipeline
     from migrate.progress import format_bytes
-    description = pipeline.inspect(_open_checkpoint())
+    description = pipeline.inspect(_open_checkpoint(options))
     lines = [f"{description['checkpoint']} (roles from {description['role_origin']})"]
     for variable in description["variables"]:
         lines.append(f"  {variable['name']:<60} {str(variable['shape']):<20} "
@@ -284,23 +289,23 @@ def command_inspect():
     return SUCCESS_EXIT
 
 
-def _convert(dry_run):
+def _convert(options, dry_run):
     import migrate
     table, model = _table_and_model()
     report = migrate.convert(
-        _open_checkpoint(), table, model, None if dry_run else _OUTPUT.value, options=_options(),
-        overwrite=_OVERWRITE.value, dry_run=dry_run, show_progress=not _JSON.value,
-        model_name=model)
+        _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
+        options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
+        show_progress=not _JSON.value, model_name=model)
     _emit(report.to_json(), report.summary())
     return SUCCESS_EXIT
 
 
-def command_plan():
-    return _convert(dry_run=True)
+def command_plan(options):
+    return _convert(options, dry_run=True)
 
 
-def command_convert():
-    return _convert(dry_run=_DRY_RUN.value)
+def command_convert(options):
+    return _convert(options, dry_run=_DRY_RUN.value)
 
 
 def _check_batch():
@@ -309,21 +314,22 @@ def _check_batch():
                          "--beam_options.")
 
 
-def command_batch():
+def command_batch(options):
     import shlex
 
     import migrate
     table, model = _table_and_model()
     report = migrate.convert_batch(
         _INPUT_DIR.value, _OUTPUT_DIR.value, table, model, latest_only=_LATEST_ONLY.value,
-        workers=_WORKERS.value, force=_FORCE.value, options=_options(), runner=_RUNNER.value,
+        workers=_WORKERS.value, force=_FORCE.value, options=options, runner=_RUNNER.value,
         beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
         verbose=_VERBOSE.value)
     _emit(report.to_json(), report.summary())
     return SUCCESS_EXIT if report.ok else FAILURE_EXIT
 
 
-def command_verify():
+def command_verify(options):
+    del options  # verify reads the legacy graph's own .meta; --ema is its one option.
     import migrate
     from migrate import pipeline
     entry = _zoo_entry()
@@ -351,20 +357,21 @@ def _check_verify():
                          f"Received: input_shape={','.join(_INPUT_SHAPE.value)!r}")
 
 
-def command_check():
+def command_check(options):
+    del options  # A converted output carries its options in its manifest.
     from migrate.output import manifest
     result = manifest.check(_OUTPUT.value)
     _emit(result.to_json(), result.summary())
     return SUCCESS_EXIT if result.ok else FAILURE_EXIT
 
 
-def command_lint():
+def command_lint(options):
     from migrate.mapping import lint
     names = None
     if _CHECKPOINT.value:
         from migrate.source.roles import Role
         _import_tensorflow_quietly()
-        checkpoint = _open_checkpoint()
+        checkpoint = _open_checkpoint(options)
         # Slots, shadows and counters never go through the table.
         names = [name for name, variable in checkpoint.variables.items()
                  if variable.role in (Role.TRAINABLE, Role.MODEL_STATE, Role.UNKNOWN)]
@@ -373,7 +380,8 @@ def command_lint():
     return SUCCESS_EXIT if result.ok else FAILURE_EXIT
 
 
-def command_zoo():
+def command_zoo(options):
+    del options  # Lists the entries only.
     from migrate import zoo
     entries = [zoo.get(name) for name in zoo.available()]
     document = [{"name": entry.name, "description": entry.description, "table": entry.table_path,
@@ -382,7 +390,8 @@ def command_zoo():
     return SUCCESS_EXIT
 
 
-def command_demo():
+def command_demo(options):
+    del options  # The demo converts with its own options, twice.
     from migrate import demo
     result = demo.run(zoo_name=_ZOO.value or "resnet_v1_50", workdir=_WORKDIR.value,
                       overwrite=True, batch_size=_BATCH_SIZE.value, seed=_SEED.value)
@@ -516,8 +525,6 @@ def _check(command):
         raise UsageError(f"`{command.name}` needs {'; '.join(missing)}.")
     _CHECKS.get(command.name, lambda: None)()
     _check_zoo_name()
-    if command.name in (PLAN, CONVERT, BATCH, INSPECT, LINT):
-        _options()  # Raises ArgumentError for values no flag type catches.
 
 
 def _print_error(message, hint=""):
@@ -568,23 +575,24 @@ def main(argv, *, command=None):
         help_command = program if command else f"{PROGRAM} {name}"
         _parse(argv[0], name, arguments)
         _check(COMMANDS[name])
+        options = _options()  # Its own checks raise ArgumentError.
     except UsageError as error:
         _print_error(error, _usage_hint(help_command))
         return USAGE_EXIT
     except errors.ArgumentError as error:
         _print_error(error, _usage_hint(help_command, error.option, COMMANDS[name]))
         return USAGE_EXIT
-    return _run(COMMANDS[name], help_command)
+    return _run(COMMANDS[name], options, help_command)
 
 
-def _run(command, help_command):
+def _run(command, options, help_command):
     """Runs a checked command; turns what it raises into one line and an exit code."""
     try:
         if _BUILDER.value:
             os.environ[LEGACY_KERAS_VARIABLE] = "1"
         if command.needs_tensorflow:
             _import_tensorflow_quietly()
-        return command.run()
+        return command.run(options)
     except errors.ArgumentError as error:
         _print_verbose_traceback(error)
         _print_error(error, _usage_hint(help_command, error.option, command))

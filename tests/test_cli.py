@@ -235,3 +235,10 @@ def test_every_readme_command_uses_its_commands_flags_and_has_what_it_needs():
         for requirement in command.requirements:
             assert any(set(group) <= given for group in requirement.alternatives), (
                 line, requirement.describe())
+
+
+def test_the_readme_usage_error_example_is_what_the_command_prints(cli_in_process):
+    with open(os.path.join(REPOSITORY, "README.md"), encoding="utf-8") as file:
+        (example,) = [line.strip() for line in file if line.strip().startswith("error: `")]
+    result = cli_in_process("inspect", "--checkpoint=c", "--output=o")
+    assert result.returncode == 2 and _error_line(result) == example
