@@ -183,6 +183,8 @@ class Command:
         run: `run(options)` with the `ConversionOptions` built from the flags:
             calls the library, prints; returns the exit code.
         requirements: `Requirement`s checked before anything is imported.
+        check: rules between flags, checked with the requirements; raises
+            `UsageError`. None: no such rules.
         needs_tensorflow: whether TensorFlow is imported (quietly) before `run`.
     """
 
@@ -190,6 +192,7 @@ class Command:
     summary: str
     run: object
     requirements: tuple = ()
+    check: object = None
     needs_tensorflow: bool = True
 
     @property
@@ -409,11 +412,12 @@ COMMANDS = {command.name: command for command in (
                               _TABLE_AND_MODEL)),
     Command(BATCH, "convert every checkpoint under a directory (resumable, crash-isolated "
             "workers)", command_batch, (_needs("input_dir"), _needs("output_dir"),
-                                        _TABLE_AND_MODEL)),
+                                        _TABLE_AND_MODEL), check=_check_batch),
     Command(VERIFY, "run the legacy graph and the restored Keras model, compare outputs",
             command_verify, (_needs("checkpoint"), _needs("converted"),
                              Requirement((("model",), ("zoo",))),
-                             Requirement((("input_tensor", "output_tensor"), ("zoo",))))),
+                             Requirement((("input_tensor", "output_tensor"), ("zoo",)))),
+            check=_check_verify),
     Command(CHECK, "re-hash a converted output against its manifest", command_check,
             (_needs("output"),)),
     Command(LINT, "check a mapping table (TensorFlow only with --checkpoint)", command_lint,
@@ -422,8 +426,6 @@ COMMANDS = {command.name: command for command in (
     Command(DEMO, "build a legacy checkpoint, convert it, verify it (the main job)",
             command_demo),
 )}
-# Cross-flag rules of a command, checked with the requirements.
-_CHECKS = {BATCH: _check_batch, VERIFY: _check_verify}
 
 USAGE = f"""\
 Moves trained weights from a TF1 checkpoint into a Keras model, verified.
@@ -523,7 +525,8 @@ def _check(command):
                if not requirement.is_met()]
     if missing:
         raise UsageError(f"`{command.name}` needs {'; '.join(missing)}.")
-    _CHECKS.get(command.name, lambda: None)()
+    if command.check is not None:
+        command.check()
     _check_zoo_name()
 
 
