@@ -617,17 +617,18 @@ def _run(command, options, help_command):
 
 
 def _print_verbose_traceback(error):
-    """With --verbose, prints the traceback of what went wrong: the user's own code if it failed.
+    """With --verbose, prints the traceback, and that of the user's own code if it failed.
 
     A library error raised while importing or calling the user's model module
-    chains the original exception (as cause, or as context under `from None`);
-    that traceback points into the user's code, which is what they need to see.
+    may hide the original exception (`raise ... from None`); its traceback
+    points into the user's code, which is what they need to see, so it is
+    printed first. A cause chained with `from error` prints with the error.
     """
     if not _VERBOSE.value:
         return
-    cause = error.__cause__ or error.__context__
-    if isinstance(error, errors.MigrateError) and cause is not None:
-        error = cause
+    hidden = error.__context__ if error.__suppress_context__ else None
+    if isinstance(error, errors.MigrateError) and hidden is not None:
+        traceback.print_exception(hidden, file=sys.stderr)
     traceback.print_exception(error, file=sys.stderr)
 
 

@@ -184,9 +184,13 @@ def test_a_users_own_model_error_keeps_its_traceback_under_verbose(cli_in_proces
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
     assert lines[0] == "Traceback (most recent call last):"
-    # The user's own file and line, and their exception, not the library's wrapper.
+    # The user's own file and line and their exception, then the library's error.
     assert f'{tmp_path / module}.py", line ' in result.stderr
-    assert "RuntimeError: broken" in lines[-2] and lines[-1] == message.format(module=module)
+    user_error = lines.index(next(line for line in lines if line.startswith("RuntimeError: ")))
+    assert lines[user_error] == f"RuntimeError: {source.split(chr(39))[1]}"
+    assert lines[user_error + 1] == "Traceback (most recent call last):"
+    assert lines[-2].startswith("migrate.errors.ModelError: ")
+    assert lines[-1] == message.format(module=module)
 
 
 @pytest.mark.parametrize("script, command", sorted(SCRIPTS.items()))
