@@ -1,83 +1,204 @@
-"""Command line: `python -m migrate inspect|plan|convert|batch|verify|check|lint|zoo|demo`.
+"""Command line: the flags of `python -m migrate`, which command reads which, and its exit codes.
 
-Flags live here and only here; every command reads them once and calls the
-library with keyword arguments, so porting code can do the same without
-flags. Errors print one line (no traceback unless --verbose) and exit 1;
-usage errors exit 2.
+Flags live here and only here. `main(argv)` parses them afresh, checks them
+before TensorFlow is imported, and calls the library with keyword arguments,
+so porting code can do the same without flags. Every failure is one line on
+standard error: `error: ...`, exit 2 for usage errors (with a `--help` hint),
+exit 1 for errors in the input; tracebacks only with --verbose.
 """
 
+import dataclasses
+import difflib
 import json
 import os
 import sys
 import traceback
 
-from absl import app
 from absl import flags
 
 from migrate import errors
 
-COMMANDS = ("inspect", "plan", "convert", "batch", "verify", "check", "lint", "zoo", "demo")
+PROGRAM = "python -m migrate"
+SUCCESS_EXIT = 0
+FAILURE_EXIT = 1
+USAGE_EXIT = 2
+INTERRUPTED_EXIT = 130
+ERROR_PREFIX = "error: "
+HELP_ARGUMENTS = ("--help", "-h", "--helpshort", "--helpfull")
+# Set for --builder: TensorFlow reads it once at import, and the legacy
+# builders (tf-slim, rnn_cell) need Keras 2 behind `tf.keras`.
+LEGACY_KERAS_VARIABLE = "TF_USE_LEGACY_KERAS"
 
-_CHECKPOINT = flags.DEFINE_string(
-    "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. train/model.ckpt-12000) or a directory "
-    "with a `checkpoint` state file.")
-_TABLE = flags.DEFINE_string("table", None, "Mapping table (TOML).")
-_MODEL = flags.DEFINE_string(
-    "model", None, "Keras model factory as module:callable; importing the module runs its code.")
-_ZOO = flags.DEFINE_string(
-    "zoo", None, "Built-in conversion (see `python -m migrate zoo`): supplies the table, the "
-    "model and the verify settings unless given explicitly.")
-_OUTPUT = flags.DEFINE_string("output", None, "Output directory for the TF2 checkpoint.")
-_KEEP = flags.DEFINE_enum(
-    "keep", "trainable", ["trainable", "model_state"],
-    "What the output carries: trainable weights only, or also the model's non-trainable "
-    "weights (BatchNorm statistics).")
-_EMA = flags.DEFINE_bool(
-    "ema", False, "Read each variable's ExponentialMovingAverage shadow in its place.")
-_OVERWRITE = flags.DEFINE_bool("overwrite", False, "Replace an existing output directory.")
-_DRY_RUN = flags.DEFINE_bool("dry_run", False, "Plan and check only; write nothing.")
-_ALLOW_NONFINITE = flags.DEFINE_bool(
-    "allow_nonfinite", False, "Carry NaN/Inf weights instead of refusing them (always reported).")
-_BUILDER = flags.DEFINE_string(
-    "builder", None, "legacy_graphs builder whose graph gives the variable roles when the "
-    "checkpoint has no .meta.")
-_USE_META = flags.DEFINE_bool("use_meta", True, "Read variable roles from the .meta graph.")
-_JSON = flags.DEFINE_bool("json", False, "Print the JSON report instead of the summary.")
-_REPORT = flags.DEFINE_string("report", None, "Also write the JSON report to this file.")
-_VERBOSE = flags.DEFINE_bool("verbose", False, "Show tracebacks and TensorFlow's logs.")
-_CONVERTED = flags.DEFINE_string("converted", None, "verify: the converted output directory.")
-_INPUT_TENSOR = flags.DEFINE_string("input_tensor", None, "verify: legacy input placeholder.")
-_OUTPUT_TENSOR = flags.DEFINE_string("output_tensor", None, "verify: legacy output tensor.")
-_INPUT_SHAPE = flags.DEFINE_list(
-    "input_shape", None, "verify: input shape without the batch dimension, e.g. 64,64,3.")
-_INPUT_MAX = flags.DEFINE_integer(
-    "input_max", None, "verify: integer inputs are drawn from [0, input_max).")
-_BATCH_SIZE = flags.DEFINE_integer("batch_size", 2, "verify: rows in the random batch.")
-_SEED = flags.DEFINE_integer("seed", 0, "verify: seed of the random batch.")
-_TOLERANCE = flags.DEFINE_float(
-    "tolerance", None, "verify: largest accepted relative difference (default: the zoo "
-    "entry's, else 1e-5).")
-_WORKDIR = flags.DEFINE_string("workdir", "demo_output", "demo: directory for its files.")
-_INPUT_DIR = flags.DEFINE_string(
-    "input_dir", None, "batch: directory scanned recursively for legacy checkpoint prefixes.")
-_OUTPUT_DIR = flags.DEFINE_string(
-    "output_dir", None, "batch: output root; each checkpoint gets a converted directory at its "
-    "relative path (run1/model.ckpt-1000 -> OUTPUT_DIR/run1/model.ckpt-1000/).")
-_LATEST_ONLY = flags.DEFINE_bool(
-    "latest_only", False, "batch: per directory, only the newest entry of its `checkpoint` "
-    "state file.")
-_WORKERS = flags.DEFINE_integer(
-    "workers", 1, "batch: worker processes converting in parallel (0: in this process, "
-    "without crash isolation).", lower_bound=0)
-_FORCE = flags.DEFINE_bool(
-    "force", False, "batch: convert again outputs that are already up to date.")
-_RUNNER = flags.DEFINE_enum(
-    "runner", "local", ["local", "beam"],
-    "batch: local worker processes, or an Apache Beam pipeline (pip install 'tf1-migrate[beam]').")
-_BEAM_OPTIONS = flags.DEFINE_string(
-    "beam_options", "", "batch --runner=beam: Beam pipeline arguments in one string, e.g. "
-    "\"--runner=DataflowRunner --project=P --region=R --temp_location=gs://B/tmp\"; empty: "
-    "the DirectRunner.")
+INSPECT = "inspect"
+PLAN = "plan"
+CONVERT = "convert"
+BATCH = "batch"
+VERIFY = "verify"
+CHECK = "check"
+LINT = "lint"
+ZOO = "zoo"
+DEMO = "demo"
+ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, ZOO, DEMO)
+
+# The command line's own flags, apart from absl's global ones (logging), so
+# that each command's --help lists exactly what it reads.
+FLAGS = flags.FlagValues()
+_COMMANDS_OF_FLAG = {}
+
+
+def _define(define, name, default, help_text, *, commands, **kwargs):
+    """Defines a flag in `FLAGS` and records the commands that read it."""
+    _COMMANDS_OF_FLAG[name] = tuple(commands)
+    return define(name, default, help=help_text, flag_values=FLAGS, **kwargs)
+
+
+_CHECKPOINT = _define(
+    flags.DEFINE_string, "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. "
+    "train/model.ckpt-12000) or a directory with a `checkpoint` state file.",
+    commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT))
+_TABLE = _define(flags.DEFINE_string, "table", None, "Mapping table (TOML).",
+                 commands=(PLAN, CONVERT, BATCH, LINT))
+_MODEL = _define(
+    flags.DEFINE_string, "model", None,
+    "Keras model factory as module:callable; importing the module runs its code.",
+    commands=(PLAN, CONVERT, BATCH, VERIFY))
+_ZOO = _define(
+    flags.DEFINE_string, "zoo", None, "Built-in conversion (see `python -m migrate zoo`): "
+    "supplies the table, the model and the verify settings unless given explicitly.",
+    commands=(PLAN, CONVERT, BATCH, VERIFY, DEMO))
+_OUTPUT = _define(flags.DEFINE_string, "output", None,
+                  "Output directory of the TF2 checkpoint.", commands=(CONVERT, CHECK))
+_KEEP = _define(
+    flags.DEFINE_enum, "keep", "trainable", "What the output carries: trainable weights only, "
+    "or also the model's non-trainable weights (BatchNorm statistics).",
+    commands=(PLAN, CONVERT, BATCH), enum_values=["trainable", "model_state"])
+_EMA = _define(flags.DEFINE_bool, "ema", False,
+               "Read each variable's ExponentialMovingAverage shadow in its place.",
+               commands=(PLAN, CONVERT, BATCH, VERIFY))
+_OVERWRITE = _define(flags.DEFINE_bool, "overwrite", False,
+                     "Replace an existing output directory.", commands=(CONVERT,))
+_DRY_RUN = _define(flags.DEFINE_bool, "dry_run", False, "Plan and check only; write nothing.",
+                   commands=(CONVERT,))
+_ALLOW_NONFINITE = _define(
+    flags.DEFINE_bool, "allow_nonfinite", False,
+    "Carry NaN/Inf weights instead of refusing them (always reported).",
+    commands=(PLAN, CONVERT, BATCH))
+_BUILDER = _define(
+    flags.DEFINE_string, "builder", None, "legacy_graphs builder whose graph gives the variable "
+    "roles when the checkpoint has no .meta.", commands=(INSPECT, PLAN, CONVERT, BATCH, LINT))
+_USE_META = _define(flags.DEFINE_bool, "use_meta", True,
+                    "Read variable roles from the .meta graph.",
+                    commands=(INSPECT, PLAN, CONVERT, BATCH, LINT))
+_JSON = _define(flags.DEFINE_bool, "json", False,
+                "Print the JSON report instead of the summary.", commands=ALL_COMMANDS)
+_REPORT = _define(flags.DEFINE_string, "report", None,
+                  "Also write the JSON report to this file.", commands=ALL_COMMANDS)
+_VERBOSE = _define(flags.DEFINE_bool, "verbose", False, "Show tracebacks and TensorFlow's logs.",
+                   commands=ALL_COMMANDS)
+_CONVERTED = _define(flags.DEFINE_string, "converted", None, "The converted output directory.",
+                     commands=(VERIFY,))
+_INPUT_TENSOR = _define(flags.DEFINE_string, "input_tensor", None,
+                        "Legacy input placeholder, e.g. inputs:0.", commands=(VERIFY,))
+_OUTPUT_TENSOR = _define(flags.DEFINE_string, "output_tensor", None,
+                         "Legacy output tensor, e.g. logits:0.", commands=(VERIFY,))
+_INPUT_SHAPE = _define(flags.DEFINE_list, "input_shape", None,
+                       "Input shape without the batch dimension, e.g. 64,64,3.",
+                       commands=(VERIFY,))
+_INPUT_MAX = _define(flags.DEFINE_integer, "input_max", None,
+                     "Integer inputs are drawn from [0, input_max).", commands=(VERIFY,))
+_BATCH_SIZE = _define(flags.DEFINE_integer, "batch_size", 2, "Rows in the random batch.",
+                      commands=(VERIFY, DEMO))
+_SEED = _define(flags.DEFINE_integer, "seed", 0, "Seed of the random batch.",
+                commands=(VERIFY, DEMO))
+_TOLERANCE = _define(flags.DEFINE_float, "tolerance", None, "Largest accepted relative "
+                     "difference (default: the zoo entry's, else 1e-5).", commands=(VERIFY,))
+_WORKDIR = _define(flags.DEFINE_string, "workdir", "demo_output", "Directory for demo's files.",
+                   commands=(DEMO,))
+_INPUT_DIR = _define(flags.DEFINE_string, "input_dir", None,
+                     "Directory scanned recursively for legacy checkpoint prefixes.",
+                     commands=(BATCH,))
+_OUTPUT_DIR = _define(
+    flags.DEFINE_string, "output_dir", None, "Output root; each checkpoint gets a converted "
+    "directory at its relative path (run1/model.ckpt-1000 -> OUTPUT_DIR/run1/model.ckpt-1000/).",
+    commands=(BATCH,))
+_LATEST_ONLY = _define(
+    flags.DEFINE_bool, "latest_only", False,
+    "Per directory, only the newest entry of its `checkpoint` state file.", commands=(BATCH,))
+_WORKERS = _define(
+    flags.DEFINE_integer, "workers", 1, "Worker processes converting in parallel (0: in this "
+    "process, without crash isolation).", commands=(BATCH,), lower_bound=0)
+_FORCE = _define(flags.DEFINE_bool, "force", False,
+                 "Convert again outputs that are already up to date.", commands=(BATCH,))
+_RUNNER = _define(
+    flags.DEFINE_enum, "runner", "local", "Local worker processes, or an Apache Beam pipeline "
+    "(pip install 'tf1-migrate[beam]').", commands=(BATCH,), enum_values=["local", "beam"])
+_BEAM_OPTIONS = _define(
+    flags.DEFINE_string, "beam_options", "", "With --runner=beam: Beam pipeline arguments in one "
+    "string, e.g. \"--runner=DataflowRunner --project=P --region=R "
+    "--temp_location=gs://B/tmp\"; empty: the DirectRunner.", commands=(BATCH,))
+
+
+class UsageError(Exception):
+    """The command line is not valid; printed as one line with a --help hint, exit 2."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Requirement:
+    """Flags a command cannot do without: any one of `alternatives`, each given in full.
+
+    Attributes:
+        alternatives: groups of flag names, e.g. `(("table", "model"), ("zoo",))`.
+        unless: a boolean flag that, when set, lifts the requirement.
+    """
+
+    alternatives: tuple
+    unless: str | None = None
+
+    def is_met(self):
+        if self.unless is not None and FLAGS[self.unless].value:
+            return True
+        return any(all(FLAGS[name].value not in (None, "") for name in group)
+                   for group in self.alternatives)
+
+    def describe(self):
+        text = ", or ".join(" and ".join(f"--{name}" for name in group)
+                            for group in self.alternatives)
+        return text if self.unless is None else f"{text} (unless --{self.unless})"
+
+
+def _needs(*names):
+    return Requirement(((*names,),))
+
+
+_TABLE_AND_MODEL = Requirement((("table", "model"), ("zoo",)))
+
+
+@dataclasses.dataclass(frozen=True)
+class Command:
+    """One command of the command line.
+
+    Attributes:
+        name: what follows `python -m migrate`.
+        summary: one line for the list of commands.
+        run: `run(options)` with the `ConversionOptions` built from the flags:
+            calls the library, prints; returns the exit code.
+        requirements: `Requirement`s checked before anything is imported.
+        check: rules between flags, checked with the requirements; raises
+            `UsageError`. None: no such rules.
+        needs_tensorflow: whether TensorFlow is imported (quietly) before `run`.
+    """
+
+    name: str
+    summary: str
+    run: object
+    requirements: tuple = ()
+    check: object = None
+    needs_tensorflow: bool = True
+
+    @property
+    def flag_names(self):
+        return sorted(name for name, commands in _COMMANDS_OF_FLAG.items()
+                      if self.name in commands)
 
 
 def _import_tensorflow_quietly():
@@ -87,13 +208,16 @@ def _import_tensorflow_quietly():
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     # The C++ start-up lines ignore TF_CPP_MIN_LOG_LEVEL, so standard error is
-    # silenced at the file-descriptor level for the import only.
+    # silenced at the file-descriptor level for the import only. Listing the
+    # devices there too: on a machine without a GPU, the first use of the
+    # devices otherwise logs a failed `cuInit` in the middle of the command.
     sys.stderr.flush()
     saved = os.dup(2)
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
             import tensorflow as tf
+            tf.config.list_physical_devices()
     finally:
         os.dup2(saved, 2)
         os.close(saved)
@@ -106,53 +230,54 @@ def _zoo_entry():
     if _ZOO.value is None:
         return None
     from migrate import zoo
-    try:
-        return zoo.get(_ZOO.value)
-    except ValueError as error:
-        raise app.UsageError(str(error), exitcode=2) from None
+    return zoo.get(_ZOO.value)
 
 
-def _require(flag, command):
-    if flag.value in (None, ""):
-        raise app.UsageError(f"`{command}` needs --{flag.name}.", exitcode=2)
-    return flag.value
+def _check_zoo_name():
+    """Lets the library refuse an unknown zoo name before anything imports TensorFlow."""
+    from migrate import zoo
+    if _ZOO.value is not None and _ZOO.value not in zoo.available():
+        try:
+            zoo.get(_ZOO.value)  # The library's message names the closest entries.
+        except ValueError as error:  # ArgumentError, or a plain ValueError before the sweep.
+            raise UsageError(str(error)) from None
 
 
-def _table_and_model(command):
+def _table_and_model():
+    """Returns the table and model flags, each filled from --zoo when not given."""
     entry = _zoo_entry()
-    table = _TABLE.value or (entry.table_path if entry else None)
-    model = _MODEL.value or (entry.model_factory if entry else None)
-    if table is None or model is None:
-        raise app.UsageError(f"`{command}` needs --table and --model, or --zoo.", exitcode=2)
-    return table, model
+    if entry is None:
+        return _TABLE.value, _MODEL.value
+    return _TABLE.value or entry.table_path, _MODEL.value or entry.model_factory
 
 
 def _options():
+    """Returns the one `ConversionOptions` of this command line, built from the flags."""
     from migrate.options import ConversionOptions
     return ConversionOptions(keep=_KEEP.value, ema=_EMA.value,
                              allow_nonfinite=_ALLOW_NONFINITE.value, use_meta=_USE_META.value,
                              builder=_BUILDER.value)
 
 
-def _open_checkpoint():
+def _open_checkpoint(options):
     from migrate import pipeline
-    if _BUILDER.value:
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
-    return pipeline.open_checkpoint(_require(_CHECKPOINT, "this command"), _options())
+    return pipeline.open_checkpoint(_CHECKPOINT.value, options)
 
 
 def _emit(document, summary):
     if _REPORT.value:
-        with open(_REPORT.value, "w", encoding="utf-8") as file:
+        temporary = f"{_REPORT.value}.partial"
+        with open(temporary, "w", encoding="utf-8") as file:
             json.dump(document, file, indent=2, sort_keys=True)
             file.write("\n")
+        os.replace(temporary, _REPORT.value)
     print(json.dumps(document, indent=2, sort_keys=True) if _JSON.value else summary)
 
 
-def command_inspect():
+def command_inspect(options):
     from migrate import pipeline
     from migrate.progress import format_bytes
-    description = pipeline.inspect(_open_checkpoint())
+    description = pipeline.inspect(_open_checkpoint(options))
     lines = [f"{description['checkpoint']} (roles from {description['role_origin']})"]
     for variable in description["variables"]:
         lines.append(f"  {variable['name']:<60} {str(variable['shape']):<20} "
@@ -164,54 +289,53 @@ def command_inspect():
             lines.append(f"    {role:<15} {entry['count']:>6} variable(s) "
                          f"{format_bytes(entry['bytes']):>10}")
     _emit(description, "\n".join(lines))
-    return 0
+    return SUCCESS_EXIT
 
 
-def _convert(dry_run):
+def _convert(options, dry_run):
     import migrate
-    table, model = _table_and_model("convert" if not dry_run else "plan")
-    output = None if dry_run else _require(_OUTPUT, "convert")
+    table, model = _table_and_model()
     report = migrate.convert(
-        _open_checkpoint(), table, model, output, options=_options(),
-        overwrite=_OVERWRITE.value, dry_run=dry_run, show_progress=not _JSON.value,
-        model_name=model)
+        _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
+        options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
+        show_progress=not _JSON.value, model_name=model)
     _emit(report.to_json(), report.summary())
-    return 0
+    return SUCCESS_EXIT
 
 
-def command_plan():
-    return _convert(dry_run=True)
+def command_plan(options):
+    return _convert(options, dry_run=True)
 
 
-def command_convert():
-    return _convert(dry_run=_DRY_RUN.value)
+def command_convert(options):
+    return _convert(options, dry_run=_DRY_RUN.value)
 
 
-def command_batch():
+def _check_batch():
+    if _RUNNER.value == "beam" and FLAGS["workers"].present:
+        raise UsageError("--workers is for --runner=local; give Beam its own worker options in "
+                         "--beam_options.")
+
+
+def command_batch(options):
     import shlex
 
     import migrate
-    table, model = _table_and_model("batch")
-    if _RUNNER.value == "beam" and flags.FLAGS["workers"].present:
-        raise app.UsageError("--workers is for --runner=local; give Beam its own worker "
-                             "options in --beam_options.", exitcode=2)
-    if _BUILDER.value:
-        os.environ["TF_USE_LEGACY_KERAS"] = "1"
+    table, model = _table_and_model()
     report = migrate.convert_batch(
-        _require(_INPUT_DIR, "batch"), _require(_OUTPUT_DIR, "batch"), table, model,
-        latest_only=_LATEST_ONLY.value, workers=_WORKERS.value, force=_FORCE.value,
-        options=_options(), runner=_RUNNER.value,
+        _INPUT_DIR.value, _OUTPUT_DIR.value, table, model, latest_only=_LATEST_ONLY.value,
+        workers=_WORKERS.value, force=_FORCE.value, options=options, runner=_RUNNER.value,
         beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
         verbose=_VERBOSE.value)
     _emit(report.to_json(), report.summary())
-    return 0 if report.ok else 1
+    return SUCCESS_EXIT if report.ok else FAILURE_EXIT
 
 
-def command_verify():
+def command_verify(options):
+    del options  # verify reads the legacy graph's own .meta; --ema is its one option.
     import migrate
     from migrate import pipeline
     entry = _zoo_entry()
-    _, model_factory = _table_and_model("verify")
     settings = dict(entry.verify) if entry else {}
     for key, flag in (("input_tensor", _INPUT_TENSOR), ("output_tensor", _OUTPUT_TENSOR),
                       ("input_max", _INPUT_MAX), ("tolerance", _TOLERANCE)):
@@ -219,89 +343,306 @@ def command_verify():
             settings[key] = flag.value
     if _INPUT_SHAPE.value:
         settings["input_shape"] = tuple(int(size) for size in _INPUT_SHAPE.value)
-    for key in ("input_tensor", "output_tensor"):
-        if key not in settings:
-            raise app.UsageError(f"`verify` needs --{key} (or --zoo).", exitcode=2)
     settings.setdefault("tolerance", 1e-5)
-    model = pipeline.load_model(model_factory)
-    restored = migrate.restore(model, _require(_CONVERTED, "verify"))
-    report = migrate.verify(_require(_CHECKPOINT, "verify"), model, batch_size=_BATCH_SIZE.value,
+    model = pipeline.load_model(_MODEL.value or entry.model_factory)
+    restored = migrate.restore(model, _CONVERTED.value)
+    report = migrate.verify(_CHECKPOINT.value, model, batch_size=_BATCH_SIZE.value,
                             seed=_SEED.value, ema=_EMA.value, **settings)
     document = report.to_json()
     document["restore"] = {"restored": len(restored.restored), "unchanged": restored.unchanged}
     _emit(document, restored.summary() + "\n" + report.summary())
-    return 0 if report.passed else 1
+    return SUCCESS_EXIT if report.passed else FAILURE_EXIT
 
 
-def command_check():
-    from migrate.output import manifest as integrity
-    result = integrity.check(_require(_OUTPUT, "check"))
+def _check_verify():
+    if _INPUT_SHAPE.value and not all(size.strip().isdigit() for size in _INPUT_SHAPE.value):
+        raise UsageError(f"Expected --input_shape as positive integers separated by commas. "
+                         f"Received: input_shape={','.join(_INPUT_SHAPE.value)!r}")
+
+
+def command_check(options):
+    del options  # A converted output carries its options in its manifest.
+    from migrate.output import manifest
+    result = manifest.check(_OUTPUT.value)
     _emit(result.to_json(), result.summary())
-    return 0 if result.ok else 1
+    return SUCCESS_EXIT if result.ok else FAILURE_EXIT
 
 
-def command_lint():
+def command_lint(options):
     from migrate.mapping import lint
     names = None
     if _CHECKPOINT.value:
         from migrate.source.roles import Role
         _import_tensorflow_quietly()
-        checkpoint = _open_checkpoint()
+        checkpoint = _open_checkpoint(options)
         # Slots, shadows and counters never go through the table.
         names = [name for name, variable in checkpoint.variables.items()
                  if variable.role in (Role.TRAINABLE, Role.MODEL_STATE, Role.UNKNOWN)]
-    result = lint.lint_table(_require(_TABLE, "lint"), names)
+    result = lint.lint_table(_TABLE.value, names)
     _emit(result.to_json(), result.summary())
-    return 0 if result.ok else 1
+    return SUCCESS_EXIT if result.ok else FAILURE_EXIT
 
 
-def command_zoo():
+def command_zoo(options):
+    del options  # Lists the entries only.
     from migrate import zoo
     entries = [zoo.get(name) for name in zoo.available()]
     document = [{"name": entry.name, "description": entry.description, "table": entry.table_path,
                  "model": entry.model_factory, "verify": entry.verify} for entry in entries]
     _emit(document, "\n".join(f"{entry.name:<22} {entry.description}" for entry in entries))
-    return 0
+    return SUCCESS_EXIT
 
 
-def command_demo():
+def command_demo(options):
+    del options  # The demo converts with its own options, twice.
     from migrate import demo
     result = demo.run(zoo_name=_ZOO.value or "resnet_v1_50", workdir=_WORKDIR.value,
                       overwrite=True, batch_size=_BATCH_SIZE.value, seed=_SEED.value)
     _emit(result, demo.summary(result))
-    return 0 if result["passed"] else 1
+    return SUCCESS_EXIT if result["passed"] else FAILURE_EXIT
 
 
-def main(argv):
-    if len(argv) < 2 or argv[1] not in COMMANDS:
-        raise app.UsageError(
-            f"Expected a command, one of {', '.join(COMMANDS)}. "
-            f"Received: {argv[1] if len(argv) > 1 else 'nothing'}", exitcode=2)
-    if len(argv) > 2:
-        raise app.UsageError(f"Unexpected arguments: {' '.join(argv[2:])}", exitcode=2)
+COMMANDS = {command.name: command for command in (
+    Command(INSPECT, "list a legacy checkpoint's variables, shapes, bytes and roles",
+            command_inspect, (_needs("checkpoint"),)),
+    Command(PLAN, "check a conversion without writing (unmapped, unfilled, shapes, collisions)",
+            command_plan, (_needs("checkpoint"), _TABLE_AND_MODEL)),
+    Command(CONVERT, "write a TF2 checkpoint holding only the mapped weights (+ manifest.json)",
+            command_convert, (_needs("checkpoint"), Requirement((("output",),), unless="dry_run"),
+                              _TABLE_AND_MODEL)),
+    Command(BATCH, "convert every checkpoint under a directory (resumable, crash-isolated "
+            "workers)", command_batch, (_needs("input_dir"), _needs("output_dir"),
+                                        _TABLE_AND_MODEL), check=_check_batch),
+    Command(VERIFY, "run the legacy graph and the restored Keras model, compare outputs",
+            command_verify, (_needs("checkpoint"), _needs("converted"),
+                             Requirement((("model",), ("zoo",))),
+                             Requirement((("input_tensor", "output_tensor"), ("zoo",)))),
+            check=_check_verify),
+    Command(CHECK, "re-hash a converted output against its manifest", command_check,
+            (_needs("output"),)),
+    Command(LINT, "check a mapping table (TensorFlow only with --checkpoint)", command_lint,
+            (_needs("table"),), needs_tensorflow=False),
+    Command(ZOO, "list the built-in conversions", command_zoo),
+    Command(DEMO, "build a legacy checkpoint, convert it, verify it (the main job)",
+            command_demo),
+)}
+
+USAGE = f"""\
+Moves trained weights from a TF1 checkpoint into a Keras model, verified.
+
+Usage: {PROGRAM} COMMAND [--flags]
+
+Commands:
+{{commands}}
+
+`{PROGRAM} COMMAND --help` lists the flags of one command.
+
+Example:
+  {PROGRAM} convert --checkpoint=train/model.ckpt-3 --zoo=resnet_v1_50 --output=converted
+"""
+
+
+def usage():
+    """Returns the text of `python -m migrate --help`: the commands, one line each."""
+    lines = "\n".join(f"  {command.name:<9} {command.summary}" for command in COMMANDS.values())
+    return USAGE.format(commands=lines)
+
+
+def command_help(name, program=PROGRAM):
+    """Returns the text of `python -m migrate NAME --help`: that command's flags only.
+
+    Example:
+
+    >>> print(command_help("check").splitlines()[0])
+    Usage: python -m migrate check --output=... [--flags]
+    """
+    command = COMMANDS[name]
+    shown = flags.FlagValues()
+    for flag_name in command.flag_names:
+        shown[flag_name] = FLAGS[flag_name]
+    required = " ".join(
+        f"--{requirement.alternatives[0][0]}=..." for requirement in command.requirements
+        if len(requirement.alternatives) == 1 and len(requirement.alternatives[0]) == 1)
+    invocation = program if program != PROGRAM else f"{PROGRAM} {name}"
+    lines = [f"Usage: {' '.join(filter(None, (invocation, required)))} [--flags]", "",
+             f"{name}: {command.summary}."]
+    if command.requirements:
+        lines.append("Needs: " + "; ".join(requirement.describe()
+                                           for requirement in command.requirements) + ".")
+    lines += ["", "Flags:", shown.get_help(prefix="  ", include_special_flags=False)]
+    return "\n".join(lines) + "\n"
+
+
+def _split_command(argv, command):
+    """Returns `(command name, the arguments left to parse as flags)`.
+
+    Raises:
+        UsageError: no command, or an unknown one.
+    """
+    arguments = list(argv[1:])
+    if command is not None:
+        return command, arguments
+    positional = [argument for argument in arguments if not argument.startswith("-")]
+    if not positional or positional[0] not in COMMANDS:
+        raise UsageError(f"Expected a command, one of {', '.join(COMMANDS)}. "
+                         f"Received: {positional[0] if positional else 'nothing'}")
+    arguments.remove(positional[0])
+    return positional[0], arguments
+
+
+def _parse(program, command, arguments):
+    """Parses `arguments` into `FLAGS` afresh (defaults for every flag not given).
+
+    Raises:
+        UsageError: an unknown flag, a bad flag value, or a stray argument.
+    """
+    FLAGS.unparse_flags()
     try:
-        if argv[1] != "lint":
+        remaining = FLAGS([program, *arguments])
+    except flags.UnrecognizedFlagError as error:
+        name = error.flagname
+        close = difflib.get_close_matches(name, COMMANDS[command].flag_names, n=1)
+        hint = f" Did you mean --{close[0]}?" if close else ""
+        raise UsageError(f"`{command}` has no flag --{name}.{hint}") from None
+    except flags.Error as error:
+        raise UsageError(errors.first_line(error)) from None
+    if len(remaining) > 1:
+        raise UsageError(f"Unexpected arguments: {' '.join(remaining[1:])}")
+
+
+def _check(command):
+    """Checks the parsed flags against what `command` reads and needs, before any import.
+
+    Raises:
+        UsageError: a flag the command does not read, or missing required flags.
+    """
+    unused = [name for name in FLAGS if FLAGS[name].present
+              and command.name not in _COMMANDS_OF_FLAG[name]]
+    if unused:
+        users = ", ".join(_COMMANDS_OF_FLAG[unused[0]])
+        raise UsageError(f"`{command.name}` does not use --{unused[0]} (a flag of {users}).")
+    missing = [requirement.describe() for requirement in command.requirements
+               if not requirement.is_met()]
+    if missing:
+        raise UsageError(f"`{command.name}` needs {'; '.join(missing)}.")
+    if command.check is not None:
+        command.check()
+    _check_zoo_name()
+
+
+def _print_error(message, hint=""):
+    print(f"{ERROR_PREFIX}{message}{hint}", file=sys.stderr)
+
+
+def _flag_hint(option, command):
+    """Returns ` (see --OPTION)` when the library option is a flag of `command`, else ""."""
+    return f" (see --{option})" if option in command.flag_names else ""
+
+
+def _usage_hint(help_command, option=None, command=None):
+    if command is not None and option in command.flag_names:
+        return f" (see --{option} in `{help_command} --help`)"
+    return f" (see `{help_command} --help`)"
+
+
+def main(argv, *, command=None):
+    """Runs one command line; returns the exit code. Parses the flags afresh on every call.
+
+    Args:
+        argv: `sys.argv`-like: the program, then `COMMAND --flags...` (or only
+            the flags when `command` is given).
+        command: the command a script stands for (`scripts/convert_checkpoint.py`
+            is `convert`); its hints then name `python argv[0]`.
+
+    Returns:
+        0 on success, 1 when the input has a problem (one `error:` line on
+        standard error), 2 for a usage error, 130 when interrupted.
+
+    Example:
+
+    >>> main(["migrate", "frobnicate"])
+    2
+    """
+    program = PROGRAM if command is None else f"python {argv[0]}"
+    if not flags.FLAGS.is_parsed():
+        # absl's logging (used by TensorFlow) warns on every process whose
+        # global flags were never parsed; this command line does not use them.
+        flags.FLAGS.mark_as_parsed()
+    if any(argument in HELP_ARGUMENTS for argument in argv[1:]):
+        name = command or next((argument for argument in argv[1:] if argument in COMMANDS), None)
+        print(command_help(name, program) if name else usage(), end="")
+        return SUCCESS_EXIT
+    help_command, name = PROGRAM, None
+    try:
+        name, arguments = _split_command(argv, command)
+        help_command = program if command else f"{PROGRAM} {name}"
+        _parse(argv[0], name, arguments)
+        _check(COMMANDS[name])
+        options = _options()  # Its own checks raise ArgumentError.
+    except UsageError as error:
+        _print_error(error, _usage_hint(help_command))
+        return USAGE_EXIT
+    except errors.ArgumentError as error:
+        _print_error(error, _usage_hint(help_command, error.option, COMMANDS[name]))
+        return USAGE_EXIT
+    return _run(COMMANDS[name], options, help_command)
+
+
+def _run(command, options, help_command):
+    """Runs a checked command; turns what it raises into one line and an exit code."""
+    try:
+        if _BUILDER.value:
+            os.environ[LEGACY_KERAS_VARIABLE] = "1"
+        if command.needs_tensorflow:
             _import_tensorflow_quietly()
-        return globals()[f"command_{argv[1]}"]()
+        return command.run(options)
+    except errors.ArgumentError as error:
+        _print_verbose_traceback(error)
+        _print_error(error, _usage_hint(help_command, error.option, command))
+        return USAGE_EXIT
     except errors.MigrateError as error:
-        if _VERBOSE.value:
-            traceback.print_exc()
-        print(f"error: {error}", file=sys.stderr)
+        _print_verbose_traceback(error)
+        _print_error(error, _flag_hint(error.option, command))
         if isinstance(error, errors.PlanError):
             print(error.details(), file=sys.stderr)
-        return 1
-    except app.UsageError:
-        raise
+        return FAILURE_EXIT
     except KeyboardInterrupt:
-        print("error: interrupted", file=sys.stderr)
-        return 130
+        _print_error("interrupted")
+        return INTERRUPTED_EXIT
     except Exception as error:  # A bug or an unexpected TensorFlow failure.
-        if _VERBOSE.value:
-            traceback.print_exc()
-        print(f"error: {type(error).__name__}: {errors.first_line(error)} "
-              f"(run with --verbose for the traceback)", file=sys.stderr)
-        return 1
+        _print_verbose_traceback(error)
+        _print_error(f"{type(error).__name__}: {errors.first_line(error)} "
+                     f"(run with --verbose for the traceback)")
+        return FAILURE_EXIT
+
+
+def _print_verbose_traceback(error):
+    """With --verbose, prints the traceback, and that of the user's own code if it failed.
+
+    A library error raised while importing or calling the user's model module
+    may hide the original exception (`raise ... from None`); its traceback
+    points into the user's code, which is what they need to see, so it is
+    printed first. A cause chained with `from error` prints with the error.
+    """
+    if not _VERBOSE.value:
+        return
+    hidden = error.__context__ if error.__suppress_context__ else None
+    if isinstance(error, errors.MigrateError) and hidden is not None:
+        traceback.print_exception(hidden, file=sys.stderr)
+    traceback.print_exception(error, file=sys.stderr)
+
+
+def run_command(arguments, *, command=None):
+    """Runs `python -m migrate ARGUMENTS` in this process; returns the exit code (for tests).
+
+    Example:
+
+    >>> run_command(["zoo", "--bogus"])
+    2
+    """
+    return main(["migrate", *arguments], command=command)
 
 
 def run():
-    app.run(main)
+    """The process entry point of `python -m migrate`."""
+    sys.exit(main(sys.argv))

@@ -1,17 +1,17 @@
 """Converts a legacy TF1 checkpoint into a TF2 checkpoint for a Keras model.
 
-The `convert` command of `python -m migrate` as a standalone absl script; every
-flag of `python -m migrate` applies (see --helpfull).
+The `convert` command of `python -m migrate` as a standalone script, the same
+code and flags; `--help` lists them.
 """
 
-from absl import app
+import sys
 
 from migrate import cli
 
 
 def main(argv):
-    return cli.main([argv[0], "convert", *argv[1:]])
+    return cli.main(argv, command=cli.CONVERT)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main(sys.argv))

@@ -1,17 +1,17 @@
 """Lists a legacy TF1 checkpoint's variables with shapes, bytes and roles.
 
-The `inspect` command of `python -m migrate` as a standalone absl script; every
-flag of `python -m migrate` applies (see --helpfull).
+The `inspect` command of `python -m migrate` as a standalone script, the same
+code and flags; `--help` lists them.
 """
 
-from absl import app
+import sys
 
 from migrate import cli
 
 
 def main(argv):
-    return cli.main([argv[0], "inspect", *argv[1:]])
+    return cli.main(argv, command=cli.INSPECT)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main(sys.argv))

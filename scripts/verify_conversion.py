@@ -1,17 +1,17 @@
 """Compares the legacy graph's outputs with the converted Keras model's.
 
-The `verify` command of `python -m migrate` as a standalone absl script; every
-flag of `python -m migrate` applies (see --helpfull).
+The `verify` command of `python -m migrate` as a standalone script, the same
+code and flags; `--help` lists them.
 """
 
-from absl import app
+import sys
 
 from migrate import cli
 
 
 def main(argv):
-    return cli.main([argv[0], "verify", *argv[1:]])
+    return cli.main(argv, command=cli.VERIFY)
 
 
 if __name__ == "__main__":
-    app.run(main)
+    sys.exit(main(sys.argv))

@@ -36,3 +36,27 @@ def run_cli(*arguments, cwd=None):
     environment.pop("TF_USE_LEGACY_KERAS", None)
     return subprocess.run([sys.executable, "-m", "migrate", *arguments], capture_output=True,
                           text=True, cwd=cwd, env=environment, check=False, timeout=600)
+
+
+@pytest.fixture
+def cli_in_process(capsys, monkeypatch):
+    """Returns `run(*arguments, cwd=None)`: `python -m migrate ARGUMENTS` inside this process.
+
+    The same `migrate.cli.main` as the real process, with its flags parsed
+    afresh on every call; the result is a CompletedProcess holding the exit
+    code and what the command printed. For tests where process isolation (the
+    real exit status, a crash, what gets imported) is not the point.
+    """
+    from migrate import cli
+
+    def run(*arguments, cwd=None):
+        capsys.readouterr()  # Only this command's output.
+        with monkeypatch.context() as patch:
+            if cwd is not None:
+                patch.chdir(cwd)
+            code = cli.run_command(list(arguments))
+        captured = capsys.readouterr()
+        return subprocess.CompletedProcess(["migrate", *arguments], code, captured.out,
+                                           captured.err)
+
+    return run

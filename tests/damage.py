@@ -1060,9 +1060,6 @@ def run_step_subprocess(step, arguments, inputs):
 
 def run_step_in_process(step, arguments, inputs):
     """Runs the command line's `main` in this process, as `python -m migrate` would."""
-    from absl import app
-    from absl import flags
-
     from migrate import cli
 
     started = time.monotonic()
@@ -1072,18 +1069,11 @@ def run_step_in_process(step, arguments, inputs):
     sys.modules.pop(TINY_MODEL_MODULE, None)
     sys.modules.pop("broken_model", None)
     try:
-        flags.FLAGS.unparse_flags()
-        argv = flags.FLAGS(["migrate", *arguments])
         with contextlib.redirect_stdout(stdout), contextlib.redirect_stderr(stderr):
-            try:
-                code = cli.main(argv)
-            except app.UsageError as error:
-                print(f"{error}", file=sys.stderr)
-                code = error.exitcode
+            code = cli.run_command(arguments)
     finally:
         sys.path[:] = saved_path
-        flags.FLAGS.unparse_flags()
-    return StepOutcome(arguments, code or 0, stdout.getvalue(), stderr.getvalue(),
+    return StepOutcome(arguments, code, stdout.getvalue(), stderr.getvalue(),
                        round(time.monotonic() - started, 2))
 
 

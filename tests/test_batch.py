@@ -249,12 +249,13 @@ def test_rerun_skips_up_to_date_outputs_and_force_converts_again(tree, first_bat
     assert all(item.written_weights == 7 for item in report.items)
 
 
-def test_cli_latest_only_two_workers_summary_progress_and_json_report(tree, tmp_path):
+def test_cli_latest_only_two_workers_summary_progress_and_json_report(tree, tmp_path,
+                                                                      cli_in_process):
     output = tmp_path / "latest"
     report_file = tmp_path / "report.json"
-    result = run_cli("batch", f"--input_dir={tree}", f"--output_dir={output}",
-                     "--zoo=small_convnet",
-                     "--latest_only", "--workers=2", f"--report={report_file}")
+    result = cli_in_process("batch", f"--input_dir={tree}", f"--output_dir={output}",
+                            "--zoo=small_convnet",
+                            "--latest_only", "--workers=2", f"--report={report_file}")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith(f"Batch {tree} -> {output}: 2 checkpoint(s), ")
@@ -271,9 +272,9 @@ def test_cli_latest_only_two_workers_summary_progress_and_json_report(tree, tmp_
     assert document["workers"] == 2 and document["totals"]["converted"] == 2
     assert sorted(os.listdir(output / "run1")) == ["model.ckpt-3"]
 
-    result = run_cli("batch", f"--input_dir={tree}", f"--output_dir={output}",
-                     "--zoo=small_convnet",
-                     "--latest_only", "--json")
+    result = cli_in_process("batch", f"--input_dir={tree}", f"--output_dir={output}",
+                            "--zoo=small_convnet",
+                            "--latest_only", "--json")
     assert result.returncode == 0, result.stderr
     document = json.loads(result.stdout)
     assert document["totals"]["skipped"] == 2 and document["ok"] is True
@@ -415,11 +416,13 @@ def test_ram_filesystem_input_goes_through_gfile(tree, tmp_path):
     (["--input_dir=TREE", "--output_dir=o", "--zoo=small_convnet", "--runner=beam",
       "--workers=2"], 2, "--workers is for --runner=local"),
 ])
-def test_cli_bad_batch_arguments_are_one_line(tree, tmp_path, arguments, code, message):
+def test_cli_bad_batch_arguments_are_one_line(tree, tmp_path, arguments, code, message,
+                                              cli_in_process):
     arguments = [argument.replace("TREE", tree) for argument in arguments]
-    result = run_cli("batch", *arguments, cwd=tmp_path)
+    result = cli_in_process("batch", *arguments, cwd=tmp_path)
     assert result.returncode == code
     assert message in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1, result.stderr
     assert os.listdir(tmp_path) == []
 
 

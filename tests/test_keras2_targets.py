@@ -3,7 +3,6 @@
 import tensorflow as tf
 
 import migrate
-from conftest import run_cli
 from migrate import zoo
 from migrate.zoo import small_convnet
 
@@ -31,13 +30,13 @@ def test_tf_keras_target_restores_and_loads_weights(legacy_checkpoint, tmp_path)
     assert migrate.verify(prefix, loaded, **ENTRY.verify).max_rel_diff < 1e-5
 
 
-def test_tf_keras_target_from_the_command_line(legacy_checkpoint, tmp_path):
+def test_tf_keras_target_from_the_command_line(legacy_checkpoint, tmp_path, cli_in_process):
     prefix = legacy_checkpoint("small_convnet")
     output = tmp_path / "cli"
-    result = run_cli("convert", f"--checkpoint={prefix}", f"--table={ENTRY.table_path}",
-                     f"--model={FACTORY}", f"--output={output}", "--keep=model_state")
+    result = cli_in_process("convert", f"--checkpoint={prefix}", f"--table={ENTRY.table_path}",
+                            f"--model={FACTORY}", f"--output={output}", "--keep=model_state")
     assert result.returncode == 0, result.stderr
-    result = run_cli("verify", f"--checkpoint={prefix}", "--zoo=small_convnet",
-                     f"--model={FACTORY}", f"--converted={output}")
+    result = cli_in_process("verify", f"--checkpoint={prefix}", "--zoo=small_convnet",
+                            f"--model={FACTORY}", f"--converted={output}")
     assert result.returncode == 0, result.stderr
     assert "verify PASS" in result.stdout

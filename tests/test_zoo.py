@@ -5,7 +5,6 @@ import json
 import pytest
 
 import migrate
-from conftest import run_cli
 from migrate import zoo
 
 FAST_ENTRIES = ("small_convnet", "lstm_language_model", "gru_classifier", "bilstm_tagger",
@@ -84,8 +83,8 @@ def test_a_table_value_that_contradicts_the_graph_is_refused(legacy_checkpoint, 
         plan.problems[0].message)
 
 
-def test_zoo_command_lists_every_entry():
-    result = run_cli("zoo", "--json")
+def test_zoo_command_lists_every_entry(cli_in_process):
+    result = cli_in_process("zoo", "--json")
     assert result.returncode == 0, result.stderr
     names = [entry["name"] for entry in json.loads(result.stdout)]
     assert names == list(zoo.ZOO_NAMES)
