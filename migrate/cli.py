@@ -56,8 +56,10 @@ _CHECKPOINT = _define(
     flags.DEFINE_string, "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. "
     "train/model.ckpt-12000) or a directory with a `checkpoint` state file.",
     commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT))
-_TABLE = _define(flags.DEFINE_string, "table", None, "Mapping table (TOML).",
-                 commands=(PLAN, CONVERT, BATCH, LINT))
+_TABLE = _define(flags.DEFINE_string, "table", None, "Mapping table (TOML); for verify, it names "
+                 "the TF1 variables behind each Keras layer in the layer-by-layer comparison "
+                 "(default: the table recorded in the converted output's manifest).",
+                 commands=(PLAN, CONVERT, BATCH, LINT, VERIFY))
 _MODEL = _define(
     flags.DEFINE_string, "model", None,
     "Keras model factory as module:callable; importing the module runs its code.",
@@ -97,21 +99,46 @@ _VERBOSE = _define(flags.DEFINE_bool, "verbose", False, "Show tracebacks and Ten
                    commands=ALL_COMMANDS)
 _CONVERTED = _define(flags.DEFINE_string, "converted", None, "The converted output directory.",
                      commands=(VERIFY,))
-_INPUT_TENSOR = _define(flags.DEFINE_string, "input_tensor", None,
-                        "Legacy input placeholder, e.g. inputs:0.", commands=(VERIFY,))
+_VERIFY = _define(
+    flags.DEFINE_bool, "verify", False, "Before the output is put in place, restore it into a "
+    "fresh model and compare it with the legacy graph (the input flags as for verify); only a "
+    "passing conversion is kept.", commands=(CONVERT, BATCH))
+_KEEP_FAILED = _define(flags.DEFINE_bool, "keep_failed", False,
+                       "With --verify: keep an output that fails verification (still exit 1).",
+                       commands=(CONVERT, BATCH))
+# Verification inputs: verify, and convert/batch with --verify.
+_PARITY_COMMANDS = (VERIFY, CONVERT, BATCH)
+_INPUT_TENSOR = _define(
+    flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
+    "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0); "
+    "default: the placeholders the output depends on.", commands=_PARITY_COMMANDS)
 _OUTPUT_TENSOR = _define(flags.DEFINE_string, "output_tensor", None,
-                         "Legacy output tensor, e.g. logits:0.", commands=(VERIFY,))
-_INPUT_SHAPE = _define(flags.DEFINE_list, "input_shape", None,
-                       "Input shape without the batch dimension, e.g. 64,64,3.",
-                       commands=(VERIFY,))
-_INPUT_MAX = _define(flags.DEFINE_integer, "input_max", None,
-                     "Integer inputs are drawn from [0, input_max).", commands=(VERIFY,))
+                         "Legacy output tensor, e.g. logits:0.", commands=_PARITY_COMMANDS)
+_INPUT_SHAPE = _define(
+    flags.DEFINE_string, "input_shape", None, "Input shapes without the batch dimension, one per "
+    "input separated by ';' (e.g. '10,1;10,1'); one shape applies to all.",
+    commands=_PARITY_COMMANDS)
+_INPUT_MAX = _define(
+    flags.DEFINE_string, "input_max", None, "Integer inputs are drawn from [0, input_max): one "
+    "bound per input separated by ';' (e.g. '50;2'); one applies to all.",
+    commands=_PARITY_COMMANDS)
+_FEED = _define(
+    flags.DEFINE_multi_string, "feed", [], "NAME=VALUE: fill a placeholder the Keras model does "
+    "not take with a constant at its declared shape (repeatable), e.g. --feed=istate:0=0 "
+    "--feed=keep_prob:0=1.0 --feed=is_training:0=false.", commands=_PARITY_COMMANDS)
+_INPUTS = _define(flags.DEFINE_string, "inputs", None, "An .npz of real arrays by tensor name, "
+                  "for inputs and feeds alike.", commands=_PARITY_COMMANDS)
 _BATCH_SIZE = _define(flags.DEFINE_integer, "batch_size", 2, "Rows in the random batch.",
-                      commands=(VERIFY, DEMO))
+                      commands=(*_PARITY_COMMANDS, DEMO))
 _SEED = _define(flags.DEFINE_integer, "seed", 0, "Seed of the random batch.",
-                commands=(VERIFY, DEMO))
+                commands=(*_PARITY_COMMANDS, DEMO))
 _TOLERANCE = _define(flags.DEFINE_float, "tolerance", None, "Largest accepted relative "
-                     "difference (default: the zoo entry's, else 1e-5).", commands=(VERIFY,))
+                     "difference (default: the zoo entry's, else 1e-5).",
+                     commands=_PARITY_COMMANDS)
+_LAYERS = _define(flags.DEFINE_bool, "layers", False, "Compare layer by layer and name the first "
+                  "layer that diverges (done anyway when parity fails).", commands=(VERIFY,))
+_PLOT = _define(flags.DEFINE_string, "plot", None, "Write a PNG of the difference per layer "
+                "(needs the `plot` extra: pip install 'tf1-migrate[plot]').", commands=(VERIFY,))
 _WORKDIR = _define(flags.DEFINE_string, "workdir", "demo_output", "Directory for demo's files.",
                    commands=(DEMO,))
 _INPUT_DIR = _define(flags.DEFINE_string, "input_dir", None,
@@ -132,6 +159,17 @@ _FORCE = _define(flags.DEFINE_bool, "force", False,
 _RUNNER = _define(
     flags.DEFINE_enum, "runner", "local", "Local worker processes, or an Apache Beam pipeline "
     "(pip install 'tf1-migrate[beam]').", commands=(BATCH,), enum_values=["local", "beam"])
+_HASH_SOURCES = _define(
+    flags.DEFINE_bool, "hash_sources", False, "Record every source file's full SHA-256 in the "
+    "manifest and, on a rerun, compare them (default: a fingerprint of the checkpoint's "
+    "metadata, which reads no tensor data).", commands=(CONVERT, BATCH))
+_RECHECK_OUTPUTS = _define(
+    flags.DEFINE_bool, "recheck_outputs", False, "On a rerun, re-hash the outputs that look up "
+    "to date instead of checking their files and sizes.", commands=(BATCH,))
+_TIMEOUT_PER_CHECKPOINT = _define(
+    flags.DEFINE_float, "timeout_per_checkpoint", 1800.0, "A worker that makes no progress for "
+    "this many seconds is killed and its checkpoint reported as timed out.", commands=(BATCH,),
+    lower_bound=0.0)
 _BEAM_OPTIONS = _define(
     flags.DEFINE_string, "beam_options", "", "With --runner=beam: Beam pipeline arguments in one "
     "string, e.g. \"--runner=DataflowRunner --project=P --region=R "
@@ -256,7 +294,42 @@ def _options():
     from migrate.options import ConversionOptions
     return ConversionOptions(keep=_KEEP.value, ema=_EMA.value,
                              allow_nonfinite=_ALLOW_NONFINITE.value, use_meta=_USE_META.value,
-                             builder=_BUILDER.value)
+                             builder=_BUILDER.value,
+                             verify=_verify_settings() if _VERIFY.value else None)
+
+
+def _verify_settings():
+    """Returns the `VerifySettings` of the input flags, on top of the zoo entry's defaults."""
+    from migrate.verification import parity
+    from migrate.verification import settings
+    given = {}
+    if _INPUT_TENSOR.value is not None:
+        given["input_tensor"] = _INPUT_TENSOR.value
+    if _OUTPUT_TENSOR.value is not None:
+        given["output_tensor"] = _OUTPUT_TENSOR.value
+    if _INPUT_SHAPE.value is not None:
+        given["input_shapes"] = settings.parse_input_shapes(_INPUT_SHAPE.value)
+    if _INPUT_MAX.value is not None:
+        given["input_max"] = settings.parse_input_max(_INPUT_MAX.value)
+    if _FEED.value:
+        given["feeds"] = dict(settings.parse_feed(text) for text in _FEED.value)
+    if _INPUTS.value is not None:
+        given["inputs"] = _INPUTS.value
+    if _TOLERANCE.value is not None:
+        given["tolerance"] = _TOLERANCE.value
+    defaults = {}
+    entry = _zoo_entry()
+    if entry is not None:
+        defaults = dict(entry.verify)
+        # The entry's inputs describe its own placeholders: flags naming other
+        # inputs replace them as a whole.
+        if "input_tensor" in given or "input_shapes" in given:
+            defaults.pop("input_shape", None)
+        if "input_tensor" in given:
+            defaults.pop("input_max", None)
+    return parity.settings_from_arguments(
+        **{**defaults, **given}, batch_size=_BATCH_SIZE.value, seed=_SEED.value,
+        layers=_LAYERS.value, keep_failed=_KEEP_FAILED.value)
 
 
 def _open_checkpoint(options):
@@ -298,7 +371,7 @@ def _convert(options, dry_run):
     report = migrate.convert(
         _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
         options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
-        show_progress=not _JSON.value, model_name=model)
+        show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
     _emit(report.to_json(), report.summary())
     return SUCCESS_EXIT
 
@@ -315,6 +388,10 @@ def _check_batch():
     if _RUNNER.value == "beam" and FLAGS["workers"].present:
         raise UsageError("--workers is for --runner=local; give Beam its own worker options in "
                          "--beam_options.")
+    if _RUNNER.value == "beam" and FLAGS["timeout_per_checkpoint"].present:
+        raise UsageError("--timeout_per_checkpoint is for --runner=local; Beam retries and times "
+                         "out work items itself.")
+    _check_parity_flags()
 
 
 def command_batch(options):
@@ -322,11 +399,18 @@ def command_batch(options):
 
     import migrate
     table, model = _table_and_model()
-    report = migrate.convert_batch(
-        _INPUT_DIR.value, _OUTPUT_DIR.value, table, model, latest_only=_LATEST_ONLY.value,
-        workers=_WORKERS.value, force=_FORCE.value, options=options, runner=_RUNNER.value,
-        beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
-        verbose=_VERBOSE.value)
+    try:
+        report = migrate.convert_batch(
+            _INPUT_DIR.value, _OUTPUT_DIR.value, table, model, latest_only=_LATEST_ONLY.value,
+            workers=_WORKERS.value, force=_FORCE.value, options=options, runner=_RUNNER.value,
+            beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
+            verbose=_VERBOSE.value, hash_sources=_HASH_SOURCES.value,
+            recheck_outputs=_RECHECK_OUTPUTS.value,
+            timeout_per_checkpoint=_TIMEOUT_PER_CHECKPOINT.value)
+    except migrate.BatchInterrupted as interrupted:
+        # The partial report is on disk already; show it before exiting.
+        _emit(interrupted.report.to_json(), interrupted.report.summary())
+        raise
     _emit(report.to_json(), report.summary())
     return SUCCESS_EXIT if report.ok else FAILURE_EXIT
 
@@ -335,29 +419,45 @@ def command_verify(options):
     del options  # verify reads the legacy graph's own .meta; --ema is its one option.
     import migrate
     from migrate import pipeline
+    from migrate.verification import layers
+    settings = _verify_settings()
     entry = _zoo_entry()
-    settings = dict(entry.verify) if entry else {}
-    for key, flag in (("input_tensor", _INPUT_TENSOR), ("output_tensor", _OUTPUT_TENSOR),
-                      ("input_max", _INPUT_MAX), ("tolerance", _TOLERANCE)):
-        if flag.value is not None:
-            settings[key] = flag.value
-    if _INPUT_SHAPE.value:
-        settings["input_shape"] = tuple(int(size) for size in _INPUT_SHAPE.value)
-    settings.setdefault("tolerance", 1e-5)
     model = pipeline.load_model(_MODEL.value or entry.model_factory)
     restored = migrate.restore(model, _CONVERTED.value)
-    report = migrate.verify(_CHECKPOINT.value, model, batch_size=_BATCH_SIZE.value,
-                            seed=_SEED.value, ema=_EMA.value, **settings)
+    report = migrate.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
+                            table=_TABLE.value, converted=_CONVERTED.value)
+    lines = [restored.summary(), report.summary()]
+    if _PLOT.value and report.layers is not None:
+        layers.plot(report.layers, _PLOT.value, tolerance=report.tolerance)
+        lines.append(f"plot: {_PLOT.value}")
     document = report.to_json()
     document["restore"] = {"restored": len(restored.restored), "unchanged": restored.unchanged}
-    _emit(document, restored.summary() + "\n" + report.summary())
+    _emit(document, "\n".join(lines))
     return SUCCESS_EXIT if report.passed else FAILURE_EXIT
 
 
-def _check_verify():
-    if _INPUT_SHAPE.value and not all(size.strip().isdigit() for size in _INPUT_SHAPE.value):
-        raise UsageError(f"Expected --input_shape as positive integers separated by commas. "
-                         f"Received: input_shape={','.join(_INPUT_SHAPE.value)!r}")
+def _check_parity_flags():
+    """convert and batch: the verification flags go with --verify, which needs an output tensor."""
+    if not _VERIFY.value:
+        for flag in (_KEEP_FAILED, _INPUT_TENSOR, _OUTPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX,
+                     _FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE):
+            if FLAGS[flag.name].present:
+                raise UsageError(f"--{flag.name} is for --verify.")
+        return
+    if _OUTPUT_TENSOR.value is None and _ZOO.value is None:
+        raise UsageError("--verify needs --output_tensor, or --zoo.")
+    _check_verify_inputs()
+
+
+def _check_verify_inputs():
+    """Parses the input flags before anything is imported, so their errors are usage errors."""
+    from migrate.verification import settings
+    if _INPUT_SHAPE.value is not None:
+        settings.parse_input_shapes(_INPUT_SHAPE.value)
+    if _INPUT_MAX.value is not None:
+        settings.parse_input_max(_INPUT_MAX.value)
+    for text in _FEED.value:
+        settings.parse_feed(text)
 
 
 def command_check(options):
@@ -409,15 +509,15 @@ COMMANDS = {command.name: command for command in (
             command_plan, (_needs("checkpoint"), _TABLE_AND_MODEL)),
     Command(CONVERT, "write a TF2 checkpoint holding only the mapped weights (+ manifest.json)",
             command_convert, (_needs("checkpoint"), Requirement((("output",),), unless="dry_run"),
-                              _TABLE_AND_MODEL)),
+                              _TABLE_AND_MODEL), check=_check_parity_flags),
     Command(BATCH, "convert every checkpoint under a directory (resumable, crash-isolated "
             "workers)", command_batch, (_needs("input_dir"), _needs("output_dir"),
                                         _TABLE_AND_MODEL), check=_check_batch),
     Command(VERIFY, "run the legacy graph and the restored Keras model, compare outputs",
             command_verify, (_needs("checkpoint"), _needs("converted"),
                              Requirement((("model",), ("zoo",))),
-                             Requirement((("input_tensor", "output_tensor"), ("zoo",)))),
-            check=_check_verify),
+                             Requirement((("output_tensor",), ("zoo",)))),
+            check=_check_verify_inputs),
     Command(CHECK, "re-hash a converted output against its manifest", command_check,
             (_needs("output"),)),
     Command(LINT, "check a mapping table (TensorFlow only with --checkpoint)", command_lint,
