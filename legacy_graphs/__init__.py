@@ -32,6 +32,7 @@ BUILDER_NAMES = (
         "gru_classifier",
         "bilstm_tagger",
         "bert_encoder",
+        "inception_v3",
 )
 
 

@@ -14,6 +14,10 @@ from typing import Optional
 
 import numpy as np
 
+from migrate.mapping.layouts.recurrent import _PEEPHOLE_REASON
+from migrate.mapping.layouts.recurrent import _PROJECTION_REASON
+from migrate.mapping.layouts.recurrent import _TF1_FORGET_GATE
+
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops a variable's value passes through unchanged on its way into the cell:
 # reads, v1 while-loop frames (Enter) and identities added by while_v2 captures.
