@@ -33,6 +33,7 @@ BUILDER_NAMES = (
         "bilstm_tagger",
         "bert_encoder",
         "inception_v3",
+        "two_branch_convnet",
 )
 
 

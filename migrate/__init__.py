@@ -23,6 +23,8 @@ from migrate.errors import TableError
 from migrate.errors import VerificationError
 from migrate.mapping.table import MappingTable
 from migrate.mapping.table import Rule
+from migrate.mapping.suggest import SuggestReport
+from migrate.mapping.suggest import suggest
 from migrate.options import ConversionOptions
 from migrate.output.report import ConversionReport
 from migrate.pipeline import convert
@@ -42,7 +44,7 @@ from migrate.verification.restore import restore
 __all__ = [
     "ArgumentError", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
     "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
-    "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
+    "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "SuggestReport", "TableError",
     "VerificationError", "VerifyReport", "convert", "convert_batch", "inspect", "plan", "restore",
-    "verify",
+    "suggest", "verify",
 ]

@@ -12,8 +12,8 @@ def test_exported_names_are_pinned():
         "ConversionReport",
         "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError",
         "PlanError", "Problem", "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable",
-        "TableError", "VerificationError", "VerifyReport", "convert", "convert_batch", "inspect",
-        "plan", "restore", "verify",
+        "SuggestReport", "TableError", "VerificationError", "VerifyReport", "convert",
+        "convert_batch", "inspect", "plan", "restore", "suggest", "verify",
     ])
     for name in migrate.__all__:
         assert getattr(migrate, name) is not None

@@ -83,8 +83,8 @@ class SuggestReport:
                 left = f"{source[0]} {_text(source[1])}" if source else "(none)"
                 right = f"{target[0]} {_text(target[1])}" if target else "(none)"
                 lines.append(f"    {left.ljust(width)}  <->  {right}")
-        for group in self.settled:
-            lines.append("  settled by value: " + ", ".join(f"{s} -> {t}" for s, t in group))
+        if self.settled:
+            lines.append(f"  settled by value: {_settled_text(self.settled)}")
         for group in self.ambiguous:
             lines.append("  AMBIGUOUS (same weights, parallel branches; order chose): " +
                          ", ".join(f"{s} -> {t}" for s, t in group))
@@ -113,6 +113,13 @@ class SuggestReport:
 
 def _text(shape):
     return "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+def _settled_text(groups):
+    layers = sum(len(group) for group in groups)
+    example = ", ".join(f"{source} -> {target}" for source, target in groups[0])
+    return (f"{len(groups)} group(s) of {layers} parallel layers with the same weights, where "
+            f"order chose and the outputs confirm it (e.g. {example})")
 
 
 def _pair(sources, targets):
@@ -324,9 +331,8 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
     for group in ambiguous:
         footer.append(f"{draft_writer.AMBIGUOUS_MARK}: same weights in parallel branches, order "
                       f"chose: " + ", ".join(f"{source} -> {target}" for source, target in group))
-    for group in settled:
-        footer.append(f"settled by value (parity): " +
-                      ", ".join(f"{source} -> {target}" for source, target in group))
+    if settled:
+        footer.append(f"settled by value (parity): {_settled_text(settled)}")
     if unmatched_targets:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: no source variable fills these target "
                       f"weights (beside dropped sources of the same shape):")
