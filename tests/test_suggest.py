@@ -256,3 +256,15 @@ def test_plan_with_an_empty_table_pairs_unmapped_and_unfilled_by_shape(legacy_ch
     assert lines[0] == "unmapped sources and unfilled targets, paired by shape:"
     assert any("conv/kernel [3, 3, 3, 4]  <->  conv/kernel [3, 3, 3, 4]" in line
                for line in lines)
+
+
+def test_readme_suggest_example_runs(tmp_path, monkeypatch):
+    import os
+    import re
+
+    readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
+    with open(readme, encoding="utf-8") as file:
+        (example,) = re.findall(r"```py\n(.*?)```", file.read(), re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    exec(compile(example, "README.md", "exec"), {"__name__": "readme_suggest_example"})  # noqa: S102
+    assert "match = 'bert/pooler/.*'" in (tmp_path / "draft.toml").read_text()
