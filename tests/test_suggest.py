@@ -1,4 +1,4 @@
-"""`migrate.suggest` drafts tables that plan clean and pass parity against the real legacy graphs."""
+"""`migrate.suggest` drafts tables that plan clean and pass parity against real legacy graphs."""
 
 import pytest
 
@@ -266,5 +266,5 @@ def test_readme_suggest_example_runs(tmp_path, monkeypatch):
     with open(readme, encoding="utf-8") as file:
         (example,) = re.findall(r"```py\n(.*?)```", file.read(), re.DOTALL)
     monkeypatch.chdir(tmp_path)
-    exec(compile(example, "README.md", "exec"), {"__name__": "readme_suggest_example"})  # noqa: S102
+    exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102
     assert "match = 'bert/pooler/.*'" in (tmp_path / "draft.toml").read_text()

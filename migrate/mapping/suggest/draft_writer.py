@@ -1,4 +1,4 @@
-"""Writes a draft table: one rule per match, repeats folded into regex groups, each with its evidence."""
+"""Writes a draft table: a rule per match, repeats folded into regex groups, each with evidence."""
 
 import dataclasses
 import re
@@ -268,7 +268,8 @@ def toml_text(rules, *, header, footer=(), parameters=None):
         else:
             lines.append(f"target = {_quote(rule.target)}")
         if rule.transforms:
-            lines.append("transform = [" + ", ".join(_quote(text) for text in rule.transforms) + "]")
+            quoted = ", ".join(_quote(text) for text in rule.transforms)
+            lines.append(f"transform = [{quoted}]")
     if footer:
         lines.append("")
         lines.extend(f"# {line}".rstrip() for line in footer)

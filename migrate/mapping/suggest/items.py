@@ -1,4 +1,4 @@
-"""The things a draft aligns: source items (variables or recognised cells) and target items (weights or layers)."""
+"""What a draft aligns: source items (variables, recognised cells) and target items."""
 
 import dataclasses
 import re

@@ -1,4 +1,4 @@
-"""`migrate.suggest`: draft a table from the checkpoint and the model, then prove it (plan, parity)."""
+"""`migrate.suggest`: draft a table from a checkpoint and a model, then prove it."""
 
 import dataclasses
 import os
@@ -272,7 +272,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None,
 
 
 def _apply_choice(matches, targets, choice):
-    """Re-targets the matches of each chosen source layer to the same items of its chosen target layer."""
+    """Re-targets each chosen source layer's matches to the same items of its target layer."""
     by_layer = {}
     for item in targets:
         by_layer.setdefault(item.layer, []).append(item)

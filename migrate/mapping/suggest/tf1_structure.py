@@ -1,4 +1,4 @@
-"""What a `.meta` graph says beyond roles: variable creation order, partitions, which layers run in parallel."""
+"""What a `.meta` graph says beyond roles: creation order, partitions, parallel layers."""
 
 import collections
 import dataclasses
@@ -59,7 +59,8 @@ def read(meta_path, layer_of):
     try:
         meta_graph.ParseFromString(files.read_bytes(meta_path))
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
-        raise CheckpointError(f"Cannot read the graph in {meta_path}: {first_line(error)}") from None
+        raise CheckpointError(
+            f"Cannot read the graph in {meta_path}: {first_line(error)}") from None
     order = []
     if "variables" in meta_graph.collection_def:
         for serialized in meta_graph.collection_def["variables"].bytes_list.value:
