@@ -2,6 +2,7 @@
 
 import dataclasses
 import os
+import re
 import tempfile
 
 from migrate.errors import ArgumentError
@@ -327,6 +328,11 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
         "Each rule's comment gives its evidence (shape, kind of weight, order, graph) and",
         "whether it was certain. Review the drops: they are variables the model has no place for.",
     ]
+    if _counter_named(match.target.layer for match in matches):
+        header += [
+            "The model's layers are named by Keras' process-wide counters (conv2d, conv2d_1, ...):",
+            "build it in a fresh process, or after keras.backend.clear_session(), to use this table.",
+        ]
     footer = []
     for group in ambiguous:
         footer.append(f"{draft_writer.AMBIGUOUS_MARK}: same weights in parallel branches, order "
@@ -353,6 +359,13 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
     elif parity_note:
         footer.append(f"parity not run: {parity_note}")
     return draft_writer.toml_text(rules, header=header, footer=footer)
+
+
+def _counter_named(layers):
+    """True when layer names look automatic: `conv2d` beside `conv2d_1`, `conv2d_2`, ..."""
+    names = {layer.split("/")[0] for layer in layers}
+    return any(re.fullmatch(r"(.+)_\d+", name) and
+               re.fullmatch(r"(.+)_\d+", name).group(1) in names for name in names)
 
 
 def _write_atomically(path, text):
