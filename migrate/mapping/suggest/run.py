@@ -328,10 +328,11 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
         "Each rule's comment gives its evidence (shape, kind of weight, order, graph) and",
         "whether it was certain. Review the drops: they are variables the model has no place for.",
     ]
-    if _counter_named(match.target.layer for match in matches):
+    if _counter_named(model):
         header += [
-            "The model's layers are named by Keras' process-wide counters (conv2d, conv2d_1, ...):",
-            "build it in a fresh process, or after keras.backend.clear_session(), to use this table.",
+            "Some layer names look like Keras' process-wide counters (conv2d_1, ...); if they are,",
+            "build the model in a fresh process or after keras.backend.clear_session() to use",
+            "this table.",
         ]
     footer = []
     for group in ambiguous:
@@ -361,11 +362,18 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
     return draft_writer.toml_text(rules, header=header, footer=footer)
 
 
-def _counter_named(layers):
-    """True when layer names look automatic: `conv2d` beside `conv2d_1`, `conv2d_2`, ..."""
-    names = {layer.split("/")[0] for layer in layers}
-    return any(re.fullmatch(r"(.+)_\d+", name) and
-               re.fullmatch(r"(.+)_\d+", name).group(1) in names for name in names)
+def _counter_named(model):
+    """True when a layer with weights is named as Keras names layers: `conv2d_1`, `conv2d_2`..."""
+    stack = list(getattr(model, "layers", ()))
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", ()))
+        # Keras' own snake case of the class name (Conv2D -> conv2d).
+        snake = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type(layer).__name__)
+        snake = re.sub(r"([a-z])([A-Z])", r"\1_\2", snake).lower()
+        if layer.weights and re.fullmatch(re.escape(snake) + r"_[1-9]\d*", layer.name):
+            return True
+    return False
 
 
 def _write_atomically(path, text):
