@@ -58,3 +58,67 @@ def test_the_kind_of_weight_comes_from_the_name():
     assert items.source_kind("moving_variance") == "moving_variance"
     assert items.source_kind("position_embeddings") == "embeddings"
     assert items.source_kind("softmax_b") is None
+
+
+def _variable(name, shape):
+    from migrate.source.checkpoint import SourceVariable
+    from migrate.source.roles import Role
+    from migrate.source.roles import RoleSource
+
+    return SourceVariable(name, shape, "float32", Role.TRAINABLE, RoleSource.NAME_RULE, "test")
+
+
+def _target(path, shape):
+    from migrate.planning.target import TargetWeight
+
+    return TargetWeight(path, shape, "float32", True)
+
+
+def _layouts(variables):
+    return {item.name: item.layout for item in items.source_items(variables, order=())
+            if item.layout is not None}
+
+
+def test_cells_are_recognised_under_current_and_pre_1_2_names():
+    found = _layouts([
+        _variable("a/rnn/multi_rnn_cell/cell_0/lstm_cell/kernel", (12, 16)),
+        _variable("a/rnn/multi_rnn_cell/cell_0/lstm_cell/bias", (16,)),
+        _variable("b/rnn/basic_lstm_cell/weights", (12, 16)),
+        _variable("b/rnn/basic_lstm_cell/biases", (16,)),
+        _variable("c/bidirectional_rnn/bw/gru_cell/gates/kernel", (12, 8)),
+        _variable("c/bidirectional_rnn/bw/gru_cell/gates/bias", (8,)),
+        _variable("c/bidirectional_rnn/bw/gru_cell/candidate/kernel", (12, 4)),
+        _variable("c/bidirectional_rnn/bw/gru_cell/candidate/bias", (4,)),
+    ])
+    assert found == {"a/rnn/multi_rnn_cell/cell_0/lstm_cell": "lstm",
+                     "b/rnn/basic_lstm_cell": "lstm_legacy_names",
+                     "c/bidirectional_rnn/bw/gru_cell": "gru"}
+
+
+def test_alignment_uses_layouts_squeezes_and_element_counts():
+    from migrate.mapping.suggest import align
+
+    variables = [
+        _variable("net/rnn/basic_lstm_cell/weights", (12, 16)),
+        _variable("net/rnn/basic_lstm_cell/biases", (16,)),
+        _variable("net/fc6/weights", (2, 2, 3, 5)),
+        _variable("net/logits/weights", (1, 1, 5, 7)),
+        _variable("net/aux/weights", (9, 9)),
+    ]
+    # The order is the graph's creation order (here, as listed).
+    sources = items.source_items(variables, order=[variable.name for variable in variables])
+    targets = items.target_items([
+        _target("lstm/lstm_cell/kernel", (8, 16)),
+        _target("lstm/lstm_cell/recurrent_kernel", (4, 16)),
+        _target("lstm/lstm_cell/bias", (16,)),
+        _target("fc1/kernel", (12, 5)),
+        _target("predictions/kernel", (5, 7)),
+    ], kept=lambda weight: True)
+    matches, unmatched_sources, unmatched_targets = align.align(sources, targets)
+    assert [(m.source.name, m.target.name, m.source.layout, m.transforms) for m in matches] == [
+        ("net/rnn/basic_lstm_cell", "lstm/lstm_cell", "lstm_legacy_names", ()),
+        ("net/fc6/weights", "fc1/kernel", None, ("reshape(-1, 5)",)),
+        ("net/logits/weights", "predictions/kernel", None, ("squeeze(0, 1)",)),
+    ]
+    assert [item.name for item in unmatched_sources] == ["net/aux/weights"]
+    assert unmatched_targets == []
