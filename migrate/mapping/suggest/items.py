@@ -157,7 +157,7 @@ def source_items(variables, order, structure=None):
             name=variable.name, layer=scope if kind else variable.name, kind=kind,
             shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),
             transforms=transforms, note=note, position=rank.get(variable.name, len(rank))))
-    return _canonical_layer_order(items)
+    return canonical_layer_order(items)
 
 
 def _cell_of(name, by_name):
@@ -182,8 +182,12 @@ def _cell_of(name, by_name):
     return None
 
 
-def _canonical_layer_order(items):
-    """Orders the items of each layer by kind, keeping the layers in creation order."""
+def canonical_layer_order(items):
+    """Orders the items of each layer by kind, keeping the layers in creation order.
+
+    Works for source and target items alike (sorting is stable: items of one
+    kind keep their order).
+    """
     first_seen, groups = {}, {}
     for item in items:
         first_seen.setdefault(item.layer, len(first_seen))
@@ -191,8 +195,7 @@ def _canonical_layer_order(items):
     ordered = []
     for layer in sorted(groups, key=first_seen.get):
         ordered.extend(sorted(groups[layer], key=lambda item: (
-            KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER else len(KIND_ORDER),
-            item.position)))
+            KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER else len(KIND_ORDER))))
     return ordered
 
 
@@ -240,19 +243,7 @@ def target_items(weights, kept):
         layer, _, leaf = weight.path.rpartition("/")
         items.append(TargetItem(name=weight.path, layer=layer, kind=WEIGHT_KINDS.get(leaf, leaf),
                                 shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,)))
-    return _canonical_layer_order_targets(items)
-
-
-def _canonical_layer_order_targets(items):
-    first_seen, groups = {}, {}
-    for item in items:
-        first_seen.setdefault(item.layer, len(first_seen))
-        groups.setdefault(item.layer, []).append(item)
-    ordered = []
-    for layer in sorted(groups, key=first_seen.get):
-        ordered.extend(sorted(groups[layer], key=lambda item: (
-            KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER else len(KIND_ORDER))))
-    return ordered
+    return canonical_layer_order(items)
 
 
 def creation_ordered(model):

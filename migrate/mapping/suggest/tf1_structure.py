@@ -15,6 +15,7 @@ _PARTITION = re.compile(r"^(.*)/part_(\d+)$")
 _NOT_FORWARD = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|ExponentialMovingAverage)(/|$)")
 _EMBEDDING_LOOKUP = "embedding_lookup"
 _MOD_OP = "FloorMod"
+_GLOBAL_VARIABLES = "variables"
 
 
 @dataclasses.dataclass
@@ -52,8 +53,9 @@ def read(meta_path, layer_of):
     Raises:
         CheckpointError: the file cannot be parsed.
     """
-    from tensorflow.core.framework import variable_pb2
     from tensorflow.core.protobuf import meta_graph_pb2
+
+    from migrate.source.checkpoint import collection_keys
 
     meta_graph = meta_graph_pb2.MetaGraphDef()
     try:
@@ -61,16 +63,7 @@ def read(meta_path, layer_of):
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
         raise CheckpointError(
             f"Cannot read the graph in {meta_path}: {first_line(error)}") from None
-    order = []
-    if "variables" in meta_graph.collection_def:
-        for serialized in meta_graph.collection_def["variables"].bytes_list.value:
-            variable = variable_pb2.VariableDef()
-            variable.ParseFromString(serialized)
-            if variable.HasField("save_slice_info_def"):
-                order.append(variable.save_slice_info_def.full_name)
-            else:
-                order.append(variable.variable_name.rsplit(":", 1)[0])
-    order = list(dict.fromkeys(order))
+    order = list(dict.fromkeys(collection_keys(meta_graph, _GLOBAL_VARIABLES)))
     nodes = {node.name: node for node in meta_graph.graph_def.node}
     partitions = collections.Counter()
     key_of_node = {}
