@@ -273,3 +273,16 @@ def test_readme_suggest_example_runs(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102
     assert "match = 'bert/pooler/.*'" in (tmp_path / "draft.toml").read_text()
+
+
+def test_without_a_meta_the_builders_graph_gives_order_and_structure(legacy_checkpoint):
+    entry = zoo.get("lstm_language_model")
+    checkpoint = migrate.LegacyCheckpoint.open(legacy_checkpoint("lstm_language_model"),
+                                               builder="lstm_language_model", use_meta=False)
+    report = migrate.suggest(checkpoint, entry.build_model, **entry.verify)
+    assert report.parity is None and ".meta" in report.parity_note
+    assert report.unfilled == [] and report.dropped == []
+    assert all("no graph" not in " ".join(match["evidence"]) for match in report.matches)
+    embedding = report.table.lookup("lm/embedding")
+    assert embedding.target == "embedding/embeddings"
+    assert [str(step) for step in embedding.rule.transforms] == ["unpartition_mod(3)"]

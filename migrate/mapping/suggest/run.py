@@ -195,11 +195,13 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None,
     kept = [variable for variable in checkpoint.variables.values()
             if variable.role in kept_roles or variable.role is Role.UNKNOWN]
     structure = None
+    layer_of = {item_variable.name: item.layer
+                for item in items_lib.source_items(kept, order=())
+                for item_variable in item.variables}
     if checkpoint.meta_path is not None:
-        layer_of = {item_variable.name: item.layer
-                    for item in items_lib.source_items(kept, order=())
-                    for item_variable in item.variables}
         structure = tf1_structure.read(checkpoint.meta_path, layer_of.get)
+    elif checkpoint.has_graph:  # A legacy_graphs builder's graph stands in for the .meta.
+        structure = tf1_structure.from_graph(checkpoint.graph, layer_of.get)
     sources = items_lib.source_items(kept, structure.creation_order if structure else (),
                                      structure)
     weights = target_model.weights(model)

@@ -63,8 +63,32 @@ def read(meta_path, layer_of):
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
         raise CheckpointError(
             f"Cannot read the graph in {meta_path}: {first_line(error)}") from None
-    order = list(dict.fromkeys(collection_keys(meta_graph, _GLOBAL_VARIABLES)))
-    nodes = {node.name: node for node in meta_graph.graph_def.node}
+    return _structure(collection_keys(meta_graph, _GLOBAL_VARIABLES), meta_graph.graph_def,
+                      layer_of)
+
+
+def from_graph(graph, layer_of):
+    """Reads the same facts as `read` from a `tf.Graph` (a `legacy_graphs` builder's).
+
+    Args:
+        graph: the `tf.Graph` the checkpoint's variables were defined in.
+        layer_of: checkpoint key -> layer scope (None for variables to ignore).
+
+    Returns:
+        A `GraphStructure`.
+    """
+    import tensorflow as tf
+
+    from migrate.source.checkpoint import checkpoint_key
+
+    order = [checkpoint_key(variable) for variable in
+             graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)]
+    return _structure(order, graph.as_graph_def(), layer_of)
+
+
+def _structure(order, graph_def, layer_of):
+    order = list(dict.fromkeys(order))
+    nodes = {node.name: node for node in graph_def.node}
     partitions = collections.Counter()
     key_of_node = {}
     for node in nodes.values():
