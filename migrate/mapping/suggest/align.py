@@ -43,6 +43,13 @@ def compatible(source, target):
     Dense), or after a C-order reshape that keeps the output axis (a
     convolution over the whole map -> Dense after Flatten). Cells and
     attention blocks must give the target's shapes through their layout.
+
+    Args:
+        source: a `SourceItem`.
+        target: a `TargetItem`.
+
+    Returns:
+        `(score, transform texts, evidence words)`, or None when it cannot.
     """
     if source.dtype != target.dtype:
         return None

@@ -24,6 +24,9 @@ class DraftRule:
         evidence: words for the comment.
         certain: False when order alone chose between equal candidates.
         leaves: after leaf folding, the shared last name components.
+        match: the rule's regex, once set by folding or `literal()`.
+        target: the rule's target (with group references), None for a drop.
+        folded_from: the rules a number fold merged, for keeping table order.
     """
 
     members: list
@@ -35,6 +38,7 @@ class DraftRule:
     leaves: tuple = ()
     match: str = ""
     target: str | None = None
+    folded_from: tuple = ()
 
     def literal(self):
         """Sets `match` and `target` for a rule standing for one pair."""
@@ -82,7 +86,7 @@ def fold(rules):
     order = {id(rule): index for index, rule in enumerate(leaf_folded)}
     first = {}
     for rule in folded:
-        indices = [order[id(member)] for member in getattr(rule, "_from", ())]
+        indices = [order[id(member)] for member in rule.folded_from]
         first[id(rule)] = min(indices or [order.get(id(rule), len(order))])
     return sorted(folded, key=lambda rule: first[id(rule)])
 
@@ -178,8 +182,7 @@ def _fold_numbers(group):
     folded = DraftRule(members=[member for rule in group for member in rule.members],
                        transforms=first.transforms, layout=first.layout, drop=first.drop,
                        evidence=first.evidence, certain=first.certain, leaves=first.leaves,
-                       match=match, target=target)
-    folded._from = tuple(group)
+                       match=match, target=target, folded_from=tuple(group))
     return folded
 
 
@@ -188,6 +191,13 @@ def fold_drops(rules, mapped_sources):
 
     Drop rules come after every mapping rule, so a wide drop never takes a
     name from a mapping rule.
+
+    Args:
+        rules: drop `DraftRule`s with one member each.
+        mapped_sources: the source names that mapping rules take.
+
+    Returns:
+        The drop rules, folded where a scope holds only dropped names.
     """
     groups = {}
     for rule in rules:
@@ -215,6 +225,10 @@ def check_folding(rules, make_text, intended):
         make_text: `rules -> TOML text`.
         intended: source variable name -> intended target (rule target or
             None for a drop; for a layout, the target scope).
+
+    Returns:
+        The rules, with every fold that sends a name elsewhere undone (all of
+        them, if the culprit cannot be found).
     """
     for _ in range(len(rules) + 1):
         table = MappingTable.from_text(make_text(rules), origin="<draft>")
@@ -239,14 +253,16 @@ def check_folding(rules, make_text, intended):
     return rules
 
 
-def toml_text(rules, *, header, footer=(), parameters=None):
+def toml_text(rules, *, header, footer=()):
     """Returns the draft as TOML text: header comments, rules with comments, footer comments.
 
     Args:
         rules: `DraftRule`s with `match` and `target` set.
         header: comment lines (without `#`) for the top.
         footer: comment lines for the end (unresolved targets and the like).
-        parameters: rule index -> extra key/value pairs (unused for now).
+
+    Returns:
+        The TOML text.
     """
     lines = [f"# {line}".rstrip() for line in header]
     for rule in rules:

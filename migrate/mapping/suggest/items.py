@@ -253,6 +253,12 @@ def creation_ordered(model):
     interleaves parallel branches; the TensorFlow variables behind them carry
     a process-wide creation counter (`_unique_id`), which is the order the
     model's code built its layers in. Without it, `model.weights` order is used.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        The model's variables, oldest first.
     """
     weights = list(model.weights)
     keys = []
