@@ -32,6 +32,8 @@ BUILDER_NAMES = (
         "gru_classifier",
         "bilstm_tagger",
         "bert_encoder",
+        "inception_v3",
+        "two_branch_convnet",
 )
 
 

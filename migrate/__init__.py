@@ -24,6 +24,8 @@ from migrate.errors import TableError
 from migrate.errors import VerificationError
 from migrate.mapping.table import MappingTable
 from migrate.mapping.table import Rule
+from migrate.mapping.suggest import SuggestReport
+from migrate.mapping.suggest import suggest
 from migrate.options import ConversionOptions
 from migrate.output.report import ConversionReport
 from migrate.pipeline import convert
@@ -42,10 +44,9 @@ from migrate.verification.restore import restore
 from migrate.verification.settings import VerifySettings
 
 __all__ = [
-    "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
-    "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError", "PlanError", "Problem",
-    "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable", "TableError",
-    "VerificationError", "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect",
-    "plan", "restore",
-    "verify",
+    "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions",
+    "ConversionPlan", "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError",
+    "ModelError", "OutputError", "PlanError", "Problem", "RestoreReport", "Role", "RoleSource",
+    "Rule", "SourceVariable", "SuggestReport", "TableError", "VerificationError", "VerifyReport",
+    "VerifySettings", "convert", "convert_batch", "inspect", "plan", "restore", "suggest", "verify",
 ]

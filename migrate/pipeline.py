@@ -25,7 +25,9 @@ def open_checkpoint(checkpoint, options=None):
 
 
 def load_table(table):
-    """Returns a `MappingTable` for a path, or the table itself."""
+    """Returns a `MappingTable` for a path, the table itself, or an empty table for None."""
+    if table is None:
+        return MappingTable.empty()
     return table if isinstance(table, MappingTable) else MappingTable.load(table)
 
 
@@ -43,7 +45,9 @@ def plan(checkpoint, table, model, *, options=None):
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
-        table: a TOML table path or a `MappingTable`.
+        table: a TOML table path or a `MappingTable`; None plans with an empty
+            table, which lists every source as unmapped and every weight as
+            unfilled (`ConversionPlan.side_by_side_lines()` pairs them by shape).
         model: a built Keras model, a factory returning one, or `module:callable`.
         options: a `ConversionOptions` (what to keep, EMA, where roles come
             from); the defaults when None.

@@ -8,13 +8,12 @@ import migrate
 
 def test_exported_names_are_pinned():
     assert sorted(migrate.__all__) == sorted([
-        "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions", "ConversionPlan",
-        "ConversionReport",
-        "LegacyCheckpoint", "MappingTable", "MigrateError", "ModelError", "OutputError",
-        "PlanError", "Problem", "RestoreReport", "Role", "RoleSource", "Rule", "SourceVariable",
-        "TableError", "VerificationError", "VerifyReport", "VerifySettings", "convert",
-        "convert_batch", "inspect",
-        "plan", "restore", "verify",
+        "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions",
+        "ConversionPlan", "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError",
+        "ModelError", "OutputError", "PlanError", "Problem", "RestoreReport", "Role", "RoleSource",
+        "Rule", "SourceVariable", "SuggestReport", "TableError", "VerificationError",
+        "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect", "plan", "restore",
+        "suggest", "verify",
     ])
     for name in migrate.__all__:
         assert getattr(migrate, name) is not None

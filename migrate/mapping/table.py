@@ -107,6 +107,15 @@ class MappingTable:
         self.description = description
 
     @classmethod
+    def empty(cls, origin="<empty table>"):
+        """Returns a table with no rules: planned against a model, it lists everything unmatched.
+
+        >>> len(MappingTable.empty())
+        0
+        """
+        return cls((), origin=origin, sha256=hashlib.sha256(b"").hexdigest())
+
+    @classmethod
     def load(cls, path):
         """Reads a table from a TOML file.
 

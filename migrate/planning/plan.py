@@ -163,6 +163,67 @@ class ConversionPlan:
     def target_paths(self):
         return [target for assignment in self.assignments for target in assignment.targets]
 
+    def side_by_side(self):
+        """Pairs unmapped source variables with unfilled target weights by shape.
+
+        Returns:
+            `(source problem or None, target problem or None)` pairs: same
+            shape first, then same element count, then the rest alone, so a
+            user fixing a table by hand sees what can go where.
+        """
+        sources = [problem for problem in self.problems if problem.kind in _UNMAPPED_KINDS]
+        targets = [problem for problem in self.problems if problem.kind == "unfilled"]
+        return pair_by_shape(sources, targets, lambda problem: problem.source_shape,
+                             lambda problem: problem.target_shape)
+
+    def side_by_side_lines(self):
+        """Returns `side_by_side()` as aligned text lines, empty when nothing is unmatched."""
+        pairs = self.side_by_side()
+        if not pairs:
+            return []
+        left = [f"{problem.source} {_shape(problem.source_shape)}" if problem else "(none)"
+                for problem, _ in pairs]
+        width = max(len(text) for text in left)
+        lines = ["unmapped sources and unfilled targets, paired by shape:"]
+        for text, (_, target) in zip(left, pairs):
+            right = f"{target.target} {_shape(target.target_shape)}" if target else "(none)"
+            lines.append(f"  {text.ljust(width)}  <->  {right}")
+        return lines
+
+
+_UNMAPPED_KINDS = ("unmapped", "unknown role")
+
+
+def pair_by_shape(sources, targets, source_shape, target_shape):
+    """Pairs two lists by equal shape, then equal element count, in list order.
+
+    Args:
+        sources, targets: lists of anything.
+        source_shape, target_shape: give each element's shape (a tuple).
+
+    Returns:
+        A list of `(source or None, target or None)`.
+
+    >>> pair_by_shape([("a", (2, 3)), ("b", (4,))], [("x", (4,)), ("y", (6,))],
+    ...               lambda s: s[1], lambda t: t[1])
+    [(('a', (2, 3)), ('y', (6,))), (('b', (4,)), ('x', (4,)))]
+    """
+    import math
+
+    free = list(targets)
+    pairs = {}
+    for key in (lambda shape: tuple(shape), lambda shape: math.prod(shape)):
+        for index, source in enumerate(sources):
+            if index in pairs or source_shape(source) is None:
+                continue
+            found = next((target for target in free if target_shape(target) is not None
+                          and key(target_shape(target)) == key(source_shape(source))), None)
+            if found is not None:
+                pairs[index] = found
+                free.remove(found)
+    result = [(source, pairs.get(index)) for index, source in enumerate(sources)]
+    return result + [(None, target) for target in free]
+
 
 def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
               resolve_parameters=None, cell_facts=()):

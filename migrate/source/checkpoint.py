@@ -374,27 +374,35 @@ def _collections_from_meta(meta_path):
     Gives the same sets as importing the graph and calling `_collections`,
     in milliseconds.
     """
-    from tensorflow.core.framework import variable_pb2
     from tensorflow.core.protobuf import meta_graph_pb2
 
     meta_graph = meta_graph_pb2.MetaGraphDef()
     try:
         meta_graph.ParseFromString(files.read_bytes(meta_path))
-        found = {}
-        for key, collection in _COLLECTIONS.items():
-            names = set()
-            if collection in meta_graph.collection_def:
-                for serialized in meta_graph.collection_def[collection].bytes_list.value:
-                    variable = variable_pb2.VariableDef()
-                    variable.ParseFromString(serialized)
-                    if variable.HasField("save_slice_info_def"):
-                        names.add(variable.save_slice_info_def.full_name)
-                    else:
-                        names.add(variable.variable_name.rsplit(":", 1)[0])
-            found[key] = names
+        found = {key: set(collection_keys(meta_graph, collection))
+                 for key, collection in _COLLECTIONS.items()}
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
         raise _meta_error(meta_path, error) from None
     return found
+
+
+def collection_keys(meta_graph, collection):
+    """Returns the checkpoint keys of a MetaGraphDef's variable collection, in creation order.
+
+    A partitioned variable appears once per partition under its whole name.
+    """
+    from tensorflow.core.framework import variable_pb2
+
+    keys = []
+    if collection in meta_graph.collection_def:
+        for serialized in meta_graph.collection_def[collection].bytes_list.value:
+            variable = variable_pb2.VariableDef()
+            variable.ParseFromString(serialized)
+            if variable.HasField("save_slice_info_def"):
+                keys.append(variable.save_slice_info_def.full_name)
+            else:
+                keys.append(variable.variable_name.rsplit(":", 1)[0])
+    return keys
 
 
 def _collections(graph):

@@ -1,0 +1,251 @@
+"""Aligns source items with target items by kind, shape and order, and finds ambiguous matches."""
+
+import dataclasses
+import math
+
+from migrate.mapping import layouts
+from migrate.mapping.suggest import items as items_lib
+
+# Scores: a weight matched counts most; a matching name or a match with no
+# reshape breaks ties between alignments of equal length.
+_MATCH_SCORE = 10.0
+_SAME_NAME_BONUS = 1.0
+_NO_TRANSFORM_BONUS = 0.5
+_DIRECTION_WORDS = (("/fw/", "forward"), ("/bw/", "backward"))
+
+
+@dataclasses.dataclass
+class Match:
+    """One source item matched to one target item.
+
+    Attributes:
+        source: the `SourceItem`.
+        target: the `TargetItem`.
+        transforms: transform texts for a plain rule (source -> target).
+        evidence: the evidence, in words.
+        certain: False when another candidate fits equally (see `ambiguous_with`).
+        ambiguous_with: the other target layers that fit this source equally.
+    """
+
+    source: object
+    target: object
+    transforms: tuple
+    evidence: list
+    certain: bool = True
+    ambiguous_with: tuple = ()
+
+
+def compatible(source, target):
+    """Returns `(score, transforms, evidence)` when `source` can fill `target`, else None.
+
+    Plain weights must agree in kind (when the TF1 name says one) and in
+    shape, directly, after squeezing leading 1-sized axes (1x1 convolution ->
+    Dense), or after a C-order reshape that keeps the output axis (a
+    convolution over the whole map -> Dense after Flatten). Cells and
+    attention blocks must give the target's shapes through their layout.
+
+    Args:
+        source: a `SourceItem`.
+        target: a `TargetItem`.
+
+    Returns:
+        `(score, transform texts, evidence words)`, or None when it cannot.
+    """
+    if source.dtype != target.dtype:
+        return None
+    if source.layout is not None:
+        return _compatible_layout(source, target)
+    if target.shape is None:
+        return None
+    if source.kind is not None and source.kind != target.kind:
+        return None
+    if source.kind is None and target.kind not in items_lib.WEIGHT_KINDS.values():
+        kind_note = f"name says nothing; target {target.kind}"
+    else:
+        kind_note = f"{source.name.rpartition('/')[2]} -> {target.kind}"
+    shape = tuple(source.shape)
+    transforms = list(source.transforms)
+    if transforms:
+        kind_note += f"; {source.note}"
+    score = _MATCH_SCORE + _name_bonus(source, target)
+    if _name_bonus(source, target):
+        kind_note += "; name agrees"
+    target_shape = tuple(target.shape)
+    if shape == target_shape:
+        return score + _NO_TRANSFORM_BONUS, tuple(transforms), [f"shape {_text(shape)}", kind_note]
+    if source.kind not in (None, "kernel") or len(shape) <= len(target_shape):
+        return None
+    extra = len(shape) - len(target_shape)
+    if shape[extra:] == target_shape and all(size == 1 for size in shape[:extra]):
+        axes = ", ".join(str(axis) for axis in range(extra))
+        transforms.append(f"squeeze({axes})")
+        return score, tuple(transforms), [
+            f"shape {_text(shape)} -> {_text(target_shape)} by squeezing 1-sized axes", kind_note]
+    if (len(target_shape) == 2 and math.prod(shape) == math.prod(target_shape)
+            and shape[-1] == target_shape[-1]):
+        transforms.append(f"reshape(-1, {target_shape[-1]})")
+        return score, tuple(transforms), [
+            f"shape {_text(shape)} -> {_text(target_shape)}: same element count and output "
+            f"axis (a convolution over the whole map is a Dense layer after Flatten)", kind_note]
+    return None
+
+
+def _compatible_layout(source, target):
+    family = "rnn_cell" if source.layout in items_lib.RNN_LAYOUTS else "attention"
+    if target.kind != family:
+        return None
+    converter = layouts.get(source.layout)
+    parameters = dict(converter.parameters)
+    if "forget_bias" in parameters:
+        parameters["forget_bias"] = 1.0  # Shapes do not depend on it; the graph gives it.
+    try:
+        shapes = converter.output_shapes(dict(source.parts), dict(target.parts), parameters)
+    except (layouts.LayoutError, KeyError, TypeError, ValueError):
+        return None
+    if any(tuple(shapes[part]) != tuple(target.parts[part]) for part in target.parts):
+        return None
+    score = _MATCH_SCORE * len(target.parts) + _name_bonus(source, target)
+    if len(source.parts) <= 2:
+        shapes_text = ", ".join(f"{part} {_text(shape)}" for part, shape in source.parts.items())
+    else:
+        part, shape = next(iter(source.parts.items()))
+        shapes_text = f"{len(source.parts)} parts, e.g. {part} {_text(shape)},"
+    evidence = [f"{source.layout} layout: {shapes_text} fit the target's shapes"]
+    if _name_bonus(source, target):
+        evidence.append("name agrees")
+    return score, (), evidence
+
+
+def _name_bonus(source, target):
+    bonus = 0.0
+    source_layer = source.layer.split("/")[-1].lower()
+    target_layer = target.layer.split("/")[-1].lower()
+    if source_layer and source_layer == target_layer:
+        bonus += _SAME_NAME_BONUS
+    for source_word, target_word in _DIRECTION_WORDS:
+        if source_word in f"/{source.name}/" and target_word in target.name:
+            bonus += _SAME_NAME_BONUS
+    return bonus
+
+
+def _text(shape):
+    return "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+def align(sources, targets):
+    """Matches source items to target items, keeping both in order, maximising the score.
+
+    A longest-common-subsequence alignment: both sides are in creation
+    order, and a model that builds its layers in the graph's order aligns
+    item for item; items left over on either side stay unmatched.
+
+    Args:
+        sources: `SourceItem`s in creation order.
+        targets: `TargetItem`s in creation order.
+
+    Returns:
+        `(matches, unmatched_sources, unmatched_targets)`.
+    """
+    cache = {}
+
+    def fit(source, target):
+        key = (source.kind, source.shape, source.layout, tuple(source.parts.items()),
+               source.transforms, source.dtype, source.layer.split("/")[-1], source.name,
+               target.kind, target.shape, tuple(target.parts.items()), target.dtype,
+               target.layer.split("/")[-1], target.name)
+        if key not in cache:
+            cache[key] = compatible(source, target)
+        return cache[key]
+
+    rows, columns = len(sources), len(targets)
+    # score[i][j]: best score aligning sources[i:] with targets[j:].
+    score = [[0.0] * (columns + 1) for _ in range(rows + 1)]
+    for i in range(rows - 1, -1, -1):
+        row, below = score[i], score[i + 1]
+        for j in range(columns - 1, -1, -1):
+            best = max(below[j], row[j + 1])
+            found = fit(sources[i], targets[j])
+            if found is not None:
+                best = max(best, found[0] + below[j + 1])
+            row[j] = best
+    matches, used_sources, used_targets = [], set(), set()
+    i = j = 0
+    while i < rows and j < columns:
+        found = fit(sources[i], targets[j])
+        if found is not None and math.isclose(score[i][j], found[0] + score[i + 1][j + 1]):
+            matches.append(Match(sources[i], targets[j], found[1], list(found[2])))
+            used_sources.add(i)
+            used_targets.add(j)
+            i, j = i + 1, j + 1
+        elif math.isclose(score[i][j], score[i + 1][j]):
+            i += 1
+        else:
+            j += 1
+    unmatched_sources = [item for index, item in enumerate(sources) if index not in used_sources]
+    unmatched_targets = [item for index, item in enumerate(targets) if index not in used_targets]
+    return matches, unmatched_sources, unmatched_targets
+
+
+def mark_ambiguous(matches, structure):
+    """Marks matches that order alone decided between parallel, identical layers.
+
+    Two source layers with the same weights (kinds and shapes) that run in
+    parallel in the TF1 graph (neither feeds the other) fit each other's
+    targets equally: shapes cannot tell them apart, and the order a Keras
+    model builds parallel branches in is its author's choice. Such matches
+    are marked uncertain, each with the other candidates, so that a value
+    comparison settles them (or the draft reports them).
+
+    Args:
+        matches: `Match`es from `align`.
+        structure: a `tf1_structure.GraphStructure`, or None (no graph: only
+            order decides, and the evidence says so).
+
+    Returns:
+        A list of ambiguous groups, each a list of `(source layer, target layer)`.
+    """
+    by_layer = {}
+    for match in matches:
+        by_layer.setdefault(match.source.layer, []).append(match)
+    if structure is None:
+        for match in matches:
+            match.evidence.append("order (no graph to tell parallel branches apart)")
+        return []
+    signature = {}
+    for layer, layer_matches in by_layer.items():
+        key = tuple(sorted((str(m.source.kind), str(m.source.shape), str(m.source.parts))
+                           for m in layer_matches))
+        signature.setdefault(key, []).append(layer)
+    groups = []
+    for layers in signature.values():
+        if len(layers) < 2:
+            continue
+        # Connected groups of pairwise-parallel layers with the same weights.
+        remaining = list(layers)
+        while remaining:
+            seed = remaining.pop(0)
+            group = [seed]
+            for other in list(remaining):
+                if any(structure.parallel(member, other) for member in group):
+                    group.append(other)
+                    remaining.remove(other)
+            if len(group) > 1:
+                groups.append(group)
+    ambiguous = []
+    for group in groups:
+        if all(any("name agrees" in note for note in match.evidence)
+               for layer in group for match in by_layer[layer]):
+            continue  # The names tell them apart (fw/bw -> forward/backward, same names).
+        targets = {layer: by_layer[layer][0].target.layer for layer in group}
+        for layer in group:
+            for match in by_layer[layer]:
+                match.certain = False
+                match.ambiguous_with = tuple(targets[other] for other in group if other != layer)
+                match.evidence.append(
+                    "order only: parallel to " + ", ".join(other for other in group
+                                                             if other != layer))
+        ambiguous.append([(layer, targets[layer]) for layer in group])
+    for match in matches:
+        if match.certain:
+            match.evidence.append("order")
+    return ambiguous

@@ -1,0 +1,275 @@
+"""What a draft aligns: source items (variables, recognised cells) and target items."""
+
+import dataclasses
+import re
+
+# The kind of weight a TF1 part name or a Keras weight name says it is.
+WEIGHT_KINDS = {
+    "weights": "kernel", "kernel": "kernel", "biases": "bias", "bias": "bias",
+    "beta": "beta", "gamma": "gamma", "moving_mean": "moving_mean",
+    "moving_variance": "moving_variance", "embeddings": "embeddings",
+    "depthwise_weights": "depthwise_kernel", "depthwise_kernel": "depthwise_kernel",
+    "pointwise_weights": "pointwise_kernel", "pointwise_kernel": "pointwise_kernel",
+}
+# Order of the kinds inside one layer, so that layers that create their
+# weights in another order (slim beta before gamma, Keras gamma first) align.
+KIND_ORDER = ("depthwise_kernel", "pointwise_kernel", "kernel", "embeddings", "gamma", "beta",
+              "bias", "moving_mean", "moving_variance")
+_EMBEDDING_NAME = re.compile(r"(^|_)embeddings?$")
+
+# Recognised TF1 cells and blocks: the layout each becomes.
+LSTM = "lstm"
+LSTM_LEGACY = "lstm_legacy_names"
+CUDNN_LSTM = "cudnn_compatible_lstm"
+GRU = "gru"
+GRU_LEGACY = "gru_legacy_names"
+ATTENTION = "bert_attention"
+_LSTM_SCOPES = re.compile(r"(^|/)(basic_lstm_cell|lstm_cell|lstm_block_cell|lstm_fused_cell)$")
+_CUDNN_SCOPE = re.compile(r"(^|/)cudnn_compatible_lstm_cell$")
+_GRU_SCOPE = re.compile(r"(^|/)gru_cell$")
+_GRU_PARTS = {frozenset({"gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"}): GRU,
+              frozenset({"gates/weights", "gates/biases", "candidate/weights",
+                         "candidate/biases"}): GRU_LEGACY}
+_ATTENTION_PARTS = frozenset(f"{part}/{leaf}" for part in
+                             ("self/query", "self/key", "self/value", "output/dense")
+                             for leaf in ("kernel", "bias"))
+_KERAS_ATTENTION_PARTS = frozenset(f"{part}/{leaf}" for part in
+                                   ("query", "key", "value", "attention_output")
+                                   for leaf in ("kernel", "bias"))
+_KERAS_RNN_PARTS = frozenset({"kernel", "recurrent_kernel", "bias"})
+# Layouts by the family a Keras target must belong to.
+RNN_LAYOUTS = (LSTM, LSTM_LEGACY, CUDNN_LSTM, GRU, GRU_LEGACY)
+
+
+@dataclasses.dataclass
+class SourceItem:
+    """A TF1 variable, or a recognised cell (a layout scope with its variables).
+
+    Attributes:
+        name: the variable's checkpoint key, or the cell's scope.
+        layer: the scope that groups it with its siblings (ambiguity is judged per layer).
+        kind: a `WEIGHT_KINDS` value, a layout name, or None when the name says nothing.
+        shape: the variable's shape (for a cell: None; see `parts`).
+        dtype: dtype name.
+        variables: the `SourceVariable`s it covers.
+        layout: the layout name for a cell, else None.
+        parts: for a cell, part -> shape.
+        transforms: transforms the graph requires before any reshape (unpartition).
+        note: evidence from the graph, for the rule's comment.
+        position: index in creation order.
+    """
+
+    name: str
+    layer: str
+    kind: str | None
+    shape: tuple | None
+    dtype: str
+    variables: tuple
+    layout: str | None = None
+    parts: dict = dataclasses.field(default_factory=dict)
+    transforms: tuple = ()
+    note: str = ""
+    position: int = 0
+
+
+@dataclasses.dataclass
+class TargetItem:
+    """A Keras weight, or a layer whose weights one layout rule fills together.
+
+    Attributes:
+        name: the weight path, or the layer's path prefix for a layout target.
+        layer: the path prefix of its layer.
+        kind: a `WEIGHT_KINDS` value, "rnn_cell", "attention" or the weight's own name.
+        shape: the weight's shape (None for a layer).
+        dtype: dtype name.
+        parts: for a layer, part -> shape.
+        weights: the `TargetWeight`s it covers.
+    """
+
+    name: str
+    layer: str
+    kind: str
+    shape: tuple | None
+    dtype: str
+    parts: dict = dataclasses.field(default_factory=dict)
+    weights: tuple = ()
+
+
+def source_kind(part):
+    """Returns the kind of weight a TF1 variable's last name component says, or None.
+
+    >>> source_kind("weights"), source_kind("word_embeddings"), source_kind("softmax_w")
+    ('kernel', 'embeddings', None)
+    """
+    if part in WEIGHT_KINDS:
+        return WEIGHT_KINDS[part]
+    return "embeddings" if _EMBEDDING_NAME.search(part) else None
+
+
+def source_items(variables, order, structure=None):
+    """Groups kept source variables into items, in creation order.
+
+    Args:
+        variables: the kept `SourceVariable`s.
+        order: checkpoint keys in creation order (unknown keys go last, by name).
+        structure: a `tf1_structure.GraphStructure`, or None.
+
+    Returns:
+        A list of `SourceItem`s.
+    """
+    rank = {name: index for index, name in enumerate(order)}
+    variables = sorted(variables, key=lambda v: (rank.get(v.name, len(rank)), v.name))
+    by_name = {variable.name: variable for variable in variables}
+    claimed, cells = set(), {}
+    for variable in variables:
+        cell = _cell_of(variable.name, by_name)
+        if cell is not None:
+            scope, layout, parts = cell
+            cells.setdefault(scope, (layout, parts))
+            claimed.update(f"{scope}/{part}" for part in parts)
+    items, emitted = [], set()
+    for variable in variables:
+        scope, _, part = variable.name.rpartition("/")
+        if variable.name in claimed:
+            cell_scope = next(s for s in cells if variable.name.startswith(s + "/")
+                              and variable.name[len(s) + 1:] in cells[s][1])
+            if cell_scope in emitted:
+                continue
+            emitted.add(cell_scope)
+            layout, parts = cells[cell_scope]
+            members = tuple(by_name[f"{cell_scope}/{p}"] for p in parts)
+            items.append(SourceItem(
+                name=cell_scope, layer=cell_scope, kind=layout, shape=None,
+                dtype=members[0].dtype, variables=members, layout=layout,
+                parts={p: by_name[f"{cell_scope}/{p}"].shape for p in parts},
+                position=rank.get(variable.name, len(rank))))
+            continue
+        kind = source_kind(part)
+        transforms, note = (), ""
+        if structure is not None and variable.name in structure.partitions:
+            count = structure.partitions[variable.name]
+            if variable.name in structure.mod_partitioned:
+                transforms = (f"unpartition_mod({count})",)
+                note = f"saved from {count} partitions looked up with partition_strategy='mod'"
+            else:
+                note = f"saved from {count} partitions (row order kept)"
+        items.append(SourceItem(
+            name=variable.name, layer=scope if kind else variable.name, kind=kind,
+            shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),
+            transforms=transforms, note=note, position=rank.get(variable.name, len(rank))))
+    return canonical_layer_order(items)
+
+
+def _cell_of(name, by_name):
+    """Returns (scope, layout, parts) when `name` belongs to a recognised cell, else None."""
+    pieces = name.split("/")
+    for depth in range(1, min(4, len(pieces))):
+        scope = "/".join(pieces[:-depth])
+        under = {other[len(scope) + 1:] for other in by_name if other.startswith(scope + "/")}
+        if depth == 1 and _LSTM_SCOPES.search(scope):
+            for kernel, bias, layout in (("kernel", "bias", LSTM),
+                                         ("weights", "biases", LSTM_LEGACY)):
+                if {kernel, bias} <= under:
+                    return scope, layout, (kernel, bias)
+        if depth == 1 and _CUDNN_SCOPE.search(scope) and {"kernel", "bias"} <= under:
+            return scope, CUDNN_LSTM, ("kernel", "bias")
+        if depth == 2 and _GRU_SCOPE.search(scope):
+            for parts, layout in _GRU_PARTS.items():
+                if parts <= under:
+                    return scope, layout, tuple(sorted(parts))
+        if depth == 3 and scope.endswith("attention") and _ATTENTION_PARTS <= under:
+            return scope, ATTENTION, tuple(sorted(_ATTENTION_PARTS))
+    return None
+
+
+def canonical_layer_order(items):
+    """Orders the items of each layer by kind, keeping the layers in creation order.
+
+    Works for source and target items alike (sorting is stable: items of one
+    kind keep their order).
+    """
+    first_seen, groups = {}, {}
+    for item in items:
+        first_seen.setdefault(item.layer, len(first_seen))
+        groups.setdefault(item.layer, []).append(item)
+    ordered = []
+    for layer in sorted(groups, key=first_seen.get):
+        ordered.extend(sorted(groups[layer], key=lambda item: (
+            KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER else len(KIND_ORDER))))
+    return ordered
+
+
+def target_items(weights, kept):
+    """Groups the target weights into items, in the order the model created them.
+
+    Args:
+        weights: `TargetWeight`s in creation order.
+        kept: a predicate on a `TargetWeight`: whether the conversion fills it.
+
+    Returns:
+        A list of `TargetItem`s: RNN cells and MultiHeadAttention layers as
+        one item each, every other weight on its own.
+    """
+    weights = [weight for weight in weights if kept(weight)]
+    by_prefix = {}
+    for weight in weights:
+        prefix, _, leaf = weight.path.rpartition("/")
+        by_prefix.setdefault(prefix, {})[leaf] = weight
+    groups = {}
+    for prefix, leaves in by_prefix.items():
+        if set(leaves) == _KERAS_RNN_PARTS:
+            groups[prefix] = ("rnn_cell", {leaf: leaves[leaf] for leaf in sorted(leaves)})
+    attention = {}
+    for weight in weights:
+        pieces = weight.path.split("/")
+        if len(pieces) >= 3:
+            attention.setdefault("/".join(pieces[:-2]), {})["/".join(pieces[-2:])] = weight
+    for prefix, parts in attention.items():
+        if set(parts) == _KERAS_ATTENTION_PARTS:
+            groups[prefix] = ("attention", dict(sorted(parts.items())))
+    items, emitted = [], set()
+    for weight in weights:
+        group = next((prefix for prefix in groups if weight.path.startswith(prefix + "/")
+                      and weight.path[len(prefix) + 1:] in groups[prefix][1]), None)
+        if group is not None:
+            if group not in emitted:
+                emitted.add(group)
+                kind, parts = groups[group]
+                items.append(TargetItem(
+                    name=group, layer=group, kind=kind, shape=None, dtype=weight.dtype,
+                    parts={part: member.shape for part, member in parts.items()},
+                    weights=tuple(parts.values())))
+            continue
+        layer, _, leaf = weight.path.rpartition("/")
+        items.append(TargetItem(name=weight.path, layer=layer, kind=WEIGHT_KINDS.get(leaf, leaf),
+                                shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,)))
+    return canonical_layer_order(items)
+
+
+def creation_ordered(model):
+    """Returns the model's weights in the order they were created.
+
+    Keras 3 lists a functional model's weights by graph depth, which
+    interleaves parallel branches; the TensorFlow variables behind them carry
+    a process-wide creation counter (`_unique_id`), which is the order the
+    model's code built its layers in. Without it, `model.weights` order is used.
+
+    Args:
+        model: a built Keras model.
+
+    Returns:
+        The model's variables, oldest first.
+    """
+    weights = list(model.weights)
+    keys = []
+    for position, variable in enumerate(weights):
+        key = None
+        for candidate in (getattr(variable, "_value", None), variable):
+            unique = getattr(candidate, "_unique_id", None)
+            if isinstance(unique, str) and unique.rpartition("_")[2].isdigit():
+                key = int(unique.rpartition("_")[2])
+                break
+        keys.append(key)
+    if any(key is None for key in keys) or len(set(keys)) != len(keys):
+        return weights
+    return [variable for _, variable in sorted(zip(keys, weights), key=lambda pair: pair[0])]

@@ -1,0 +1,391 @@
+"""`migrate.suggest`: draft a table from a checkpoint and a model, then prove it."""
+
+import dataclasses
+import os
+import re
+import tempfile
+
+from migrate.errors import ArgumentError
+from migrate.errors import OutputError
+from migrate.mapping.suggest import align as align_lib
+from migrate.mapping.suggest import draft_writer
+from migrate.mapping.suggest import items as items_lib
+from migrate.mapping.suggest import tf1_structure
+from migrate.mapping.table import MappingTable
+from migrate.options import ConversionOptions
+from migrate.source.roles import KEEP_MODES
+from migrate.source.roles import Role
+
+SETTLED_BY_VALUE = "settled by value: the model's outputs match the legacy graph's"
+
+
+@dataclasses.dataclass
+class SuggestReport:
+    """A drafted table and what proves (or does not prove) it.
+
+    Attributes:
+        table: the draft as a `MappingTable`.
+        text: the draft's TOML text (rules with their evidence in comments).
+        output: where the draft was written, or None.
+        matches: one dict per match: source, target, transforms, evidence, certain.
+        dropped: source variables with no target, each `[name, shape]`; drafted as
+            `drop = true` rules for the user to confirm.
+        unfilled: target weights no source fills, each `[path, shape]`.
+        ambiguous: groups of `[source layer, target layer]` pairs that only
+            order told apart, left unsettled (no parity run, or it failed).
+        settled: the same groups, when parity settled them by value.
+        plan_problems: `Problem.describe()` texts of the draft's plan.
+        parity: the `VerifyReport` of the draft, or None when it was not run.
+        parity_note: why parity was not run, when it was not.
+    """
+
+    table: MappingTable
+    text: str
+    output: str | None
+    matches: list
+    dropped: list
+    unfilled: list
+    ambiguous: list
+    settled: list
+    plan_problems: list
+    parity: object = None
+    parity_note: str = ""
+
+    @property
+    def unresolved(self):
+        """Everything that keeps the draft from being proven, as one line each."""
+        lines = [f"unfilled target {path} {_text(shape)}" for path, shape in self.unfilled]
+        lines += ["ambiguous: " + ", ".join(f"{source} -> {target}" for source, target in group)
+                  for group in self.ambiguous]
+        lines += [f"plan: {problem}" for problem in self.plan_problems]
+        if self.parity is not None and not self.parity.passed:
+            lines.append(f"parity: {self.parity.summary()}")
+        return lines
+
+    @property
+    def ok(self):
+        """True when the draft planned clean, nothing is unresolved and parity (if run) passed."""
+        return not self.unresolved
+
+    def summary(self):
+        certain = sum(1 for match in self.matches if match["certain"])
+        lines = [f"suggest: {len(self.matches)} matches ({certain} certain, "
+                 f"{len(self.matches) - certain} decided by order only), "
+                 f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
+                 f"{len(self.unfilled)} target weight(s) unfilled"]
+        if self.dropped:
+            lines.append("  dropped (no target in the model; confirm or map them):")
+            lines += [f"    {name} {_text(shape)}" for name, shape in self.dropped]
+        if self.unfilled:
+            lines.append("  unfilled target weights, beside the dropped sources of the same shape:")
+            pairs = _pair(self.dropped, self.unfilled)
+            width = max(len(f"{s[0]} {_text(s[1])}") if s else 6 for s, _ in pairs)
+            for source, target in pairs:
+                left = f"{source[0]} {_text(source[1])}" if source else "(none)"
+                right = f"{target[0]} {_text(target[1])}" if target else "(none)"
+                lines.append(f"    {left.ljust(width)}  <->  {right}")
+        if self.settled:
+            lines.append(f"  settled by value: {_settled_text(self.settled)}")
+        for group in self.ambiguous:
+            lines.append("  AMBIGUOUS (same weights, parallel branches; order chose): " +
+                         ", ".join(f"{s} -> {t}" for s, t in group))
+        lines.append("  plan: clean" if not self.plan_problems else
+                     f"  plan: {len(self.plan_problems)} problem(s): " + "; ".join(
+                         self.plan_problems[:5]))
+        lines.append(f"  parity: {self.parity.summary()}" if self.parity is not None
+                     else f"  parity: not run ({self.parity_note})")
+        where = f" -> {self.output}" if self.output else ""
+        verdict = "proven" if self.ok else f"NOT proven ({len(self.unresolved)} unresolved)"
+        lines.append(f"draft {verdict}{where}")
+        return "\n".join(lines)
+
+    def to_json(self):
+        return {
+            "ok": self.ok, "output": self.output, "rules": len(self.table),
+            "matches": self.matches,
+            "dropped": [[name, list(shape)] for name, shape in self.dropped],
+            "unfilled": [[path, list(shape)] for path, shape in self.unfilled],
+            "ambiguous": self.ambiguous, "settled": self.settled,
+            "plan_problems": self.plan_problems, "unresolved": self.unresolved,
+            "parity": None if self.parity is None else self.parity.to_json(),
+            "parity_note": self.parity_note,
+        }
+
+
+def _text(shape):
+    return "[" + ", ".join(str(size) for size in shape) + "]"
+
+
+def _settled_text(groups):
+    layers = sum(len(group) for group in groups)
+    example = ", ".join(f"{source} -> {target}" for source, target in groups[0])
+    return (f"{len(groups)} group(s) of {layers} parallel layers with the same weights, where "
+            f"order chose and the outputs confirm it (e.g. {example})")
+
+
+def _pair(sources, targets):
+    from migrate.planning.plan import pair_by_shape
+
+    return pair_by_shape(sources, targets, lambda item: tuple(item[1]), lambda item: tuple(item[1]))
+
+
+def suggest(checkpoint, model, *, output=None, overwrite=False, options=None,
+            input_tensor=None, output_tensor=None, input_shape=None, input_max=None,
+            batch_size=2, seed=0, tolerance=1e-5, resolve_ambiguous=None):
+    """Drafts a mapping table from a legacy checkpoint and a Keras model, and proves it.
+
+    Every kept source variable is matched to a target weight by kind (the
+    names' `weights`/`kernel`, `beta`, ...), shape (or a squeeze or reshape
+    for 1x1 and whole-map convolutions that became Dense layers), creation
+    order (the `.meta` collection against the order the model built its
+    variables) and the graph (partitioned lookups, parallel branches). LSTM,
+    GRU and BERT attention scopes become layout rules. Repeating rules are
+    folded into regex groups, each with a comment giving its evidence.
+    Variables with no target become `drop = true` rules, listed. The draft
+    then has to plan clean and, when the graph can run (`input_tensor` and
+    `output_tensor` given), pass parity; matches only order decided between
+    parallel identical layers are settled by that parity, or reported.
+
+    Args:
+        checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
+        model: a built Keras model, a factory returning one, or `module:callable`.
+            With parity, the draft's weights are assigned into it.
+        output: where to write the draft TOML (even when it is not proven),
+            or None.
+        overwrite: replace an existing `output` file.
+        options: a `ConversionOptions` (`keep`, `ema`, roles).
+        input_tensor, output_tensor, input_shape, input_max, batch_size, seed,
+            tolerance: as for `migrate.verify`.
+        resolve_ambiguous: optional `(groups, matches) -> {source layer: target
+            layer} or None`, called when parity fails and some matches were
+            decided by order only; `groups` lists each ambiguous group's
+            `(source layer, target layer)` pairs. It is where a layer-by-layer
+            value comparison plugs in: a returned choice is drafted and proven
+            again. None leaves such matches reported as ambiguous.
+
+    Returns:
+        A `SuggestReport`; `report.ok` says whether the draft is proven.
+
+    Raises:
+        ArgumentError: only one of `input_tensor` and `output_tensor` is given.
+        OutputError: `output` exists and `overwrite` is False.
+        CheckpointError, ModelError: bad input.
+
+    Example:
+
+        report = migrate.suggest("train/model.ckpt-3", "my_models:build", output="draft.toml",
+                                 input_tensor="inputs:0", output_tensor="logits:0")
+        print(report.summary())
+    """
+    from migrate import pipeline
+    from migrate.planning import target as target_model
+
+    if (input_tensor is None) != (output_tensor is None):
+        raise ArgumentError(
+            "Expected both input_tensor and output_tensor (to run parity) or neither. "
+            f"Received: input_tensor={input_tensor!r}, output_tensor={output_tensor!r}")
+    if output is not None and os.path.exists(output) and not overwrite:
+        raise OutputError(f"The draft table {output} already exists; refusing to replace it.",
+                          option="overwrite")
+    options = options or ConversionOptions()
+    checkpoint = pipeline.open_checkpoint(checkpoint, options)
+    model = pipeline.load_model(model)
+
+    kept_roles = KEEP_MODES[options.keep]
+    kept = [variable for variable in checkpoint.variables.values()
+            if variable.role in kept_roles or variable.role is Role.UNKNOWN]
+    structure = None
+    layer_of = {item_variable.name: item.layer
+                for item in items_lib.source_items(kept, order=())
+                for item_variable in item.variables}
+    if checkpoint.meta_path is not None:
+        structure = tf1_structure.read(checkpoint.meta_path, layer_of.get)
+    elif checkpoint.has_graph:  # A legacy_graphs builder's graph stands in for the .meta.
+        structure = tf1_structure.from_graph(checkpoint.graph, layer_of.get)
+    sources = items_lib.source_items(kept, structure.creation_order if structure else (),
+                                     structure)
+    weights = target_model.weights(model)
+    by_id = {id(variable): weight for weight, variable in weights.values()}
+    ordered = [by_id[id(variable)] for variable in items_lib.creation_ordered(model)
+               if id(variable) in by_id]
+    targets = items_lib.target_items(
+        ordered, lambda weight: weight.trainable or options.keep == "model_state")
+    matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
+    ambiguous = align_lib.mark_ambiguous(matches, structure)
+
+    run_parity = input_tensor is not None and checkpoint.meta_path is not None
+    parity_note = "" if run_parity else (
+        "the checkpoint has no .meta graph to run" if input_tensor is not None else
+        "give input_tensor and output_tensor to run the legacy graph")
+
+    def prove(current_matches):
+        rules = _draft_rules(current_matches, unmatched_sources)
+        text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
+                        unmatched_targets, ambiguous=[], settled=[])
+        table = MappingTable.from_text(text, origin=output or "<draft>")
+        conversion_plan, plan_weights, _ = pipeline._plan(checkpoint, table, model, options)
+        problems = [problem.describe() for problem in conversion_plan.problems]
+        parity = None
+        if run_parity and not problems:
+            from migrate.output import assign
+            from migrate.verification.parity import verify
+
+            variables_by_path = {path: variable for path, (_, variable) in plan_weights.items()}
+            assign.execute(conversion_plan, checkpoint, variables_by_path,
+                           allow_nonfinite=options.allow_nonfinite)
+            parity = verify(checkpoint.prefix, model, input_tensor=input_tensor,
+                            output_tensor=output_tensor, input_shape=input_shape,
+                            input_max=input_max, batch_size=batch_size, seed=seed,
+                            tolerance=tolerance, ema=options.ema)
+        return rules, problems, parity
+
+    rules, problems, parity = prove(matches)
+    if (parity is not None and not parity.passed and ambiguous
+            and resolve_ambiguous is not None):
+        choice = resolve_ambiguous(ambiguous, matches)
+        if choice:
+            matches = _apply_choice(matches, targets, choice)
+            rules, problems, parity = prove(matches)
+    settled, unsettled = [], ambiguous
+    if parity is not None and parity.passed:
+        settled, unsettled = ambiguous, []
+        for match in matches:
+            if not match.certain:
+                match.certain = True
+                match.evidence.append(SETTLED_BY_VALUE)
+    rules = _draft_rules(matches, unmatched_sources)
+    text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
+                    ambiguous=unsettled, settled=settled, problems=problems, parity=parity,
+                    parity_note=parity_note)
+    table = MappingTable.from_text(text, origin=output or "<draft>")
+    if output is not None:
+        _write_atomically(output, text)
+    return SuggestReport(
+        table=table, text=text, output=output,
+        matches=[{"source": match.source.name, "target": match.target.name,
+                  "layout": match.source.layout, "transforms": list(match.transforms),
+                  "evidence": match.evidence, "certain": match.certain} for match in matches],
+        dropped=[(variable.name, tuple(variable.shape)) for item in unmatched_sources
+                 for variable in item.variables],
+        unfilled=[(weight.path, tuple(weight.shape)) for item in unmatched_targets
+                  for weight in item.weights],
+        ambiguous=[[list(pair) for pair in group] for group in unsettled],
+        settled=[[list(pair) for pair in group] for group in settled],
+        plan_problems=problems, parity=parity, parity_note=parity_note)
+
+
+def _apply_choice(matches, targets, choice):
+    """Re-targets each chosen source layer's matches to the same items of its target layer."""
+    by_layer = {}
+    for item in targets:
+        by_layer.setdefault(item.layer, []).append(item)
+    current = {}
+    for match in matches:
+        current.setdefault(match.source.layer, match.target.layer)
+    changed = []
+    for match in matches:
+        chosen = choice.get(match.source.layer)
+        if chosen is None or chosen == current[match.source.layer]:
+            changed.append(match)
+            continue
+        position = by_layer[current[match.source.layer]].index(match.target)
+        target = by_layer[chosen][position]
+        changed.append(align_lib.Match(match.source, target, match.transforms,
+                                       [*match.evidence, "chosen by value comparison"], True))
+    return changed
+
+
+def _draft_rules(matches, unmatched_sources):
+    mapping_rules = []
+    for match in matches:
+        mapping_rules.append(draft_writer.DraftRule(
+            members=[(match.source.name, match.target.name)], transforms=match.transforms,
+            layout=match.source.layout, evidence=", ".join(match.evidence),
+            certain=match.certain))
+    drop_rules = [draft_writer.DraftRule(
+        members=[(variable.name, None)], drop=True,
+        evidence=f"no target of this kind and shape in the model ({_text(variable.shape)})")
+        for item in unmatched_sources for variable in item.variables]
+    intended = {}
+    for match in matches:
+        for variable in match.source.variables:
+            intended[variable.name] = match.target.name
+    for rule in drop_rules:
+        intended[rule.members[0][0]] = None
+    rules = draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
+        drop_rules, [name for name, target in intended.items() if target is not None])
+
+    def make_text(candidate):
+        return draft_writer.toml_text(candidate, header=["check"])
+
+    return draft_writer.check_folding(rules, make_text, intended)
+
+
+def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets, *,
+             ambiguous, settled, problems=(), parity=None, parity_note=""):
+    header = [
+        f"Drafted by `migrate suggest` from {checkpoint.prefix}",
+        f"for the model {getattr(model, 'name', type(model).__name__)!r}: "
+        f"{len(matches)} matches, {len(rules)} rules.",
+        "Each rule's comment gives its evidence (shape, kind of weight, order, graph) and",
+        "whether it was certain. Review the drops: they are variables the model has no place for.",
+    ]
+    if _counter_named(model):
+        header += [
+            "Some layer names look like Keras' process-wide counters (conv2d_1, ...); if they are,",
+            "build the model in a fresh process or after keras.backend.clear_session() to use",
+            "this table.",
+        ]
+    footer = []
+    for group in ambiguous:
+        footer.append(f"{draft_writer.AMBIGUOUS_MARK}: same weights in parallel branches, order "
+                      f"chose: " + ", ".join(f"{source} -> {target}" for source, target in group))
+    if settled:
+        footer.append(f"settled by value (parity): {_settled_text(settled)}")
+    if unmatched_targets:
+        footer.append(f"{draft_writer.UNRESOLVED_MARK}: no source variable fills these target "
+                      f"weights (beside dropped sources of the same shape):")
+        dropped = [(variable.name, variable.shape) for item in unmatched_sources
+                   for variable in item.variables]
+        unfilled = [(weight.path, weight.shape) for item in unmatched_targets
+                    for weight in item.weights]
+        for source, target in _pair(dropped, unfilled):
+            if target is None:
+                continue
+            left = f"{source[0]} {_text(source[1])}" if source else "(none)"
+            footer.append(f"  {target[0]} {_text(target[1])}  <-  {left}")
+    for problem in problems:
+        footer.append(f"{draft_writer.UNRESOLVED_MARK}: plan: {problem}")
+    if parity is not None:
+        footer.append(("parity " if parity.passed else f"{draft_writer.UNRESOLVED_MARK}: parity ")
+                      + parity.summary())
+    elif parity_note:
+        footer.append(f"parity not run: {parity_note}")
+    return draft_writer.toml_text(rules, header=header, footer=footer)
+
+
+def _counter_named(model):
+    """True when a layer with weights is named as Keras names layers: `conv2d_1`, `conv2d_2`..."""
+    stack = list(getattr(model, "layers", ()))
+    while stack:
+        layer = stack.pop()
+        stack.extend(getattr(layer, "layers", ()))
+        # Keras' own snake case of the class name (Conv2D -> conv2d).
+        snake = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type(layer).__name__)
+        snake = re.sub(r"([a-z])([A-Z])", r"\1_\2", snake).lower()
+        if layer.weights and re.fullmatch(re.escape(snake) + r"_[1-9]\d*", layer.name):
+            return True
+    return False
+
+
+def _write_atomically(path, text):
+    directory = os.path.dirname(os.path.abspath(path))
+    descriptor, temporary = tempfile.mkstemp(prefix=".partial-", suffix=".toml", dir=directory)
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(text)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise

@@ -1,0 +1,172 @@
+"""What a `.meta` graph says beyond roles: creation order, partitions, parallel layers."""
+
+import collections
+import dataclasses
+import re
+
+from migrate import files
+from migrate.errors import CheckpointError
+from migrate.errors import first_line
+
+_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
+_READ_OPS = frozenset({"Identity", "ReadVariableOp"})
+_PARTITION = re.compile(r"^(.*)/part_(\d+)$")
+# Ops under these scopes read variables to train or save them, not to compute the model.
+_NOT_FORWARD = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|ExponentialMovingAverage)(/|$)")
+_EMBEDDING_LOOKUP = "embedding_lookup"
+_MOD_OP = "FloorMod"
+_GLOBAL_VARIABLES = "variables"
+
+
+@dataclasses.dataclass
+class GraphStructure:
+    """Facts read from a `.meta` graph.
+
+    Attributes:
+        creation_order: checkpoint keys in the order the graph created them.
+        partitions: checkpoint key -> number of partitions it was saved from.
+        mod_partitioned: keys looked up with `partition_strategy="mod"`.
+        ancestors: layer scope -> set of layer scopes whose variables feed it.
+    """
+
+    creation_order: list
+    partitions: dict
+    mod_partitioned: set
+    ancestors: dict
+
+    def parallel(self, first, second):
+        """True when neither layer feeds the other (parallel branches of the graph)."""
+        return (first not in self.ancestors.get(second, ()) and
+                second not in self.ancestors.get(first, ()))
+
+
+def read(meta_path, layer_of):
+    """Reads creation order, partitions and layer ancestry from a `.meta` file.
+
+    Args:
+        meta_path: path of the MetaGraphDef file.
+        layer_of: checkpoint key -> layer scope (None for variables to ignore).
+
+    Returns:
+        A `GraphStructure`.
+
+    Raises:
+        CheckpointError: the file cannot be parsed.
+    """
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    from migrate.source.checkpoint import collection_keys
+
+    meta_graph = meta_graph_pb2.MetaGraphDef()
+    try:
+        meta_graph.ParseFromString(files.read_bytes(meta_path))
+    except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
+        raise CheckpointError(
+            f"Cannot read the graph in {meta_path}: {first_line(error)}") from None
+    return _structure(collection_keys(meta_graph, _GLOBAL_VARIABLES), meta_graph.graph_def,
+                      layer_of)
+
+
+def from_graph(graph, layer_of):
+    """Reads the same facts as `read` from a `tf.Graph` (a `legacy_graphs` builder's).
+
+    Args:
+        graph: the `tf.Graph` the checkpoint's variables were defined in.
+        layer_of: checkpoint key -> layer scope (None for variables to ignore).
+
+    Returns:
+        A `GraphStructure`.
+    """
+    import tensorflow as tf
+
+    from migrate.source.checkpoint import checkpoint_key
+
+    order = [checkpoint_key(variable) for variable in
+             graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)]
+    return _structure(order, graph.as_graph_def(), layer_of)
+
+
+def _structure(order, graph_def, layer_of):
+    order = list(dict.fromkeys(order))
+    nodes = {node.name: node for node in graph_def.node}
+    partitions = collections.Counter()
+    key_of_node = {}
+    for node in nodes.values():
+        if node.op in _VARIABLE_OPS:
+            match = _PARTITION.match(node.name)
+            key = match.group(1) if match else node.name
+            if match:
+                partitions[key] += 1
+            key_of_node[node.name] = key
+    mod_partitioned = {key for key in partitions if _looked_up_by_mod(nodes, key)}
+    return GraphStructure(order, dict(partitions), mod_partitioned,
+                          _layer_ancestors(nodes, key_of_node, layer_of))
+
+
+def _looked_up_by_mod(nodes, key):
+    # tf.nn.embedding_lookup(partition_strategy="mod") computes ids % partitions
+    # with a FloorMod under its embedding_lookup scope; "div" uses FloorDiv only.
+    scope = key.rpartition("/")[0]
+    return any(node.op == _MOD_OP and _EMBEDDING_LOOKUP in node.name
+               and node.name.startswith(scope) for node in nodes.values())
+
+
+def _inputs(node):
+    return [text.split(":")[0] for text in node.input if not text.startswith("^")]
+
+
+def _layer_ancestors(nodes, key_of_node, layer_of):
+    layers = sorted({layer for layer in map(layer_of, set(key_of_node.values())) if layer})
+    bit = {layer: 1 << index for index, layer in enumerate(layers)}
+    node_bit = {}
+    for name, key in key_of_node.items():
+        layer = layer_of(key)
+        if layer:
+            node_bit[name] = bit[layer]
+    consumers = collections.defaultdict(list)
+    for node in nodes.values():
+        for source in _inputs(node):
+            consumers[source].append(node.name)
+    memo = {}
+
+    def bits_of(start):
+        # Iterative post-order: graphs are deep, and while loops make cycles,
+        # whose back edges contribute nothing.
+        stack, in_progress = [start], set()
+        while stack:
+            name = stack[-1]
+            if name in memo:
+                stack.pop()
+                continue
+            node = nodes.get(name)
+            if node is None:
+                memo[name] = 0
+                stack.pop()
+                continue
+            pending = [source for source in _inputs(node)
+                       if source not in memo and source not in in_progress]
+            if pending and name not in in_progress:
+                in_progress.add(name)
+                stack.extend(pending)
+                continue
+            value = node_bit.get(name, 0)
+            for source in _inputs(node):
+                value |= memo.get(source, 0)
+            memo[name] = value
+            in_progress.discard(name)
+            stack.pop()
+        return memo[start]
+
+    found = {layer: 0 for layer in layers}
+    for name, key in key_of_node.items():
+        layer = layer_of(key)
+        if not layer:
+            continue
+        for reader in consumers[name]:
+            if nodes[reader].op not in _READ_OPS or _NOT_FORWARD.search(reader):
+                continue
+            for consumer in consumers[reader]:
+                if not _NOT_FORWARD.search(consumer):
+                    found[layer] |= bits_of(consumer)
+    return {layer: {other for other in layers if value & bit[other] and other != layer}
+            for layer, value in found.items()}
