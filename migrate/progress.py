@@ -44,7 +44,7 @@ class Progress:
     >>> progress = Progress("convert", 2, 2000, stream=stream)
     >>> progress.advance(1, 1000, "dense/kernel")
     >>> print(stream.getvalue().strip())  # doctest: +ELLIPSIS
-    convert [############------------] 1/2 1.0 kB/2.0 kB ...s ETA ...s dense/kernel
+    convert [############------------] 1/2 1.0 kB/2.0 kB ...s dense/kernel
     """
 
     def __init__(self, label, total_items, total_bytes, *, stream=None, enabled=True,

@@ -78,7 +78,7 @@ def test_command_help_shows_that_commands_flags_only(cli_in_process, arguments, 
     (["convert"], "`convert` needs --checkpoint; --output (unless --dry_run); --table and "
      "--model, or --zoo.", "python -m migrate convert --help"),
     (["verify", "--checkpoint=c", "--converted=o", "--model=m:build"],
-     "`verify` needs --input_tensor and --output_tensor, or --zoo.",
+     "`verify` needs --output_tensor, or --zoo.",
      "python -m migrate verify --help"),
     (["check"], "`check` needs --output.", "python -m migrate check --help"),
     (["convert", "--checkpoint=c", "--output=o", "--zoo=small_convnet", "--keep=all"],
@@ -90,8 +90,8 @@ def test_command_help_shows_that_commands_flags_only(cli_in_process, arguments, 
       "--workers=2"], "--workers is for --runner=local; give Beam its own worker options in "
      "--beam_options.", "python -m migrate batch --help"),
     (["verify", "--checkpoint=c", "--converted=o", "--zoo=small_convnet", "--input_shape=a,3"],
-     "Expected --input_shape as positive integers separated by commas. Received: "
-     "input_shape='a,3'", "python -m migrate verify --help"),
+     "Expected input shapes such as '10,1;10,1' (sizes separated by commas, inputs by "
+     "semicolons). Received: input_shapes='a,3'", "python -m migrate verify --help"),
     (["inspect", "--checkpoint=c", "stray"], "Unexpected arguments: stray",
      "python -m migrate inspect --help"),
 ])
@@ -165,9 +165,11 @@ def test_library_errors_are_one_line_with_the_flag_hint(cli_in_process, monkeypa
 
 @pytest.mark.parametrize("source, message", [
     ("import os\n\nraise RuntimeError('broken at import')\n",
-     "error: Cannot import model module '{module}': broken at import"),
+     "error: Cannot import model module '{module}': broken at import. Expected an importable "
+     "module. Received: model='{module}:build'"),
     ("def build():\n    return helper()\n\n\ndef helper():\n    raise RuntimeError('broken in "
-     "build')\n", "error: The model factory failed: broken in build"),
+     "build')\n", "error: The model factory failed: broken in build. Expected a factory that "
+     "returns a built Keras model. Received: factory=build"),
 ])
 def test_a_users_own_model_error_keeps_its_traceback_under_verbose(cli_in_process, tmp_path,
                                                                    monkeypatch, source, message):
