@@ -205,11 +205,13 @@ def inspect(checkpoint, *, options=None):
         options: a `ConversionOptions`; only `use_meta` and `builder` matter here.
 
     Returns:
-        `{"checkpoint", "role_origin", "variables": [...], "roles": {...}}`.
+        `{"checkpoint", "format", "role_origin", "variables": [...], "roles": {...}}`;
+        `format` is "V2" or "V1" (TensorFlow's checkpoint formats).
     """
     checkpoint = open_checkpoint(checkpoint, options)
     return {
         "checkpoint": checkpoint.prefix,
+        "format": checkpoint.checkpoint_format,
         "role_origin": checkpoint.role_origin,
         "variables": [
             {"name": variable.name, "shape": list(variable.shape), "dtype": variable.dtype,

@@ -74,6 +74,8 @@ def run_legacy(prefix, meta_path, input_tensor, output_tensor, *, batch_size=2, 
     """
     import tensorflow as tf
 
+    from migrate.source.checkpoint import tensorflow_path
+
     graph = tf.Graph()
     with graph.as_default():
         try:
@@ -92,7 +94,7 @@ def run_legacy(prefix, meta_path, input_tensor, output_tensor, *, batch_size=2, 
         if ema:
             saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, prefix))
         with tf.compat.v1.Session(graph=graph) as session:
-            saver.restore(session, prefix)
+            saver.restore(session, tensorflow_path(prefix))
             outputs = session.run(outputs_tensor, {inputs_tensor: inputs})
     return inputs, outputs
 
@@ -107,9 +109,11 @@ def _moving_average_var_list(graph, prefix):
     import tensorflow as tf
 
     from migrate.source.checkpoint import checkpoint_key
+    from migrate.source.checkpoint import tensorflow_path
     from migrate.source.roles import EMA_SUFFIX
 
-    keys = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+    keys = set(tf.compat.v1.train.NewCheckpointReader(tensorflow_path(prefix))
+               .get_variable_to_shape_map())
     var_list = {}
     for variable in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES):
         key = checkpoint_key(variable)
