@@ -3,6 +3,7 @@
 import dataclasses
 
 from migrate.errors import ArgumentError
+from migrate.output import export
 from migrate.source.roles import KEEP_MODES
 
 KEEP_CHOICES = tuple(KEEP_MODES)
@@ -21,6 +22,9 @@ class ConversionOptions:
         use_meta: read variable roles from the `.meta` graph beside the checkpoint.
         builder: name of a `legacy_graphs` builder whose graph gives the roles
             when there is no `.meta` (or `use_meta` is False).
+        exports: formats written beside the TF2 checkpoint, any of
+            `weights_h5`, `keras`, `saved_model` (`migrate.output.export`); a
+            list or a comma-separated string, kept as a tuple.
 
     Example:
 
@@ -30,6 +34,9 @@ class ConversionOptions:
     Traceback (most recent call last):
     ...
     migrate.errors.ArgumentError: Expected keep to be one of trainable, model_state. Received: keep='everything'
+    >>> options = ConversionOptions(exports="weights_h5,keras")
+    >>> options.exports, ConversionOptions.from_json(options.to_json()) == options
+    (('weights_h5', 'keras'), True)
     """
 
     keep: str = "trainable"
@@ -37,6 +44,7 @@ class ConversionOptions:
     allow_nonfinite: bool = False
     use_meta: bool = True
     builder: str | None = None
+    exports: tuple = ()
 
     def __post_init__(self):
         if self.keep not in KEEP_CHOICES:
@@ -49,9 +57,13 @@ class ConversionOptions:
         if self.builder is not None and (not isinstance(self.builder, str) or not self.builder):
             raise ArgumentError(f"Expected builder to be a legacy_graphs builder name or None. "
                              f"Received: builder={self.builder!r}")
+        # Frozen: the normalized tuple is set once, here.
+        object.__setattr__(self, "exports", export.parse_formats(self.exports))
 
     def to_json(self):
-        return dataclasses.asdict(self)
+        document = dataclasses.asdict(self)
+        document["exports"] = list(self.exports)
+        return document
 
     @classmethod
     def from_json(cls, document):

@@ -8,6 +8,7 @@ from migrate.options import ConversionOptions
 from migrate.output import assign
 from migrate.output import atomic
 from migrate.output import checkpoint as output_checkpoint
+from migrate.output import export as export_lib
 from migrate.output import manifest as manifest_lib
 from migrate.output import report as report_lib
 from migrate.planning import target as target_model
@@ -126,8 +127,10 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
 
     Plans first (every name mapped, every target filled once, shapes and
     dtypes agree, every weight reachable); only then reads tensors one at a
-    time, assigns them into the model's variables, and writes the checkpoint
-    and its `manifest.json` into a temporary directory renamed to `output`.
+    time, assigns them into the model's variables, and writes the checkpoint,
+    the exports `options.exports` names (`model.weights.h5`, `model.keras`,
+    `saved_model/`) and the `manifest.json` into a temporary directory renamed
+    to `output`.
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
@@ -137,7 +140,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         output: the output directory; it must not exist unless `overwrite`.
         options: a `ConversionOptions`: what to keep (trainable weights only,
             the default, or also the model state such as BatchNorm
-            statistics), EMA, NaN/Inf handling, where roles come from.
+            statistics), EMA, NaN/Inf handling, where roles come from, exports.
         overwrite: replace an existing output directory.
         dry_run: plan and check only; write nothing.
         show_progress: print progress to standard error.
@@ -166,6 +169,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         atomic.check_output(output, overwrite=overwrite, source_files=source_paths)
         source_entries = manifest_lib.hash_in_background(source_paths)
     model = load_model(model)
+    export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
     conversion_plan, weights, object_paths = _plan(checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
     report = report_lib.ConversionReport(
@@ -176,7 +180,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         written_bytes=sum(weights[path][0].nbytes for path in conversion_plan.target_paths),
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
-        ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run)
+        ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
+        exports=list(options.exports))
     if dry_run:
         return report
     variables_by_path = {path: variable for path, (_, variable) in weights.items()}
@@ -192,6 +197,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
     with atomic.staged_directory(output, overwrite=overwrite) as staging:
         output_checkpoint.write(staging, root_children)
+        export_lib.write(staging, model, options.exports)
         manifest_lib.write(staging, manifest)
     report.seconds = time.monotonic() - started
     return report

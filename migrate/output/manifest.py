@@ -60,9 +60,9 @@ def check(output_dir):
     """
     manifest = read(output_dir)
     recorded = {entry["path"]: entry["sha256"] for entry in manifest["output_files"]}
-    present = set(files.gfile().listdir(output_dir)) - {MANIFEST_NAME}
-    # Only names listed in the directory itself are hashed, so a manifest
-    # entry such as '../../etc/passwd' is reported missing, never read.
+    present = set(output_file_names(output_dir))
+    # Only names found by walking the directory itself are hashed, so a
+    # manifest entry such as '../../etc/passwd' is reported missing, never read.
     mismatched = sorted(name for name in recorded if name in present
                         and _sha256(files.join(output_dir, name)) != recorded[name])
     return IntegrityReport(output=str(output_dir), checked=len(recorded), mismatched=mismatched,
@@ -143,6 +143,7 @@ def build(*, checkpoint, table, model, model_name, report, source_entries):
         "dropped": report.dropped,
         "unwritten_targets": report.unwritten_targets,
         "nonfinite": report.nonfinite,
+        "exports": list(report.exports),
     }
 
 
@@ -154,12 +155,27 @@ def _tf_keras_version():
         return "unknown"
 
 
+def output_file_names(directory):
+    """Returns every file under `directory` but the manifest, `/`-separated and relative, sorted.
+
+    Exports such as `saved_model/` are directories: each of their files is
+    listed (and so hashed and checked) on its own.
+    """
+    names = []
+    root = str(directory).rstrip("/")
+    for current, _, file_names in files.gfile().walk(root):
+        relative = current[len(root):].strip("/").replace("\\", "/")
+        for name in file_names:
+            names.append(f"{relative}/{name}" if relative else name)
+    return sorted(name for name in names if name != MANIFEST_NAME)
+
+
 def write(directory, manifest):
-    """Hashes every file in `directory` into the manifest's `output_files`, then writes it there."""
+    """Hashes every file under `directory` into the manifest's `output_files`, then writes it there."""
     manifest["output_files"] = [
         {"path": name, "sha256": files.sha256(files.join(directory, name)),
          "bytes": files.size(files.join(directory, name))}
-        for name in sorted(files.gfile().listdir(directory)) if name != MANIFEST_NAME
+        for name in output_file_names(directory)
     ]
     files.write_bytes(files.join(directory, MANIFEST_NAME),
                       (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
@@ -186,12 +202,13 @@ def hash_in_background(paths):
     return future
 
 
-def is_current(output_dir, source_paths, *, table_sha256, model, keep, ema):
+def is_current(output_dir, source_paths, *, table_sha256, model, keep, ema, exports=None):
     """Returns the output's manifest if it already holds this conversion of these sources, else None.
 
     Up to date means: the manifest names the same table digest, model, keep
-    and EMA settings; every source file it lists has the same SHA-256 now;
-    and the output's own files still match the manifest.
+    and EMA settings (and export formats, when `exports` is given); every
+    source file it lists has the same SHA-256 now; and the output's own files
+    still match the manifest.
     """
     try:
         manifest = read(output_dir)
@@ -199,7 +216,8 @@ def is_current(output_dir, source_paths, *, table_sha256, model, keep, ema):
                     for entry in manifest["source"]["files"]}
         same_settings = (manifest["table"]["sha256"] == table_sha256
                          and manifest["model"] == model
-                         and manifest["keep"] == keep and manifest["ema"] == ema)
+                         and manifest["keep"] == keep and manifest["ema"] == ema
+                         and (exports is None or manifest.get("exports", []) == list(exports)))
     except (OutputError, KeyError, TypeError):
         return None
     if not same_settings:

@@ -57,6 +57,8 @@ class ConversionReport:
         nonfinite: `[name, count]` of tensors holding NaN/Inf.
         seconds: wall time of the conversion.
         dry_run: True when nothing was written.
+        exports: export formats written beside the checkpoint
+            (`migrate.output.export`).
     """
 
     checkpoint: str
@@ -74,6 +76,7 @@ class ConversionReport:
     nonfinite: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     dry_run: bool = False
+    exports: list = dataclasses.field(default_factory=list)
 
     @property
     def warnings(self):
@@ -84,6 +87,16 @@ class ConversionReport:
                 f"The output does not carry {len(self.unwritten_targets)} non-trainable model "
                 f"weight(s) ({examples}{', ...' if len(self.unwritten_targets) > 3 else ''}); "
                 f"restored models keep their initial values (BatchNorm: mean 0, variance 1), so "
+                f"inference differs from the legacy graph. Use --keep=model_state to carry them.")
+        if self.unwritten_targets and self.exports:
+            from migrate.output.export import FILE_NAMES
+
+            # Unlike the checkpoint, these formats store every weight of the model.
+            names = ", ".join(FILE_NAMES[name] for name in self.exports)
+            notes.append(
+                f"The exports ({names}) hold every weight of the model: the "
+                f"{len(self.unwritten_targets)} non-trainable weight(s) the conversion does not "
+                f"carry are stored at their initial values, so loading them gives a model whose "
                 f"inference differs from the legacy graph. Use --keep=model_state to carry them.")
         if self.nonfinite:
             notes.append(f"{len(self.nonfinite)} tensor(s) hold NaN/Inf: "
