@@ -153,3 +153,4 @@ def test_a_model_keras_cannot_serialize_is_refused_naming_the_layer(prefix, tmp_
 def test_bad_export_lists_are_argument_errors(exports, message):
     with pytest.raises(migrate.ArgumentError, match=message):
         migrate.ConversionOptions(exports=exports)
+
