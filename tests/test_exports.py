@@ -1,4 +1,4 @@
-"""Exports a Keras user loads (`model.weights.h5`, `model.keras`, `saved_model/`), each at parity."""
+"""Exports Keras users load (`model.weights.h5`, `model.keras`, `saved_model/`), each at parity."""
 
 import json
 import os

@@ -1,4 +1,4 @@
-"""Details a new user trips over: inspect's columns, side outputs checked first, --ema without shadows."""
+"""Details a new user trips over: inspect's columns, side outputs checked first, EMA without shadows."""
 
 import os
 
@@ -18,7 +18,8 @@ def _variable(name, shape):
 
 
 def test_inspect_columns_stay_aligned_with_long_names():
-    long_name = "bert/encoder/layer_11/attention/output/LayerNorm/beta/adam_v/ExponentialMovingAverage"
+    long_name = ("bert/encoder/layer_11/attention/output/LayerNorm/beta/adam_v/"
+                 "ExponentialMovingAverage")
     assert len(long_name) > 60
     text = inspect_summary({
         "checkpoint": "m.ckpt-1", "format": "V2", "role_origin": "graph collections of m.meta",
@@ -60,4 +61,5 @@ def test_ema_without_shadows_warns(legacy_checkpoint, tmp_path):
     with_shadows = migrate.convert(checkpoint, ENTRY.table_path, ENTRY.build_model,
                                    str(tmp_path / "out"), dry_run=True,
                                    options=migrate.ConversionOptions(ema=True))
-    assert with_shadows.ema_swapped == 5 and not any("EMA" in note for note in with_shadows.warnings)
+    assert with_shadows.ema_swapped == 5
+    assert not any("EMA" in note for note in with_shadows.warnings)

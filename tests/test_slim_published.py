@@ -1,4 +1,4 @@
-"""A slim classifier as published: V1 format, no `.meta`, 1001 classes into a 1000-class Keras model."""
+"""A slim classifier as published: V1, no `.meta`, 1001 classes, into a 1000-class Keras model."""
 
 import os
 import shutil

@@ -72,7 +72,8 @@ def parse_formats(formats):
         raise ArgumentError(f"Expected exports to be among {', '.join(EXPORT_FORMATS)}. "
                             f"Received: exports={list(unknown)!r}")
     if len(set(formats)) != len(formats):
-        raise ArgumentError(f"Expected each export format once. Received: exports={list(formats)!r}")
+        raise ArgumentError(
+            f"Expected each export format once. Received: exports={list(formats)!r}")
     return tuple(formats)
 
 
