@@ -110,18 +110,19 @@ def test_checkpoint_prefixes_finds_v1_and_v2_newest_first(legacy_checkpoint, tmp
     directory = tmp_path / "mixed"
     directory.mkdir()
     (directory / "notes.txt").write_text("not a checkpoint")
-    for step, (prefix, suffixes) in enumerate([
-            (single, [""]), (sharded, ["-00000-of-00002", "-00001-of-00002"]),
-            (v2, [".index", ".data-00000-of-00001"])]):
+    # model.ckpt-10 (V1) starts with the name of model.ckpt-1 (V2): both are found.
+    for age, (step, prefix, suffixes) in enumerate([
+            (1, v2, [".index", ".data-00000-of-00001"]),
+            (2, sharded, ["-00000-of-00002", "-00001-of-00002"]), (10, single, [""])]):
         for suffix in suffixes:
             target = directory / f"model.ckpt-{step}{suffix}"
             shutil.copy(prefix + suffix, target)
-            os.utime(target, (1000 + step, 1000 + step))
+            os.utime(target, (1000 + age, 1000 + age))
     found = [os.path.basename(path) for path in checkpoint_prefixes(str(directory))]
-    assert found == ["model.ckpt-2", "model.ckpt-1", "model.ckpt-0"]
+    assert found == ["model.ckpt-10", "model.ckpt-2", "model.ckpt-1"]
     with pytest.raises(migrate.CheckpointError, match=(
-            r"no `checkpoint` state file.*newest first: .*model\.ckpt-2, .*model\.ckpt-1, "
-            r".*model\.ckpt-0\.")):
+            r"no `checkpoint` state file.*newest first: .*model\.ckpt-10, .*model\.ckpt-2, "
+            r".*model\.ckpt-1\.")):
         migrate.inspect(str(directory))
 
 

@@ -366,9 +366,10 @@ def checkpoint_prefixes(directory, names=None):
         elif _V1_SHARD.search(name) and not _DATA_SHARD.search(name) and "?" not in name:
             prefixes.setdefault(name[:_V1_SHARD.search(name).start()], name)
     for name in names:
+        # A V2 `.index` is a table too: only other names are looked into.
         if (name in prefixes or name == STATE_FILE_NAME or name.endswith(META_SUFFIX)
-                or _DATA_SHARD.search(name) or _V1_SHARD.search(name)
-                or any(name.startswith(prefix) for prefix in prefixes)):
+                or name.endswith(INDEX_SUFFIX) or _DATA_SHARD.search(name)
+                or _V1_SHARD.search(name)):
             continue
         if is_v1_file(files.join(directory, name)):
             prefixes[name] = name
