@@ -135,3 +135,20 @@ def test_a_tf2_checkpoint_as_input_is_named_in_one_line(legacy_checkpoint, tmp_p
     message = str(raised.value)
     assert "TF2 object-based checkpoint (perhaps an output of this tool)" in message
     assert "\n" not in message and ".ATTRIBUTES" not in message
+
+
+def test_direct_reads_take_the_v1_reader_path(v1_prefix):
+    import numpy as np
+    import tensorflow as tf
+
+    from migrate.output import direct_read
+
+    checkpoint = migrate.LegacyCheckpoint.open(v1_prefix)
+    if v1_prefix.endswith("-3") and os.path.exists(v1_prefix):
+        assert checkpoint.reader_path == v1_prefix
+    else:
+        assert checkpoint.reader_path == v1_prefix + "-?????-of-00002"
+    variable = tf.Variable(tf.zeros([3 * 3 * 3, 4]))
+    assert direct_read.restore(checkpoint.reader_path, "conv/kernel", variable) == 0
+    np.testing.assert_array_equal(variable.numpy(),
+                                  checkpoint.read("conv/kernel").reshape(27, 4))
