@@ -1,5 +1,6 @@
 """tf-slim's ResNet-v1-50 (`tf_slim.nets.resnet_v1.resnet_v1_50`) on small images, trained briefly."""
 
+import legacy_graphs
 from legacy_graphs import compat
 from legacy_graphs import training
 
@@ -33,11 +34,7 @@ def num_classes_for(config=DEFAULT_CONFIG):
     Raises:
         ValueError: `config` names no preset.
     """
-    if config not in CONFIGS:
-        raise ValueError(
-            f"Unknown resnet_v1_50 config. Expected one of {', '.join(CONFIGS)}. "
-            f"Received: config={config!r}")
-    return CONFIGS[config]
+    return legacy_graphs.preset(NAME, CONFIGS, config)
 
 
 def define_graph(config=DEFAULT_CONFIG):
