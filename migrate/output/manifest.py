@@ -60,7 +60,9 @@ def check(output_dir):
     """
     manifest = read(output_dir)
     recorded = {entry["path"]: entry["sha256"] for entry in manifest["output_files"]}
-    present = set(output_file_names(output_dir))
+    file_names, directory_names = _walk(output_dir)
+    # A directory under a recorded file name is unreadable, not missing.
+    present = set(file_names) | (set(directory_names) & set(recorded))
     # Only names found by walking the directory itself are hashed, so a
     # manifest entry such as '../../etc/passwd' is reported missing, never read.
     mismatched = sorted(name for name in recorded if name in present
@@ -161,13 +163,19 @@ def output_file_names(directory):
     Exports such as `saved_model/` are directories: each of their files is
     listed (and so hashed and checked) on its own.
     """
-    names = []
+    return _walk(directory)[0]
+
+
+def _walk(directory):
+    """Returns `(file names, directory names)` under `directory`, relative and sorted."""
+    found = ([], [])
     root = str(directory).rstrip("/")
-    for current, _, file_names in files.gfile().walk(root):
+    for current, directory_names, file_names in files.gfile().walk(root):
         relative = current[len(root):].strip("/").replace("\\", "/")
-        for name in file_names:
-            names.append(f"{relative}/{name}" if relative else name)
-    return sorted(name for name in names if name != MANIFEST_NAME)
+        for names, kind in ((file_names, 0), (directory_names, 1)):
+            found[kind].extend(f"{relative}/{name}" if relative else name for name in names)
+    return (sorted(name for name in found[0] if name != MANIFEST_NAME),
+            sorted(name.rstrip("/") for name in found[1]))
 
 
 def write(directory, manifest):
