@@ -21,6 +21,9 @@ _PASS_THROUGH_OPS = frozenset({"Identity", "RefIdentity", "ReadVariableOp", "Ent
                                "Switch", "RefSwitch", "Snapshot"})
 _ADD_OPS = frozenset({"Add", "AddV2"})
 _SPLIT_OPS = frozenset({"Split", "SplitV"})
+# A TF1 LSTM splits its gate pre-activations into i, j, f, o: the forget gate
+# is output 2 of the split (as `recurrent._TF1_FORGET_GATE`).
+_TF1_FORGET_GATE = 2
 # Fused LSTM ops and the input position of their weight matrix `w`.
 _FUSED_LSTM_WEIGHT_INPUT = {"LSTMBlockCell": 3, "BlockLSTM": 4, "BlockLSTMV2": 4}
 # Ops whose called function's arguments start after their first input.
