@@ -100,15 +100,21 @@ def test_trainable_only_exports_warn_that_statistics_are_initial(prefix, tmp_pat
     np.testing.assert_array_equal(model.get_layer("bn").moving_variance.numpy(), np.ones(4))
 
 
-def test_tf_keras_target_gets_its_own_h5(prefix, tmp_path):
+def test_tf_keras_target_exports_load_at_parity(prefix, tmp_path, capsys):
+    import tensorflow as tf
+    import tf_keras
+
     output = str(tmp_path / "keras2")
     migrate.convert(prefix, ENTRY.table_path, small_convnet.build_tf_keras_model, output,
-                    options=migrate.ConversionOptions(keep="model_state",
-                                                      exports=["weights_h5"]))
+                    options=migrate.ConversionOptions(keep="model_state", exports=ALL_EXPORTS))
+    assert capsys.readouterr().out == "", "exports must not print to standard output"
     model = small_convnet.build_tf_keras_model()
-    model.load_weights(os.path.join(output, "model.weights.h5"))
-    result = migrate.verify(prefix, model, **ENTRY.verify)
-    assert result.passed and result.max_rel_diff < 1e-5, result.summary()
+    model.load_weights(os.path.join(output, "model.weights.h5"))  # tf_keras's own h5 layout
+    loaded = tf.saved_model.load(os.path.join(output, "saved_model"))
+    for candidate in (model, tf_keras.models.load_model(os.path.join(output, "model.keras")),
+                      _ServeEndpoint(loaded)):
+        result = migrate.verify(prefix, candidate, **ENTRY.verify)
+        assert result.passed and result.max_rel_diff < 1e-5, result.summary()
 
 
 def _model_with_custom_layer(layer):

@@ -22,6 +22,9 @@ Example:
     write(staging_directory, model, ("weights_h5", "keras"))
 """
 
+import contextlib
+import io
+
 from migrate import files
 from migrate.errors import ArgumentError
 from migrate.errors import ModelError
@@ -148,7 +151,10 @@ def write(directory, model, formats):
             elif keras_3:
                 model.export(path, format="tf_saved_model", verbose=False)
             else:
-                model.export(path)
+                # tf_keras's export has no `verbose`: it prints its endpoints
+                # to standard output, where `--json` output goes.
+                with contextlib.redirect_stdout(io.StringIO()):
+                    model.export(path)
         except Exception as error:  # Keras and TensorFlow errors, translated.
             raise OutputError(
                 f"Cannot write the {name} export {path}: {first_line(error)}") from None
