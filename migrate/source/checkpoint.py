@@ -386,8 +386,9 @@ def checkpoint_prefixes(directory, names=None):
 def tensorflow_path(prefix):
     """Returns what TensorFlow's readers take for `prefix`: the pattern of a sharded V1 one.
 
-    Raises:
-        CheckpointError: no checkpoint is at `prefix`.
+    Example:
+
+        tensorflow_path("train/model.ckpt-3")  # 'train/model.ckpt-3-?????-of-00002' when sharded V1
     """
     shards = _v1_shard_paths(prefix)
     if shards and not files.exists(prefix + INDEX_SUFFIX):
