@@ -14,6 +14,13 @@ from typing import Optional
 
 import numpy as np
 
+from migrate.mapping.layouts import LayoutError
+# The LSTM layout's own reasons and gate order, so the graph walker and the
+# converter say the same thing (recurrent.py imports this module only lazily).
+from migrate.mapping.layouts.recurrent import _PEEPHOLE_REASON
+from migrate.mapping.layouts.recurrent import _PROJECTION_REASON
+from migrate.mapping.layouts.recurrent import _TF1_FORGET_GATE
+
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops a variable's value passes through unchanged on its way into the cell:
 # reads, v1 while-loop frames (Enter) and identities added by while_v2 captures.
@@ -21,9 +28,6 @@ _PASS_THROUGH_OPS = frozenset({"Identity", "RefIdentity", "ReadVariableOp", "Ent
                                "Switch", "RefSwitch", "Snapshot"})
 _ADD_OPS = frozenset({"Add", "AddV2"})
 _SPLIT_OPS = frozenset({"Split", "SplitV"})
-# A TF1 LSTM splits its gate pre-activations into i, j, f, o: the forget gate
-# is output 2 of the split (as `recurrent._TF1_FORGET_GATE`).
-_TF1_FORGET_GATE = 2
 # Fused LSTM ops and the input position of their weight matrix `w`.
 _FUSED_LSTM_WEIGHT_INPUT = {"LSTMBlockCell": 3, "BlockLSTM": 4, "BlockLSTMV2": 4}
 # Ops whose called function's arguments start after their first input.
