@@ -50,6 +50,19 @@ def load_builder(name):
     return importlib.import_module(f"legacy_graphs.{name}")
 
 
+def preset(builder_name, presets, config):
+    """Returns `presets[config]`, the value of a builder's size preset.
+
+    Raises:
+        ValueError: `config` names no preset; the message lists them.
+    """
+    if config not in presets:
+        raise ValueError(
+            f"Unknown {builder_name} config. Expected one of {', '.join(presets)}. "
+            f"Received: config={config!r}")
+    return presets[config]
+
+
 def build_in_subprocess(name, output_dir, *, steps=None, seed=0, extra_flags=()):
     """Writes a legacy checkpoint in a fresh process and returns its prefix.
 

@@ -15,6 +15,11 @@ _STEPS = flags.DEFINE_integer("steps", None, "Training steps; the builder's defa
 _SEED = flags.DEFINE_integer("seed", 0, "Random seed for variables and training data.")
 _CONFIG = flags.DEFINE_string(
     "config", None, "Size preset for builders that have several (e.g. tiny, base).")
+_WRITE_VERSION = flags.DEFINE_enum(
+    "write_version", "V2", ["V2", "V1"],
+    "Checkpoint format: V2 (TF 2.x default) or V1 (as tf-slim's published checkpoints).")
+_V1_SHARDS = flags.DEFINE_integer(
+    "v1_shards", 0, "With --write_version=V1: 0 writes one file, N writes N shards.")
 flags.mark_flag_as_required("output_dir")
 
 
@@ -28,7 +33,12 @@ def main(argv):
         kwargs["steps"] = _STEPS.value
     if _CONFIG.value is not None:
         kwargs["config"] = _CONFIG.value
-    print(builder.write_checkpoint(_OUTPUT_DIR.value, **kwargs))
+    prefix = builder.write_checkpoint(_OUTPUT_DIR.value, **kwargs)
+    if _WRITE_VERSION.value == "V1":
+        from legacy_graphs import v1_format
+
+        v1_format.rewrite_as_v1(prefix, shards=_V1_SHARDS.value)
+    print(prefix)
 
 
 if __name__ == "__main__":

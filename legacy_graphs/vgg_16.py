@@ -1,5 +1,6 @@
 """tf-slim's VGG-16 (`tf_slim.nets.vgg.vgg_16`) on 224x224 images, trained a step with momentum."""
 
+import legacy_graphs
 from legacy_graphs import compat
 from legacy_graphs import training
 
@@ -36,11 +37,7 @@ def num_classes_for(config=DEFAULT_CONFIG):
     Raises:
         ValueError: `config` names no preset.
     """
-    if config not in CONFIGS:
-        raise ValueError(
-            f"Unknown vgg_16 config. Expected one of {', '.join(CONFIGS)}. "
-            f"Received: config={config!r}")
-    return CONFIGS[config]
+    return legacy_graphs.preset(NAME, CONFIGS, config)
 
 
 def define_graph(config=DEFAULT_CONFIG):

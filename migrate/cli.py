@@ -99,6 +99,10 @@ _VERBOSE = _define(flags.DEFINE_bool, "verbose", False, "Show tracebacks and Ten
                    commands=ALL_COMMANDS)
 _CONVERTED = _define(flags.DEFINE_string, "converted", None, "The converted output directory.",
                      commands=(VERIFY,))
+_EXPORT = _define(
+    flags.DEFINE_list, "export", [], "Also write the converted model in these formats inside the "
+    "output directory: any of weights_h5 (model.weights.h5), keras (model.keras), saved_model "
+    "(saved_model/), separated by commas.", commands=(CONVERT, BATCH))
 _VERIFY = _define(
     flags.DEFINE_bool, "verify", False, "Before the output is put in place, restore it into a "
     "fresh model and compare it with the legacy graph (the input flags as for verify); only a "
@@ -294,7 +298,7 @@ def _options():
     from migrate.options import ConversionOptions
     return ConversionOptions(keep=_KEEP.value, ema=_EMA.value,
                              allow_nonfinite=_ALLOW_NONFINITE.value, use_meta=_USE_META.value,
-                             builder=_BUILDER.value,
+                             builder=_BUILDER.value, exports=tuple(_EXPORT.value),
                              verify=_verify_settings() if _VERIFY.value else None)
 
 
@@ -349,19 +353,9 @@ def _emit(document, summary):
 
 def command_inspect(options):
     from migrate import pipeline
-    from migrate.progress import format_bytes
+    from migrate.output.report import inspect_summary
     description = pipeline.inspect(_open_checkpoint(options))
-    lines = [f"{description['checkpoint']} (roles from {description['role_origin']})"]
-    for variable in description["variables"]:
-        lines.append(f"  {variable['name']:<60} {str(variable['shape']):<20} "
-                     f"{variable['dtype']:<8} {format_bytes(variable['bytes']):>10}  "
-                     f"{variable['role']} ({variable['role_source']})")
-    lines.append("  totals:")
-    for role, entry in description["roles"].items():
-        if entry["count"]:
-            lines.append(f"    {role:<15} {entry['count']:>6} variable(s) "
-                         f"{format_bytes(entry['bytes']):>10}")
-    _emit(description, "\n".join(lines))
+    _emit(description, inspect_summary(description))
     return SUCCESS_EXIT
 
 
@@ -695,6 +689,11 @@ def _run(command, options, help_command):
             os.environ[LEGACY_KERAS_VARIABLE] = "1"
         if command.needs_tensorflow:
             _import_tensorflow_quietly()
+        if _REPORT.value:
+            # Checked before any work: a report that cannot be written after
+            # the output was would leave an output a rerun refuses to replace.
+            from migrate.output import atomic
+            atomic.check_file_destination(_REPORT.value, option="report")
         return command.run(options)
     except errors.ArgumentError as error:
         _print_verbose_traceback(error)

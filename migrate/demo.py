@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import sys
+import time
 
 from migrate import pipeline
 from migrate import zoo
@@ -13,7 +15,8 @@ from migrate.verification.restore import restore
 REPORT_NAME = "report.json"
 
 
-def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch_size=2, seed=0):
+def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch_size=2, seed=0,
+        show_stages=True):
     """Runs the whole path for one zoo entry and returns a JSON-ready result.
 
     1. `legacy_graphs/<name>.py` trains a few steps in TF1 graph mode and saves
@@ -23,16 +26,33 @@ def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch
     3. Each output is restored into a fresh Keras model and compared with the
        legacy graph on a seeded random batch.
 
+    Args:
+        zoo_name: the zoo entry to run.
+        workdir: directory for the legacy checkpoint, the outputs and the report.
+        overwrite: replace earlier outputs of the demo.
+        batch_size: rows of the verification batch.
+        seed: seed of the legacy training and of the verification batch.
+        show_stages: print each stage to standard error as it starts (building
+            the legacy checkpoint takes tens of seconds).
+
     Returns:
         A dict with the conversion and verification reports; `passed` is True
         when the complete output (model state included) is within tolerance.
+
+    Example:
+
+        results = run(zoo_name="small_convnet", workdir="/tmp/demo")
+        print(summary(results))
     """
     import legacy_graphs
 
+    stage = _StagePrinter(enabled=show_stages)
     entry = zoo.get(zoo_name)
     legacy_dir = os.path.join(workdir, "legacy", zoo_name)
     if os.path.exists(legacy_dir):
         shutil.rmtree(legacy_dir)
+    stage(f"building the legacy TF1 checkpoint of {zoo_name} (graph-mode training in its own "
+          f"process) in {legacy_dir}")
     prefix = legacy_graphs.build_in_subprocess(zoo_name, legacy_dir, seed=seed)
     results = {"zoo": zoo_name, "checkpoint": prefix, "conversions": []}
     keeps = ["trainable"]
@@ -40,9 +60,11 @@ def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch
         keeps.append("model_state")
     for keep in keeps:
         output = os.path.join(workdir, "converted", f"{zoo_name}-{keep}")
+        stage(f"converting with keep={keep} into {output}")
         report = pipeline.convert(prefix, entry.table_path, entry.build_model, output,
                                   options=ConversionOptions(keep=keep), overwrite=overwrite,
                                   model_name=entry.model_factory)
+        stage(f"verifying the keep={keep} output against the legacy graph")
         model = entry.build_model()
         restored = restore(model, output)
         verified = verify(prefix, model, batch_size=batch_size, seed=seed, **entry.verify)
@@ -78,3 +100,16 @@ def summary(results):
                  + ("" if results["passed"] else " NOT within tolerance")
                  + f"; JSON report: {results['report']}")
     return "\n".join(lines)
+
+
+class _StagePrinter:
+    """Prints `demo: <stage> ...` lines to standard error with the time since the start."""
+
+    def __init__(self, *, enabled):
+        self.enabled = enabled
+        self.started = time.monotonic()
+
+    def __call__(self, text):
+        if self.enabled:
+            print(f"demo [{time.monotonic() - self.started:5.1f}s]: {text} ...", file=sys.stderr,
+                  flush=True)

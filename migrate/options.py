@@ -5,6 +5,7 @@ import dataclasses
 import legacy_graphs
 from migrate.errors import ArgumentError
 from migrate.errors import did_you_mean
+from migrate.output import export
 from migrate.source.roles import KEEP_MODES
 from migrate.verification.settings import VerifySettings
 
@@ -27,6 +28,9 @@ class ConversionOptions:
         verify: a `VerifySettings`: after writing, restore a fresh model from
             the output and compare it with the legacy graph; only a passing
             conversion is put in place. None: no verification.
+        exports: formats written beside the TF2 checkpoint, any of
+            `weights_h5`, `keras`, `saved_model` (`migrate.output.export`); a
+            list or a comma-separated string, kept as a tuple.
 
     Example:
 
@@ -40,6 +44,9 @@ class ConversionOptions:
     Traceback (most recent call last):
     ...
     migrate.errors.ArgumentError: Unknown legacy graph builder. Did you mean 'resnet_v1_50'? ...
+    >>> options = ConversionOptions(exports="weights_h5,keras")
+    >>> options.exports, ConversionOptions.from_json(options.to_json()) == options
+    (('weights_h5', 'keras'), True)
     """
 
     keep: str = "trainable"
@@ -48,6 +55,7 @@ class ConversionOptions:
     use_meta: bool = True
     builder: str | None = None
     verify: VerifySettings | None = None
+    exports: tuple = ()
 
     def __post_init__(self):
         if self.keep not in KEEP_CHOICES:
@@ -66,10 +74,13 @@ class ConversionOptions:
         if self.verify is not None and not isinstance(self.verify, VerifySettings):
             raise ArgumentError(f"Expected verify to be a VerifySettings or None. "
                                 f"Received: verify={self.verify!r}")
+        # Frozen: the normalized tuple is set once, here.
+        object.__setattr__(self, "exports", export.parse_formats(self.exports))
 
     def to_json(self):
         document = dataclasses.asdict(self)
         document["verify"] = None if self.verify is None else self.verify.to_json()
+        document["exports"] = list(self.exports)
         return document
 
     @classmethod

@@ -8,6 +8,7 @@ from migrate.options import ConversionOptions
 from migrate.output import assign
 from migrate.output import atomic
 from migrate.output import checkpoint as output_checkpoint
+from migrate.output import export as export_lib
 from migrate.output import manifest as manifest_lib
 from migrate.output import report as report_lib
 from migrate.planning import target as target_model
@@ -139,8 +140,10 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
 
     Plans first (every name mapped, every target filled once, shapes and
     dtypes agree, every weight reachable); only then reads tensors one at a
-    time, assigns them into the model's variables, and writes the checkpoint
-    and its `manifest.json` into a temporary directory renamed to `output`.
+    time, assigns them into the model's variables, and writes the checkpoint,
+    the exports `options.exports` names (`model.weights.h5`, `model.keras`,
+    `saved_model/`) and the `manifest.json` into a temporary directory renamed
+    to `output`.
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
@@ -150,7 +153,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         output: the output directory; it must not exist unless `overwrite`.
         options: a `ConversionOptions`: what to keep (trainable weights only,
             the default, or also the model state such as BatchNorm
-            statistics), EMA, NaN/Inf handling, where roles come from.
+            statistics), EMA, NaN/Inf handling, where roles come from, exports.
         overwrite: replace an existing output directory.
         dry_run: plan and check only; write nothing.
         show_progress: print progress to standard error.
@@ -191,6 +194,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         atomic.check_output(output, overwrite=overwrite, source_files=source_paths)
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
     model = load_model(model)
+    export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
     conversion_plan, weights, object_paths = _plan(checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
     report = report_lib.ConversionReport(
@@ -201,7 +205,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         written_bytes=sum(weights[path][0].nbytes for path in conversion_plan.target_paths),
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
-        ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run)
+        ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
+        exports=list(options.exports))
     if dry_run:
         return report
     variables_by_path = {path: variable for path, (_, variable) in weights.items()}
@@ -218,6 +223,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     verified = None
     with atomic.staged_directory(output, overwrite=overwrite) as staging:
         output_checkpoint.write(staging, root_children)
+        export_lib.write(staging, model, options.exports)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
                                             options, table)
@@ -237,11 +243,13 @@ def inspect(checkpoint, *, options=None):
         options: a `ConversionOptions`; only `use_meta` and `builder` matter here.
 
     Returns:
-        `{"checkpoint", "role_origin", "variables": [...], "roles": {...}}`.
+        `{"checkpoint", "format", "role_origin", "variables": [...], "roles": {...}}`;
+        `format` is "V2" or "V1" (TensorFlow's checkpoint formats).
     """
     checkpoint = open_checkpoint(checkpoint, options)
     return {
         "checkpoint": checkpoint.prefix,
+        "format": checkpoint.checkpoint_format,
         "role_origin": checkpoint.role_origin,
         "variables": [
             {"name": variable.name, "shape": list(variable.shape), "dtype": variable.dtype,

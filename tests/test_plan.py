@@ -90,7 +90,9 @@ def _kinds(plan):
 
 def test_every_offender_is_listed_with_names_and_shapes():
     sources = dict(SOURCES)
-    sources.update(_sources(("extra/weights", (2, 2)), ("stray", (2,), Role.UNKNOWN)))
+    sources.update(_sources(("extra/weights", (2, 2))))
+    sources["stray"] = SourceVariable("stray", (2,), "float32", Role.UNKNOWN,
+                                      RoleSource.NAME_RULE, "test")
     sources["conv/weights"] = SourceVariable("conv/weights", (5, 5, 2, 4), "float32",
                                              Role.TRAINABLE, RoleSource.GRAPH, "test")
     targets = dict(TARGETS)
@@ -190,3 +192,17 @@ forget_bias = 1.0
     with pytest.raises(layouts.LayoutError, match=r"Received: kernel.shape=\(5, 12\)") as raised:
         assignment.convert([np.ones((5, 12)), np.ones(8)])
     assert isinstance(raised.value, MigrateError)
+def test_graph_known_non_trainable_unknowns_are_left_out_of_trainable_only_conversions():
+    sources = dict(SOURCES)
+    sources["vocab_path"] = SourceVariable("vocab_path", (), "string", Role.UNKNOWN,
+                                           RoleSource.GRAPH, "not trainable")
+    plan = make_plan(sources, TABLE, dict(TARGETS))
+    assert "vocab_path" not in [problem.source for problem in plan.problems]
+    assert [variable.name for variable in plan.left_out[Role.UNKNOWN]] == ["vocab_path"]
+    # Carrying the model state, what the variable is still has to be decided.
+    complete = make_plan(sources, TABLE, dict(TARGETS), keep="model_state")
+    assert ("unknown role", "vocab_path", None) in _kinds(complete)
+    # Without a graph, names cannot tell it is not a weight.
+    sources["vocab_path"] = SourceVariable("vocab_path", (), "string", Role.UNKNOWN,
+                                           RoleSource.NAME_RULE, "name looks like unknown")
+    assert ("unknown role", "vocab_path", None) in _kinds(make_plan(sources, TABLE, dict(TARGETS)))

@@ -43,7 +43,16 @@ def test_graph_collections_take_precedence_and_are_recorded():
     assert roles["stats"][:2] == (Role.MODEL_STATE, RoleSource.GRAPH)
     assert roles["bn/moving_mean"][:2] == (Role.MODEL_STATE, RoleSource.NAME_RULE)
     # The graph lists every trainable variable; a float it does not list is not one.
-    assert roles["frozen/kernel"][:2] == (Role.UNKNOWN, RoleSource.NAME_RULE)
+    assert roles["frozen/kernel"][:2] == (Role.UNKNOWN, RoleSource.GRAPH)
+
+
+def test_graph_says_a_variable_in_no_model_collection_is_not_trainable():
+    dtypes = {"a/kernel": "float32", "vocab_path": "string"}
+    roles = classify(dtypes, {"trainable": {"a/kernel"}, "global": set(dtypes)},
+                     RoleSource.BUILDER)
+    assert roles["vocab_path"] == (Role.UNKNOWN, RoleSource.BUILDER,
+                                   "not in TRAINABLE_VARIABLES or MODEL_VARIABLES: not trainable")
+    assert classify(dtypes)["vocab_path"][:2] == (Role.UNKNOWN, RoleSource.NAME_RULE)
 
 
 def test_without_a_graph_name_rules_decide():

@@ -116,3 +116,16 @@ def test_lint_with_checkpoint_names_reports_unused_and_shadowed_rules(tmp_path):
         "rule 3 matches no variable of the checkpoint"]
     table = MappingTable.load(str(path))
     assert [found.rule.index for found in table.matches("conv/kernel")] == [1, 2]
+
+
+def test_lint_counts_the_variables_no_rule_matches(tmp_path):
+    path = tmp_path / "table.toml"
+    path.write_text("[[rule]]\nmatch='conv/kernel'\ntarget='y'\n")
+    names = ["conv/kernel", "bn/beta", "bn/gamma", "dense/kernel", "dense/bias"]
+    report = lint.lint_table(str(path), names=names)
+    assert report.ok and report.unmatched == names[1:]
+    assert report.summary().splitlines()[0].endswith("; 4 of 5 variable(s) no rule matches")
+    assert report.warnings[-1] == ("4 of 5 variable(s) no rule matches (e.g. 'bn/beta', "
+                                   "'bn/gamma', 'dense/kernel'); a plan reports them as unmapped")
+    assert report.to_json()["unmatched"] == names[1:]
+    assert lint.lint_table(str(path)).unmatched is None

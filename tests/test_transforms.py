@@ -70,3 +70,46 @@ def test_shape_rules_agree_with_numpy_and_inverses_round_trip(shape, data):
     restored = transforms.apply_all(transforms.inverse(parsed, shape, "float32"), result)
     assert restored.dtype == np.float32
     np.testing.assert_array_equal(restored, array)
+
+
+@pytest.mark.parametrize("arguments", [
+    (-1, 1, 1001), (0, 0, 2), (1, -3, None), (0, -100, 100), (-2, 1, -1), (2, 5, 1000)])
+def test_slice_follows_numpy_and_its_shape_rule_agrees(arguments):
+    axis, start, stop = arguments
+    array = np.random.default_rng(0).standard_normal((3, 4, 1001)).astype("float32")
+    stop_text = "1000000" if stop is None else str(stop)
+    steps = transforms.parse_all([f"slice({axis}, {start}, {stop_text})"])
+    index = [slice(None)] * array.ndim
+    index[axis] = slice(start, stop)
+    expected = array[tuple(index)]
+    result = transforms.apply_all(steps, array)
+    np.testing.assert_array_equal(result, expected)
+    assert result.flags["C_CONTIGUOUS"]
+    assert transforms.output_spec(steps, array.shape, "float32") == (expected.shape, "float32")
+
+
+def test_slice_drops_slims_background_class_from_kernel_and_bias():
+    kernel = np.arange(2 * 1001, dtype="float32").reshape(1, 1, 2, 1001)
+    steps = transforms.parse_all(["squeeze(0, 1)", "slice(-1, 1, 1001)"])
+    dense = transforms.apply_all(steps, kernel)
+    assert dense.shape == (2, 1000) and dense[0, 0] == kernel[0, 0, 0, 1]
+    bias = transforms.apply_all(transforms.parse_all(["slice(-1, 1, 1001)"]),
+                                np.arange(1001, dtype="float32"))
+    assert bias.tolist() == list(range(1, 1001))
+
+
+@pytest.mark.parametrize("text, shape, message", [
+    ("slice(0, 1)", None, "slice takes three integers: axis, start, stop"),
+    ("slice(0, 1, 2.5)", None, "slice takes three integers"),
+    ("slice(2, 0, 1)", (4, 4), r"slice axis must be in \[-2, 2\)"),
+    ("slice(0, 3, 3)", (4, 4), "selects no element of axis 0"),
+    ("slice(-1, 5, 9)", (4, 4), "selects no element of axis 1"),
+])
+def test_slice_refuses_bad_arguments_and_empty_results(text, shape, message):
+    with pytest.raises(transforms.TransformError, match=message):
+        transforms.output_spec(transforms.parse_all([text]), shape, "float32")
+
+
+def test_slice_has_no_inverse():
+    with pytest.raises(transforms.TransformError, match="slice has no inverse"):
+        transforms.inverse(transforms.parse_all(["slice(0, 1, 3)"]), (4,), "float32")

@@ -8,12 +8,20 @@ from migrate.mapping.table import MappingTable
 
 @dataclasses.dataclass
 class LintReport:
-    """Findings of `lint_table`; `ok` is False when any finding is an error."""
+    """Findings of `lint_table`; `ok` is False when any finding is an error.
+
+    Attributes:
+        unmatched: given a checkpoint's names, those no rule matches (a plan
+            would call them unmapped); None without names.
+        checked_names: how many names were checked, or None.
+    """
 
     table: str
     rules: int
     errors: list
     warnings: list
+    unmatched: list | None = None
+    checked_names: int | None = None
 
     @property
     def ok(self):
@@ -21,7 +29,9 @@ class LintReport:
 
     def summary(self):
         lines = [f"lint {'OK' if self.ok else 'FAILED'}: {self.table}: {self.rules} rule(s), "
-                 f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"]
+                 f"{len(self.errors)} error(s), {len(self.warnings)} warning(s)"
+                 + (f"; {len(self.unmatched)} of {self.checked_names} variable(s) no rule "
+                    f"matches" if self.unmatched is not None else "")]
         lines += [f"  error: {text}" for text in self.errors]
         lines += [f"  warning: {text}" for text in self.warnings]
         return "\n".join(lines)
@@ -44,7 +54,8 @@ def lint_table(path, names=None):
 
     Args:
         path: the table's path.
-        names: optional TF1 variable names the table is meant for.
+        names: optional TF1 variable names the table is meant for; those no
+            rule matches are counted and listed in `unmatched`.
 
     Returns:
         A `LintReport`; a table that does not parse is one error in it,
@@ -78,9 +89,17 @@ def lint_table(path, names=None):
             other = first_with_target.setdefault(rule.target, rule.index)
             if other != rule.index:
                 warnings.append(f"rules {other} and {rule.index} both target {rule.target!r}")
+    unmatched = None
     if names is not None:
+        names = list(names)
         warnings.extend(_unused_rules(table, names))
-    return LintReport(table=table.origin, rules=len(table.rules), errors=[], warnings=warnings)
+        unmatched = [name for name in names if not table.matches(name)]
+        if unmatched:
+            examples = ", ".join(repr(name) for name in unmatched[:3])
+            warnings.append(f"{len(unmatched)} of {len(names)} variable(s) no rule matches "
+                            f"(e.g. {examples}); a plan reports them as unmapped")
+    return LintReport(table=table.origin, rules=len(table.rules), errors=[], warnings=warnings,
+                      unmatched=unmatched, checked_names=None if names is None else len(names))
 
 
 def _unused_rules(table, names):

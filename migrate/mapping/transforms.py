@@ -1,7 +1,7 @@
 """Tensor transforms a mapping table can name, parsed by a small strict grammar.
 
-A transform is written `name(arg, ...)`, for example `reshape(-1, 4096)` or
-`cast(float32)`. Arguments are integers, decimal numbers, or dtype names;
+A transform is written `name(arg, ...)`, for example `reshape(-1, 4096)`,
+`slice(-1, 1, 1001)` or `cast(float32)`. Arguments are integers, decimal numbers, or dtype names;
 nothing is ever evaluated as code. Each transform is a pure function on a
 NumPy array together with a shape rule, so a plan can check shapes before any
 tensor is read.
@@ -14,6 +14,8 @@ Example:
 ((4, 4), 'float32')
 >>> apply_all(steps, np.zeros((2, 2, 4), "float32")).shape
 (4, 4)
+>>> output_spec(parse_all(["slice(-1, 1, 1001)"]), (2048, 1001), "float32")
+((2048, 1000), 'float32')
 """
 
 import dataclasses
@@ -148,6 +150,37 @@ def _check_expand_dims(arguments):
             f"Received: transform='expand_dims{_format(arguments)}'")
 
 
+def _check_slice(arguments):
+    if len(arguments) != 3 or not all(isinstance(argument, int) for argument in arguments):
+        raise TransformError(
+            f"slice takes three integers: axis, start, stop (NumPy semantics). "
+            f"Received: slice{_format(arguments)}")
+
+
+def _slice_index(shape, arguments):
+    """Returns the index tuple of `slice(axis, start, stop)`, checked against `shape`."""
+    axis, start, stop = arguments
+    rank = len(shape)
+    if not -rank <= axis < rank:
+        raise TransformError(
+            f"slice axis must be in [{-rank}, {rank}). Received: slice{_format(arguments)} "
+            f"for shape {tuple(shape)}")
+    axis %= rank
+    if len(range(shape[axis])[start:stop]) == 0:
+        raise TransformError(
+            f"slice{_format(arguments)} selects no element of axis {axis} (size "
+            f"{shape[axis]}). Received: shape {tuple(shape)}")
+    return (slice(None),) * axis + (slice(start, stop),)
+
+
+def _slice_spec(shape, dtype, arguments):
+    index = _slice_index(shape, arguments)
+    axis = len(index) - 1
+    new_shape = list(shape)
+    new_shape[axis] = len(range(shape[axis])[index[axis]])
+    return tuple(new_shape), dtype
+
+
 def _check_unpartition(arguments):
     if len(arguments) != 1 or not isinstance(arguments[0], int) or arguments[0] < 1:
         raise TransformError(
@@ -205,6 +238,13 @@ _DEFINITIONS = {
         _check_unpartition, _unpartition_spec,
         lambda array, arguments: array[mod_partition_rows(array.shape[0], arguments[0])],
         "unpartition_mod(partitions)"),
+    # slice(-1, 1, 1001) drops class 0 ("background") of tf-slim's 1001-class
+    # classifiers from the logits kernel and bias.
+    "slice": _Definition(
+        _check_slice, _slice_spec,
+        lambda array, arguments: np.ascontiguousarray(
+            array[_slice_index(array.shape, arguments)]),
+        "slice(axis, start, stop)"),
     "cast": _Definition(
         _check_cast, lambda shape, dtype, arguments: (tuple(shape), arguments[0]),
         lambda array, arguments: array.astype(numpy_dtype(arguments[0])), "cast(dtype)"),
@@ -309,9 +349,9 @@ def inverse(transforms, shape, dtype):
             steps.append(Transform("transpose", tuple(permutation)))
         elif transform.name == "cast":
             steps.append(Transform("cast", (dtype,)))
-        elif transform.name == "unpartition_mod":
+        elif transform.name in ("unpartition_mod", "slice"):
             raise TransformError(
-                f"unpartition_mod has no inverse transform. Expected transforms that can be "
+                f"{transform.name} has no inverse transform. Expected transforms that can be "
                 f"undone (reshape, transpose, squeeze, expand_dims, cast). "
                 f"Received: transform={str(transform)!r}")
         else:

@@ -43,7 +43,7 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
         source = checkpoint.variables.get(assignment.read_keys[0])
         variable = variables_by_path[assignment.targets[0]]
         if direct and source is not None and direct_read.eligible(assignment, source, variable):
-            bad = direct_read.restore(checkpoint.prefix, source.name, variable)
+            bad = direct_read.restore(checkpoint.reader_path, source.name, variable)
             _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
             nbytes = source.nbytes
         else:

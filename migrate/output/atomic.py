@@ -75,6 +75,47 @@ def check_output(output_dir, *, overwrite, source_files=()):
             f"Expected a writable location. Received: output={output_dir!r}")
 
 
+def check_file_destination(path, *, option):
+    """Refuses a side-output file (a JSON report) that could not be written, before any work.
+
+    A conversion that fails only when it writes its report has already
+    written its output, and a rerun is refused because the output exists; so
+    every side output is checked first.
+
+    Args:
+        path: the file to be written.
+        option: the library keyword that names it (e.g. "report"), for the
+            error's `option` and message.
+
+    Raises:
+        OutputError: the parent directory does not exist or is not writable,
+            or `path` is a directory.
+
+    Example:
+
+    >>> check_file_destination("/no/such/dir/r.json", option="report")
+    Traceback (most recent call last):
+    ...
+    migrate.errors.OutputError: Cannot write the report file /no/such/dir/r.json: the directory /no/such/dir does not exist. Expected a file in an existing, writable directory. Received: report='/no/such/dir/r.json'
+    """
+    path = str(path)
+    received = f"Received: {option}={path!r}"
+    expected = "Expected a file in an existing, writable directory."
+    if not path:
+        raise OutputError(f"Cannot write the {option} file: the path is empty. {expected} "
+                          f"{received}", option=option)
+    if files.is_directory(path):
+        raise OutputError(f"Cannot write the {option} file {path}: it is a directory. {expected} "
+                          f"{received}", option=option)
+    parent = files.dirname(path) or "."
+    if not files.is_directory(parent):
+        raise OutputError(f"Cannot write the {option} file {path}: the directory {parent} does "
+                          f"not exist. {expected} {received}", option=option)
+    if "://" not in path and not os.access(parent, os.W_OK):
+        raise OutputError(f"Cannot write the {option} file {path}: {parent} is not writable. "
+                          f"{expected} {received}", option=option)
+
+
 @contextlib.contextmanager
 def staged_directory(output_dir, *, overwrite):
     """Yields a locked temporary directory that becomes `output_dir` when the block succeeds.

@@ -14,7 +14,7 @@ the whole entry into a temporary for every slice (measured on VGG-16 fc6:
 Example:
 
     if direct_read.eligible(assignment, source, variable):
-        nonfinite = direct_read.restore(checkpoint.prefix, key, variable)
+        nonfinite = direct_read.restore(checkpoint.reader_path, key, variable)
 """
 
 import numpy as np
@@ -70,7 +70,8 @@ def restore(prefix, key, variable):
     """Reads checkpoint tensor `key` into `variable`, reshaped to the variable's shape.
 
     Args:
-        prefix: the legacy checkpoint prefix.
+        prefix: the legacy checkpoint's reader path (`LegacyCheckpoint.reader_path`;
+            `RestoreV2` reads V1 checkpoints too).
         key: the checkpoint key to read.
         variable: a TensorFlow resource variable (a Keras 3 variable on the
             TensorFlow backend, or a tf_keras variable) with as many elements.

@@ -63,9 +63,11 @@ def check(output_dir):
     """
     manifest = read(output_dir)
     recorded = {entry["path"]: entry["sha256"] for entry in manifest["output_files"]}
-    present = set(files.gfile().listdir(output_dir)) - {MANIFEST_NAME}
-    # Only names listed in the directory itself are hashed, so a manifest
-    # entry such as '../../etc/passwd' is reported missing, never read.
+    file_names, directory_names = _walk(output_dir)
+    # A directory under a recorded file name is unreadable, not missing.
+    present = set(file_names) | (set(directory_names) & set(recorded))
+    # Only names found by walking the directory itself are hashed, so a
+    # manifest entry such as '../../etc/passwd' is reported missing, never read.
     mismatched = sorted(name for name in recorded if name in present
                         and _sha256(files.join(output_dir, name)) != recorded[name])
     return IntegrityReport(output=str(output_dir), checked=len(recorded), mismatched=mismatched,
@@ -166,6 +168,7 @@ def build(*, checkpoint, table, model, model_name, report, sources, options):
         "dropped": report.dropped,
         "unwritten_targets": report.unwritten_targets,
         "nonfinite": report.nonfinite,
+        "exports": list(report.exports),
     }
 
 
@@ -177,12 +180,33 @@ def _tf_keras_version():
         return "unknown"
 
 
+def output_file_names(directory):
+    """Returns every file under `directory` but the manifest, `/`-separated and relative, sorted.
+
+    Exports such as `saved_model/` are directories: each of their files is
+    listed (and so hashed and checked) on its own.
+    """
+    return _walk(directory)[0]
+
+
+def _walk(directory):
+    """Returns `(file names, directory names)` under `directory`, relative and sorted."""
+    found = ([], [])
+    root = str(directory).rstrip("/")
+    for current, directory_names, file_names in files.gfile().walk(root):
+        relative = current[len(root):].strip("/").replace("\\", "/")
+        for names, kind in ((file_names, 0), (directory_names, 1)):
+            found[kind].extend(f"{relative}/{name}" if relative else name for name in names)
+    return (sorted(name for name in found[0] if name != MANIFEST_NAME),
+            sorted(name.rstrip("/") for name in found[1]))
+
+
 def write(directory, manifest):
-    """Hashes every file in `directory` into the manifest's `output_files`, then writes it there."""
+    """Hashes every file under `directory` into the manifest's `output_files`, then writes it there."""
     manifest["output_files"] = [
         {"path": name, "sha256": files.sha256(files.join(directory, name)),
          "bytes": files.size(files.join(directory, name))}
-        for name in sorted(files.gfile().listdir(directory)) if name != MANIFEST_NAME
+        for name in output_file_names(directory)
     ]
     files.write_bytes(files.join(directory, MANIFEST_NAME),
                       (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())

@@ -58,6 +58,8 @@ class ConversionReport:
         dry_run: True when nothing was written.
         verified: the parity check run after writing (`VerifyReport.manifest_entry()`),
             or None when not asked for.
+        exports: export formats written beside the checkpoint
+            (`migrate.output.export`).
     """
 
     checkpoint: str
@@ -76,6 +78,7 @@ class ConversionReport:
     seconds: float = 0.0
     dry_run: bool = False
     verified: dict | None = None
+    exports: list = dataclasses.field(default_factory=list)
 
     @property
     def warnings(self):
@@ -87,6 +90,20 @@ class ConversionReport:
                 f"weight(s) ({examples}{', ...' if len(self.unwritten_targets) > 3 else ''}); "
                 f"restored models keep their initial values (BatchNorm: mean 0, variance 1), so "
                 f"inference differs from the legacy graph. Use keep='model_state' to carry them.")
+        if self.unwritten_targets and self.exports:
+            from migrate.output.export import FILE_NAMES
+
+            # Unlike the checkpoint, these formats store every weight of the model.
+            names = ", ".join(FILE_NAMES[name] for name in self.exports)
+            notes.append(
+                f"The exports ({names}) hold every weight of the model: the "
+                f"{len(self.unwritten_targets)} non-trainable weight(s) the conversion does not "
+                f"carry are stored at their initial values, so loading them gives a model whose "
+                f"inference differs from the legacy graph. Use keep='model_state' to carry them.")
+        if self.ema and not self.ema_swapped and self.written_weights:
+            notes.append(
+                "EMA shadows were asked for, but the checkpoint has no ExponentialMovingAverage "
+                "shadow of any kept variable: the raw weights were used.")
         if self.nonfinite:
             notes.append(f"{len(self.nonfinite)} tensor(s) hold NaN/Inf: "
                          + ", ".join(f"{name} ({count})" for name, count in self.nonfinite[:5]))
@@ -119,3 +136,54 @@ class ConversionReport:
                          f"{self.verified['tolerance']:g}, batch {self.verified['batch']})")
         lines.extend(f"  warning: {note}" for note in self.warnings)
         return "\n".join(lines)
+
+
+def inspect_summary(description):
+    """Returns `migrate.inspect`'s description as aligned columns a person can read.
+
+    Columns are as wide as their longest entry, so long variable names
+    (BERT's run past 60 characters) never push the others out of line.
+
+    Args:
+        description: the dict `migrate.inspect` returns.
+
+    Returns:
+        The lines, joined: a header naming the checkpoint, its format and
+        where the roles came from; one line per variable; totals per role.
+
+    Example:
+
+    >>> print(inspect_summary({"checkpoint": "m.ckpt-1", "format": "V1",
+    ...     "role_origin": "name rules", "roles": {}, "variables": [
+    ...     {"name": "w", "shape": [2, 3], "dtype": "float32", "bytes": 24,
+    ...      "role": "trainable", "role_source": "name rule"}]}))
+    m.ckpt-1 (V1 checkpoint; roles from name rules)
+      name  shape   dtype         bytes  role
+      w     [2, 3]  float32        24 B  trainable (name rule)
+      totals:
+    """
+    variables = description["variables"]
+    rows = [(variable["name"], str(variable["shape"]), variable["dtype"],
+             format_bytes(variable["bytes"]), f"{variable['role']} ({variable['role_source']})")
+            for variable in variables]
+    header = ("name", "shape", "dtype", "bytes", "role")
+    widths = [max(len(row[column]) for row in [header, *rows]) for column in range(4)]
+    widths[3] = max(widths[3], 10)
+
+    def line(row):
+        return (f"  {row[0]:<{widths[0]}}  {row[1]:<{widths[1]}}  {row[2]:<{widths[2]}}  "
+                f"{row[3]:>{widths[3]}}  {row[4]}")
+
+    checkpoint_format = description.get("format")
+    kind = f"{checkpoint_format} checkpoint; " if checkpoint_format else ""
+    lines = [f"{description['checkpoint']} ({kind}roles from {description['role_origin']})"]
+    lines.append(line(header))
+    lines.extend(line(row) for row in rows)
+    lines.append("  totals:")
+    role_width = max((len(role) for role, entry in description["roles"].items()
+                      if entry["count"]), default=0)
+    for role, entry in description["roles"].items():
+        if entry["count"]:
+            lines.append(f"    {role:<{role_width}}  {entry['count']:>6} variable(s) "
+                         f"{format_bytes(entry['bytes']):>10}")
+    return "\n".join(lines)

@@ -43,6 +43,7 @@ from migrate.mapping import layouts
 from migrate.mapping import transforms as transforms_lib
 from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
+from migrate.source.roles import RoleSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,6 +265,13 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
             plan.left_out[variable.role].append(variable)
             continue
         found = table.lookup(name)
+        if (found is None and variable.role is Role.UNKNOWN and keep == "trainable"
+                and variable.role_source is not RoleSource.NAME_RULE):
+            # The graph says it is not trainable (e.g. a string `vocab_path`),
+            # so a trainable-only conversion leaves it out, counted; without a
+            # graph, names cannot tell, and the table must decide.
+            plan.left_out[Role.UNKNOWN].append(variable)
+            continue
         if found is None:
             kind = "unknown role" if variable.role is Role.UNKNOWN else "unmapped"
             hint = ("its role is unknown (not trainable, not a slot, step or statistic); map it or "

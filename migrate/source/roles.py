@@ -36,6 +36,8 @@ KEEP_MODES = {
 }
 
 EMA_SUFFIX = "ExponentialMovingAverage"
+# Why a variable the graph lists in no model or trainable collection is unknown.
+NOT_TRAINABLE_REASON = "not in TRAINABLE_VARIABLES or MODEL_VARIABLES: not trainable"
 
 # Slot variables are `<variable>/<optimizer name>[_N]`. The names are those the
 # tf.compat.v1.train optimizers give by default, plus BERT's AdamWeightDecay.
@@ -128,9 +130,11 @@ def classify(variables, collections=None, source=RoleSource.GRAPH):
             roles[name] = (Role.MODEL_STATE, source, "in MODEL_VARIABLES, not trainable")
         else:
             role = role_from_name(name, dtype)
-            if collections and role is Role.TRAINABLE:
-                # The graph knows every trainable variable; a float variable it
-                # does not list as trainable is not one.
-                role = Role.UNKNOWN
+            if collections and role in (Role.TRAINABLE, Role.UNKNOWN):
+                # The graph knows every trainable variable: one it does not
+                # list is not trainable, though what it is stays unknown. A
+                # trainable-only conversion can leave it out (see make_plan).
+                roles[name] = (Role.UNKNOWN, source, NOT_TRAINABLE_REASON)
+                continue
             roles[name] = (role, RoleSource.NAME_RULE, f"name looks like {role.value}")
     return roles

@@ -115,7 +115,7 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
         feed_dict = {graph.get_tensor_by_name(name): array for name, array in feed.arrays.items()}
         with tf.compat.v1.Session(graph=graph) as session:
             try:
-                saver.restore(session, prefix)
+                saver.restore(session, tensorflow_path(prefix))
                 outputs = session.run(output, feed_dict)
             except tf.errors.OpError as error:
                 raise CheckpointError(f"The legacy graph failed to run: {first_line(error)}. "
@@ -152,9 +152,11 @@ def _moving_average_var_list(graph, prefix):
     import tensorflow as tf
 
     from migrate.source.checkpoint import checkpoint_key
+    from migrate.source.checkpoint import tensorflow_path
     from migrate.source.roles import EMA_SUFFIX
 
-    keys = set(tf.train.load_checkpoint(prefix).get_variable_to_shape_map())
+    keys = set(tf.compat.v1.train.NewCheckpointReader(tensorflow_path(prefix))
+               .get_variable_to_shape_map())
     var_list = {}
     for variable in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES):
         key = checkpoint_key(variable)

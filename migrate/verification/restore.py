@@ -57,6 +57,14 @@ def restore(model, path):
     checkpoint holds must exist in the model; weights the checkpoint does
     not hold keep their initial values and are listed in the report.
 
+    Which output to load when: this TF2 checkpoint carries exactly what the
+    conversion kept, and `restore` says what it did not. An output converted
+    with `exports` also holds `model.weights.h5` (`model.load_weights`, the
+    format Keras 3 users load), `model.keras` (`keras.saving.load_model`,
+    no model code needed) and `saved_model/` (`tf.saved_model.load(...).serve`,
+    for serving without Keras); those store every weight of the model, so
+    weights the conversion did not keep are at their initial values there.
+
     Args:
         model: a built Keras model of the same structure as the target model.
         path: the output directory of `migrate.convert`, or a checkpoint prefix.
