@@ -152,3 +152,25 @@ def test_direct_reads_take_the_v1_reader_path(v1_prefix):
     assert direct_read.restore(checkpoint.reader_path, "conv/kernel", variable) == 0
     np.testing.assert_array_equal(variable.numpy(),
                                   checkpoint.read("conv/kernel").reshape(27, 4))
+
+
+def test_batch_finds_and_converts_v1_checkpoints_beside_v2_ones(v1_prefix, legacy_checkpoint,
+                                                                 tmp_path):
+    train = tmp_path / "train"
+    v1 = _copy(v1_prefix, str(train / "v1"))
+    v2 = _copy(legacy_checkpoint("small_convnet"), str(train / "v2"))
+    report = migrate.convert_batch(str(train), str(tmp_path / "converted"), ENTRY.table_path,
+                                   ENTRY.model_factory, workers=0)
+    assert report.ok, report.summary()
+    converted = sorted(item.relative for item in report.items if item.status == "converted")
+    assert converted == sorted(os.path.relpath(prefix, train) for prefix in (v1, v2))
+    v1_item = next(item for item in report.items if item.source == v1)
+    assert v1_item.source_bytes == sum(os.path.getsize(os.path.join(os.path.dirname(v1), name))
+                                       for name in os.listdir(os.path.dirname(v1)))
+    # --latest_only reads each state file (a sharded V1 one names the `-?????-of-N` pattern).
+    for prefix, built in ((v1, v1_prefix), (v2, legacy_checkpoint("small_convnet"))):
+        shutil.copy(os.path.join(os.path.dirname(built), "checkpoint"), os.path.dirname(prefix))
+    latest = migrate.convert_batch(str(train), str(tmp_path / "latest"), ENTRY.table_path,
+                                   ENTRY.model_factory, workers=0, latest_only=True)
+    assert latest.ok and len(latest.items) == 2, latest.summary()
+    assert not latest.scan_notes, latest.scan_notes

@@ -126,7 +126,11 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
 
 
 def _add_prefixes(result, root, directory, names, latest_only):
-    prefixes = sorted((name[:-len(INDEX_SUFFIX)] for name in names if name.endswith(INDEX_SUFFIX)),
+    from migrate.source import checkpoint
+
+    # V2 prefixes (`.index`) and V1 ones (a single table file, or shards).
+    prefixes = sorted((files.basename(prefix)
+                       for prefix in checkpoint.checkpoint_prefixes(directory, names)),
                       key=natural_key)
     if not prefixes:
         return
@@ -144,7 +148,7 @@ def _add_prefixes(result, root, directory, names, latest_only):
             return
         # Only the name counts: state files often hold absolute paths from the
         # machine that trained, which no longer exist where the files are now.
-        newest = files.basename(state.model_checkpoint_path)
+        newest = checkpoint.strip_shard_suffix(files.basename(state.model_checkpoint_path))
         if newest not in prefixes:
             result.failures.append({"path": state_path, "relative": relative, "reason": (
                 f"The checkpoint state file {state_path} names {state.model_checkpoint_path}, "
@@ -157,12 +161,16 @@ def _add_prefixes(result, root, directory, names, latest_only):
             f"no `{STATE_FILE_NAME}` state file; took the highest step, {prefixes[-1]}")})
         prefixes = prefixes[-1:]
     for prefix in prefixes:
-        owned = [name for name in names if name in (prefix + INDEX_SUFFIX, prefix + META_SUFFIX)
-                 or name.startswith(prefix + DATA_INFIX)]
         path = files.join(directory, prefix)
+        try:
+            owned = checkpoint.source_files(path)
+        except errors.CheckpointError as error:  # A missing shard: the conversion says so too.
+            result.failures.append({"path": path, "relative": _relative(root, path),
+                                    "reason": str(error)})
+            continue
         result.found.append(FoundCheckpoint(
             prefix=path, relative=_relative(root, path),
-            source_bytes=sum(files.size(files.join(directory, name)) for name in owned)))
+            source_bytes=sum(files.size(name) for name in owned)))
 
 
 def _is_checkpoint_file(name):

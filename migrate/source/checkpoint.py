@@ -309,6 +309,20 @@ def resolve_prefix(path):
         f"checkpoint file. Expected a checkpoint prefix or directory. Received: checkpoint={path!r}")
 
 
+def strip_shard_suffix(path):
+    """Returns `path` without a V1 shard suffix (`-00000-of-00002`, or the `-?????-of-N` pattern).
+
+    Example:
+
+    >>> strip_shard_suffix("train/model.ckpt-7-?????-of-00002")
+    'train/model.ckpt-7'
+    >>> strip_shard_suffix("train/model.ckpt-7")
+    'train/model.ckpt-7'
+    """
+    shard = _V1_SHARD.search(path)
+    return path[:shard.start()] if shard else path
+
+
 def checkpoint_format(prefix):
     """Returns the format of the checkpoint at `prefix`, or None if there is none.
 
