@@ -62,7 +62,8 @@ class SuggestReport:
                   for group in self.ambiguous]
         lines += [f"plan: {problem}" for problem in self.plan_problems]
         if self.parity is not None and not self.parity.passed:
-            lines.append(f"parity: {self.parity.summary()}")
+            # The verdict line; the layer-by-layer table is in the summary.
+            lines.append(f"parity: {self.parity.summary().splitlines()[0]}")
         return lines
 
     @property
