@@ -306,16 +306,41 @@ def test_plan_with_an_empty_table_pairs_unmapped_and_unfilled_by_shape(legacy_ch
                for line in lines)
 
 
-def test_readme_suggest_example_runs(tmp_path, monkeypatch):
+def test_readme_suggest_example_is_what_the_commands_print(cli_in_process, tmp_path):
     import os
     import re
+    import shlex
+
+    import legacy_graphs
 
     readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
     with open(readme, encoding="utf-8") as file:
-        (example,) = re.findall(r"```py\n(.*?)```", file.read(), re.DOTALL)
-    monkeypatch.chdir(tmp_path)
-    exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102
-    assert "match = 'bert/pooler/.*'" in (tmp_path / "draft.toml").read_text()
+        text = file.read()
+    section = text[text.index("Worked example: google-research/bert"):]
+    commands, printed = re.search(r"\n\n((?:    python .*\n(?:        .*\n)*)+)\nIt printed[^\n]*\n\n"
+                                  r"((?:    .*\n)+)", section).groups()
+    build, suggest = [shlex.split(command) for command in
+                      commands.replace("\\\n", " ").strip().splitlines()]
+    assert build[:4] == ["python", "-m", "legacy_graphs", "bert_encoder"]
+    legacy_graphs.build_in_subprocess("bert_encoder", str(tmp_path / "legacy"))
+    assert suggest[:4] == ["python", "-m", "migrate", "suggest"]
+    result = cli_in_process(*suggest[3:], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = [line[4:] for line in printed.splitlines()]
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected)
+    for line, wanted in zip(lines, expected):
+        if wanted.startswith("  parity: "):  # Float round-off may differ between CPUs.
+            line, wanted = (re.sub(r"diff [0-9.e+-]+", "diff X", text) for text in (line, wanted))
+        assert line == wanted
+    draft = (tmp_path / "draft.toml").read_text()
+    assert "match = 'bert/pooler/.*'" in draft
+    # The draft excerpt the README shows is the real draft's.
+    excerpt = section[section.index("and `draft.toml` begins"):]
+    rules = re.findall(r"\n    \[\[rule\]\]\n((?:    \S.*\n)+)", excerpt)
+    assert len(rules) == 3
+    for rule in rules:
+        assert "\n".join(line[4:] for line in rule.splitlines()) in draft
 
 
 def test_without_a_meta_the_builders_graph_gives_order_and_structure(legacy_checkpoint):
