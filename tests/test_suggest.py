@@ -38,7 +38,8 @@ def test_suggest_drafts_a_table_for_every_zoo_entry(name, legacy_checkpoint, tmp
     keep = _keep(entry.build_model())
     draft = str(tmp_path / "draft.toml")
     report = migrate.suggest(prefix, entry.build_model, output=draft,
-                             options=migrate.ConversionOptions(keep=keep), verify=_settings(entry.verify))
+                             options=migrate.ConversionOptions(keep=keep),
+                             verify=_settings(entry.verify))
     assert report.ok, report.summary()
     assert report.parity.passed and report.unresolved == []
     assert report.unfilled == []
@@ -60,7 +61,8 @@ def test_suggest_folds_repeats_and_recognises_layouts(legacy_checkpoint):
 
 def test_suggest_drops_the_bert_pooler_and_lists_it(legacy_checkpoint):
     entry = zoo.get("bert_encoder")
-    report = migrate.suggest(legacy_checkpoint("bert_encoder"), entry.build_model, verify=_settings(entry.verify))
+    report = migrate.suggest(legacy_checkpoint("bert_encoder"), entry.build_model,
+                             verify=_settings(entry.verify))
     assert [name for name, _ in report.dropped] == ["bert/pooler/dense/kernel",
                                                     "bert/pooler/dense/bias"]
     assert "match = 'bert/pooler/.*'\ndrop = true" in report.text
@@ -188,7 +190,8 @@ def test_parallel_branches_built_in_the_other_order_are_settled_by_value(legacy_
     chosen = {match["source"]: match for match in report.matches}
     assert "chosen by value comparison" in chosen["branch_a/kernel"]["evidence"]
     assert chosen["branch_a/kernel"]["target"] == second_target + "/kernel"
-    _assert_draft_converts(prefix, str(draft), fresh_model, "trainable", dict(_two_branch_settings(), tolerance=1e-5), tmp_path)
+    _assert_draft_converts(prefix, str(draft), fresh_model, "trainable",
+                           dict(_two_branch_settings(), tolerance=1e-5), tmp_path)
 
 
 def test_parallel_branches_are_reported_ambiguous_when_the_graph_cannot_run(legacy_checkpoint,
@@ -317,8 +320,8 @@ def test_readme_suggest_example_is_what_the_commands_print(cli_in_process, tmp_p
     with open(readme, encoding="utf-8") as file:
         text = file.read()
     section = text[text.index("Worked example: google-research/bert"):]
-    commands, printed = re.search(r"\n\n((?:    python .*\n(?:        .*\n)*)+)\nIt printed[^\n]*\n\n"
-                                  r"((?:    .*\n)+)", section).groups()
+    commands, printed = re.search(r"\n\n((?:    python .*\n(?:        .*\n)*)+)"
+                                  r"\nIt printed[^\n]*\n\n((?:    .*\n)+)", section).groups()
     build, suggest = [shlex.split(command) for command in
                       commands.replace("\\\n", " ").strip().splitlines()]
     assert build[:4] == ["python", "-m", "legacy_graphs", "bert_encoder"]
@@ -354,3 +357,25 @@ def test_without_a_meta_the_builders_graph_gives_order_and_structure(legacy_chec
     embedding = report.table.lookup("lm/embedding")
     assert embedding.target == "embedding/embeddings"
     assert [str(step) for step in embedding.rule.transforms] == ["unpartition_mod(3)"]
+
+
+def test_suggest_proves_with_several_inputs_found_in_the_graph_and_feeds(tmp_path):
+    import verify_graphs
+
+    (tmp_path / "bert").mkdir()
+    prefix = verify_graphs.save_graph(tmp_path / "bert", verify_graphs.build_bert_style)
+    # No input tensors given: both placeholders are found, matched to the Keras inputs by name.
+    settings = migrate.VerifySettings(output_tensor="encoded:0",
+                                      input_max=[verify_graphs.VOCAB, verify_graphs.TYPES])
+    report = migrate.suggest(prefix, verify_graphs.bert_style_model, verify=settings)
+    assert report.ok, report.summary()
+    assert set(report.parity.inputs) == {"input_ids:0", "token_type_ids:0"}
+    (tmp_path / "char").mkdir()
+    prefix = verify_graphs.save_graph(tmp_path / "char", verify_graphs.build_char_rnn)
+    # The initial state and keep_prob, which the Keras model does not take, are fed constants.
+    settings = migrate.VerifySettings(output_tensor="outputs:0",
+                                      feeds={"istate:0": 0, "keep_prob:0": 1.0})
+    report = migrate.suggest(prefix, verify_graphs.char_rnn_model, verify=settings)
+    assert report.ok, report.summary()
+    assert report.parity.inputs["istate:0"]["keras_input"] is False
+    assert [rule.layout for rule in report.table.rules] == ["lstm"]
