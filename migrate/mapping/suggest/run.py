@@ -238,8 +238,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
                         unmatched_targets, ambiguous=[], settled=[])
         table = MappingTable.from_text(text, origin=output or "<draft>")
-        conversion_plan = pipeline.assign_into_model(checkpoint, table, model,
-                                                     options=options)
+        # Tensor data is read (into the model) only when parity will compare it.
+        planner = pipeline.assign_into_model if run_parity else pipeline.plan
+        conversion_plan = planner(checkpoint, table, model, options=options)
         problems = [problem.describe() for problem in conversion_plan.problems]
         parity = None
         if run_parity and not problems:
