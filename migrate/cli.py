@@ -36,9 +36,10 @@ BATCH = "batch"
 VERIFY = "verify"
 CHECK = "check"
 LINT = "lint"
+SUGGEST = "suggest"
 ZOO = "zoo"
 DEMO = "demo"
-ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, ZOO, DEMO)
+ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, SUGGEST, ZOO, DEMO)
 
 # The command line's own flags, apart from absl's global ones (logging), so
 # that each command's --help lists exactly what it reads.
@@ -55,30 +56,32 @@ def _define(define, name, default, help_text, *, commands, **kwargs):
 _CHECKPOINT = _define(
     flags.DEFINE_string, "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. "
     "train/model.ckpt-12000) or a directory with a `checkpoint` state file.",
-    commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT))
+    commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT, SUGGEST))
 _TABLE = _define(flags.DEFINE_string, "table", None, "Mapping table (TOML); for verify, it names "
                  "the TF1 variables behind each Keras layer in the layer-by-layer comparison "
-                 "(default: the table recorded in the converted output's manifest).",
+                 "(default: the table recorded in the converted output's manifest); plan "
+                 "without one lists every variable beside the weights of its shape.",
                  commands=(PLAN, CONVERT, BATCH, LINT, VERIFY))
 _MODEL = _define(
     flags.DEFINE_string, "model", None,
     "Keras model factory as module:callable; importing the module runs its code.",
-    commands=(PLAN, CONVERT, BATCH, VERIFY))
+    commands=(PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
 _ZOO = _define(
     flags.DEFINE_string, "zoo", None, "Built-in conversion (see `python -m migrate zoo`): "
     "supplies the table, the model and the verify settings unless given explicitly.",
-    commands=(PLAN, CONVERT, BATCH, VERIFY, DEMO))
-_OUTPUT = _define(flags.DEFINE_string, "output", None,
-                  "Output directory of the TF2 checkpoint.", commands=(CONVERT, CHECK))
+    commands=(PLAN, CONVERT, BATCH, VERIFY, LINT, DEMO))
+_OUTPUT = _define(flags.DEFINE_string, "output", None, "Output directory of the TF2 checkpoint "
+                  "(suggest: the draft table's TOML file).", commands=(CONVERT, CHECK, SUGGEST))
 _KEEP = _define(
     flags.DEFINE_enum, "keep", "trainable", "What the output carries: trainable weights only, "
     "or also the model's non-trainable weights (BatchNorm statistics).",
-    commands=(PLAN, CONVERT, BATCH), enum_values=["trainable", "model_state"])
+    commands=(PLAN, CONVERT, BATCH, SUGGEST), enum_values=["trainable", "model_state"])
 _EMA = _define(flags.DEFINE_bool, "ema", False,
                "Read each variable's ExponentialMovingAverage shadow in its place.",
-               commands=(PLAN, CONVERT, BATCH, VERIFY))
+               commands=(PLAN, CONVERT, BATCH, VERIFY, SUGGEST))
 _OVERWRITE = _define(flags.DEFINE_bool, "overwrite", False,
-                     "Replace an existing output directory.", commands=(CONVERT,))
+                     "Replace an existing output directory. For suggest: the draft table.",
+                     commands=(CONVERT, SUGGEST))
 _DRY_RUN = _define(flags.DEFINE_bool, "dry_run", False, "Plan and check only; write nothing.",
                    commands=(CONVERT,))
 _ALLOW_NONFINITE = _define(
@@ -87,10 +90,11 @@ _ALLOW_NONFINITE = _define(
     commands=(PLAN, CONVERT, BATCH))
 _BUILDER = _define(
     flags.DEFINE_string, "builder", None, "legacy_graphs builder whose graph gives the variable "
-    "roles when the checkpoint has no .meta.", commands=(INSPECT, PLAN, CONVERT, BATCH, LINT))
+    "roles when the checkpoint has no .meta.",
+    commands=(INSPECT, PLAN, CONVERT, BATCH, LINT, SUGGEST))
 _USE_META = _define(flags.DEFINE_bool, "use_meta", True,
                     "Read variable roles from the .meta graph.",
-                    commands=(INSPECT, PLAN, CONVERT, BATCH, LINT))
+                    commands=(INSPECT, PLAN, CONVERT, BATCH, LINT, SUGGEST))
 _JSON = _define(flags.DEFINE_bool, "json", False,
                 "Print the JSON report instead of the summary.", commands=ALL_COMMANDS)
 _REPORT = _define(flags.DEFINE_string, "report", None,
@@ -110,8 +114,8 @@ _VERIFY = _define(
 _KEEP_FAILED = _define(flags.DEFINE_bool, "keep_failed", False,
                        "With --verify: keep an output that fails verification (still exit 1).",
                        commands=(CONVERT, BATCH))
-# Verification inputs: verify, and convert/batch with --verify.
-_PARITY_COMMANDS = (VERIFY, CONVERT, BATCH)
+# Verification inputs: verify, convert/batch with --verify, and suggest proving its draft.
+_PARITY_COMMANDS = (VERIFY, CONVERT, BATCH, SUGGEST)
 _INPUT_TENSOR = _define(
     flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
     "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0); "
@@ -371,6 +375,8 @@ def _convert(options, dry_run):
 
 
 def command_plan(options):
+    # Without --table (and --zoo), the plan lists every variable beside the weights of its
+    # shape: where a table written by hand starts.
     return _convert(options, dry_run=True)
 
 
@@ -464,7 +470,8 @@ def command_check(options):
 
 def command_lint(options):
     from migrate.mapping import lint
-    names = None
+    table, model = _table_and_model()
+    names = checkpoint = None
     if _CHECKPOINT.value:
         from migrate.source.roles import Role
         _import_tensorflow_quietly()
@@ -472,9 +479,51 @@ def command_lint(options):
         # Slots, shadows and counters never go through the table.
         names = [name for name, variable in checkpoint.variables.items()
                  if variable.role in (Role.TRAINABLE, Role.MODEL_STATE, Role.UNKNOWN)]
-    result = lint.lint_table(_TABLE.value, names)
-    _emit(result.to_json(), result.summary())
-    return SUCCESS_EXIT if result.ok else FAILURE_EXIT
+    result = lint.lint_table(table, names)
+    document, summary, ok = result.to_json(), result.summary(), result.ok
+    if model is not None and result.ok:
+        import migrate
+        # With the model, what the table leaves out: sources beside the targets of their shape.
+        conversion_plan = migrate.plan(checkpoint, table, model, options=options)
+        lines = conversion_plan.side_by_side_lines()
+        document["side_by_side"] = [
+            [None if source is None else source.source, None if target is None else target.target]
+            for source, target in conversion_plan.side_by_side()]
+        document["plan_problems"] = [problem.describe() for problem in conversion_plan.problems]
+        summary = "\n".join([summary, f"plan: {len(conversion_plan.problems)} problem(s)", *lines])
+        ok = not conversion_plan.problems
+    _emit(document, summary)
+    return SUCCESS_EXIT if ok else FAILURE_EXIT
+
+
+def _check_lint():
+    """lint plans with the model only against a checkpoint's variables."""
+    if (_MODEL.value is not None or _ZOO.value is not None) and _CHECKPOINT.value is None:
+        raise UsageError("lint's --model (or --zoo) needs --checkpoint: the plan pairs its "
+                         "variables with the model's weights.")
+
+
+def command_suggest(options):
+    import migrate
+    settings = _verify_settings() if _OUTPUT_TENSOR.value is not None else None
+    report = migrate.suggest(_open_checkpoint(options), _MODEL.value, output=_OUTPUT.value,
+                             overwrite=_OVERWRITE.value, options=options, verify=settings)
+    lines = [report.summary()]
+    if not report.ok:
+        lines.append("unresolved (marked in the draft; edit it, or the model, and run again):")
+        lines += [f"  - {line}" for line in report.unresolved]
+    _emit(report.to_json(), "\n".join(lines))
+    return SUCCESS_EXIT if report.ok else FAILURE_EXIT
+
+
+def _check_suggest():
+    """suggest runs parity only with an output tensor; the other input flags need it."""
+    if _OUTPUT_TENSOR.value is None:
+        for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _INPUTS, _BATCH_SIZE, _SEED,
+                     _TOLERANCE):
+            if FLAGS[flag.name].present:
+                raise UsageError(f"--{flag.name} is for parity, which needs --output_tensor.")
+    _check_verify_inputs()
 
 
 def command_zoo(options):
@@ -500,7 +549,7 @@ COMMANDS = {command.name: command for command in (
     Command(INSPECT, "list a legacy checkpoint's variables, shapes, bytes and roles",
             command_inspect, (_needs("checkpoint"),)),
     Command(PLAN, "check a conversion without writing (unmapped, unfilled, shapes, collisions)",
-            command_plan, (_needs("checkpoint"), _TABLE_AND_MODEL)),
+            command_plan, (_needs("checkpoint"), Requirement((("model",), ("zoo",))))),
     Command(CONVERT, "write a TF2 checkpoint holding only the mapped weights (+ manifest.json)",
             command_convert, (_needs("checkpoint"), Requirement((("output",),), unless="dry_run"),
                               _TABLE_AND_MODEL), check=_check_parity_flags),
@@ -515,7 +564,10 @@ COMMANDS = {command.name: command for command in (
     Command(CHECK, "re-hash a converted output against its manifest", command_check,
             (_needs("output"),)),
     Command(LINT, "check a mapping table (TensorFlow only with --checkpoint)", command_lint,
-            (_needs("table"),), needs_tensorflow=False),
+            (Requirement((("table",), ("zoo",))),), check=_check_lint, needs_tensorflow=False),
+    Command(SUGGEST, "draft the mapping table from the checkpoint and the model, and prove it",
+            command_suggest, (_needs("checkpoint"), _needs("model"), _needs("output")),
+            check=_check_suggest),
     Command(ZOO, "list the built-in conversions", command_zoo),
     Command(DEMO, "build a legacy checkpoint, convert it, verify it (the main job)",
             command_demo),
@@ -703,7 +755,11 @@ def _run(command, options, help_command):
         _print_verbose_traceback(error)
         _print_error(error, _flag_hint(error.option, command))
         if isinstance(error, errors.PlanError):
+            from migrate.planning.plan import side_by_side_lines
             print(error.details(), file=sys.stderr)
+            # What a table written by hand still needs: each source beside its likely target.
+            for line in side_by_side_lines(error.problems):
+                print(line, file=sys.stderr)
         return FAILURE_EXIT
     except KeyboardInterrupt:
         _print_error("interrupted")

@@ -70,6 +70,40 @@ def plan(checkpoint, table, model, *, options=None):
     return _plan(checkpoint, table, model, options)[0]
 
 
+def assign_into_model(checkpoint, table, model, *, options=None):
+    """Plans a conversion and, when the plan is clean, assigns the weights into `model`.
+
+    Nothing is written to disk: this is `convert` without its output, for
+    callers that compare the model with the legacy graph straight away
+    (`migrate.suggest` proving a draft).
+
+    Args:
+        checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
+        table: a TOML table path or a `MappingTable` (None: an empty table).
+        model: a built Keras model; its weights are overwritten when the plan is clean.
+        options: a `ConversionOptions`; the defaults when None.
+
+    Returns:
+        The `ConversionPlan`; when it has problems, the model was left untouched.
+
+    Raises:
+        CheckpointError, TableError: bad input.
+
+    Example:
+
+        conversion_plan = pipeline.assign_into_model(prefix, "table.toml", model)
+        conversion_plan.raise_for_problems()
+    """
+    options = options or ConversionOptions()
+    checkpoint = open_checkpoint(checkpoint, options)
+    conversion_plan, weights, _ = _plan(checkpoint, load_table(table), model, options)
+    if not conversion_plan.problems:
+        variables_by_path = {path: variable for path, (_, variable) in weights.items()}
+        assign.execute(conversion_plan, checkpoint, variables_by_path,
+                       allow_nonfinite=options.allow_nonfinite)
+    return conversion_plan
+
+
 def _plan(checkpoint, table, model, options):
     """Plans and, when the plan has no problems, checks reachability.
 

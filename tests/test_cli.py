@@ -46,6 +46,11 @@ def test_help_lists_the_commands_and_exits_0(cli_in_process):
     (["check", "--output=somewhere", "--help"],
      ["Usage: python -m migrate check --output=... [--flags]", "--output: Output directory"],
      ["--checkpoint", "--keep"]),
+    (["suggest", "--help"],
+     ["Usage: python -m migrate suggest --checkpoint=... --model=... --output=... [--flags]",
+      "--output_tensor: Legacy output tensor", "--[no]overwrite", "--keep", "--feed",
+      "Needs: --checkpoint; --model; --output."],
+     ["--table", "--converted", "--zoo", "--verify", "--layers"]),
     (["batch", "--help"],
      ["--workers: Worker processes", "--runner: <local|beam>", "--beam_options", "--input_dir"],
      ["--checkpoint", "--output:", "--overwrite"]),
@@ -63,17 +68,18 @@ def test_command_help_shows_that_commands_flags_only(cli_in_process, arguments, 
 
 
 @pytest.mark.parametrize("arguments, message, hint", [
-    ([], "Expected a command, one of inspect, plan, convert, batch, verify, check, lint, zoo, "
-     "demo. Received: nothing", "python -m migrate --help"),
+    ([], "Expected a command, one of inspect, plan, convert, batch, verify, check, lint, suggest, "
+     "zoo, demo. Received: nothing", "python -m migrate --help"),
     (["frobnicate", "--checkpoint=c"], "Expected a command, one of inspect, plan, convert, batch, "
-     "verify, check, lint, zoo, demo. Received: frobnicate", "python -m migrate --help"),
+     "verify, check, lint, suggest, zoo, demo. Received: frobnicate", "python -m migrate --help"),
     (["convert", "--bogus"], "`convert` has no flag --bogus.", "python -m migrate convert --help"),
     (["convert", "--ouptut=o"], "`convert` has no flag --ouptut. Did you mean --output?",
      "python -m migrate convert --help"),
     (["inspect", "--checkpoint=c", "--output=o"],
-     "`inspect` does not use --output (a flag of convert, check).",
+     "`inspect` does not use --output (a flag of convert, check, suggest).",
      "python -m migrate inspect --help"),
-    (["zoo", "--noverbose", "--nooverwrite"], "`zoo` does not use --overwrite (a flag of convert).",
+    (["zoo", "--noverbose", "--nooverwrite"], "`zoo` does not use --overwrite (a flag of convert, "
+     "suggest).",
      "python -m migrate zoo --help"),
     (["convert"], "`convert` needs --checkpoint; --output (unless --dry_run); --table and "
      "--model, or --zoo.", "python -m migrate convert --help"),
@@ -81,6 +87,13 @@ def test_command_help_shows_that_commands_flags_only(cli_in_process, arguments, 
      "`verify` needs --output_tensor, or --zoo.",
      "python -m migrate verify --help"),
     (["check"], "`check` needs --output.", "python -m migrate check --help"),
+    (["suggest", "--checkpoint=c"], "`suggest` needs --model; --output.",
+     "python -m migrate suggest --help"),
+    (["suggest", "--checkpoint=c", "--model=m:b", "--output=t.toml", "--input_tensor=x:0"],
+     "--input_tensor is for parity, which needs --output_tensor.",
+     "python -m migrate suggest --help"),
+    (["plan", "--checkpoint=c", "--table=t.toml"], "`plan` needs --model, or --zoo.",
+     "python -m migrate plan --help"),
     (["convert", "--checkpoint=c", "--output=o", "--zoo=small_convnet", "--keep=all"],
      "flag --keep=all: value should be one of <trainable|model_state>",
      "python -m migrate convert --help"),
@@ -214,7 +227,7 @@ def test_a_script_names_itself_in_its_usage_errors():
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert _error_line(result) == ("error: `inspect` does not use --output (a flag of convert, "
-                                   f"check). (see `python {path} --help`)")
+                                   f"check, suggest). (see `python {path} --help`)")
 
 
 def _readme_commands():
@@ -236,6 +249,9 @@ def test_every_readme_command_uses_its_commands_flags_and_has_what_it_needs():
                                                  "check", "lint", "zoo", "batch"}
     for name, line, used in commands:
         command = cli.COMMANDS[name]
+        # A boolean flag is also written --noNAME.
+        used = [flag[2:] if flag.startswith("no") and flag[2:] in command.flag_names else flag
+                for flag in used]
         assert set(used) <= set(command.flag_names), (line, set(used) - set(command.flag_names))
         given = set(re.findall(r"--(\w+)", re.sub(r"\[[^\]]*\]", "", line)))
         for requirement in command.requirements:

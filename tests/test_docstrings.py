@@ -26,6 +26,7 @@ MODULES_WITH_EXAMPLES = (
     "migrate.mapping.layouts.recurrent",
     "migrate.mapping.lint",
     "migrate.mapping.pattern_cost",
+    "migrate.mapping.suggest.by_value",
     "migrate.mapping.table",
     "migrate.mapping.transforms",
     "migrate.output.atomic",

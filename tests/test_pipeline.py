@@ -263,3 +263,19 @@ def test_overwrite_never_replaces_what_this_tool_did_not_write(prefix, tmp_path)
         migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(precious),
                         overwrite=True)
     assert (precious / "notes.txt").read_text() == "keep me"
+
+
+def test_assign_into_model_assigns_only_a_clean_plan(prefix):
+    from migrate import pipeline
+
+    options = migrate.ConversionOptions(keep="model_state")
+    model = ENTRY.build_model()
+    before = [np.array(weight) for weight in model.weights]
+    # An empty table plans with problems: nothing is read into the model.
+    conversion_plan = pipeline.assign_into_model(prefix, None, model, options=options)
+    assert conversion_plan.problems
+    assert all(np.array_equal(old, np.array(new)) for old, new in zip(before, model.weights))
+    conversion_plan = pipeline.assign_into_model(prefix, ENTRY.table_path, model, options=options)
+    assert conversion_plan.problems == []
+    report = migrate.verify(prefix, model, **ENTRY.verify)
+    assert report.passed, report.summary()

@@ -9,6 +9,13 @@ FAST_ENTRIES = ("small_convnet", "lstm_language_model", "gru_classifier", "bilst
                 "bert_encoder")
 
 
+def _settings(arguments):
+    """The `VerifySettings` of `migrate.verify`'s keyword arguments (a zoo entry's `verify`)."""
+    from migrate.verification.parity import settings_from_arguments
+
+    return settings_from_arguments(**arguments)
+
+
 def _keep(model):
     return "model_state" if model.non_trainable_weights else "trainable"
 
@@ -31,7 +38,8 @@ def test_suggest_drafts_a_table_for_every_zoo_entry(name, legacy_checkpoint, tmp
     keep = _keep(entry.build_model())
     draft = str(tmp_path / "draft.toml")
     report = migrate.suggest(prefix, entry.build_model, output=draft,
-                             options=migrate.ConversionOptions(keep=keep), **entry.verify)
+                             options=migrate.ConversionOptions(keep=keep),
+                             verify=_settings(entry.verify))
     assert report.ok, report.summary()
     assert report.parity.passed and report.unresolved == []
     assert report.unfilled == []
@@ -46,14 +54,15 @@ def test_suggest_folds_repeats_and_recognises_layouts(legacy_checkpoint):
     assert (cells.layout, cells.target) == ("lstm", r"lstm_\1/lstm_cell")
     assert "forget_bias" not in report.text  # The graph gives it; the draft leaves it out.
     assert [str(step) for step in rules["lm/embedding"].transforms] == ["unpartition_mod(3)"]
-    # Without input and output tensors, parity cannot run, and the report says so.
-    assert report.parity is None and "input_tensor" in report.parity_note
+    # Without verify settings, parity cannot run, and the report says so.
+    assert report.parity is None and "output tensor" in report.parity_note
     assert report.ok, report.summary()
 
 
 def test_suggest_drops_the_bert_pooler_and_lists_it(legacy_checkpoint):
     entry = zoo.get("bert_encoder")
-    report = migrate.suggest(legacy_checkpoint("bert_encoder"), entry.build_model, **entry.verify)
+    report = migrate.suggest(legacy_checkpoint("bert_encoder"), entry.build_model,
+                             verify=_settings(entry.verify))
     assert [name for name, _ in report.dropped] == ["bert/pooler/dense/kernel",
                                                     "bert/pooler/dense/bias"]
     assert "match = 'bert/pooler/.*'\ndrop = true" in report.text
@@ -69,7 +78,7 @@ def test_suggest_resnet_v1_50_zoo_entry(legacy_checkpoint, tmp_path):
     draft = str(tmp_path / "draft.toml")
     report = migrate.suggest(prefix, entry.build_model, output=draft,
                              options=migrate.ConversionOptions(keep="model_state"),
-                             **entry.verify)
+                             verify=_settings(entry.verify))
     assert report.ok, report.summary()
     _assert_draft_converts(prefix, draft, entry.build_model, "model_state", entry.verify, tmp_path)
 
@@ -82,7 +91,8 @@ def test_suggest_vgg_16_into_keras_applications(legacy_checkpoint, tmp_path):
     prefix = legacy_checkpoint("vgg_16", extra_flags=("--config=tiny",))
     draft = str(tmp_path / "draft.toml")
     settings = dict(entry.verify, batch_size=1)
-    report = migrate.suggest(prefix, vgg_16.build_tiny_model, output=draft, **settings)
+    report = migrate.suggest(prefix, vgg_16.build_tiny_model, output=draft,
+                             verify=_settings(settings))
     assert report.ok, report.summary()
     fc6 = report.table.lookup("vgg_16/fc6/weights")
     assert fc6.target == "fc1/kernel"
@@ -114,7 +124,8 @@ def test_suggest_inception_v3_into_keras_applications(legacy_checkpoint, tmp_pat
     settings = {"input_tensor": inception_v3.INPUT_TENSOR,
                 "output_tensor": inception_v3.OUTPUT_TENSOR, "tolerance": 1e-5}
     report = migrate.suggest(prefix, _inception_v3, output=draft,
-                             options=migrate.ConversionOptions(keep="model_state"), **settings)
+                             options=migrate.ConversionOptions(keep="model_state"),
+                             verify=_settings(settings))
     assert report.ok, report.summary()
     # Keras names its layers by counters; only the alignment can produce these targets.
     assert report.table.lookup("InceptionV3/Mixed_7c/Branch_3/Conv2d_0b_1x1/weights").target == \
@@ -153,28 +164,63 @@ def _two_branch_settings():
 def test_parallel_same_shape_branches_in_graph_order_are_settled_by_value(legacy_checkpoint):
     prefix = legacy_checkpoint("two_branch_convnet")
     report = migrate.suggest(prefix, lambda: _two_branch_model(reverse=False),
-                             **_two_branch_settings())
+                             verify=_settings(_two_branch_settings()))
     assert report.ok, report.summary()
     assert [[source for source, _ in group] for group in report.settled] == [
         ["branch_a", "branch_b"]]
 
 
-def test_parallel_branches_built_in_the_other_order_are_reported_ambiguous(legacy_checkpoint,
+def test_parallel_branches_built_in_the_other_order_are_settled_by_value(legacy_checkpoint,
+                                                                         tmp_path):
+    import keras
+
+    def fresh_model():
+        keras.backend.clear_session()  # The same counter names for suggest and convert.
+        return _two_branch_model(reverse=True)
+
+    prefix = legacy_checkpoint("two_branch_convnet")
+    draft = tmp_path / "draft.toml"
+    report = migrate.suggest(prefix, fresh_model, output=str(draft),
+                             verify=_settings(_two_branch_settings()))
+    assert report.ok, report.summary()
+    assert report.parity.passed and report.ambiguous == []
+    ((first, first_target), (second, second_target)), = report.settled
+    assert (first, second) == ("branch_a", "branch_b")
+    # Order matched branch_a with the convolution built first; the values chose the other one.
+    chosen = {match["source"]: match for match in report.matches}
+    assert "chosen by value comparison" in chosen["branch_a/kernel"]["evidence"]
+    assert chosen["branch_a/kernel"]["target"] == second_target + "/kernel"
+    _assert_draft_converts(prefix, str(draft), fresh_model, "trainable",
+                           dict(_two_branch_settings(), tolerance=1e-5), tmp_path)
+
+
+def test_parallel_branches_are_reported_ambiguous_when_the_graph_cannot_run(legacy_checkpoint,
                                                                             tmp_path):
     prefix = legacy_checkpoint("two_branch_convnet")
     draft = tmp_path / "draft.toml"
-    report = migrate.suggest(prefix, lambda: _two_branch_model(reverse=True), output=str(draft),
-                             **_two_branch_settings())
+    report = migrate.suggest(prefix, lambda: _two_branch_model(reverse=True), output=str(draft))
     assert not report.ok
-    assert not report.parity.passed
+    assert report.parity is None and "output tensor" in report.parity_note
     assert [[source for source, _ in group] for group in report.ambiguous] == [
         ["branch_a", "branch_b"]]
     assert any(line.startswith("ambiguous: branch_a -> ") for line in report.unresolved)
     text = draft.read_text()  # Written anyway, for the user to edit, with the entries marked.
-    assert "AMBIGUOUS" in text and "UNRESOLVED: parity" in text
+    assert "AMBIGUOUS" in text
     # Keras named these convolutions by its counters; the header says how to reuse the table.
     assert "keras.backend.clear_session()" in text
     assert "AMBIGUOUS" in report.summary()
+
+
+def test_without_a_value_comparison_a_failing_parity_leaves_them_ambiguous(legacy_checkpoint,
+                                                                           tmp_path):
+    prefix = legacy_checkpoint("two_branch_convnet")
+    draft = tmp_path / "draft.toml"
+    report = migrate.suggest(prefix, lambda: _two_branch_model(reverse=True), output=str(draft),
+                             verify=_settings(_two_branch_settings()), resolve_ambiguous=None)
+    assert not report.ok and not report.parity.passed
+    assert [[source for source, _ in group] for group in report.ambiguous] == [
+        ["branch_a", "branch_b"]]
+    assert "UNRESOLVED: parity" in draft.read_text()
 
 
 def test_a_value_comparison_resolves_ambiguous_branches(legacy_checkpoint):
@@ -189,7 +235,7 @@ def test_a_value_comparison_resolves_ambiguous_branches(legacy_checkpoint):
         return {first: second_target, second: first_target}
 
     report = migrate.suggest(prefix, lambda: _two_branch_model(reverse=True),
-                             resolve_ambiguous=swap, **_two_branch_settings())
+                             resolve_ambiguous=swap, verify=_settings(_two_branch_settings()))
     assert len(seen) == 1
     assert report.ok, report.summary()
 
@@ -210,7 +256,7 @@ def test_a_model_with_a_layer_missing_is_not_ok_and_names_the_variables(legacy_c
     entry = zoo.get("small_convnet")
     report = migrate.suggest(legacy_checkpoint("small_convnet"), without_batch_norm,
                              options=migrate.ConversionOptions(keep="model_state"),
-                             **entry.verify)
+                             verify=_settings(entry.verify))
     assert not report.ok
     assert [name for name, _ in report.dropped] == [
         "bn/gamma", "bn/beta", "bn/moving_mean", "bn/moving_variance"]
@@ -236,7 +282,7 @@ def test_a_model_with_an_extra_layer_lists_the_unfilled_weights(legacy_checkpoin
     assert "UNRESOLVED: no source variable fills" in report.text
 
 
-def test_suggest_refuses_to_replace_a_draft_and_needs_both_tensors(legacy_checkpoint, tmp_path):
+def test_suggest_refuses_to_replace_a_draft_and_takes_verify_settings(legacy_checkpoint, tmp_path):
     entry = zoo.get("small_convnet")
     existing = tmp_path / "draft.toml"
     existing.write_text("keep me")
@@ -245,9 +291,9 @@ def test_suggest_refuses_to_replace_a_draft_and_needs_both_tensors(legacy_checkp
                         output=str(existing))
     assert raised.value.option == "overwrite"
     assert existing.read_text() == "keep me"
-    with pytest.raises(migrate.ArgumentError, match="Received: input_tensor='images:0'"):
+    with pytest.raises(migrate.ArgumentError, match="Received: verify='images:0'"):
         migrate.suggest(legacy_checkpoint("small_convnet"), entry.build_model,
-                        input_tensor="images:0")
+                        verify="images:0")
 
 
 def test_plan_with_an_empty_table_pairs_unmapped_and_unfilled_by_shape(legacy_checkpoint):
@@ -263,26 +309,73 @@ def test_plan_with_an_empty_table_pairs_unmapped_and_unfilled_by_shape(legacy_ch
                for line in lines)
 
 
-def test_readme_suggest_example_runs(tmp_path, monkeypatch):
+def test_readme_suggest_example_is_what_the_commands_print(cli_in_process, tmp_path):
     import os
     import re
+    import shlex
+
+    import legacy_graphs
 
     readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
     with open(readme, encoding="utf-8") as file:
-        (example,) = re.findall(r"```py\n(.*?)```", file.read(), re.DOTALL)
-    monkeypatch.chdir(tmp_path)
-    exec(compile(example, "README.md", "exec"), {"__name__": "readme_example"})  # noqa: S102
-    assert "match = 'bert/pooler/.*'" in (tmp_path / "draft.toml").read_text()
+        text = file.read()
+    section = text[text.index("Worked example: google-research/bert"):]
+    commands, printed = re.search(r"\n\n((?:    python .*\n(?:        .*\n)*)+)"
+                                  r"\nIt printed[^\n]*\n\n((?:    .*\n)+)", section).groups()
+    build, suggest = [shlex.split(command) for command in
+                      commands.replace("\\\n", " ").strip().splitlines()]
+    assert build[:4] == ["python", "-m", "legacy_graphs", "bert_encoder"]
+    legacy_graphs.build_in_subprocess("bert_encoder", str(tmp_path / "legacy"))
+    assert suggest[:4] == ["python", "-m", "migrate", "suggest"]
+    result = cli_in_process(*suggest[3:], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
+    expected = [line[4:] for line in printed.splitlines()]
+    lines = result.stdout.splitlines()
+    assert len(lines) == len(expected)
+    for line, wanted in zip(lines, expected):
+        if wanted.startswith("  parity: "):  # Float round-off may differ between CPUs.
+            line, wanted = (re.sub(r"diff [0-9.e+-]+", "diff X", text) for text in (line, wanted))
+        assert line == wanted
+    draft = (tmp_path / "draft.toml").read_text()
+    assert "match = 'bert/pooler/.*'" in draft
+    # The draft excerpt the README shows is the real draft's.
+    excerpt = section[section.index("and `draft.toml` begins"):]
+    rules = re.findall(r"\n    \[\[rule\]\]\n((?:    \S.*\n)+)", excerpt)
+    assert len(rules) == 3
+    for rule in rules:
+        assert "\n".join(line[4:] for line in rule.splitlines()) in draft
 
 
 def test_without_a_meta_the_builders_graph_gives_order_and_structure(legacy_checkpoint):
     entry = zoo.get("lstm_language_model")
     checkpoint = migrate.LegacyCheckpoint.open(legacy_checkpoint("lstm_language_model"),
                                                builder="lstm_language_model", use_meta=False)
-    report = migrate.suggest(checkpoint, entry.build_model, **entry.verify)
+    report = migrate.suggest(checkpoint, entry.build_model, verify=_settings(entry.verify))
     assert report.parity is None and ".meta" in report.parity_note
     assert report.unfilled == [] and report.dropped == []
     assert all("no graph" not in " ".join(match["evidence"]) for match in report.matches)
     embedding = report.table.lookup("lm/embedding")
     assert embedding.target == "embedding/embeddings"
     assert [str(step) for step in embedding.rule.transforms] == ["unpartition_mod(3)"]
+
+
+def test_suggest_proves_with_several_inputs_found_in_the_graph_and_feeds(tmp_path):
+    import verify_graphs
+
+    (tmp_path / "bert").mkdir()
+    prefix = verify_graphs.save_graph(tmp_path / "bert", verify_graphs.build_bert_style)
+    # No input tensors given: both placeholders are found, matched to the Keras inputs by name.
+    settings = migrate.VerifySettings(output_tensor="encoded:0",
+                                      input_max=[verify_graphs.VOCAB, verify_graphs.TYPES])
+    report = migrate.suggest(prefix, verify_graphs.bert_style_model, verify=settings)
+    assert report.ok, report.summary()
+    assert set(report.parity.inputs) == {"input_ids:0", "token_type_ids:0"}
+    (tmp_path / "char").mkdir()
+    prefix = verify_graphs.save_graph(tmp_path / "char", verify_graphs.build_char_rnn)
+    # The initial state and keep_prob, which the Keras model does not take, are fed constants.
+    settings = migrate.VerifySettings(output_tensor="outputs:0",
+                                      feeds={"istate:0": 0, "keep_prob:0": 1.0})
+    report = migrate.suggest(prefix, verify_graphs.char_rnn_model, verify=settings)
+    assert report.ok, report.summary()
+    assert report.parity.inputs["istate:0"]["keras_input"] is False
+    assert [rule.layout for rule in report.table.rules] == ["lstm"]

@@ -172,24 +172,34 @@ class ConversionPlan:
             shape first, then same element count, then the rest alone, so a
             user fixing a table by hand sees what can go where.
         """
-        sources = [problem for problem in self.problems if problem.kind in _UNMAPPED_KINDS]
-        targets = [problem for problem in self.problems if problem.kind == "unfilled"]
-        return pair_by_shape(sources, targets, lambda problem: problem.source_shape,
-                             lambda problem: problem.target_shape)
+        return side_by_side(self.problems)
 
     def side_by_side_lines(self):
         """Returns `side_by_side()` as aligned text lines, empty when nothing is unmatched."""
-        pairs = self.side_by_side()
-        if not pairs:
-            return []
-        left = [f"{problem.source} {_shape(problem.source_shape)}" if problem else "(none)"
-                for problem, _ in pairs]
-        width = max(len(text) for text in left)
-        lines = ["unmapped sources and unfilled targets, paired by shape:"]
-        for text, (_, target) in zip(left, pairs):
-            right = f"{target.target} {_shape(target.target_shape)}" if target else "(none)"
-            lines.append(f"  {text.ljust(width)}  <->  {right}")
-        return lines
+        return side_by_side_lines(self.problems)
+
+
+def side_by_side(problems):
+    """`ConversionPlan.side_by_side()` of a list of problems (a `PlanError`'s)."""
+    sources = [problem for problem in problems if problem.kind in _UNMAPPED_KINDS]
+    targets = [problem for problem in problems if problem.kind == "unfilled"]
+    return pair_by_shape(sources, targets, lambda problem: problem.source_shape,
+                         lambda problem: problem.target_shape)
+
+
+def side_by_side_lines(problems):
+    """`ConversionPlan.side_by_side_lines()` of a list of problems (a `PlanError`'s)."""
+    pairs = side_by_side(problems)
+    if not pairs:
+        return []
+    left = [f"{problem.source} {_shape(problem.source_shape)}" if problem else "(none)"
+            for problem, _ in pairs]
+    width = max(len(text) for text in left)
+    lines = ["unmapped sources and unfilled targets, paired by shape:"]
+    for text, (_, target) in zip(left, pairs):
+        right = f"{target.target} {_shape(target.target_shape)}" if target else "(none)"
+        lines.append(f"  {text.ljust(width)}  <->  {right}")
+    return lines
 
 
 _UNMAPPED_KINDS = ("unmapped", "unknown role")

@@ -264,7 +264,7 @@ def toml_text(rules, *, header, footer=()):
     Returns:
         The TOML text.
     """
-    lines = [f"# {line}".rstrip() for line in header]
+    lines = _comments(header)
     for rule in rules:
         lines.append("")
         count = len(rule.members)
@@ -288,8 +288,13 @@ def toml_text(rules, *, header, footer=()):
             lines.append(f"transform = [{quoted}]")
     if footer:
         lines.append("")
-        lines.extend(f"# {line}".rstrip() for line in footer)
+        lines.extend(_comments(footer))
     return "\n".join(lines) + "\n"
+
+
+def _comments(texts):
+    """Comment lines for `texts`; a text of several lines (a parity report) comments each."""
+    return [f"# {line}".rstrip() for text in texts for line in text.splitlines() or [""]]
 
 
 def _quote(text):

@@ -8,6 +8,7 @@ import tempfile
 from migrate.errors import ArgumentError
 from migrate.errors import OutputError
 from migrate.mapping.suggest import align as align_lib
+from migrate.mapping.suggest import by_value
 from migrate.mapping.suggest import draft_writer
 from migrate.mapping.suggest import items as items_lib
 from migrate.mapping.suggest import tf1_structure
@@ -17,6 +18,8 @@ from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
 
 SETTLED_BY_VALUE = "settled by value: the model's outputs match the legacy graph's"
+# `resolve_ambiguous`'s default: the layer-by-layer comparison settles them.
+BY_VALUE = "by_value"
 
 
 @dataclasses.dataclass
@@ -59,7 +62,8 @@ class SuggestReport:
                   for group in self.ambiguous]
         lines += [f"plan: {problem}" for problem in self.plan_problems]
         if self.parity is not None and not self.parity.passed:
-            lines.append(f"parity: {self.parity.summary()}")
+            # The verdict line; the layer-by-layer table is in the summary.
+            lines.append(f"parity: {self.parity.summary().splitlines()[0]}")
         return lines
 
     @property
@@ -129,9 +133,8 @@ def _pair(sources, targets):
     return pair_by_shape(sources, targets, lambda item: tuple(item[1]), lambda item: tuple(item[1]))
 
 
-def suggest(checkpoint, model, *, output=None, overwrite=False, options=None,
-            input_tensor=None, output_tensor=None, input_shape=None, input_max=None,
-            batch_size=2, seed=0, tolerance=1e-5, resolve_ambiguous=None):
+def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, verify=None,
+            resolve_ambiguous=BY_VALUE):
     """Drafts a mapping table from a legacy checkpoint and a Keras model, and proves it.
 
     Every kept source variable is matched to a target weight by kind (the
@@ -142,9 +145,13 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None,
     GRU and BERT attention scopes become layout rules. Repeating rules are
     folded into regex groups, each with a comment giving its evidence.
     Variables with no target become `drop = true` rules, listed. The draft
-    then has to plan clean and, when the graph can run (`input_tensor` and
-    `output_tensor` given), pass parity; matches only order decided between
-    parallel identical layers are settled by that parity, or reported.
+    then has to plan clean and, when the graph can run (a `.meta` and
+    `verify` settings naming the output; the placeholders are found as
+    `migrate.verify` finds them), pass parity. Matches that only order
+    decided between parallel identical layers are settled by value: when
+    parity fails, the layer-by-layer comparison of each rearrangement picks
+    the one whose layer outputs match; without a graph to run they are
+    reported as ambiguous, never picked silently.
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
@@ -153,41 +160,49 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None,
         output: where to write the draft TOML (even when it is not proven),
             or None.
         overwrite: replace an existing `output` file.
-        options: a `ConversionOptions` (`keep`, `ema`, roles).
-        input_tensor, output_tensor, input_shape, input_max, batch_size, seed,
-            tolerance: as for `migrate.verify`.
-        resolve_ambiguous: optional `(groups, matches) -> {source layer: target
-            layer} or None`, called when parity fails and some matches were
-            decided by order only; `groups` lists each ambiguous group's
-            `(source layer, target layer)` pairs. It is where a layer-by-layer
-            value comparison plugs in: a returned choice is drafted and proven
-            again. None leaves such matches reported as ambiguous.
+        options: a `ConversionOptions` (`keep`, `ema`, roles; its `verify`
+            stands in for `verify` when that is None).
+        verify: a `VerifySettings` saying how to run the legacy graph and the
+            model (as for `migrate.verify`), or None: parity is not run.
+        resolve_ambiguous: `BY_VALUE` (the default) settles ambiguous matches
+            with the layer-by-layer comparison when parity fails; a callable
+            `(groups, matches) -> {source layer: target layer} or None` chooses
+            instead (`groups` lists each ambiguous group's `(source layer,
+            target layer)` pairs), its choice drafted and proven again; None
+            leaves them reported as ambiguous.
 
     Returns:
         A `SuggestReport`; `report.ok` says whether the draft is proven.
 
     Raises:
-        ArgumentError: only one of `input_tensor` and `output_tensor` is given.
+        ArgumentError: `verify` is not a `VerifySettings`, or
+            `resolve_ambiguous` is neither `BY_VALUE`, None nor callable.
         OutputError: `output` exists and `overwrite` is False.
         CheckpointError, ModelError: bad input.
 
     Example:
 
+        settings = migrate.VerifySettings(output_tensor="logits:0")
         report = migrate.suggest("train/model.ckpt-3", "my_models:build", output="draft.toml",
-                                 input_tensor="inputs:0", output_tensor="logits:0")
+                                 verify=settings)
         print(report.summary())
     """
     from migrate import pipeline
     from migrate.planning import target as target_model
+    from migrate.verification.settings import VerifySettings
 
-    if (input_tensor is None) != (output_tensor is None):
-        raise ArgumentError(
-            "Expected both input_tensor and output_tensor (to run parity) or neither. "
-            f"Received: input_tensor={input_tensor!r}, output_tensor={output_tensor!r}")
+    options = options or ConversionOptions()
+    verify = verify if verify is not None else options.verify
+    if verify is not None and not isinstance(verify, VerifySettings):
+        raise ArgumentError(f"Expected verify to be a VerifySettings (or None). "
+                            f"Received: verify={verify!r}")
+    if not (resolve_ambiguous is None or resolve_ambiguous == BY_VALUE
+            or callable(resolve_ambiguous)):
+        raise ArgumentError(f"Expected resolve_ambiguous to be {BY_VALUE!r}, None or a callable. "
+                            f"Received: resolve_ambiguous={resolve_ambiguous!r}")
     if output is not None and os.path.exists(output) and not overwrite:
         raise OutputError(f"The draft table {output} already exists; refusing to replace it.",
                           option="overwrite")
-    options = options or ConversionOptions()
     checkpoint = pipeline.open_checkpoint(checkpoint, options)
     model = pipeline.load_model(model)
 
@@ -213,39 +228,42 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None,
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
 
-    run_parity = input_tensor is not None and checkpoint.meta_path is not None
+    run_parity = verify is not None and checkpoint.meta_path is not None
     parity_note = "" if run_parity else (
-        "the checkpoint has no .meta graph to run" if input_tensor is not None else
-        "give input_tensor and output_tensor to run the legacy graph")
+        "the checkpoint has no .meta graph to run" if verify is not None else
+        "give verify settings (the output tensor) to run the legacy graph")
 
     def prove(current_matches):
         rules = _draft_rules(current_matches, unmatched_sources)
         text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
                         unmatched_targets, ambiguous=[], settled=[])
         table = MappingTable.from_text(text, origin=output or "<draft>")
-        conversion_plan, plan_weights, _ = pipeline._plan(checkpoint, table, model, options)
+        # Tensor data is read (into the model) only when parity will compare it.
+        planner = pipeline.assign_into_model if run_parity else pipeline.plan
+        conversion_plan = planner(checkpoint, table, model, options=options)
         problems = [problem.describe() for problem in conversion_plan.problems]
         parity = None
         if run_parity and not problems:
-            from migrate.output import assign
-            from migrate.verification.parity import verify
+            from migrate.verification.parity import verify as run_verify
 
-            variables_by_path = {path: variable for path, (_, variable) in plan_weights.items()}
-            assign.execute(conversion_plan, checkpoint, variables_by_path,
-                           allow_nonfinite=options.allow_nonfinite)
-            parity = verify(checkpoint.prefix, model, input_tensor=input_tensor,
-                            output_tensor=output_tensor, input_shape=input_shape,
-                            input_max=input_max, batch_size=batch_size, seed=seed,
-                            tolerance=tolerance, ema=options.ema)
+            # With the table, a failing parity run carries the layer-by-layer comparison.
+            parity = run_verify(checkpoint.prefix, model, settings=verify, ema=options.ema,
+                                table=table)
         return rules, problems, parity
 
     rules, problems, parity = prove(matches)
-    if (parity is not None and not parity.passed and ambiguous
-            and resolve_ambiguous is not None):
-        choice = resolve_ambiguous(ambiguous, matches)
+    if parity is not None and not parity.passed and ambiguous and resolve_ambiguous is not None:
+        if resolve_ambiguous == BY_VALUE:
+            def evaluate(choice):
+                return prove(_apply_choice(matches, targets, choice))[2]
+
+            choice = by_value.choose(ambiguous, evaluate, current=parity)
+        else:
+            choice = resolve_ambiguous(ambiguous, matches)
         if choice:
             matches = _apply_choice(matches, targets, choice)
-            rules, problems, parity = prove(matches)
+        # The model holds the last candidate's weights: prove the chosen draft again.
+        rules, problems, parity = prove(matches)
     settled, unsettled = [], ambiguous
     if parity is not None and parity.passed:
         settled, unsettled = ambiguous, []
