@@ -221,7 +221,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
                                             options, table)
-            report.verified = manifest["verified"] = verified.manifest_entry()
+            report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest)
     report.seconds = time.monotonic() - started
     if verified is not None and not verified.passed:
