@@ -96,10 +96,18 @@ def test_a_two_input_bert_style_graph_verifies_from_the_command_line(cli_in_proc
     found = cli_in_process(*common)
     assert found.returncode == 0, found.stderr
     assert _json(found)["inputs"] == report["inputs"]
-    # Type ids drawn from [0, 11) would index past the two type embeddings.
+    # Type ids drawn from [0, 11) index past the two type embeddings: TensorFlow's cause is shown.
     one_bound = cli_in_process(*common[:-2], "--input_max=11")
     assert one_bound.returncode == 1
-    assert "token_type_ids" in _error_line(one_bound) or "InvalidArgument" in one_bound.stderr
+    assert re.fullmatch(r"error: The legacy graph failed to run: indices\[.*\] = \d+ is not in "
+                        r"\[0, 2\) \(node bert/embeddings/Gather_1\)\. Received: fed "
+                        r"\['input_ids:0', 'token_type_ids:0'\]", _error_line(one_bound))
+    # A bound more than the inputs found in the graph is not ignored.
+    three = cli_in_process(*common[:-2], "--input_max=11;2;3")
+    assert three.returncode == 1
+    assert _error_line(three) == (
+        "error: Expected input_max to have one entry per input tensor (2: input_ids:0, "
+        "token_type_ids:0) or one for all. Received: input_max=(11, 2, 3) (see --input_max)")
 
 
 @pytest.fixture(scope="module")

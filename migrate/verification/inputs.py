@@ -213,6 +213,7 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
                 option="input_tensors")
         input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
         _check_dtypes(graph, output, input_names, keras_input_names, needed)
+        _check_per_input_counts(settings, input_names)
     arrays = {}
     for index, name in enumerate(input_names):
         tensor = tensor_by_name(graph, name, "input_tensors")
@@ -240,6 +241,22 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             f"not fed; {_FEED_HOW.format(name=tensor.name)}. Received: "
             f"input_tensors={input_names}, feeds={sorted(feeds)}", option="feeds")
     return LegacyFeed(input_names=input_names, arrays=arrays)
+
+
+def _check_per_input_counts(settings, input_names):
+    """Refuses per-input settings whose count differs from the placeholders found in the graph.
+
+    `VerifySettings` checks the counts against `input_tensors` when they are
+    given; found placeholders are known only here, and an extra entry must
+    not be ignored silently.
+    """
+    for name in ("input_shapes", "input_max"):
+        values = getattr(settings, name)
+        if len(values) > 1 and len(values) != len(input_names):
+            raise ArgumentError(
+                f"Expected {name} to have one entry per input tensor ({len(input_names)}: "
+                f"{', '.join(input_names)}) or one for all. Received: {name}={values!r}",
+                option=name)
 
 
 def _check_dtypes(graph, output, input_names, keras_inputs, needed):
