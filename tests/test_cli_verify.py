@@ -138,6 +138,9 @@ def test_a_char_rnn_with_an_initial_state_placeholder_verifies_with_feeds(cli_in
     line = _error_line(result)
     assert "istate:0 float32 [?, 10]" in line and "Received:" in line
     assert line.endswith(" (see --feed)"), line
+    with open(README, encoding="utf-8") as file:
+        (example,) = [text.strip() for text in file if "needs placeholder istate" in text]
+    assert line.startswith(example.removesuffix("...")), (line, example)
 
 
 def test_verify_layers_names_the_broken_layer_in_text_json_and_plot(cli_in_process, small_convnet,
