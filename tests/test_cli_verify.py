@@ -96,6 +96,14 @@ def test_a_two_input_bert_style_graph_verifies_from_the_command_line(cli_in_proc
     found = cli_in_process(*common)
     assert found.returncode == 0, found.stderr
     assert _json(found)["inputs"] == report["inputs"]
+    # Real arrays from an .npz, by tensor name.
+    import numpy as np
+
+    np.savez(directory / "inputs.npz", input_ids=np.array([[1, 2, 3, 10]], np.int32),
+             **{"token_type_ids:0": np.array([[0, 1, 1, 0]], np.int32)})
+    real = cli_in_process(*common[:-2], f"--inputs={directory / 'inputs.npz'}", "--json")
+    assert real.returncode == 0, real.stderr
+    assert _json(real)["inputs"]["input_ids:0"]["shape"] == [1, 4]
     # Type ids drawn from [0, 11) index past the two type embeddings: TensorFlow's cause is shown.
     one_bound = cli_in_process(*common[:-2], "--input_max=11")
     assert one_bound.returncode == 1
@@ -189,6 +197,11 @@ def test_convert_verify_keeps_only_a_passing_output(cli_in_process, small_convne
     assert "nothing was written" in line and "first divergent layer conv" in line
     assert line.endswith("(see --keep_failed)"), line
     assert sorted(os.listdir(tmp_path)) == ["out"]
+    # A feed the graph has no placeholder for: an error in the input, with the flag's hint.
+    result = cli_in_process(*broken, "--feed=dropout:0=1")
+    assert result.returncode == 1 and sorted(os.listdir(tmp_path)) == ["out"]
+    line = _error_line(result)
+    assert "no tensor dropout:0" in line and line.endswith("(see --feed)"), line
     result = cli_in_process(*broken, "--keep_failed")
     assert result.returncode == 1 and "kept at" in _error_line(result)
     manifest = json.loads((tmp_path / "broken" / "manifest.json").read_text())
@@ -319,3 +332,29 @@ def test_bad_batch_and_verify_values_are_usage_errors(cli_in_process, tmp_path, 
     line = _error_line(result)
     assert message in line and line.endswith("`python -m migrate batch --help`)"), line
     assert os.listdir(tmp_path) == []
+
+
+def test_ctrl_c_in_batch_shows_the_partial_report_and_exits_130(cli_in_process, tree, tmp_path,
+                                                                monkeypatch):
+    from migrate import pipeline
+
+    opened = pipeline.open_checkpoint
+
+    def interrupt_on_second(checkpoint, options=None):
+        if str(checkpoint).endswith("run1/model.ckpt-2"):
+            raise KeyboardInterrupt
+        return opened(checkpoint, options)
+
+    monkeypatch.setattr(pipeline, "open_checkpoint", interrupt_on_second)
+    output = tmp_path / "converted"
+    common = ["batch", f"--input_dir={tree}", f"--output_dir={output}", "--zoo=small_convnet",
+              "--workers=0"]
+    result = cli_in_process(*common, "--json")
+    assert result.returncode == 130 and result.stderr == "error: interrupted\n"
+    document = _json(result)
+    assert document["totals"]["converted"] == 1 and document["totals"]["not started"] == 1
+    assert json.loads((output / "batch_report.json").read_text()) == document
+    result = cli_in_process(*common)
+    assert result.returncode == 130 and result.stderr.endswith("error: interrupted\n")
+    assert "  converted 0, skipped 1 (up to date), failed 0, not started 1 (interrupted)\n" in (
+        result.stdout)
