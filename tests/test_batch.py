@@ -171,7 +171,7 @@ def test_batch_mirrors_the_layout_with_a_manifest_each_and_one_report(tree, firs
         assert item.left_out_bytes == sum(role["left_out_bytes"]
                                           for role in manifest["roles"].values())
         assert item.source_bytes == sum(entry["bytes"] for entry in manifest["source"]["files"])
-        assert len(item.warnings) == 1 and "--keep=model_state" in item.warnings[0]
+        assert len(item.warnings) == 1 and "keep='model_state'" in item.warnings[0]
     assert sorted(os.listdir(output)) == ["batch_report.json", "nested", "run1"]
     document = json.load(open(os.path.join(output, "batch_report.json")))
     assert document == json.loads(json.dumps(report.to_json()))

@@ -1,4 +1,7 @@
-"""The command line's verification: verify's input flags, --layers/--plot, convert/batch --verify."""
+"""The command line's verification: verify's input flags, --layers/--plot, convert/batch --verify.
+
+Also batch's resume flags, its timeout and Ctrl-C, as the command line passes them on.
+"""
 
 import json
 import os
@@ -58,9 +61,9 @@ def test_the_readme_verify_usage_works_as_printed(cli_in_process, small_convnet,
         "from migrate.zoo.small_convnet import build_model as build\n")
     monkeypatch.syspath_prepend(str(tmp_path))
     converted = str(tmp_path / "DIR")
-    result = cli_in_process("convert", f"--checkpoint={small_convnet}", f"--table={ENTRY.table_path}",
-                            "--model=my_models:build", f"--output={converted}",
-                            "--keep=model_state")
+    result = cli_in_process("convert", f"--checkpoint={small_convnet}",
+                            f"--table={ENTRY.table_path}", "--model=my_models:build",
+                            f"--output={converted}", "--keep=model_state")
     assert result.returncode == 0, result.stderr
     (usage, *_) = _readme_lines("verify")
     assert usage[0] == "verify", usage
