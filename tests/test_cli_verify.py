@@ -138,16 +138,17 @@ def test_a_char_rnn_with_an_initial_state_placeholder_verifies_with_feeds(cli_in
     prefix, converted = char_rnn
     common = ["verify", f"--checkpoint={prefix}", f"--converted={converted}",
               "--model=verify_graphs:char_rnn_model", "--output_tensor=outputs:0"]
-    result = cli_in_process(*common, "--input_tensor=data:0", "--feed=istate:0=0",
-                            "--feed=keep_prob:0=1.0", "--json")
+    # `data` is found as the Keras input's placeholder by its name.
+    result = cli_in_process(*common, "--feed=istate:0=0", "--feed=keep_prob:0=1.0", "--json")
     assert result.returncode == 0, result.stderr
     report = _json(result)
     assert report["passed"] and report["inputs"]["istate:0"]["keras_input"] is False
     # Without the state's feed: the graph asks for it, named with its dtype and shape.
-    result = cli_in_process(*common, "--input_tensor=data:0", "--feed=keep_prob:0=1.0")
+    result = cli_in_process(*common, "--feed=keep_prob:0=1.0")
     assert result.returncode == 1 and result.stdout == ""
     line = _error_line(result)
-    assert "istate:0 float32 [?, 10]" in line and "Received:" in line
+    assert "istate:0 float32 [?, 10], which is not fed; feed it with feeds={'istate:0': value}" in (
+        line) and "Received: input_tensors=['data:0'], feeds=['keep_prob:0']" in line
     assert line.endswith(" (see --feed)"), line
     with open(README, encoding="utf-8") as file:
         (example,) = [text.strip() for text in file if "needs placeholder istate" in text]

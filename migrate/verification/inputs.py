@@ -10,7 +10,7 @@ from migrate.errors import CheckpointError
 from migrate.errors import first_line
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
-_FEED_HOW = ("feed it with feeds={{{name!r}: value}} (a constant at its shape, the batch "
+_FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, the batch "
              "dimension set to the batch size) or give its array in the inputs file")
 
 
@@ -203,6 +203,11 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         input_names = _order_like_keras(list(settings.input_tensors), keras_names)
     else:
         candidates = [tensor for tensor in needed if tensor.name not in feeds]
+        by_keras_name = _named_like_keras(candidates, keras_names)
+        if len(candidates) > len(keras_input_names) and by_keras_name is not None:
+            # Each Keras input has its placeholder by name; the others need
+            # feeds, and the check for unfed placeholders below names them.
+            candidates = by_keras_name
         if len(candidates) != len(keras_input_names):
             listed = "; ".join(describe_placeholder(tensor) for tensor in needed) or "none"
             raise ArgumentError(
@@ -235,10 +240,13 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             arrays[name] = array
     unfed = [tensor for tensor in needed if tensor.name not in arrays]
     if unfed:
-        tensor = unfed[0]
+        listed = "; ".join(describe_placeholder(tensor) for tensor in unfed)
+        which = "it" if len(unfed) == 1 else "each"
+        entries = ", ".join(f"{tensor.name!r}: value" for tensor in unfed)
         raise ArgumentError(
-            f"The output {output.name} needs placeholder {describe_placeholder(tensor)}, which is "
-            f"not fed; {_FEED_HOW.format(name=tensor.name)}. Received: "
+            f"The output {output.name} needs placeholder{'s' if len(unfed) > 1 else ''} "
+            f"{listed}, which {'is' if len(unfed) == 1 else 'are'} not fed; "
+            f"{_FEED_HOW.format(which=which, entries=entries)}. Received: "
             f"input_tensors={input_names}, feeds={sorted(feeds)}", option="feeds")
     return LegacyFeed(input_names=input_names, arrays=arrays)
 
@@ -296,6 +304,20 @@ def keras_input_names(model):
     return [(str(getattr(tensor, "name", "input")).split(":")[0],
              str(getattr(tensor.dtype, "name", tensor.dtype)) if hasattr(tensor, "dtype") else None)
             for tensor in inputs]
+
+
+def _named_like_keras(placeholders, keras_names):
+    """Returns the placeholders named like the Keras inputs, in their order, or None.
+
+    A placeholder `scope/input_ids:0` is named like the Keras input
+    `input_ids`; None unless every Keras input has exactly one.
+    """
+    named = {}
+    for tensor in placeholders:
+        named.setdefault(tensor.name.split(":")[0].rsplit("/", 1)[-1], []).append(tensor)
+    if any(len(named.get(name, ())) != 1 for name in keras_names):
+        return None
+    return [named[name][0] for name in keras_names]
 
 
 def _order_like_keras(input_names, keras_names):
