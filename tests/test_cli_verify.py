@@ -11,19 +11,13 @@ import pytest
 
 import verify_graphs
 from migrate import zoo
+from test_cli import _error_line
 
 ENTRY = zoo.get("small_convnet")
 README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.md")
 # The conv kernel's spatial axes swapped: the shapes fit, the outputs do not.
 _BROKEN_RULE = "[[rule]]\nmatch = 'conv/kernel'\ntarget = 'conv/kernel'\ntransform = "\
                "['transpose(1, 0, 2, 3)']\n"
-
-
-def _error_line(result):
-    lines = result.stderr.strip().splitlines()
-    assert len(lines) == 1, result.stderr
-    assert lines[0].startswith("error: "), lines[0]
-    return lines[0]
 
 
 def _json(result):

@@ -306,6 +306,11 @@ def keras_input_names(model):
             for tensor in inputs]
 
 
+def _short_name(tensor_name):
+    """Returns the op's own name, as a Keras input is named: `s/input_ids:0` -> `input_ids`."""
+    return tensor_name.split(":")[0].rsplit("/", 1)[-1]
+
+
 def _named_like_keras(placeholders, keras_names):
     """Returns the placeholders named like the Keras inputs, in their order, or None.
 
@@ -314,7 +319,7 @@ def _named_like_keras(placeholders, keras_names):
     """
     named = {}
     for tensor in placeholders:
-        named.setdefault(tensor.name.split(":")[0].rsplit("/", 1)[-1], []).append(tensor)
+        named.setdefault(_short_name(tensor.name), []).append(tensor)
     if any(len(named.get(name, ())) != 1 for name in keras_names):
         return None
     return [named[name][0] for name in keras_names]
@@ -322,7 +327,7 @@ def _named_like_keras(placeholders, keras_names):
 
 def _order_like_keras(input_names, keras_names):
     """Orders placeholders like the Keras inputs when their names match one to one."""
-    by_op_name = {name.split(":")[0].rsplit("/", 1)[-1]: name for name in input_names}
+    by_op_name = {_short_name(name): name for name in input_names}
     if len(by_op_name) == len(input_names) and set(by_op_name) == set(keras_names):
         return [by_op_name[name] for name in keras_names]
     return list(input_names)
