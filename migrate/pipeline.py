@@ -220,12 +220,14 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         output_checkpoint.write(staging, root_children)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
-                                            options, table)
+                                            options, table,
+                                            unwritten_targets=report.unwritten_targets)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest)
     report.seconds = time.monotonic() - started
     if verified is not None and not verified.passed:
-        raise staged.failure(verified, kept=str(output))
+        raise staged.failure(verified, kept=str(output),
+                             unwritten_targets=report.unwritten_targets)
     return report
 
 

@@ -186,6 +186,14 @@ def test_convert_verify_keeps_only_a_passing_output(cli_in_process, small_convne
     assert manifest["verified"]["passed"] is True
     assert manifest["source"]["fingerprint"]["kind"] == "metadata+sha256"
 
+    # Trainable weights only: the BatchNorm statistics are missing, and the error says so.
+    result = cli_in_process("convert", f"--checkpoint={small_convnet}", "--zoo=small_convnet",
+                            f"--output={tmp_path / 'trainable'}", "--verify", "--json")
+    assert result.returncode == 1
+    line = _error_line(result)
+    assert "(bn/moving_mean, bn/moving_variance), which keep='model_state' carries" in line
+    assert line.endswith("first divergent layer bn (see --keep)"), line
+
     broken = ["convert", f"--checkpoint={small_convnet}", f"--table={broken_table}",
               "--zoo=small_convnet", f"--output={tmp_path / 'broken'}", "--keep=model_state",
               "--verify", "--json"]  # --json: no progress lines on standard error
