@@ -337,7 +337,8 @@ def _verify_settings():
             defaults.pop("input_max", None)
     return parity.settings_from_arguments(
         **{**defaults, **given}, batch_size=_BATCH_SIZE.value, seed=_SEED.value,
-        layers=_LAYERS.value, keep_failed=_KEEP_FAILED.value)
+        # A plot is of the layers: --plot compares them even when the outputs agree.
+        layers=_LAYERS.value or _PLOT.value is not None, keep_failed=_KEEP_FAILED.value)
 
 
 def _open_checkpoint(options):
