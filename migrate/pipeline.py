@@ -3,6 +3,7 @@
 import time
 
 from migrate import progress as progress_lib
+from migrate.errors import ArgumentError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.output import assign
@@ -170,6 +171,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
 
     Raises:
         PlanError: the plan has problems (each offender is listed).
+        ArgumentError: `dry_run` with `options.verify` (verification restores
+            the written output).
         CheckpointError, ModelError, OutputError, TableError: bad input.
         VerificationError: verification failed; nothing was written unless
             `options.verify.keep_failed`.
@@ -182,6 +185,10 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     """
     started = time.monotonic()
     options = options or ConversionOptions()
+    if dry_run and options.verify is not None:
+        raise ArgumentError("Verification restores the written output, and a dry run writes "
+                            "nothing. Expected dry_run=False, or options without verify. "
+                            "Received: dry_run=True", option="dry_run")
     model_spec = model
     model_name = model_name or (model if isinstance(model, str) else None)
     checkpoint = open_checkpoint(checkpoint, options)

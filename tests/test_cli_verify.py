@@ -375,3 +375,14 @@ def test_ctrl_c_in_batch_shows_the_partial_report_and_exits_130(cli_in_process, 
     assert result.returncode == 130 and result.stderr.endswith("error: interrupted\n")
     assert "  converted 0, skipped 1 (up to date), failed 0, not started 1 (interrupted)\n" in (
         result.stdout)
+
+
+def test_convert_dry_run_with_verify_is_a_usage_error(cli_in_process, small_convnet, tmp_path):
+    # Verification restores the written output; a dry run would skip it without a word.
+    result = cli_in_process("convert", f"--checkpoint={small_convnet}", "--zoo=small_convnet",
+                            f"--output={tmp_path / 'out'}", "--dry_run", "--verify", cwd=tmp_path)
+    assert result.returncode == 2 and os.listdir(tmp_path) == []
+    assert _error_line(result) == (
+        "error: Verification restores the written output, and a dry run writes nothing. Expected "
+        "dry_run=False, or options without verify. Received: dry_run=True (see --dry_run in "
+        "`python -m migrate convert --help`)")
