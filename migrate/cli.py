@@ -7,6 +7,7 @@ standard error: `error: ...`, exit 2 for usage errors (with a `--help` hint),
 exit 1 for errors in the input; tracebacks only with --verbose.
 """
 
+import contextlib
 import dataclasses
 import difflib
 import json
@@ -116,6 +117,13 @@ _KEEP_FAILED = _define(flags.DEFINE_bool, "keep_failed", False,
                        commands=(CONVERT, BATCH))
 # Verification inputs: verify, convert/batch with --verify, and suggest proving its draft.
 _PARITY_COMMANDS = (VERIFY, CONVERT, BATCH, SUGGEST)
+# Library options spelled otherwise on the command line, for the hints of errors.
+_FLAG_OF_OPTION = {"feeds": "feed", "input_tensors": "input_tensor",
+                   "input_shapes": "input_shape", "inputs_file": "inputs"}
+# The verification options whose fit only the legacy graph can tell.
+_GRAPH_INPUT_OPTIONS = frozenset({"output_tensor", "input_tensor", "input_tensors",
+                                  "input_shape", "input_shapes", "input_max", "feeds",
+                                  "inputs_file"})
 _INPUT_TENSOR = _define(
     flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
     "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0); "
@@ -337,7 +345,8 @@ def _verify_settings():
             defaults.pop("input_max", None)
     return parity.settings_from_arguments(
         **{**defaults, **given}, batch_size=_BATCH_SIZE.value, seed=_SEED.value,
-        layers=_LAYERS.value, keep_failed=_KEEP_FAILED.value)
+        # A plot is of the layers: --plot compares them even when the outputs agree.
+        layers=_LAYERS.value or _PLOT.value is not None, keep_failed=_KEEP_FAILED.value)
 
 
 def _open_checkpoint(options):
@@ -363,13 +372,31 @@ def command_inspect(options):
     return SUCCESS_EXIT
 
 
+@contextlib.contextmanager
+def _graph_misfits_as_input_errors():
+    """Turns verification arguments that the legacy graph refuses into input errors (exit 1).
+
+    The verification flags were parsed before TensorFlow was imported; whether
+    they fit the graph (a placeholder left without a feed, a tensor it does not
+    have) shows only once it is read, as a table's unmapped variables do, so
+    that is an error in the input, with the flag's hint, not a usage error.
+    """
+    try:
+        yield
+    except errors.ArgumentError as error:
+        if error.option not in _GRAPH_INPUT_OPTIONS:
+            raise
+        raise errors.MigrateError(str(error), option=error.option) from error
+
+
 def _convert(options, dry_run):
     import migrate
     table, model = _table_and_model()
-    report = migrate.convert(
-        _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
-        options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
-        show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
+    with _graph_misfits_as_input_errors():
+        report = migrate.convert(
+            _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
+            options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
+            show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
     _emit(report.to_json(), report.summary())
     return SUCCESS_EXIT
 
@@ -391,6 +418,10 @@ def _check_batch():
     if _RUNNER.value == "beam" and FLAGS["timeout_per_checkpoint"].present:
         raise UsageError("--timeout_per_checkpoint is for --runner=local; Beam retries and times "
                          "out work items itself.")
+    if not _TIMEOUT_PER_CHECKPOINT.value > 0:
+        # The library's own message; absl's lower bound is inclusive.
+        from migrate.batch import run as batch_run
+        batch_run.check_timeout(_TIMEOUT_PER_CHECKPOINT.value)
     _check_parity_flags()
 
 
@@ -424,8 +455,9 @@ def command_verify(options):
     entry = _zoo_entry()
     model = pipeline.load_model(_MODEL.value or entry.model_factory)
     restored = migrate.restore(model, _CONVERTED.value)
-    report = migrate.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
-                            table=_TABLE.value, converted=_CONVERTED.value)
+    with _graph_misfits_as_input_errors():
+        report = migrate.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
+                                table=_TABLE.value, converted=_CONVERTED.value)
     lines = [restored.summary(), report.summary()]
     if _PLOT.value and report.layers is not None:
         layers.plot(report.layers, _PLOT.value, tolerance=report.tolerance)
@@ -680,14 +712,21 @@ def _print_error(message, hint=""):
     print(f"{ERROR_PREFIX}{message}{hint}", file=sys.stderr)
 
 
+def _flag_of(option):
+    """Returns the flag name of a library option (`feeds` -> `feed`)."""
+    return _FLAG_OF_OPTION.get(option, option)
+
+
 def _flag_hint(option, command):
-    """Returns ` (see --OPTION)` when the library option is a flag of `command`, else ""."""
-    return f" (see --{option})" if option in command.flag_names else ""
+    """Returns ` (see --FLAG)` when the library option is a flag of `command`, else ""."""
+    flag = _flag_of(option)
+    return f" (see --{flag})" if flag in command.flag_names else ""
 
 
 def _usage_hint(help_command, option=None, command=None):
-    if command is not None and option in command.flag_names:
-        return f" (see --{option} in `{help_command} --help`)"
+    flag = _flag_of(option)
+    if command is not None and flag in command.flag_names:
+        return f" (see --{flag} in `{help_command} --help`)"
     return f" (see `{help_command} --help`)"
 
 

@@ -3,6 +3,7 @@
 import time
 
 from migrate import progress as progress_lib
+from migrate.errors import ArgumentError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.output import assign
@@ -207,6 +208,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
 
     Raises:
         PlanError: the plan has problems (each offender is listed).
+        ArgumentError: `dry_run` with `options.verify` (verification restores
+            the written output).
         CheckpointError, ModelError, OutputError, TableError: bad input.
         VerificationError: verification failed; nothing was written unless
             `options.verify.keep_failed`.
@@ -219,6 +222,10 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     """
     started = time.monotonic()
     options = options or ConversionOptions()
+    if dry_run and options.verify is not None:
+        raise ArgumentError("Verification restores the written output, and a dry run writes "
+                            "nothing. Expected dry_run=False, or options without verify. "
+                            "Received: dry_run=True", option="dry_run")
     model_spec = model
     model_name = model_name or (model if isinstance(model, str) else None)
     checkpoint = open_checkpoint(checkpoint, options)
@@ -260,12 +267,14 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         export_lib.write(staging, model, options.exports)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
-                                            options, table)
-            report.verified = manifest["verified"] = verified.manifest_entry()
+                                            options, table,
+                                            unwritten_targets=report.unwritten_targets)
+            report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest)
     report.seconds = time.monotonic() - started
     if verified is not None and not verified.passed:
-        raise staged.failure(verified, kept=str(output))
+        raise staged.failure(verified, kept=str(output),
+                             unwritten_targets=report.unwritten_targets)
     return report
 
 

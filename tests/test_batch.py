@@ -171,13 +171,14 @@ def test_batch_mirrors_the_layout_with_a_manifest_each_and_one_report(tree, firs
         assert item.left_out_bytes == sum(role["left_out_bytes"]
                                           for role in manifest["roles"].values())
         assert item.source_bytes == sum(entry["bytes"] for entry in manifest["source"]["files"])
-        assert len(item.warnings) == 1 and "--keep=model_state" in item.warnings[0]
+        assert len(item.warnings) == 1 and "keep='model_state'" in item.warnings[0]
     assert sorted(os.listdir(output)) == ["batch_report.json", "nested", "run1"]
     document = json.load(open(os.path.join(output, "batch_report.json")))
     assert document == json.loads(json.dumps(report.to_json()))
     assert document["format"] == "tf1-migrate/batch-report/1" and document["ok"] is True
     assert document["totals"] == {
         "checkpoints": 5, "converted": 5, "skipped": 0, "failed": 0, "not started": 0,
+        "verify_failed": 0,
         "source_bytes": sum(item.source_bytes for item in report.items),
         "kept_bytes": 5 * 1764, "dropped_bytes": 0, "left_out_bytes": 5 * 3568}
     assert document["scan_notes"] == [

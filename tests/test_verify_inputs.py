@@ -92,9 +92,12 @@ def test_an_unfed_placeholder_is_named_with_its_dtype_and_shape(char_rnn):
     message = str(raised.value)
     assert "istate:0 float32 [?, 10]" in message and "feeds={'istate:0': value}" in message
     assert raised.value.option == "feeds" and "Received:" in message
-    # Without input_tensors, the three placeholders cannot be matched to one Keras input.
-    with pytest.raises(migrate.ArgumentError, match="keep_prob:0 float32 <unknown rank>"):
+    # Without input_tensors, `data` is the Keras input's placeholder by name; the others need feeds.
+    with pytest.raises(migrate.ArgumentError, match=r"placeholders istate:0 float32 \[\?, 10\]; "
+                       r"keep_prob:0 float32 <unknown rank>, which are not fed; feed each with "
+                       r"feeds=\{'istate:0': value, 'keep_prob:0': value\}") as raised:
         migrate.verify(prefix, model, output_tensor="outputs:0")
+    assert raised.value.option == "feeds"
 
 
 def test_a_placeholder_of_unknown_rank_is_never_given_a_guessed_shape(tmp_path):

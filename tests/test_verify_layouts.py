@@ -50,7 +50,8 @@ def test_partitioned_lstm_forget_bias_is_read_through_the_concat(tmp_path):
     wrong = verify_graphs.write_table(tmp_path / "wrong.toml",
                                       _LSTM_TABLE.format(extra="forget_bias = 1.0"))
     problems = migrate.plan(prefix, wrong, _lstm_model()).problems
-    assert len(problems) == 1 and "uses forget_bias=0.5" in problems[0].describe()
+    assert len(problems) == 1 and "Expected forget_bias=0.5 (what the graph ran)" in (
+        problems[0].describe())
     # Without a table value, the graph's 0.5 is used and the outputs agree.
     table = verify_graphs.write_table(tmp_path / "table.toml", _LSTM_TABLE.format(extra=""))
     model = verify_graphs.convert_and_restore(prefix, table, _lstm_model, tmp_path / "converted")

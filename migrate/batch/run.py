@@ -27,6 +27,8 @@ REPORT_FORMAT = "tf1-migrate/batch-report/1"
 LOCAL_RUNNER = "local"
 BEAM_RUNNER = "beam"
 RUNNERS = (LOCAL_RUNNER, BEAM_RUNNER)
+# The totals' count of checkpoints that failed verification (also counted as failed).
+VERIFY_FAILED = "verify_failed"
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -87,6 +89,7 @@ class BatchReport:
         return {
             "checkpoints": len(self.items),
             **{status.value: len(self.with_status(status)) for status in Status},
+            VERIFY_FAILED: sum(item.verify_failed for item in self.items),
             "source_bytes": sum(item.source_bytes for item in self.items),
             "kept_bytes": sum(item.kept_bytes for item in done),
             "dropped_bytes": sum(item.dropped_bytes for item in done),
@@ -114,6 +117,8 @@ class BatchReport:
             f"{progress_lib.format_bytes(totals['dropped_bytes'])}, left out (optimizer slots, "
             f"EMA shadows, bookkeeping, ...) {progress_lib.format_bytes(totals['left_out_bytes'])}",
         ]
+        if totals[VERIFY_FAILED]:
+            lines[1] += f" ({totals[VERIFY_FAILED]} verification)"
         if totals[Status.NOT_STARTED.value]:
             lines[1] += f", not started {totals[Status.NOT_STARTED.value]} (interrupted)"
         lines.extend(f"  failed {item.relative or item.source}: {item.reason}"
@@ -125,6 +130,28 @@ class BatchReport:
         if self.report_path:
             lines.append(f"  report {self.report_path}")
         return "\n".join(lines)
+
+
+def check_timeout(timeout_per_checkpoint):
+    """Checks `convert_batch`'s `timeout_per_checkpoint`: a number of seconds > 0.
+
+    Raises:
+        ArgumentError: anything else.
+
+    Example:
+
+    >>> check_timeout(0)
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ArgumentError: Expected timeout_per_checkpoint to be a number of seconds > 0. \
+Received: timeout_per_checkpoint=0
+    """
+    if (isinstance(timeout_per_checkpoint, bool)
+            or not isinstance(timeout_per_checkpoint, (int, float))
+            or not timeout_per_checkpoint > 0):
+        raise errors.ArgumentError(
+            f"Expected timeout_per_checkpoint to be a number of seconds > 0. Received: "
+            f"timeout_per_checkpoint={timeout_per_checkpoint!r}", option="timeout_per_checkpoint")
 
 
 def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, workers=1,
@@ -195,12 +222,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     if not isinstance(workers, int) or isinstance(workers, bool) or workers < 0:
         raise errors.ArgumentError(
             f"Expected workers to be a whole number >= 0. Received: workers={workers!r}")
-    if (isinstance(timeout_per_checkpoint, bool)
-            or not isinstance(timeout_per_checkpoint, (int, float))
-            or not timeout_per_checkpoint > 0):
-        raise errors.ArgumentError(
-            f"Expected timeout_per_checkpoint to be a number of seconds > 0. Received: "
-            f"timeout_per_checkpoint={timeout_per_checkpoint!r}")
+    check_timeout(timeout_per_checkpoint)
     for name, value in (("hash_sources", hash_sources), ("recheck_outputs", recheck_outputs)):
         if not isinstance(value, bool):
             raise errors.ArgumentError(

@@ -130,6 +130,8 @@ class ItemResult:
         written_weights: model weights the output holds.
         warnings: the conversion's warnings.
         seconds: time spent on this checkpoint.
+        verify_failed: it failed because the converted model's output differs
+            from the legacy graph's (`ConversionOptions.verify`).
     """
 
     source: str
@@ -144,6 +146,7 @@ class ItemResult:
     written_weights: int = 0
     warnings: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
+    verify_failed: bool = False
 
     @classmethod
     def for_job(cls, job, status, reason="", **fields):
@@ -229,6 +232,9 @@ class Converter:
         started = time.monotonic()
         try:
             result = self._convert(job)
+        except errors.VerificationError as error:
+            result = ItemResult.for_job(job, Status.FAILED, errors.first_line(error),
+                                        verify_failed=True)
         except errors.MigrateError as error:
             result = ItemResult.for_job(job, Status.FAILED, errors.first_line(error))
         except Exception as error:  # A bug or an unexpected TensorFlow failure: one item only.

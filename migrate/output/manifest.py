@@ -24,6 +24,8 @@ from migrate.version import __version__
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "tf1-migrate/manifest/1"
+# The key of a verified conversion's `VerifyReport.manifest_entry()`.
+VERIFIED_KEY = "verified"
 
 
 @dataclasses.dataclass
@@ -301,7 +303,8 @@ def is_current(output_dir, source_paths, *, table_sha256, model, options, hash_s
     `ConversionOptions`; the sources have the same metadata fingerprint (and,
     with `hash_sources`, every file the same SHA-256, which the manifest must
     hold); and the output's files are all there with their recorded sizes
-    (with `recheck_outputs`, re-hashed as `check` does).
+    (with `recheck_outputs`, re-hashed as `check` does); and, if it was
+    verified, verification passed.
 
     Args:
         output_dir: a converted output directory (it need not exist).
@@ -323,7 +326,8 @@ def is_current(output_dir, source_paths, *, table_sha256, model, options, hash_s
         fingerprint = source["fingerprint"]["sha256"]
     except (OutputError, KeyError, TypeError):
         return None
-    if not same_settings:
+    # An output kept after failing verification (`keep_failed`) is never current.
+    if not same_settings or (manifest.get(VERIFIED_KEY) or {}).get("passed") is False:
         return None
     try:
         if {files.basename(path) for path in source_paths} != set(recorded):

@@ -10,7 +10,7 @@ from migrate.errors import CheckpointError
 from migrate.errors import first_line
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
-_FEED_HOW = ("feed it with feeds={{{name!r}: value}} (a constant at its shape, the batch "
+_FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, the batch "
              "dimension set to the batch size) or give its array in the inputs file")
 
 
@@ -203,6 +203,11 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         input_names = _order_like_keras(list(settings.input_tensors), keras_names)
     else:
         candidates = [tensor for tensor in needed if tensor.name not in feeds]
+        by_keras_name = _named_like_keras(candidates, keras_names)
+        if len(candidates) > len(keras_input_names) and by_keras_name is not None:
+            # Each Keras input has its placeholder by name; the others need
+            # feeds, and the check for unfed placeholders below names them.
+            candidates = by_keras_name
         if len(candidates) != len(keras_input_names):
             listed = "; ".join(describe_placeholder(tensor) for tensor in needed) or "none"
             raise ArgumentError(
@@ -213,6 +218,7 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
                 option="input_tensors")
         input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
         _check_dtypes(graph, output, input_names, keras_input_names, needed)
+        _check_per_input_counts(settings, input_names)
     arrays = {}
     for index, name in enumerate(input_names):
         tensor = tensor_by_name(graph, name, "input_tensors")
@@ -234,12 +240,31 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             arrays[name] = array
     unfed = [tensor for tensor in needed if tensor.name not in arrays]
     if unfed:
-        tensor = unfed[0]
+        listed = "; ".join(describe_placeholder(tensor) for tensor in unfed)
+        which = "it" if len(unfed) == 1 else "each"
+        entries = ", ".join(f"{tensor.name!r}: value" for tensor in unfed)
         raise ArgumentError(
-            f"The output {output.name} needs placeholder {describe_placeholder(tensor)}, which is "
-            f"not fed; {_FEED_HOW.format(name=tensor.name)}. Received: "
+            f"The output {output.name} needs placeholder{'s' if len(unfed) > 1 else ''} "
+            f"{listed}, which {'is' if len(unfed) == 1 else 'are'} not fed; "
+            f"{_FEED_HOW.format(which=which, entries=entries)}. Received: "
             f"input_tensors={input_names}, feeds={sorted(feeds)}", option="feeds")
     return LegacyFeed(input_names=input_names, arrays=arrays)
+
+
+def _check_per_input_counts(settings, input_names):
+    """Refuses per-input settings whose count differs from the placeholders found in the graph.
+
+    `VerifySettings` checks the counts against `input_tensors` when they are
+    given; found placeholders are known only here, and an extra entry must
+    not be ignored silently.
+    """
+    for name in ("input_shapes", "input_max"):
+        values = getattr(settings, name)
+        if len(values) > 1 and len(values) != len(input_names):
+            raise ArgumentError(
+                f"Expected {name} to have one entry per input tensor ({len(input_names)}: "
+                f"{', '.join(input_names)}) or one for all. Received: {name}={values!r}",
+                option=name)
 
 
 def _check_dtypes(graph, output, input_names, keras_inputs, needed):
@@ -281,9 +306,28 @@ def keras_input_names(model):
             for tensor in inputs]
 
 
+def _short_name(tensor_name):
+    """Returns the op's own name, as a Keras input is named: `s/input_ids:0` -> `input_ids`."""
+    return tensor_name.split(":")[0].rsplit("/", 1)[-1]
+
+
+def _named_like_keras(placeholders, keras_names):
+    """Returns the placeholders named like the Keras inputs, in their order, or None.
+
+    A placeholder `scope/input_ids:0` is named like the Keras input
+    `input_ids`; None unless every Keras input has exactly one.
+    """
+    named = {}
+    for tensor in placeholders:
+        named.setdefault(_short_name(tensor.name), []).append(tensor)
+    if any(len(named.get(name, ())) != 1 for name in keras_names):
+        return None
+    return [named[name][0] for name in keras_names]
+
+
 def _order_like_keras(input_names, keras_names):
     """Orders placeholders like the Keras inputs when their names match one to one."""
-    by_op_name = {name.split(":")[0].rsplit("/", 1)[-1]: name for name in input_names}
+    by_op_name = {_short_name(name): name for name in input_names}
     if len(by_op_name) == len(input_names) and set(by_op_name) == set(keras_names):
         return [by_op_name[name] for name in keras_names]
     return list(input_names)

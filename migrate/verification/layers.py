@@ -176,7 +176,7 @@ def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
         raise ArgumentError("No layer of the model holds weights the table converts. Expected "
                             "the table of this conversion. Received: table=" + repr(table.origin))
     try:
-        probe = keras.Model(model.inputs, [layer.output for layer, _, _ in sources])
+        probe = keras.Model(model.input, [layer.output for layer, _, _ in sources])
     except (AttributeError, ValueError, TypeError) as error:
         raise ArgumentError(f"The layer-by-layer comparison takes each layer's output, which only "
                             f"a functional Keras model exposes: {error}. Received: "

@@ -13,6 +13,10 @@ from migrate.verification.settings import DEFAULT_BATCH_SIZE
 from migrate.verification.settings import DEFAULT_TOLERANCE
 from migrate.verification.settings import VerifySettings
 
+# In a graph-mode run error: the line naming the failing node, and the lines
+# that only say where it was defined.
+_NODE_LINE = "Node: "
+_OP_ERROR_FRAME_LINES = ("Graph execution error", "Detected at node", "File ", _NODE_LINE, "[[")
 
 @dataclasses.dataclass
 class VerifyReport:
@@ -118,10 +122,26 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
                 saver.restore(session, tensorflow_path(prefix))
                 outputs = session.run(output, feed_dict)
             except tf.errors.OpError as error:
-                raise CheckpointError(f"The legacy graph failed to run: {first_line(error)}. "
+                raise CheckpointError(f"The legacy graph failed to run: {_op_error_text(error)}. "
                                       f"Received: fed {sorted(feed.arrays)}") from None
             extra = _run_extras(session, extras, feed_dict)
     return feed, outputs, extra
+
+
+def _op_error_text(error):
+    """Returns the line of a TensorFlow run error that says what failed, with the node's name.
+
+    A graph-mode error's first line is "Graph execution error:", followed by
+    where the node was defined; the cause ("indices[0] = 5 is not in [0, 2)")
+    comes after the line "Node: 'NAME'".
+    """
+    lines = [line.strip() for line in str(getattr(error, "message", error)).splitlines()]
+    node = next((line[len(_NODE_LINE):].strip("'") for line in lines
+                 if line.startswith(_NODE_LINE)), None)
+    causes = [line for line in lines if line and not line.startswith(_OP_ERROR_FRAME_LINES)]
+    if not causes:
+        return first_line(error)
+    return causes[0] + (f" (node {node})" if node else "")
 
 
 def _run_extras(session, tensors, feed_dict):

@@ -36,7 +36,7 @@ def fresh_model(model_spec, model):
                          f"'module:callable'. Received: model={type(model).__name__}") from None
 
 
-def verify_staged(prefix, model_spec, model, staging, options, table):
+def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritten_targets=()):
     """Restores the staged output into a fresh model and compares it with the legacy graph.
 
     Args:
@@ -45,6 +45,8 @@ def verify_staged(prefix, model_spec, model, staging, options, table):
         staging: the temporary output directory, checkpoint written.
         options: the `ConversionOptions` (its `verify` settings and `ema`).
         table: the `MappingTable`, for the layer-by-layer comparison.
+        unwritten_targets: the model weights the output does not carry (as
+            in the `ConversionReport`), named by a failure.
 
     Returns:
         The `VerifyReport`.
@@ -60,17 +62,32 @@ def verify_staged(prefix, model_spec, model, staging, options, table):
     restore_lib.restore(fresh, staging)
     report = parity.verify(prefix, fresh, settings=options.verify, ema=options.ema, table=table)
     if not report.passed and not options.verify.keep_failed:
-        raise failure(report, kept=None)
+        raise failure(report, kept=None, unwritten_targets=unwritten_targets)
     return report
 
 
-def failure(report, *, kept):
-    """Returns the `VerificationError` for a failed report (`kept`: where the output stays)."""
+def failure(report, *, kept, unwritten_targets=()):
+    """Returns the `VerificationError` for a failed report.
+
+    Args:
+        report: the failed `VerifyReport`.
+        kept: where the output stays, or None when it was discarded.
+        unwritten_targets: model weights the output does not carry (with
+            `keep="trainable"`, BatchNorm statistics): the likely cause, so
+            the error names them and points at the `keep` option.
+    """
     where = f"the output is kept at {kept}" if kept else "nothing was written"
     layer = (f"; first divergent layer {report.first_divergent_layer}"
              if report.first_divergent_layer else "")
+    cause, option = "", "keep_failed"
+    if unwritten_targets:
+        examples = ", ".join(unwritten_targets[:3]) + (", ..." if len(unwritten_targets) > 3
+                                                        else "")
+        cause = (f"; the output does not carry {len(unwritten_targets)} non-trainable model "
+                 f"weight(s) ({examples}), which keep='model_state' carries")
+        option = "keep"
     return VerificationError(
-        f"The converted model's output differs from the legacy graph's ({where}). Expected "
-        f"max relative diff <= {report.tolerance:g}. Received: "
+        f"The converted model's output differs from the legacy graph's ({where}{cause}). "
+        f"Expected max relative diff <= {report.tolerance:g}. Received: "
         f"max_rel_diff={report.max_rel_diff:.3g} on {report.output_tensor}{layer}",
-        option="keep_failed")
+        option=option)
