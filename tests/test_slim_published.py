@@ -48,6 +48,7 @@ def _published_copy(prefix, directory):
 
 def test_1001_class_v1_checkpoint_without_meta_matches_legacy_logits_without_background(
         trained, table, tmp_path):
+    from migrate.verification import inputs
     from migrate.verification import parity
     from migrate.zoo import resnet_v1_50
 
@@ -63,11 +64,10 @@ def test_1001_class_v1_checkpoint_without_meta_matches_legacy_logits_without_bac
     assert migrate.restore(model, output).unchanged == []
     verify = ENTRY.verify
     # The test keeps the `.meta` aside (beside the trained copy) to run the legacy graph.
-    inputs, legacy_logits = parity.run_legacy(
-        trained, trained + ".meta", verify["input_tensor"], verify["output_tensor"],
-        batch_size=2, input_shape=verify["input_shape"])
+    settings = parity.settings_from_arguments(**verify, batch_size=2)
+    feed, legacy_logits, _ = parity.run_legacy(trained, settings, inputs.keras_input_names(model))
     assert legacy_logits.shape == (2, 1001)
-    keras_logits = np.asarray(model(inputs, training=False))
+    keras_logits = np.asarray(model(feed.keras_inputs(), training=False))
     max_abs, max_rel = parity.compare(legacy_logits[:, 1:], keras_logits)
     assert max_rel <= ENTRY.verify["tolerance"], (max_abs, max_rel)
     assert max_abs > 0

@@ -102,6 +102,8 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
     """
     import tensorflow as tf
 
+    from migrate.source.checkpoint import tensorflow_path
+
     meta_path = inputs_lib.check_meta(prefix)
     graph = tf.Graph()
     with graph.as_default():
