@@ -9,7 +9,7 @@ The public API, gathered here:
     migrate.restore(fresh_model, "converted")
 """
 
-from migrate.version import __version__
+from migrate.version import __version__  # noqa: F401  (the package version, `migrate.__version__`)
 
 from migrate.batch.run import BatchInterrupted
 from migrate.batch.run import BatchReport

@@ -50,6 +50,8 @@ PARTIAL_MARK = ".partial-"  # migrate.output.atomic.PARTIAL_MARK; not imported, 
 ERROR_PREFIX = "error: "
 # Standard error lines that may accompany the one error line.
 ALLOWED_STDERR_PREFIXES = ("convert [", "  - ")
+# migrate.planning.plan.side_by_side_lines: a plan error's unmapped sources beside unfilled targets.
+SIDE_BY_SIDE_HEADER = "unmapped sources and unfilled targets, paired by shape:"
 # TensorFlow's prefix for errors raised inside its functions: noise to a user.
 TENSORFLOW_NOISE = "{{function_node"
 CRASH_MARKS = ("Traceback (most recent call last)", "Fatal Python error", "Check failed",
@@ -1103,6 +1105,20 @@ def execute(case, inputs, *, in_process=False):
     return Outcome(case.name, inputs, steps, before, after, partials)
 
 
+def _without_side_by_side(lines):
+    """Drops a plan error's side-by-side block: its header and the `  A  <->  B` lines under it."""
+    kept, in_block = [], False
+    for line in lines:
+        if line == SIDE_BY_SIDE_HEADER:
+            in_block = True
+            continue
+        if in_block and line.startswith("  ") and "  <->  " in line:
+            continue
+        in_block = False
+        kept.append(line)
+    return kept
+
+
 def stderr_problems(stderr, code):
     """Lists what is wrong with a command's standard error for its exit code."""
     problems = [f"standard error shows {mark!r}" for mark in CRASH_MARKS if mark in stderr]
@@ -1111,7 +1127,8 @@ def stderr_problems(stderr, code):
     if code == 1:
         if len(errors) != 1:
             problems.append(f"expected one {ERROR_PREFIX!r} line, received {len(errors)}")
-        others = [line for line in lines if not line.startswith(ERROR_PREFIX)
+        others = [line for line in _without_side_by_side(lines)
+                  if not line.startswith(ERROR_PREFIX)
                   and not line.startswith(ALLOWED_STDERR_PREFIXES)]
         if others:
             problems.append(f"unexpected standard error line(s): {others[:3]}")

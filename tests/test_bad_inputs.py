@@ -267,19 +267,3 @@ def test_robustness_report_counts_what_the_cases_did(seed_prefix, tmp_path):
     rows = {row["case"]: row for row in document["cases"]}
     assert rows["killed_mid_write"]["codes"] == [-9, 0, 0]
     assert rows["output_no_space"]["error_line"].startswith("error: Cannot write output ")
-
-
-@pytest.mark.slow
-def test_robustness_report_of_the_whole_corpus_is_all_clean(seed_prefix, tmp_path):
-    # Every case as real `python -m migrate` processes, two at a time: about
-    # two and a half minutes on two cores; the figures the issue asks for.
-    completed = _script("robustness_report.py", f"--checkpoint={seed_prefix}",
-                        f"--workdir={tmp_path}", "--json")
-    document = json.loads(completed.stdout)
-    failed = [row for row in document["cases"] if not row["clean"]]
-    assert failed == []
-    figures = document["figures"]
-    assert figures["tried"] == figures["clean"] >= len(damage.CASES)
-    assert (figures["tracebacks"], figures["crashes"], figures["partial_outputs"],
-            figures["inputs_modified"]) == (0, 0, 0, 0)
-    assert completed.returncode == 0

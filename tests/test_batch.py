@@ -4,7 +4,6 @@ import hashlib
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
@@ -87,39 +86,6 @@ def write_step_checkpoints(*specs):
     if completed.returncode != 0:
         raise RuntimeError(f"Writing step checkpoints failed:\n{completed.stderr[-4000:]}")
     return completed.stdout.split()
-
-
-def time_batch_against_single_runs(input_dir, workdir, *, single_runs=3, workers=1):
-    """Times one batch over `input_dir` against separate `python -m migrate convert` runs.
-
-    The separate runs convert the first `single_runs` checkpoints; their
-    median time is multiplied by the number of checkpoints.
-
-    Returns:
-        `{"checkpoints", "batch_seconds", "single_run_seconds", "single_runs_estimate_seconds",
-        "speedup"}`.
-
-    Example:
-
-        figures = time_batch_against_single_runs("train", "timing")   # after write_step_checkpoints
-    """
-    started = time.monotonic()
-    report = migrate.convert_batch(input_dir, os.path.join(workdir, "batch"), ENTRY.table_path,
-                                   ENTRY.model_factory, workers=workers)
-    batch_seconds = time.monotonic() - started
-    assert report.ok and len(report.with_status("converted")) == len(report.items), report.summary()
-    single = []
-    for index, item in enumerate(report.items[:single_runs]):
-        started = time.monotonic()
-        result = run_cli("convert", f"--checkpoint={item.source}", "--zoo=small_convnet",
-                         f"--output={os.path.join(workdir, 'single', str(index))}")
-        single.append(time.monotonic() - started)
-        assert result.returncode == 0, result.stderr
-    estimate = statistics.median(single) * len(report.items)
-    return {"checkpoints": len(report.items), "batch_seconds": round(batch_seconds, 2),
-            "single_run_seconds": round(statistics.median(single), 2),
-            "single_runs_estimate_seconds": round(estimate, 1),
-            "speedup": round(estimate / batch_seconds, 1)}
 
 
 @pytest.fixture(scope="module")
@@ -441,14 +407,3 @@ def test_library_refuses_a_model_it_cannot_send_to_workers(tree, tmp_path):
         migrate.convert_batch(tree, str(tmp_path / "o"), ENTRY.table_path, lambda: None)
     with pytest.raises(migrate.ModelError, match="Cannot import model module 'no_such_module'"):
         migrate.convert_batch(tree, str(tmp_path / "o"), ENTRY.table_path, "no_such_module:build")
-
-
-@pytest.mark.slow
-def test_fifty_step_checkpoints_convert_much_faster_as_one_batch(tmp_path):
-    # Justified at about a minute: writing 50 checkpoints, one batch, and
-    # three separate CLI runs to estimate fifty.
-    write_step_checkpoints((tmp_path / "train" / "run", 50, 0, 50))
-    figures = time_batch_against_single_runs(str(tmp_path / "train"), str(tmp_path / "timing"))
-    print(figures)
-    assert figures["checkpoints"] == 50
-    assert figures["speedup"] >= 5, figures

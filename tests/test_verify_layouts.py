@@ -1,7 +1,6 @@
 """No silently wrong layout: what the graph shows about a cell is read and checked by the plan."""
 
 import keras
-import pytest
 
 import verify_graphs
 

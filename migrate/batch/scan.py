@@ -164,10 +164,12 @@ def _add_prefixes(result, root, directory, names, latest_only):
         path = files.join(directory, prefix)
         try:
             owned = checkpoint.source_files(path)
-        except errors.CheckpointError as error:  # A missing shard: the conversion says so too.
-            result.failures.append({"path": path, "relative": _relative(root, path),
-                                    "reason": str(error)})
-            continue
+        except errors.CheckpointError:
+            # Damaged (a shard missing): still found, and its conversion fails
+            # with the reason; its size is what is there.
+            owned = [files.join(directory, name) for name in names
+                     if (name == prefix or name.startswith((prefix + ".", prefix + "-")))
+                     and not files.is_directory(files.join(directory, name))]
         result.found.append(FoundCheckpoint(
             prefix=path, relative=_relative(root, path),
             source_bytes=sum(files.size(name) for name in owned)))

@@ -27,7 +27,6 @@ import tempfile
 import time
 
 from migrate import errors
-from migrate import files
 from migrate.options import ConversionOptions
 
 WORKER_MODULE = "migrate.batch.worker"
