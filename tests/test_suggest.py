@@ -241,20 +241,10 @@ def test_a_value_comparison_resolves_ambiguous_branches(legacy_checkpoint):
 
 
 def test_a_model_with_a_layer_missing_is_not_ok_and_names_the_variables(legacy_checkpoint):
-    import keras
-
-    from legacy_graphs import small_convnet as legacy
-
-    def without_batch_norm():
-        images = keras.Input(legacy.INPUT_SHAPE)
-        net = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(images)
-        net = keras.layers.ReLU()(net)
-        net = keras.layers.MaxPooling2D(2)(net)
-        net = keras.layers.Flatten()(net)
-        return keras.Model(images, keras.layers.Dense(legacy.NUM_CLASSES, name="logits")(net))
+    from suggest_models import small_convnet_without_batch_norm
 
     entry = zoo.get("small_convnet")
-    report = migrate.suggest(legacy_checkpoint("small_convnet"), without_batch_norm,
+    report = migrate.suggest(legacy_checkpoint("small_convnet"), small_convnet_without_batch_norm,
                              options=migrate.ConversionOptions(keep="model_state"),
                              verify=_settings(entry.verify))
     assert not report.ok

@@ -8,22 +8,6 @@ REPOSITORY = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir)
 SMALL_CONVNET = "migrate.zoo.small_convnet:build_model"
 SMALL_CONVNET_INPUTS = ("--output_tensor=logits/BiasAdd:0", "--input_shape=8,8,3")
 
-# A small_convnet twin without its batch norm: not equivalent to the legacy graph.
-WITHOUT_BATCH_NORM = '''
-import keras
-
-from legacy_graphs import small_convnet as legacy
-
-
-def build():
-    images = keras.Input(legacy.INPUT_SHAPE)
-    net = keras.layers.Conv2D(4, 3, padding="same", use_bias=False, name="conv")(images)
-    net = keras.layers.ReLU()(net)
-    net = keras.layers.MaxPooling2D(2)(net)
-    net = keras.layers.Flatten()(net)
-    return keras.Model(images, keras.layers.Dense(legacy.NUM_CLASSES, name="logits")(net))
-'''
-
 
 def test_suggest_drafts_a_table_that_converts_with_parity(cli_in_process, legacy_checkpoint,
                                                            tmp_path):
@@ -63,13 +47,11 @@ def test_suggest_refuses_to_replace_a_draft_without_overwrite(cli_in_process, le
 
 
 def test_suggest_for_a_model_with_a_layer_missing_exits_1_naming_the_variables(
-        cli_in_process, legacy_checkpoint, tmp_path, monkeypatch):
-    (tmp_path / "without_batch_norm.py").write_text(WITHOUT_BATCH_NORM)
-    monkeypatch.syspath_prepend(str(tmp_path))
+        cli_in_process, legacy_checkpoint, tmp_path):
     prefix = legacy_checkpoint("small_convnet")
     draft = tmp_path / "draft.toml"
     result = cli_in_process("suggest", f"--checkpoint={prefix}",
-                            "--model=without_batch_norm:build", f"--output={draft}",
+                            "--model=suggest_models:small_convnet_without_batch_norm", f"--output={draft}",
                             "--keep=model_state", *SMALL_CONVNET_INPUTS)
     assert result.returncode == 1, result.stdout + result.stderr
     for name in ("bn/gamma [4]", "bn/beta [4]", "bn/moving_mean [4]", "bn/moving_variance [4]"):
