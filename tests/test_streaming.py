@@ -341,7 +341,10 @@ def test_a_large_tensor_never_exists_twice(tmp_path):
     # What the direct path adds does not grow with the tensor: mostly the 8 MB
     # read buffers of the manifest's file hashing (about 31 MB, measured).
     assert growth["direct"] < tensor_bytes / 3, growth
-    assert growth["numpy"] > tensor_bytes, growth
+    # The contrast that shows the measurement works: the NumPy path holds a
+    # second copy of the kernel. Peak RSS is sampled in pages, so a copy can
+    # measure a few pages short of the tensor's exact size (seen: 16 kB).
+    assert growth["numpy"] > 0.9 * tensor_bytes, growth
 
 
 @pytest.mark.parametrize("arguments", [

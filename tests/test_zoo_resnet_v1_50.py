@@ -6,7 +6,6 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-import legacy_graphs
 import migrate
 from migrate import zoo
 
@@ -21,9 +20,9 @@ def entry():
 
 
 @pytest.fixture(scope="module")
-def legacy_prefix(tmp_path_factory):
-    return legacy_graphs.build_in_subprocess(
-        "resnet_v1_50", str(tmp_path_factory.mktemp("legacy")))
+def legacy_prefix(legacy_checkpoint):
+    # The session's build, shared with the zoo, suggest and reader tests (read only here).
+    return legacy_checkpoint("resnet_v1_50")
 
 
 @pytest.fixture(scope="module")
