@@ -97,9 +97,8 @@ def assign_into_model(checkpoint, table, model, *, options=None):
     """
     options = options or ConversionOptions()
     checkpoint = open_checkpoint(checkpoint, options)
-    conversion_plan, weights, _ = _plan(checkpoint, load_table(table), model, options)
+    conversion_plan, _, variables_by_path, _ = _plan(checkpoint, load_table(table), model, options)
     if not conversion_plan.problems:
-        variables_by_path = {path: variable for path, (_, variable) in weights.items()}
         assign.execute(conversion_plan, checkpoint, variables_by_path,
                        allow_nonfinite=options.allow_nonfinite)
     return conversion_plan
@@ -109,21 +108,23 @@ def _plan(checkpoint, table, model, options):
     """Plans and, when the plan has no problems, checks reachability.
 
     Returns:
-        `(plan, weights, object_paths)`: `weights` as from
-        `target_model.weights`, `object_paths` from `target_model.reachable_paths`
-        (None when the plan has problems).
+        `(plan, targets, variables_by_path, object_paths)`: the model's
+        `TargetWeight`s and variables by path (`target_model.weights` split in
+        two), and `object_paths` from `target_model.reachable_paths` (None when
+        the plan has problems).
     """
     weights = target_model.weights(model)
+    targets = {path: weight for path, (weight, _) in weights.items()}
+    variables_by_path = {path: variable for path, (_, variable) in weights.items()}
     conversion_plan = make_plan(
-        checkpoint.variables, table, {path: weight for path, (weight, _) in weights.items()},
+        checkpoint.variables, table, targets,
         keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
         resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint))
     object_paths = None
     if not conversion_plan.problems:
         object_paths = target_model.reachable_paths(
-            model, conversion_plan.target_paths,
-            {path: variable for path, (_, variable) in weights.items()})
-    return conversion_plan, weights, object_paths
+            model, conversion_plan.target_paths, variables_by_path)
+    return conversion_plan, targets, variables_by_path, object_paths
 
 
 def _graph_parameters(checkpoint):
@@ -236,21 +237,21 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
     model = load_model(model)
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
-    conversion_plan, weights, object_paths = _plan(checkpoint, table, model, options)
+    conversion_plan, targets, variables_by_path, object_paths = _plan(
+        checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
     report = report_lib.ConversionReport(
         checkpoint=checkpoint.prefix, role_origin=checkpoint.role_origin, table=table.origin,
         output=None if dry_run else str(output), keep=options.keep,
         roles=report_lib.role_totals(checkpoint.variables, conversion_plan),
         written_weights=len(conversion_plan.target_paths),
-        written_bytes=sum(weights[path][0].nbytes for path in conversion_plan.target_paths),
+        written_bytes=sum(targets[path].nbytes for path in conversion_plan.target_paths),
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
         ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
         exports=list(options.exports))
     if dry_run:
         return report
-    variables_by_path = {path: variable for path, (_, variable) in weights.items()}
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
     _, nonfinite = assign.execute(conversion_plan, checkpoint, variables_by_path,
