@@ -84,3 +84,10 @@ def sha256(path):
 def size(path):
     """Returns a file's size in bytes."""
     return gfile().stat(path).length
+
+
+def open_binary(path, mode):
+    """Opens a file in binary `mode` ("rb", "wb"): `open` for local paths, gfile for URLs."""
+    if "://" not in path:
+        return open(path, mode)
+    return gfile().GFile(path, mode)

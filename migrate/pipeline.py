@@ -254,24 +254,27 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         return report
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
-    _, nonfinite = assign.execute(conversion_plan, checkpoint, variables_by_path,
-                                  allow_nonfinite=options.allow_nonfinite, progress=progress)
-    report.nonfinite = [[name, count] for name, count in nonfinite]
-    manifest = manifest_lib.build(
-        checkpoint=checkpoint, table=table, model=model, model_name=model_name, report=report,
-        sources=sources.result(), options=options)
     root_children = output_checkpoint.mirror(
         object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
     verified = None
     with atomic.staged_directory(output, overwrite=overwrite) as staging:
-        output_checkpoint.write(staging, root_children)
+        # Each weight is written as soon as it is assigned, while the next is read.
+        with output_checkpoint.CheckpointStream(staging, root_children) as stream:
+            _, nonfinite = assign.execute(
+                conversion_plan, checkpoint, variables_by_path,
+                allow_nonfinite=options.allow_nonfinite, progress=progress,
+                on_assigned=stream.write)
+        report.nonfinite = [[name, count] for name, count in nonfinite]
+        manifest = manifest_lib.build(
+            checkpoint=checkpoint, table=table, model=model, model_name=model_name,
+            report=report, sources=sources.result(), options=options)
         export_lib.write(staging, model, options.exports)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
                                             options, table,
                                             unwritten_targets=report.unwritten_targets)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
-        manifest_lib.write(staging, manifest)
+        manifest_lib.write(staging, manifest, known_digests=stream.digests)
     report.seconds = time.monotonic() - started
     if verified is not None and not verified.passed:
         raise staged.failure(verified, kept=str(output),

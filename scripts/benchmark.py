@@ -52,6 +52,7 @@ BATCH = "batch"
 SEPARATE = "separate"
 RERUN = "rerun"
 DECISIONS = "decisions"
+PER_CHECKPOINT = "per_checkpoint"
 
 _WORKLOADS = flags.DEFINE_list(
     "workloads", ",".join(WORKLOADS), f"Workloads to measure, any of {', '.join(WORKLOADS)}.")
@@ -347,7 +348,7 @@ def measure_large_batch(workload, directory, workdir, repeats):
     command = _python("-m", "migrate", "batch", f"--input_dir={directory}",
                       f"--output_dir={output}", f"--table={workload.table}",
                       f"--model={workload.model}")
-    results = {BATCH: [], RERUN: [], DECISIONS: []}
+    results = {BATCH: [], RERUN: [], DECISIONS: [], PER_CHECKPOINT: []}
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
         for run in (BATCH, RERUN):
@@ -355,6 +356,14 @@ def measure_large_batch(workload, directory, workdir, repeats):
             print(f"  {workload.name} {run:<6} {result.seconds:6.2f} s "
                   f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
             results[run].append(result)
+            if run == BATCH:
+                # Each checkpoint's own seconds in the worker: the batch's
+                # cost per checkpoint once TensorFlow is imported and the
+                # model built, which the whole run spreads over all of them.
+                with open(os.path.join(output, "batch_report.json"), encoding="utf-8") as report:
+                    results[PER_CHECKPOINT].extend(
+                        item["seconds"] for item in json.load(report)["items"]
+                        if item["status"] == "converted")
         # The report's own time: the library call alone, after the command
         # line has imported TensorFlow (what the rerun spends deciding).
         with open(os.path.join(output, "batch_report.json"), encoding="utf-8") as report:
@@ -384,17 +393,26 @@ def large_batch_rows(prefix, results, copies, count, kept_bytes):
         f"| | rerun inside `convert_batch` (its report's seconds: scan, {count} resume "
         f"decisions, report; TensorFlow already imported) | "
         f"{statistics.median(results[DECISIONS]):.2f} | — | — | — |",
+        f"| | one checkpoint inside the worker (median of the reports' per-checkpoint "
+        f"seconds: read, assign, write, hash, manifest, rename) | "
+        f"{statistics.median(results[PER_CHECKPOINT]):.2f} "
+        f"({_range(results[PER_CHECKPOINT])}) | — | — | "
+        f"{_throughput(source, statistics.median(results[PER_CHECKPOINT]))} |",
         f"| | plain copy of one checkpoint's kept bytes (read {read_rate / 1e9:.2f} GB/s, "
         f"write {write_rate / 1e9:.2f} GB/s) | {copy_seconds:.2f} "
         f"({_range([run['seconds'] for run in copies])}) | — | — | "
         f"{_throughput(kept_bytes, copy_seconds)} |",
     ]
-    per_checkpoint = batch_seconds / count / copy_seconds
+    per_checkpoint = statistics.median(results[PER_CHECKPOINT]) / copy_seconds
+    whole_run = batch_seconds / count / copy_seconds
     rerun = rerun_seconds / batch_seconds
     targets = [
-        f"| batch_vgg_16: wall per checkpoint / plain copy of its kept bytes | "
+        f"| batch_vgg_16: wall per checkpoint in the worker / plain copy of its kept bytes | "
         f"{per_checkpoint:.2f}x | <= {BATCH_VS_COPY}x | "
         f"{_verdict(per_checkpoint <= BATCH_VS_COPY)} |",
+        f"| batch_vgg_16: whole run's wall / {count} / plain copy (start-up, TensorFlow import "
+        f"and model build, spread over {count} checkpoints) | {whole_run:.2f}x | "
+        f"<= {BATCH_VS_COPY}x | {_verdict(whole_run <= BATCH_VS_COPY)} |",
         f"| batch_vgg_16: rerun / first run | {100 * rerun:.1f}% | "
         f"<= {100 * RERUN_VS_FIRST:.0f}% | {_verdict(rerun <= RERUN_VS_FIRST)} |",
     ]

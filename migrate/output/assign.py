@@ -7,7 +7,8 @@ from migrate.errors import ModelError
 from migrate.output import direct_read
 
 
-def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None):
+def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None,
+            on_assigned=None):
     """Reads, converts and assigns every planned tensor, one assignment at a time.
 
     Only the planned keys are read (slots, EMA shadows left out and dropped
@@ -22,6 +23,9 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
         variables_by_path: the model's variables by target path.
         allow_nonfinite: carry NaN/Inf values instead of refusing them.
         progress: an optional `migrate.progress.Progress`.
+        on_assigned: called with the list of variables an assignment filled,
+            right after it (a `migrate.output.checkpoint.CheckpointStream`'s
+            `write`, so that each weight is written while the next is read).
 
     Returns:
         `(written_bytes, nonfinite)` where `nonfinite` lists `(name, count)` of
@@ -50,6 +54,8 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
             nbytes = _convert_and_assign(assignment, checkpoint, variables_by_path,
                                          nonfinite, allow_nonfinite)
         written += nbytes
+        if on_assigned is not None:
+            on_assigned([variables_by_path[target] for target in assignment.targets])
         if progress is not None:
             progress.advance(1, nbytes, assignment.targets[0])
     if progress is not None:

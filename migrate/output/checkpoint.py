@@ -1,12 +1,28 @@
 """Writes a TF2 object-based checkpoint that holds only the planned weights, at the model's paths.
 
-The checkpoint shares the model's own variables (no second copy of the
-weights is held) and mirrors only the part of the model's object graph that
-leads to them, so `tf.train.Checkpoint(model=fresh_model).read(...)` restores
-them into a fresh model of the same structure.
+The checkpoint mirrors only the part of the model's object graph that leads
+to the planned weights, so `tf.train.Checkpoint(model=fresh_model).read(...)`
+restores them into a fresh model of the same structure. It is written the
+way `tf.train.Checkpoint.write` writes it (the same keys, object graph and
+tensor bundle), but streamed: each weight goes to the file as soon as it is
+assigned, from the variable's own buffer, and the files' SHA-256 come from
+the bytes on their way out (see `migrate.output.bundle`).
+
+Example:
+
+    children = mirror(object_paths, variables_by_path)
+    with CheckpointStream(staging, children) as stream:
+        for assignment in plan.assignments:
+            ...  # assign the weights
+            stream.write([variables_by_path[path] for path in assignment.targets])
+    stream.digests  # {"ckpt.index": FileDigest(...), ...}
 """
 
+import numpy as np
+
 from migrate import files
+from migrate.errors import OutputError
+from migrate.output import bundle
 
 CHECKPOINT_NAME = "ckpt"
 STATE_FILE_NAME = "checkpoint"
@@ -47,20 +63,115 @@ def mirror(object_paths_by_target, variables_by_path, *, alias_model_children=Fa
     return children
 
 
-def write(directory, root_children):
-    """Writes the checkpoint and its `checkpoint` state file into `directory`.
+class CheckpointStream:
+    """Writes the variables of `mirror(...)`'s object graph into `directory` as they are given.
 
-    The state file lets `tf.train.latest_checkpoint(directory)` find the
-    checkpoint; its path is relative, so the directory stays valid when it
-    is renamed or copied.
+    On entry the checkpoint's keys and object graph are taken from
+    TensorFlow's own checkpoint machinery (no values are read then); `write`
+    queues variables' current values; a normal exit checks that every
+    variable was written, adds the object graph, finishes the bundle and
+    writes the `checkpoint` state file, which lets
+    `tf.train.latest_checkpoint(directory)` find the checkpoint (its path is
+    relative, so the directory stays valid when renamed or copied).
 
-    Returns:
-        The checkpoint prefix written.
+    Attributes:
+        prefix: the checkpoint prefix written.
+        digests: after the block, `{file name: bundle.FileDigest}` of the
+            bundle's files.
+    """
+
+    def __init__(self, directory, root_children):
+        self.prefix = files.join(directory, CHECKPOINT_NAME)
+        self._directory = directory
+        self._root_children = root_children
+        self._keys = None
+        self._object_graph = None
+        self._writer = bundle.BundleWriter(self.prefix)
+        self.digests = None
+
+    def __enter__(self):
+        self._keys, self._object_graph = _keys_and_object_graph(self._root_children)
+        self._writer.__enter__()
+        return self
+
+    def write(self, variables):
+        """Queues the current values of `variables` (each written once); returns at once.
+
+        A variable must not be assigned again until the block ends: its
+        buffer is written as it is, without a copy.
+        """
+        for variable in variables:
+            key = self._keys.pop(id(variable), None)
+            if key is None:
+                raise OutputError(
+                    f"Variable {getattr(variable, 'path', variable.name)!r} is not in the "
+                    f"checkpoint being written, or was written twice. Expected each mirrored "
+                    f"weight once. Received: name={variable.name!r}")
+            self._writer.add(key, _current_value(variable))
+
+    def __exit__(self, kind, error, trace):
+        if kind is None and self._keys:
+            unwritten = sorted(self._keys.values())
+            error = OutputError(
+                f"{len(unwritten)} weight(s) of the checkpoint were never written: "
+                f"{', '.join(unwritten[:5])}. Expected every planned weight to be assigned. "
+                f"Received: unwritten={len(unwritten)}")
+            self._writer.__exit__(type(error), error, None)
+            raise error
+        if kind is None:
+            self._writer.add_string(_object_graph_key(), self._object_graph)
+        self._writer.__exit__(kind, error, trace)
+        if kind is None:
+            self.digests = self._writer.digests
+            files.write_bytes(files.join(self._directory, STATE_FILE_NAME),
+                              f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
+                              f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'.encode())
+        return False
+
+
+def _object_graph_key():
+    from tensorflow.python.trackable import base
+
+    return base.OBJECT_GRAPH_PROTO_KEY
+
+
+def _keys_and_object_graph(root_children):
+    """Returns `({id(variable): checkpoint key}, serialized object graph)` for the root's children.
+
+    They come from the same step `tf.train.Checkpoint.write` takes
+    (`_gather_serialized_tensors`), so the keys and object graph are exactly
+    what TensorFlow would write; the values it offers are not read.
     """
     import tensorflow as tf
 
-    prefix = tf.train.Checkpoint(**root_children).write(files.join(directory, CHECKPOINT_NAME))
-    files.write_bytes(files.join(directory, STATE_FILE_NAME),
-                      f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
-                      f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'.encode())
-    return prefix
+    # The saver holds its root weakly: the root must outlive the call.
+    root = tf.train.Checkpoint(**root_children)
+    serialized, _, registered_savers, _ = root._saver._gather_serialized_tensors(None)
+    if registered_savers:
+        raise OutputError(f"The checkpoint holds objects with registered savers, which this "
+                          f"writer does not write. Expected plain variables. "
+                          f"Received: registered_savers={sorted(registered_savers)}")
+    keys = {}
+    object_graph = None
+    for trackable, tensors in serialized.items():
+        if trackable is None:
+            object_graph = tensors.pop(_object_graph_key()).numpy()
+            if not tensors:
+                continue
+        if not tensors:
+            continue  # Containers hold no tensors of their own.
+        if len(tensors) != 1 or not hasattr(trackable, "handle"):
+            raise OutputError(
+                f"The checkpoint would hold {sorted(tensors)} for one object, which is not a "
+                f"plain variable. Expected one value per variable. "
+                f"Received: object={type(trackable).__name__}")
+        keys[id(trackable)] = next(iter(tensors))
+    return keys, object_graph
+
+
+def _current_value(variable):
+    """Returns the variable's value as a read-only NumPy view of its buffer (no copy)."""
+    import tensorflow as tf
+
+    dtype = tf.as_dtype(getattr(variable.dtype, "name", variable.dtype))
+    return np.asarray(tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=dtype))

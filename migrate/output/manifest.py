@@ -203,13 +203,24 @@ def _walk(directory):
             sorted(name.rstrip("/") for name in found[1]))
 
 
-def write(directory, manifest):
-    """Hashes every file under `directory` into the manifest's `output_files`, then writes it there."""
-    manifest["output_files"] = [
-        {"path": name, "sha256": files.sha256(files.join(directory, name)),
-         "bytes": files.size(files.join(directory, name))}
-        for name in output_file_names(directory)
-    ]
+def write(directory, manifest, *, known_digests=None):
+    """Records every file under `directory` in the manifest's `output_files`, then writes it there.
+
+    Args:
+        directory: the output directory.
+        manifest: `build(...)`'s dict.
+        known_digests: `{file name: FileDigest}` of files whose SHA-256 was
+            computed as they were written (the checkpoint's bundle); only the
+            other files are read and hashed here.
+    """
+    known_digests = known_digests or {}
+    entries = []
+    for name in output_file_names(directory):
+        known = known_digests.get(name)
+        path = files.join(directory, name)
+        entries.append({"path": name, "sha256": known.sha256 if known else files.sha256(path),
+                        "bytes": known.size if known else files.size(path)})
+    manifest["output_files"] = entries
     files.write_bytes(files.join(directory, MANIFEST_NAME),
                       (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
 

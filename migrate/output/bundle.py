@@ -1,0 +1,259 @@
+"""Writes a TensorFlow tensor bundle (a checkpoint's `.index` and data file), hashing as it writes.
+
+A bundle is what `tf.train.Checkpoint.write` and `RestoreV2` use: a data file
+holding every tensor's bytes back to back, and an `.index` table (the
+LevelDB-style table `migrate.source.bundle_index` reads) whose empty key holds
+a `BundleHeaderProto` and every other key a `BundleEntryProto` with the
+tensor's dtype, shape, offset, size and masked CRC32C.
+
+Writing it here rather than through TensorFlow's `SaveV2` lets a conversion
+write each tensor as soon as it is assigned, while the next one is read, and
+compute the output's SHA-256 and CRC32C from the bytes on their way to the
+file: the manifest then needs no second pass over the output. The writes and
+the hashing run on two threads of their own (file writes and `hashlib`
+release the GIL), so on two cores reading, writing and hashing overlap.
+Nothing is copied: each tensor is written from the buffer that holds it.
+
+Example:
+
+    with BundleWriter("out/ckpt") as writer:
+        writer.add("model/dense/kernel/.ATTRIBUTES/VARIABLE_VALUE", kernel)
+        writer.add_string("_CHECKPOINTABLE_OBJECT_GRAPH", graph_bytes)
+    digests = writer.digests  # {"ckpt.index": FileDigest(...), "ckpt.data-...": ...}
+"""
+
+import concurrent.futures
+import dataclasses
+import hashlib
+import struct
+
+import google_crc32c
+import numpy as np
+
+from migrate import files
+
+DATA_SUFFIX = ".data-00000-of-00001"
+INDEX_SUFFIX = ".index"
+# Table layout as TensorFlow's own table builder writes it (lib/io/table_options.h).
+_BLOCK_BYTES = 256 << 10
+_RESTART_INTERVAL = 16
+_FOOTER_HANDLE_BYTES = 40  # Two block handles, padded to their largest encoding.
+_MAGIC = 0xdb4775248b80fb57
+_UNCOMPRESSED = b"\x00"
+_CRC_MASK_DELTA = 0xa282ead8
+# The tensor bundle version TensorFlow writes (kTensorBundleVersion).
+_BUNDLE_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class FileDigest:
+    """A written file's SHA-256 (hex) and size in bytes."""
+
+    sha256: str
+    size: int
+
+
+def _crc32c(data):
+    return google_crc32c.value(data)
+
+
+def _mask(crc):
+    """Masks a CRC32C as TensorFlow does before storing it (crc32c::Mask).
+
+    Masking keeps a checksum of bytes that themselves hold checksums meaningful.
+
+    >>> hex(_mask(_crc32c(b"123456789")))
+    '0xc78ab0e5'
+    """
+    return (((crc >> 15) | (crc << 17)) + _CRC_MASK_DELTA) & 0xFFFFFFFF
+
+
+class BundleWriter:
+    """Writes tensors into a new bundle at `prefix`, one `add` at a time.
+
+    Tensors may be added in any order; the index lists them sorted by key.
+    Use it as a context manager: leaving the block normally finishes the
+    bundle (waits for the writes, writes the index); leaving it with an
+    exception stops the threads and leaves the partial files to the caller's
+    temporary directory.
+
+    Attributes:
+        digests: after the block, `{file name: FileDigest}` of the data file
+            and the index, from the bytes as they were written.
+    """
+
+    def __init__(self, prefix):
+        self._prefix = str(prefix)
+        self._data_name = files.basename(self._prefix) + DATA_SUFFIX
+        self._entries = {}
+        self._offset = 0
+        self._data_digest = hashlib.sha256()
+        self._file = None
+        self._writes = self._hashes = None
+        self.digests = None
+
+    def __enter__(self):
+        self._file = files.open_binary(self._prefix + DATA_SUFFIX, "wb")
+        # One thread each, so writes and hash updates keep the order of `add`.
+        self._writes = concurrent.futures.ThreadPoolExecutor(1, "tf1-migrate-write")
+        self._hashes = concurrent.futures.ThreadPoolExecutor(1, "tf1-migrate-hash")
+        return self
+
+    def __exit__(self, kind, error, trace):
+        try:
+            if kind is None:
+                self._finish()
+        finally:
+            self._writes.shutdown(wait=True, cancel_futures=kind is not None)
+            self._hashes.shutdown(wait=True, cancel_futures=kind is not None)
+            self._file.close()
+        return False
+
+    def add(self, key, array):
+        """Queues `array`'s bytes for writing under `key`; returns at once.
+
+        Args:
+            key: the checkpoint key.
+            array: a C-contiguous NumPy array (or a read-only view of a
+                tensor's buffer); it must not change until the bundle is finished.
+        """
+        from tensorflow.core.framework import tensor_shape_pb2
+
+        array = np.asarray(array)
+        if not array.flags.c_contiguous:
+            raise ValueError(f"Expected a C-contiguous array for {key!r}. "
+                             f"Received: strides={array.strides}")
+        payload = array.reshape(-1).view(np.uint8)
+        # google_crc32c takes read-only buffers only; a view is made read-only
+        # without touching the array it shows.
+        payload.flags.writeable = False
+        shape = tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in array.shape])
+        self._queue(key, _dtype_enum(array.dtype), shape, [payload])
+
+    def add_string(self, key, value):
+        """Queues a scalar string tensor (the object graph), encoded as TensorFlow encodes it.
+
+        A string tensor's bytes are the element lengths as varints, a masked
+        CRC32C of those lengths (each as a little-endian uint32), then the
+        elements; its checksum covers the lengths, that CRC and the elements.
+        """
+        from tensorflow.core.framework import tensor_shape_pb2
+        from tensorflow.core.framework import types_pb2
+
+        value = bytes(value)
+        lengths_crc = _crc32c(struct.pack("<I", len(value)))
+        lengths_checksum = struct.pack("<I", _mask(lengths_crc))
+        payload = [_varint(len(value)), lengths_checksum, value]
+        crc = google_crc32c.extend(google_crc32c.extend(lengths_crc, lengths_checksum), value)
+        self._queue(key, types_pb2.DT_STRING, tensor_shape_pb2.TensorShapeProto(), payload,
+                    crc=_mask(crc))
+
+    def _queue(self, key, dtype, shape, chunks, *, crc=None):
+        if key in self._entries:
+            raise ValueError(f"Expected each key once in a checkpoint. Received: key={key!r}")
+        size = sum(len(chunk) for chunk in chunks)
+        for chunk in chunks:
+            self._writes.submit(self._file.write, chunk)
+        checksum = self._hashes.submit(self._hash, chunks, crc)
+        self._entries[key] = (dtype, shape, self._offset, size, checksum)
+        self._offset += size
+
+    def _hash(self, chunks, crc):
+        for chunk in chunks:
+            self._data_digest.update(chunk)
+        if crc is not None:
+            return crc
+        return _mask(_crc32c(chunks[0])) if len(chunks) == 1 else None
+
+    def _finish(self):
+        from tensorflow.core.protobuf import tensor_bundle_pb2
+        from tensorflow.core.framework import versions_pb2
+
+        self._writes.shutdown(wait=True)
+        self._hashes.shutdown(wait=True)
+        self._file.close()
+        # A failed write or hash raises here, naming nothing partial as done.
+        records = [(b"", tensor_bundle_pb2.BundleHeaderProto(
+            num_shards=1, endianness=tensor_bundle_pb2.BundleHeaderProto.LITTLE,
+            version=versions_pb2.VersionDef(producer=_BUNDLE_VERSION)).SerializeToString())]
+        for key in sorted(self._entries, key=lambda name: name.encode("utf-8")):
+            dtype, shape, offset, size, checksum = self._entries[key]
+            records.append((key.encode("utf-8"), tensor_bundle_pb2.BundleEntryProto(
+                dtype=dtype, shape=shape, shard_id=0, offset=offset, size=size,
+                crc32c=checksum.result()).SerializeToString()))
+        index = _table(records)
+        files.write_bytes(self._prefix + INDEX_SUFFIX, index)
+        self.digests = {
+            self._data_name: FileDigest(self._data_digest.hexdigest(), self._offset),
+            files.basename(self._prefix) + INDEX_SUFFIX: FileDigest(
+                hashlib.sha256(index).hexdigest(), len(index)),
+        }
+
+
+def _dtype_enum(dtype):
+    import tensorflow as tf
+
+    try:
+        return tf.as_dtype(dtype).as_datatype_enum
+    except TypeError:
+        raise ValueError(f"Expected a numeric tensor dtype. Received: dtype={dtype}") from None
+
+
+def _varint(value):
+    encoded = bytearray()
+    while value >= 0x80:
+        encoded.append((value & 0x7F) | 0x80)
+        value >>= 7
+    encoded.append(value)
+    return bytes(encoded)
+
+
+def _block(records, restart_interval):
+    """Encodes sorted `(key, value)` records as one table block with prefix-compressed keys."""
+    block = bytearray()
+    restarts = []
+    previous = b""
+    for number, (key, value) in enumerate(records):
+        if number % restart_interval == 0:
+            restarts.append(len(block))
+            shared = 0
+        else:
+            shared = 0
+            limit = min(len(previous), len(key))
+            while shared < limit and previous[shared] == key[shared]:
+                shared += 1
+        block += _varint(shared) + _varint(len(key) - shared) + _varint(len(value))
+        block += key[shared:] + value
+        previous = key
+    restarts = restarts or [0]
+    block += struct.pack(f"<{len(restarts)}I", *restarts) + struct.pack("<I", len(restarts))
+    return bytes(block)
+
+
+def _table(records):
+    """Returns the bytes of a table holding the sorted `records`: data blocks, index, footer."""
+    output = bytearray()
+
+    def append_block(block):
+        handle = _varint(len(output)) + _varint(len(block))
+        output.extend(block)
+        output.extend(_UNCOMPRESSED)
+        output.extend(struct.pack("<I", _mask(_crc32c(block + _UNCOMPRESSED))))
+        return handle
+
+    index_records = []
+    pending, pending_bytes = [], 0
+    for key, value in records:
+        pending.append((key, value))
+        pending_bytes += len(key) + len(value)
+        if pending_bytes >= _BLOCK_BYTES:
+            index_records.append((key, append_block(_block(pending, _RESTART_INTERVAL))))
+            pending, pending_bytes = [], 0
+    if pending:
+        index_records.append((pending[-1][0], append_block(_block(pending, _RESTART_INTERVAL))))
+    metaindex_handle = append_block(_block([], _RESTART_INTERVAL))
+    index_handle = append_block(_block(index_records, 1))
+    footer = (metaindex_handle + index_handle).ljust(_FOOTER_HANDLE_BYTES, b"\x00")
+    output.extend(footer + struct.pack("<Q", _MAGIC))
+    return bytes(output)

@@ -1,0 +1,165 @@
+"""The streamed checkpoint writer against TensorFlow's own `tf.train.Checkpoint.write`.
+
+The writer must produce what TensorFlow would: the same keys, object graph,
+dtypes, shapes and checksums, readable by TensorFlow's reader and restorable
+into a fresh model, with the SHA-256 it reports equal to the files' own.
+"""
+
+import hashlib
+import os
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+from tensorflow.core.protobuf import tensor_bundle_pb2
+
+from migrate import OutputError
+from migrate.output import bundle
+from migrate.output import checkpoint as output_checkpoint
+from migrate.planning import target as target_model
+from migrate.source import bundle_index
+
+
+def _model(seed):
+    keras.utils.set_random_seed(seed)
+    inputs = keras.Input((6,), dtype="int32")
+    hidden = keras.layers.Embedding(50, 8, name="embed")(inputs)
+    hidden = keras.layers.Conv1D(5, 3, name="conv")(hidden)
+    hidden = keras.layers.BatchNormalization(name="bn")(hidden)
+    outputs = keras.layers.Dense(3, name="head")(keras.layers.Flatten()(hidden))
+    model = keras.Model(inputs, outputs)
+    for variable in model.weights:  # Batch-norm statistics away from their 0/1 start.
+        variable.assign(np.random.default_rng(seed).normal(size=variable.shape)
+                        .astype(variable.dtype))
+    return model
+
+
+def _mirror(model, *, alias=False):
+    weights = target_model.weights(model)
+    variables_by_path = {path: variable for path, (_, variable) in weights.items()}
+    paths = target_model.reachable_paths(model, list(variables_by_path), variables_by_path)
+    return output_checkpoint.mirror(paths, variables_by_path, alias_model_children=alias), \
+        variables_by_path
+
+
+def _records(prefix):
+    """`{key: BundleEntryProto or BundleHeaderProto}` of a bundle's index."""
+    data = open(prefix + ".index", "rb").read()
+    footer = data[-bundle_index._FOOTER_BYTES:]
+    _, position = bundle_index._varint(footer, 0)
+    _, position = bundle_index._varint(footer, position)
+    index_block, _ = bundle_index._block(data, footer, position)
+    records = {}
+    for _, handle in bundle_index._entries(index_block):
+        block, _ = bundle_index._block(data, handle)
+        for key, value in bundle_index._entries(block):
+            kind = (tensor_bundle_pb2.BundleHeaderProto if key == b""
+                    else tensor_bundle_pb2.BundleEntryProto)
+            records[key] = kind.FromString(value)
+    return records
+
+
+def _stream(directory, children, variables):
+    directory.mkdir(exist_ok=True)
+    with output_checkpoint.CheckpointStream(str(directory), children) as stream:
+        # In reverse: the data file's order is the order written, the index's is by key.
+        stream.write(list(reversed(list(variables))))
+    return stream
+
+
+@pytest.mark.parametrize("alias", [False, True], ids=["keras3-root", "aliased-children"])
+def test_stream_writes_what_tensorflow_writes(tmp_path, alias):
+    model = _model(3)
+    children, variables_by_path = _mirror(model, alias=alias)
+    stream = _stream(tmp_path / "ours", children, variables_by_path.values())
+    theirs = tf.train.Checkpoint(**children).write(str(tmp_path / "theirs" / "ckpt"))
+
+    ours, expected = _records(stream.prefix), _records(theirs)
+    assert sorted(ours) == sorted(expected)
+    assert ours[b""] == expected[b""]
+    for key, entry in expected.items():
+        if key == b"":
+            continue
+        mine = ours[key]
+        # The same tensor bytes: the same dtype, shape, size and checksum.
+        assert (mine.dtype, mine.shape, mine.size, mine.crc32c) == (
+            entry.dtype, entry.shape, entry.size, entry.crc32c), key
+    reader, tf_reader = tf.train.load_checkpoint(stream.prefix), tf.train.load_checkpoint(theirs)
+    for key in tf_reader.get_variable_to_shape_map():
+        assert np.array_equal(reader.get_tensor(key), tf_reader.get_tensor(key)), key
+
+
+def test_stream_restores_into_a_fresh_model(tmp_path):
+    model = _model(5)
+    children, variables_by_path = _mirror(model)
+    stream = _stream(tmp_path, children, variables_by_path.values())
+    fresh = _model(6)
+    tf.train.Checkpoint(model=fresh).read(stream.prefix).assert_existing_objects_matched()
+    for written, restored in zip(model.weights, fresh.weights):
+        np.testing.assert_array_equal(restored.numpy(), written.numpy())
+    assert tf.train.latest_checkpoint(str(tmp_path)) == stream.prefix
+
+
+def test_digests_are_the_files_own(tmp_path):
+    model = _model(1)
+    children, variables_by_path = _mirror(model)
+    stream = _stream(tmp_path, children, variables_by_path.values())
+    assert set(stream.digests) == {"ckpt.index", "ckpt.data-00000-of-00001"}
+    for name, digest in stream.digests.items():
+        data = (tmp_path / name).read_bytes()
+        assert digest == bundle.FileDigest(hashlib.sha256(data).hexdigest(), len(data))
+
+
+def test_a_weight_never_written_is_an_error(tmp_path):
+    model = _model(2)
+    children, variables_by_path = _mirror(model)
+    with pytest.raises(OutputError, match=r"1 weight\(s\) of the checkpoint were never written"):
+        with output_checkpoint.CheckpointStream(str(tmp_path), children) as stream:
+            stream.write(list(variables_by_path.values())[1:])
+    assert not (tmp_path / "ckpt.index").exists()
+
+
+def test_a_weight_written_twice_is_an_error(tmp_path):
+    model = _model(2)
+    children, variables_by_path = _mirror(model)
+    first = next(iter(variables_by_path.values()))
+    with pytest.raises(OutputError, match="written twice"):
+        with output_checkpoint.CheckpointStream(str(tmp_path), children) as stream:
+            stream.write([first, first])
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16", "float64", "int8", "int64", "bool",
+                                   "complex64"])
+def test_bundle_round_trips_dtypes_through_tensorflow(tmp_path, dtype):
+    values = np.arange(-12, 12).reshape(2, 3, 4)
+    array = tf.constant(values).numpy().astype(tf.as_dtype(dtype).as_numpy_dtype)
+    prefix = str(tmp_path / "bundle")
+    with bundle.BundleWriter(prefix) as writer:
+        writer.add("a/tensor", array)
+        writer.add("scalar", np.array(7, dtype=array.dtype))
+        writer.add("empty", np.zeros((0, 4), dtype=array.dtype))
+    reader = tf.train.load_checkpoint(prefix)
+    np.testing.assert_array_equal(reader.get_tensor("a/tensor"), array)
+    assert reader.get_tensor("scalar") == array.dtype.type(7)
+    assert reader.get_tensor("empty").shape == (0, 4)
+
+
+def test_index_of_many_blocks_reads_back(tmp_path):
+    # Long keys push the index past one 256 kB block: several data blocks.
+    prefix = str(tmp_path / "bundle")
+    keys = [f"layer_{number:05d}/" + "k" * 200 for number in range(2000)]
+    with bundle.BundleWriter(prefix) as writer:
+        for number, key in enumerate(keys):
+            writer.add(key, np.full((2,), number, np.float32))
+    assert os.path.getsize(prefix + ".index") > (256 << 10)
+    reader = tf.train.load_checkpoint(prefix)
+    assert len(reader.get_variable_to_shape_map()) == len(keys)
+    for number in (0, 999, 1999):
+        np.testing.assert_array_equal(reader.get_tensor(keys[number]), [number, number])
+
+
+def test_non_contiguous_array_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="C-contiguous"):
+        with bundle.BundleWriter(str(tmp_path / "bundle")) as writer:
+            writer.add("t", np.zeros((4, 4), np.float32)[:, ::2])
