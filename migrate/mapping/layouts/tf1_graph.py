@@ -109,19 +109,33 @@ def lstm_cells(graph):
             print(facts.scope, facts.problems())
     """
     index = graph_index(graph)
+    found = []
+    for scope in lstm_cell_scopes(index.variable_names()):
+        facts = lstm_graph_facts(graph, scope, index=index)
+        if any(part in facts.parts for part in _KERNEL_NAMES):
+            found.append(facts)
+    return found
+
+
+def lstm_cell_scopes(variable_names):
+    """Returns the sorted scopes that may be LSTM cells, judged from variable names alone.
+
+    A scope holding a projection or peephole weights, or a kernel under a
+    scope named like an LSTM. A Saver stores each variable under its graph
+    name, so a checkpoint's keys give the same answer as the graph's
+    variables, without importing the graph.
+
+    >>> lstm_cell_scopes(["rnn/lstm_cell/kernel", "rnn/lstm_cell/bias", "conv1/weights"])
+    ['rnn/lstm_cell']
+    """
     scopes = set()
-    for name in index.variable_names():
+    for name in variable_names:
         for part in (*_PROJECTION_PARTS, *_PEEPHOLE_PARTS, *_KERNEL_NAMES):
             scope = name[:-len(part) - 1]
             # Walking every conv kernel's readers would be slow and say nothing.
             if name.endswith("/" + part) and (part not in _KERNEL_NAMES or "lstm" in scope.lower()):
                 scopes.add(scope)
-    found = []
-    for scope in sorted(scopes):
-        facts = lstm_graph_facts(graph, scope, index=index)
-        if any(part in facts.parts for part in _KERNEL_NAMES):
-            found.append(facts)
-    return found
+    return sorted(scopes)
 
 
 def lstm_graph_facts(graph, scope, *, index=None):
