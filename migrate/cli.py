@@ -25,6 +25,7 @@ FAILURE_EXIT = 1
 USAGE_EXIT = 2
 INTERRUPTED_EXIT = 130
 ERROR_PREFIX = "error: "
+WARNING_PREFIX = "warning: "
 HELP_ARGUMENTS = ("--help", "-h", "--helpshort", "--helpfull")
 # Set for --builder: TensorFlow reads it once at import, and the legacy
 # builders (tf-slim, rnn_cell) need Keras 2 behind `tf.keras`.
@@ -189,7 +190,8 @@ _TIMEOUT_PER_CHECKPOINT = _define(
 _BEAM_OPTIONS = _define(
     flags.DEFINE_string, "beam_options", "", "With --runner=beam: Beam pipeline arguments in one "
     "string, e.g. \"--runner=DataflowRunner --project=P --region=R "
-    "--temp_location=gs://B/tmp\"; empty: the DirectRunner.", commands=(BATCH,))
+    "--temp_location=gs://B/tmp\"; without --runner: Beam's local FnApiRunner, in this "
+    "process.", commands=(BATCH,))
 
 
 class UsageError(Exception):
@@ -397,6 +399,9 @@ def _convert(options, dry_run):
             _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
             options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
             show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
+    # On standard error too, even with --json: the output directory was changed.
+    for note in report.recovered:
+        print(f"{WARNING_PREFIX}{note}", file=sys.stderr)
     _emit(report.to_json(), report.summary())
     return SUCCESS_EXIT
 

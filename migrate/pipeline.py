@@ -183,7 +183,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     time, assigns them into the model's variables, and writes the checkpoint,
     the exports `options.exports` names (`model.weights.h5`, `model.keras`,
     `saved_model/`) and the `manifest.json` into a temporary directory renamed
-    to `output`.
+    to `output`. First, what a run killed while replacing `output` left is
+    restored or removed (`atomic.recover_previous`; `report.recovered` says
+    what was done), as a batch does.
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
@@ -235,8 +237,12 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     model_name = model_name or (model if isinstance(model, str) else None)
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
+    recovered = []
     if not dry_run:
         source_paths = checkpoint.source_files()
+        # Before the checks and any work: a run killed while replacing `output`
+        # may have left it only as NAME.previous-*, which must be back first.
+        recovered = atomic.recover_previous(output)
         atomic.check_output(output, overwrite=overwrite, source_files=source_paths)
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
     model = load_model(model)
@@ -253,7 +259,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
         ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
-        exports=list(options.exports))
+        exports=list(options.exports), recovered=recovered)
     if dry_run:
         return report
     progress = progress_lib.Progress(

@@ -1,4 +1,4 @@
-"""Batch conversion as an Apache Beam pipeline, run here with the DirectRunner."""
+"""Batch conversion as an Apache Beam pipeline, run here in this process (FnApiRunner)."""
 
 import json
 import os
@@ -36,7 +36,7 @@ def train(tmp_path_factory):
 def beam_run(train, tmp_path_factory):
     """One Beam batch: one checkpoint kills its worker (SIGSEGV), one is corrupt.
 
-    About 20-30 s, justified: one DirectRunner pipeline that starts a worker
+    About 20-30 s, justified: one local pipeline that starts a worker
     (TensorFlow import, model build), and a fresh one after the crash.
     """
     root = tmp_path_factory.mktemp("beam_output")
@@ -106,7 +106,8 @@ def test_dead_letter_output_holds_exactly_the_failed_results(train, tmp_path):
                 raise beam_testing.BeamAssertException(f"{received} != {expected}")
         return check
 
-    with beam.Pipeline(options=beam.options.pipeline_options.PipelineOptions(ONE_WORKER)) as p:
+    # The library's options: Beam's default runner would leave /tmp/beam-temp* behind.
+    with beam.Pipeline(options=beam_runner.pipeline_options(ONE_WORKER)) as p:
         outputs = (p | beam.Create([job.to_json() for job in jobs])
                    | beam.ParDo(beam_runner.ConvertCheckpoints(settings.to_json()))
                    .with_outputs(beam_runner.DEAD_LETTER, main=beam_runner.CONVERTED))

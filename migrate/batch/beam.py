@@ -19,12 +19,19 @@ import uuid
 
 import apache_beam as beam
 from apache_beam.options.pipeline_options import PipelineOptions
+from apache_beam.options.pipeline_options import StandardOptions
 
 from migrate import errors
 from migrate import files
 from migrate.batch import worker as batch_worker
 
 RESULTS_MARK = ".batch-results-"
+# The runner used when the pipeline arguments name none. Beam's default, the
+# DirectRunner, first tries its Prism runner (a binary it downloads) and, when
+# that cannot start (offline), falls back to this one, leaving an empty
+# `/tmp/beam-temp*` directory behind on every run. The FnApiRunner runs the
+# pipeline in this process, honours the `--direct_*` options, and leaves nothing.
+LOCAL_RUNNER = "FnApiRunner"
 
 
 DEAD_LETTER = "dead_letter"
@@ -137,7 +144,7 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
         output_dir: the batch's output directory; the results pass through a
             hidden file there, so the runner's workers must be able to write it.
         pipeline_args: Beam's own arguments, e.g. `["--runner=FlinkRunner", ...]`;
-            none runs the DirectRunner in this process.
+            without `--runner`, the pipeline runs in this process (`LOCAL_RUNNER`).
         verbose: let the workers' standard error through.
 
     Returns:
@@ -145,7 +152,7 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
     """
     results_path = files.join(output_dir, f"{RESULTS_MARK}{uuid.uuid4().hex[:8]}.json")
     try:
-        with beam.Pipeline(options=PipelineOptions(list(pipeline_args))) as pipeline:
+        with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
             add_conversion(pipeline, jobs, settings, results_path, verbose=verbose)
         documents = json.loads(files.read_bytes(results_path))
     finally:
@@ -153,6 +160,28 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
             files.gfile().remove(results_path)
     return [batch_worker.ItemResult.from_json(document)
             for document in documents[CONVERTED] + documents[DEAD_LETTER]]
+
+
+def pipeline_options(pipeline_args=()):
+    """Returns Beam's options for `pipeline_args`, with `LOCAL_RUNNER` when they name no runner.
+
+    Args:
+        pipeline_args: Beam's own arguments, e.g. `["--direct_num_workers=1"]`.
+
+    Returns:
+        A `PipelineOptions`.
+
+    Example:
+
+    >>> pipeline_options(["--direct_num_workers=1"]).view_as(StandardOptions).runner
+    'FnApiRunner'
+    >>> pipeline_options(["--runner=DataflowRunner"]).view_as(StandardOptions).runner
+    'DataflowRunner'
+    """
+    options = PipelineOptions(list(pipeline_args))
+    if options.view_as(StandardOptions).runner is None:
+        options.view_as(StandardOptions).runner = LOCAL_RUNNER
+    return options
 
 
 def _write_results(_, results_path, converted, dead_letter):

@@ -199,11 +199,14 @@ def recover_previous(output_dir):
 
     A kill between `_replace`'s two renames leaves the old output only under
     `NAME.previous-*` and nothing under `NAME`: it is renamed back. A kill
-    after the second rename leaves the old output beside the new one: it is
-    removed. Only directories holding a manifest (this tool's outputs) are
-    touched, and nothing is done while a conversion of `output_dir` is
-    running (its locked `.NAME.partial-*` directory exists), since that run
-    may be between its own two renames.
+    after the second rename leaves the old output beside the new, complete
+    one: it is removed. Only directories holding a manifest (this tool's
+    outputs) are touched; a previous output is never removed while `NAME` is
+    not a complete converted output, since it may be the only copy left.
+    Nothing is done while a conversion of `output_dir` is running (its locked
+    `.NAME.partial-*` directory exists), since that run may be between its own
+    two renames. Both `convert` (before any work) and `convert_batch` (for
+    every checkpoint) call this.
 
     Args:
         output_dir: a converted output directory (local or a gfile path).
@@ -211,37 +214,73 @@ def recover_previous(output_dir):
     Returns:
         One sentence per leftover found, saying what was done with it.
 
+    Raises:
+        OutputError: a leftover could not be renamed back or removed.
+
     Example:
 
     >>> recover_previous("/no/such/directory/converted")
     []
     """
+    import tensorflow as tf
+
     output_dir = str(output_dir).rstrip("/")
+    if not output_dir:
+        return []
     gfile = files.gfile()
     parent = files.dirname(output_dir) or "."
     mark = f"{files.basename(output_dir)}{PREVIOUS_MARK}"
     try:
-        names = sorted(name.rstrip("/") for name in gfile.listdir(parent)
-                       if name.startswith(mark))
+        names = [name.rstrip("/") for name in gfile.listdir(parent) if name.startswith(mark)]
     except Exception:  # tf.errors.NotFoundError: no parent yet, so nothing left over.
         return []
     if not names or _conversion_running(output_dir):
         return []
     notes = []
-    for name in names:
-        previous = files.join(parent, name)
-        if not gfile.exists(files.join(previous, OWNERSHIP_MARK)):
-            notes.append(f"{previous} is not a converted output (no {OWNERSHIP_MARK}); "
-                         f"left as it is")
-        elif gfile.exists(output_dir):
-            gfile.rmtree(previous)
-            notes.append(f"removed {previous}: the output it held had already been replaced "
-                         f"by a run killed before it could remove it")
-        else:
-            gfile.rename(previous, output_dir)
-            notes.append(f"restored {output_dir} from {previous}: a run was killed while "
-                         f"replacing it")
+    for previous in _newest_first([files.join(parent, name) for name in names]):
+        try:
+            notes.append(_recover_one(previous, output_dir))
+        except (OSError, tf.errors.OpError) as error:
+            raise OutputError(
+                f"Cannot recover {output_dir} from {previous}, left by a run killed while "
+                f"replacing it: {_FUNCTION_NODE.sub('', reason(error))}. Expected a writable "
+                f"location; restore or remove {previous} yourself. "
+                f"Received: output={output_dir!r}") from None
     return notes
+
+
+def _newest_first(previous_paths):
+    """Orders leftovers by their manifest's time, newest first, so the latest output is restored.
+
+    More than one is left only when runs that did not recover (older
+    versions) were killed in turn; the newest is what the user last wrote.
+    """
+    gfile = files.gfile()
+
+    def written(path):
+        try:
+            return gfile.stat(files.join(path, OWNERSHIP_MARK)).mtime_nsec
+        except Exception:  # tf.errors.NotFoundError: not a converted output.
+            return -1
+
+    return sorted(sorted(previous_paths), key=written, reverse=True)
+
+
+def _recover_one(previous, output_dir):
+    """Restores `previous` as `output_dir`, removes it, or leaves it; returns what was done."""
+    gfile = files.gfile()
+    if not gfile.exists(files.join(previous, OWNERSHIP_MARK)):
+        return f"{previous} is not a converted output (no {OWNERSHIP_MARK}); left as it is"
+    if not gfile.exists(output_dir):
+        gfile.rename(previous, output_dir)
+        return f"restored {output_dir} from {previous}: a run was killed while replacing it"
+    if not gfile.exists(files.join(output_dir, OWNERSHIP_MARK)):
+        # Not a complete output of this tool: the previous one may be the only copy.
+        return (f"{previous} left as it is: {output_dir} is not a complete converted output "
+                f"(no {OWNERSHIP_MARK})")
+    gfile.rmtree(previous)
+    return (f"removed {previous}: the output it held had already been replaced by a run killed "
+            f"before it could remove it")
 
 
 def _conversion_running(output_dir):

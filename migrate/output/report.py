@@ -60,6 +60,9 @@ class ConversionReport:
             or None when not asked for.
         exports: export formats written beside the checkpoint
             (`migrate.output.export`).
+        recovered: what was done with the `NAME.previous-*` directories a run
+            killed while replacing the output left (`atomic.recover_previous`),
+            one sentence each; also among the warnings.
     """
 
     checkpoint: str
@@ -79,10 +82,12 @@ class ConversionReport:
     dry_run: bool = False
     verified: dict | None = None
     exports: list = dataclasses.field(default_factory=list)
+    recovered: list = dataclasses.field(default_factory=list)
 
     @property
     def warnings(self):
-        notes = []
+        # Said first: it happened before the conversion, to the output's directory.
+        notes = list(self.recovered)
         if self.unwritten_targets:
             examples = ", ".join(self.unwritten_targets[:3])
             notes.append(
