@@ -4,6 +4,7 @@ import time
 
 from migrate import progress as progress_lib
 from migrate.errors import ArgumentError
+from migrate.errors import OutputError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.output import assign
@@ -243,7 +244,14 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         # Before the checks and any work: a run killed while replacing `output`
         # may have left it only as NAME.previous-*, which must be back first.
         recovered = atomic.recover_previous(output)
-        atomic.check_output(output, overwrite=overwrite, source_files=source_paths)
+        try:
+            atomic.check_output(output, overwrite=overwrite, source_files=source_paths)
+        except OutputError as error:
+            # The refusal may concern the output just restored: say so.
+            if not recovered:
+                raise
+            raise OutputError(" ".join([*recovered, str(error)]),
+                              option=error.option) from None
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
     model = load_model(model)
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.

@@ -62,12 +62,15 @@ def _manifest(output):
 
 def test_a_killed_overwrite_is_rolled_back_before_the_existing_output_is_refused(
         prefix, converted, tmp_path):
-    output, _ = _killed_between_renames(converted, tmp_path)
+    output, note = _killed_between_renames(converted, tmp_path)
     # A dry run writes nothing, so it recovers nothing either.
     report = migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output, dry_run=True)
     assert report.recovered == [] and not os.path.exists(output)
-    with pytest.raises(migrate.OutputError, match="already exists"):
+    # The refusal says that the output it refuses was just restored.
+    with pytest.raises(migrate.OutputError, match="already exists") as raised:
         migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, output)
+    assert str(raised.value).startswith(note + " ")
+    assert raised.value.option == "overwrite"
     assert _manifest(output) == _manifest(converted)
     assert not [name for name in os.listdir(tmp_path) if atomic.PREVIOUS_MARK in name]
 
