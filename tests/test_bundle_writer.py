@@ -45,19 +45,11 @@ def _mirror(model, *, alias=False):
 
 def _records(prefix):
     """`{key: BundleEntryProto or BundleHeaderProto}` of a bundle's index."""
-    data = open(prefix + ".index", "rb").read()
-    footer = data[-bundle_index._FOOTER_BYTES:]
-    _, position = bundle_index._varint(footer, 0)
-    _, position = bundle_index._varint(footer, position)
-    index_block, _ = bundle_index._block(data, footer, position)
-    records = {}
-    for _, handle in bundle_index._entries(index_block):
-        block, _ = bundle_index._block(data, handle)
-        for key, value in bundle_index._entries(block):
-            kind = (tensor_bundle_pb2.BundleHeaderProto if key == b""
-                    else tensor_bundle_pb2.BundleEntryProto)
-            records[key] = kind.FromString(value)
-    return records
+    with open(prefix + ".index", "rb") as index:
+        records = bundle_index.table_records(index.read())
+    return {key: (tensor_bundle_pb2.BundleHeaderProto if key == b""
+                  else tensor_bundle_pb2.BundleEntryProto).FromString(value)
+            for key, value in records}
 
 
 def _stream(directory, children, variables):

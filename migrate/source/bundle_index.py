@@ -126,6 +126,32 @@ def _entry_problem(name, entry):
     return None
 
 
+def table_records(index_bytes):
+    """Returns every `(key, value)` record of an `.index` table in order, or None if malformed.
+
+    Keys and values are bytes: the empty key's value is a serialized
+    `BundleHeaderProto`, every other a `BundleEntryProto`.
+    """
+    data = bytes(index_bytes)
+    try:
+        if len(data) < _FOOTER_BYTES:
+            raise _Malformed("shorter than a footer")
+        footer = data[-_FOOTER_BYTES:]
+        (magic,) = struct.unpack_from("<Q", footer, _FOOTER_BYTES - 8)
+        if magic != _MAGIC:
+            raise _Malformed("bad magic number")
+        _, position = _varint(footer, 0)  # The metaindex handle; a bundle's is empty.
+        _, position = _varint(footer, position)
+        index_block, _ = _block(data, footer, position)
+        records = []
+        for _, handle in _entries(index_block):
+            block, _ = _block(data, handle)
+            records.extend(_entries(block))
+    except (_Malformed, struct.error):
+        return None
+    return records
+
+
 def read_index(index_bytes):
     """Reads every record of a checkpoint's `.index`.
 
@@ -144,22 +170,8 @@ def read_index(index_bytes):
     from google.protobuf import message
     from tensorflow.core.protobuf import tensor_bundle_pb2
 
-    data = bytes(index_bytes)
-    try:
-        if len(data) < _FOOTER_BYTES:
-            raise _Malformed("shorter than a footer")
-        footer = data[-_FOOTER_BYTES:]
-        (magic,) = struct.unpack_from("<Q", footer, _FOOTER_BYTES - 8)
-        if magic != _MAGIC:
-            raise _Malformed("bad magic number")
-        _, position = _varint(footer, 0)  # The metaindex handle; a bundle's is empty.
-        _, position = _varint(footer, position)
-        index_block, _ = _block(data, footer, position)
-        records = []
-        for _, handle in _entries(index_block):
-            block, _ = _block(data, handle)
-            records.extend(_entries(block))
-    except (_Malformed, struct.error):
+    records = table_records(index_bytes)
+    if records is None:
         return None
     extents = {}
     problems = []
