@@ -241,7 +241,9 @@ class Command:
         requirements: `Requirement`s checked before anything is imported.
         check: rules between flags, checked with the requirements; raises
             `UsageError`. None: no such rules.
-        needs_tensorflow: whether TensorFlow is imported (quietly) before `run`.
+        needs_tensorflow: whether TensorFlow is imported (quietly) before
+            `run`: True or False, or a callable that decides from the parsed
+            flags (a batch needs it in this process only for some of them).
     """
 
     name: str
@@ -249,12 +251,17 @@ class Command:
     run: object
     requirements: tuple = ()
     check: object = None
-    needs_tensorflow: bool = True
+    needs_tensorflow: object = True
 
     @property
     def flag_names(self):
         return sorted(name for name, commands in _COMMANDS_OF_FLAG.items()
                       if self.name in commands)
+
+    def imports_tensorflow(self):
+        """Whether this command line imports TensorFlow (quietly) before `run`."""
+        needs = self.needs_tensorflow
+        return bool(needs() if callable(needs) else needs)
 
 
 def _import_tensorflow_quietly():
@@ -283,9 +290,11 @@ def _import_tensorflow_quietly():
 
 
 def _zoo_entry():
+    """Returns the --zoo entry, or None; its model module imports Keras, so TensorFlow quietly."""
     if _ZOO.value is None:
         return None
     from migrate import zoo
+    _import_tensorflow_quietly()
     return zoo.get(_ZOO.value)
 
 
@@ -300,11 +309,16 @@ def _check_zoo_name():
 
 
 def _table_and_model():
-    """Returns the table and model flags, each filled from --zoo when not given."""
-    entry = _zoo_entry()
-    if entry is None:
+    """Returns the table and model flags, each filled from --zoo when not given.
+
+    Without importing the entry's model module: a batch hands the factory's
+    name to its workers and imports neither Keras nor TensorFlow itself.
+    """
+    if _ZOO.value is None:
         return _TABLE.value, _MODEL.value
-    return _TABLE.value or entry.table_path, _MODEL.value or entry.model_factory
+    from migrate import zoo
+    return (_TABLE.value or zoo.table_path(_ZOO.value),
+            _MODEL.value or zoo.model_factory(_ZOO.value))
 
 
 def _options():
@@ -428,6 +442,21 @@ def _check_batch():
         from migrate.batch import run as batch_run
         batch_run.check_timeout(_TIMEOUT_PER_CHECKPOINT.value)
     _check_parity_flags()
+
+
+def _batch_needs_tensorflow():
+    """Whether a batch imports TensorFlow in this process before it starts.
+
+    It converts in this process only with --workers=0 or --runner=beam, and
+    reaches URLs (gs://...) only through `tf.io.gfile`. Otherwise only its
+    worker processes import TensorFlow, and a rerun with every output up to
+    date imports it nowhere: it starts and ends in a fraction of a second.
+    """
+    if _WORKERS.value == 0 or _RUNNER.value == "beam":
+        return True
+    from migrate import files
+    paths = (_INPUT_DIR.value, _OUTPUT_DIR.value, _TABLE.value, _REPORT.value)
+    return any(files.is_url(path) for path in paths if path)
 
 
 def command_batch(options):
@@ -592,7 +621,8 @@ COMMANDS = {command.name: command for command in (
                               _TABLE_AND_MODEL), check=_check_parity_flags),
     Command(BATCH, "convert every checkpoint under a directory (resumable, crash-isolated "
             "workers)", command_batch, (_needs("input_dir"), _needs("output_dir"),
-                                        _TABLE_AND_MODEL), check=_check_batch),
+                                        _TABLE_AND_MODEL), check=_check_batch,
+            needs_tensorflow=_batch_needs_tensorflow),
     Command(VERIFY, "run the legacy graph and the restored Keras model, compare outputs",
             command_verify, (_needs("checkpoint"), _needs("converted"),
                              Requirement((("model",), ("zoo",))),
@@ -783,7 +813,7 @@ def _run(command, options, help_command):
     try:
         if _BUILDER.value:
             os.environ[LEGACY_KERAS_VARIABLE] = "1"
-        if command.needs_tensorflow:
+        if command.imports_tensorflow():
             _import_tensorflow_quietly()
         if _REPORT.value:
             # Checked before any work: a report that cannot be written after

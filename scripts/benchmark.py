@@ -103,10 +103,10 @@ class Workload:
 
 
 def _zoo_table(name):
-    # The table files sit beside migrate/zoo/__init__.py; importing the zoo
-    # entry itself would import Keras into this parent process.
+    # Not `zoo.get(name).table_path`: importing the entry would import Keras
+    # into this parent process.
     import migrate.zoo
-    return os.path.join(os.path.dirname(migrate.zoo.__file__), f"{name}.toml")
+    return migrate.zoo.table_path(name)
 
 
 def _workloads():
@@ -364,8 +364,8 @@ def measure_large_batch(workload, directory, workdir, repeats):
                     results[PER_CHECKPOINT].extend(
                         item["seconds"] for item in json.load(report)["items"]
                         if item["status"] == "converted")
-        # The report's own time: the library call alone, after the command
-        # line has imported TensorFlow (what the rerun spends deciding).
+        # The report's own time: the library call alone, without the process's
+        # start-up and imports (what the rerun spends deciding).
         with open(os.path.join(output, "batch_report.json"), encoding="utf-8") as report:
             results[DECISIONS].append(json.load(report)["seconds"])
     shutil.rmtree(output, ignore_errors=True)
@@ -391,7 +391,7 @@ def large_batch_rows(prefix, results, copies, count, kept_bytes):
         f"({_range([result.seconds for result in results[RERUN]])}) | "
         f"{_median_cpu(results[RERUN]):.2f} | {_median_peak(results[RERUN]) / 1e6:.0f} | — |",
         f"| | rerun inside `convert_batch` (its report's seconds: scan, {count} resume "
-        f"decisions, report; TensorFlow already imported) | "
+        f"decisions, report; no start-up or imports) | "
         f"{statistics.median(results[DECISIONS]):.2f} | — | — | — |",
         f"| | one checkpoint inside the worker (median of the reports' per-checkpoint "
         f"seconds: read, assign, write, hash, manifest, rename) | "

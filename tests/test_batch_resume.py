@@ -3,6 +3,8 @@
 import json
 import os
 import shutil
+import subprocess
+import sys
 import time
 
 import pytest
@@ -14,6 +16,8 @@ from migrate.output import atomic
 
 ENTRY = zoo.get("small_convnet")
 PREFIXES = ["run1/model.ckpt-1", "run1/model.ckpt-2", "run1/model.ckpt-3"]
+# What a batch's own process never imports when its paths are local and workers convert.
+HEAVY_MODULES = {"tensorflow", "keras", "tf_keras", "tensorboard", "matplotlib"}
 
 
 @pytest.fixture(scope="module")
@@ -254,3 +258,50 @@ def test_bad_batch_arguments_are_argument_errors(tree, tmp_path):
         with pytest.raises(migrate.ArgumentError, match=f"Received: {message}"):
             _batch(tree, str(tmp_path / "o"), **keywords)
     assert not os.path.exists(tmp_path / "o")
+
+
+def test_a_batch_process_imports_no_tensorflow_and_its_rerun_starts_no_worker(tree, tmp_path):
+    # The launcher only scans, decides and reports (--latest_only reads the
+    # state file too); TensorFlow and the model are for its workers, and a
+    # rerun with every output up to date starts none. The process says what
+    # it holds at the end (`-X importtime` would miss an import made while
+    # standard error is silenced, as the command line does for TensorFlow's).
+    log = tmp_path / "builds.txt"
+    tests = os.path.dirname(batch_factories.__file__)
+    environment = dict(os.environ, **{batch_factories.BUILD_LOG_VARIABLE: str(log)})
+    environment["PYTHONPATH"] = os.pathsep.join(filter(None, [tests, os.environ.get("PYTHONPATH")]))
+    environment.pop("TF_USE_LEGACY_KERAS", None)
+    command = ("import sys\nfrom migrate import cli\ncode = cli.main(['migrate', *sys.argv[1:]])\n"
+               f"heavy = sorted(set(sys.modules) & set({sorted(HEAVY_MODULES)}))\n"
+               "print('imported:', *heavy, file=sys.stderr)\nsys.exit(code)\n")
+    arguments = ["batch", f"--input_dir={tree}", f"--output_dir={tmp_path / 'converted'}",
+                 "--model=batch_factories:counted_model", "--latest_only"]
+    # The rerun takes the same table from --zoo, without importing the entry's Keras model.
+    for table, counts in ((f"--table={ENTRY.table_path}", "converted 1, skipped 0"),
+                          ("--zoo=small_convnet", "converted 0, skipped 1")):
+        result = subprocess.run([sys.executable, "-c", command, *arguments, table],
+                                capture_output=True, text=True, env=environment, timeout=600,
+                                check=False)
+        assert result.returncode == 0, result.stderr[-2000:]
+        assert result.stdout.splitlines()[1] == f"  {counts} (up to date), failed 0"
+        assert result.stderr.splitlines()[-1] == "imported:", result.stderr[-2000:]
+    # The rerun printed nothing else: no start line, no worker.
+    assert result.stderr == "imported:\n"
+    assert len(log.read_text().split()) == 1, "one model build: the first run's worker"
+
+
+def test_exported_directories_count_as_present_outputs(tmp_path):
+    from migrate.output import manifest as manifest_lib
+
+    output = tmp_path / "converted"
+    (output / "saved_model" / "variables").mkdir(parents=True)
+    written = {"ckpt.index": b"1", "saved_model/saved_model.pb": b"22",
+               "saved_model/variables/variables.index": b"333"}
+    for name, data in written.items():
+        (output / name).write_bytes(data)
+    manifest = {"output_files": [{"path": name, "sha256": "", "bytes": len(data)}
+                                 for name, data in written.items()]}
+    # An output with a saved_model/ export is up to date (it was converted on every rerun).
+    assert manifest_lib._outputs_present(str(output), manifest)
+    (output / "saved_model" / "extra").write_bytes(b"")
+    assert not manifest_lib._outputs_present(str(output), manifest)

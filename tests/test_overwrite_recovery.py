@@ -7,15 +7,16 @@ check that `convert` (library and command line) recovers them before any
 work, as a batch does, and says what it did.
 """
 
+import errno
 import fcntl
 import json
 import os
 import shutil
 
 import pytest
-import tensorflow as tf
 
 import migrate
+from migrate import files
 from migrate import zoo
 from migrate.output import atomic
 
@@ -112,18 +113,18 @@ def test_a_leftover_that_cannot_be_restored_is_one_error_line_before_any_work(
     output, _ = _killed_between_renames(converted, tmp_path)
     before = sorted(os.listdir(tmp_path))
 
-    def refuse(source, destination, overwrite=False):
-        raise tf.errors.PermissionDeniedError(None, None, f"{source}; Permission denied")
+    def refuse(source, destination):
+        raise PermissionError(errno.EACCES, os.strerror(errno.EACCES), source)
 
-    monkeypatch.setattr(tf.io.gfile, "rename", refuse)
+    monkeypatch.setattr(files, "rename", refuse)
     result = cli_in_process("convert", f"--checkpoint={prefix}", "--zoo=small_convnet",
                             f"--output={output}", "--overwrite")
     assert result.returncode == 1
     previous = f"{output}{atomic.PREVIOUS_MARK}0badf00d"
     assert result.stderr.splitlines() == [
         f"error: Cannot recover {output} from {previous}, left by a run killed while replacing "
-        f"it: {previous}; Permission denied. Expected a writable location; restore or remove "
-        f"{previous} yourself. Received: output={output!r}"]
+        f"it: [Errno 13] Permission denied: {previous!r}. Expected a writable location; restore "
+        f"or remove {previous} yourself. Received: output={output!r}"]
     assert sorted(os.listdir(tmp_path)) == before
 
 

@@ -1,6 +1,5 @@
 """The ResNet-v1-50 zoo model and its table, checked against tf-slim's layout without TF1."""
 
-import os
 import re
 import tomllib
 
@@ -8,6 +7,7 @@ import keras
 import numpy as np
 import pytest
 
+import migrate.zoo
 from legacy_graphs import resnet_v1_50 as legacy
 from migrate.zoo import resnet_v1_50 as zoo
 
@@ -46,7 +46,7 @@ def _slim_variables(num_classes):
 
 def _apply_table(names):
     """Maps TF1 names through the zoo table: first full match wins, as the core does."""
-    with open(os.path.join(os.path.dirname(zoo.__file__), zoo.TABLE_FILE), "rb") as file:
+    with open(migrate.zoo.table_path("resnet_v1_50"), "rb") as file:
         rules = tomllib.load(file)["rule"]
     mapped = {}
     rule_uses = [0] * len(rules)

@@ -157,7 +157,7 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
         documents = json.loads(files.read_bytes(results_path))
     finally:
         if files.exists(results_path):
-            files.gfile().remove(results_path)
+            files.remove(results_path)
     return [batch_worker.ItemResult.from_json(document)
             for document in documents[CONVERTED] + documents[DEAD_LETTER]]
 

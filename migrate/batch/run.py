@@ -243,7 +243,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
             f"Expected legacy checkpoints (files such as run1/model.ckpt-1000.index) under "
             f"{input_dir}. Received: none.")
     try:
-        files.gfile().makedirs(output_dir)
+        files.makedirs(output_dir)
     except Exception as error:
         raise errors.OutputError(
             f"Cannot create output directory {output_dir}: {errors.first_line(error)}") from None
@@ -353,7 +353,7 @@ def _table_and_text(table):
     path = table.origin if isinstance(table, MappingTable) else str(table)
     try:
         data = files.read_bytes(path)
-    except Exception as error:  # tf.errors.NotFoundError and friends.
+    except Exception as error:  # OSError, or tf.errors.NotFoundError and friends for a URL.
         if isinstance(table, MappingTable):
             raise errors.TableError(
                 f"A batch sends its workers the table's file, and this table came from "

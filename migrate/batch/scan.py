@@ -51,9 +51,10 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
     """Finds every legacy checkpoint prefix under a directory.
 
     A prefix is any `<name>.index` file. The walk goes through
-    `tf.io.gfile` and scans every directory once: symlinked directories come
-    after the real ones (so a directory is found under its own path), and a
-    symlink back to one of its own ancestors is reported, not followed.
+    `migrate.files` (local paths, or URLs of any `tf.io.gfile` filesystem)
+    and scans every directory once: symlinked directories come after the
+    real ones (so a directory is found under its own path), and a symlink
+    back to one of its own ancestors is reported, not followed.
     Directories holding a `manifest.json` are converted outputs and are not
     scanned.
 
@@ -102,8 +103,8 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
         seen[identity] = relative or "the input directory"
         chain += (identity,)
         try:
-            names = sorted(name.rstrip("/") for name in files.gfile().listdir(directory))
-        except Exception as error:  # tf.errors.PermissionDeniedError and friends.
+            names = sorted(files.listdir(directory))
+        except Exception as error:  # OSError, or tf.errors.PermissionDeniedError and friends.
             result.failures.append({"path": directory, "relative": relative,
                                     "reason": f"Cannot list directory {directory}: "
                                               f"{errors.first_line(error)}"})
@@ -136,22 +137,22 @@ def _add_prefixes(result, root, directory, names, latest_only):
         return
     relative = _relative(root, directory)
     if latest_only and STATE_FILE_NAME in names:
-        import tensorflow as tf
-
         state_path = files.join(directory, STATE_FILE_NAME)
-        # get_checkpoint_state returns None for a file it cannot parse.
-        state = tf.train.get_checkpoint_state(directory)
-        if state is None or not state.model_checkpoint_path:
+        try:
+            named = checkpoint.newest_in_state_file(directory)
+        except ValueError:
+            named = ""
+        if not named:
             result.failures.append({"path": state_path, "relative": relative, "reason": (
                 f"The checkpoint state file {state_path} cannot be parsed or names no "
                 f"checkpoint.")})
             return
         # Only the name counts: state files often hold absolute paths from the
         # machine that trained, which no longer exist where the files are now.
-        newest = checkpoint.strip_shard_suffix(files.basename(state.model_checkpoint_path))
+        newest = checkpoint.strip_shard_suffix(files.basename(named))
         if newest not in prefixes:
             result.failures.append({"path": state_path, "relative": relative, "reason": (
-                f"The checkpoint state file {state_path} names {state.model_checkpoint_path}, "
+                f"The checkpoint state file {state_path} names {named}, "
                 f"which is not a checkpoint in {directory}. Expected one of: "
                 f"{', '.join(prefixes)}.")})
             return
@@ -186,13 +187,13 @@ def strip_slashes(path):
 
 
 def _is_link(path):
-    return "://" not in path and os.path.islink(path)
+    return not files.is_url(path) and os.path.islink(path)
 
 
 def directory_identity(path):
     # Only local filesystems have symlinks; other tf.io.gfile filesystems
     # (gs://, ram://, ...) name every directory by one path.
-    return path if "://" in path else os.path.realpath(path)
+    return path if files.is_url(path) else os.path.realpath(path)
 
 
 def _relative(root, path):

@@ -514,7 +514,11 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
 
 
 def main():
-    """The worker's loop: settings first, then one job per line until standard input closes."""
+    """The worker's loop: settings first, then one job per line until standard input closes.
+
+    Returns:
+        The exit code: 0, or 1 when the table or the model could not be loaded.
+    """
     import faulthandler
 
     # Anything TensorFlow or a model factory prints must not land in the
@@ -544,5 +548,18 @@ def main():
     return 0
 
 
+def exit_now(code):
+    """Ends the worker at once, once what it wrote is flushed.
+
+    Every output is complete and renamed into place before its result is
+    sent, so nothing is left to finish; an ordinary exit would spend a
+    second or more tearing down TensorFlow and the model (measured: 1.2 s
+    for vgg_16), and the batch waits for its workers to end.
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    exit_now(main())

@@ -35,6 +35,7 @@ import re
 import tomllib
 from typing import Any, Mapping
 
+from migrate import files
 from migrate.errors import TableError
 from migrate.errors import reason
 from migrate.mapping import layouts
@@ -124,17 +125,13 @@ class MappingTable:
                 message names the file, the rule index and the problem.
         """
         path = str(path)
-        if "://" in path:
-            # Remote filesystems (gs://, s3://, ...) go through TensorFlow;
-            # local tables are read without importing it, so `lint` stays fast.
-            from migrate import files
-            try:
-                data = files.read_bytes(path)
-            except Exception as error:  # tf.errors.NotFoundError and friends.
-                raise _unreadable(path, reason(error)) from None
-        else:
-            data = _read_local(path)
-        return cls.from_bytes(data, origin=str(path))
+        try:
+            # Local tables are read without importing TensorFlow, so `lint` stays fast.
+            data = files.read_bytes(path)
+        except Exception as error:  # OSError, or tf.errors.NotFoundError and friends for a URL.
+            why = error.strerror if isinstance(error, OSError) and error.strerror else None
+            raise _unreadable(path, why or reason(error)) from None
+        return cls.from_bytes(data, origin=path)
 
     @classmethod
     def from_text(cls, text, origin="<string>"):
@@ -341,14 +338,6 @@ def _check_cost(pattern, where):
             f"10^{len(str(MAX_PATTERN_STEPS)) - 1}) because its repeats can trade characters. "
             f"Expected repeats that cannot, e.g. '(.*)/(.*)/(.*)' rewritten as "
             f"'([^/]*)/([^/]*)/(.*)'. Received: match={pattern.pattern!r}")
-
-
-def _read_local(path):
-    try:
-        with open(path, "rb") as file:
-            return file.read()
-    except OSError as error:
-        raise _unreadable(path, error.strerror or reason(error)) from None
 
 
 def _unreadable(path, why):

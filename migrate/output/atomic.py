@@ -68,8 +68,9 @@ def check_output(output_dir, *, overwrite, source_files=()):
                 f"Refusing to overwrite {output_dir}: it is not a converted output. Expected a "
                 f"directory holding {OWNERSHIP_MARK}; remove it yourself or choose another "
                 f"output. Received: output={output_dir!r}")
-    parent = files.dirname(absolute) if "://" not in output_dir else files.dirname(output_dir)
-    if "://" not in output_dir and parent and not os.access(_nearest_existing(parent), os.W_OK):
+    parent = files.dirname(output_dir) if files.is_url(output_dir) else files.dirname(absolute)
+    if not files.is_url(output_dir) and parent and not os.access(_nearest_existing(parent),
+                                                                 os.W_OK):
         raise OutputError(
             f"Cannot write output {output_dir}: its parent directory {parent} is not writable. "
             f"Expected a writable location. Received: output={output_dir!r}")
@@ -111,7 +112,7 @@ def check_file_destination(path, *, option):
     if not files.is_directory(parent):
         raise OutputError(f"Cannot write the {option} file {path}: the directory {parent} does "
                           f"not exist. {expected} {received}", option=option)
-    if "://" not in path and not os.access(parent, os.W_OK):
+    if not files.is_url(path) and not os.access(parent, os.W_OK):
         raise OutputError(f"Cannot write the {option} file {path}: {parent} is not writable. "
                           f"{expected} {received}", option=option)
 
@@ -134,11 +135,10 @@ def staged_directory(output_dir, *, overwrite):
     parent = files.dirname(output_dir) or "."
     temporary = files.join(
         parent, f".{files.basename(output_dir)}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}")
-    gfile = files.gfile()
     remove_stale_partials(output_dir)
     lock = None
     try:
-        gfile.makedirs(temporary)
+        files.makedirs(temporary)
         lock = _lock(temporary)
         yield temporary
         _replace(temporary, output_dir, overwrite)
@@ -147,8 +147,8 @@ def staged_directory(output_dir, *, overwrite):
                           f"{_FUNCTION_NODE.sub('', reason(error))}. Expected a writable "
                           f"location with room. Received: output={output_dir!r}") from None
     finally:
-        if gfile.exists(temporary):
-            gfile.rmtree(temporary)
+        if files.exists(temporary):
+            files.rmtree(temporary)
         if lock is not None:
             os.close(lock)
 
@@ -168,7 +168,7 @@ def remove_stale_partials(output_dir):
     []
     """
     output_dir = str(output_dir).rstrip("/")
-    if "://" in output_dir:
+    if files.is_url(output_dir):
         return []
     parent = os.path.dirname(output_dir) or "."
     mark = f".{os.path.basename(output_dir)}{PARTIAL_MARK}"
@@ -222,17 +222,14 @@ def recover_previous(output_dir):
     >>> recover_previous("/no/such/directory/converted")
     []
     """
-    import tensorflow as tf
-
     output_dir = str(output_dir).rstrip("/")
     if not output_dir:
         return []
-    gfile = files.gfile()
     parent = files.dirname(output_dir) or "."
     mark = f"{files.basename(output_dir)}{PREVIOUS_MARK}"
     try:
-        names = [name.rstrip("/") for name in gfile.listdir(parent) if name.startswith(mark)]
-    except Exception:  # tf.errors.NotFoundError: no parent yet, so nothing left over.
+        names = [name for name in files.listdir(parent) if name.startswith(mark)]
+    except Exception:  # OSError or tf.errors.NotFoundError: no parent yet, so nothing left over.
         return []
     if not names or _conversion_running(output_dir):
         return []
@@ -240,7 +237,7 @@ def recover_previous(output_dir):
     for previous in _newest_first([files.join(parent, name) for name in names]):
         try:
             notes.append(_recover_one(previous, output_dir))
-        except (OSError, tf.errors.OpError) as error:
+        except files.error_types(output_dir) as error:
             raise OutputError(
                 f"Cannot recover {output_dir} from {previous}, left by a run killed while "
                 f"replacing it: {_FUNCTION_NODE.sub('', reason(error))}. Expected a writable "
@@ -255,12 +252,10 @@ def _newest_first(previous_paths):
     More than one is left only when runs that did not recover (older
     versions) were killed in turn; the newest is what the user last wrote.
     """
-    gfile = files.gfile()
-
     def written(path):
         try:
-            return gfile.stat(files.join(path, OWNERSHIP_MARK)).mtime_nsec
-        except Exception:  # tf.errors.NotFoundError: not a converted output.
+            return files.modified_ns(files.join(path, OWNERSHIP_MARK))
+        except Exception:  # OSError or tf.errors.NotFoundError: not a converted output.
             return -1
 
     return sorted(sorted(previous_paths), key=written, reverse=True)
@@ -268,24 +263,23 @@ def _newest_first(previous_paths):
 
 def _recover_one(previous, output_dir):
     """Restores `previous` as `output_dir`, removes it, or leaves it; returns what was done."""
-    gfile = files.gfile()
-    if not gfile.exists(files.join(previous, OWNERSHIP_MARK)):
+    if not files.exists(files.join(previous, OWNERSHIP_MARK)):
         return f"{previous} is not a converted output (no {OWNERSHIP_MARK}); left as it is"
-    if not gfile.exists(output_dir):
-        gfile.rename(previous, output_dir)
+    if not files.exists(output_dir):
+        files.rename(previous, output_dir)
         return f"restored {output_dir} from {previous}: a run was killed while replacing it"
-    if not gfile.exists(files.join(output_dir, OWNERSHIP_MARK)):
+    if not files.exists(files.join(output_dir, OWNERSHIP_MARK)):
         # Not a complete output of this tool: the previous one may be the only copy.
         return (f"{previous} left as it is: {output_dir} is not a complete converted output "
                 f"(no {OWNERSHIP_MARK})")
-    gfile.rmtree(previous)
+    files.rmtree(previous)
     return (f"removed {previous}: the output it held had already been replaced by a run killed "
             f"before it could remove it")
 
 
 def _conversion_running(output_dir):
     """Whether a live process holds the lock of a `.NAME.partial-*` beside a local `output_dir`."""
-    if "://" in output_dir:
+    if files.is_url(output_dir):
         return False
     parent = os.path.dirname(output_dir) or "."
     mark = f".{os.path.basename(output_dir)}{PARTIAL_MARK}"
@@ -310,7 +304,7 @@ def _conversion_running(output_dir):
 
 def _lock(directory):
     """Locks a local directory for as long as this process lives; returns the descriptor."""
-    if "://" in directory:
+    if files.is_url(directory):
         return None
     descriptor = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
     try:
@@ -322,24 +316,23 @@ def _lock(directory):
 
 
 def _replace(temporary, output_dir, overwrite):
-    gfile = files.gfile()
     previous = None
-    if gfile.exists(output_dir):
+    if files.exists(output_dir):
         if not overwrite:
             raise _exists_error(output_dir)
         previous = f"{output_dir}{PREVIOUS_MARK}{uuid.uuid4().hex[:8]}"
-        gfile.rename(output_dir, previous)
+        files.rename(output_dir, previous)
     renamed = False
     try:
-        gfile.rename(temporary, output_dir)
+        files.rename(temporary, output_dir)
         renamed = True
     finally:
         if previous is not None:
             # Put the old output back if the new one could not take its place.
             if renamed:
-                gfile.rmtree(previous)
+                files.rmtree(previous)
             else:
-                gfile.rename(previous, output_dir)
+                files.rename(previous, output_dir)
 
 
 def _exists_error(output_dir):
@@ -349,7 +342,7 @@ def _exists_error(output_dir):
 
 
 def _absolute(path):
-    return path if "://" in path else os.path.abspath(path)
+    return path if files.is_url(path) else os.path.abspath(path)
 
 
 def _nearest_existing(path):

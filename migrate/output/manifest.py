@@ -80,7 +80,7 @@ def check(output_dir):
 def _sha256(path):
     try:
         return files.sha256(path)
-    except Exception as error:  # tf.errors.OpError: a directory under a file's name, ...
+    except Exception as error:  # OSError or tf.errors.OpError: a directory under a file's name, ...
         raise _unreadable(path, error) from None
 
 
@@ -100,7 +100,7 @@ def read(output_dir):
                           f"by a conversion. Received: output={str(output_dir)!r}")
     try:
         data = files.read_bytes(manifest_path)
-    except Exception as error:  # tf.errors.OpError: a directory, no permission, ...
+    except Exception as error:  # OSError or tf.errors.OpError: a directory, no permission, ...
         raise _unreadable(manifest_path, error) from None
     try:
         manifest = json.loads(data)
@@ -195,12 +195,11 @@ def _walk(directory):
     """Returns `(file names, directory names)` under `directory`, relative and sorted."""
     found = ([], [])
     root = str(directory).rstrip("/")
-    for current, directory_names, file_names in files.gfile().walk(root):
+    for current, directory_names, file_names in files.walk(root):
         relative = current[len(root):].strip("/").replace("\\", "/")
         for names, kind in ((file_names, 0), (directory_names, 1)):
             found[kind].extend(f"{relative}/{name}" if relative else name for name in names)
-    return (sorted(name for name in found[0] if name != MANIFEST_NAME),
-            sorted(name.rstrip("/") for name in found[1]))
+    return sorted(name for name in found[0] if name != MANIFEST_NAME), sorted(found[1])
 
 
 def write(directory, manifest, *, known_digests=None):
@@ -354,13 +353,17 @@ def is_current(output_dir, source_paths, *, table_sha256, model, options, hash_s
         return manifest if _outputs_present(output_dir, manifest) else None
     except OutputError:
         return None
-    except Exception:  # tf.errors.OpError: a source file vanished or cannot be read.
+    except Exception:  # OSError or tf.errors.OpError: a source file vanished or cannot be read.
         return None
 
 
 def _outputs_present(output_dir, manifest):
-    """Whether every output file the manifest lists is there with its size, and nothing else."""
-    present = set(files.gfile().listdir(output_dir)) - {MANIFEST_NAME}
+    """Whether every output file the manifest lists is there with its size, and nothing else.
+
+    Walked, not listed: an export such as `saved_model/` is a directory whose
+    files the manifest lists one by one.
+    """
+    present = set(output_file_names(output_dir))
     recorded = {entry["path"]: entry.get("bytes") for entry in manifest["output_files"]}
     if present != set(recorded):
         return False

@@ -1,7 +1,9 @@
 """Reads a TF1 checkpoint: its variables' metadata, their roles, and one tensor at a time."""
 
 import dataclasses
+import functools
 import math
+import os
 import re
 
 import numpy as np
@@ -248,8 +250,6 @@ def resolve_prefix(path):
     Raises:
         CheckpointError: no checkpoint is there; the message says what was found.
     """
-    import tensorflow as tf
-
     path = str(path)
     for suffix in (INDEX_SUFFIX, META_SUFFIX):
         if path.endswith(suffix) and files.exists(path):
@@ -277,16 +277,15 @@ def resolve_prefix(path):
                 f"Expected a checkpoint prefix such as {files.join(path, 'model.ckpt-1000')}, or "
                 f"a directory with a state file. Received: checkpoint={path!r}")
         try:
-            state = tf.train.get_checkpoint_state(path)
-        except Exception as error:
+            prefix = newest_in_state_file(path)
+        except ValueError as error:
             raise CheckpointError(
-                f"The checkpoint state file {state_path} cannot be parsed: {reason(error)}. "
+                f"The checkpoint state file {state_path} cannot be parsed: {error}. "
                 f"Expected a text CheckpointState. Received: checkpoint={path!r}") from None
-        if state is None or not state.model_checkpoint_path:
+        if not prefix:
             raise CheckpointError(
                 f"The checkpoint state file {state_path} names no checkpoint. Expected a "
                 f"model_checkpoint_path. Received: checkpoint={path!r}")
-        prefix = state.model_checkpoint_path
         v1_shard = _V1_SHARD.search(prefix)
         if v1_shard:
             prefix = prefix[:v1_shard.start()]
@@ -307,6 +306,70 @@ def resolve_prefix(path):
     raise CheckpointError(
         f"No checkpoint at {path}: {path}.index does not exist, and {path} is not a V1 "
         f"checkpoint file. Expected a checkpoint prefix or directory. Received: checkpoint={path!r}")
+
+
+def newest_in_state_file(directory):
+    """Returns the newest checkpoint that `directory`'s `checkpoint` state file names, or "".
+
+    Read as `tf.train.get_checkpoint_state` reads it, without importing
+    TensorFlow: the file is the text format of a CheckpointState proto,
+    parsed by protobuf's own `text_format` (quoting, escapes and comments as
+    TensorFlow reads them), and a relative path is taken relative to
+    `directory`.
+
+    Args:
+        directory: the directory holding the state file.
+
+    Returns:
+        Its `model_checkpoint_path`, joined to `directory` when relative; ""
+        when the file names none.
+
+    Raises:
+        ValueError: the file cannot be read, is not UTF-8 text, or is not a
+            text CheckpointState; the message says why.
+
+    Example:
+
+        newest_in_state_file("train/run1")  # 'train/run1/model.ckpt-3'
+    """
+    from google.protobuf import text_format
+
+    state = _checkpoint_state_class()()
+    try:
+        text_format.Merge(files.read_bytes(files.join(directory, STATE_FILE_NAME)).decode(), state)
+    except Exception as error:  # OSError, tf.errors.OpError, UnicodeDecodeError, ParseError.
+        raise ValueError(reason(error)) from None
+    path = state.model_checkpoint_path
+    if path and not (os.path.isabs(path) or files.is_url(path)):
+        path = files.join(directory, path)
+    return path
+
+
+@functools.cache
+def _checkpoint_state_class():
+    """Returns a message class for TensorFlow's CheckpointState proto, built without TensorFlow.
+
+    Its fields are those of tensorflow/python/training/checkpoint_state.proto.
+    It lives in a descriptor pool of its own, so it never clashes with
+    TensorFlow's class of the same name when both are loaded.
+    """
+    from google.protobuf import descriptor_pb2
+    from google.protobuf import descriptor_pool
+    from google.protobuf import message_factory
+
+    field = descriptor_pb2.FieldDescriptorProto
+    proto = descriptor_pb2.FileDescriptorProto(
+        name="tf1_migrate/checkpoint_state.proto", package="tensorflow", syntax="proto3")
+    message = proto.message_type.add(name="CheckpointState")
+    for number, (name, kind, label) in enumerate((
+            ("model_checkpoint_path", field.TYPE_STRING, field.LABEL_OPTIONAL),
+            ("all_model_checkpoint_paths", field.TYPE_STRING, field.LABEL_REPEATED),
+            ("all_model_checkpoint_timestamps", field.TYPE_DOUBLE, field.LABEL_REPEATED),
+            ("last_preserved_timestamp", field.TYPE_DOUBLE, field.LABEL_OPTIONAL)), start=1):
+        message.field.add(name=name, number=number, type=kind, label=label)
+    pool = descriptor_pool.DescriptorPool()
+    pool.Add(proto)
+    return message_factory.GetMessageClass(pool.FindMessageTypeByName("tensorflow.CheckpointState"))
 
 
 def strip_shard_suffix(path):
@@ -355,10 +418,10 @@ def is_v1_file(path):
         length = files.size(path)
         if length < _TABLE_FOOTER_BYTES:
             return False
-        with files.gfile().GFile(path, "rb") as file:
+        with files.open_binary(path, "rb") as file:
             file.seek(length - len(_TABLE_MAGIC))
             return file.read(len(_TABLE_MAGIC)) == _TABLE_MAGIC
-    except Exception:  # tf.errors.OpError from gfile: unreadable means not a checkpoint here.
+    except Exception:  # OSError or tf.errors.OpError: unreadable means not a checkpoint here.
         return False
 
 
@@ -381,7 +444,7 @@ def checkpoint_prefixes(directory, names=None):
         checkpoint_prefixes("train")  # ['train/model.ckpt-30', 'train/model.ckpt-20']
     """
     if names is None:
-        names = [name.rstrip("/") for name in files.gfile().listdir(directory)]
+        names = files.listdir(directory)
     names = set(names)
     prefixes = {}
     for name in names:
@@ -399,7 +462,7 @@ def checkpoint_prefixes(directory, names=None):
             prefixes[name] = name
 
     def newest_first(prefix):
-        mtime = files.gfile().stat(files.join(directory, prefixes[prefix])).mtime_nsec
+        mtime = files.modified_ns(files.join(directory, prefixes[prefix]))
         return (mtime, [int(part) if part.isdigit() else 0
                         for part in re.split(r"(\d+)", prefix)])
 
@@ -450,13 +513,13 @@ def data_files(prefix):
             return _complete_shards(prefix, v1_shards, _V1_SHARD, _V1_SHARD_NAME)
         if is_v1_file(prefix):
             return [prefix]
-    found = sorted(files.gfile().glob(prefix + ".data-*"))
+    found = sorted(files.glob(prefix + ".data-*"))
     return _complete_shards(prefix, found, _DATA_SHARD, _DATA_SHARD_NAME)
 
 
 def _v1_shard_paths(prefix):
     try:
-        found = files.gfile().glob(prefix + "-?????-of-?????")
+        found = files.glob(prefix + "-?????-of-?????")
     except Exception:  # tf.errors.NotFoundError for a missing directory on some filesystems.
         return []
     return sorted(path for path in found if _V1_SHARD.search(path))
@@ -543,8 +606,6 @@ def _meta_error(meta_path, error):
 
 
 def _builder_graph(name):
-    import os
-
     import tensorflow as tf
 
     import legacy_graphs

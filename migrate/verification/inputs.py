@@ -80,7 +80,7 @@ def load_inputs_file(path):
     if path is None:
         return {}
     try:
-        with files.gfile().GFile(path, "rb") as handle, np.load(handle) as archive:
+        with files.open_binary(path, "rb") as handle, np.load(handle) as archive:
             return {(key if ":" in key else key + ":0"): archive[key] for key in archive.files}
     except (OSError, ValueError) as error:
         raise ArgumentError(f"Cannot read the inputs file: {first_line(error)}. Expected an .npz "

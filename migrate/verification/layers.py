@@ -104,8 +104,7 @@ def table_for(table, converted):
     if converted is not None:
         manifest_path = files.join(str(converted), _MANIFEST_NAME)
         if files.exists(manifest_path):
-            with files.gfile().GFile(manifest_path, "r") as handle:
-                path = (json.load(handle).get("table") or {}).get("path")
+            path = (json.loads(files.read_bytes(manifest_path)).get("table") or {}).get("path")
             if path and files.exists(path):
                 return load_table(path)
     raise ArgumentError("The layer-by-layer comparison needs the mapping table that says which "

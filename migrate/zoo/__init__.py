@@ -1,8 +1,8 @@
 """Built-in conversions: a legacy TF1 model, its Keras 3 twin, and the table between them.
 
 Each entry is a module `migrate/zoo/<name>.py` that defines `build_model()`
-(returns a built Keras 3 model equivalent to the legacy graph) and
-`TABLE_FILE` (a TOML mapping table beside the module). The legacy side is
+(returns a built Keras 3 model equivalent to the legacy graph), and its
+TOML mapping table beside it, `migrate/zoo/<name>.toml`. The legacy side is
 `legacy_graphs/<name>.py`, which also names the tensors the verifier uses.
 
 Example:
@@ -76,10 +76,7 @@ def get(name):
     ...
     migrate.errors.ArgumentError: Unknown zoo entry. Did you mean 'resnet_v1_50'? ...
     """
-    if name not in ZOO_NAMES:
-        raise ArgumentError(
-            f"Unknown zoo entry.{did_you_mean(name, ZOO_NAMES)} Expected one of "
-            f"{', '.join(ZOO_NAMES)}. Received: zoo={name!r}")
+    _check_name(name)
     module = importlib.import_module(f"migrate.zoo.{name}")
     builder = importlib.import_module(f"legacy_graphs.{name}")
     verify = {
@@ -92,11 +89,51 @@ def get(name):
     return ZooEntry(
         name=name,
         description=(module.__doc__ or "").strip().splitlines()[0],
-        table_path=os.path.join(os.path.dirname(module.__file__), module.TABLE_FILE),
-        model_factory=f"migrate.zoo.{name}:build_model",
+        table_path=table_path(name),
+        model_factory=model_factory(name),
         build_model=module.build_model,
         verify=verify,
     )
+
+
+def table_path(name):
+    """Returns the path of entry `name`'s mapping table, without importing its model module.
+
+    The module imports Keras (and so TensorFlow); a batch's launcher needs
+    only the table and the factory's name, which its workers import.
+
+    Raises:
+        ArgumentError: there is no such entry.
+
+    Example:
+
+    >>> os.path.basename(table_path("small_convnet"))
+    'small_convnet.toml'
+    """
+    _check_name(name)
+    return os.path.join(os.path.dirname(__file__), f"{name}.toml")
+
+
+def model_factory(name):
+    """Returns entry `name`'s model factory as `module:callable` text, without importing it.
+
+    Raises:
+        ArgumentError: there is no such entry.
+
+    Example:
+
+    >>> model_factory("small_convnet")
+    'migrate.zoo.small_convnet:build_model'
+    """
+    _check_name(name)
+    return f"migrate.zoo.{name}:build_model"
+
+
+def _check_name(name):
+    if name not in ZOO_NAMES:
+        raise ArgumentError(
+            f"Unknown zoo entry.{did_you_mean(name, ZOO_NAMES)} Expected one of "
+            f"{', '.join(ZOO_NAMES)}. Received: zoo={name!r}")
 
 
 def available():

@@ -20,7 +20,6 @@ from keras import ops
 
 from legacy_graphs import bert_encoder as legacy_bert_encoder
 
-TABLE_FILE = "bert_encoder.toml"
 # Attention matches BERT op for op; layer normalization and GELU reach the
 # same formulas in another operation order. Measured on "tiny": max abs
 # difference 7e-7, 2.3e-7 of the largest output.

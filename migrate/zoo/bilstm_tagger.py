@@ -4,8 +4,6 @@ import keras
 
 from legacy_graphs import bilstm_tagger as legacy
 
-TABLE_FILE = "bilstm_tagger.toml"
-
 
 def build_model():
     """Returns the built Keras 3 twin of `legacy_graphs.bilstm_tagger`.

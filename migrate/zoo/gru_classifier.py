@@ -4,8 +4,6 @@ import keras
 
 from legacy_graphs import gru_classifier as legacy
 
-TABLE_FILE = "gru_classifier.toml"
-
 
 def build_model():
     """Returns the built Keras 3 twin of `legacy_graphs.gru_classifier`.

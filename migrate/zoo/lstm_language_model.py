@@ -4,8 +4,6 @@ import keras
 
 from legacy_graphs import lstm_language_model as legacy
 
-TABLE_FILE = "lstm_language_model.toml"
-
 
 def build_model():
     """Returns the built Keras 3 twin of `legacy_graphs.lstm_language_model`.

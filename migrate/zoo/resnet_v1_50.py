@@ -2,7 +2,6 @@
 
 import keras
 
-TABLE_FILE = "resnet_v1_50.toml"
 # Measured on float32 CPU over seeds 0-4: logits agree within 1.6e-6 to 3e-6
 # (max |difference| / max |logit|). 1e-4 leaves room for other machines'
 # oneDNN kernels, whose summation order differs across 53 convolutions.

@@ -4,8 +4,6 @@ import keras
 
 from legacy_graphs import small_convnet as legacy
 
-TABLE_FILE = "small_convnet.toml"
-
 
 def build_model():
     """Returns the Keras 3 twin of `legacy_graphs.small_convnet`, built."""

@@ -12,8 +12,6 @@ import keras
 
 from legacy_graphs import vgg_16 as legacy_vgg_16
 
-TABLE_FILE = "vgg_16.toml"
-
 
 def build_model(config=legacy_vgg_16.DEFAULT_CONFIG):
     """Returns a built `keras.applications.VGG16` that outputs logits.
