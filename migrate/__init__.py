@@ -9,52 +9,44 @@ The public API, gathered here:
     migrate.restore(fresh_model, "converted")
 """
 
-import importlib
-import importlib.util
-
 from migrate.version import __version__  # noqa: F401  (the package version, `migrate.__version__`)
 
-# Each public name and the module that defines it. They are imported on first
-# use, so a command loads only what it needs: a batch rerun with every output
-# up to date loads the scan and the resume decision, not the planner, the
-# verifier or the suggester. Measured: `import migrate` 0.25 s -> 0.04 s, a
-# whole rerun of 4 checkpoints 0.29 s -> 0.26 s (median of 10).
-_EXPORTS = {
-    "migrate.batch.run": ("BatchInterrupted", "BatchReport", "convert_batch"),
-    "migrate.errors": ("ArgumentError", "CheckpointError", "MigrateError", "ModelError",
-                       "OutputError", "PlanError", "TableError", "VerificationError"),
-    "migrate.mapping.table": ("MappingTable", "Rule"),
-    "migrate.mapping.suggest": ("SuggestReport", "suggest"),
-    "migrate.options": ("ConversionOptions",),
-    "migrate.output.report": ("ConversionReport",),
-    "migrate.pipeline": ("convert", "inspect", "plan"),
-    "migrate.planning.plan": ("ConversionPlan", "Problem"),
-    "migrate.source.checkpoint": ("LegacyCheckpoint", "SourceVariable"),
-    "migrate.source.roles": ("Role", "RoleSource"),
-    "migrate.verification.parity": ("VerifyReport", "verify"),
-    "migrate.verification.restore": ("RestoreReport", "restore"),
-    "migrate.verification.settings": ("VerifySettings",),
-}
-_MODULE_OF = {name: module for module, names in _EXPORTS.items() for name in names}
+from migrate.batch.run import BatchInterrupted
+from migrate.batch.run import BatchReport
+from migrate.batch.run import convert_batch
+from migrate.errors import ArgumentError
+from migrate.errors import CheckpointError
+from migrate.errors import MigrateError
+from migrate.errors import ModelError
+from migrate.errors import OutputError
+from migrate.errors import PlanError
+from migrate.errors import TableError
+from migrate.errors import VerificationError
+from migrate.mapping.table import MappingTable
+from migrate.mapping.table import Rule
+from migrate.mapping.suggest import SuggestReport
+from migrate.mapping.suggest import suggest
+from migrate.options import ConversionOptions
+from migrate.output.report import ConversionReport
+from migrate.pipeline import convert
+from migrate.pipeline import inspect
+from migrate.pipeline import plan
+from migrate.planning.plan import ConversionPlan
+from migrate.planning.plan import Problem
+from migrate.source.checkpoint import LegacyCheckpoint
+from migrate.source.checkpoint import SourceVariable
+from migrate.source.roles import Role
+from migrate.source.roles import RoleSource
+from migrate.verification.parity import VerifyReport
+from migrate.verification.parity import verify
+from migrate.verification.restore import RestoreReport
+from migrate.verification.restore import restore
+from migrate.verification.settings import VerifySettings
 
-__all__ = sorted(_MODULE_OF)
-
-
-def __getattr__(name):
-    """Imports a public name's module, or a submodule, on first use (PEP 562).
-
-    Submodules too: `import migrate` then `migrate.pipeline.inspect(...)`
-    worked while every module was imported with the package, and still does.
-    """
-    if name in _MODULE_OF:
-        value = getattr(importlib.import_module(_MODULE_OF[name]), name)
-    elif not name.startswith("_") and importlib.util.find_spec(f"{__name__}.{name}"):
-        value = importlib.import_module(f"{__name__}.{name}")
-    else:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    globals()[name] = value
-    return value
-
-
-def __dir__():
-    return sorted({*globals(), *__all__})
+__all__ = [
+    "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions",
+    "ConversionPlan", "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError",
+    "ModelError", "OutputError", "PlanError", "Problem", "RestoreReport", "Role", "RoleSource",
+    "Rule", "SourceVariable", "SuggestReport", "TableError", "VerificationError", "VerifyReport",
+    "VerifySettings", "convert", "convert_batch", "inspect", "plan", "restore", "suggest", "verify",
+]
