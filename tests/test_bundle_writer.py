@@ -155,3 +155,19 @@ def test_non_contiguous_array_is_refused(tmp_path):
     with pytest.raises(ValueError, match="C-contiguous"):
         with bundle.BundleWriter(str(tmp_path / "bundle")) as writer:
             writer.add("t", np.zeros((4, 4), np.float32)[:, ::2])
+
+
+def test_a_failed_write_raises_and_leaves_no_index(tmp_path, monkeypatch):
+    class FullDisk:
+        def write(self, data):
+            raise OSError(28, "No space left on device")
+
+        def close(self):
+            pass
+
+    monkeypatch.setattr(bundle.files, "open_binary", lambda path, mode: FullDisk())
+    prefix = str(tmp_path / "bundle")
+    with pytest.raises(OSError, match="No space left"):
+        with bundle.BundleWriter(prefix) as writer:
+            writer.add("t", np.zeros((4, 4), np.float32))
+    assert not os.path.exists(prefix + ".index")

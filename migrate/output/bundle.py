@@ -90,6 +90,7 @@ class BundleWriter:
         self._data_digest = hashlib.sha256()
         self._file = None
         self._writes = self._hashes = None
+        self._pending_writes = []
         self.digests = None
 
     def __enter__(self):
@@ -153,8 +154,8 @@ class BundleWriter:
         if key in self._entries:
             raise ValueError(f"Expected each key once in a checkpoint. Received: key={key!r}")
         size = sum(len(chunk) for chunk in chunks)
-        for chunk in chunks:
-            self._writes.submit(self._file.write, chunk)
+        self._pending_writes.extend(self._writes.submit(self._file.write, chunk)
+                                    for chunk in chunks)
         checksum = self._hashes.submit(self._hash, chunks, crc)
         self._entries[key] = (dtype, shape, self._offset, size, checksum)
         self._offset += size
@@ -172,8 +173,10 @@ class BundleWriter:
 
         self._writes.shutdown(wait=True)
         self._hashes.shutdown(wait=True)
+        # A failed write (a full disk) or hash raises here, before the index exists.
+        for write in self._pending_writes:
+            write.result()
         self._file.close()
-        # A failed write or hash raises here, naming nothing partial as done.
         records = [(b"", tensor_bundle_pb2.BundleHeaderProto(
             num_shards=1, endianness=tensor_bundle_pb2.BundleHeaderProto.LITTLE,
             version=versions_pb2.VersionDef(producer=_BUNDLE_VERSION)).SerializeToString())]
