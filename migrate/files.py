@@ -117,8 +117,42 @@ def modified_ns(path):
 
 
 def open_binary(path, mode):
-    """Opens a file in binary `mode` ("rb", "wb"): `open` for local paths, gfile for URLs."""
-    return gfile().GFile(path, mode) if is_url(path) else builtins.open(path, mode)
+    """Opens a file in binary `mode` ("rb", "wb"): `open` for local paths, gfile for URLs.
+
+    Either way the file's `write` takes any buffer (bytes, a NumPy array):
+    gfile's own takes bytes only.
+    """
+    if not is_url(path):
+        return builtins.open(path, mode)
+    opened = gfile().GFile(path, mode)
+    return _BufferWriter(opened) if "w" in mode else opened
+
+
+class _BufferWriter:
+    """A gfile opened for writing whose `write` takes any buffer, a slice at a time.
+
+    gfile copies what it is given into bytes; slicing bounds that copy, so
+    a 400 MB tensor never exists twice in memory.
+    """
+
+    def __init__(self, opened):
+        self._opened = opened
+
+    def write(self, data):
+        view = memoryview(data).cast("B")
+        # At least one call: gfile creates the file on its first write.
+        for start in range(0, max(len(view), 1), _CHUNK_BYTES):
+            self._opened.write(bytes(view[start:start + _CHUNK_BYTES]))
+
+    def close(self):
+        self._opened.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exception):
+        self.close()
+        return False
 
 
 def read_bytes(path):

@@ -171,3 +171,38 @@ def test_a_failed_write_raises_and_leaves_no_index(tmp_path, monkeypatch):
         with bundle.BundleWriter(prefix) as writer:
             writer.add("t", np.zeros((4, 4), np.float32))
     assert not os.path.exists(prefix + ".index")
+
+
+def test_stream_writes_to_a_url(tmp_path):
+    # URLs (gs://, here TensorFlow's in-memory ram://) go through gfile.
+    model = _model(8)
+    children, variables_by_path = _mirror(model)
+    directory = "ram://bundle_writer_test/out"
+    tf.io.gfile.makedirs(directory)
+    try:
+        with output_checkpoint.CheckpointStream(directory, children) as stream:
+            stream.write(list(variables_by_path.values()))
+        fresh = _model(9)
+        tf.train.Checkpoint(model=fresh).read(stream.prefix).assert_existing_objects_matched()
+        for written, restored in zip(model.weights, fresh.weights):
+            np.testing.assert_array_equal(restored.numpy(), written.numpy())
+        for name, digest in stream.digests.items():
+            with tf.io.gfile.GFile(f"{directory}/{name}", "rb") as file:
+                assert hashlib.sha256(file.read()).hexdigest() == digest.sha256
+    finally:
+        tf.io.gfile.rmtree("ram://bundle_writer_test")
+
+
+def test_a_filesystem_that_renames_only_the_directory_name_is_an_error():
+    # TensorFlow's ram:// moves a directory's name but not its files; the
+    # conversion must fail, not report an empty output as written.
+    from migrate import files
+    from migrate.output import atomic
+
+    output = "ram://rename_test/out"
+    try:
+        with pytest.raises(OutputError, match="renamed the directory without its files"):
+            with atomic.staged_directory(output, overwrite=False) as staging:
+                files.write_bytes(files.join(staging, atomic.OWNERSHIP_MARK), b"{}")
+    finally:
+        tf.io.gfile.rmtree("ram://rename_test")

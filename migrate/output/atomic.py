@@ -147,8 +147,13 @@ def staged_directory(output_dir, *, overwrite):
                           f"{_FUNCTION_NODE.sub('', reason(error))}. Expected a writable "
                           f"location with room. Received: output={output_dir!r}") from None
     finally:
-        if files.exists(temporary):
-            files.rmtree(temporary)
+        try:
+            if files.exists(temporary):
+                files.rmtree(temporary)
+        except files.error_types(temporary):
+            # The error that ended the block says more; a temporary left
+            # behind is removed by the next run (`remove_stale_partials`).
+            pass
         if lock is not None:
             os.close(lock)
 
@@ -325,6 +330,13 @@ def _replace(temporary, output_dir, overwrite):
     renamed = False
     try:
         files.rename(temporary, output_dir)
+        if not files.exists(files.join(output_dir, OWNERSHIP_MARK)):
+            # TensorFlow's in-memory ram:// filesystem renames a directory's
+            # name but not the files under it: an empty output, never a success.
+            raise OutputError(
+                f"The filesystem of {output_dir} renamed the directory without its files. "
+                f"Expected a filesystem that renames directories (local, gs://). "
+                f"Received: output={output_dir!r}")
         renamed = True
     finally:
         if previous is not None:
