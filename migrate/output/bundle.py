@@ -102,12 +102,12 @@ class BundleWriter:
 
     def __exit__(self, kind, error, trace):
         try:
-            if kind is None:
-                self._finish()
-        finally:
             self._writes.shutdown(wait=True, cancel_futures=kind is not None)
             self._hashes.shutdown(wait=True, cancel_futures=kind is not None)
+        finally:
             self._file.close()
+        if kind is None:
+            self._finish()
         return False
 
     def add(self, key, array):
@@ -161,22 +161,21 @@ class BundleWriter:
         self._offset += size
 
     def _hash(self, chunks, crc):
+        """Adds the chunks to the data file's SHA-256; returns `crc`, or their masked CRC32C."""
+        value = 0
         for chunk in chunks:
             self._data_digest.update(chunk)
-        if crc is not None:
-            return crc
-        return _mask(_crc32c(chunks[0])) if len(chunks) == 1 else None
+            value = google_crc32c.extend(value, chunk)
+        return _mask(value) if crc is None else crc
 
     def _finish(self):
+        """Writes the index, once every write and hash is done; sets `digests`."""
         from tensorflow.core.protobuf import tensor_bundle_pb2
         from tensorflow.core.framework import versions_pb2
 
-        self._writes.shutdown(wait=True)
-        self._hashes.shutdown(wait=True)
         # A failed write (a full disk) or hash raises here, before the index exists.
         for write in self._pending_writes:
             write.result()
-        self._file.close()
         records = [(b"", tensor_bundle_pb2.BundleHeaderProto(
             num_shards=1, endianness=tensor_bundle_pb2.BundleHeaderProto.LITTLE,
             version=versions_pb2.VersionDef(producer=_BUNDLE_VERSION)).SerializeToString())]

@@ -18,11 +18,11 @@ Example:
     stream.digests  # {"ckpt.index": FileDigest(...), ...}
 """
 
-import numpy as np
 
 from migrate import files
 from migrate.errors import OutputError
 from migrate.output import bundle
+from migrate.output import direct_read
 
 CHECKPOINT_NAME = "ckpt"
 STATE_FILE_NAME = "checkpoint"
@@ -107,7 +107,7 @@ class CheckpointStream:
                     f"Variable {getattr(variable, 'path', variable.name)!r} is not in the "
                     f"checkpoint being written, or was written twice. Expected each mirrored "
                     f"weight once. Received: name={variable.name!r}")
-            self._writer.add(key, _current_value(variable))
+            self._writer.add(key, direct_read.variable_value(variable))
 
     def __exit__(self, kind, error, trace):
         if kind is None and self._keys:
@@ -156,8 +156,6 @@ def _keys_and_object_graph(root_children):
     for trackable, tensors in serialized.items():
         if trackable is None:
             object_graph = tensors.pop(_object_graph_key()).numpy()
-            if not tensors:
-                continue
         if not tensors:
             continue  # Containers hold no tensors of their own.
         if len(tensors) != 1 or not hasattr(trackable, "handle"):
@@ -167,11 +165,3 @@ def _keys_and_object_graph(root_children):
                 f"Received: object={type(trackable).__name__}")
         keys[id(trackable)] = next(iter(tensors))
     return keys, object_graph
-
-
-def _current_value(variable):
-    """Returns the variable's value as a read-only NumPy view of its buffer (no copy)."""
-    import tensorflow as tf
-
-    dtype = tf.as_dtype(getattr(variable.dtype, "name", variable.dtype))
-    return np.asarray(tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=dtype))

@@ -89,7 +89,7 @@ def restore(prefix, key, variable):
     """
     import tensorflow as tf
 
-    dtype = tf.as_dtype(getattr(variable.dtype, "name", variable.dtype))
+    dtype = _tensorflow_dtype(variable)
     shape = [int(size) for size in variable.shape]
     try:
         finite = _restore_function(dtype)(variable.handle, prefix, key,
@@ -103,7 +103,7 @@ def restore(prefix, key, variable):
             f"Expected intact tensor data. Received: name={key!r}") from None
     if bool(finite):
         return 0
-    return _count_nonfinite(variable, dtype)
+    return _count_nonfinite(variable)
 
 
 def _restore_function(dtype):
@@ -153,14 +153,29 @@ def _cause(error):
     return cause or first_line(error)
 
 
-def _count_nonfinite(variable, dtype):
-    """Counts NaN/Inf values of a variable a chunk at a time, so no full-size mask exists."""
+def variable_value(variable):
+    """Returns a resource variable's value as a read-only NumPy view of its buffer (no copy).
+
+    The view keeps the buffer alive; it must not be kept past the variable's
+    next assignment, which would otherwise have to copy.
+    """
     import tensorflow as tf
 
-    flat = tf.reshape(tf.raw_ops.ReadVariableOp(resource=variable.handle, dtype=dtype), [-1])
-    size = int(flat.shape[0])
+    return np.asarray(tf.raw_ops.ReadVariableOp(resource=variable.handle,
+                                                dtype=_tensorflow_dtype(variable)))
+
+
+def _tensorflow_dtype(variable):
+    import tensorflow as tf
+
+    return tf.as_dtype(getattr(variable.dtype, "name", variable.dtype))
+
+
+def _count_nonfinite(variable):
+    """Counts NaN/Inf values of a variable a chunk at a time, so no full-size mask exists."""
+    flat = variable_value(variable).reshape(-1)
     count = 0
-    for start in range(0, size, _COUNT_CHUNK_ELEMENTS):
-        chunk = flat[start:start + _COUNT_CHUNK_ELEMENTS].numpy()
+    for start in range(0, flat.size, _COUNT_CHUNK_ELEMENTS):
+        chunk = flat[start:start + _COUNT_CHUNK_ELEMENTS]
         count += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
     return count
