@@ -333,7 +333,7 @@ def _options():
 def _verify_settings():
     """Returns the `VerifySettings` of the input flags, on top of the zoo entry's defaults."""
     from migrate.verification import parity
-    from migrate.verification import settings
+    from migrate import verify_settings as settings
     given = {}
     if _INPUT_TENSOR.value is not None:
         given["input_tensor"] = _INPUT_TENSOR.value
@@ -517,7 +517,7 @@ def _check_parity_flags():
 
 def _check_verify_inputs():
     """Parses the input flags before anything is imported, so their errors are usage errors."""
-    from migrate.verification import settings
+    from migrate import verify_settings as settings
     if _INPUT_SHAPE.value is not None:
         settings.parse_input_shapes(_INPUT_SHAPE.value)
     if _INPUT_MAX.value is not None:

@@ -28,6 +28,8 @@ import time
 
 from migrate import errors
 from migrate.options import ConversionOptions
+from migrate.output import manifest
+from migrate.source import locate
 
 WORKER_MODULE = "migrate.batch.worker"
 UP_TO_DATE = "up to date"
@@ -169,11 +171,8 @@ def role_bytes(roles):
 
 def current_manifest(job, settings):
     """Returns the output's manifest if it already holds this conversion of this source, else None."""
-    from migrate.output import manifest
-    from migrate.source import checkpoint
-
     try:
-        paths = checkpoint.source_files(job.source, use_meta=settings.options.use_meta)
+        paths = locate.source_files(job.source, use_meta=settings.options.use_meta)
     except errors.CheckpointError:
         return None
     return manifest.is_current(job.output, paths, table_sha256=settings.table_sha256,
@@ -186,13 +185,13 @@ def skipped_result(job, settings):
     """Returns a skipped `ItemResult` if the output is up to date (and not forced), else None."""
     if settings.force:
         return None
-    manifest = current_manifest(job, settings)
-    if manifest is None:
+    current = current_manifest(job, settings)
+    if current is None:
         return None
-    kept, dropped, left_out = role_bytes(manifest["roles"])
+    kept, dropped, left_out = role_bytes(current["roles"])
     return ItemResult.for_job(job, Status.SKIPPED, UP_TO_DATE, kept_bytes=kept,
                               dropped_bytes=dropped, left_out_bytes=left_out,
-                              written_weights=manifest["written"]["weights"])
+                              written_weights=current["written"]["weights"])
 
 
 class Converter:

@@ -244,7 +244,7 @@ def metadata_fingerprint(paths):
     same fingerprint and a changed `.index` or data size a different one.
 
     Args:
-        paths: the checkpoint's files (`source.checkpoint.source_files`).
+        paths: the checkpoint's files (`source.locate.source_files`).
 
     Returns:
         The hex digest.

@@ -8,10 +8,14 @@ from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import ModelError
 from migrate.errors import first_line
+from migrate.source.locate import resolve_prefix
+from migrate.source.locate import tensorflow_path
+from migrate.source.meta_graph import checkpoint_key
+from migrate.source.roles import EMA_SUFFIX
 from migrate.verification import inputs as inputs_lib
-from migrate.verification.settings import DEFAULT_BATCH_SIZE
-from migrate.verification.settings import DEFAULT_TOLERANCE
-from migrate.verification.settings import VerifySettings
+from migrate.verify_settings import DEFAULT_BATCH_SIZE
+from migrate.verify_settings import DEFAULT_TOLERANCE
+from migrate.verify_settings import VerifySettings
 
 # In a graph-mode run error: the line naming the failing node, and the lines
 # that only say where it was defined.
@@ -102,7 +106,6 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
     """
     import tensorflow as tf
 
-    from migrate.source.checkpoint import tensorflow_path
 
     meta_path = inputs_lib.check_meta(prefix)
     graph = tf.Graph()
@@ -173,9 +176,6 @@ def _moving_average_var_list(graph, prefix):
     """
     import tensorflow as tf
 
-    from migrate.source.checkpoint import checkpoint_key
-    from migrate.source.checkpoint import tensorflow_path
-    from migrate.source.roles import EMA_SUFFIX
 
     keys = set(tf.compat.v1.train.NewCheckpointReader(tensorflow_path(prefix))
                .get_variable_to_shape_map())
@@ -305,7 +305,6 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
                                 output_tensor="encoder/output:0", input_max=[30, 2])
         assert report.passed, report.summary()
     """
-    from migrate.source.checkpoint import resolve_prefix
 
     if settings is None:
         settings = settings_from_arguments(

@@ -7,11 +7,11 @@ import tempfile
 
 from migrate.errors import ArgumentError
 from migrate.errors import OutputError
-from migrate.mapping.suggest import align as align_lib
-from migrate.mapping.suggest import by_value
-from migrate.mapping.suggest import draft_writer
-from migrate.mapping.suggest import items as items_lib
-from migrate.mapping.suggest import tf1_structure
+from migrate.suggest import align as align_lib
+from migrate.suggest import by_value
+from migrate.suggest import draft_writer
+from migrate.suggest import items as items_lib
+from migrate.suggest import tf1_structure
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.source.roles import KEEP_MODES
@@ -189,7 +189,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     """
     from migrate import pipeline
     from migrate.planning import target as target_model
-    from migrate.verification.settings import VerifySettings
+    from migrate.verify_settings import VerifySettings
 
     options = options or ConversionOptions()
     verify = verify if verify is not None else options.verify
