@@ -38,7 +38,7 @@ from migrate.source.checkpoint import SourceVariable
 from migrate.source.roles import Role
 from migrate.source.roles import RoleSource
 from migrate.verification.parity import VerifyReport
-from migrate.verification.parity import verify
+from migrate.pipeline import verify
 from migrate.verification.restore import RestoreReport
 from migrate.verification.restore import restore
 from migrate.verify_settings import VerifySettings

@@ -27,8 +27,11 @@ import tempfile
 import time
 
 from migrate import errors
+from migrate import pipeline
+from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.output import manifest
+from migrate.planning import target as target_model
 from migrate.source import locate
 
 WORKER_MODULE = "migrate.batch.worker"
@@ -210,16 +213,13 @@ class Converter:
     """
 
     def __init__(self, settings):
-        from migrate import pipeline
-        from migrate.mapping.table import MappingTable
-
         self._settings = settings
         self._table = MappingTable.from_text(settings.table_text, origin=settings.table)
         if self._table.sha256 != settings.table_sha256:
             raise errors.TableError(
                 f"Mapping table {settings.table} is not the one the batch started with: expected "
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
-        self._model = pipeline.load_model(settings.model)
+        self._model = target_model.load_model(settings.model)
 
     def convert(self, job):
         """Converts one job (or skips it when its output is up to date); never raises.
@@ -242,8 +242,6 @@ class Converter:
         return result
 
     def _convert(self, job):
-        from migrate import pipeline
-
         settings = self._settings
         skipped = skipped_result(job, settings) if settings.check_current else None
         if skipped is not None:

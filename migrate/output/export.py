@@ -27,10 +27,12 @@ import io
 
 from migrate import files
 from migrate.errors import ModelError
+from migrate.errors import OutputError
 from migrate.errors import first_line
 from migrate.options import FILE_NAMES
 from migrate.options import KERAS
 from migrate.options import WEIGHTS_H5
+from migrate.planning import target as target_model
 
 # The Keras 3 SavedModel endpoint (`model.export`), called on the model's inputs.
 SERVE_ENDPOINT = "serve"
@@ -95,10 +97,7 @@ def write(directory, model, formats):
     Raises:
         OutputError: TensorFlow or Keras failed to write a format.
     """
-    from migrate.errors import OutputError
-    from migrate.planning import target
-
-    keras_3 = target.is_keras_3(model)
+    keras_3 = target_model.is_keras_3(model)
     written = []
     for name in formats:
         path = files.join(str(directory), FILE_NAMES[name])
@@ -122,9 +121,7 @@ def write(directory, model, formats):
 
 
 def _saving_module(model):
-    from migrate.planning import target
-
-    if target.is_keras_3(model):
+    if target_model.is_keras_3(model):
         import keras
         return keras.saving
     import tf_keras

@@ -20,6 +20,7 @@ import threading
 from migrate import files
 from migrate.errors import OutputError
 from migrate.errors import reason
+from migrate.planning import target as target_model
 from migrate.version import __version__
 
 MANIFEST_NAME = "manifest.json"
@@ -145,13 +146,11 @@ def build(*, checkpoint, table, model, model_name, report, sources, options):
     import keras
     import tensorflow as tf
 
-    from migrate.planning import target
-
     return {
         "format": FORMAT,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"tf1-migrate": __version__, "tensorflow": tf.__version__,
-                     "keras": keras.__version__ if target.is_keras_3(model)
+                     "keras": keras.__version__ if target_model.is_keras_3(model)
                      else "tf_keras " + _tf_keras_version(), "python": platform.python_version()},
         "source": {
             "prefix": checkpoint.prefix,

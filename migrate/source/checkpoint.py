@@ -62,6 +62,8 @@ class LegacyCheckpoint:
         checkpoint_format: `locate.FORMAT_V2` (`.index` and `.data-*` files) or
             `locate.FORMAT_V1` (one file, or `PREFIX-0000K-of-NNNNN` shards).
         meta_path: the `.meta` file used for roles, or None.
+        saved_graph_path: the `.meta` file beside the checkpoint, whether or
+            not it gave the roles (`use_meta=False`): the graph verification runs.
         variables: dict of checkpoint key to `SourceVariable`, sorted by key.
         graph: the `tf.Graph` imported from the `.meta` (or built by a
             builder), or None.
@@ -74,12 +76,14 @@ class LegacyCheckpoint:
     """
 
     def __init__(self, prefix, variables, *, meta_path=None, graph=None, reader=None,
-                 role_origin="name rules", reader_path=None, checkpoint_format=locate.FORMAT_V2):
+                 role_origin="name rules", reader_path=None, checkpoint_format=locate.FORMAT_V2,
+                 saved_graph_path=None):
         self.prefix = prefix
         self.reader_path = reader_path or prefix
         self.checkpoint_format = checkpoint_format
         self.variables = dict(sorted(variables.items()))
         self.meta_path = meta_path
+        self.saved_graph_path = saved_graph_path if saved_graph_path is not None else meta_path
         self._graph = graph
         self.role_origin = role_origin
         self._reader = reader
@@ -126,11 +130,12 @@ class LegacyCheckpoint:
                 f"this tool), not a TF1 name-based one. Expected a checkpoint written by a TF1 "
                 f"`Saver`. Received: checkpoint={prefix!r}")
         meta_path = prefix + locate.META_SUFFIX
+        saved_graph_path = meta_path if files.exists(meta_path) else None
         graph = None
         collections = None
         source = roles_lib.RoleSource.NAME_RULE
         role_origin = "name rules"
-        if use_meta and files.exists(meta_path):
+        if use_meta and saved_graph_path is not None:
             # The collections are read from the MetaGraphDef itself: importing
             # the graph costs seconds and ~100 MB on BERT-base, and only layout
             # parameters and `verify` need it (see `graph`).
@@ -154,7 +159,8 @@ class LegacyCheckpoint:
             for name in shapes
         }
         return cls(prefix, variables, meta_path=meta_path, graph=graph, reader=reader,
-                   role_origin=role_origin, reader_path=reader_path, checkpoint_format=version)
+                   role_origin=role_origin, reader_path=reader_path, checkpoint_format=version,
+                   saved_graph_path=saved_graph_path)
 
     @property
     def graph(self):
