@@ -78,7 +78,7 @@ class SuggestReport:
                  f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
                  f"{len(self.unfilled)} target weight(s) unfilled"]
         if self.dropped:
-            lines.append("  dropped (no target in the model; confirm or map them):")
+            lines.append("  dropped (no free target takes them; the draft says why; confirm or map them):")
             lines += [f"    {name} {_text(shape)}" for name, shape in self.dropped]
         if self.unfilled:
             lines.append("  unfilled target weights, beside the dropped sources of the same shape:")
@@ -227,6 +227,11 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ordered, lambda weight: weight.trainable or options.keep == "model_state")
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
+    unmatched_sources, unmatched_targets = align_lib.match_unique_fits(
+        matches, unmatched_sources, unmatched_targets)
+    drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
+                                                     unmatched_targets)
+                    for item in unmatched_sources}
 
     run_parity = verify is not None and checkpoint.meta_path is not None
     parity_note = "" if run_parity else (
@@ -234,7 +239,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         "give verify settings (the output tensor) to run the legacy graph")
 
     def prove(current_matches):
-        rules = _draft_rules(current_matches, unmatched_sources)
+        rules = _draft_rules(current_matches, unmatched_sources, drop_reasons)
         text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
                         unmatched_targets, ambiguous=[], settled=[])
         table = MappingTable.from_text(text, origin=output or "<draft>")
@@ -271,7 +276,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             if not match.certain:
                 match.certain = True
                 match.evidence.append(SETTLED_BY_VALUE)
-    rules = _draft_rules(matches, unmatched_sources)
+    rules = _draft_rules(matches, unmatched_sources, drop_reasons)
     text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
                     ambiguous=unsettled, settled=settled, problems=problems, parity=parity,
                     parity_note=parity_note)
@@ -313,7 +318,7 @@ def _apply_choice(matches, targets, choice):
     return changed
 
 
-def _draft_rules(matches, unmatched_sources):
+def _draft_rules(matches, unmatched_sources, drop_reasons):
     mapping_rules = []
     for match in matches:
         mapping_rules.append(draft_writer.DraftRule(
@@ -322,7 +327,7 @@ def _draft_rules(matches, unmatched_sources):
             certain=match.certain))
     drop_rules = [draft_writer.DraftRule(
         members=[(variable.name, None)], drop=True,
-        evidence=f"no target of this kind and shape in the model ({_text(variable.shape)})")
+        evidence=drop_reasons[item.name])
         for item in unmatched_sources for variable in item.variables]
     intended = {}
     for match in matches:

@@ -1,0 +1,72 @@
+"""Issue-17 patterns, as TF1 code wrote them: `suggest` drafts, `plan` checks, parity proves.
+
+Each graph of `real_patterns` is saved once per session with its `.meta`; each test drafts a
+table unaided, converts with the unedited draft (`convert --verify`) and compares at 1e-5.
+"""
+
+import pytest
+
+import migrate
+import real_patterns
+import verify_graphs
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="session")
+def saved(tmp_path_factory):
+    """Returns `save(name, build) -> prefix`, saving each graph once per session."""
+    prefixes = {}
+
+    def save(name, build):
+        if name not in prefixes:
+            directory = tmp_path_factory.mktemp(name)
+            prefixes[name] = verify_graphs.save_graph(directory, build)
+        return prefixes[name]
+
+    return save
+
+
+def _settings(output_tensor, **kwargs):
+    return migrate.VerifySettings(output_tensor=output_tensor, tolerance=TOLERANCE, **kwargs)
+
+
+def _suggest_and_convert(prefix, factory, settings, tmp_path):
+    """Drafts a table, asserts it is proven, converts with it under verification."""
+    draft = str(tmp_path / "draft.toml")
+    report = migrate.suggest(prefix, factory, output=draft, verify=settings)
+    assert report.ok, report.summary()
+    assert report.parity.passed and report.parity.max_rel_diff <= TOLERANCE
+    converted = migrate.convert(prefix, draft, factory, str(tmp_path / "converted"),
+                                options=migrate.ConversionOptions(verify=settings))
+    assert converted.verified["passed"], converted.summary()
+    return report, converted
+
+
+def test_a_head_created_before_the_rnn_is_matched_by_its_unique_shape(saved, tmp_path):
+    prefix = saved("head_first", real_patterns.build_head_first)
+    report, _ = _suggest_and_convert(prefix, real_patterns.head_first_model,
+                                     _settings("logits:0"), tmp_path)
+    targets = {match["source"]: match for match in report.matches}
+    assert targets["Variable"]["target"] == "classifier/kernel"
+    assert targets["Variable_1"]["target"] == "classifier/bias"
+    assert report.dropped == []
+    assert "creation order differs" in " ".join(targets["Variable"]["evidence"])
+
+
+def test_a_drop_says_truly_why(saved):
+    import keras
+
+    def two_heads():  # Two free [UNITS, CLASSES] kernels: shape cannot choose.
+        inputs = keras.Input((real_patterns.STEPS, real_patterns.FEATURES))
+        net = keras.layers.LSTM(real_patterns.UNITS, name="lstm")(inputs)
+        first = keras.layers.Dense(real_patterns.CLASSES, use_bias=False, name="a")(net)
+        second = keras.layers.Dense(real_patterns.CLASSES, use_bias=False, name="b")(net)
+        return keras.Model(inputs, keras.layers.Add()([first, second]))
+
+    prefix = saved("head_first", real_patterns.build_head_first)
+    report = migrate.suggest(prefix, two_heads)
+    assert not report.ok
+    assert "Variable [6, 4]" in report.summary()
+    assert "fits 2 free targets (a/kernel, b/kernel); shape cannot choose" in report.text
+    assert "no target of this kind and shape in the model ([4])" in report.text  # Variable_1.
