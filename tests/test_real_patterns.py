@@ -70,3 +70,52 @@ def test_a_drop_says_truly_why(saved):
     assert "Variable [6, 4]" in report.summary()
     assert "fits 2 free targets (a/kernel, b/kernel); shape cannot choose" in report.text
     assert "no target of this kind and shape in the model ([4])" in report.text  # Variable_1.
+
+
+@pytest.mark.parametrize("strategy", ["div", "mod"])
+def test_a_partitioned_embedding_is_drafted_as_its_lookup_reads_it(strategy, saved, tmp_path):
+    from migrate.source import lookups
+
+    prefix = saved(f"partitioned_{strategy}", real_patterns.build_partitioned(strategy))
+    checkpoint = migrate.LegacyCheckpoint.open(prefix)
+    found = lookups.of_checkpoint(checkpoint)
+    assert found == {"model/embedding": lookups.PartitionedVariable(
+        "model/embedding", real_patterns.PARTITIONS, strategy)}
+    settings = _settings("logits:0", input_max=[real_patterns.VOCAB])
+    report, _ = _suggest_and_convert(prefix, real_patterns.partitioned_model, settings, tmp_path)
+    steps = [str(step) for step in report.table.lookup("model/embedding").rule.transforms]
+    assert steps == (["unpartition_mod(3)"] if strategy == "mod" else [])
+    assert f"partition_strategy='{strategy}'" in report.text
+
+
+_EMBEDDING_RULES = """
+[[rule]]
+match = 'model/embedding'
+target = 'embedding/embeddings'
+{transform}
+[[rule]]
+match = 'model/softmax_w'
+target = 'softmax/kernel'
+[[rule]]
+match = 'model/softmax_b'
+target = 'softmax/bias'
+"""
+
+
+@pytest.mark.parametrize("strategy, transform, complaint", [
+    ("div", "transform = ['unpartition_mod(3)']", "partition_strategy='div'"),
+    ("mod", "", "add transform unpartition_mod(3)"),
+    ("mod", "transform = ['unpartition_mod(2)']", "gives unpartition_mod(2)"),
+])
+def test_plan_refuses_a_partition_strategy_the_graph_contradicts(strategy, transform, complaint,
+                                                                 saved):
+    prefix = saved(f"partitioned_{strategy}", real_patterns.build_partitioned(strategy))
+    table = migrate.MappingTable.from_text(_EMBEDDING_RULES.format(transform=transform))
+    plan = migrate.plan(prefix, table, real_patterns.partitioned_model)
+    (problem,) = plan.problems
+    assert (problem.kind, problem.source, problem.target) == (
+        "partition", "model/embedding", "embedding/embeddings")
+    assert complaint in problem.describe() and "rule 1" in problem.describe()
+    right = "transform = ['unpartition_mod(3)']" if strategy == "mod" else ""
+    table = migrate.MappingTable.from_text(_EMBEDDING_RULES.format(transform=right))
+    assert migrate.plan(prefix, table, real_patterns.partitioned_model).problems == []

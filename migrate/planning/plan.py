@@ -87,6 +87,9 @@ class Assignment:
         targets: target weight paths filled.
         parts: for a layout rule, the source part of each source, in order.
         target_parts: for a layout rule, the target part of each target.
+        target_transforms: for a plain rule that fills several targets from
+            its one source (tied weights: `also` in the table), each target's
+            transforms; empty for one target (the rule's `transform`).
     """
 
     rule: object
@@ -97,6 +100,11 @@ class Assignment:
     target_parts: tuple = ()
     parameters: dict = dataclasses.field(default_factory=dict)
     target_shapes: tuple = ()
+    target_transforms: tuple = ()
+
+    def transforms_by_target(self):
+        """For a plain rule, the transforms that make each target (in `targets` order)."""
+        return self.target_transforms or (self.rule.transforms,)
 
     def convert(self, arrays):
         """Turns the source arrays (in `sources` order) into `{target path: array}`.
@@ -109,14 +117,18 @@ class Assignment:
         shapes = ", ".join(f"{name}.shape={tuple(array.shape)}"
                            for name, array in zip(self.sources, arrays))
         if self.rule.layout is None:
-            (array,) = arrays
-            try:
-                converted = transforms_lib.apply_all(self.rule.transforms, array)
-            except ValueError as error:  # NumPy's shape errors, translated.
-                raise transforms_lib.TransformError(
-                    f"{self.rule.describe()} cannot transform {self.sources[0]}: {error}. "
-                    f"Expected the shape the plan was made from. Received: {shapes}") from error
-            return {self.targets[0]: converted}
+            (array,) = arrays  # Read once, whatever number of targets it fills.
+            converted = {}
+            for target, steps in zip(self.targets, self.transforms_by_target()):
+                try:
+                    converted[target] = transforms_lib.apply_all(steps, array)
+                except ValueError as error:  # NumPy's shape errors, translated.
+                    raise transforms_lib.TransformError(
+                        f"{self.rule.describe()} cannot transform {self.sources[0]}"
+                        f"{f' for {target}' if len(self.targets) > 1 else ''}: {error}. "
+                        f"Expected the shape the plan was made from. "
+                        f"Received: {shapes}") from error
+            return converted
         converter = layouts.get(self.rule.layout)
         try:
             outputs = converter.convert(dict(zip(self.parts, arrays)),
@@ -237,7 +249,7 @@ def pair_by_shape(sources, targets, source_shape, target_shape):
 
 
 def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
-              resolve_parameters=None, cell_facts=()):
+              resolve_parameters=None, cell_facts=(), partitioned=None):
     """Plans a conversion from metadata alone.
 
     Args:
@@ -254,6 +266,10 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
         cell_facts: what the legacy graph shows about its RNN cells (each an
             `LstmGraphFacts`); a cell that Keras cannot reproduce (projection,
             peepholes, clipping) is a problem whatever rules claim its variables.
+        partitioned: what the legacy graph shows about its partitioned
+            variables (`{key: migrate.source.lookups.PartitionedVariable}`); a
+            rule that reorders a 'div' lookup's rows with `unpartition_mod`, or
+            leaves a 'mod' lookup's rows in saved order, is a problem.
 
     Returns:
         A `ConversionPlan`; check `problems` or call `raise_for_problems()`.
@@ -307,6 +323,7 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
         _plan_layout(plan, group, targets, filled, resolve_parameters)
 
     _check_cells(plan, cell_facts)
+    _check_partitions(plan, partitioned or {}, variables)
 
     required = {path for path, weight in targets.items() if weight.trainable or keep == "model_state"}
     for path, sources in sorted(filled.items()):
@@ -443,6 +460,32 @@ def _check_cells(plan, cell_facts):
             plan.problems.append(Problem(
                 "graph", f"the legacy graph shows {reason}; rules claiming "
                 f"{', '.join(claimed)} cannot reproduce it", facts.scope))
+
+
+def _check_partitions(plan, partitioned, variables):
+    """Adds a problem for each rule whose `unpartition_mod` contradicts the graph's lookup."""
+    for assignment in plan.assignments:
+        facts = partitioned.get(assignment.sources[0])
+        if assignment.rule.layout is not None or facts is None or facts.strategy is None:
+            continue
+        variable = variables[assignment.sources[0]]
+        for target, steps in zip(assignment.targets, assignment.transforms_by_target()):
+            reorders = [step for step in steps if step.name == "unpartition_mod"]
+            wanted = facts.transform()
+            if wanted is None and reorders:
+                message = (f"{assignment.rule.describe()} reorders its rows with {reorders[0]}, "
+                           f"but the graph looks it up with partition_strategy='div', which "
+                           f"keeps the saved rows in order; remove the transform")
+            elif wanted is not None and [str(step) for step in reorders] != [wanted]:
+                given = f"gives {', '.join(map(str, reorders))}" if reorders else "has none"
+                message = (f"{assignment.rule.describe()} {given}, but the graph looks it up "
+                           f"with partition_strategy='mod' from {facts.partitions} partitions "
+                           f"(id i is row i // {facts.partitions} of partition "
+                           f"i % {facts.partitions}); add transform {wanted} first")
+            else:
+                continue
+            plan.problems.append(Problem("partition", message, variable.name, variable.shape,
+                                         target))
 
 
 def _suggest(path, targets):

@@ -65,7 +65,7 @@ def compatible(source, target):
         kind_note = f"{source.name.rpartition('/')[2]} -> {target.kind}"
     shape = tuple(source.shape)
     transforms = list(source.transforms)
-    if transforms:
+    if source.note:
         kind_note += f"; {source.note}"
     score = _MATCH_SCORE + _name_bonus(source, target)
     if _name_bonus(source, target):

@@ -150,9 +150,14 @@ def source_items(variables, order, structure=None):
             count = structure.partitions[variable.name]
             if variable.name in structure.mod_partitioned:
                 transforms = (f"unpartition_mod({count})",)
-                note = f"saved from {count} partitions looked up with partition_strategy='mod'"
+                note = (f"saved from {count} partitions, looked up with partition_strategy='mod' "
+                        f"(a FloorMod feeds the lookup's DynamicPartition)")
+            elif variable.name in structure.undetermined_partitioned:
+                note = (f"saved from {count} partitions; no lookup in the graph shows the "
+                        f"partition_strategy (rows kept in order unless values say 'mod')")
             else:
-                note = f"saved from {count} partitions (row order kept)"
+                note = (f"saved from {count} partitions, looked up with partition_strategy='div' "
+                        f"(rows kept in order)")
         items.append(SourceItem(
             name=variable.name, layer=scope if kind else variable.name, kind=kind,
             shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),

@@ -7,6 +7,7 @@ import re
 from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
+from migrate.source import lookups
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.meta_graph import collection_keys
 
@@ -15,8 +16,6 @@ _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
 _PARTITION = re.compile(r"^(.*)/part_(\d+)$")
 # Ops under these scopes read variables to train or save them, not to compute the model.
 _NOT_FORWARD = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|ExponentialMovingAverage)(/|$)")
-_EMBEDDING_LOOKUP = "embedding_lookup"
-_MOD_OP = "FloorMod"
 _GLOBAL_VARIABLES = "variables"
 
 
@@ -28,6 +27,8 @@ class GraphStructure:
         creation_order: checkpoint keys in the order the graph created them.
         partitions: checkpoint key -> number of partitions it was saved from.
         mod_partitioned: keys looked up with `partition_strategy="mod"`.
+        undetermined_partitioned: partitioned keys no lookup in the graph
+            shows the strategy of (settled by value).
         ancestors: layer scope -> set of layer scopes whose variables feed it.
     """
 
@@ -35,6 +36,7 @@ class GraphStructure:
     partitions: dict
     mod_partitioned: set
     ancestors: dict
+    undetermined_partitioned: set = dataclasses.field(default_factory=set)
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -89,26 +91,17 @@ def from_graph(graph, layer_of):
 def _structure(order, graph_def, layer_of):
     order = list(dict.fromkeys(order))
     nodes = {node.name: node for node in graph_def.node}
-    partitions = collections.Counter()
     key_of_node = {}
     for node in nodes.values():
         if node.op in _VARIABLE_OPS:
             match = _PARTITION.match(node.name)
-            key = match.group(1) if match else node.name
-            if match:
-                partitions[key] += 1
-            key_of_node[node.name] = key
-    mod_partitioned = {key for key in partitions if _looked_up_by_mod(nodes, key)}
-    return GraphStructure(order, dict(partitions), mod_partitioned,
-                          _layer_ancestors(nodes, key_of_node, layer_of))
-
-
-def _looked_up_by_mod(nodes, key):
-    # tf.nn.embedding_lookup(partition_strategy="mod") computes ids % partitions
-    # with a FloorMod under its embedding_lookup scope; "div" uses FloorDiv only.
-    scope = key.rpartition("/")[0]
-    return any(node.op == _MOD_OP and _EMBEDDING_LOOKUP in node.name
-               and node.name.startswith(scope) for node in nodes.values())
+            key_of_node[node.name] = match.group(1) if match else node.name
+    found = lookups.partitioned_variables(graph_def)
+    return GraphStructure(
+        order, {key: facts.partitions for key, facts in found.items()},
+        {key for key, facts in found.items() if facts.strategy == lookups.MOD},
+        _layer_ancestors(nodes, key_of_node, layer_of),
+        {key for key, facts in found.items() if facts.strategy is None})
 
 
 def _inputs(node):
