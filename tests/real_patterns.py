@@ -147,3 +147,22 @@ def peephole_model():
 
 def random_ids(count, high, seed=0):
     return np.random.default_rng(seed).integers(0, high, size=count)
+
+
+# 2b. A partitioned embedding read without tf.nn.embedding_lookup: the code reassembles the
+#     parts and gathers rows itself, the 'mod' way. Nothing in the graph names the strategy.
+def build_hand_mod_lookup():
+    tf = tf_v1()
+    ids = tf.placeholder(tf.int32, [None, STEPS], name="ids")
+    with tf.variable_scope("model"):
+        embedding = tf.get_variable("embedding", [VOCAB, EMBED],
+                                    partitioner=tf.fixed_size_partitioner(PARTITIONS))
+        sizes = [VOCAB // PARTITIONS + (1 if part < VOCAB % PARTITIONS else 0)
+                 for part in range(PARTITIONS)]
+        offsets = tf.constant(np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype("int32"))
+        rows = tf.gather(offsets, ids % PARTITIONS) + ids // PARTITIONS
+        embedded = tf.gather(tf.concat(list(embedding), axis=0), rows)
+        pooled = tf.reduce_mean(embedded, axis=1)
+        weights = tf.get_variable("softmax_w", [EMBED, CLASSES])
+        biases = tf.get_variable("softmax_b", [CLASSES])
+    tf.identity(tf.nn.xw_plus_b(pooled, weights, biases), name="logits")

@@ -119,3 +119,16 @@ def test_plan_refuses_a_partition_strategy_the_graph_contradicts(strategy, trans
     right = "transform = ['unpartition_mod(3)']" if strategy == "mod" else ""
     table = migrate.MappingTable.from_text(_EMBEDDING_RULES.format(transform=right))
     assert migrate.plan(prefix, table, real_patterns.partitioned_model).problems == []
+
+
+def test_a_partitioned_variable_no_lookup_shows_is_settled_by_value(saved, tmp_path):
+    from migrate.source import lookups
+
+    prefix = saved("hand_mod_lookup", real_patterns.build_hand_mod_lookup)
+    found = lookups.of_checkpoint(migrate.LegacyCheckpoint.open(prefix))
+    assert found["model/embedding"].strategy is None
+    settings = _settings("logits:0", input_max=[real_patterns.VOCAB])
+    report, _ = _suggest_and_convert(prefix, real_patterns.partitioned_model, settings, tmp_path)
+    rule = report.table.lookup("model/embedding").rule
+    assert [str(step) for step in rule.transforms] == ["unpartition_mod(3)"]
+    assert "settled by value" in report.text

@@ -257,6 +257,10 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         return rules, problems, parity
 
     rules, problems, parity = prove(matches)
+    undetermined = structure.undetermined_partitioned if structure is not None else set()
+    if parity is not None and not parity.passed and undetermined:
+        matches = _settle_partitions(matches, structure, prove, parity)
+        rules, problems, parity = prove(matches)  # The model holds the last candidate's weights.
     if parity is not None and not parity.passed and ambiguous and resolve_ambiguous is not None:
         if resolve_ambiguous == BY_VALUE:
             def evaluate(choice):
@@ -295,6 +299,31 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ambiguous=[[list(pair) for pair in group] for group in unsettled],
         settled=[[list(pair) for pair in group] for group in settled],
         plan_problems=problems, parity=parity, parity_note=parity_note)
+
+
+def _settle_partitions(matches, structure, prove, parity):
+    """Tries `unpartition_mod` on each partitioned source whose lookup the graph does not show.
+
+    Without a `tf.nn.embedding_lookup` in the graph, nothing says whether the
+    saved rows are in id order ('div') or interleaved ('mod'); the draft keeps
+    them in order, and when parity fails each such source is tried reordered,
+    kept when the outputs agree better.
+    """
+    best = by_value.score(parity)
+    for index, match in enumerate(matches):
+        if match.source.layout is not None or \
+                match.source.name not in structure.undetermined_partitioned:
+            continue
+        step = f"unpartition_mod({structure.partitions[match.source.name]})"
+        trial = list(matches)
+        trial[index] = align_lib.Match(
+            match.source, match.target, (step, *match.transforms),
+            [*match.evidence, f"partition_strategy='mod' settled by value ({step} makes the "
+                              f"outputs agree)"], match.certain, match.ambiguous_with)
+        ranked = by_value.score(prove(trial)[2])
+        if ranked < best:
+            best, matches = ranked, trial
+    return matches
 
 
 def _apply_choice(matches, targets, choice):
