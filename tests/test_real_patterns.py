@@ -132,3 +132,12 @@ def test_a_partitioned_variable_no_lookup_shows_is_settled_by_value(saved, tmp_p
     rule = report.table.lookup("model/embedding").rule
     assert [str(step) for step in rule.transforms] == ["unpartition_mod(3)"]
     assert "settled by value" in report.text
+
+
+def test_a_basic_rnn_cell_stack_is_drafted_with_the_simple_rnn_layout(saved, tmp_path):
+    prefix = saved("basic_rnn_stack", real_patterns.build_basic_rnn_stack)
+    report, _ = _suggest_and_convert(prefix, real_patterns.basic_rnn_stack_model,
+                                     _settings("logits:0"), tmp_path)
+    cells = report.table.lookup("rnn/multi_rnn_cell/cell_1/basic_rnn_cell/kernel")
+    assert (cells.rule.layout, cells.target) == ("simple_rnn", "rnn_1/simple_rnn_cell")
+    assert report.dropped == [] and report.unfilled == []

@@ -24,6 +24,11 @@ CUDNN_LSTM = "cudnn_compatible_lstm"
 GRU = "gru"
 GRU_LEGACY = "gru_legacy_names"
 ATTENTION = "bert_attention"
+SIMPLE_RNN = "simple_rnn"
+SIMPLE_RNN_LEGACY = "simple_rnn_legacy_names"
+SIMPLE_RNN_LINEAR = "simple_rnn_linear_names"
+_SIMPLE_RNN_SCOPE = re.compile(r"(^|/)basic_rnn_cell$")
+_SIMPLE_RNN_LINEAR_SCOPE = re.compile(r"(^|/)BasicRNNCell$")
 _LSTM_SCOPES = re.compile(r"(^|/)(basic_lstm_cell|lstm_cell|lstm_block_cell|lstm_fused_cell)$")
 _CUDNN_SCOPE = re.compile(r"(^|/)cudnn_compatible_lstm_cell$")
 _GRU_SCOPE = re.compile(r"(^|/)gru_cell$")
@@ -38,7 +43,8 @@ _KERAS_ATTENTION_PARTS = frozenset(f"{part}/{leaf}" for part in
                                    for leaf in ("kernel", "bias"))
 _KERAS_RNN_PARTS = frozenset({"kernel", "recurrent_kernel", "bias"})
 # Layouts by the family a Keras target must belong to.
-RNN_LAYOUTS = (LSTM, LSTM_LEGACY, CUDNN_LSTM, GRU, GRU_LEGACY)
+RNN_LAYOUTS = (LSTM, LSTM_LEGACY, CUDNN_LSTM, GRU, GRU_LEGACY, SIMPLE_RNN, SIMPLE_RNN_LEGACY,
+               SIMPLE_RNN_LINEAR)
 
 
 @dataclasses.dataclass
@@ -178,6 +184,14 @@ def _cell_of(name, by_name):
                     return scope, layout, (kernel, bias)
         if depth == 1 and _CUDNN_SCOPE.search(scope) and {"kernel", "bias"} <= under:
             return scope, CUDNN_LSTM, ("kernel", "bias")
+        if depth == 1 and _SIMPLE_RNN_SCOPE.search(scope):
+            for kernel, bias, layout in (("kernel", "bias", SIMPLE_RNN),
+                                         ("weights", "biases", SIMPLE_RNN_LEGACY)):
+                if {kernel, bias} <= under:
+                    return scope, layout, (kernel, bias)
+        if (depth == 2 and _SIMPLE_RNN_LINEAR_SCOPE.search(scope)
+                and {"Linear/Matrix", "Linear/Bias"} <= under):
+            return scope, SIMPLE_RNN_LINEAR, ("Linear/Matrix", "Linear/Bias")
         if depth == 2 and _GRU_SCOPE.search(scope):
             for parts, layout in _GRU_PARTS.items():
                 if parts <= under:
