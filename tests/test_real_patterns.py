@@ -141,3 +141,24 @@ def test_a_basic_rnn_cell_stack_is_drafted_with_the_simple_rnn_layout(saved, tmp
     cells = report.table.lookup("rnn/multi_rnn_cell/cell_1/basic_rnn_cell/kernel")
     assert (cells.rule.layout, cells.target) == ("simple_rnn", "rnn_1/simple_rnn_cell")
     assert report.dropped == [] and report.unfilled == []
+
+
+@pytest.mark.parametrize("name, build, factory, output, source, also", [
+    ("tied_autoencoder", real_patterns.build_tied_autoencoder,
+     real_patterns.tied_autoencoder_model, "reconstruction:0", "encoder/w1", "decoder_2/kernel"),
+    ("tied_lm", real_patterns.build_tied_lm, real_patterns.tied_lm_model, "logits:0",
+     "embedding", "softmax/kernel"),
+])
+def test_tied_weights_fill_both_targets_from_one_source(name, build, factory, output, source,
+                                                        also, saved, tmp_path):
+    prefix = saved(name, build)
+    extra = {"input_max": [real_patterns.LM_VOCAB]} if name == "tied_lm" else {}
+    report, converted = _suggest_and_convert(prefix, factory, _settings(output, **extra),
+                                             tmp_path)
+    found = report.table.lookup(source)
+    assert [(target, [str(step) for step in steps]) for target, steps in found.also] == [
+        (also, ["transpose(1, 0)"])]
+    assert "the graph reads this variable transposed" in report.text
+    # The shared source is counted once: every checkpoint variable is kept, once.
+    trainable = converted.roles["trainable"]
+    assert trainable["kept"] == trainable["count"]

@@ -344,33 +344,49 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
 
 
 def _plan_plain(plan, found, variable, read_key, targets, filled):
+    """Plans a plain rule: its one source read once, into `target` and any `also` targets."""
     rule = found.rule
-    target = targets.get(found.target)
-    filled[found.target].append(variable.name)
+    wanted = ((found.target, rule.transforms), *found.also)
+    for path, _ in wanted:
+        filled[path].append(variable.name)
+    planned = []
+    for path, steps in wanted:
+        target = _plan_plain_target(plan, rule, variable, path, steps, targets)
+        if target is None:
+            return
+        planned.append((target.path, steps))
+    plan.assignments.append(Assignment(
+        rule, (variable.name,), (read_key,), tuple(path for path, _ in planned),
+        target_transforms=tuple(steps for _, steps in planned) if found.also else ()))
+
+
+def _plan_plain_target(plan, rule, variable, path, steps, targets):
+    """Checks one target of a plain rule; returns its `TargetWeight`, or None after a problem."""
+    target = targets.get(path)
     if target is None:
         plan.problems.append(Problem(
             "no such target", f"{rule.describe()} names a weight the model does not have"
-            f"{_suggest(found.target, targets)}", variable.name, variable.shape, found.target))
-        return
+            f"{_suggest(path, targets)}", variable.name, variable.shape, path))
+        return None
     try:
-        shape, dtype = transforms_lib.output_spec(rule.transforms, variable.shape, variable.dtype)
+        shape, dtype = transforms_lib.output_spec(steps, variable.shape, variable.dtype)
     except transforms_lib.TransformError as error:
         plan.problems.append(Problem("transform", f"{rule.describe()}: {error}",
                                      variable.name, variable.shape, target.path, target.shape))
-        return
+        return None
     if shape != target.shape:
-        steps = f" after {', '.join(map(str, rule.transforms))}" if rule.transforms else ""
+        after = f" after {', '.join(map(str, steps))}" if steps else ""
         plan.problems.append(Problem(
-            "shape mismatch", f"{rule.describe()} gives shape {_shape(shape)}{steps}",
+            "shape mismatch", f"{rule.describe()} gives shape {_shape(shape)}{after}",
             variable.name, variable.shape, target.path, target.shape))
-        return
+        return None
     if dtype != target.dtype:
         plan.problems.append(Problem(
             "dtype mismatch", f"{rule.describe()} gives {dtype}, the target is {target.dtype}; "
             f"add transform cast({target.dtype}) if the conversion is intended",
             variable.name, variable.shape, target.path, target.shape))
-        return
-    plan.assignments.append(Assignment(rule, (variable.name,), (read_key,), (target.path,)))
+        return None
+    return target
 
 
 def _plan_layout(plan, group, targets, filled, resolve_parameters):

@@ -321,3 +321,54 @@ def drop_reason(source, targets, matches, unmatched_sources, unmatched_targets):
     taken = ", ".join(f"{target.name} (filled by {holders.get(id(target), '?')})"
                       for target in fitting[:3])
     return f"the model's targets of this kind and shape ({shape}) are all filled: {taken}"
+
+
+TIED_BY_GRAPH = "tied weights: the graph reads this variable transposed"
+TIED_BY_VALUE = "tied weights: the only used source of the transposed shape"
+
+
+def tied_candidates(matches, unmatched_targets, structure):
+    """Finds free targets a used source fills as well, transposed (tied weights).
+
+    A TF1 model that reuses a matrix transposed (an autoencoder's decoder,
+    an embedding as the output projection `matmul(h, embedding,
+    transpose_b=True)`) has one variable where the Keras model has two
+    weights. A free 2-D target with the transposed shape of a used source is
+    a candidate: certain when the graph reads that source transposed, else
+    for a value comparison to confirm.
+
+    Args:
+        matches: the `Match`es made.
+        unmatched_targets: the free `TargetItem`s.
+        structure: a `tf1_structure.GraphStructure`, or None.
+
+    Returns:
+        `(confirmed, unconfirmed)`: lists of tied `Match`es (transform
+        `transpose(1, 0)` after the source's own), confirmed by the graph or not.
+    """
+    used = {}
+    for match in matches:
+        if match.source.layout is None and match.source.shape is not None:
+            used.setdefault(match.source.name, match.source)
+    confirmed, unconfirmed = [], []
+    for target in unmatched_targets:
+        if target.shape is None or len(target.shape) != 2:
+            continue
+        flipped = tuple(reversed(target.shape))
+        fitting = [source for source in used.values()
+                   if tuple(source.shape) == flipped and source.dtype == target.dtype
+                   and flipped != tuple(target.shape)]
+        read_transposed = [source for source in fitting if structure is not None
+                           and source.name in structure.transposed_reads]
+        transforms = lambda source: (*source.transforms, "transpose(1, 0)")  # noqa: E731
+        if len(read_transposed) == 1:
+            (source,) = read_transposed
+            confirmed.append(Match(source, target, transforms(source), [
+                f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
+                TIED_BY_GRAPH]))
+        elif len(fitting) == 1 and not read_transposed:
+            (source,) = fitting
+            unconfirmed.append(Match(source, target, transforms(source), [
+                f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
+                TIED_BY_VALUE]))
+    return confirmed, unconfirmed

@@ -229,6 +229,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     ambiguous = align_lib.mark_ambiguous(matches, structure)
     unmatched_sources, unmatched_targets = align_lib.match_unique_fits(
         matches, unmatched_sources, unmatched_targets)
+    tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
+    matches.extend(tied)
+    unmatched_targets = _without(unmatched_targets, tied)
     drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
                                                      unmatched_targets)
                     for item in unmatched_sources}
@@ -256,6 +259,17 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                                 table=table)
         return rules, problems, parity
 
+    if tied_unconfirmed and run_parity:
+        # Nothing in the graph says the weights are tied: the outputs must.
+        trial = [*matches, *tied_unconfirmed]
+        saved_targets, unmatched_targets = unmatched_targets, _without(unmatched_targets,
+                                                                       tied_unconfirmed)
+        if by_value.score(prove(trial)[2]) == (0, 0):
+            matches = trial
+            for match in tied_unconfirmed:
+                match.evidence.append("confirmed by value: the outputs match")
+        else:
+            unmatched_targets = saved_targets
     rules, problems, parity = prove(matches)
     undetermined = structure.undetermined_partitioned if structure is not None else set()
     if parity is not None and not parity.passed and undetermined:
@@ -299,6 +313,11 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ambiguous=[[list(pair) for pair in group] for group in unsettled],
         settled=[[list(pair) for pair in group] for group in settled],
         plan_problems=problems, parity=parity, parity_note=parity_note)
+
+
+def _without(targets, matches):
+    """`targets` less those the `matches` fill."""
+    return [target for target in targets if all(target is not match.target for match in matches)]
 
 
 def _settle_partitions(matches, structure, prove, parity):
@@ -348,12 +367,24 @@ def _apply_choice(matches, targets, choice):
 
 
 def _draft_rules(matches, unmatched_sources, drop_reasons):
-    mapping_rules = []
+    mapping_rules, tied_rules, first_match = [], [], {}
     for match in matches:
-        mapping_rules.append(draft_writer.DraftRule(
+        first_match.setdefault(match.source.name, match)
+    for match in matches:
+        primary = first_match[match.source.name]
+        if match is not primary:
+            continue
+        tied = [other for other in matches
+                if other is not match and other.source.name == match.source.name]
+        rule = draft_writer.DraftRule(
             members=[(match.source.name, match.target.name)], transforms=match.transforms,
-            layout=match.source.layout, evidence=", ".join(match.evidence),
-            certain=match.certain))
+            layout=match.source.layout, evidence=", ".join(
+                [*match.evidence, *(f"also {other.target.name}: " + ", ".join(other.evidence)
+                                    for other in tied)]),
+            certain=match.certain and all(other.certain for other in tied),
+            also=tuple((other.target.name, other.transforms) for other in tied))
+        # A tied rule stays literal, ahead of every folded rule, so none takes its name.
+        (tied_rules if tied else mapping_rules).append(rule.literal() if tied else rule)
     drop_rules = [draft_writer.DraftRule(
         members=[(variable.name, None)], drop=True,
         evidence=drop_reasons[item.name])
@@ -361,10 +392,10 @@ def _draft_rules(matches, unmatched_sources, drop_reasons):
     intended = {}
     for match in matches:
         for variable in match.source.variables:
-            intended[variable.name] = match.target.name
+            intended.setdefault(variable.name, match.target.name)  # A tied rule's `target`.
     for rule in drop_rules:
         intended[rule.members[0][0]] = None
-    rules = draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
+    rules = tied_rules + draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
         drop_rules, [name for name, target in intended.items() if target is not None])
 
     def make_text(candidate):

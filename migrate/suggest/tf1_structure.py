@@ -29,6 +29,10 @@ class GraphStructure:
         mod_partitioned: keys looked up with `partition_strategy="mod"`.
         undetermined_partitioned: partitioned keys no lookup in the graph
             shows the strategy of (settled by value).
+        transposed_reads: keys the forward graph reads transposed (a
+            `tf.transpose`, or a `matmul` with `transpose_a`/`transpose_b` on
+            its side): tied weights, such as an embedding reused as the
+            output projection.
         ancestors: layer scope -> set of layer scopes whose variables feed it.
     """
 
@@ -37,6 +41,7 @@ class GraphStructure:
     mod_partitioned: set
     ancestors: dict
     undetermined_partitioned: set = dataclasses.field(default_factory=set)
+    transposed_reads: set = dataclasses.field(default_factory=set)
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -101,7 +106,45 @@ def _structure(order, graph_def, layer_of):
         order, {key: facts.partitions for key, facts in found.items()},
         {key for key, facts in found.items() if facts.strategy == lookups.MOD},
         _layer_ancestors(nodes, key_of_node, layer_of),
-        {key for key, facts in found.items() if facts.strategy is None})
+        {key for key, facts in found.items() if facts.strategy is None},
+        _transposed_reads(nodes, key_of_node))
+
+
+_MATMUL_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
+_TRANSPOSE_FLAGS = {"MatMul": ("transpose_a", "transpose_b")}
+_ADJOINT_FLAGS = ("adj_x", "adj_y")
+
+
+def _transposed_reads(nodes, key_of_node):
+    """Keys of variables the forward graph reads transposed (tied weights)."""
+
+    def variable_behind(text):
+        name = text.split(":")[0]
+        for _ in range(8):
+            node = nodes.get(name)
+            if node is None:
+                return None
+            if node.name in key_of_node:
+                return key_of_node[node.name]
+            if node.op not in _READ_OPS or not _inputs(node):
+                return None
+            name = _inputs(node)[0]
+        return None
+
+    found = set()
+    for node in nodes.values():
+        if _NOT_FORWARD.search(node.name):
+            continue
+        inputs = [text for text in node.input if not text.startswith("^")]
+        if node.op == "Transpose" and inputs:
+            found.add(variable_behind(inputs[0]))
+        elif node.op in _MATMUL_OPS:
+            flags = _TRANSPOSE_FLAGS.get(node.op, _ADJOINT_FLAGS)
+            for flag, text in zip(flags, inputs[:2]):
+                if flag in node.attr and node.attr[flag].b:
+                    found.add(variable_behind(text))
+    found.discard(None)
+    return found
 
 
 def _inputs(node):
