@@ -162,3 +162,21 @@ def test_tied_weights_fill_both_targets_from_one_source(name, build, factory, ou
     # The shared source is counted once: every checkpoint variable is kept, once.
     trainable = converted.roles["trainable"]
     assert trainable["kept"] == trainable["count"]
+
+
+def test_a_peephole_cell_under_a_custom_scope_stops_suggest_with_one_true_line(saved, tmp_path,
+                                                                                cli_in_process):
+    prefix = saved("peephole_custom_scope", real_patterns.build_peephole_custom_scope)
+    report = migrate.suggest(prefix, real_patterns.peephole_model, verify=_settings("logits:0"))
+    assert not report.ok
+    assert report.dropped == [] and report.unfilled == []
+    (line,) = report.unresolved
+    assert line.startswith("plan: unsupported: encoder/rnn/enc/w_f_diag [6]: ")
+    assert "encoder/rnn/enc/w_i_diag [6], encoder/rnn/enc/w_o_diag [6]" in line
+    assert "peephole connections" in line and "keras.layers.LSTM has no peepholes" in line
+    result = cli_in_process("suggest", f"--checkpoint={prefix}",
+                            "--model=real_patterns:peephole_model",
+                            f"--output={tmp_path / 'draft.toml'}", "--output_tensor=logits:0")
+    assert result.returncode == 1, result.stdout + result.stderr
+    unresolved = result.stdout.split("unresolved (marked in the draft", 1)[1].splitlines()[1:]
+    assert unresolved == [f"  - {line}"]

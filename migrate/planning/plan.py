@@ -410,13 +410,20 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
         except layouts.LayoutError as error:
             plan.problems.append(Problem("layout", f"{rule.describe()}: {error}", scope))
             return
+    by_reason = {}
     for part, reason in converter.unsupported_parts.items():
         if part in present:
-            variable = present[part][0]
-            plan.problems.append(Problem(
-                "unsupported", f"{rule.describe()}: layout {rule.layout!r} cannot convert it: "
-                f"{reason}", variable.name, variable.shape))
-            failed = True
+            by_reason.setdefault(reason, []).append(present[part][0])
+    for reason, unsupported in by_reason.items():
+        unsupported = sorted(unsupported, key=lambda variable: variable.name)
+        # One line per reason: a peephole cell's three vectors are one fact.
+        others = "".join(f", {variable.name} {_shape(variable.shape)}"
+                         for variable in unsupported[1:])
+        plan.problems.append(Problem(
+            "unsupported", f"{rule.describe()}: layout {rule.layout!r} cannot convert "
+            f"{'them' if others else 'it'}{others and ' (with' + others[1:] + ')'}: {reason}",
+            unsupported[0].name, unsupported[0].shape))
+        failed = True
     source_parts = converter.sources(parameters)
     for part in source_parts:
         if part not in present:

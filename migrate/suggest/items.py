@@ -30,6 +30,7 @@ SIMPLE_RNN_LINEAR = "simple_rnn_linear_names"
 _SIMPLE_RNN_SCOPE = re.compile(r"(^|/)basic_rnn_cell$")
 _SIMPLE_RNN_LINEAR_SCOPE = re.compile(r"(^|/)BasicRNNCell$")
 _LSTM_SCOPES = re.compile(r"(^|/)(basic_lstm_cell|lstm_cell|lstm_block_cell|lstm_fused_cell)$")
+_PEEPHOLE_PARTS = ("w_f_diag", "w_i_diag", "w_o_diag")
 _CUDNN_SCOPE = re.compile(r"(^|/)cudnn_compatible_lstm_cell$")
 _GRU_SCOPE = re.compile(r"(^|/)gru_cell$")
 _GRU_PARTS = {frozenset({"gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"}): GRU,
@@ -177,11 +178,14 @@ def _cell_of(name, by_name):
     for depth in range(1, min(4, len(pieces))):
         scope = "/".join(pieces[:-depth])
         under = {other[len(scope) + 1:] for other in by_name if other.startswith(scope + "/")}
-        if depth == 1 and _LSTM_SCOPES.search(scope):
+        # Peephole vectors make a scope an LSTM cell whatever its name (LSTMCell(name=...)).
+        peepholes = tuple(part for part in _PEEPHOLE_PARTS if part in under)
+        if depth == 1 and (_LSTM_SCOPES.search(scope) or peepholes):
             for kernel, bias, layout in (("kernel", "bias", LSTM),
                                          ("weights", "biases", LSTM_LEGACY)):
                 if {kernel, bias} <= under:
-                    return scope, layout, (kernel, bias)
+                    # The draft claims them, so its plan says in one line what Keras lacks.
+                    return scope, layout, (kernel, bias, *peepholes)
         if depth == 1 and _CUDNN_SCOPE.search(scope) and {"kernel", "bias"} <= under:
             return scope, CUDNN_LSTM, ("kernel", "bias")
         if depth == 1 and _SIMPLE_RNN_SCOPE.search(scope):

@@ -77,11 +77,9 @@ _FORGET_BIAS_HELP = (
     "`forget_bias = <number>` in the table rule, or convert with the checkpoint's .meta "
     "so it can be read from the graph.")
 
-_LSTM_UNSUPPORTED_PARTS = {
-    "w_i_diag": tf1_graph.PEEPHOLE_REASON.format(gates="input gate"),
-    "w_f_diag": tf1_graph.PEEPHOLE_REASON.format(gates="forget gate"),
-    "w_o_diag": tf1_graph.PEEPHOLE_REASON.format(gates="output gate"),
-}
+# One reason for the three peephole vectors, so a plan says it once per cell.
+_PEEPHOLES = tf1_graph.PEEPHOLE_REASON.format(gates="input, forget and output gates")
+_LSTM_UNSUPPORTED_PARTS = {"w_i_diag": _PEEPHOLES, "w_f_diag": _PEEPHOLES, "w_o_diag": _PEEPHOLES}
 
 
 def _shape_text(shape):
