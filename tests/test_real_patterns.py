@@ -180,3 +180,25 @@ def test_a_peephole_cell_under_a_custom_scope_stops_suggest_with_one_true_line(s
     assert result.returncode == 1, result.stdout + result.stderr
     unresolved = result.stdout.split("unresolved (marked in the draft", 1)[1].splitlines()[1:]
     assert unresolved == [f"  - {line}"]
+
+
+@pytest.mark.parametrize("names, layout", [
+    (("rnn/multi_rnn_cell/cell_0/basic_rnn_cell/kernel",
+      "rnn/multi_rnn_cell/cell_0/basic_rnn_cell/bias"), "simple_rnn"),
+    (("rnn/multi_rnn_cell/cell_0/basic_rnn_cell/weights",
+      "rnn/multi_rnn_cell/cell_0/basic_rnn_cell/biases"), "simple_rnn_legacy_names"),
+    (("RNN/MultiRNNCell/Cell0/BasicRNNCell/Linear/Matrix",
+      "RNN/MultiRNNCell/Cell0/BasicRNNCell/Linear/Bias"), "simple_rnn_linear_names"),
+])
+def test_basic_rnn_cells_are_recognised_under_every_naming(names, layout):
+    from migrate.source.checkpoint import SourceVariable
+    from migrate.source.roles import Role
+    from migrate.source.roles import RoleSource
+    from migrate.suggest import items
+
+    shapes = ((9, 6), (6,))
+    variables = [SourceVariable(name, shape, "float32", Role.TRAINABLE, RoleSource.GRAPH, "t")
+                 for name, shape in zip(names, shapes)]
+    (item,) = items.source_items(variables, order=names)
+    assert (item.layout, item.name) == (layout, names[0].rsplit("/", 2 if "Linear" in names[0]
+                                                                else 1)[0])
