@@ -35,6 +35,25 @@ def head_first_model():
     return keras.Model(inputs, keras.layers.Dense(CLASSES, name="classifier")(net))
 
 
+# 1b. The same with a named scope whose names say nothing (`inference/weight2 [UNITS, 1]`),
+#     a regression head over a GRUCell.
+def build_named_head_first():
+    tf = tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+    with tf.variable_scope("inference"):
+        weight = tf.get_variable("weight2", [UNITS, 1])
+        bias = tf.get_variable("bias2", [1])
+        outputs, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.GRUCell(UNITS), inputs, dtype=tf.float32)
+    tf.identity(tf.matmul(outputs[:, -1, :], weight) + bias, name="prediction")
+
+
+def named_head_first_model():
+    import keras
+    inputs = keras.Input((STEPS, FEATURES), name="inputs")
+    net = keras.layers.GRU(UNITS, reset_after=False, name="gru")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, name="regression")(net))
+
+
 # 2. An embedding saved from PARTITIONS partitions, looked up `div` or `mod`.
 def build_partitioned(strategy):
     def build():

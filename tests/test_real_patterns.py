@@ -43,15 +43,22 @@ def _suggest_and_convert(prefix, factory, settings, tmp_path):
     return report, converted
 
 
-def test_a_head_created_before_the_rnn_is_matched_by_its_unique_shape(saved, tmp_path):
-    prefix = saved("head_first", real_patterns.build_head_first)
-    report, _ = _suggest_and_convert(prefix, real_patterns.head_first_model,
-                                     _settings("logits:0"), tmp_path)
-    targets = {match["source"]: match for match in report.matches}
-    assert targets["Variable"]["target"] == "classifier/kernel"
-    assert targets["Variable_1"]["target"] == "classifier/bias"
+@pytest.mark.parametrize("name, output, kernel, bias", [
+    ("head_first", "logits:0", ("Variable", "classifier/kernel"),
+     ("Variable_1", "classifier/bias")),
+    ("named_head_first", "prediction:0", ("inference/weight2", "regression/kernel"),
+     ("inference/bias2", "regression/bias")),
+])
+def test_a_head_created_before_the_rnn_is_matched_by_its_unique_shape(name, output, kernel, bias,
+                                                                       saved, tmp_path):
+    prefix = saved(name, getattr(real_patterns, f"build_{name}"))
+    report, _ = _suggest_and_convert(prefix, getattr(real_patterns, f"{name}_model"),
+                                     _settings(output), tmp_path)
+    targets = {match["source"]: match["target"] for match in report.matches}
+    assert (targets[kernel[0]], targets[bias[0]]) == (kernel[1], bias[1])
     assert report.dropped == []
-    assert "creation order differs" in " ".join(targets["Variable"]["evidence"])
+    evidence = next(match["evidence"] for match in report.matches if match["source"] == kernel[0])
+    assert "creation order differs" in " ".join(evidence)
 
 
 def test_a_drop_says_truly_why(saved):
@@ -202,3 +209,18 @@ def test_basic_rnn_cells_are_recognised_under_every_naming(names, layout):
     (item,) = items.source_items(variables, order=names)
     assert (item.layout, item.name) == (layout, names[0].rsplit("/", 2 if "Linear" in names[0]
                                                                 else 1)[0])
+
+
+def test_the_tied_lm_draft_converts_on_the_command_line(saved, tmp_path, cli_in_process):
+    prefix = saved("tied_lm", real_patterns.build_tied_lm)
+    draft = tmp_path / "draft.toml"
+    flags = ["--model=real_patterns:tied_lm_model", "--output_tensor=logits:0",
+             f"--input_max={real_patterns.LM_VOCAB}", f"--checkpoint={prefix}"]
+    suggested = cli_in_process("suggest", *flags, f"--output={draft}")
+    assert suggested.returncode == 0, suggested.stdout + suggested.stderr
+    assert "also = [{target = 'softmax/kernel', transform = ['transpose(1, 0)']}]" in \
+        draft.read_text()
+    converted = cli_in_process("convert", *flags, f"--table={draft}", "--verify",
+                               f"--output={tmp_path / 'converted'}")
+    assert converted.returncode == 0, converted.stdout + converted.stderr
+    assert "verified: PASS" in converted.stdout

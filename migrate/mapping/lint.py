@@ -49,9 +49,8 @@ def lint_table(path, names=None):
     slow regex, unknown transform or layout, a bad `also`). Warnings: a rule
     whose `match` repeats an earlier rule's (it can never win), and rules whose
     literal targets are the same, `also` targets included (several sources
-    would land on one weight). Given
-    the TF1 names of a checkpoint, also: rules that win for none of them
-    (unused, or shadowed by earlier rules).
+    would land on one weight). Given the TF1 names of a checkpoint, also:
+    rules that win for none of them (unused, or shadowed by earlier rules).
 
     Args:
         path: the table's path.
