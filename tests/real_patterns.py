@@ -138,6 +138,18 @@ def build_tied_lm():
     tf.identity(tf.reshape(logits, [-1, LM_STEPS, LM_VOCAB]), name="logits")
 
 
+def build_tied_lm_einsum():
+    """The tied LM with its projection written as an einsum: no transpose op to read."""
+    tf = tf_v1()
+    ids = tf.placeholder(tf.int32, [None, LM_STEPS], name="ids")
+    embedding = tf.get_variable("embedding", [LM_VOCAB, LM_EMBED])
+    inputs = tf.nn.embedding_lookup(embedding, ids)
+    outputs, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.BasicRNNCell(LM_EMBED), inputs,
+                                   dtype=tf.float32)
+    softmax_b = tf.get_variable("softmax_b", [LM_VOCAB])
+    tf.identity(tf.einsum("bte,ve->btv", outputs, embedding) + softmax_b, name="logits")
+
+
 def tied_lm_model():
     import keras
     ids = keras.Input((LM_STEPS,), dtype="int32", name="ids")

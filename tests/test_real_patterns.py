@@ -211,6 +211,19 @@ def test_basic_rnn_cells_are_recognised_under_every_naming(names, layout):
                                                                 else 1)[0])
 
 
+def test_tied_weights_the_graph_does_not_show_are_confirmed_by_value(saved, tmp_path):
+    prefix = saved("tied_lm_einsum", real_patterns.build_tied_lm_einsum)
+    settings = _settings("logits:0", input_max=[real_patterns.LM_VOCAB])
+    report, _ = _suggest_and_convert(prefix, real_patterns.tied_lm_model, settings, tmp_path)
+    assert [target for target, _ in report.table.lookup("embedding").also] == ["softmax/kernel"]
+    assert "confirmed by value: the outputs match" in report.text
+    # Without parity to run, nothing confirms the tie: the target stays unfilled, and says so.
+    unproven = migrate.suggest(prefix, real_patterns.tied_lm_model)
+    assert unproven.unfilled == [("softmax/kernel", (real_patterns.LM_EMBED,
+                                                     real_patterns.LM_VOCAB))]
+    assert "softmax/kernel [5, 13] may be embedding transposed (tied weights)" in unproven.text
+
+
 def test_the_tied_lm_draft_converts_on_the_command_line(saved, tmp_path, cli_in_process):
     prefix = saved("tied_lm", real_patterns.build_tied_lm)
     draft = tmp_path / "draft.toml"

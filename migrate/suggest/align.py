@@ -360,15 +360,19 @@ def tied_candidates(matches, unmatched_targets, structure):
                    and flipped != tuple(target.shape)]
         read_transposed = [source for source in fitting if structure is not None
                            and source.name in structure.transposed_reads]
-        transforms = lambda source: (*source.transforms, "transpose(1, 0)")  # noqa: E731
         if len(read_transposed) == 1:
             (source,) = read_transposed
-            confirmed.append(Match(source, target, transforms(source), [
+            confirmed.append(Match(source, target, _transposed(source), [
                 f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
                 TIED_BY_GRAPH]))
         elif len(fitting) == 1 and not read_transposed:
             (source,) = fitting
-            unconfirmed.append(Match(source, target, transforms(source), [
+            unconfirmed.append(Match(source, target, _transposed(source), [
                 f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
                 TIED_BY_VALUE]))
     return confirmed, unconfirmed
+
+
+def _transposed(source):
+    """The transforms that make a 2-D source's transposed twin: its own, then a transpose."""
+    return (*source.transforms, "transpose(1, 0)")

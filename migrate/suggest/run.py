@@ -295,9 +295,11 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                 match.certain = True
                 match.evidence.append(SETTLED_BY_VALUE)
     rules = _draft_rules(matches, unmatched_sources, drop_reasons)
+    unconfirmed = [match for match in tied_unconfirmed
+                   if any(match.target is target for target in unmatched_targets)]
     text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
                     ambiguous=unsettled, settled=settled, problems=problems, parity=parity,
-                    parity_note=parity_note)
+                    parity_note=parity_note, unconfirmed_ties=unconfirmed)
     table = MappingTable.from_text(text, origin=output or "<draft>")
     if output is not None:
         _write_atomically(output, text)
@@ -405,7 +407,7 @@ def _draft_rules(matches, unmatched_sources, drop_reasons):
 
 
 def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets, *,
-             ambiguous, settled, problems=(), parity=None, parity_note=""):
+             ambiguous, settled, problems=(), parity=None, parity_note="", unconfirmed_ties=()):
     header = [
         f"Drafted by `migrate suggest` from {checkpoint.prefix}",
         f"for the model {getattr(model, 'name', type(model).__name__)!r}: "
@@ -437,6 +439,12 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
                 continue
             left = f"{source[0]} {_text(source[1])}" if source else "(none)"
             footer.append(f"  {target[0]} {_text(target[1])}  <-  {left}")
+    for match in unconfirmed_ties:
+        footer.append(f"{draft_writer.UNRESOLVED_MARK}: {match.target.name} "
+                      f"{_text(match.target.shape)} may be {match.source.name} transposed (tied "
+                      f"weights); the graph does not show it and no passing parity run confirmed "
+                      f"it: add `also = [{{target = '{match.target.name}', transform = "
+                      f"['transpose(1, 0)']}}]` to its rule if it is")
     for problem in problems:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: plan: {problem}")
     if parity is not None:
