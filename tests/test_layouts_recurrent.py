@@ -144,7 +144,7 @@ def test_a_basic_rnn_cell_stack_converts_to_stacked_simple_rnns_under_every_nami
         return tf.nn.dynamic_rnn(cells, placeholder, dtype=tf.float32)[0]
 
     expected, variables = _run_tf1(build, inputs)
-    scopes = ("rnn/multi_rnn_cell/cell_0/basic_rnn_cell", "rnn/multi_rnn_cell/cell_1/basic_rnn_cell")
+    scopes = tuple(f"rnn/multi_rnn_cell/cell_{index}/basic_rnn_cell" for index in range(2))
     # The same values under the names TF 1.0-1.1 (weights, biases) and TF 0.x
     # (BasicRNNCell/Linear/Matrix, Linear/Bias) saved them.
     namings = {"simple_rnn": ("kernel", "bias"),

@@ -251,7 +251,8 @@ def mark_ambiguous(matches, structure):
     return ambiguous
 
 
-UNIQUE_SHAPE = "the only free target this fits, and it fits no other free source (creation order differs)"
+UNIQUE_SHAPE = ("the only free target this fits, and it fits no other free source "
+                "(creation order differs)")
 
 
 def match_unique_fits(matches, unmatched_sources, unmatched_targets):

@@ -78,7 +78,7 @@ class SuggestReport:
                  f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
                  f"{len(self.unfilled)} target weight(s) unfilled"]
         if self.dropped:
-            lines.append("  dropped (no free target takes them; the draft says why; confirm or map them):")
+            lines.append("  dropped (the draft says why for each; confirm or map them):")
             lines += [f"    {name} {_text(shape)}" for name, shape in self.dropped]
         if self.unfilled:
             lines.append("  unfilled target weights, beside the dropped sources of the same shape:")
