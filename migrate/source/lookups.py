@@ -27,6 +27,8 @@ _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _PASS_THROUGH_OPS = frozenset({"Identity", "ReadVariableOp", "Cast", "Snapshot", "Enter"})
 _GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
 _MOD_OP = "FloorMod"
+# Every partition's variable op is named `<name>/part_<n>`.
+_PART_MARK = b"/part_"
 _MAX_WALK = 16
 
 
@@ -129,9 +131,16 @@ def of_checkpoint(checkpoint):
         return partitioned_variables(checkpoint.graph.as_graph_def())
     from tensorflow.core.protobuf import meta_graph_pb2
 
+    try:
+        data = files.read_bytes(checkpoint.meta_path)
+    except Exception as error:  # OSError, or TensorFlow's for a URL.
+        raise CheckpointError(f"Cannot read the graph in {checkpoint.meta_path}: "
+                              f"{first_line(error)}") from None
+    if _PART_MARK not in data:
+        return {}  # No partitioned variable; parsing a large graph would cost a second.
     meta_graph = meta_graph_pb2.MetaGraphDef()
     try:
-        meta_graph.ParseFromString(files.read_bytes(checkpoint.meta_path))
+        meta_graph.ParseFromString(data)
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
         raise CheckpointError(f"Cannot read the graph in {checkpoint.meta_path}: "
                               f"{first_line(error)}") from None
