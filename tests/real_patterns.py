@@ -150,6 +150,22 @@ def build_tied_lm_einsum():
     tf.identity(tf.einsum("bte,ve->btv", outputs, embedding) + softmax_b, name="logits")
 
 
+def build_tied_lm_partitioned():
+    """The tied LM with its embedding saved from partitions, looked up 'mod' (TF1's default)."""
+    tf = tf_v1()
+    ids = tf.placeholder(tf.int32, [None, LM_STEPS], name="ids")
+    embedding = tf.get_variable("embedding", [LM_VOCAB, LM_EMBED],
+                                partitioner=tf.fixed_size_partitioner(PARTITIONS))
+    inputs = tf.nn.embedding_lookup(embedding, ids)
+    outputs, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.BasicRNNCell(LM_EMBED), inputs,
+                                   dtype=tf.float32)
+    softmax_b = tf.get_variable("softmax_b", [LM_VOCAB])
+    flat = tf.reshape(outputs, [-1, LM_EMBED])
+    # The projection reads the parts concatenated: rows in saved order, not id order.
+    logits = tf.matmul(flat, embedding, transpose_b=True) + softmax_b
+    tf.identity(tf.reshape(logits, [-1, LM_STEPS, LM_VOCAB]), name="logits")
+
+
 def tied_lm_model():
     import keras
     ids = keras.Input((LM_STEPS,), dtype="int32", name="ids")

@@ -155,17 +155,23 @@ def test_a_basic_rnn_cell_stack_is_drafted_with_the_simple_rnn_layout(saved, tmp
      real_patterns.tied_autoencoder_model, "reconstruction:0", "encoder/w1", "decoder_2/kernel"),
     ("tied_lm", real_patterns.build_tied_lm, real_patterns.tied_lm_model, "logits:0",
      "embedding", "softmax/kernel"),
+    # Looked up 'mod' (unpartition_mod for the Embedding), projected from the parts as saved.
+    ("tied_lm_partitioned", real_patterns.build_tied_lm_partitioned, real_patterns.tied_lm_model,
+     "logits:0", "embedding", "softmax/kernel"),
 ])
 def test_tied_weights_fill_both_targets_from_one_source(name, build, factory, output, source,
                                                         also, saved, tmp_path):
     prefix = saved(name, build)
-    extra = {"input_max": [real_patterns.LM_VOCAB]} if name == "tied_lm" else {}
+    extra = {"input_max": [real_patterns.LM_VOCAB]} if name.startswith("tied_lm") else {}
     report, converted = _suggest_and_convert(prefix, factory, _settings(output, **extra),
                                              tmp_path)
     found = report.table.lookup(source)
     assert [(target, [str(step) for step in steps]) for target, steps in found.also] == [
         (also, ["transpose(1, 0)"])]
     assert "the graph reads this variable transposed" in report.text
+    partitioned = name == "tied_lm_partitioned"
+    assert [str(step) for step in found.rule.transforms] == (
+        ["unpartition_mod(3)"] if partitioned else [])
     # The shared source is counted once: every checkpoint variable is kept, once.
     trainable = converted.roles["trainable"]
     assert trainable["kept"] == trainable["count"]

@@ -323,7 +323,7 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
         _plan_layout(plan, group, targets, filled, resolve_parameters)
 
     _check_cells(plan, cell_facts)
-    _check_partitions(plan, partitioned or {}, variables)
+    _check_partitions(plan, partitioned or {}, variables, targets)
 
     required = {path for path, weight in targets.items() if weight.trainable or keep == "model_state"}
     for path, sources in sorted(filled.items()):
@@ -485,14 +485,18 @@ def _check_cells(plan, cell_facts):
                 f"{', '.join(claimed)} cannot reproduce it", facts.scope))
 
 
-def _check_partitions(plan, partitioned, variables):
-    """Adds a problem for each rule whose `unpartition_mod` contradicts the graph's lookup."""
+def _check_partitions(plan, partitioned, variables, targets):
+    """Adds a problem for each rule whose `unpartition_mod` contradicts the graph's lookup.
+
+    Only the rule's own `target` is the lookup's (an Embedding): a tied `also`
+    target, such as an output projection, reads the parts as saved.
+    """
     for assignment in plan.assignments:
         facts = partitioned.get(assignment.sources[0])
         if assignment.rule.layout is not None or facts is None or facts.strategy is None:
             continue
         variable = variables[assignment.sources[0]]
-        for target, steps in zip(assignment.targets, assignment.transforms_by_target()):
+        for target, steps in zip(assignment.targets[:1], assignment.transforms_by_target()):
             reorders = [step for step in steps if step.name == "unpartition_mod"]
             wanted = facts.transform()
             if wanted is None and reorders:
@@ -508,7 +512,7 @@ def _check_partitions(plan, partitioned, variables):
             else:
                 continue
             plan.problems.append(Problem("partition", message, variable.name, variable.shape,
-                                         target))
+                                         target, targets[target].shape))
 
 
 def _suggest(path, targets):

@@ -345,7 +345,7 @@ def tied_candidates(matches, unmatched_targets, structure):
 
     Returns:
         `(confirmed, unconfirmed)`: lists of tied `Match`es (transform
-        `transpose(1, 0)` after the source's own), confirmed by the graph or not.
+        `transpose(1, 0)`), confirmed by the graph or not.
     """
     used = {}
     for match in matches:
@@ -375,5 +375,11 @@ def tied_candidates(matches, unmatched_targets, structure):
 
 
 def _transposed(source):
-    """The transforms that make a 2-D source's transposed twin: its own, then a transpose."""
-    return (*source.transforms, "transpose(1, 0)")
+    """The transforms that make a 2-D source's transposed twin.
+
+    Only the transpose: the source's own transforms put a partitioned
+    embedding's rows in id order for its lookup, while a `matmul` or
+    `transpose` reads the parts concatenated, in the order they were saved.
+    """
+    del source  # The same for every source; kept for the call sites' symmetry.
+    return ("transpose(1, 0)",)

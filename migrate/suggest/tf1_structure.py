@@ -113,12 +113,13 @@ def _structure(order, graph_def, layer_of):
 _MATMUL_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
 _TRANSPOSE_FLAGS = {"MatMul": ("transpose_a", "transpose_b")}
 _ADJOINT_FLAGS = ("adj_x", "adj_y")
+_CONCAT_OPS = frozenset({"ConcatV2", "Concat"})
 
 
 def _transposed_reads(nodes, key_of_node):
     """Keys of variables the forward graph reads transposed (tied weights)."""
 
-    def variable_behind(text):
+    def variable_behind(text, depth=0):
         name = text.split(":")[0]
         for _ in range(8):
             node = nodes.get(name)
@@ -126,6 +127,11 @@ def _transposed_reads(nodes, key_of_node):
                 return None
             if node.name in key_of_node:
                 return key_of_node[node.name]
+            if node.op in _CONCAT_OPS and depth == 0:
+                # A partitioned variable is read as its parts' reads concatenated.
+                values = _inputs(node)[:-1] if node.op == "ConcatV2" else _inputs(node)[1:]
+                keys = {variable_behind(value, depth + 1) for value in values}
+                return keys.pop() if len(keys) == 1 and len(values) > 1 else None
             if node.op not in _READ_OPS or not _inputs(node):
                 return None
             name = _inputs(node)[0]
