@@ -19,6 +19,7 @@ from migrate.output import report as report_lib
 from migrate.planning import target as target_model
 from migrate.planning.plan import make_plan
 from migrate.planning.target import load_model
+from migrate.source import lookups
 from migrate.source.checkpoint import LegacyCheckpoint
 from migrate.verification import parity
 from migrate.verification import staged
@@ -111,7 +112,8 @@ def _plan(checkpoint, table, model, options):
     conversion_plan = make_plan(
         checkpoint.variables, table, targets,
         keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
-        resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint))
+        resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint),
+        partitioned=lookups.of_checkpoint(checkpoint))
     object_paths = None
     if not conversion_plan.problems:
         object_paths = target_model.reachable_paths(

@@ -83,7 +83,7 @@ class SuggestReport:
                  f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
                  f"{len(self.unfilled)} target weight(s) unfilled"]
         if self.dropped:
-            lines.append("  dropped (no target in the model; confirm or map them):")
+            lines.append("  dropped (the draft says why for each; confirm or map them):")
             lines += [f"    {name} {_text(shape)}" for name, shape in self.dropped]
         if self.unfilled:
             lines.append("  unfilled target weights, beside the dropped sources of the same shape:")
@@ -226,6 +226,14 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ordered, lambda weight: weight.trainable or options.keep == "model_state")
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
+    unmatched_sources, unmatched_targets = align_lib.match_unique_fits(
+        matches, unmatched_sources, unmatched_targets)
+    tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
+    matches.extend(tied)
+    unmatched_targets = _without(unmatched_targets, tied)
+    drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
+                                                     unmatched_targets)
+                    for item in unmatched_sources}
 
     run_parity = verify is not None and checkpoint.meta_path is not None
     parity_note = "" if run_parity else (
@@ -233,7 +241,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         "give verify settings (the output tensor) to run the legacy graph")
 
     def prove(current_matches):
-        rules = _draft_rules(current_matches, unmatched_sources)
+        rules = _draft_rules(current_matches, unmatched_sources, drop_reasons)
         text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
                         unmatched_targets, ambiguous=[], settled=[])
         table = MappingTable.from_text(text, origin=output or "<draft>")
@@ -248,7 +256,22 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                                        plan=conversion_plan)
         return rules, problems, parity
 
+    if tied_unconfirmed and run_parity:
+        # Nothing in the graph says the weights are tied: the outputs must.
+        trial = [*matches, *tied_unconfirmed]
+        saved_targets, unmatched_targets = unmatched_targets, _without(unmatched_targets,
+                                                                       tied_unconfirmed)
+        if by_value.score(prove(trial)[2]) == (0, 0):
+            matches = trial
+            for match in tied_unconfirmed:
+                match.evidence.append("confirmed by value: the outputs match")
+        else:
+            unmatched_targets = saved_targets
     rules, problems, parity = prove(matches)
+    undetermined = structure.undetermined_partitioned if structure is not None else set()
+    if parity is not None and not parity.passed and undetermined:
+        matches = _settle_partitions(matches, structure, prove, parity)
+        rules, problems, parity = prove(matches)  # The model holds the last candidate's weights.
     if parity is not None and not parity.passed and ambiguous and resolve_ambiguous is not None:
         if resolve_ambiguous == BY_VALUE:
             def evaluate(choice):
@@ -268,10 +291,12 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             if not match.certain:
                 match.certain = True
                 match.evidence.append(SETTLED_BY_VALUE)
-    rules = _draft_rules(matches, unmatched_sources)
+    rules = _draft_rules(matches, unmatched_sources, drop_reasons)
+    unconfirmed = [match for match in tied_unconfirmed
+                   if any(match.target is target for target in unmatched_targets)]
     text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
                     ambiguous=unsettled, settled=settled, problems=problems, parity=parity,
-                    parity_note=parity_note)
+                    parity_note=parity_note, unconfirmed_ties=unconfirmed)
     table = MappingTable.from_text(text, origin=output or "<draft>")
     if output is not None:
         _write_atomically(output, text)
@@ -287,6 +312,36 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ambiguous=[[list(pair) for pair in group] for group in unsettled],
         settled=[[list(pair) for pair in group] for group in settled],
         plan_problems=problems, parity=parity, parity_note=parity_note)
+
+
+def _without(targets, matches):
+    """`targets` less those the `matches` fill."""
+    return [target for target in targets if all(target is not match.target for match in matches)]
+
+
+def _settle_partitions(matches, structure, prove, parity):
+    """Tries `unpartition_mod` on each partitioned source whose lookup the graph does not show.
+
+    Without a `tf.nn.embedding_lookup` in the graph, nothing says whether the
+    saved rows are in id order ('div') or interleaved ('mod'); the draft keeps
+    them in order, and when parity fails each such source is tried reordered,
+    kept when the outputs agree better.
+    """
+    best = by_value.score(parity)
+    for index, match in enumerate(matches):
+        if match.source.layout is not None or \
+                match.source.name not in structure.undetermined_partitioned:
+            continue
+        step = f"unpartition_mod({structure.partitions[match.source.name]})"
+        trial = list(matches)
+        trial[index] = align_lib.Match(
+            match.source, match.target, (step, *match.transforms),
+            [*match.evidence, f"partition_strategy='mod' settled by value ({step} makes the "
+                              f"outputs agree)"], match.certain, match.ambiguous_with)
+        ranked = by_value.score(prove(trial)[2])
+        if ranked < best:
+            best, matches = ranked, trial
+    return matches
 
 
 def _apply_choice(matches, targets, choice):
@@ -310,24 +365,36 @@ def _apply_choice(matches, targets, choice):
     return changed
 
 
-def _draft_rules(matches, unmatched_sources):
-    mapping_rules = []
+def _draft_rules(matches, unmatched_sources, drop_reasons):
+    mapping_rules, tied_rules, first_match = [], [], {}
     for match in matches:
-        mapping_rules.append(draft_writer.DraftRule(
+        first_match.setdefault(match.source.name, match)
+    for match in matches:
+        primary = first_match[match.source.name]
+        if match is not primary:
+            continue
+        tied = [other for other in matches
+                if other is not match and other.source.name == match.source.name]
+        rule = draft_writer.DraftRule(
             members=[(match.source.name, match.target.name)], transforms=match.transforms,
-            layout=match.source.layout, evidence=", ".join(match.evidence),
-            certain=match.certain))
+            layout=match.source.layout, evidence=", ".join(
+                [*match.evidence, *(f"also {other.target.name}: " + ", ".join(other.evidence)
+                                    for other in tied)]),
+            certain=match.certain and all(other.certain for other in tied),
+            also=tuple((other.target.name, other.transforms) for other in tied))
+        # A tied rule stays literal, ahead of every folded rule, so none takes its name.
+        (tied_rules if tied else mapping_rules).append(rule.literal() if tied else rule)
     drop_rules = [draft_writer.DraftRule(
         members=[(variable.name, None)], drop=True,
-        evidence=f"no target of this kind and shape in the model ({_text(variable.shape)})")
+        evidence=drop_reasons[item.name])
         for item in unmatched_sources for variable in item.variables]
     intended = {}
     for match in matches:
         for variable in match.source.variables:
-            intended[variable.name] = match.target.name
+            intended.setdefault(variable.name, match.target.name)  # A tied rule's `target`.
     for rule in drop_rules:
         intended[rule.members[0][0]] = None
-    rules = draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
+    rules = tied_rules + draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
         drop_rules, [name for name, target in intended.items() if target is not None])
 
     def make_text(candidate):
@@ -337,7 +404,7 @@ def _draft_rules(matches, unmatched_sources):
 
 
 def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets, *,
-             ambiguous, settled, problems=(), parity=None, parity_note=""):
+             ambiguous, settled, problems=(), parity=None, parity_note="", unconfirmed_ties=()):
     header = [
         f"Drafted by `migrate suggest` from {checkpoint.prefix}",
         f"for the model {getattr(model, 'name', type(model).__name__)!r}: "
@@ -369,6 +436,12 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
                 continue
             left = f"{source[0]} {_text(source[1])}" if source else "(none)"
             footer.append(f"  {target[0]} {_text(target[1])}  <-  {left}")
+    for match in unconfirmed_ties:
+        footer.append(f"{draft_writer.UNRESOLVED_MARK}: {match.target.name} "
+                      f"{_text(match.target.shape)} may be {match.source.name} transposed (tied "
+                      f"weights); the graph does not show it and no passing parity run confirmed "
+                      f"it: add `also = [{{target = '{match.target.name}', transform = "
+                      f"['transpose(1, 0)']}}]` to its rule if it is")
     for problem in problems:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: plan: {problem}")
     if parity is not None:
