@@ -290,7 +290,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
                                             options, table,
-                                            unwritten_targets=report.unwritten_targets)
+                                            unwritten_targets=report.unwritten_targets,
+                                            builder=checkpoint.builder)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest, known_digests=stream.digests)
     report.seconds = time.monotonic() - started

@@ -6,6 +6,7 @@ import re
 import tempfile
 
 from migrate.errors import ArgumentError
+from migrate.errors import MigrateError
 from migrate.errors import OutputError
 from migrate.suggest import align as align_lib
 from migrate.suggest import by_value
@@ -18,6 +19,9 @@ from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
 
 SETTLED_BY_VALUE = "settled by value: the model's outputs match the legacy graph's"
+# Why parity was not run without verify settings (the library names no command-line flag).
+NO_OUTPUT_TENSOR = "no output_tensor: give verify settings naming the output tensor to compare"
+_PROBLEMS_LISTED = 5
 # `resolve_ambiguous`'s default: the layer-by-layer comparison settles them.
 BY_VALUE = "by_value"
 
@@ -39,7 +43,10 @@ class SuggestReport:
         settled: the same groups, when parity settled them by value.
         plan_problems: `Problem.describe()` texts of the draft's plan.
         parity: the `VerifyReport` of the draft, or None when it was not run.
-        parity_note: why parity was not run, when it was not.
+        parity_note: why parity was not run (or could not compare), when it was not.
+        parity_failed: parity was asked for and could not compare (the
+            legacy graph refused to run, or the outputs' shapes differ):
+            unresolved, `parity_note` says why.
     """
 
     table: MappingTable
@@ -53,6 +60,7 @@ class SuggestReport:
     plan_problems: list
     parity: object = None
     parity_note: str = ""
+    parity_failed: bool = False
 
     @property
     def unresolved(self):
@@ -64,6 +72,8 @@ class SuggestReport:
         if self.parity is not None and not self.parity.passed:
             # The verdict line; the layer-by-layer table is in the summary.
             lines.append(f"parity: {self.parity.summary().splitlines()[0]}")
+        if self.parity_failed:
+            lines.append(f"parity: {self.parity_note}")
         return lines
 
     @property
@@ -93,13 +103,20 @@ class SuggestReport:
         for group in self.ambiguous:
             lines.append("  AMBIGUOUS (same weights, parallel branches; order chose): " +
                          ", ".join(f"{s} -> {t}" for s, t in group))
+        more = len(self.plan_problems) - _PROBLEMS_LISTED
         lines.append("  plan: clean" if not self.plan_problems else
                      f"  plan: {len(self.plan_problems)} problem(s): " + "; ".join(
-                         self.plan_problems[:5]))
+                         self.plan_problems[:_PROBLEMS_LISTED])
+                     + (f"; and {more} more (all in the draft)" if more > 0 else ""))
         lines.append(f"  parity: {self.parity.summary()}" if self.parity is not None
                      else f"  parity: not run ({self.parity_note})")
         where = f" -> {self.output}" if self.output else ""
-        verdict = "proven" if self.ok else f"NOT proven ({len(self.unresolved)} unresolved)"
+        if not self.ok:
+            verdict = f"NOT proven ({len(self.unresolved)} unresolved)"
+        elif self.parity is None:
+            verdict = f"planned clean, not proven: {self.parity_note}"
+        else:
+            verdict = "proven"
         lines.append(f"draft {verdict}{where}")
         return "\n".join(lines)
 
@@ -112,7 +129,7 @@ class SuggestReport:
             "ambiguous": self.ambiguous, "settled": self.settled,
             "plan_problems": self.plan_problems, "unresolved": self.unresolved,
             "parity": None if self.parity is None else self.parity.to_json(),
-            "parity_note": self.parity_note,
+            "parity_note": self.parity_note, "parity_failed": self.parity_failed,
         }
 
 
@@ -228,10 +245,12 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
 
-    run_parity = verify is not None and checkpoint.meta_path is not None
+    run_parity = verify is not None and (checkpoint.meta_path is not None
+                                         or checkpoint.builder is not None)
     parity_note = "" if run_parity else (
-        "the checkpoint has no .meta graph to run" if verify is not None else
-        "give verify settings (the output tensor) to run the legacy graph")
+        "the checkpoint has no .meta graph to run (a builder, module:callable, can build it)"
+        if verify is not None else NO_OUTPUT_TENSOR)
+    parity_errors = []
 
     def prove(current_matches):
         rules = _draft_rules(current_matches, unmatched_sources)
@@ -247,8 +266,12 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             from migrate.verification.parity import verify as run_verify
 
             # With the table, a failing parity run carries the layer-by-layer comparison.
-            parity = run_verify(checkpoint.prefix, model, settings=verify, ema=options.ema,
-                                table=table)
+            try:
+                parity = run_verify(checkpoint.prefix, model, settings=verify, ema=options.ema,
+                                    table=table, builder=checkpoint.builder)
+            except MigrateError as error:
+                # The draft is still written; why it is not proven is in its report.
+                parity_errors.append(str(error))
         return rules, problems, parity
 
     rules, problems, parity = prove(matches)
@@ -271,6 +294,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             if not match.certain:
                 match.certain = True
                 match.evidence.append(SETTLED_BY_VALUE)
+    if parity is None and run_parity:
+        parity_note = (f"the legacy graph could not be compared: {parity_errors[-1]}"
+                       if parity_errors else "the draft's plan has problems (listed above)")
     rules = _draft_rules(matches, unmatched_sources)
     text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
                     ambiguous=unsettled, settled=settled, problems=problems, parity=parity,
@@ -289,7 +315,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                   for weight in item.weights],
         ambiguous=[[list(pair) for pair in group] for group in unsettled],
         settled=[[list(pair) for pair in group] for group in settled],
-        plan_problems=problems, parity=parity, parity_note=parity_note)
+        plan_problems=problems, parity=parity, parity_note=parity_note,
+        parity_failed=bool(run_parity and parity is None and parity_errors and not problems))
 
 
 def _apply_choice(matches, targets, choice):

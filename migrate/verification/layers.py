@@ -68,7 +68,7 @@ def table_text(layers, first_divergent_layer):
     return "\n".join(lines)
 
 
-def attach(report, prefix, model, settings, *, ema, arrays, table, converted):
+def attach(report, prefix, model, settings, *, ema, arrays, table, converted, builder=None):
     """Runs the layer-by-layer comparison and records it in `report`.
 
     When no table is known, or the model is not a functional Keras model,
@@ -81,7 +81,7 @@ def attach(report, prefix, model, settings, *, ema, arrays, table, converted):
     try:
         report.layers = [item.to_json() for item in compare_layers(
             prefix, model, settings, ema=ema, arrays=arrays,
-            table=table_for(table, converted))]
+            table=table_for(table, converted), builder=builder)]
     except MigrateError as error:
         if settings.layers:
             raise
@@ -113,7 +113,7 @@ def table_for(table, converted):
                         f"converted={converted!r}", option="table")
 
 
-def layer_sources(prefix, model, table):
+def layer_sources(prefix, model, table, builder=None):
     """Returns `[(layer, [TF1 variables], [rule indexes])]` for layers with converted weights.
 
     Layers come in the model's (topological) order.
@@ -125,7 +125,8 @@ def layer_sources(prefix, model, table):
     # The plan as convert makes it (layout parameters read from the graph);
     # its problems do not matter here, only which variables fed which weight.
     conversion_plan = pipeline.plan(prefix, table, model,
-                                    options=ConversionOptions(keep="model_state"))
+                                    options=ConversionOptions(keep="model_state",
+                                                              builder=builder))
     weights = target_model.weights(model)
     by_variable = {id(variable): path for path, (_, variable) in weights.items()}
     by_target = {}
@@ -147,7 +148,7 @@ def layer_sources(prefix, model, table):
     return found
 
 
-def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
+def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table, builder=None):
     """Compares each converted Keras layer's output with its legacy twin.
 
     Args:
@@ -157,6 +158,7 @@ def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
         ema: restore the legacy graph's moving averages.
         arrays: the arrays fed in the parity check, by tensor name.
         table: the `MappingTable` of the conversion.
+        builder: builds the legacy graph when there is no `.meta` (see `parity.verify`).
 
     Returns:
         A list of `LayerDiff`, in the model's layer order.
@@ -170,7 +172,7 @@ def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
     from migrate.verification import inputs as inputs_lib
     from migrate.verification import parity
 
-    sources = layer_sources(prefix, model, table)
+    sources = layer_sources(prefix, model, table, builder)
     if not sources:
         raise ArgumentError("No layer of the model holds weights the table converts. Expected "
                             "the table of this conversion. Received: table=" + repr(table.origin))
@@ -181,9 +183,9 @@ def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
                             f"a functional Keras model exposes: {error}. Received: "
                             f"model={type(model).__name__}") from None
     scopes = {layer.name: _scope_of(names) for layer, names, _ in sources}
-    feed, _, legacy = parity.run_legacy(
+    feed, _, legacy, _ = parity.run_legacy(
         prefix, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
-        extra_tensors=lambda graph: _candidates(graph, arrays, scopes.values()))
+        extra_tensors=lambda graph: _candidates(graph, arrays, scopes.values()), builder=builder)
     outputs = probe(feed.keras_inputs(), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     results = []

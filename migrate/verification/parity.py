@@ -13,8 +13,10 @@ from migrate.source.locate import tensorflow_path
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.roles import EMA_SUFFIX
 from migrate.verification import inputs as inputs_lib
+from migrate.verification import legacy_graph
 from migrate.verify_settings import DEFAULT_BATCH_SIZE
 from migrate.verify_settings import DEFAULT_TOLERANCE
+from migrate.verify_settings import LEGACY_DROPOUT_AS_SAVED
 from migrate.verify_settings import VerifySettings
 
 # In a graph-mode run error: the line naming the failing node, and the lines
@@ -36,6 +38,12 @@ class VerifyReport:
             when asked for or when parity fails; None when not run.
         first_divergent_layer: the first Keras layer whose output differs
             beyond the tolerance, or None.
+        batch_size: the rows actually fed (a placeholder of fixed batch size,
+            or an inputs file, may feed other than the settings' batch size).
+        dropout_off: the legacy graph's dropout scopes whose constant keep
+            probability was set to 1 (`legacy_dropout="off"`).
+        squeezed: how the outputs were compared when their shapes differed
+            only in size-1 axes (`[N, 1, 1, 1000]` against `[N, 1000]`), else None.
     """
 
     output_tensor: str
@@ -49,6 +57,8 @@ class VerifyReport:
     layers: list | None = None
     first_divergent_layer: str | None = None
     layers_note: str | None = None
+    dropout_off: list = dataclasses.field(default_factory=list)
+    squeezed: str | None = None
 
     @property
     def passed(self):
@@ -60,6 +70,11 @@ class VerifyReport:
                 f"{self.max_abs_diff:.3g}, max relative diff {self.max_rel_diff:.3g} "
                 f"(tolerance {self.tolerance:g}, batch {self.batch_size}, seed {self.seed}; "
                 f"fed {', '.join(self.inputs) or 'nothing'})")
+        if self.squeezed:
+            text += f"\n{self.squeezed}"
+        if self.dropout_off:
+            text += (f"\nlegacy graph in inference mode: dropout's constant keep probability set "
+                     f"to 1 in {', '.join(self.dropout_off)}")
         if self.layers is not None:
             from migrate.verification import layers as layers_lib
             text += "\n" + layers_lib.table_text(self.layers, self.first_divergent_layer)
@@ -78,59 +93,88 @@ class VerifyReport:
         return {"inputs": self.inputs, "output_tensor": self.output_tensor,
                 "batch": self.batch_size, "seed": self.seed, "max_abs_diff": self.max_abs_diff,
                 "max_rel_diff": self.max_rel_diff, "tolerance": self.tolerance,
-                "passed": self.passed, "first_divergent_layer": self.first_divergent_layer}
+                "passed": self.passed, "first_divergent_layer": self.first_divergent_layer,
+                "dropout_off": list(self.dropout_off), "squeezed": self.squeezed}
 
 
-def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, extra_tensors=None):
-    """Runs the legacy graph from its `.meta` with all variables restored by its Saver.
+def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, extra_tensors=None,
+               builder=None):
+    """Runs the legacy graph (its `.meta`, or a builder's) with all variables restored.
 
     With `ema`, the variables are restored from their moving averages, as
     TF1 evaluation did with `ExponentialMovingAverage.variables_to_restore()`.
+    The output is computed twice on the same feed: a graph that does not give
+    the same output twice (dropout left on, noise) cannot be compared.
 
     Args:
-        prefix: the legacy checkpoint prefix (its `.meta` must exist).
-        settings: a `VerifySettings`.
+        prefix: the legacy checkpoint prefix (with a `.meta`, or see `builder`).
+        settings: a `VerifySettings` (its `legacy_dropout` says whether
+            constant dropout is switched off, see `legacy_graph.load`).
         keras_input_names: the Keras model's input names (see `inputs.build_feed`).
         ema: restore the moving averages in place of the variables.
         arrays: arrays given directly by tensor name (see `inputs.build_feed`).
         extra_tensors: optional `graph -> list of tensors` also evaluated on
             the same run (the layer-by-layer comparison's candidates).
+        builder: a `legacy_graphs` name or `module:callable` that builds the
+            graph when the checkpoint has no `.meta`.
 
     Returns:
-        `(feed, outputs, extra)`: the `LegacyFeed`, the output array, and the
-        extra tensors' values by name (empty without `extra_tensors`).
+        `(feed, outputs, extra, legacy)`: the `LegacyFeed`, the output array,
+        the extra tensors' values by name (empty without `extra_tensors`), and
+        the `legacy_graph.LegacyGraph` (what was rewritten).
 
     Raises:
-        CheckpointError: the graph cannot be imported, restored or run.
+        CheckpointError: the graph cannot be imported, restored or run, or
+            is not deterministic.
         ArgumentError: the tensors or feeds do not fit the graph.
     """
     import tensorflow as tf
 
-
-    meta_path = inputs_lib.check_meta(prefix)
-    graph = tf.Graph()
+    legacy = legacy_graph.load(prefix, builder=builder, legacy_dropout=settings.legacy_dropout)
+    graph, saver = legacy.graph, legacy.saver
     with graph.as_default():
-        try:
-            saver = tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
-        except Exception as error:  # TensorFlow's many import errors, translated.
-            raise CheckpointError(f"Cannot import {meta_path}: {first_line(error)}") from None
         output = inputs_lib.tensor_by_name(graph, settings.output_tensor, "output_tensor")
         feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
         extras = list(extra_tensors(graph)) if extra_tensors is not None else []
         if ema:
             saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, prefix))
-        if saver is None:
-            raise CheckpointError(f"The graph in {meta_path} has no variables to restore.")
         feed_dict = {graph.get_tensor_by_name(name): array for name, array in feed.arrays.items()}
         with tf.compat.v1.Session(graph=graph) as session:
             try:
                 saver.restore(session, tensorflow_path(prefix))
                 outputs = session.run(output, feed_dict)
+                again = session.run(output, feed_dict)
             except tf.errors.OpError as error:
                 raise CheckpointError(f"The legacy graph failed to run: {_op_error_text(error)}. "
                                       f"Received: fed {sorted(feed.arrays)}") from None
+            _check_deterministic(graph, output, outputs, again, legacy, settings)
             extra = _run_extras(session, extras, feed_dict)
-    return feed, outputs, extra
+    return feed, outputs, extra, legacy
+
+
+def _check_deterministic(graph, output, first, second, legacy, settings):
+    """Refuses a legacy graph whose two runs on one feed differ, naming its random ops."""
+    first, second = np.asarray(first), np.asarray(second)
+    if first.shape == second.shape and np.array_equal(
+            first, second, equal_nan=np.issubdtype(first.dtype, np.inexact)):
+        return
+    random = legacy_graph.random_ops(graph, output)
+    listed = ", ".join(random[:6]) + (f" (and {len(random) - 6} more)" if len(random) > 6 else "")
+    if settings.legacy_dropout == LEGACY_DROPOUT_AS_SAVED:
+        fix = ("legacy_dropout='off' to set dropout's constant keep probability to 1, "
+               "and feeds of 1.0 for keep-probability placeholders")
+    else:
+        fix = ("feeds of 1.0 for the keep-probability placeholders behind them "
+               "(dropout with a constant keep probability is off already)")
+    diff = (float(np.max(np.abs(first.astype(np.float64) - second.astype(np.float64))))
+            if first.shape == second.shape and first.size else float("nan"))
+    raise CheckpointError(
+        f"The legacy graph is not deterministic: two runs on the same input differ (max abs "
+        f"diff {diff:.3g}), so no comparison can pass. Its random ops: {listed or 'none found'}. "
+        f"Expected a graph in inference mode: {fix}. Received: "
+        f"legacy_dropout={settings.legacy_dropout!r}, feeds={dict(settings.feeds)}",
+        option="feeds" if settings.legacy_dropout != LEGACY_DROPOUT_AS_SAVED
+        else "legacy_dropout")
 
 
 def _op_error_text(error):
@@ -211,16 +255,45 @@ def compare(legacy_outputs, keras_outputs):
     return max_abs, (max_abs / scale if scale > 0 else max_abs)
 
 
+def squeeze_to_match(legacy_outputs, keras_outputs):
+    """Returns both outputs without their size-1 axes when only those tell their shapes apart.
+
+    A TF1 classifier's logits are often `[N, 1, 1, 1000]` (a 1x1 convolution)
+    where the Keras model's are `[N, 1000]`: the same values.
+
+    Returns:
+        `(legacy, keras, note)`: the arrays as given and None when the shapes
+        are equal or differ otherwise; else both squeezed and a note saying so.
+
+    Example:
+
+    >>> legacy, keras, note = squeeze_to_match(np.zeros([2, 1, 1, 3]), np.zeros([2, 3]))
+    >>> legacy.shape, note
+    ((2, 3), 'compared after removing size-1 axes: legacy [2, 1, 1, 3], Keras [2, 3]')
+    """
+    legacy_outputs, keras_outputs = np.asarray(legacy_outputs), np.asarray(keras_outputs)
+    if legacy_outputs.shape == keras_outputs.shape:
+        return legacy_outputs, keras_outputs, None
+    legacy_kept = [size for size in legacy_outputs.shape if size != 1]
+    keras_kept = [size for size in keras_outputs.shape if size != 1]
+    if legacy_kept != keras_kept:
+        return legacy_outputs, keras_outputs, None
+    note = (f"compared after removing size-1 axes: legacy {list(legacy_outputs.shape)}, "
+            f"Keras {list(keras_outputs.shape)}")
+    return legacy_outputs.reshape(legacy_kept), keras_outputs.reshape(keras_kept), note
+
+
 def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
                             input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE,
                             seed=0, tolerance=DEFAULT_TOLERANCE, layers=False, input_tensor=None,
-                            input_shape=None, keep_failed=False):
+                            input_shape=None, keep_failed=False, legacy_dropout=None):
     """Returns the `VerifySettings` that `verify`'s keyword arguments describe.
 
     `input_tensor` (one name, or names separated by commas) and `input_shape`
     (one shape for all inputs) are the single-input spellings of
     `input_tensors` and `input_shapes`; an integer `input_max` applies to all.
-    `keep_failed` matters only to `convert`.
+    `keep_failed` matters only to `convert`; `legacy_dropout` None is the
+    settings' default ("off").
 
     Example:
 
@@ -247,23 +320,29 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
         input_shapes=input_shapes, input_max=input_max, feeds=dict(feeds or {}),
         inputs_file=inputs if isinstance(inputs, str) else None, batch_size=batch_size,
-        seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed)
+        seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed,
+        **({} if legacy_dropout is None else {"legacy_dropout": legacy_dropout}))
 
 
 def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
            input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE, seed=0,
            tolerance=DEFAULT_TOLERANCE, ema=False, layers=False, table=None, converted=None,
-           settings=None, input_tensor=None, input_shape=None):
+           settings=None, input_tensor=None, input_shape=None, builder=None,
+           legacy_dropout=None):
     """Compares the legacy graph's output with the Keras model's on one batch.
 
-    The legacy graph is imported from the checkpoint's `.meta` and restored
-    by its own Saver in graph mode. Without `input_tensors`, the placeholders
+    The legacy graph is imported from the checkpoint's `.meta` (or built by
+    `builder`) and restored by a Saver in graph mode, in inference mode:
+    dropout with a constant keep probability is switched off (see
+    `legacy_dropout`), and a graph that gives two different outputs on the
+    same input is refused with its random ops named. Without `input_tensors`, the placeholders
     the output depends on (not fed by `feeds`) are taken when they match the
     Keras model's inputs in number; they are ordered like the Keras inputs
     when named alike. No shape is ever guessed.
 
     Args:
-        checkpoint: the legacy checkpoint prefix or directory (its `.meta` must exist).
+        checkpoint: the legacy checkpoint prefix or directory (with a `.meta`,
+            or see `builder`).
         model: the Keras model, with the converted weights restored.
         output_tensor: the graph's output to compare, e.g. `logits:0`.
         input_tensors: placeholders fed to the Keras model's inputs, in order,
@@ -287,6 +366,13 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
         settings: a `VerifySettings` in place of the keyword arguments above.
         input_tensor, input_shape: one-input spellings (`input_tensor` may be
             comma-separated names).
+        builder: for a checkpoint without `.meta`: a `legacy_graphs` name or
+            `module:callable` naming a function that builds the TF1 graph in
+            the default graph, as the model's code did; the graph is restored
+            by a Saver over its global variables.
+        legacy_dropout: "off" (default) sets dropout's constant keep
+            probabilities to 1, naming each in the report; "as_saved" runs the
+            graph as saved.
 
     Returns:
         A `VerifyReport`; `report.passed` tells whether the tolerance holds,
@@ -295,8 +381,10 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
     Raises:
         ArgumentError: tensors, feeds or shapes that do not fit the graph
             (an unfed placeholder is named with its dtype and shape).
-        CheckpointError: no `.meta`, or the graph cannot be restored or run.
-        ModelError: the Keras output's shape differs from the legacy one.
+        CheckpointError: no `.meta` and no builder, the graph cannot be
+            restored or run, or it is not deterministic.
+        ModelError: the Keras output's shape differs from the legacy one
+            (beyond size-1 axes).
 
     Example:
 
@@ -311,22 +399,36 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
             output_tensor=output_tensor, input_tensors=input_tensors, feeds=feeds, inputs=inputs,
             input_shapes=input_shapes, input_max=input_max, batch_size=batch_size, seed=seed,
             tolerance=tolerance, layers=layers, input_tensor=input_tensor,
-            input_shape=input_shape)
+            input_shape=input_shape, legacy_dropout=legacy_dropout)
+    elif legacy_dropout is not None:
+        settings = dataclasses.replace(settings, legacy_dropout=legacy_dropout)
     arrays = inputs if isinstance(inputs, dict) else None
     prefix = resolve_prefix(checkpoint)
     keras_names = inputs_lib.keras_input_names(model)
-    feed, legacy_outputs, _ = run_legacy(prefix, settings, keras_names, ema=ema, arrays=arrays)
+    feed, legacy_outputs, _, legacy = run_legacy(prefix, settings, keras_names, ema=ema,
+                                                 arrays=arrays, builder=builder)
     keras_outputs = _keras_outputs(model, feed.keras_inputs())
+    legacy_outputs, keras_outputs, squeezed = squeeze_to_match(legacy_outputs, keras_outputs)
     max_abs, max_rel = compare(legacy_outputs, keras_outputs)
     report = VerifyReport(output_tensor=settings.output_tensor, shape=tuple(legacy_outputs.shape),
                           max_abs_diff=max_abs, max_rel_diff=max_rel,
-                          tolerance=settings.tolerance, batch_size=settings.batch_size,
-                          seed=settings.seed, inputs=feed.describe())
+                          tolerance=settings.tolerance, batch_size=_rows_fed(feed, settings),
+                          seed=settings.seed, inputs=feed.describe(),
+                          dropout_off=list(legacy.dropout_off), squeezed=squeezed)
     if settings.layers or not report.passed:
         from migrate.verification import layers as layers_lib
         layers_lib.attach(report, prefix, model, settings, ema=ema, arrays=feed.arrays,
-                          table=table, converted=converted)
+                          table=table, converted=converted, builder=builder)
     return report
+
+
+def _rows_fed(feed, settings):
+    """The batch actually fed: the first Keras input's leading size (a fixed placeholder's)."""
+    for name in feed.input_names:
+        shape = np.shape(feed.arrays[name])
+        if shape:
+            return int(shape[0])
+    return settings.batch_size
 
 
 def _keras_outputs(model, keras_inputs):

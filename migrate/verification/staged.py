@@ -36,7 +36,8 @@ def fresh_model(model_spec, model):
                          f"'module:callable'. Received: model={type(model).__name__}") from None
 
 
-def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritten_targets=()):
+def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritten_targets=(),
+                  builder=None):
     """Restores the staged output into a fresh model and compares it with the legacy graph.
 
     Args:
@@ -47,6 +48,8 @@ def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritt
         table: the `MappingTable`, for the layer-by-layer comparison.
         unwritten_targets: the model weights the output does not carry (as
             in the `ConversionReport`), named by a failure.
+        builder: the builder whose graph stood in for a missing `.meta`
+            (`LegacyCheckpoint.builder`), or None: the `.meta` is run.
 
     Returns:
         The `VerifyReport`.
@@ -60,7 +63,8 @@ def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritt
 
     fresh = fresh_model(model_spec, model)
     restore_lib.restore(fresh, staging)
-    report = parity.verify(prefix, fresh, settings=options.verify, ema=options.ema, table=table)
+    report = parity.verify(prefix, fresh, settings=options.verify, ema=options.ema, table=table,
+                           builder=builder)
     if not report.passed and not options.verify.keep_failed:
         raise failure(report, kept=None, unwritten_targets=unwritten_targets)
     return report
