@@ -15,6 +15,7 @@ from migrate.suggest import items as items_lib
 from migrate.suggest import tf1_structure
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
+from migrate.planning import target as target_model
 from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
 
@@ -375,11 +376,12 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
         "Each rule's comment gives its evidence (shape, kind of weight, order, graph) and",
         "whether it was certain. Review the drops: they are variables the model has no place for.",
     ]
-    if _counter_named(model):
+    counter_named = _counter_named(model)
+    if counter_named:
         header += [
-            "Some layer names look like Keras' process-wide counters (conv2d_1, ...); if they are,",
-            "build the model in a fresh process or after keras.backend.clear_session() to use",
-            "this table.",
+            f"Layer names given by Keras' process-wide counter: {', '.join(counter_named[:4])}"
+            f"{', ...' if len(counter_named) > 4 else ''}; build the model in a fresh",
+            "process or after keras.backend.clear_session() to use this table (or name them).",
         ]
     footer = []
     for group in ambiguous:
@@ -410,17 +412,40 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
 
 
 def _counter_named(model):
-    """True when a layer with weights is named as Keras names layers: `conv2d_1`, `conv2d_2`..."""
+    """Returns the layers with weights whose names Keras' process-wide counter gave (`conv2d_1`).
+
+    Such a name changes when the model is built again in the same process.
+    A name like the counter's is the counter's only if the counter has gone
+    that far (Keras 3 keeps it in `object_name_uids`); a layer its code named
+    `gru_1` in a process that made no GRU before is not.
+    """
+    counters = _name_counters(model)
+    found = []
     stack = list(getattr(model, "layers", ()))
     while stack:
-        layer = stack.pop()
+        layer = stack.pop(0)
         stack.extend(getattr(layer, "layers", ()))
         # Keras' own snake case of the class name (Conv2D -> conv2d).
         snake = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type(layer).__name__)
         snake = re.sub(r"([a-z])([A-Z])", r"\1_\2", snake).lower()
-        if layer.weights and re.fullmatch(re.escape(snake) + r"_[1-9]\d*", layer.name):
-            return True
-    return False
+        number = re.fullmatch(re.escape(snake) + r"_([1-9]\d*)", layer.name)
+        if not layer.weights or number is None:
+            continue
+        if counters is None or counters.get(snake, 0) > int(number.group(1)):
+            found.append(layer.name)
+    return found
+
+
+def _name_counters(model):
+    """Keras 3's per-prefix counts of automatic names, or None where they cannot be read."""
+    if not target_model.is_keras_3(model):
+        return None
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return None
+    counters = global_state.get_global_attribute("object_name_uids")
+    return None if counters is None else dict(counters)
 
 
 def _write_atomically(path, text):
