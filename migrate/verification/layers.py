@@ -396,7 +396,7 @@ def _loop_outputs(graph, loop):
         if op.type == "TensorArrayGatherV3" and op.inputs[2].op.type == "Exit" and (
                 op.inputs[2].op.name.startswith(loop + "/")):
             stacked.append(op.outputs[0])
-        elif op.type == "TensorListStack" and op.inputs[0].op.name == loop:
+        elif op.type == "TensorListStack" and _through_identities(op.inputs[0]).name == loop:
             stacked.append(op.outputs[0])
     found = []
     for tensor in stacked:
@@ -404,6 +404,14 @@ def _loop_outputs(graph, loop):
         found += [consumer.outputs[0] for consumer in tensor.consumers()
                   if consumer.type == "Transpose"]
     return found
+
+
+def _through_identities(tensor):
+    """The op behind a tensor, looking through Identity ops (while_v2's outputs pass one)."""
+    op = tensor.op
+    while op.type == "Identity" and op.inputs:
+        op = op.inputs[0].op
+    return op
 
 
 def _lookup_outputs(lookups):
