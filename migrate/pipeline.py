@@ -270,6 +270,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         exports=list(options.exports), recovered=recovered)
     if dry_run:
         return report
+    # Read before assigning: the model holds the values it was built with.
+    report.unwritten_at_initial = report_lib.left_out_at_initial(
+        checkpoint, table, variables_by_path, report.unwritten_targets)
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
     root_children = output_checkpoint.mirror(
@@ -290,15 +293,19 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
                                             options, table,
-                                            unwritten_targets=report.unwritten_targets,
+                                            unwritten_targets=_lost(report),
                                             builder=checkpoint.builder)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest, known_digests=stream.digests)
     report.seconds = time.monotonic() - started
     if verified is not None and not verified.passed:
-        raise staged.failure(verified, kept=str(output),
-                             unwritten_targets=report.unwritten_targets)
+        raise staged.failure(verified, kept=str(output), unwritten_targets=_lost(report))
     return report
+
+
+def _lost(report):
+    """The weights the output leaves out whose legacy values differ from the model's initial ones."""
+    return [] if report.unwritten_at_initial else report.unwritten_targets
 
 
 def inspect(checkpoint, *, options=None):

@@ -156,3 +156,21 @@ def test_an_inputs_array_of_the_wrong_shape_is_one_line(char_rnn, tmp_path):
                        inputs={"data:0": np.zeros([603], np.float32)})
     assert str(caught.value) == ("The array fed to data:0 does not fit its shape. Expected shape "
                                  "[?, 4, 3] (float32). Received: shape=[603] from inputs_file")
+
+
+def test_batch_workers_build_the_graph_with_the_builder_and_verify(char_rnn_v1_without_meta,
+                                                                   tmp_path):
+    import shutil
+
+    tree = tmp_path / "tree" / "run1"
+    tree.mkdir(parents=True)
+    shutil.copy(char_rnn_v1_without_meta, tree / "model.ckpt")
+    table = verify_graphs.write_table(tmp_path / "table.toml", tf1_builders.CHAR_RNN_TABLE)
+    options = migrate.ConversionOptions(
+        builder=CHAR_RNN_BUILDER, verify=migrate.VerifySettings(output_tensor="outputs:0"))
+    # A worker process: it imports the builder's module from this process's path.
+    report = migrate.convert_batch(str(tmp_path / "tree"), str(tmp_path / "out"), table,
+                                   "tf1_builders:char_rnn_model", options=options, workers=1)
+    assert report.ok, report.summary()
+    manifest = (tmp_path / "out" / "run1" / "model.ckpt" / "manifest.json").read_text()
+    assert '"dropout_off": [\n      "char/while/dropout"\n    ]' in manifest

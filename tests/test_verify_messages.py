@@ -100,9 +100,8 @@ target = 'logits/\\1'
 
 def _report(**fields):
     table = MappingTable.from_text("[[rule]]\nmatch = 'x'\ntarget = 'x'\n", origin="<draft>")
-    defaults = dict(table=table, text="", output="d.toml",
-                    matches=[], dropped=[], unfilled=[], ambiguous=[], settled=[],
-                    plan_problems=[])
+    defaults = {"table": table, "text": "", "output": "d.toml", "matches": [], "dropped": [],
+                "unfilled": [], "ambiguous": [], "settled": [], "plan_problems": []}
     return suggest_run.SuggestReport(**{**defaults, **fields})
 
 
@@ -140,7 +139,7 @@ match = 'logits/(kernel|bias)'
 target = 'logits/\\1'
 """)
     inputs = tmp_path / "inputs.npz"
-    np.savez(inputs, **{"features": np.zeros([603], np.float32)})
+    np.savez(inputs, features=np.zeros([603], np.float32))
     result = cli_in_process("convert", f"--checkpoint={prefix}", f"--table={table}",
                             "--model=test_verify_messages:_dense_model",
                             f"--output={tmp_path / 'out'}", "--verify",
@@ -156,3 +155,59 @@ def test_legacy_dropout_takes_off_or_as_saved(value):
     with pytest.raises(migrate.ArgumentError, match="Expected legacy_dropout to be one of off, "
                                                     "as_saved"):
         migrate.VerifySettings(output_tensor="out:0", legacy_dropout=value)
+
+
+def _normalized_classifier():
+    tf = verify_graphs.tf_v1()
+    features = tf.placeholder(tf.float32, [None, FEATURES], name="features")
+    net = tf.layers.batch_normalization(features, training=False, name="bn")
+    tf.identity(tf.layers.dense(net, CLASSES, name="logits"), name="output")
+
+
+def _normalized_model():
+    features = keras.Input((FEATURES,), name="features")
+    net = keras.layers.BatchNormalization(epsilon=1e-3, name="bn")(features)
+    return keras.Model(features, keras.layers.Dense(CLASSES, name="logits")(net))
+
+
+_NORMALIZED_TABLE = """
+[[rule]]
+match = 'bn/(gamma|beta|moving_mean|moving_variance)'
+target = 'bn/\\1'
+
+[[rule]]
+match = 'logits/(kernel|bias)'
+target = 'logits/\\1'
+"""
+
+
+def _save_trained_weights_only(directory):
+    """Saves the graph with its trainable weights trained and its statistics never updated."""
+    tf = verify_graphs.tf_v1()
+    graph = tf.Graph()
+    with graph.as_default():
+        _normalized_classifier()
+        rng = np.random.default_rng(0)
+        with tf.Session(graph=graph) as session:
+            session.run(tf.global_variables_initializer())
+            for variable in tf.trainable_variables():
+                variable.load(rng.uniform(-0.5, 0.5, variable.shape.as_list()), session)
+            return tf.train.Saver().save(session, str(directory / "model.ckpt"))
+
+
+def test_trainable_only_with_statistics_at_initial_values_says_nothing_is_lost(tmp_path):
+    (tmp_path / "initial").mkdir()
+    prefix = _save_trained_weights_only(tmp_path / "initial")
+    table = verify_graphs.write_table(tmp_path / "table.toml", _NORMALIZED_TABLE)
+    report = migrate.convert(prefix, table, _normalized_model(), str(tmp_path / "out"),
+                             options=migrate.ConversionOptions(
+                                 verify=migrate.VerifySettings(output_tensor="output:0")))
+    assert report.unwritten_at_initial and report.warnings == [], report.summary()
+    assert "nothing is lost, inference is the same" in report.summary()
+    assert report.verified["passed"]
+    # Statistics moved by training: the output does lose them, and says so.
+    (tmp_path / "trained").mkdir()
+    prefix = verify_graphs.save_graph(tmp_path / "trained", _normalized_classifier)
+    report = migrate.convert(prefix, table, _normalized_model(), str(tmp_path / "out2"))
+    assert not report.unwritten_at_initial
+    assert "inference differs from the legacy graph" in report.warnings[0]

@@ -220,17 +220,17 @@ def _neutralize_nodes(nodes, where):
         changes = []
         for node in members:
             inputs = [_input_node(text) for text in node.input if not text.startswith("^")]
-            if len(inputs) != 2 or not any(is_random(name) for name in inputs):
+            # One input drawn from the uniform, the other the probability.
+            if len(inputs) != 2 or is_random(inputs[0]) == is_random(inputs[1]):
                 continue
-            other = by_name.get(next(name for name in inputs if not is_random(name))
-                                if not all(is_random(name) for name in inputs) else None)
-            value = _scalar_const(other)
-            if value is None:
+            probability = by_name.get(inputs[1] if is_random(inputs[0]) else inputs[0])
+            value = _scalar_const(probability)
+            if value is None:  # Fed (a placeholder) or computed: left for a feed.
                 continue
             if node.op in _ADD_OPS:  # TF 1.x: floor(keep_prob + uniform).
-                changes.append((other, 1.0))
-            elif node.op in _COMPARE_OPS and inputs[0] != other.name:  # uniform >= rate.
-                changes.append((other, 0.0))
+                changes.append((probability, 1.0))
+            elif node.op in _COMPARE_OPS and is_random(inputs[0]):  # uniform >= rate.
+                changes.append((probability, 0.0))
                 changes += _scale_consts(members, by_name, is_random, 1.0 / (1.0 - value)
                                          if value < 1 else None)
         changes = [(node, value) for node, value in changes if _scalar_const(node) != value]

@@ -147,12 +147,12 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
             except tf.errors.OpError as error:
                 raise CheckpointError(f"The legacy graph failed to run: {_op_error_text(error)}. "
                                       f"Received: fed {sorted(feed.arrays)}") from None
-            _check_deterministic(graph, output, outputs, again, legacy, settings)
+            _check_deterministic(graph, output, outputs, again, settings)
             extra = _run_extras(session, extras, feed_dict)
     return feed, outputs, extra, legacy
 
 
-def _check_deterministic(graph, output, first, second, legacy, settings):
+def _check_deterministic(graph, output, first, second, settings):
     """Refuses a legacy graph whose two runs on one feed differ, naming its random ops."""
     first, second = np.asarray(first), np.asarray(second)
     if first.shape == second.shape and np.array_equal(
