@@ -146,10 +146,11 @@ _FEED = _define(
     "not take with a constant at its declared shape (repeatable), e.g. --feed=istate:0=0 "
     "--feed=keep_prob:0=1.0 --feed=is_training:0=false.", commands=_PARITY_COMMANDS)
 _LEGACY_DROPOUT = _define(
-    flags.DEFINE_enum, "legacy_dropout", "off", "off: run the legacy graph in inference mode, "
-    "dropout's constant keep probabilities (DropoutWrapper(output_keep_prob=0.75) inside an "
-    "RNN loop, which no --feed reaches) set to 1, each named in the report; as_saved: run it "
-    "as saved. Either way a graph whose two runs differ is refused, its random ops named.",
+    flags.DEFINE_enum, "legacy_dropout", "off", "off: run the legacy graph in inference mode: "
+    "when two runs as saved differ, dropout's constant keep probabilities "
+    "(DropoutWrapper(output_keep_prob=0.75) inside an RNN loop, which no --feed reaches) are set "
+    "to 1, each named in the report; as_saved: run it as saved. Either way a graph whose two "
+    "runs differ is refused, its random ops named.",
     commands=_PARITY_COMMANDS, enum_values=["off", "as_saved"])
 _INPUTS = _define(flags.DEFINE_string, "inputs", None, "An .npz of real arrays by tensor name, "
                   "for inputs and feeds alike.", commands=_PARITY_COMMANDS)

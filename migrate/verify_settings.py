@@ -83,12 +83,12 @@ class VerifySettings:
         layers: also compare layer by layer (always done when parity fails).
         keep_failed: `convert` keeps an output whose verification failed.
         legacy_dropout: "off" (the default) runs the legacy graph in inference
-            mode: wherever dropout's keep probability is a constant (a
-            `DropoutWrapper(output_keep_prob=0.75)` inside an RNN loop, where
-            no feed reaches) it is set to 1, and the report names each
-            dropout rewritten; "as_saved" runs the graph as saved. Either
-            way a graph that gives two different outputs on the same input
-            is refused, its random ops named.
+            mode: when two runs as saved differ, wherever dropout's keep
+            probability is a constant (a `DropoutWrapper(output_keep_prob=
+            0.75)` inside an RNN loop, where no feed reaches) it is set to 1,
+            and the report names each dropout rewritten; "as_saved" runs the
+            graph as saved. Either way a graph that gives two different
+            outputs on the same input is refused, its random ops named.
 
     Example:
 

@@ -5,10 +5,10 @@ A TF1 graph saved for training often has dropout baked in: `DropoutWrapper
 constant keep probability (or rate) in the graph, inside an RNN's while loop
 where no feed can reach it. Run as saved, such a graph drops units at
 inference and never gives the same output twice. Verification compares with
-the Keras model at inference, so by default (`legacy_dropout="off"`) the
-MetaGraphDef is rewritten before import: wherever dropout's keep probability
-is a constant it becomes 1 (its rate 0), and every rewritten dropout is named
-in the report. Dropout whose probability comes from a placeholder is left for
+the Keras model at inference, so by default (`legacy_dropout="off"`) a graph
+that is not deterministic as saved is imported again from its MetaGraphDef
+rewritten: wherever dropout's keep probability is a constant it becomes 1
+(its rate 0), and every rewritten dropout is named in the report. Dropout whose probability comes from a placeholder is left for
 a feed (`keep_prob:0=1.0`).
 
 The op patterns rewritten, inside functions (while_v2 bodies) too:

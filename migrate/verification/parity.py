@@ -17,6 +17,7 @@ from migrate.verification import legacy_graph
 from migrate.verify_settings import DEFAULT_BATCH_SIZE
 from migrate.verify_settings import DEFAULT_TOLERANCE
 from migrate.verify_settings import LEGACY_DROPOUT_AS_SAVED
+from migrate.verify_settings import LEGACY_DROPOUT_OFF
 from migrate.verify_settings import VerifySettings
 
 # In a graph-mode run error: the line naming the failing node, and the lines
@@ -128,9 +129,32 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
             is not deterministic.
         ArgumentError: the tensors or feeds do not fit the graph.
     """
+    legacy = legacy_graph.load(prefix, builder=builder, legacy_dropout=LEGACY_DROPOUT_AS_SAVED)
+    run = _run_twice(legacy, prefix, settings, keras_input_names, ema, arrays, extra_tensors)
+    if run[2] is None and settings.legacy_dropout == LEGACY_DROPOUT_OFF:
+        # Not deterministic: again with dropout's constant keep probabilities
+        # set to 1. Only then, so the report names dropout only where it acted.
+        rewritten = legacy_graph.load(prefix, builder=builder, legacy_dropout=LEGACY_DROPOUT_OFF)
+        if rewritten.dropout_off:
+            legacy = rewritten
+            run = _run_twice(legacy, prefix, settings, keras_input_names, ema, arrays,
+                             extra_tensors)
+    feed, outputs, extra, difference = run
+    if extra is None:
+        _refuse_nondeterministic(legacy.graph, settings, difference)
+    return feed, outputs, extra, legacy
+
+
+def _run_twice(legacy, prefix, settings, keras_input_names, ema, arrays, extra_tensors):
+    """Restores and runs the legacy graph's output twice on one feed.
+
+    Returns:
+        `(feed, outputs, extra, difference)`: `extra` (the extra tensors'
+        values) is None when the two outputs differ, `difference` then being
+        their max abs difference.
+    """
     import tensorflow as tf
 
-    legacy = legacy_graph.load(prefix, builder=builder, legacy_dropout=settings.legacy_dropout)
     graph, saver = legacy.graph, legacy.saver
     with graph.as_default():
         output = inputs_lib.tensor_by_name(graph, settings.output_tensor, "output_tensor")
@@ -147,17 +171,25 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
             except tf.errors.OpError as error:
                 raise CheckpointError(f"The legacy graph failed to run: {_op_error_text(error)}. "
                                       f"Received: fed {sorted(feed.arrays)}") from None
-            _check_deterministic(graph, output, outputs, again, settings)
-            extra = _run_extras(session, extras, feed_dict)
-    return feed, outputs, extra, legacy
+            difference = _difference(outputs, again)
+            if difference is not None:
+                return feed, outputs, None, difference
+            return feed, outputs, _run_extras(session, extras, feed_dict), None
 
 
-def _check_deterministic(graph, output, first, second, settings):
-    """Refuses a legacy graph whose two runs on one feed differ, naming its random ops."""
+def _difference(first, second):
+    """None when two runs' outputs are the same, else their max abs difference (nan: shapes)."""
     first, second = np.asarray(first), np.asarray(second)
-    if first.shape == second.shape and np.array_equal(
-            first, second, equal_nan=np.issubdtype(first.dtype, np.inexact)):
-        return
+    if first.shape != second.shape:
+        return float("nan")
+    if np.array_equal(first, second, equal_nan=np.issubdtype(first.dtype, np.inexact)):
+        return None
+    return float(np.max(np.abs(first.astype(np.float64) - second.astype(np.float64))))
+
+
+def _refuse_nondeterministic(graph, settings, difference):
+    """Refuses a legacy graph whose two runs on one feed differ, naming its random ops."""
+    output = graph.get_tensor_by_name(settings.output_tensor)
     random = legacy_graph.random_ops(graph, output)
     listed = ", ".join(random[:6]) + (f" (and {len(random) - 6} more)" if len(random) > 6 else "")
     if settings.legacy_dropout == LEGACY_DROPOUT_AS_SAVED:
@@ -166,12 +198,10 @@ def _check_deterministic(graph, output, first, second, settings):
     else:
         fix = ("feeds of 1.0 for the keep-probability placeholders behind them "
                "(dropout with a constant keep probability is off already)")
-    diff = (float(np.max(np.abs(first.astype(np.float64) - second.astype(np.float64))))
-            if first.shape == second.shape and first.size else float("nan"))
     raise CheckpointError(
         f"The legacy graph is not deterministic: two runs on the same input differ (max abs "
-        f"diff {diff:.3g}), so no comparison can pass. Its random ops: {listed or 'none found'}. "
-        f"Expected a graph in inference mode: {fix}. Received: "
+        f"diff {difference:.3g}), so no comparison can pass. Its random ops: "
+        f"{listed or 'none found'}. Expected a graph in inference mode: {fix}. Received: "
         f"legacy_dropout={settings.legacy_dropout!r}, feeds={dict(settings.feeds)}",
         option="feeds" if settings.legacy_dropout != LEGACY_DROPOUT_AS_SAVED
         else "legacy_dropout")
