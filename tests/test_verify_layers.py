@@ -303,4 +303,45 @@ def test_a_swapped_pair_of_recurrent_layers_is_blamed_on_the_first(tmp_path, kin
     assert rnn1["sources"][0].startswith("rnn2/") and rnn1["diverged"]
     assert rnn1["legacy_tensor"].startswith("rnn2/rnn/"), report.summary()
     assert rnn2["legacy_tensor"].startswith("rnn1/rnn/"), report.summary()
-    assert rnn2["max_rel_diff"] is not None
+    assert rnn2["max_rel_diff"] is not None and rnn2["compared"]
+
+
+def _multi_rnn_cell_stack():
+    tf = verify_graphs.tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+    cells = tf.nn.rnn_cell.MultiRNNCell([tf.nn.rnn_cell.LSTMCell(UNITS) for _ in range(2)])
+    net, _ = tf.nn.dynamic_rnn(cells, inputs, dtype=tf.float32)
+    tf.identity(tf.layers.dense(net, 2, name="dense"), name="output")
+
+
+_MULTI_RNN_CELL_TABLE = """
+[[rule]]
+match = 'rnn/multi_rnn_cell/cell_(\\d)/lstm_cell'
+layout = 'lstm'
+target = 'lstm\\1/lstm_cell'
+
+[[rule]]
+match = 'dense/(kernel|bias)'
+target = 'dense/\\1'
+"""
+
+
+def test_an_inner_cell_of_a_multi_rnn_cell_is_not_compared_never_agreeing(tmp_path):
+    import migrate
+
+    def model():
+        inputs = keras.Input((STEPS, FEATURES), name="inputs")
+        net = keras.layers.LSTM(UNITS, return_sequences=True, name="lstm0")(inputs)
+        net = keras.layers.LSTM(UNITS, return_sequences=True, name="lstm1")(net)
+        return keras.Model(inputs, keras.layers.Dense(2, name="dense")(net))
+
+    prefix = verify_graphs.save_graph(tmp_path, _multi_rnn_cell_stack)
+    table = verify_graphs.write_table(tmp_path / "table.toml", _MULTI_RNN_CELL_TABLE)
+    restored = verify_graphs.convert_and_restore(prefix, table, model, tmp_path / "converted")
+    report = migrate.verify(prefix, restored, output_tensor="output:0", layers=True, table=table)
+    assert report.passed, report.summary()
+    inner, last = report.layers[:2]
+    assert not inner["compared"] and inner["legacy_tensor"] is None
+    assert last["compared"] and last["max_rel_diff"] < 1e-5
+    assert "lstm0  " in report.summary() and "not compared" in report.summary()
+    assert "no compared layer diverges beyond the tolerance (1 not compared)" in report.summary()

@@ -147,6 +147,12 @@ def test_convert_verify_and_suggest_take_the_builder_on_the_command_line(
                             "--output_tensor=outputs:0")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.splitlines()[-1] == f"draft proven -> {draft}"
+    result = cli_in_process("inspect", f"--checkpoint={prefix}", f"--builder={CHAR_RNN_BUILDER}")
+    assert result.returncode == 0 and f"graph of builder {CHAR_RNN_BUILDER!r}" in result.stdout
+    result = cli_in_process("inspect", f"--checkpoint={prefix}", "--builder=tf1_builders:absent")
+    assert result.returncode == 1 and result.stderr.strip() == (
+        "error: Module 'tf1_builders' has no callable 'absent'. Expected module:callable. "
+        "Received: builder='tf1_builders:absent' (see --builder)")
 
 
 def test_an_inputs_array_of_the_wrong_shape_is_one_line(char_rnn, tmp_path):

@@ -48,7 +48,7 @@ class LayerDiff:
         max_abs_diff, max_rel_diff: as in `VerifyReport` (None without a twin).
         sources: the TF1 variables converted into the layer.
         rules: indexes of the table rules that converted them.
-        diverged: the difference exceeds the tolerance.
+        diverged: the difference exceeds the tolerance (False when not compared).
     """
 
     layer: str
@@ -60,8 +60,13 @@ class LayerDiff:
     rules: list
     diverged: bool
 
+    @property
+    def compared(self):
+        """False when no legacy tensor of its own fits: "not compared", never agreeing."""
+        return self.legacy_tensor is not None
+
     def to_json(self):
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "compared": self.compared}
 
 
 def table_text(layers, first_divergent_layer):
