@@ -109,31 +109,49 @@ def compare(legacy_outputs, keras_outputs):
 
 
 def squeeze_to_match(legacy_outputs, keras_outputs):
-    """Returns both outputs without their size-1 axes when only those tell their shapes apart.
+    """Returns both outputs in one shape when they hold the same values laid out alike.
 
-    A TF1 classifier's logits are often `[N, 1, 1, 1000]` (a 1x1 convolution)
-    where the Keras model's are `[N, 1000]`: the same values.
+    Two layouts differ only in how the axes are written, never in the order
+    of the values (C order), so the comparison stays exact:
+    - size-1 axes: a TF1 classifier's logits are often `[N, 1, 1, 1000]` (a
+      1x1 convolution) where the Keras model's are `[N, 1000]`;
+    - leading axes merged: TF1 sequence models commonly flatten batch and
+      time before their softmax (`tf.reshape(outputs, [-1, units])`), giving
+      `[N * T, V]` where the Keras model gives `[N, T, V]`; the legacy output
+      is compared in the Keras shape when the last axis and the number of
+      values agree.
 
     Returns:
         `(legacy, keras, note)`: the arrays as given and None when the shapes
-        are equal or differ otherwise; else both squeezed and a note saying so.
+        are equal or differ otherwise; else both in one shape and a note
+        saying how they were compared.
 
     Example:
 
     >>> legacy, keras, note = squeeze_to_match(np.zeros([2, 1, 1, 3]), np.zeros([2, 3]))
     >>> legacy.shape, note
     ((2, 3), 'compared after removing size-1 axes: legacy [2, 1, 1, 3], Keras [2, 3]')
+    >>> legacy, keras, note = squeeze_to_match(np.zeros([6, 5]), np.zeros([2, 3, 5]))
+    >>> legacy.shape, note
+    ((2, 3, 5), 'compared with the leading axes merged as in the legacy graph: legacy [6, 5], Keras [2, 3, 5]')
     """
     legacy_outputs, keras_outputs = np.asarray(legacy_outputs), np.asarray(keras_outputs)
     if legacy_outputs.shape == keras_outputs.shape:
         return legacy_outputs, keras_outputs, None
+    shapes = f"legacy {list(legacy_outputs.shape)}, Keras {list(keras_outputs.shape)}"
     legacy_kept = [size for size in legacy_outputs.shape if size != 1]
     keras_kept = [size for size in keras_outputs.shape if size != 1]
-    if legacy_kept != keras_kept:
-        return legacy_outputs, keras_outputs, None
-    note = (f"compared after removing size-1 axes: legacy {list(legacy_outputs.shape)}, "
-            f"Keras {list(keras_outputs.shape)}")
-    return legacy_outputs.reshape(legacy_kept), keras_outputs.reshape(keras_kept), note
+    if legacy_kept == keras_kept:
+        return (legacy_outputs.reshape(legacy_kept), keras_outputs.reshape(keras_kept),
+                f"compared after removing size-1 axes: {shapes}")
+    trailing = legacy_outputs.shape[1:]
+    merged = (legacy_outputs.ndim > 1 and keras_outputs.ndim > legacy_outputs.ndim
+              and legacy_outputs.size == keras_outputs.size
+              and keras_outputs.shape[keras_outputs.ndim - len(trailing):] == trailing)
+    if merged:
+        return (legacy_outputs.reshape(keras_outputs.shape), keras_outputs,
+                f"compared with the leading axes merged as in the legacy graph: {shapes}")
+    return legacy_outputs, keras_outputs, None
 
 
 def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
