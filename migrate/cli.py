@@ -120,17 +120,30 @@ _KEEP_FAILED = _define(flags.DEFINE_bool, "keep_failed", False,
 _PARITY_COMMANDS = (VERIFY, CONVERT, BATCH, SUGGEST)
 # Library options spelled otherwise on the command line, for the hints of errors.
 _FLAG_OF_OPTION = {"feeds": "feed", "input_tensors": "input_tensor",
-                   "input_shapes": "input_shape", "inputs_file": "inputs"}
+                   "input_shapes": "input_shape", "inputs_file": "inputs",
+                   "input_pairs": "input_tensor", "output_pairs": "output_tensor",
+                   "keras_feeds": "keras_feed"}
 # The verification options whose fit only the legacy graph can tell.
 _GRAPH_INPUT_OPTIONS = frozenset({"output_tensor", "input_tensor", "input_tensors",
                                   "input_shape", "input_shapes", "input_max", "feeds",
+                                  "input_pairs", "output_pairs", "keras_feeds",
                                   "inputs_file"})
 _INPUT_TENSOR = _define(
     flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
-    "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0); "
-    "default: the placeholders the output depends on.", commands=_PARITY_COMMANDS)
-_OUTPUT_TENSOR = _define(flags.DEFINE_string, "output_tensor", None,
-                         "Legacy output tensor, e.g. logits:0.", commands=_PARITY_COMMANDS)
+    "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0), or "
+    "paired with them by name as KERAS_INPUT=TENSOR (e.g. "
+    "token_ids=input_ids:0,segment_ids=segment_ids:0); default: the placeholders the output "
+    "depends on.", commands=_PARITY_COMMANDS)
+_OUTPUT_TENSOR = _define(
+    flags.DEFINE_string, "output_tensor", None, "Legacy output tensor, e.g. logits:0; or "
+    "several compared at once as KERAS_OUTPUT=TENSOR separated by commas (a dict output's key, "
+    "an output layer's name or an index), e.g. "
+    "sequence_output=sequence_output:0,pooled_output=pooled_output:0.",
+    commands=_PARITY_COMMANDS)
+_KERAS_FEED = _define(
+    flags.DEFINE_multi_string, "keras_feed", [], "KERAS_INPUT=VALUE: fill a Keras input no "
+    "placeholder feeds with a constant at the shape of the paired inputs (repeatable), e.g. "
+    "--keras_feed=padding_mask=1.", commands=_PARITY_COMMANDS)
 _INPUT_SHAPE = _define(
     flags.DEFINE_string, "input_shape", None, "Input shapes without the batch dimension, one per "
     "input separated by ';' (e.g. '10,1;10,1'); one shape applies to all.",
@@ -144,7 +157,8 @@ _FEED = _define(
     "not take with a constant at its declared shape (repeatable), e.g. --feed=istate:0=0 "
     "--feed=keep_prob:0=1.0 --feed=is_training:0=false.", commands=_PARITY_COMMANDS)
 _INPUTS = _define(flags.DEFINE_string, "inputs", None, "An .npz of real arrays by tensor name, "
-                  "for inputs and feeds alike.", commands=_PARITY_COMMANDS)
+                  "for inputs and feeds alike (or by Keras input name, for Keras inputs no "
+                  "placeholder feeds).", commands=_PARITY_COMMANDS)
 _BATCH_SIZE = _define(flags.DEFINE_integer, "batch_size", 2, "Rows in the random batch.",
                       commands=(*_PARITY_COMMANDS, DEMO))
 _SEED = _define(flags.DEFINE_integer, "seed", 0, "Seed of the random batch.",
@@ -345,6 +359,8 @@ def _verify_settings():
         given["input_max"] = settings.parse_input_max(_INPUT_MAX.value)
     if _FEED.value:
         given["feeds"] = dict(settings.parse_feed(text) for text in _FEED.value)
+    if _KERAS_FEED.value:
+        given["keras_feeds"] = dict(settings.parse_feed(text) for text in _KERAS_FEED.value)
     if _INPUTS.value is not None:
         given["inputs"] = _INPUTS.value
     if _TOLERANCE.value is not None:
@@ -359,6 +375,7 @@ def _verify_settings():
             defaults.pop("input_shape", None)
         if "input_tensor" in given:
             defaults.pop("input_max", None)
+            defaults.pop("keras_feeds", None)
     return parity.settings_from_arguments(
         **{**defaults, **given}, batch_size=_BATCH_SIZE.value, seed=_SEED.value,
         # A plot is of the layers: --plot compares them even when the outputs agree.
@@ -484,10 +501,12 @@ def command_verify(options):
     del options  # verify reads the legacy graph's own .meta; --ema is its one option.
     import migrate
     from migrate import pipeline
+    from migrate.source.locate import resolve_prefix
     from migrate.verification import layers
     settings = _verify_settings()
     entry = _zoo_entry()
-    model = pipeline.load_model(_MODEL.value or entry.model_factory)
+    model = pipeline.load_model(_MODEL.value or entry.model_factory,
+                                checkpoint=resolve_prefix(_CHECKPOINT.value))
     restored = migrate.restore(model, _CONVERTED.value)
     with _graph_misfits_as_input_errors():
         report = migrate.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
@@ -506,7 +525,7 @@ def _check_parity_flags():
     """convert and batch: the verification flags go with --verify, which needs an output tensor."""
     if not _VERIFY.value:
         for flag in (_KEEP_FAILED, _INPUT_TENSOR, _OUTPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX,
-                     _FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE):
+                     _FEED, _KERAS_FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for --verify.")
         return
@@ -522,8 +541,11 @@ def _check_verify_inputs():
         settings.parse_input_shapes(_INPUT_SHAPE.value)
     if _INPUT_MAX.value is not None:
         settings.parse_input_max(_INPUT_MAX.value)
-    for text in _FEED.value:
+    for text in _FEED.value + _KERAS_FEED.value:
         settings.parse_feed(text)
+    for flag in (_INPUT_TENSOR, _OUTPUT_TENSOR):
+        if flag.value is not None:
+            settings.parse_pairs(flag.value, flag.name)
 
 
 def command_check(options):
@@ -585,8 +607,8 @@ def command_suggest(options):
 def _check_suggest():
     """suggest runs parity only with an output tensor; the other input flags need it."""
     if _OUTPUT_TENSOR.value is None:
-        for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _INPUTS, _BATCH_SIZE, _SEED,
-                     _TOLERANCE):
+        for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _KERAS_FEED, _INPUTS,
+                     _BATCH_SIZE, _SEED, _TOLERANCE):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for parity, which needs --output_tensor.")
     _check_verify_inputs()

@@ -34,12 +34,17 @@ def load_table(table):
     return table if isinstance(table, MappingTable) else MappingTable.load(table)
 
 
-def load_model(model):
-    """Returns a built Keras model from a model, a factory, or `module:callable` text."""
+def load_model(model, *, checkpoint=None):
+    """Returns a built Keras model from a model, a factory, or `module:callable` text.
+
+    A factory with a `checkpoint` parameter is given `checkpoint` (the legacy
+    checkpoint's prefix), to size the model from the variables' shapes (as
+    the `google_bert` zoo entry does).
+    """
     if isinstance(model, str):
-        return target_model.build(target_model.load_factory(model))
+        model = target_model.load_factory(model)
     if callable(model) and not hasattr(model, "trainable_weights"):
-        return target_model.build(model)
+        return target_model.build(target_model.with_checkpoint(model, checkpoint))
     return target_model.build(lambda: model)
 
 
@@ -68,7 +73,7 @@ def plan(checkpoint, table, model, *, options=None):
     options = options or ConversionOptions()
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
-    model = load_model(model)
+    model = load_model(model, checkpoint=checkpoint.prefix)
     return _plan(checkpoint, table, model, options)[0]
 
 
@@ -253,7 +258,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             raise OutputError(" ".join([*recovered, str(error)]),
                               option=error.option) from None
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
-    model = load_model(model)
+    model = load_model(model, checkpoint=checkpoint.prefix)
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
     conversion_plan, targets, variables_by_path, object_paths = _plan(
         checkpoint, table, model, options)

@@ -1,6 +1,7 @@
 """The target Keras model: built from a factory, its weights by path, what a checkpoint reaches."""
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import math
@@ -75,6 +76,27 @@ def load_factory(spec):
             f"Module {module_name!r} has no callable {attribute!r}. Expected module:callable. "
             f"Received: model={spec!r}")
     return factory
+
+
+def with_checkpoint(factory, checkpoint):
+    """Returns `factory` with `checkpoint=` bound when it takes that parameter and one is given.
+
+    Example:
+
+    >>> with_checkpoint(lambda checkpoint=None: checkpoint, "train/model.ckpt-3")()
+    'train/model.ckpt-3'
+    >>> with_checkpoint(dict, "train/model.ckpt-3") is dict
+    True
+    """
+    if checkpoint is None:
+        return factory
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # Builtins without a signature take no checkpoint.
+        return factory
+    if "checkpoint" not in parameters:
+        return factory
+    return functools.partial(factory, checkpoint=checkpoint)
 
 
 def build(factory):

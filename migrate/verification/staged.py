@@ -5,13 +5,15 @@ from migrate.errors import VerificationError
 from migrate.errors import first_line
 
 
-def fresh_model(model_spec, model):
+def fresh_model(model_spec, model, *, checkpoint=None):
     """Returns a new model of the same structure as `model`, to restore the output into.
 
     Args:
         model_spec: what `convert` was given: `module:callable` text, a
             factory, or a model instance.
         model: the built model the conversion assigned into.
+        checkpoint: the legacy checkpoint's prefix, for a factory that sizes
+            the model from it (see `pipeline.load_model`).
 
     Raises:
         ModelError: a model instance that Keras cannot clone (give a factory).
@@ -21,7 +23,7 @@ def fresh_model(model_spec, model):
 
     if isinstance(model_spec, str) or (callable(model_spec)
                                        and not hasattr(model_spec, "trainable_weights")):
-        return pipeline.load_model(model_spec)
+        return pipeline.load_model(model_spec, checkpoint=checkpoint)
     if target_model.is_keras_3(model):
         import keras
         clone = keras.models.clone_model
@@ -58,7 +60,7 @@ def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritt
     from migrate.verification import parity
     from migrate.verification import restore as restore_lib
 
-    fresh = fresh_model(model_spec, model)
+    fresh = fresh_model(model_spec, model, checkpoint=prefix)
     restore_lib.restore(fresh, staging)
     report = parity.verify(prefix, fresh, settings=options.verify, ema=options.ema, table=table)
     if not report.passed and not options.verify.keep_failed:
