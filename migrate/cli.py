@@ -375,7 +375,12 @@ def _verify_settings():
             defaults.pop("input_shape", None)
         if "input_tensor" in given:
             defaults.pop("input_max", None)
-            defaults.pop("keras_feeds", None)
+            # The entry's constants stay for the Keras inputs the flags do not pair.
+            paired = {keras for keras, _ in settings.parse_pairs(given["input_tensor"],
+                                                                 "input_tensor") or ()}
+            defaults["keras_feeds"] = {name: value for name, value
+                                       in defaults.get("keras_feeds", {}).items()
+                                       if name not in paired}
     return parity.settings_from_arguments(
         **{**defaults, **given}, batch_size=_BATCH_SIZE.value, seed=_SEED.value,
         # A plot is of the layers: --plot compares them even when the outputs agree.

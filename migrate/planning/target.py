@@ -118,6 +118,8 @@ def build(factory):
     """
     try:
         model = factory()
+    except ModelError:  # A factory of ours (a zoo entry's) says what is wrong in one line.
+        raise
     except Exception as error:  # The user's factory: any error; the cause keeps its traceback.
         raise ModelError(f"The model factory failed: {reason(error)}. Expected a factory "
                          f"that returns a built Keras model. Received: factory={_name(factory)}"
@@ -132,6 +134,7 @@ def build(factory):
 
 
 def _name(factory):
+    factory = getattr(factory, "func", factory)  # A factory given its checkpoint.
     return getattr(factory, "__qualname__", type(factory).__name__)
 
 
