@@ -64,9 +64,11 @@ def test_zoo_convert_proves_sequence_and_pooled_outputs(cli_in_process, bert_tin
     for item in verified["outputs"]:
         assert item["passed"] and 0 < item["max_rel_diff"] <= 1e-5, item
     assert verified["inputs"]["padding_mask"] == {"shape": [2, 8], "dtype": "int32",
-                                                  "keras_input": "padding_mask",
+                                                  "keras_input": True,
+                                                  "keras_name": "padding_mask",
                                                   "keras_only": True}
-    assert verified["inputs"]["input_ids:0"]["keras_input"] == "token_ids"
+    assert verified["inputs"]["input_ids:0"]["keras_name"] == "token_ids"
+    assert verified["inputs"]["input_mask:0"]["keras_input"] is False
 
 
 def test_the_small_size_is_read_from_the_shapes_alone(cli_in_process, legacy_checkpoint,
@@ -199,8 +201,8 @@ def test_keras_inputs_by_name_drive_a_model_when_the_legacy_output_needs_no_plac
     report = migrate.verify(bert_tiny, model, inputs=path, batch_size=100,
                             output_tensor={"table": "bert/embeddings/word_embeddings/Read/ReadVariableOp:0"})
     assert report.passed and report.max_abs_diff == 0, report.summary()
-    assert report.inputs == {"ids": {"shape": [100, 1], "dtype": "int32", "keras_input": "ids",
-                                     "keras_only": True}}
+    assert report.inputs == {"ids": {"shape": [100, 1], "dtype": "int32", "keras_input": True,
+                                     "keras_name": "ids", "keras_only": True}}
     # Without the ids, the error says the Keras input has nothing to match.
     with pytest.raises(migrate.ArgumentError, match=re.escape(
             "depends on 0 placeholder(s) not fed by a constant, and the Keras model takes 1 "
@@ -234,9 +236,7 @@ def test_verify_settings_pairs_validate_and_round_trip_and_old_documents_load():
             VerifySettings(**arguments)
 
 
-def test_readme_keras_hub_commands_run_as_written(cli_in_process, tmp_path):
-    import legacy_graphs
-
+def test_readme_keras_hub_commands_run_as_written(cli_in_process, bert_tiny, tmp_path):
     with open(README, encoding="utf-8") as file:
         text = file.read()
     section = text[text.index("## Porting into keras-hub"):text.index("## Python API")]
@@ -244,7 +244,8 @@ def test_readme_keras_hub_commands_run_as_written(cli_in_process, tmp_path):
     build, *commands = [shlex.split(command) for command in
                         block.replace("\\\n", " ").strip().splitlines()]
     assert build == ["python", "-m", "legacy_graphs", "google_bert", "--output_dir=bert"]
-    legacy_graphs.build_in_subprocess("google_bert", str(tmp_path / "bert"))
+    # What that command writes (the session's build of it, with the same defaults).
+    shutil.copytree(os.path.dirname(bert_tiny), tmp_path / "bert")
     assert [command[3] for command in commands] == ["convert", "suggest", "convert"]
     for command in commands:
         assert command[:3] == ["python", "-m", "migrate"]
@@ -257,3 +258,18 @@ def test_readme_keras_hub_commands_run_as_written(cli_in_process, tmp_path):
             "sequence_output", "pooled_output"]
         assert all(item["max_rel_diff"] <= 1e-5 for item in verified["outputs"])
     assert "sequence_output:0" in figures and "pooled_output:0" in figures
+
+
+@pytest.mark.slow  # Two conversions and proofs in one process: about a minute.
+def test_batch_verify_sizes_each_checkpoints_backbone(cli_in_process, bert_tiny,
+                                                      legacy_checkpoint, tmp_path):
+    small = legacy_checkpoint("google_bert", extra_flags=("--config=small",))
+    for name, prefix in (("tiny", bert_tiny), ("small", small)):
+        shutil.copytree(os.path.dirname(prefix), tmp_path / "train" / name)
+    result = cli_in_process("batch", "--zoo=google_bert", f"--input_dir={tmp_path / 'train'}",
+                            f"--output_dir={tmp_path / 'converted'}", "--verify", "--workers=0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    for name, hidden in (("tiny", 32), ("small", 128)):
+        verified = _verified(tmp_path / "converted" / name / "model.ckpt-3")
+        assert verified["passed"] and len(verified["outputs"]) == 2
+        assert verified["outputs"][0]["shape"] == [2, 8, hidden]

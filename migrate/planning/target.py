@@ -88,15 +88,17 @@ def with_checkpoint(factory, checkpoint):
     >>> with_checkpoint(dict, "train/model.ckpt-3") is dict
     True
     """
-    if checkpoint is None:
-        return factory
-    try:
-        parameters = inspect.signature(factory).parameters
-    except (TypeError, ValueError):  # Builtins without a signature take no checkpoint.
-        return factory
-    if "checkpoint" not in parameters:
+    if checkpoint is None or not takes_checkpoint(factory):
         return factory
     return functools.partial(factory, checkpoint=checkpoint)
+
+
+def takes_checkpoint(factory):
+    """Whether a model factory has a `checkpoint` parameter (to size the model from it)."""
+    try:
+        return "checkpoint" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # Builtins without a signature take no checkpoint.
+        return False
 
 
 def build(factory):

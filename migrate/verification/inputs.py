@@ -48,18 +48,21 @@ class LegacyFeed:
     def describe(self):
         """Returns `{name: {"shape", "dtype", "keras_input"}}` for the report.
 
-        `keras_input` is the Keras input a placeholder's array also goes to
-        (True where the Keras input has no name, False for a feed); arrays
-        only the Keras model takes are listed under their Keras names, with
-        `keras_only`.
+        With Keras inputs named (pairs, constants or arrays by Keras name),
+        `keras_name` says which Keras input a placeholder's array also goes
+        to, and the arrays only the Keras model takes are listed under their
+        Keras names, with `keras_only`.
         """
-        keras_of = dict(zip(self.input_names, self.keras_names))
-        described = {name: {"shape": list(array.shape), "dtype": str(array.dtype),
-                            "keras_input": keras_of.get(name, name in self.input_names)}
-                     for name, array in self.arrays.items()}
+        keras_of = dict(zip(self.input_names, self.keras_names)) if self.keras_order else {}
+        described = {}
+        for name, array in self.arrays.items():
+            described[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                               "keras_input": name in self.input_names}
+            if name in keras_of:
+                described[name]["keras_name"] = keras_of[name]
         for name, array in self.keras_arrays.items():
             described[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
-                               "keras_input": name, "keras_only": True}
+                               "keras_input": True, "keras_name": name, "keras_only": True}
         return described
 
 
