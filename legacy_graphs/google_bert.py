@@ -97,7 +97,7 @@ def bert_model(input_ids, input_mask, token_type_ids, *, config, is_training):
             # create_attention_mask_from_input_mask.
             to_mask = tf.cast(tf.reshape(input_mask, [batch_size, 1, seq_length]), tf.float32)
             attention_mask = tf.ones([batch_size, seq_length, 1], tf.float32) * to_mask
-            sequence_output = bert_encoder._transformer_model(  # noqa: SLF001 (same package)
+            sequence_output = bert_encoder.transformer_model(
                 embedding_output, attention_mask=attention_mask, config=config,
                 batch_size=batch_size, seq_length=seq_length, is_training=is_training)
         with tf.variable_scope("pooler"):

@@ -506,12 +506,12 @@ def command_verify(options):
     del options  # verify reads the legacy graph's own .meta; --ema is its one option.
     import migrate
     from migrate import pipeline
-    from migrate.source.locate import resolve_prefix
     from migrate.verification import layers
     settings = _verify_settings()
     entry = _zoo_entry()
+    # A factory that takes the checkpoint resolves the prefix or directory itself.
     model = pipeline.load_model(_MODEL.value or entry.model_factory,
-                                checkpoint=resolve_prefix(_CHECKPOINT.value))
+                                checkpoint=_CHECKPOINT.value)
     restored = migrate.restore(model, _CONVERTED.value)
     with _graph_misfits_as_input_errors():
         report = migrate.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,

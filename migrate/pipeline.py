@@ -38,8 +38,8 @@ def load_model(model, *, checkpoint=None):
     """Returns a built Keras model from a model, a factory, or `module:callable` text.
 
     A factory with a `checkpoint` parameter is given `checkpoint` (the legacy
-    checkpoint's prefix), to size the model from the variables' shapes (as
-    the `google_bert` zoo entry does).
+    checkpoint's prefix, or the path the user gave), to size the model from
+    the variables' shapes (as the `google_bert` zoo entry does).
     """
     if isinstance(model, str):
         model = target_model.load_factory(model)
