@@ -34,6 +34,7 @@ BUILDER_NAMES = (
         "bert_encoder",
         "inception_v3",
         "two_branch_convnet",
+        "google_bert",
 )
 
 

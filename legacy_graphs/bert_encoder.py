@@ -168,8 +168,12 @@ def attention_layer(layer_input, *, attention_mask, num_attention_heads, size_pe
     return tf.reshape(context_layer, [batch_size * seq_length, width])
 
 
-def _transformer_model(input_tensor, *, attention_mask, config, batch_size, seq_length,
-                       is_training):
+def transformer_model(input_tensor, *, attention_mask, config, batch_size, seq_length,
+                      is_training):
+    """`modeling.transformer_model`: `layer_N/{attention,intermediate,output}` scopes.
+
+    Returns the `[batch_size, seq_length, hidden]` output of the last block.
+    """
     tf = compat.import_tf_v1()
     hidden_size = config.hidden_size
     size_per_head = hidden_size // config.num_attention_heads
@@ -250,7 +254,7 @@ def bert_model(input_ids, *, config, is_training):
             to_mask = tf.cast(tf.reshape(tf.ones_like(input_ids), [batch_size, 1, seq_length]),
                               tf.float32)
             attention_mask = tf.ones([batch_size, seq_length, 1], tf.float32) * to_mask
-            sequence_output = _transformer_model(
+            sequence_output = transformer_model(
                 embedding_output, attention_mask=attention_mask, config=config,
                 batch_size=batch_size, seq_length=seq_length, is_training=is_training)
         with tf.variable_scope("pooler"):

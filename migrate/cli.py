@@ -140,17 +140,30 @@ _KEEP_FAILED = _define(flags.DEFINE_bool, "keep_failed", False,
 _PARITY_COMMANDS = (VERIFY, CONVERT, BATCH, SUGGEST)
 # Library options spelled otherwise on the command line, for the hints of errors.
 _FLAG_OF_OPTION = {"feeds": "feed", "input_tensors": "input_tensor",
-                   "input_shapes": "input_shape", "inputs_file": "inputs"}
+                   "input_shapes": "input_shape", "inputs_file": "inputs",
+                   "input_pairs": "input_tensor", "output_pairs": "output_tensor",
+                   "keras_feeds": "keras_feed"}
 # The verification options whose fit only the legacy graph can tell.
 _GRAPH_INPUT_OPTIONS = frozenset({"output_tensor", "input_tensor", "input_tensors",
                                   "input_shape", "input_shapes", "input_max", "feeds",
+                                  "input_pairs", "output_pairs", "keras_feeds",
                                   "inputs_file", "legacy_dropout"})
 _INPUT_TENSOR = _define(
     flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
-    "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0); "
-    "default: the placeholders the output depends on.", commands=_PARITY_COMMANDS)
-_OUTPUT_TENSOR = _define(flags.DEFINE_string, "output_tensor", None,
-                         "Legacy output tensor, e.g. logits:0.", commands=_PARITY_COMMANDS)
+    "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0), or "
+    "paired with them by name as KERAS_INPUT=TENSOR (e.g. "
+    "token_ids=input_ids:0,segment_ids=segment_ids:0); default: the placeholders the output "
+    "depends on.", commands=_PARITY_COMMANDS)
+_OUTPUT_TENSOR = _define(
+    flags.DEFINE_string, "output_tensor", None, "Legacy output tensor, e.g. logits:0; or "
+    "several compared at once as KERAS_OUTPUT=TENSOR separated by commas (a dict output's key, "
+    "an output layer's name or an index), e.g. "
+    "sequence_output=sequence_output:0,pooled_output=pooled_output:0.",
+    commands=_PARITY_COMMANDS)
+_KERAS_FEED = _define(
+    flags.DEFINE_multi_string, "keras_feed", [], "KERAS_INPUT=VALUE: fill a Keras input no "
+    "placeholder feeds with a constant at the shape of the paired inputs (repeatable), e.g. "
+    "--keras_feed=padding_mask=1.", commands=_PARITY_COMMANDS)
 _INPUT_SHAPE = _define(
     flags.DEFINE_string, "input_shape", None, "Input shapes without the batch dimension, one per "
     "input separated by ';' (e.g. '10,1;10,1'); one shape applies to all.",
@@ -171,7 +184,8 @@ _LEGACY_DROPOUT = _define(
     "runs differ is refused, its random ops named.",
     commands=_PARITY_COMMANDS, enum_values=["off", "as_saved"])
 _INPUTS = _define(flags.DEFINE_string, "inputs", None, "An .npz of real arrays by tensor name, "
-                  "for inputs and feeds alike.", commands=_PARITY_COMMANDS)
+                  "for inputs and feeds alike (or by Keras input name, for Keras inputs no "
+                  "placeholder feeds).", commands=_PARITY_COMMANDS)
 _BATCH_SIZE = _define(flags.DEFINE_integer, "batch_size", 2, "Rows in the random batch.",
                       commands=(*_PARITY_COMMANDS, DEMO))
 _SEED = _define(flags.DEFINE_integer, "seed", 0, "Seed of the random batch.",
@@ -366,6 +380,9 @@ def _verify_settings():
         given["input_max"] = verify_settings.parse_input_max(_INPUT_MAX.value)
     if _FEED.value:
         given["feeds"] = dict(verify_settings.parse_feed(text) for text in _FEED.value)
+    if _KERAS_FEED.value:
+        given["keras_feeds"] = dict(verify_settings.parse_feed(text)
+                                    for text in _KERAS_FEED.value)
     if _INPUTS.value is not None:
         given["inputs"] = _INPUTS.value
     if _TOLERANCE.value is not None:
@@ -380,6 +397,12 @@ def _verify_settings():
             defaults.pop("input_shape", None)
         if "input_tensor" in given:
             defaults.pop("input_max", None)
+            # The entry's constants stay for the Keras inputs the flags do not pair.
+            paired = {keras for keras, _ in verify_settings.parse_pairs(
+                given["input_tensor"], "input_tensor") or ()}
+            defaults["keras_feeds"] = {name: value for name, value
+                                       in defaults.get("keras_feeds", {}).items()
+                                       if name not in paired}
     return parity.settings_from_arguments(
         **{**defaults, **given}, batch_size=_BATCH_SIZE.value, seed=_SEED.value,
         # A plot is of the layers: --plot compares them even when the outputs agree.
@@ -499,7 +522,9 @@ def command_verify(options):
     # verify runs the legacy graph's own .meta, or --builder's graph; --ema is its one option.
     settings = _verify_settings()
     entry = _zoo_entry()
-    model = target_model.load_model(_MODEL.value or entry.model_factory)
+    # A factory that takes the checkpoint resolves the prefix or directory itself.
+    model = target_model.load_model(_MODEL.value or entry.model_factory,
+                                    checkpoint=_CHECKPOINT.value)
     restored = restore_lib.restore(model, _CONVERTED.value)
     with _graph_misfits_as_input_errors():
         report = pipeline.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
@@ -519,7 +544,8 @@ def _check_parity_flags():
     """convert and batch: the verification flags go with --verify, which needs an output tensor."""
     if not _VERIFY.value:
         for flag in (_KEEP_FAILED, _INPUT_TENSOR, _OUTPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX,
-                     _FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE, _LEGACY_DROPOUT):
+                     _FEED, _KERAS_FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE,
+                     _LEGACY_DROPOUT):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for --verify.")
         return
@@ -534,8 +560,11 @@ def _check_verify_inputs():
         verify_settings.parse_input_shapes(_INPUT_SHAPE.value)
     if _INPUT_MAX.value is not None:
         verify_settings.parse_input_max(_INPUT_MAX.value)
-    for text in _FEED.value:
+    for text in _FEED.value + _KERAS_FEED.value:
         verify_settings.parse_feed(text)
+    for flag in (_INPUT_TENSOR, _OUTPUT_TENSOR):
+        if flag.value is not None:
+            verify_settings.parse_pairs(flag.value, flag.name)
 
 
 def command_check(options):
@@ -592,8 +621,8 @@ def command_suggest(options):
 def _check_suggest():
     """suggest runs parity only with an output tensor; the other input flags need it."""
     if _OUTPUT_TENSOR.value is None:
-        for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _INPUTS, _BATCH_SIZE, _SEED,
-                     _TOLERANCE, _LEGACY_DROPOUT):
+        for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _KERAS_FEED, _INPUTS,
+                     _BATCH_SIZE, _SEED, _TOLERANCE, _LEGACY_DROPOUT):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for parity, which needs --output_tensor.")
     _check_verify_inputs()

@@ -61,7 +61,7 @@ def plan(checkpoint, table, model, *, options=None):
     options = options or ConversionOptions()
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
-    model = load_model(model)
+    model = load_model(model, checkpoint=checkpoint.prefix)
     return _plan(checkpoint, table, model, options)[0]
 
 
@@ -245,7 +245,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             raise OutputError(" ".join([*recovered, str(error)]),
                               option=error.option) from None
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
-    model = load_model(model)
+    model = load_model(model, checkpoint=checkpoint.prefix)
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
     conversion_plan, targets, variables_by_path, object_paths = _plan(
         checkpoint, table, model, options)
@@ -328,7 +328,7 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
            input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE, seed=0,
            tolerance=DEFAULT_TOLERANCE, ema=False, layers=False, table=None, converted=None,
            settings=None, input_tensor=None, input_shape=None, options=None, builder=None,
-           legacy_dropout=None):
+           legacy_dropout=None, keras_feeds=None):
     """Compares the legacy graph's output with the Keras model's on one batch.
 
     The legacy graph is imported from the checkpoint's `.meta` (or built by
@@ -347,9 +347,16 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
         checkpoint: the legacy checkpoint prefix or directory (with a `.meta`,
             or see `builder`), or a `LegacyCheckpoint`.
         model: the Keras model, with the converted weights restored.
-        output_tensor: the graph's output to compare, e.g. `logits:0`.
+        output_tensor: the graph's output to compare, e.g. `logits:0`, or a
+            dict `{Keras output: tensor}` of several compared at once (a dict
+            output's key, an output layer's name, or an index), e.g.
+            `{"sequence_output": "sequence_output:0", "pooled_output": "pooled_output:0"}`.
         input_tensors: placeholders fed to the Keras model's inputs, in order,
-            e.g. `["input_ids:0", "token_type_ids:0"]`.
+            e.g. `["input_ids:0", "token_type_ids:0"]`, or a dict pairing
+            them with the Keras inputs by name, e.g.
+            `{"token_ids": "input_ids:0", "segment_ids": "segment_ids:0"}`.
+        keras_feeds: `{Keras input: constant}` for Keras inputs no placeholder
+            feeds, at the shape of the paired inputs, e.g. `{"padding_mask": 1}`.
         feeds: `{placeholder: constant}` for placeholders the Keras model does
             not take, e.g. `{"istate:0": 0, "keep_prob:0": 1.0}`.
         inputs: real arrays by tensor name: an `.npz` path or a dict.
@@ -402,7 +409,7 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
             output_tensor=output_tensor, input_tensors=input_tensors, feeds=feeds, inputs=inputs,
             input_shapes=input_shapes, input_max=input_max, batch_size=batch_size, seed=seed,
             tolerance=tolerance, layers=layers, input_tensor=input_tensor,
-            input_shape=input_shape, legacy_dropout=legacy_dropout)
+            input_shape=input_shape, legacy_dropout=legacy_dropout, keras_feeds=keras_feeds)
     elif legacy_dropout is not None:
         settings = dataclasses.replace(settings, legacy_dropout=legacy_dropout)
     if builder is not None:

@@ -63,10 +63,21 @@ class VerifySettings:
     """How to run the legacy graph and the Keras model on the same batch, and how close is close.
 
     Attributes:
-        output_tensor: the legacy graph's output compared, e.g. `logits:0`.
+        output_tensor: the legacy graph's output compared, e.g. `logits:0`
+            (with `output_pairs`, the first pair's unless given).
         input_tensors: the placeholders fed to the Keras model's inputs, in
             the order of those inputs (by name where the Keras inputs are
-            named like the placeholders); empty: found in the graph.
+            named like the placeholders); empty: found in the graph (or
+            those of `input_pairs`).
+        input_pairs: `((Keras input, placeholder), ...)`: which placeholder's
+            array each named Keras input takes (a dict input's key, or an
+            input layer's name), e.g. `(("token_ids", "input_ids:0"),)`.
+        output_pairs: `((Keras output, legacy tensor), ...)`: the outputs
+            compared, all at once (each must pass); a Keras output is a
+            dict output's key, an output layer's name or an index (`"0"`).
+        keras_feeds: `{Keras input: number}` for Keras inputs no placeholder
+            feeds (`padding_mask`), each filled with that constant at the
+            shape of the arrays the paired inputs take.
         input_shapes: per input, its shape without the batch dimension (or
             None to use the placeholder's); one entry applies to all inputs.
         input_max: per input, integer values are drawn from `[0, input_max)`;
@@ -76,7 +87,9 @@ class VerifySettings:
             constant at the placeholder's shape, the batch dimension set to
             `batch_size`.
         inputs_file: an `.npz` file of real arrays keyed by tensor name, for
-            inputs and feeds alike; they win over generated values.
+            inputs and feeds alike; they win over generated values. A key
+            naming a Keras input and no tensor of the graph is that Keras
+            input's array.
         batch_size: rows of the generated batch.
         seed: NumPy seed of the generated batch.
         tolerance: the largest accepted max relative difference.
@@ -97,10 +110,24 @@ class VerifySettings:
     ('logits:0', ('ids:0', 'types:0'))
     >>> VerifySettings.from_json(settings.to_json()) == settings
     True
+
+    Named pairs, several outputs and a Keras-only input:
+
+    >>> settings = VerifySettings(
+    ...     input_pairs=[("token_ids", "input_ids"), ("segment_ids", "segment_ids")],
+    ...     output_pairs=[("sequence_output", "sequence_output"), ("pooled_output", "pooled")],
+    ...     keras_feeds={"padding_mask": 1})
+    >>> settings.input_tensors, settings.output_tensor, settings.keras_feeds
+    (('input_ids:0', 'segment_ids:0'), 'sequence_output:0', (('padding_mask', 1),))
+    >>> VerifySettings.from_json(settings.to_json()) == settings
+    True
     """
 
-    output_tensor: str
+    output_tensor: str | None = None
     input_tensors: tuple = ()
+    input_pairs: tuple = ()
+    output_pairs: tuple = ()
+    keras_feeds: tuple = ()
     input_shapes: tuple = ()
     input_max: tuple = ()
     feeds: tuple = ()
@@ -113,13 +140,41 @@ class VerifySettings:
     legacy_dropout: str = LEGACY_DROPOUT_OFF
 
     def __post_init__(self):
+        object.__setattr__(self, "input_pairs", _pairs("input_pairs", self.input_pairs))
+        object.__setattr__(self, "output_pairs", _pairs("output_pairs", self.output_pairs))
+        if self.output_tensor is None and self.output_pairs:
+            object.__setattr__(self, "output_tensor", self.output_pairs[0][1])
         if not isinstance(self.output_tensor, str) or not self.output_tensor:
             raise ArgumentError(f"Expected output_tensor to be a tensor name such as 'logits:0'. "
                                 f"Received: output_tensor={self.output_tensor!r}")
         object.__setattr__(self, "output_tensor", _tensor_name(self.output_tensor))
+        if self.output_pairs and self.output_tensor not in dict(
+                (legacy, keras) for keras, legacy in self.output_pairs):
+            raise ArgumentError(f"Expected output_tensor to be one of output_pairs' legacy "
+                                f"tensors. Received: output_tensor={self.output_tensor!r}, "
+                                f"output_pairs={self.output_pairs!r}")
         _check_names("input_tensors", self.input_tensors)
         object.__setattr__(self, "input_tensors",
                            tuple(_tensor_name(name) for name in self.input_tensors))
+        if self.input_pairs:
+            paired = tuple(legacy for _, legacy in self.input_pairs)
+            if self.input_tensors and self.input_tensors != paired:
+                raise ArgumentError(f"Expected input_tensors to be input_pairs' placeholders "
+                                    f"(or left out). Received: input_tensors="
+                                    f"{self.input_tensors!r}, input_pairs={self.input_pairs!r}")
+            object.__setattr__(self, "input_tensors", paired)
+        keras_feeds = dict(self.keras_feeds)
+        for name, value in keras_feeds.items():
+            if not isinstance(name, str) or not name:
+                raise ArgumentError(f"Expected keras_feeds keyed by Keras input names such as "
+                                    f"'padding_mask'. Received: keras_feeds={self.keras_feeds!r}")
+            _check_feed_value(name, value)
+        paired_inputs = {keras for keras, _ in self.input_pairs}
+        if paired_inputs & set(keras_feeds):
+            raise ArgumentError(f"Expected each Keras input fed once, by a pair or a constant. "
+                                f"Received: {sorted(paired_inputs & set(keras_feeds))} in both "
+                                f"input_pairs and keras_feeds")
+        object.__setattr__(self, "keras_feeds", tuple(sorted(keras_feeds.items())))
         object.__setattr__(self, "input_shapes",
                            _per_input("input_shapes", self.input_shapes, _check_shape))
         object.__setattr__(self, "input_max", _per_input("input_max", self.input_max, _check_max))
@@ -176,11 +231,63 @@ class VerifySettings:
                                     for shape in self.input_shapes]
         document["input_max"] = list(self.input_max)
         document["feeds"] = dict(self.feeds)
+        document["input_pairs"] = [list(pair) for pair in self.input_pairs]
+        document["output_pairs"] = [list(pair) for pair in self.output_pairs]
+        document["keras_feeds"] = dict(self.keras_feeds)
         return document
+
+    def compared_outputs(self):
+        """Returns `((Keras output or None, legacy tensor), ...)`: None is the model's one output.
+
+        Example:
+
+        >>> VerifySettings(output_tensor="logits").compared_outputs()
+        ((None, 'logits:0'),)
+        """
+        return self.output_pairs or ((None, self.output_tensor),)
 
     @classmethod
     def from_json(cls, document):
         return cls(**document)
+
+
+def _pairs(field, pairs):
+    """Returns `pairs` (a dict or `(Keras name, legacy tensor)` pairs) as a tuple of pairs."""
+    items = list(pairs.items()) if isinstance(pairs, dict) else pairs
+    if isinstance(items, str) or not all(
+            isinstance(pair, (list, tuple)) and len(pair) == 2
+            and all(isinstance(part, str) and part for part in pair) for pair in items):
+        raise ArgumentError(f"Expected {field} to be (Keras name, legacy tensor) pairs such as "
+                            f"[('token_ids', 'input_ids:0')]. Received: {field}={pairs!r}")
+    keras_names = [keras for keras, _ in items]
+    if len(set(keras_names)) != len(keras_names):
+        raise ArgumentError(f"Expected each Keras name once in {field}. "
+                            f"Received: {field}={pairs!r}")
+    return tuple((keras, _tensor_name(legacy)) for keras, legacy in items)
+
+
+def parse_pairs(text, field):
+    """Parses `KERAS=TENSOR,...` into pairs, or returns None when `text` holds no `=`.
+
+    Example:
+
+    >>> parse_pairs("token_ids=input_ids:0,segment_ids=segment_ids", "input_tensor")
+    (('token_ids', 'input_ids:0'), ('segment_ids', 'segment_ids'))
+    >>> parse_pairs("input_ids:0,segment_ids:0", "input_tensor") is None
+    True
+    """
+    items = [item.strip() for item in str(text).split(",") if item.strip()]
+    if not any("=" in item for item in items):
+        return None
+    pairs = []
+    for item in items:
+        keras, separator, legacy = (part.strip() for part in item.partition("="))
+        if not (separator and keras and legacy):
+            raise ArgumentError(f"Expected every entry written KERAS_NAME=TENSOR when one is "
+                                f"(e.g. 'token_ids=input_ids:0,segment_ids=segment_ids:0'). "
+                                f"Received: {field}={text!r}")
+        pairs.append((keras, legacy))
+    return tuple(pairs)
 
 
 def _pick(values, index):

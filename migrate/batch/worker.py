@@ -219,7 +219,10 @@ class Converter:
             raise errors.TableError(
                 f"Mapping table {settings.table} is not the one the batch started with: expected "
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
-        self._model = target_model.load_model(settings.model)
+        factory = target_model.load_factory(settings.model)
+        # A factory that sizes its model from the checkpoint builds one per job.
+        self._model = (settings.model if target_model.takes_checkpoint(factory)
+                       else target_model.load_model(factory))
 
     def convert(self, job):
         """Converts one job (or skips it when its output is up to date); never raises.

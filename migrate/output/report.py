@@ -142,8 +142,12 @@ class ConversionReport:
                              f"{entry['dropped']:>9}{entry['left_out']:>10}"
                              f"{format_bytes(entry['left_out_bytes']):>16}")
         if self.verified is not None:
+            # Several outputs compared at once: each one's figure (older records have none).
+            each = "".join(f"{item['output_tensor']} {item['max_rel_diff']:.3g}, "
+                           for item in self.verified.get("outputs") or () if len(
+                               self.verified["outputs"]) > 1)
             lines.append(f"  verified: {'PASS' if self.verified['passed'] else 'FAIL'}, max "
-                         f"relative diff {self.verified['max_rel_diff']:.3g} (tolerance "
+                         f"relative diff {self.verified['max_rel_diff']:.3g} ({each}tolerance "
                          f"{self.verified['tolerance']:g}, batch {self.verified['batch']})")
         if self.unwritten_targets and self.unwritten_at_initial:
             lines.append(f"  note: the output does not carry {len(self.unwritten_targets)} "

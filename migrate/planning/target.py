@@ -1,6 +1,7 @@
 """The target Keras model: built from a factory, its weights by path, what a checkpoint reaches."""
 
 import dataclasses
+import functools
 import importlib
 import inspect
 import math
@@ -77,6 +78,29 @@ def load_factory(spec):
     return factory
 
 
+def with_checkpoint(factory, checkpoint):
+    """Returns `factory` with `checkpoint=` bound when it takes that parameter and one is given.
+
+    Example:
+
+    >>> with_checkpoint(lambda checkpoint=None: checkpoint, "train/model.ckpt-3")()
+    'train/model.ckpt-3'
+    >>> with_checkpoint(dict, "train/model.ckpt-3") is dict
+    True
+    """
+    if checkpoint is None or not takes_checkpoint(factory):
+        return factory
+    return functools.partial(factory, checkpoint=checkpoint)
+
+
+def takes_checkpoint(factory):
+    """Whether a model factory has a `checkpoint` parameter (to size the model from it)."""
+    try:
+        return "checkpoint" in inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # Builtins without a signature take no checkpoint.
+        return False
+
+
 def build(factory):
     """Calls a model factory and checks that it returned a built Keras model.
 
@@ -96,6 +120,8 @@ def build(factory):
     """
     try:
         model = factory()
+    except ModelError:  # A factory of ours (a zoo entry's) says what is wrong in one line.
+        raise
     except Exception as error:  # The user's factory: any error; the cause keeps its traceback.
         raise ModelError(f"The model factory failed: {reason(error)}. Expected a factory "
                          f"that returns a built Keras model. Received: factory={_name(factory)}"
@@ -109,21 +135,26 @@ def build(factory):
     return model
 
 
-def load_model(model):
+def load_model(model, *, checkpoint=None):
     """Returns a built Keras model from a model, a factory, or `module:callable` text.
+
+    A factory with a `checkpoint` parameter is given `checkpoint` (the legacy
+    checkpoint's prefix), to size the model from the variables' shapes (as
+    the `google_bert` zoo entry does).
 
     Example:
 
         model = load_model("my_models:build")
     """
     if isinstance(model, str):
-        return build(load_factory(model))
+        model = load_factory(model)
     if callable(model) and not hasattr(model, "trainable_weights"):
-        return build(model)
+        return build(with_checkpoint(model, checkpoint))
     return build(lambda: model)
 
 
 def _name(factory):
+    factory = getattr(factory, "func", factory)  # A factory given its checkpoint.
     return getattr(factory, "__qualname__", type(factory).__name__)
 
 

@@ -137,7 +137,12 @@ def align(sources, targets):
 
     A longest-common-subsequence alignment: both sides are in creation
     order, and a model that builds its layers in the graph's order aligns
-    item for item; items left over on either side stay unmatched.
+    item for item. What is left over on both sides is aligned once more
+    among itself: a model that builds some layers in another order than the
+    graph (keras-hub's BertBackbone creates its segment embedding after the
+    positions, and each block's second LayerNorm before its dense layers)
+    still has them matched, by kind, shape and the order of the leftovers;
+    the evidence says so. Items left over then stay unmatched.
 
     Args:
         sources: `SourceItem`s in creation order.
@@ -157,6 +162,19 @@ def align(sources, targets):
             cache[key] = compatible(source, target)
         return cache[key]
 
+    matches, unmatched_sources, unmatched_targets = _align_in_order(sources, targets, fit)
+    if unmatched_sources and unmatched_targets:
+        crossed, unmatched_sources, unmatched_targets = _align_in_order(
+            unmatched_sources, unmatched_targets, fit)
+        for match in crossed:
+            match.evidence.append("out of creation order (aligned among the items order left)")
+        position = {id(item): index for index, item in enumerate(sources)}
+        matches = sorted(matches + crossed, key=lambda match: position[id(match.source)])
+    return matches, unmatched_sources, unmatched_targets
+
+
+def _align_in_order(sources, targets, fit):
+    """The longest-common-subsequence alignment of `align`, with `fit` scoring a pair."""
     rows, columns = len(sources), len(targets)
     # score[i][j]: best score aligning sources[i:] with targets[j:].
     score = [[0.0] * (columns + 1) for _ in range(rows + 1)]

@@ -220,7 +220,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         raise OutputError(f"The draft table {output} already exists; refusing to replace it.",
                           option="overwrite")
     checkpoint = pipeline.open_checkpoint(checkpoint, options)
-    model = target_model.load_model(model)
+    model = target_model.load_model(model, checkpoint=checkpoint.prefix)
 
     kept_roles = KEEP_MODES[options.keep]
     kept = [variable for variable in checkpoint.variables.values()

@@ -25,17 +25,44 @@ class LegacyFeed:
 
     input_names: list
     arrays: dict
+    keras_names: list = dataclasses.field(default_factory=list)
+    keras_arrays: dict = dataclasses.field(default_factory=dict)
+    keras_order: list = dataclasses.field(default_factory=list)
 
-    def keras_inputs(self):
-        """Returns the Keras model's inputs: one array, or a list in input order."""
+    def keras_inputs(self, *, by_name=False):
+        """Returns the Keras model's inputs: one array, a list in input order, or a dict.
+
+        Args:
+            by_name: return `{Keras input: array}` (for a model whose inputs
+                are a dict); needs `keras_names`.
+        """
         values = [self.arrays[name] for name in self.input_names]
+        if by_name or self.keras_order:
+            named = {**dict(zip(self.keras_names, values)), **self.keras_arrays}
+            if by_name:
+                return named
+            values = [named[name] for name in self.keras_order]
         return values[0] if len(values) == 1 else values
 
     def describe(self):
-        """Returns `{name: {"shape", "dtype", "keras_input"}}` for the report."""
-        return {name: {"shape": list(array.shape), "dtype": str(array.dtype),
-                       "keras_input": name in self.input_names}
-                for name, array in self.arrays.items()}
+        """Returns `{name: {"shape", "dtype", "keras_input"}}` for the report.
+
+        With Keras inputs named (pairs, constants or arrays by Keras name),
+        `keras_name` says which Keras input a placeholder's array also goes
+        to, and the arrays only the Keras model takes are listed under their
+        Keras names, with `keras_only`.
+        """
+        keras_of = dict(zip(self.input_names, self.keras_names)) if self.keras_order else {}
+        described = {}
+        for name, array in self.arrays.items():
+            described[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                               "keras_input": name in self.input_names}
+            if name in keras_of:
+                described[name]["keras_name"] = keras_of[name]
+        for name, array in self.keras_arrays.items():
+            described[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
+                               "keras_input": True, "keras_name": name, "keras_only": True}
+        return described
 
 
 def describe_placeholder(tensor):
@@ -177,7 +204,7 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
 
     Args:
         graph: the imported legacy `tf.Graph`.
-        output: the output tensor compared.
+        output: the output tensor compared, or a list of them.
         settings: a `VerifySettings`.
         keras_input_names: `keras_input_names(model)`: the Keras inputs' names
             and dtypes, in order (to count them, to order placeholders named
@@ -192,13 +219,23 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         ArgumentError: a tensor does not exist, the inputs cannot be told
             apart, a placeholder the output needs is not fed, or a shape is unknown.
     """
+    outputs = list(output) if isinstance(output, (list, tuple)) else [output]
+    output_text = ", ".join(tensor.name for tensor in outputs)
     arrays_from_file = {(name if ":" in name else name + ":0"): np.asarray(array)
                         for name, array in (arrays or {}).items()}
     arrays_from_file = arrays_from_file or load_inputs_file(settings.inputs_file)
-    needed = dependent_placeholders(graph, output)
+    all_keras_inputs = list(keras_input_names)
+    keras_only = _keras_only_arrays(graph, arrays_from_file, all_keras_inputs, settings)
+    keras_input_names = [(name, dtype) for name, dtype in all_keras_inputs
+                         if name not in keras_only and name not in dict(settings.keras_feeds)]
+    needed = _dependent_on_all(graph, outputs)
     feeds = dict(settings.feeds)
     keras_names = [name for name, _ in keras_input_names]
-    if settings.input_tensors:
+    if settings.input_pairs:
+        _check_keras_names(settings.input_pairs, all_keras_inputs, "input_pairs")
+        input_names = [legacy for _, legacy in settings.input_pairs]
+        keras_names = [keras for keras, _ in settings.input_pairs]
+    elif settings.input_tensors:
         input_names = _order_like_keras(list(settings.input_tensors), keras_names)
     else:
         candidates = [tensor for tensor in needed if tensor.name not in feeds]
@@ -210,13 +247,13 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         if len(candidates) != len(keras_input_names):
             listed = "; ".join(describe_placeholder(tensor) for tensor in needed) or "none"
             raise ArgumentError(
-                f"The output {output.name} depends on {len(candidates)} placeholder(s) not fed "
+                f"The output {output_text} depends on {len(candidates)} placeholder(s) not fed "
                 f"by a constant, and the Keras model takes {len(keras_input_names)} input(s), so "
                 f"they cannot be matched. Expected input_tensors naming the Keras inputs' "
                 f"placeholders in order, and feeds for the rest. Received: placeholders {listed}",
                 option="input_tensors")
         input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
-        _check_dtypes(graph, output, input_names, keras_input_names, needed)
+        _check_dtypes(graph, output_text, input_names, keras_input_names, needed)
         _check_per_input_counts(settings, input_names)
     arrays = {}
     for index, name in enumerate(input_names):
@@ -245,14 +282,90 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         which = "it" if len(unfed) == 1 else "each"
         entries = ", ".join(f"{tensor.name!r}: value" for tensor in unfed)
         raise ArgumentError(
-            f"The output {output.name} needs placeholder{'s' if len(unfed) > 1 else ''} "
+            f"The output {output_text} needs placeholder{'s' if len(unfed) > 1 else ''} "
             f"{listed}, which {'is' if len(unfed) == 1 else 'are'} not fed; "
             f"{_FEED_HOW.format(which=which, entries=entries)}. Received: "
             f"input_tensors={input_names}, feeds={sorted(feeds)}", option="feeds")
     for name, array in arrays.items():
         _check_fits(graph.get_tensor_by_name(name), array,
                     "inputs_file" if name in arrays_from_file else "input_shape")
-    return LegacyFeed(input_names=input_names, arrays=arrays)
+    feed = LegacyFeed(input_names=input_names, arrays=arrays,
+                      keras_names=keras_names[:len(input_names)])
+    if keras_only or settings.keras_feeds or settings.input_pairs:
+        feed.keras_arrays = _keras_arrays(feed, keras_only, settings, all_keras_inputs)
+        feed.keras_order = [name for name, _ in all_keras_inputs]
+    return feed
+
+
+def _dependent_on_all(graph, outputs):
+    """The placeholders any of `outputs` depends on, in graph order."""
+    found = {tensor.name for output in outputs
+             for tensor in dependent_placeholders(graph, output)}
+    return [op.outputs[0] for op in graph.get_operations()
+            if op.outputs and op.outputs[0].name in found]
+
+
+def _keras_only_arrays(graph, arrays_from_file, keras_inputs, settings):
+    """Takes out of `arrays_from_file` the arrays keyed by a Keras input and no graph tensor."""
+    keras_names = {name for name, _ in keras_inputs}
+    found = {}
+    for key in list(arrays_from_file):
+        name = key[:-2] if key.endswith(":0") else key
+        if name in keras_names and not _has_tensor(graph, key):
+            found[name] = arrays_from_file.pop(key)
+    _check_keras_names(settings.keras_feeds, keras_inputs, "keras_feeds")
+    return found
+
+
+def _has_tensor(graph, name):
+    try:
+        graph.get_tensor_by_name(name)
+    except (KeyError, ValueError):
+        return False
+    return True
+
+
+def _check_keras_names(pairs, keras_inputs, option):
+    """Refuses Keras input names the model does not have, listing those it has."""
+    known = [name for name, _ in keras_inputs]
+    unknown = [keras for keras, _ in pairs if keras not in known]
+    if unknown:
+        raise ArgumentError(f"The Keras model has no input {', '.join(map(repr, unknown))}. "
+                            f"Expected one of its inputs: {', '.join(known)}. Received: "
+                            f"{option}={dict(pairs)!r}", option=option)
+
+
+def _keras_arrays(feed, keras_only, settings, keras_inputs):
+    """Returns the arrays of the Keras inputs no placeholder feeds: given, or constants.
+
+    A constant takes the shape of the arrays the paired inputs take.
+
+    Raises:
+        ArgumentError: a Keras input is fed by nothing, or a constant has no
+            paired input to take its shape from.
+    """
+    arrays = dict(keras_only)
+    shaped = [feed.arrays[name] for name in feed.input_names] + list(keras_only.values())
+    dtypes = dict(keras_inputs)
+    for name, value in settings.keras_feeds:
+        if not shaped:
+            raise ArgumentError(f"A constant Keras input takes the shape of the paired inputs' "
+                                f"arrays, and no input is paired. Expected input_pairs or an "
+                                f"array for another Keras input in the inputs file. Received: "
+                                f"keras_feeds={dict(settings.keras_feeds)!r}",
+                                option="keras_feeds")
+        arrays[name] = np.full(shaped[0].shape, value, dtypes.get(name) or "float32")
+    fed = set(feed.keras_names) | set(arrays)
+    unfed = [name for name, _ in keras_inputs if name not in fed]
+    if unfed:
+        raise ArgumentError(
+            f"The Keras model's input{'s' if len(unfed) > 1 else ''} {', '.join(unfed)} "
+            f"{'are' if len(unfed) > 1 else 'is'} fed by nothing. Expected each of its inputs "
+            f"({', '.join(name for name, _ in keras_inputs)}) paired with a placeholder, given "
+            f"a constant in keras_feeds, or its array in the inputs file. Received: "
+            f"input_pairs={dict(settings.input_pairs)!r}, "
+            f"keras_feeds={dict(settings.keras_feeds)!r}", option="keras_feeds")
+    return arrays
 
 
 def _check_fits(tensor, array, option):
@@ -287,7 +400,7 @@ def _check_per_input_counts(settings, input_names):
                 option=name)
 
 
-def _check_dtypes(graph, output, input_names, keras_inputs, needed):
+def _check_dtypes(graph, output_text, input_names, keras_inputs, needed):
     """Refuses placeholders found in the graph whose dtypes differ from the Keras inputs'."""
     found = [graph.get_tensor_by_name(name).dtype.name for name in input_names]
     expected = [dtype for _, dtype in keras_inputs]
@@ -295,7 +408,7 @@ def _check_dtypes(graph, output, input_names, keras_inputs, needed):
         return
     listed = "; ".join(describe_placeholder(tensor) for tensor in needed)
     raise ArgumentError(
-        f"The placeholders that {output.name} depends on do not match the Keras model's inputs "
+        f"The placeholders that {output_text} depends on do not match the Keras model's inputs "
         f"in dtype (Keras: {', '.join(map(str, expected))}). Expected input_tensors naming the "
         f"Keras inputs' placeholders in order, and feeds for the rest. Received: placeholders "
         f"{listed}", option="input_tensors")
@@ -315,9 +428,20 @@ def tensor_by_name(graph, name, argument):
                             f"{argument} naming {name!r}", option=argument) from None
 
 
+def takes_dict(model):
+    """Whether a Keras model's inputs are a dict (keras-hub's backbones)."""
+    try:
+        return isinstance(model.input, dict)
+    except (AttributeError, ValueError):  # Not built, or not functional.
+        return False
+
+
 def keras_input_names(model):
     """Returns `[(name, dtype name or None)]` of a Keras model's inputs (one unnamed input
-    when the model does not say)."""
+    when the model does not say); a dict's keys name the inputs of a dict model."""
+    if takes_dict(model):
+        return [(key, str(getattr(tensor.dtype, "name", tensor.dtype)))
+                for key, tensor in model.input.items()]
     inputs = getattr(model, "inputs", None)
     if not inputs:
         return [("input", None)]

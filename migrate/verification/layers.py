@@ -201,7 +201,8 @@ def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=No
     feed, _, legacy, _ = legacy_run.run_legacy(
         checkpoint, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
         extra_tensors=candidates)
-    outputs = probe(feed.keras_inputs(), training=False)
+    # The probe takes the model's own input structure (a dict for keras-hub's backbones).
+    outputs = probe(feed.keras_inputs(by_name=inputs_lib.takes_dict(model)), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     results = []
     for (layer, names, rules), output in zip(sources, outputs):

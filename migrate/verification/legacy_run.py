@@ -44,7 +44,8 @@ def run_legacy(checkpoint, settings, keras_input_names, *, ema=False, arrays=Non
             the same run (the layer-by-layer comparison's candidates).
 
     Returns:
-        `(feed, outputs, extra, legacy)`: the `LegacyFeed`, the output array,
+        `(feed, outputs, extra, legacy)`: the `LegacyFeed`, the output arrays
+        (in the order of `settings.compared_outputs()`),
         the extra tensors' values by name (empty without `extra_tensors`), and
         the `legacy_graph.LegacyGraph` (what was rewritten).
 
@@ -81,7 +82,8 @@ def _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, ext
 
     graph, saver = legacy.graph, legacy.saver
     with graph.as_default():
-        output = inputs_lib.tensor_by_name(graph, settings.output_tensor, "output_tensor")
+        output = [inputs_lib.tensor_by_name(graph, name, "output_tensor")
+                  for _, name in settings.compared_outputs()]
         feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
         extras = list(extra_tensors(graph)) if extra_tensors is not None else []
         if ema:
@@ -102,19 +104,24 @@ def _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, ext
 
 
 def _difference(first, second):
-    """None when two runs' outputs are the same, else their max abs difference (nan: shapes)."""
-    first, second = np.asarray(first), np.asarray(second)
-    if first.shape != second.shape:
-        return float("nan")
-    if np.array_equal(first, second, equal_nan=np.issubdtype(first.dtype, np.inexact)):
-        return None
-    return float(np.max(np.abs(first.astype(np.float64) - second.astype(np.float64))))
+    """None when two runs' outputs are all the same, else their max abs difference (nan: shapes)."""
+    differences = []
+    for one, other in zip(first, second):
+        one, other = np.asarray(one), np.asarray(other)
+        if one.shape != other.shape:
+            return float("nan")
+        if not np.array_equal(one, other, equal_nan=np.issubdtype(one.dtype, np.inexact)):
+            differences.append(float(np.max(np.abs(one.astype(np.float64)
+                                                   - other.astype(np.float64)))))
+    return max(differences) if differences else None
 
 
 def _refuse_nondeterministic(graph, settings, difference):
     """Refuses a legacy graph whose two runs on one feed differ, naming its random ops."""
-    output = graph.get_tensor_by_name(settings.output_tensor)
-    random = legacy_graph.random_ops(graph, output)
+    random = []
+    for _, name in settings.compared_outputs():
+        random += [op for op in legacy_graph.random_ops(graph, graph.get_tensor_by_name(name))
+                   if op not in random]
     listed = ", ".join(random[:6]) + (f" (and {len(random) - 6} more)" if len(random) > 6 else "")
     if settings.legacy_dropout == LEGACY_DROPOUT_AS_SAVED:
         fix = ("legacy_dropout='off' to set dropout's constant keep probability to 1, "

@@ -6,12 +6,14 @@ import numpy as np
 
 from migrate.errors import ArgumentError
 from migrate.errors import ModelError
+from migrate.errors import first_line
 from migrate.verification import inputs as inputs_lib
 from migrate.verification import layers as layers_lib
 from migrate.verification import legacy_run
 from migrate.verify_settings import DEFAULT_BATCH_SIZE
 from migrate.verify_settings import DEFAULT_TOLERANCE
 from migrate.verify_settings import VerifySettings
+from migrate.verify_settings import parse_pairs
 
 
 @dataclasses.dataclass
@@ -22,8 +24,14 @@ class VerifyReport:
     output: a scale-aware figure that does not blow up where single outputs
     are near zero.
 
+    With several outputs compared, `output_tensor`, `shape` and the figures
+    are those of the one furthest off, and `outputs` holds each one's.
+
     Attributes:
         inputs: `{placeholder: {"shape", "dtype", "keras_input"}}` of what was fed.
+        outputs: per compared output, `{"keras_output", "output_tensor",
+            "shape", "max_abs_diff", "max_rel_diff", "passed"}` (`keras_output`
+            None for a model's one output).
         layers: the layer-by-layer comparison (`LayerDiff.to_json()` each),
             when asked for or when parity fails; None when not run.
         first_divergent_layer: the first Keras layer whose output differs
@@ -33,7 +41,7 @@ class VerifyReport:
         dropout_off: the legacy graph's dropout scopes whose constant keep
             probability was set to 1 (`legacy_dropout="off"`).
         squeezed: how the outputs were compared when their shapes differed
-            only in size-1 axes (`[N, 1, 1, 1000]` against `[N, 1000]`), else None.
+            only in layout (size-1 axes, merged leading axes), else None.
     """
 
     output_tensor: str
@@ -47,6 +55,7 @@ class VerifyReport:
     layers: list | None = None
     first_divergent_layer: str | None = None
     layers_note: str | None = None
+    outputs: list = dataclasses.field(default_factory=list)
     dropout_off: list = dataclasses.field(default_factory=list)
     squeezed: str | None = None
 
@@ -56,8 +65,15 @@ class VerifyReport:
 
     def summary(self):
         verdict = "PASS" if self.passed else "FAIL"
-        text = (f"verify {verdict}: {self.output_tensor} {list(self.shape)} max abs diff "
-                f"{self.max_abs_diff:.3g}, max relative diff {self.max_rel_diff:.3g} "
+        compared = self.outputs if len(self.outputs) > 1 else [{
+            "keras_output": None, "output_tensor": self.output_tensor, "shape": self.shape,
+            "max_abs_diff": self.max_abs_diff, "max_rel_diff": self.max_rel_diff}]
+        figures = "; ".join(
+            f"{'' if item['keras_output'] is None else item['keras_output'] + '='}"
+            f"{item['output_tensor']} {list(item['shape'])} max abs diff "
+            f"{item['max_abs_diff']:.3g}, max relative diff {item['max_rel_diff']:.3g}"
+            for item in compared)
+        text = (f"verify {verdict}: {figures} "
                 f"(tolerance {self.tolerance:g}, batch {self.batch_size}, seed {self.seed}; "
                 f"fed {', '.join(self.inputs) or 'nothing'})")
         if self.squeezed:
@@ -83,11 +99,12 @@ class VerifyReport:
                 "batch": self.batch_size, "seed": self.seed, "max_abs_diff": self.max_abs_diff,
                 "max_rel_diff": self.max_rel_diff, "tolerance": self.tolerance,
                 "passed": self.passed, "first_divergent_layer": self.first_divergent_layer,
-                "dropout_off": list(self.dropout_off), "squeezed": self.squeezed}
+                "outputs": self.outputs, "dropout_off": list(self.dropout_off),
+                "squeezed": self.squeezed}
 
 
-def compare(legacy_outputs, keras_outputs):
-    """Returns `(max_abs_diff, max_rel_diff)` of two output arrays.
+def compare(legacy_outputs, keras_outputs, *, name=None):
+    """Returns `(max_abs_diff, max_rel_diff)` of two output arrays (`name`: the legacy one's).
 
     Raises:
         ModelError: the shapes differ.
@@ -100,7 +117,8 @@ def compare(legacy_outputs, keras_outputs):
     legacy_outputs = np.asarray(legacy_outputs, np.float64)
     keras_outputs = np.asarray(keras_outputs, np.float64)
     if legacy_outputs.shape != keras_outputs.shape:
-        raise ModelError(f"The Keras model's output does not have the legacy output's shape. "
+        raise ModelError(f"The Keras model's output does not have the legacy output"
+                         f"{' ' + name if name else ''}'s shape. "
                          f"Expected {list(legacy_outputs.shape)}. "
                          f"Received: keras_output_shape={list(keras_outputs.shape)}")
     max_abs = float(np.max(np.abs(legacy_outputs - keras_outputs))) if legacy_outputs.size else 0.0
@@ -157,25 +175,43 @@ def squeeze_to_match(legacy_outputs, keras_outputs):
 def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
                             input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE,
                             seed=0, tolerance=DEFAULT_TOLERANCE, layers=False, input_tensor=None,
-                            input_shape=None, keep_failed=False, legacy_dropout=None):
+                            input_shape=None, keep_failed=False, keras_feeds=None,
+                            legacy_dropout=None):
     """Returns the `VerifySettings` that `verify`'s keyword arguments describe.
 
     `input_tensor` (one name, or names separated by commas) and `input_shape`
     (one shape for all inputs) are the single-input spellings of
     `input_tensors` and `input_shapes`; an integer `input_max` applies to all.
-    `keep_failed` matters only to `convert`; `legacy_dropout` None is the
-    settings' default ("off").
+    Names written `KERAS=TENSOR` (or a dict `{Keras name: tensor}`) pair the
+    Keras model's inputs, or outputs for `output_tensor`, with the legacy
+    graph's tensors. `keep_failed` matters only to `convert`; `legacy_dropout`
+    None is the settings' default ("off").
 
     Example:
 
     >>> settings_from_arguments(output_tensor="logits", input_tensor="a:0,b:0").input_tensors
     ('a:0', 'b:0')
+    >>> settings = settings_from_arguments(output_tensor="seq=sequence_output,pool=pooled",
+    ...                                    input_tensors={"token_ids": "input_ids"})
+    >>> settings.output_pairs, settings.input_pairs
+    ((('seq', 'sequence_output:0'), ('pool', 'pooled:0')), (('token_ids', 'input_ids:0'),))
     """
+    input_pairs = output_pairs = ()
     if input_tensor is not None:
         if input_tensors is not None:
             raise ArgumentError(f"Expected input_tensor or input_tensors, not both. Received: "
                                 f"input_tensor={input_tensor!r}, input_tensors={input_tensors!r}")
-        input_tensors = [name.strip() for name in str(input_tensor).split(",") if name.strip()]
+        input_pairs = parse_pairs(input_tensor, "input_tensor") or ()
+        input_tensors = [] if input_pairs else [
+            name.strip() for name in str(input_tensor).split(",") if name.strip()]
+    elif isinstance(input_tensors, dict):
+        input_pairs, input_tensors = tuple(input_tensors.items()), None
+    if isinstance(output_tensor, dict):
+        output_pairs, output_tensor = tuple(output_tensor.items()), None
+    elif output_tensor is not None:
+        output_pairs = parse_pairs(output_tensor, "output_tensor") or ()
+        if output_pairs:
+            output_tensor = None
     if input_shape is not None:
         if input_shapes is not None:
             raise ArgumentError(f"Expected input_shape or input_shapes, not both. Received: "
@@ -183,12 +219,13 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         input_shapes = [input_shape]
     if isinstance(input_max, int) and not isinstance(input_max, bool):
         input_max = [input_max]
-    if output_tensor is None:
+    if output_tensor is None and not output_pairs:
         raise ArgumentError("Verification compares one output of the legacy graph. Expected "
                             "output_tensor, such as 'logits:0'. Received: output_tensor=None",
                             option="output_tensor")
     return VerifySettings(
         output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
+        input_pairs=input_pairs, output_pairs=output_pairs, keras_feeds=dict(keras_feeds or {}),
         input_shapes=input_shapes, input_max=input_max, feeds=dict(feeds or {}),
         inputs_file=inputs if isinstance(inputs, str) else None, batch_size=batch_size,
         seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed,
@@ -210,8 +247,8 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
             beside it, or the builder that gave its roles) is run, restored
             by a Saver in graph mode.
         model: the Keras model, with the converted weights restored.
-        settings: the `VerifySettings` (what to feed, which output, tolerance,
-            `legacy_dropout`).
+        settings: the `VerifySettings` (what to feed, which outputs, with
+            pairs naming Keras inputs and outputs, tolerance, `legacy_dropout`).
         ema: evaluate the legacy graph with its moving averages.
         plan: the `ConversionPlan` of the conversion (which TF1 variables and
             rules fed each weight), for the layer-by-layer comparison; None
@@ -234,14 +271,26 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
     keras_names = inputs_lib.keras_input_names(model)
     feed, legacy_outputs, _, legacy = legacy_run.run_legacy(checkpoint, settings, keras_names,
                                                             ema=ema, arrays=arrays)
-    keras_outputs = _keras_outputs(model, feed.keras_inputs())
-    legacy_outputs, keras_outputs, squeezed = squeeze_to_match(legacy_outputs, keras_outputs)
-    max_abs, max_rel = compare(legacy_outputs, keras_outputs)
-    report = VerifyReport(output_tensor=settings.output_tensor, shape=tuple(legacy_outputs.shape),
-                          max_abs_diff=max_abs, max_rel_diff=max_rel,
+    keras_result = _run_keras(model, feed.keras_inputs(by_name=inputs_lib.takes_dict(model)))
+    compared, notes = [], []
+    for (keras_output, tensor), legacy_output in zip(settings.compared_outputs(),
+                                                     legacy_outputs):
+        keras_value = (np.asarray(keras_result) if keras_output is None
+                       else keras_output_named(model, keras_result, keras_output))
+        legacy_output, keras_value, note = squeeze_to_match(legacy_output, keras_value)
+        if note:
+            notes.append(note if len(legacy_outputs) == 1 else f"{tensor}: {note}")
+        max_abs, max_rel = compare(legacy_output, keras_value, name=tensor)
+        compared.append({"keras_output": keras_output, "output_tensor": tensor,
+                         "shape": list(np.shape(legacy_output)), "max_abs_diff": max_abs,
+                         "max_rel_diff": max_rel, "passed": bool(max_rel <= settings.tolerance)})
+    worst = max(compared, key=lambda item: item["max_rel_diff"])
+    report = VerifyReport(output_tensor=worst["output_tensor"], shape=tuple(worst["shape"]),
+                          max_abs_diff=worst["max_abs_diff"], max_rel_diff=worst["max_rel_diff"],
                           tolerance=settings.tolerance, batch_size=_rows_fed(feed, settings),
-                          seed=settings.seed, inputs=feed.describe(),
-                          dropout_off=list(legacy.dropout_off), squeezed=squeezed)
+                          seed=settings.seed, inputs=feed.describe(), outputs=compared,
+                          dropout_off=list(legacy.dropout_off),
+                          squeezed="; ".join(notes) or None)
     if settings.layers or not report.passed:
         layers_lib.attach(report, checkpoint, model, settings, ema=ema, arrays=feed.arrays,
                           plan=plan, planned_model=planned_model)
@@ -257,5 +306,74 @@ def _rows_fed(feed, settings):
     return settings.batch_size
 
 
-def _keras_outputs(model, keras_inputs):
-    return np.asarray(model(keras_inputs, training=False))
+def _run_keras(model, keras_inputs):
+    """Runs the Keras model; its errors become one `ModelError` line."""
+    try:
+        return model(keras_inputs, training=False)
+    except Exception as error:  # Keras's and TensorFlow's many errors, translated.
+        raise ModelError(f"The Keras model failed on the fed inputs: {first_line(error)}. "
+                         f"Expected inputs that fit it. Received: inputs of shapes "
+                         f"{_shapes(keras_inputs)}") from None
+
+
+def _shapes(structure):
+    if isinstance(structure, dict):
+        return {name: list(np.shape(value)) for name, value in structure.items()}
+    if isinstance(structure, (list, tuple)):
+        return [list(np.shape(value)) for value in structure]
+    return list(np.shape(structure))
+
+
+def keras_output_names(model):
+    """Returns `[(names, key)]` for each output: what may name it, and how to take it.
+
+    An output is named by its dict key, its index, or its layer's name; `key`
+    takes it from what the model returns (a dict key, or an index).
+
+    Example:
+
+        keras_output_names(backbone)[0][0]  # {"pooled_output", "0", "pooled_dense"}
+    """
+    try:
+        structure = model.output
+    except (AttributeError, ValueError):  # Not functional: the dict keys of a call only.
+        return []
+    items = (list(structure.items()) if isinstance(structure, dict)
+             else list(enumerate(structure if isinstance(structure, (list, tuple))
+                                 else [structure])))
+    found = []
+    for index, (key, tensor) in enumerate(items):
+        names = {str(key), str(index)}
+        history = getattr(tensor, "_keras_history", None)
+        if history is not None:
+            names.add(history.operation.name)
+        found.append((names, key))
+    return found
+
+
+def keras_output_named(model, result, name):
+    """Returns the Keras model's output called `name` (a dict key, layer name or index) in
+    `result`, what the model returned.
+
+    Raises:
+        ArgumentError: no output is called `name`; the message lists them.
+    """
+    for names, key in keras_output_names(model):
+        if name in names:
+            if isinstance(result, dict):
+                return np.asarray(result[key])
+            return np.asarray(result[key] if isinstance(result, (list, tuple)) else result)
+    if isinstance(result, dict) and name in result:
+        return np.asarray(result[name])
+    if not isinstance(result, dict) and name.isdigit():
+        values = result if isinstance(result, (list, tuple)) else [result]
+        if int(name) < len(values):
+            return np.asarray(values[int(name)])
+    known = [" or ".join(sorted(names, key=lambda text: (text.isdigit(), text)))
+             for names, _ in keras_output_names(model)]
+    if not known:
+        known = list(result) if isinstance(result, dict) else [str(index) for index in range(
+            len(result) if isinstance(result, (list, tuple)) else 1)]
+    raise ArgumentError(f"The Keras model has no output {name!r}. Expected one of its outputs: "
+                        f"{'; '.join(known)}. Received: output_pairs naming {name!r}",
+                        option="output_pairs")

@@ -8,20 +8,22 @@ from migrate.verification import parity
 from migrate.verification import restore as restore_lib
 
 
-def fresh_model(model_spec, model):
+def fresh_model(model_spec, model, *, checkpoint=None):
     """Returns a new model of the same structure as `model`, to restore the output into.
 
     Args:
         model_spec: what `convert` was given: `module:callable` text, a
             factory, or a model instance.
         model: the built model the conversion assigned into.
+        checkpoint: the legacy checkpoint's prefix, for a factory that sizes
+            the model from it (see `planning.target.load_model`).
 
     Raises:
         ModelError: a model instance that Keras cannot clone (give a factory).
     """
     if isinstance(model_spec, str) or (callable(model_spec)
                                        and not hasattr(model_spec, "trainable_weights")):
-        return target_model.load_model(model_spec)
+        return target_model.load_model(model_spec, checkpoint=checkpoint)
     if target_model.is_keras_3(model):
         import keras
         clone = keras.models.clone_model
@@ -56,7 +58,7 @@ def verify_staged(checkpoint, model_spec, model, staging, options, plan, *, unwr
         VerificationError: the outputs differ beyond the tolerance and
             `keep_failed` is not set (the staged output is then discarded).
     """
-    fresh = fresh_model(model_spec, model)
+    fresh = fresh_model(model_spec, model, checkpoint=checkpoint.prefix)
     restore_lib.restore(fresh, staging)
     report = parity.verify(checkpoint, fresh, options.verify, ema=options.ema, plan=plan,
                            planned_model=model)

@@ -1,9 +1,14 @@
 """Built-in conversions: a legacy TF1 model, its Keras 3 twin, and the table between them.
 
 Each entry is a module `migrate/zoo/<name>.py` that defines `build_model()`
-(returns a built Keras 3 model equivalent to the legacy graph), and its
-TOML mapping table beside it, `migrate/zoo/<name>.toml`. The legacy side is
-`legacy_graphs/<name>.py`, which also names the tensors the verifier uses.
+(returns a built Keras 3 model equivalent to the legacy graph; with a
+`checkpoint` parameter, it is given the legacy checkpoint's prefix to size
+the model from), and its TOML mapping table beside it,
+`migrate/zoo/<name>.toml`. The legacy side is `legacy_graphs/<name>.py`,
+which also names the tensors the verifier uses; the module's optional
+`VERIFY` dict overrides them with `migrate.verify`'s keyword arguments
+(pairs `KERAS=TENSOR` for a model's named inputs and outputs, `feeds`,
+`keras_feeds`).
 
 Example:
 
@@ -27,6 +32,7 @@ ZOO_NAMES = (
     "gru_classifier",
     "bilstm_tagger",
     "bert_encoder",
+    "google_bert",
 )
 
 
@@ -40,8 +46,8 @@ class ZooEntry:
         table_path: path of the entry's TOML mapping table.
         model_factory: `module:callable` text that builds the Keras model.
         build_model: the callable itself.
-        verify: keyword arguments for `migrate.verify` (tensor names, input
-            shape and range, tolerance).
+        verify: keyword arguments for `migrate.verify` (tensor names or
+            `KERAS=TENSOR` pairs, input shape and range, feeds, tolerance).
     """
 
     name: str
@@ -85,6 +91,7 @@ def get(name):
         "input_shape": tuple(builder.INPUT_SHAPE),
         "input_max": builder.INPUT_MAX,
         "tolerance": getattr(module, "TOLERANCE", 1e-5),
+        **getattr(module, "VERIFY", {}),
     }
     return ZooEntry(
         name=name,
