@@ -312,7 +312,7 @@ def inspect(checkpoint, *, options=None):
         `format` is "V2" or "V1" (TensorFlow's checkpoint formats).
     """
     checkpoint = open_checkpoint(checkpoint, options)
-    return {
+    description = {
         "checkpoint": checkpoint.prefix,
         "format": checkpoint.checkpoint_format,
         "role_origin": checkpoint.role_origin,
@@ -324,3 +324,8 @@ def inspect(checkpoint, *, options=None):
         ],
         "roles": report_lib.role_totals(checkpoint.variables),
     }
+    if checkpoint.not_weights is not None:
+        description["not_weights"] = [{"name": name, "reason": why}
+                                      for name, why in checkpoint.not_weights.items()]
+        description["folded"] = checkpoint.folded
+    return description
