@@ -1,5 +1,6 @@
 """The conversion pipeline: open, plan, check, then write; the engine behind `migrate.convert`."""
 
+import dataclasses
 import time
 
 from migrate import progress as progress_lib
@@ -24,7 +25,8 @@ def open_checkpoint(checkpoint, options=None):
     if isinstance(checkpoint, LegacyCheckpoint):
         return checkpoint
     options = options or ConversionOptions()
-    return LegacyCheckpoint.open(checkpoint, builder=options.builder, use_meta=options.use_meta)
+    return LegacyCheckpoint.open(checkpoint, builder=options.builder, use_meta=options.use_meta,
+                                 tags=options.tags, signature=options.signature)
 
 
 def load_table(table):
@@ -121,11 +123,29 @@ def _plan(checkpoint, table, model, options):
         checkpoint.variables, table, targets,
         keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
         resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint))
+    if checkpoint.folded:
+        conversion_plan.problems = [_folded_problem(problem) for problem in
+                                    conversion_plan.problems]
     object_paths = None
     if not conversion_plan.problems:
         object_paths = target_model.reachable_paths(
             model, conversion_plan.target_paths, variables_by_path)
     return conversion_plan, targets, variables_by_path, object_paths
+
+
+# The weights of a Keras BatchNormalization, which a folded graph no longer has.
+_BATCH_NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _folded_problem(problem):
+    """Says why a BatchNorm weight is left unfilled when optimize_for_inference folded the graph."""
+    if problem.kind != "unfilled" or problem.target.rpartition("/")[2] not in _BATCH_NORM_WEIGHTS:
+        return problem
+    return dataclasses.replace(problem, message=(
+        f"{problem.message}: the graph was folded by optimize_for_inference (each BatchNorm "
+        f"merged into the convolution before it, as CONV_weights and CONV_bn_offset), so the "
+        f"Keras model must be the folded one (that convolution with a bias, no "
+        f"BatchNormalization)"))
 
 
 def _graph_parameters(checkpoint):
@@ -288,7 +308,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             report=report, sources=sources.result(), options=options)
         export_lib.write(staging, model, options.exports)
         if options.verify is not None:
-            verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
+            verified = staged.verify_staged(checkpoint, model_spec, model, staging,
                                             options, table,
                                             unwritten_targets=report.unwritten_targets)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()

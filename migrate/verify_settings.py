@@ -59,7 +59,10 @@ class VerifySettings:
     """How to run the legacy graph and the Keras model on the same batch, and how close is close.
 
     Attributes:
-        output_tensor: the legacy graph's output compared, e.g. `logits:0`.
+        output_tensor: the legacy graph's output compared, e.g. `logits:0`;
+            None: the output of a SavedModel's signature (a checkpoint's
+            `.meta` or a frozen graph has none, and verification then asks
+            for it).
         input_tensors: the placeholders fed to the Keras model's inputs, in
             the order of those inputs (by name where the Keras inputs are
             named like the placeholders); empty: found in the graph.
@@ -88,7 +91,7 @@ class VerifySettings:
     True
     """
 
-    output_tensor: str
+    output_tensor: str | None = None
     input_tensors: tuple = ()
     input_shapes: tuple = ()
     input_max: tuple = ()
@@ -101,10 +104,12 @@ class VerifySettings:
     keep_failed: bool = False
 
     def __post_init__(self):
-        if not isinstance(self.output_tensor, str) or not self.output_tensor:
-            raise ArgumentError(f"Expected output_tensor to be a tensor name such as 'logits:0'. "
-                                f"Received: output_tensor={self.output_tensor!r}")
-        object.__setattr__(self, "output_tensor", _tensor_name(self.output_tensor))
+        if self.output_tensor is not None:
+            if not isinstance(self.output_tensor, str) or not self.output_tensor:
+                raise ArgumentError(f"Expected output_tensor to be a tensor name such as "
+                                    f"'logits:0', or None (a SavedModel's signature). "
+                                    f"Received: output_tensor={self.output_tensor!r}")
+            object.__setattr__(self, "output_tensor", _tensor_name(self.output_tensor))
         _check_names("input_tensors", self.input_tensors)
         object.__setattr__(self, "input_tensors",
                            tuple(_tensor_name(name) for name in self.input_tensors))

@@ -228,7 +228,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
 
-    run_parity = verify is not None and checkpoint.meta_path is not None
+    run_parity = verify is not None and checkpoint.runs_own_graph
     parity_note = "" if run_parity else (
         "the checkpoint has no .meta graph to run" if verify is not None else
         "give verify settings (the output tensor) to run the legacy graph")
@@ -247,7 +247,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             from migrate.verification.parity import verify as run_verify
 
             # With the table, a failing parity run carries the layer-by-layer comparison.
-            parity = run_verify(checkpoint.prefix, model, settings=verify, ema=options.ema,
+            parity = run_verify(checkpoint, model, settings=verify, ema=options.ema,
                                 table=table)
         return rules, problems, parity
 

@@ -8,11 +8,11 @@ from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import ModelError
 from migrate.errors import first_line
-from migrate.source.locate import resolve_prefix
 from migrate.source.locate import tensorflow_path
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.roles import EMA_SUFFIX
 from migrate.verification import inputs as inputs_lib
+from migrate.verification import legacy_graph
 from migrate.verify_settings import DEFAULT_BATCH_SIZE
 from migrate.verify_settings import DEFAULT_TOLERANCE
 from migrate.verify_settings import VerifySettings
@@ -82,14 +82,17 @@ class VerifyReport:
 
 
 def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, extra_tensors=None):
-    """Runs the legacy graph from its `.meta` with all variables restored by its Saver.
+    """Runs the legacy graph from its `.meta` with all variables restored by its Saver (a
+    SavedModel's graph restored from its `variables/`, a frozen graph as it is).
 
     With `ema`, the variables are restored from their moving averages, as
     TF1 evaluation did with `ExponentialMovingAverage.variables_to_restore()`.
 
     Args:
-        prefix: the legacy checkpoint prefix (its `.meta` must exist).
-        settings: a `VerifySettings`.
+        prefix: the legacy checkpoint prefix (its `.meta` must exist), or
+            a `LegacyCheckpoint` opened from a SavedModel or frozen GraphDef
+            (`legacy_graph.source_of`).
+        settings: a `VerifySettings` naming its output tensor.
         keras_input_names: the Keras model's input names (see `inputs.build_feed`).
         ema: restore the moving averages in place of the variables.
         arrays: arrays given directly by tensor name (see `inputs.build_feed`).
@@ -106,25 +109,33 @@ def run_legacy(prefix, settings, keras_input_names, *, ema=False, arrays=None, e
     """
     import tensorflow as tf
 
-
-    meta_path = inputs_lib.check_meta(prefix)
-    graph = tf.Graph()
+    # A SavedModel or frozen GraphDef (an opened `LegacyCheckpoint`) brings its own graph.
+    loaded = legacy_graph.load(prefix, ema=ema)
+    if loaded is None:
+        meta_path = inputs_lib.check_meta(prefix)
+        graph = tf.Graph()
+        with graph.as_default():
+            try:
+                saver = tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
+            except Exception as error:  # TensorFlow's many import errors, translated.
+                raise CheckpointError(f"Cannot import {meta_path}: {first_line(error)}") from None
+        restore_path, origin = tensorflow_path(prefix), f"The graph in {meta_path}"
+    else:
+        graph, saver, restore_path, origin = (loaded.graph, loaded.saver, loaded.restore_path,
+                                              loaded.origin)
     with graph.as_default():
-        try:
-            saver = tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
-        except Exception as error:  # TensorFlow's many import errors, translated.
-            raise CheckpointError(f"Cannot import {meta_path}: {first_line(error)}") from None
         output = inputs_lib.tensor_by_name(graph, settings.output_tensor, "output_tensor")
         feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
         extras = list(extra_tensors(graph)) if extra_tensors is not None else []
         if ema:
-            saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, prefix))
-        if saver is None:
-            raise CheckpointError(f"The graph in {meta_path} has no variables to restore.")
+            saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, restore_path))
+        if saver is None and restore_path is not None:
+            raise CheckpointError(f"{origin} has no variables to restore.")
         feed_dict = {graph.get_tensor_by_name(name): array for name, array in feed.arrays.items()}
         with tf.compat.v1.Session(graph=graph) as session:
             try:
-                saver.restore(session, tensorflow_path(prefix))
+                if saver is not None:
+                    saver.restore(session, restore_path)
                 outputs = session.run(output, feed_dict)
             except tf.errors.OpError as error:
                 raise CheckpointError(f"The legacy graph failed to run: {_op_error_text(error)}. "
@@ -239,10 +250,8 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         input_shapes = [input_shape]
     if isinstance(input_max, int) and not isinstance(input_max, bool):
         input_max = [input_max]
-    if output_tensor is None:
-        raise ArgumentError("Verification compares one output of the legacy graph. Expected "
-                            "output_tensor, such as 'logits:0'. Received: output_tensor=None",
-                            option="output_tensor")
+    # Without output_tensor, a SavedModel's signature names the output
+    # (`legacy_graph.signature_settings`); other sources refuse it there.
     return VerifySettings(
         output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
         input_shapes=input_shapes, input_max=input_max, feeds=dict(feeds or {}),
@@ -263,9 +272,13 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
     when named alike. No shape is ever guessed.
 
     Args:
-        checkpoint: the legacy checkpoint prefix or directory (its `.meta` must exist).
+        checkpoint: the legacy checkpoint prefix or directory (its `.meta` must
+            exist), a TF1 SavedModel directory or frozen GraphDef file, or a
+            `LegacyCheckpoint` opened from one (with its tags and signature).
         model: the Keras model, with the converted weights restored.
-        output_tensor: the graph's output to compare, e.g. `logits:0`.
+        output_tensor: the graph's output to compare, e.g. `logits:0`;
+            from a SavedModel, its signature's output by default (the one
+            named like the Keras output, or the only one).
         input_tensors: placeholders fed to the Keras model's inputs, in order,
             e.g. `["input_ids:0", "token_type_ids:0"]`.
         feeds: `{placeholder: constant}` for placeholders the Keras model does
@@ -313,8 +326,10 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
             tolerance=tolerance, layers=layers, input_tensor=input_tensor,
             input_shape=input_shape)
     arrays = inputs if isinstance(inputs, dict) else None
-    prefix = resolve_prefix(checkpoint)
+    prefix = legacy_graph.source_of(checkpoint)
     keras_names = inputs_lib.keras_input_names(model)
+    settings = legacy_graph.signature_settings(prefix, settings, keras_names,
+                                               legacy_graph.keras_output_names(model))
     feed, legacy_outputs, _ = run_legacy(prefix, settings, keras_names, ema=ema, arrays=arrays)
     keras_outputs = _keras_outputs(model, feed.keras_inputs())
     max_abs, max_rel = compare(legacy_outputs, keras_outputs)

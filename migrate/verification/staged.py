@@ -40,7 +40,8 @@ def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritt
     """Restores the staged output into a fresh model and compares it with the legacy graph.
 
     Args:
-        prefix: the legacy checkpoint prefix.
+        prefix: the legacy checkpoint prefix, or the opened `LegacyCheckpoint`
+            (a SavedModel's carries its tag set and signature).
         model_spec, model: as for `fresh_model`.
         staging: the temporary output directory, checkpoint written.
         options: the `ConversionOptions` (its `verify` settings and `ema`).
