@@ -95,6 +95,8 @@ def write_frozen(tf, meta_prefix, output_node, path):
 def write_frozen_slim(tf, output_dir):
     import tf_slim as slim
 
+    # TF 1.x variables were reference variables, read through `NAME/read`.
+    tf.disable_resource_variables()
     graph = tf.Graph()
     with graph.as_default():
         tf.set_random_seed(3)
@@ -112,6 +114,7 @@ def write_frozen_slim(tf, output_dir):
                     session.run(variable.assign(tf.random.normal(variable.shape, seed=7)))
             frozen = tf.graph_util.convert_variables_to_constants(
                 session, graph.as_graph_def(), [SLIM_OUTPUT])
+    tf.enable_resource_variables()
     tf.io.write_graph(frozen, output_dir, "frozen_slim.pb", as_text=False)
     tf.io.write_graph(frozen, output_dir, "frozen_slim.pbtxt", as_text=True)
 
