@@ -290,3 +290,33 @@ def test_batch_finds_saved_models_and_frozen_graphs_and_resumes(other_sources, t
     frozen.write_bytes(bytes(data))
     third = migrate.convert_batch(*arguments, options=options, workers=0)
     assert [item.relative for item in third.with_status("skipped")] == ["saved_model/1712345678"]
+
+
+def test_constants_are_told_apart_by_their_use():
+    """Without reads (optimize_for_inference removes them), a weight is known by where it goes."""
+    import numpy as np
+    import tensorflow as tf
+
+    from migrate.source import frozen_graph
+
+    graph = tf.Graph()
+    with graph.as_default():
+        ids = tf.compat.v1.placeholder(tf.int32, [None], name="ids")
+        table = tf.constant(np.ones((7, 3), np.float32), name="embedding/table")
+        net = tf.gather(table, ids, name="embedding/lookup")
+        net = tf.matmul(net, tf.constant(np.ones((3, 2), np.float32), name="dense/kernel"))
+        with tf.name_scope("bn"):
+            tf.nn.batch_normalization(
+                net, tf.constant([0.5, 0.1], name="moving_mean"),
+                tf.constant([2.0, 3.0], name="moving_variance"), tf.constant([0.0, 1.0], name="beta"),
+                tf.constant([1.0, 2.0], name="gamma"), 1e-3)
+        tf.constant([1.0, 2.0], name="unused")
+    constants = frozen_graph.classify_constants(graph.as_graph_def())
+    weights = sorted(name for name, constant in constants.items() if constant.is_weight)
+    assert weights == ["bn/beta", "bn/gamma", "bn/moving_mean", "bn/moving_variance",
+                       "dense/kernel", "embedding/table"]
+    assert constants["embedding/table"].reason == "input 0 of GatherV2 embedding/lookup"
+    assert constants["unused"].reason == "used by no op"
+    epsilon = [constant for name, constant in constants.items() if name.startswith("bn/")
+               and not constant.is_weight]
+    assert epsilon and all(constant.shape == () for constant in epsilon)

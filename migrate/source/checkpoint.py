@@ -194,8 +194,7 @@ class LegacyCheckpoint:
         if self._graph is None and self.meta_path is not None:
             self._graph = meta_graph.import_meta_graph(self.meta_path)
         if self._graph is None and self.artifact is not None:
-            imported = self.artifact.import_graph()
-            self._graph = imported[0] if isinstance(imported, tuple) else imported
+            self._graph, _ = self.artifact.import_graph()
         return self._graph
 
     @property

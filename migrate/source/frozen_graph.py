@@ -109,7 +109,8 @@ class FrozenGraph:
         return np.asarray(tensor_util.MakeNdarray(node.attr["value"].tensor))
 
     def import_graph(self):
-        """Returns the GraphDef imported into a new `tf.Graph` (names unchanged)."""
+        """Returns `(graph, None)`: the GraphDef imported into a new `tf.Graph` (names unchanged),
+        and no saver (as `SavedModelSource.import_graph` returns one): nothing to restore."""
         import tensorflow as tf
 
         graph = tf.Graph()
@@ -120,7 +121,7 @@ class FrozenGraph:
             raise CheckpointError(
                 f"Cannot import the graph in {self.path}: {reason(error)}. Expected a GraphDef "
                 f"TensorFlow can import. Received: checkpoint={self.path!r}") from None
-        return graph
+        return graph, None
 
 
 def open_frozen_graph(path):
@@ -224,9 +225,11 @@ def _weight_decision(node, dtype, consumers, nodes):
             if consumer.op == "MatMul" and other:
                 continue
             return True, f"input {position} of {consumer.op} {consumer.name}"
-        if consumer.op in _ARITHMETIC_OPS and _BATCH_NORM_SCOPE.search(consumer.name):
+        rank = len(node.attr["value"].tensor.tensor_shape.dim)
+        if (consumer.op in _ARITHMETIC_OPS and _BATCH_NORM_SCOPE.search(consumer.name)
+                and rank):  # A scalar there is the epsilon.
             return True, f"an operand of BatchNorm arithmetic {consumer.op} {consumer.name}"
-        if consumer.op in _FUNCTIONAL_OPS and node.attr["value"].tensor.tensor_shape.dim:
+        if consumer.op in _FUNCTIONAL_OPS and rank:
             return True, (f"a tensor entering {consumer.op} {consumer.name} (a loop, branch or "
                           f"function body), as frozen variables do")
     used = sorted({f"{consumer.op} {consumer.name}" for consumer, _ in

@@ -12,7 +12,6 @@ import dataclasses
 from migrate.errors import ArgumentError
 from migrate.source import locate
 from migrate.source.checkpoint import LegacyCheckpoint
-from migrate.source.saved_model import SavedModelSource
 
 
 @dataclasses.dataclass(frozen=True)
@@ -74,16 +73,14 @@ def load(source, *, ema=False):
     if not isinstance(source, LegacyCheckpoint):
         return None
     artifact = source.artifact
-    if isinstance(artifact, SavedModelSource):
-        graph, saver = artifact.import_graph()
-        return LoadedGraph(graph=graph, saver=saver, restore_path=artifact.variables_prefix,
-                           origin=artifact.description)
-    if ema:
+    restore_path = getattr(artifact, "variables_prefix", None)
+    if ema and restore_path is None:
         raise ArgumentError(
             f"The {artifact.description} holds its weights as constants, without moving "
             f"averages to restore in their place. Expected ema=False. Received: ema=True",
             option="ema")
-    return LoadedGraph(graph=artifact.import_graph(), saver=None, restore_path=None,
+    graph, saver = artifact.import_graph()
+    return LoadedGraph(graph=graph, saver=saver, restore_path=restore_path,
                        origin=artifact.description)
 
 
