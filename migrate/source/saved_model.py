@@ -63,8 +63,8 @@ class SavedModelSource:
 
     @property
     def description(self):
-        tags = ",".join(self.tags) or "no tags"
-        return f"{self.kind} {self.directory} (tags {tags})"
+        tags = f"tags {','.join(self.tags)}" if self.tags else "the empty tag set"
+        return f"{self.kind} {self.directory} ({tags})"
 
     def files(self):
         return locate.saved_model_files(self.directory)

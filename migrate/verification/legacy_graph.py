@@ -10,6 +10,7 @@ with nothing to restore, fed as a `.meta`'s graph is.
 import dataclasses
 
 from migrate.errors import ArgumentError
+from migrate.errors import CheckpointError
 from migrate.source import locate
 from migrate.source.checkpoint import LegacyCheckpoint
 
@@ -67,15 +68,15 @@ def load(source, *, ema=False):
         `.meta` `parity.run_legacy` imports itself).
 
     Raises:
-        ArgumentError: `ema` for a frozen graph.
-        CheckpointError: the graph cannot be imported.
+        CheckpointError: the graph cannot be imported, or `ema` for a frozen
+            graph (`option` is `ema`).
     """
     if not isinstance(source, LegacyCheckpoint):
         return None
     artifact = source.artifact
     restore_path = getattr(artifact, "variables_prefix", None)
     if ema and restore_path is None:
-        raise ArgumentError(
+        raise CheckpointError(
             f"The {artifact.description} holds its weights as constants, without moving "
             f"averages to restore in their place. Expected ema=False. Received: ema=True",
             option="ema")
