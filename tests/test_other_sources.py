@@ -97,6 +97,11 @@ def test_saved_model_tag_sets_and_signatures_are_named_when_absent(other_sources
     # The train graph has no signature: roles still come from it.
     trained = LegacyCheckpoint.open(path, tags=["train"])
     assert trained.artifact.signature is None and "conv/kernel" in trained.variables
+    from migrate.verification import legacy_graph
+    with pytest.raises(migrate.ArgumentError, match=r"\(tags train\) has no signature\)\. "
+                       r"Expected output_tensor"):
+        legacy_graph.signature_settings(trained, migrate.VerifySettings(), [("images", None)],
+                                        ["logits"])
 
 
 @pytest.mark.parametrize("name", SIGNATURE_SOURCES)

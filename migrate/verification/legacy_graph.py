@@ -115,9 +115,12 @@ def signature_settings(source, settings, keras_inputs, keras_outputs):
     signature = getattr(artifact, "signature", None)
     if signature is None:
         if settings.output_tensor is None:
-            present = getattr(artifact, "signature_names", ())
-            which = (f" (the SavedModel's signatures, {', '.join(present)}, include no default)"
-                     if present else "")
+            which = ""
+            if hasattr(artifact, "signature_names"):
+                present = ", ".join(artifact.signature_names)
+                which = (f" (the signatures of the {artifact.description}, {present}, include "
+                         f"no default)" if present else
+                         f" (the {artifact.description} has no signature)")
             raise ArgumentError(f"Verification compares one output of the legacy graph{which}. "
                                 f"Expected output_tensor, such as 'logits:0'. Received: "
                                 f"output_tensor=None", option="output_tensor")
