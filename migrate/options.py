@@ -173,10 +173,10 @@ def parse_tags(tags):
 
     >>> parse_tags("serve, gpu"), parse_tags([])
     (('gpu', 'serve'), ())
-    >>> parse_tags([1])
+    >>> parse_tags([1])  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
-    migrate.errors.ArgumentError: Expected tags to be a list of tag names such as ['serve'] (or a comma-separated string). Received: tags=[1]
+    migrate.errors.ArgumentError: Expected tags to be a list of tag names ... Received: tags=[1]
     """
     if isinstance(tags, str):
         tags = [part.strip() for part in tags.split(",") if part.strip()]

@@ -138,7 +138,8 @@ def test_done_when_commands(other_sources, cli_in_process, tmp_path):
     verified = json.loads(result.stdout)["verified"]
     assert verified["passed"] and verified["max_rel_diff"] <= TOLERANCE
     # verify alone, with no tensor flag and no zoo: the SavedModel's signature names them.
-    result = cli_in_process("verify", f"--checkpoint={export}", f"--converted={tmp_path / 'export'}",
+    result = cli_in_process("verify", f"--checkpoint={export}",
+                            f"--converted={tmp_path / 'export'}",
                             f"--model={SMALL_CONVNET.model_factory}")
     assert result.returncode == 0, result.stderr
     assert "verify PASS: logits/BiasAdd:0" in result.stdout
@@ -181,9 +182,9 @@ def test_frozen_rnn_converts_at_parity(other_sources, tmp_path):
 
     checkpoint = migrate.LegacyCheckpoint.open(_path(other_sources, "frozen_gru.pb"))
     assert "classifier/rnn/gru_cell/gates/kernel" in checkpoint.variables
-    settings = migrate.VerifySettings(**{"input_tensors": [GRU.verify["input_tensor"]],
-                                         "output_tensor": GRU.verify["output_tensor"],
-                                         "input_shapes": [GRU.verify["input_shape"]]})
+    settings = migrate.VerifySettings(input_tensors=[GRU.verify["input_tensor"]],
+                                      output_tensor=GRU.verify["output_tensor"],
+                                      input_shapes=[GRU.verify["input_shape"]])
     report = migrate.convert(checkpoint, GRU.table_path, GRU.model_factory, str(tmp_path / "out"),
                              options=migrate.ConversionOptions(verify=settings))
     assert report.verified["passed"] and report.verified["max_rel_diff"] <= TOLERANCE
@@ -313,7 +314,8 @@ def test_constants_are_told_apart_by_their_use():
         with tf.name_scope("bn"):
             tf.nn.batch_normalization(
                 net, tf.constant([0.5, 0.1], name="moving_mean"),
-                tf.constant([2.0, 3.0], name="moving_variance"), tf.constant([0.0, 1.0], name="beta"),
+                tf.constant([2.0, 3.0], name="moving_variance"),
+                tf.constant([0.0, 1.0], name="beta"),
                 tf.constant([1.0, 2.0], name="gamma"), 1e-3)
         tf.constant([1.0, 2.0], name="unused")
     constants = frozen_graph.classify_constants(graph.as_graph_def())

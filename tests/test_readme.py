@@ -29,7 +29,7 @@ def test_exactly_two_setup_commands_and_ci_runs_the_test_one():
 
 
 def _section_commands(title, program):
-    """Returns the commands of one README section that start with `program`, continuations joined."""
+    """Returns the commands of a README section that start with `program` (continuations joined)."""
     section = _readme().split(f"\n## {title}\n", 1)[1].split("\n## ", 1)[0]
     commands, current = [], ""
     for line in section.splitlines():

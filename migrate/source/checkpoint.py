@@ -199,7 +199,8 @@ class LegacyCheckpoint:
 
     @property
     def not_weights(self):
-        """For a frozen GraphDef, `{name: reason}` of its constants that are not weights; else None."""
+        """For a frozen GraphDef, `{name: reason}` of its constants that are not weights, else
+        None."""
         if not isinstance(self.artifact, frozen_graph_lib.FrozenGraph):
             return None
         return {name: constant.reason for name, constant in self.artifact.constants.items()

@@ -1,4 +1,4 @@
-"""A frozen GraphDef (`convert_variables_to_constants`, maybe `optimize_for_inference`): its weights.
+"""A frozen GraphDef (`convert_variables_to_constants`, `optimize_for_inference`): its weights.
 
 Freezing turns every variable into a `Const` node of the same name, still
 read through its `NAME/read` Identity. `optimize_for_inference` removes those
@@ -218,7 +218,8 @@ def _weight_decision(node, dtype, consumers, nodes):
             return True, (f"read through {consumer.name}: a variable frozen by "
                           f"convert_variables_to_constants")
     if node.name.endswith(_FOLDED_SUFFIXES):
-        return True, "the offset of a BatchNorm folded into its convolution (optimize_for_inference)"
+        return True, ("the offset of a BatchNorm folded into its convolution "
+                      "(optimize_for_inference)")
     for consumer, position in _consumers(node.name, consumers):
         if position in _WEIGHT_INPUTS.get(consumer.op, ()):
             other = _other_inputs_constant(consumer, position, nodes)

@@ -134,14 +134,14 @@ def open_saved_model(directory, *, tags=None, signature=None):
             f"{','.join(wanted) or '(empty)'}. Expected one of the tag sets present: {listed}. "
             f"Received: tags={list(wanted)!r}", option="tags")
     meta_graph = proto.meta_graphs[present.index(wanted)]
-    if not meta_graph_lib.has_variable_collections(meta_graph):
-        if meta_graph.HasField("object_graph_def") and meta_graph.object_graph_def.nodes:
-            raise CheckpointError(
-                f"{directory} is a TF2 SavedModel (tf.saved_model.save or Keras model.save: an "
-                f"object graph, no variable collections); it needs no conversion: TF2 loads it "
-                f"directly with tf.saved_model.load(path), Keras 3 with "
-                f"keras.layers.TFSMLayer(path). Expected a TF1 SavedModel (SavedModelBuilder, "
-                f"simple_save, Estimator export_savedmodel). Received: checkpoint={directory!r}")
+    if (not meta_graph_lib.has_variable_collections(meta_graph)
+            and meta_graph.HasField("object_graph_def") and meta_graph.object_graph_def.nodes):
+        raise CheckpointError(
+            f"{directory} is a TF2 SavedModel (tf.saved_model.save or Keras model.save: an "
+            f"object graph, no variable collections); it needs no conversion: TF2 loads it "
+            f"directly with tf.saved_model.load(path), Keras 3 with "
+            f"keras.layers.TFSMLayer(path). Expected a TF1 SavedModel (SavedModelBuilder, "
+            f"simple_save, Estimator export_savedmodel). Received: checkpoint={directory!r}")
     variables_prefix = files.join(directory, locate.SAVED_MODEL_VARIABLES)
     if not files.exists(variables_prefix + locate.INDEX_SUFFIX):
         raise CheckpointError(
@@ -166,7 +166,8 @@ def _signature(meta_graph, names, signature, is_hub, directory):
             return None
     if signature not in names:
         raise CheckpointError(
-            f"The SavedModel {directory} has no signature {signature!r}.{did_you_mean(signature, names)} "
+            f"The SavedModel {directory} has no signature {signature!r}."
+            f"{did_you_mean(signature, names)} "
             f"Expected one of: {', '.join(names) or 'none'}. Received: signature={signature!r}",
             option="signature")
     definition = meta_graph.signature_def[signature]
