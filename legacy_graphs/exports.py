@@ -9,6 +9,8 @@ artifact the way TF 1.x code wrote it, under DIR:
     hub_module               a TF-Hub v1 module: empty tag set, signature `default`, tfhub_module.pb
     frozen_convnet.pb        convert_variables_to_constants of small_convnet's training .meta
     frozen_gru.pb            the same of gru_classifier's (the weights enter a while loop)
+    frozen_gru_v1_loop.pb    gru_classifier built with TF 1.x control flow (Enter frames,
+                             reference variables read through NAME/read), restored and frozen
     frozen_slim.pb           a tf-slim net (conv1/weights, ...), frozen at its initial values
     frozen_slim.pbtxt        the same as text
     optimized_convnet.pb     small_convnet's inference graph frozen, then optimize_for_inference
@@ -92,6 +94,22 @@ def write_frozen(tf, meta_prefix, output_node, path):
     tf.io.write_graph(frozen, os.path.dirname(path), os.path.basename(path), as_text=False)
 
 
+def write_frozen_v1_loop(tf, prefix, path):
+    """gru_classifier as TF 1.x built it: a while loop of Enter/Exit frames, reference variables."""
+    tf.disable_control_flow_v2()
+    tf.disable_resource_variables()
+    graph = tf.Graph()
+    with graph.as_default():
+        gru_classifier.define_graph()
+        with tf.Session(graph=graph) as session:
+            tf.train.Saver().restore(session, prefix)
+            frozen = tf.graph_util.convert_variables_to_constants(
+                session, graph.as_graph_def(), [gru_classifier.OUTPUT_TENSOR.split(":")[0]])
+    tf.enable_resource_variables()
+    tf.enable_control_flow_v2()
+    tf.io.write_graph(frozen, os.path.dirname(path), os.path.basename(path), as_text=False)
+
+
 def write_frozen_slim(tf, output_dir):
     import tf_slim as slim
 
@@ -163,6 +181,7 @@ def main(argv):
                  os.path.join(output_dir, "frozen_convnet.pb"))
     write_frozen(tf, _GRU.value, gru_classifier.OUTPUT_TENSOR.split(":")[0],
                  os.path.join(output_dir, "frozen_gru.pb"))
+    write_frozen_v1_loop(tf, _GRU.value, os.path.join(output_dir, "frozen_gru_v1_loop.pb"))
     write_frozen_slim(tf, output_dir)
     write_optimized(tf, _SMALL_CONVNET.value, output_dir)
     write_tf2_saved_model(output_dir)

@@ -176,12 +176,16 @@ def test_frozen_graph_constants_are_weights_or_said_not_to_be(other_sources, cli
     assert "constants that are not weights" in result.stdout
 
 
-def test_frozen_rnn_converts_at_parity(other_sources, tmp_path):
-    """gru_classifier frozen: its cell's weights enter the while loop as constants."""
+@pytest.mark.parametrize("name, loop_op", [("frozen_gru.pb", "StatelessWhile"),
+                                           ("frozen_gru_v1_loop.pb", "Enter")])
+def test_frozen_rnn_converts_at_parity(other_sources, tmp_path, name, loop_op):
+    """gru_classifier frozen: its cell's weights enter the while loop as constants (control
+    flow v2's While op, or TF 1.x's Enter frames)."""
     import migrate
 
-    checkpoint = migrate.LegacyCheckpoint.open(_path(other_sources, "frozen_gru.pb"))
+    checkpoint = migrate.LegacyCheckpoint.open(_path(other_sources, name))
     assert "classifier/rnn/gru_cell/gates/kernel" in checkpoint.variables
+    assert loop_op in {node.op for node in checkpoint.artifact.graph_def.node}
     settings = migrate.VerifySettings(input_tensors=[GRU.verify["input_tensor"]],
                                       output_tensor=GRU.verify["output_tensor"],
                                       input_shapes=[GRU.verify["input_shape"]])
