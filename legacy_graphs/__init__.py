@@ -80,3 +80,20 @@ def build_in_subprocess(name, output_dir, *, steps=None, seed=0, extra_flags=())
     if completed.returncode != 0:
         raise RuntimeError(f"Building legacy checkpoint {name!r} failed:\n{completed.stderr[-4000:]}")
     return completed.stdout.strip().splitlines()[-1]
+
+
+def build_exports_in_subprocess(small_convnet_prefix, gru_classifier_prefix, output_dir):
+    """Writes the SavedModels, TF-Hub module and frozen graphs of `legacy_graphs.exports`.
+
+    From checkpoints of `small_convnet` and `gru_classifier`, in a fresh
+    process (as `build_in_subprocess`); returns `output_dir`.
+    """
+    command = [sys.executable, "-m", "legacy_graphs.exports",
+               f"--small_convnet={small_convnet_prefix}",
+               f"--gru_classifier={gru_classifier_prefix}", f"--output_dir={output_dir}"]
+    environment = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
+    completed = subprocess.run(command, env=environment, capture_output=True, text=True,
+                               check=False)
+    if completed.returncode != 0:
+        raise RuntimeError(f"Writing the exports failed:\n{completed.stderr[-4000:]}")
+    return completed.stdout.strip().splitlines()[-1]

@@ -31,6 +31,7 @@ from migrate.output import manifest
 from migrate.output.report import inspect_summary
 from migrate.planning import target as target_model
 from migrate.planning.plan import side_by_side_lines
+from migrate.source import locate
 from migrate.source.roles import Role
 from migrate.suggest import suggest
 from migrate.verification import layers
@@ -75,7 +76,9 @@ def _define(define, name, default, help_text, *, commands, **kwargs):
 
 _CHECKPOINT = _define(
     flags.DEFINE_string, "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. "
-    "train/model.ckpt-12000) or a directory with a `checkpoint` state file.",
+    "train/model.ckpt-12000), a directory with a `checkpoint` state file, a TF1 SavedModel "
+    "directory (Estimator export, simple_save, TF-Hub v1 module) or a frozen GraphDef "
+    "(.pb, .pbtxt).",
     commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT, SUGGEST))
 _TABLE = _define(flags.DEFINE_string, "table", None, "Mapping table (TOML); for verify, it names "
                  "the TF1 variables behind each Keras layer in the layer-by-layer comparison "
@@ -117,6 +120,15 @@ _BUILDER = _define(
 _USE_META = _define(flags.DEFINE_bool, "use_meta", True,
                     "Read variable roles from the .meta graph.",
                     commands=(INSPECT, PLAN, CONVERT, BATCH, LINT, SUGGEST))
+_TAGS = _define(
+    flags.DEFINE_string, "tags", None, "For a TF1 SavedModel --checkpoint: the tag set of the "
+    "MetaGraphDef to read, separated by commas (default: serve; a TF-Hub v1 module: the empty "
+    "set, --tags=).", commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
+_SIGNATURE = _define(
+    flags.DEFINE_string, "signature", None, "For a TF1 SavedModel --checkpoint: the "
+    "SignatureDef whose inputs and outputs verification feeds and compares (default: "
+    "serving_default; a TF-Hub v1 module: default).",
+    commands=(CONVERT, BATCH, VERIFY, SUGGEST))
 _JSON = _define(flags.DEFINE_bool, "json", False,
                 "Print the JSON report instead of the summary.", commands=ALL_COMMANDS)
 _REPORT = _define(flags.DEFINE_string, "report", None,
@@ -250,9 +262,12 @@ class Requirement:
 
     alternatives: tuple
     unless: str | None = None
+    unless_signature: bool = False
 
     def is_met(self):
         if self.unless is not None and FLAGS[self.unless].value:
+            return True
+        if self.unless_signature and _checkpoint_has_signature():
             return True
         return any(all(FLAGS[name].value not in (None, "") for name in group)
                    for group in self.alternatives)
@@ -260,7 +275,18 @@ class Requirement:
     def describe(self):
         text = ", or ".join(" and ".join(f"--{name}" for name in group)
                             for group in self.alternatives)
+        if self.unless_signature:
+            text += " (unless --checkpoint is a SavedModel: its signature names the tensors)"
         return text if self.unless is None else f"{text} (unless --{self.unless})"
+
+
+def _checkpoint_has_signature():
+    """Whether --checkpoint names a TF1 SavedModel, whose signature names verify's tensors.
+
+    Told from the file names alone: nothing is imported or parsed.
+    """
+    return (_CHECKPOINT.value is not None
+            and locate.source_kind(_CHECKPOINT.value)[0] == locate.KIND_SAVED_MODEL)
 
 
 def _needs(*names):
@@ -364,7 +390,8 @@ def _options():
     return ConversionOptions(keep=_KEEP.value, ema=_EMA.value,
                              allow_nonfinite=_ALLOW_NONFINITE.value, use_meta=_USE_META.value,
                              builder=_BUILDER.value, exports=tuple(_EXPORT.value),
-                             verify=_verify_settings() if _VERIFY.value else None)
+                             verify=_verify_settings() if _VERIFY.value else None,
+                             tags=_TAGS.value, signature=_SIGNATURE.value)
 
 
 def _verify_settings():
@@ -391,6 +418,10 @@ def _verify_settings():
     entry = _zoo_entry()
     if entry is not None:
         defaults = dict(entry.verify)
+        if _checkpoint_has_signature():
+            # The entry's tensors are its builder's; a SavedModel's signature names its own.
+            defaults.pop("input_tensor", None)
+            defaults.pop("output_tensor", None)
         # The entry's inputs describe its own placeholders: flags naming other
         # inputs replace them as a whole.
         if "input_tensor" in given or "input_shapes" in given:
@@ -519,7 +550,8 @@ def command_batch(options):
 
 
 def command_verify(options):
-    # verify runs the legacy graph's own .meta, or --builder's graph; --ema is its one option.
+    # verify reads the legacy graph itself (its .meta, --builder's graph, a SavedModel's with
+    # --tags and --signature, a frozen graph); --ema is its one conversion option.
     settings = _verify_settings()
     entry = _zoo_entry()
     # A factory that takes the checkpoint resolves the prefix or directory itself.
@@ -549,8 +581,9 @@ def _check_parity_flags():
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for --verify.")
         return
-    if _OUTPUT_TENSOR.value is None and _ZOO.value is None:
-        raise UsageError("--verify needs --output_tensor, or --zoo.")
+    if _OUTPUT_TENSOR.value is None and _ZOO.value is None and not _checkpoint_has_signature():
+        raise UsageError("--verify needs --output_tensor, or --zoo (or a SavedModel "
+                         "--checkpoint, whose signature names the tensors).")
     _check_verify_inputs()
 
 
@@ -607,7 +640,8 @@ def _check_lint():
 
 
 def command_suggest(options):
-    settings = _verify_settings() if _OUTPUT_TENSOR.value is not None else None
+    settings = (_verify_settings() if _OUTPUT_TENSOR.value is not None
+                or _checkpoint_has_signature() else None)
     report = suggest(_open_checkpoint(options), _MODEL.value, output=_OUTPUT.value,
                              overwrite=_OVERWRITE.value, options=options, verify=settings)
     lines = [report.summary()]
@@ -620,7 +654,7 @@ def command_suggest(options):
 
 def _check_suggest():
     """suggest runs parity only with an output tensor; the other input flags need it."""
-    if _OUTPUT_TENSOR.value is None:
+    if _OUTPUT_TENSOR.value is None and not _checkpoint_has_signature():
         for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _KERAS_FEED, _INPUTS,
                      _BATCH_SIZE, _SEED, _TOLERANCE, _LEGACY_DROPOUT):
             if FLAGS[flag.name].present:
@@ -660,7 +694,8 @@ COMMANDS = {command.name: command for command in (
     Command(VERIFY, "run the legacy graph and the restored Keras model, compare outputs",
             command_verify, (_needs("checkpoint"), _needs("converted"),
                              Requirement((("model",), ("zoo",))),
-                             Requirement((("output_tensor",), ("zoo",)))),
+                             Requirement((("output_tensor",), ("zoo",)),
+                                         unless_signature=True)),
             check=_check_verify_inputs),
     Command(CHECK, "re-hash a converted output against its manifest", command_check,
             (_needs("output"),)),

@@ -38,6 +38,13 @@ class ConversionOptions:
         exports: formats written beside the TF2 checkpoint, any of
             `weights_h5`, `keras`, `saved_model` (`migrate.output.export`); a
             list or a comma-separated string, kept as a tuple.
+        tags: for a TF1 SavedModel source, the tag set of the MetaGraphDef
+            that gives the roles and the graph (a list, or a comma-separated
+            string, kept as a sorted tuple; `()` is the empty set); None:
+            `serve` (the empty set for a TF-Hub v1 module).
+        signature: for a TF1 SavedModel source, the SignatureDef whose inputs
+            and outputs verification feeds and compares; None:
+            `serving_default` (`default` for a TF-Hub v1 module).
 
     Example:
 
@@ -54,6 +61,9 @@ class ConversionOptions:
     >>> options = ConversionOptions(exports="weights_h5,keras")
     >>> options.exports, ConversionOptions.from_json(options.to_json()) == options
     (('weights_h5', 'keras'), True)
+    >>> options = ConversionOptions(tags="serve,gpu", signature="predict")
+    >>> options.tags, ConversionOptions.from_json(options.to_json()) == options
+    (('gpu', 'serve'), True)
     """
 
     keep: str = "trainable"
@@ -63,6 +73,8 @@ class ConversionOptions:
     builder: str | None = None
     verify: VerifySettings | None = None
     exports: tuple = ()
+    tags: tuple | None = None
+    signature: str | None = None
 
     def __post_init__(self):
         if self.keep not in KEEP_CHOICES:
@@ -82,13 +94,27 @@ class ConversionOptions:
         if self.verify is not None and not isinstance(self.verify, VerifySettings):
             raise ArgumentError(f"Expected verify to be a VerifySettings or None. "
                                 f"Received: verify={self.verify!r}")
-        # Frozen: the normalized tuple is set once, here.
+        # Frozen: the normalized tuples are set once, here.
         object.__setattr__(self, "exports", parse_formats(self.exports))
+        if self.tags is not None:
+            object.__setattr__(self, "tags", parse_tags(self.tags))
+        if self.signature is not None and (not isinstance(self.signature, str)
+                                           or not self.signature):
+            raise ArgumentError(f"Expected signature to be a SignatureDef name such as "
+                                f"'serving_default', or None. Received: "
+                                f"signature={self.signature!r}")
 
     def to_json(self):
         document = dataclasses.asdict(self)
         document["verify"] = None if self.verify is None else self.verify.to_json()
         document["exports"] = list(self.exports)
+        # Recorded only when given: manifests written before these options
+        # existed still describe the same conversion of a checkpoint.
+        for name in ("tags", "signature"):
+            if document[name] is None:
+                del document[name]
+        if self.tags is not None:
+            document["tags"] = list(self.tags)
         return document
 
     @classmethod
@@ -135,3 +161,31 @@ def parse_formats(formats):
         raise ArgumentError(
             f"Expected each export format once. Received: exports={list(formats)!r}")
     return tuple(formats)
+
+
+def parse_tags(tags):
+    """Returns a SavedModel tag set as a sorted tuple of distinct tags.
+
+    Args:
+        tags: a sequence of tags, or one comma-separated string (`""` or
+            `[]` is the empty tag set of a TF-Hub v1 module's inference graph).
+
+    Raises:
+        ArgumentError: a tag that is not a non-empty string.
+
+    Example:
+
+    >>> parse_tags("serve, gpu"), parse_tags([])
+    (('gpu', 'serve'), ())
+    >>> parse_tags([1])  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    migrate.errors.ArgumentError: Expected tags to be a list of tag names ... Received: tags=[1]
+    """
+    if isinstance(tags, str):
+        tags = [part.strip() for part in tags.split(",") if part.strip()]
+    if not isinstance(tags, (list, tuple)) or not all(
+            isinstance(tag, str) and tag for tag in tags):
+        raise ArgumentError(f"Expected tags to be a list of tag names such as ['serve'] (or a "
+                            f"comma-separated string). Received: tags={tags!r}")
+    return tuple(sorted(set(tags)))

@@ -33,7 +33,8 @@ def open_checkpoint(checkpoint, options=None):
     if isinstance(checkpoint, LegacyCheckpoint):
         return checkpoint
     options = options or ConversionOptions()
-    return LegacyCheckpoint.open(checkpoint, builder=options.builder, use_meta=options.use_meta)
+    return LegacyCheckpoint.open(checkpoint, builder=options.builder, use_meta=options.use_meta,
+                                 tags=options.tags, signature=options.signature)
 
 
 def plan(checkpoint, table, model, *, options=None):
@@ -115,11 +116,29 @@ def _plan(checkpoint, table, model, options):
         keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
         resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint),
         partitioned=lookups.of_checkpoint(checkpoint))
+    if checkpoint.folded:
+        conversion_plan.problems = [_folded_problem(problem) for problem in
+                                    conversion_plan.problems]
     object_paths = None
     if not conversion_plan.problems:
         object_paths = target_model.reachable_paths(
             model, conversion_plan.target_paths, variables_by_path)
     return conversion_plan, targets, variables_by_path, object_paths
+
+
+# The weights of a Keras BatchNormalization, which a folded graph no longer has.
+_BATCH_NORM_WEIGHTS = ("gamma", "beta", "moving_mean", "moving_variance")
+
+
+def _folded_problem(problem):
+    """Says why a BatchNorm weight is left unfilled when optimize_for_inference folded the graph."""
+    if problem.kind != "unfilled" or problem.target.rpartition("/")[2] not in _BATCH_NORM_WEIGHTS:
+        return problem
+    return dataclasses.replace(problem, message=(
+        f"{problem.message}: the graph was folded by optimize_for_inference (each BatchNorm "
+        f"merged into the convolution before it, as CONV_weights and CONV_bn_offset), so the "
+        f"Keras model must be the folded one (that convolution with a bias, no "
+        f"BatchNormalization)"))
 
 
 def _graph_parameters(checkpoint):
@@ -310,7 +329,7 @@ def inspect(checkpoint, *, options=None):
         `format` is "V2" or "V1" (TensorFlow's checkpoint formats).
     """
     checkpoint = open_checkpoint(checkpoint, options)
-    return {
+    description = {
         "checkpoint": checkpoint.prefix,
         "format": checkpoint.checkpoint_format,
         "role_origin": checkpoint.role_origin,
@@ -322,6 +341,11 @@ def inspect(checkpoint, *, options=None):
         ],
         "roles": report_lib.role_totals(checkpoint.variables),
     }
+    if checkpoint.not_weights is not None:
+        description["not_weights"] = [{"name": name, "reason": why}
+                                      for name, why in checkpoint.not_weights.items()]
+        description["folded"] = checkpoint.folded
+    return description
 
 
 def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=None, inputs=None,

@@ -64,7 +64,9 @@ class VerifySettings:
 
     Attributes:
         output_tensor: the legacy graph's output compared, e.g. `logits:0`
-            (with `output_pairs`, the first pair's unless given).
+            (with `output_pairs`, the first pair's unless given); None: the
+            output of a SavedModel's signature (a checkpoint's `.meta` or a
+            frozen graph has none, and verification then asks for it).
         input_tensors: the placeholders fed to the Keras model's inputs, in
             the order of those inputs (by name where the Keras inputs are
             named like the placeholders); empty: found in the graph (or
@@ -144,10 +146,12 @@ class VerifySettings:
         object.__setattr__(self, "output_pairs", _pairs("output_pairs", self.output_pairs))
         if self.output_tensor is None and self.output_pairs:
             object.__setattr__(self, "output_tensor", self.output_pairs[0][1])
-        if not isinstance(self.output_tensor, str) or not self.output_tensor:
-            raise ArgumentError(f"Expected output_tensor to be a tensor name such as 'logits:0'. "
-                                f"Received: output_tensor={self.output_tensor!r}")
-        object.__setattr__(self, "output_tensor", _tensor_name(self.output_tensor))
+        if self.output_tensor is not None:
+            if not isinstance(self.output_tensor, str) or not self.output_tensor:
+                raise ArgumentError(f"Expected output_tensor to be a tensor name such as "
+                                    f"'logits:0', or None (a SavedModel's signature). "
+                                    f"Received: output_tensor={self.output_tensor!r}")
+            object.__setattr__(self, "output_tensor", _tensor_name(self.output_tensor))
         if self.output_pairs and self.output_tensor not in dict(
                 (legacy, keras) for keras, legacy in self.output_pairs):
             raise ArgumentError(f"Expected output_tensor to be one of output_pairs' legacy "

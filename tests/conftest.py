@@ -30,6 +30,17 @@ def legacy_checkpoint(tmp_path_factory):
     return build
 
 
+@pytest.fixture(scope="session")
+def other_sources(legacy_checkpoint, tmp_path_factory):
+    """Returns the directory of `legacy_graphs.exports`: TF1 SavedModels, a TF-Hub module and
+    frozen GraphDefs of small_convnet and gru_classifier, written once per session."""
+    import legacy_graphs
+
+    return legacy_graphs.build_exports_in_subprocess(
+        legacy_checkpoint("small_convnet"), legacy_checkpoint("gru_classifier"),
+        str(tmp_path_factory.mktemp("other_sources")))
+
+
 def run_cli(*arguments, cwd=None):
     """Runs `python -m migrate ARGUMENTS` and returns the CompletedProcess."""
     environment = dict(os.environ)

@@ -84,7 +84,8 @@ def test_command_help_shows_that_commands_flags_only(cli_in_process, arguments, 
     (["convert"], "`convert` needs --checkpoint; --output (unless --dry_run); --table and "
      "--model, or --zoo.", "python -m migrate convert --help"),
     (["verify", "--checkpoint=c", "--converted=o", "--model=m:build"],
-     "`verify` needs --output_tensor, or --zoo.",
+     "`verify` needs --output_tensor, or --zoo (unless --checkpoint is a SavedModel: its "
+     "signature names the tensors).",
      "python -m migrate verify --help"),
     (["check"], "`check` needs --output.", "python -m migrate check --help"),
     (["suggest", "--checkpoint=c"], "`suggest` needs --model; --output.",

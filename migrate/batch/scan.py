@@ -49,9 +49,12 @@ class ScanResult:
 
 
 def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
-    """Finds every legacy checkpoint prefix under a directory.
+    """Finds every legacy checkpoint prefix, TF1 SavedModel and frozen GraphDef under a directory.
 
-    A prefix is any `<name>.index` file. The walk goes through
+    A prefix is any `<name>.index` file (or a V1 checkpoint); a directory
+    holding `saved_model.pb` is one SavedModel (not scanned further); a
+    `.pb` or `.pbtxt` file in a directory without checkpoints is a frozen
+    GraphDef. The walk goes through
     `migrate.files` (local paths, or URLs of any `tf.io.gfile` filesystem)
     and scans every directory once: symlinked directories come after the
     real ones (so a directory is found under its own path), and a symlink
@@ -113,7 +116,17 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
             result.notes.append({"path": relative, "note": f"holds a {manifest.MANIFEST_NAME}: a "
                                                            f"converted output, not scanned"})
             continue
-        _add_prefixes(result, root, directory, names, latest_only)
+        if any(name in locate.SAVED_MODEL_FILES for name in names):
+            # A SavedModel is one source: its variables/ checkpoint is not another.
+            _add_source(result, root, directory, locate.saved_model_files)
+            continue
+        if not _add_prefixes(result, root, directory, names, latest_only):
+            # Beside checkpoints, a GraphDef is the training graph (Estimator's
+            # graph.pbtxt), not a frozen model.
+            for name in names:
+                path = files.join(directory, name)
+                if name.endswith(locate.GRAPH_DEF_SUFFIXES) and not files.is_directory(path):
+                    _add_source(result, root, path, lambda path: [path])
         subdirectories = []
         for name in names:
             path = files.join(directory, name)
@@ -127,13 +140,14 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
 
 
 def _add_prefixes(result, root, directory, names, latest_only):
+    """Adds the directory's checkpoint prefixes; returns whether it holds any."""
 
     # V2 prefixes (`.index`) and V1 ones (a single table file, or shards).
     prefixes = sorted((files.basename(prefix)
                        for prefix in locate.checkpoint_prefixes(directory, names)),
                       key=natural_key)
     if not prefixes:
-        return
+        return False
     relative = _relative(root, directory)
     if latest_only and STATE_FILE_NAME in names:
         state_path = files.join(directory, STATE_FILE_NAME)
@@ -145,7 +159,7 @@ def _add_prefixes(result, root, directory, names, latest_only):
             result.failures.append({"path": state_path, "relative": relative, "reason": (
                 f"The checkpoint state file {state_path} cannot be parsed or names no "
                 f"checkpoint.")})
-            return
+            return True
         # Only the name counts: state files often hold absolute paths from the
         # machine that trained, which no longer exist where the files are now.
         newest = locate.strip_shard_suffix(files.basename(named))
@@ -154,7 +168,7 @@ def _add_prefixes(result, root, directory, names, latest_only):
                 f"The checkpoint state file {state_path} names {named}, "
                 f"which is not a checkpoint in {directory}. Expected one of: "
                 f"{', '.join(prefixes)}.")})
-            return
+            return True
         prefixes = [newest]
     elif latest_only and len(prefixes) > 1:
         result.notes.append({"path": relative or ".", "note": (
@@ -173,6 +187,17 @@ def _add_prefixes(result, root, directory, names, latest_only):
         result.found.append(FoundCheckpoint(
             prefix=path, relative=_relative(root, path),
             source_bytes=sum(files.size(name) for name in owned)))
+    return True
+
+
+def _add_source(result, root, path, source_files):
+    """Adds a SavedModel directory or a frozen GraphDef file, sized by its files."""
+    try:
+        owned = source_files(path)
+    except errors.CheckpointError:
+        owned = []  # A shard missing: still found, and its conversion fails with the reason.
+    result.found.append(FoundCheckpoint(prefix=path, relative=_relative(root, path),
+                                        source_bytes=sum(files.size(name) for name in owned)))
 
 
 def _is_checkpoint_file(name):

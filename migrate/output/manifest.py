@@ -231,12 +231,14 @@ FINGERPRINT_SHA256 = "metadata+sha256"
 # Files whose whole content goes into the metadata fingerprint. The `.index`
 # holds every tensor's shard, offset, size and CRC32C (which TensorFlow checks
 # on every read), so with the data files' sizes it pins the data down without
-# reading it; the `.meta` decides the variables' roles.
-_CONTENT_SUFFIXES = (".index", ".meta")
+# reading it; the `.meta` decides the variables' roles, as a SavedModel's
+# `saved_model.pb` does (and a frozen GraphDef's `.pb` holds the weights).
+_CONTENT_SUFFIXES = (".index", ".meta", ".pb", ".pbtxt")
 
 
 def metadata_fingerprint(paths):
-    """Returns a SHA-256 over the `.index` and `.meta` bytes and the data files' names and sizes.
+    """Returns a SHA-256 over the `.index`, `.meta` and `.pb` bytes and the data files' names and
+    sizes.
 
     It reads O(index) bytes, not the data, and depends only on the files'
     names (not their directories or mtimes), so a copied checkpoint has the

@@ -233,7 +233,11 @@ def inspect_summary(description):
                 f"{row[3]:>{widths[3]}}  {row[4]}")
 
     checkpoint_format = description.get("format")
-    kind = f"{checkpoint_format} checkpoint; " if checkpoint_format else ""
+    kind = ""
+    if checkpoint_format:
+        # A checkpoint's format is V1 or V2; a frozen graph's is named in full.
+        kind = (f"{checkpoint_format} checkpoint; " if checkpoint_format in ("V1", "V2")
+                else f"{checkpoint_format}; ")
     lines = [f"{description['checkpoint']} ({kind}roles from {description['role_origin']})"]
     lines.append(line(header))
     lines.extend(line(row) for row in rows)
@@ -244,4 +248,16 @@ def inspect_summary(description):
         if entry["count"]:
             lines.append(f"    {role:<{role_width}}  {entry['count']:>6} variable(s) "
                          f"{format_bytes(entry['bytes']):>10}")
+    if "not_weights" in description:
+        # A frozen graph's weights are constants told apart by their use: say why.
+        lines.append("  constants that are weights, and why:")
+        lines.extend(f"    {variable['name']}: {variable['reason']}" for variable in variables)
+        lines.append(f"  constants that are not weights ({len(description['not_weights'])}), "
+                     f"and why:")
+        lines.extend(f"    {entry['name']}: {entry['reason']}"
+                     for entry in description["not_weights"])
+    if description.get("folded"):
+        lines.append("  folded: optimize_for_inference merged BatchNorm into the convolutions; "
+                     "the Keras model must be the folded one (convolutions with a bias, no "
+                     "BatchNormalization)")
     return "\n".join(lines)

@@ -9,9 +9,11 @@ from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import reason
 from migrate.source import bundle_index
+from migrate.source import frozen_graph as frozen_graph_lib
 from migrate.source import locate
 from migrate.source import meta_graph
 from migrate.source import roles as roles_lib
+from migrate.source import saved_model as saved_model_lib
 
 # Every TF2 object-based checkpoint (`tf.train.Checkpoint`) holds this key.
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
@@ -66,9 +68,14 @@ class LegacyCheckpoint:
             not it gave the roles (`use_meta=False`): the graph verification runs.
         variables: dict of checkpoint key to `SourceVariable`, sorted by key.
         graph: the `tf.Graph` imported from the `.meta` (or built by a
-            builder), or None.
+            builder, or from a SavedModel or frozen GraphDef), or None.
         builder: the builder whose graph stands in for a missing `.meta`
             (a `legacy_graphs` name or `module:callable`), or None.
+        artifact: for a TF1 SavedModel directory or TF-Hub v1 module, the
+            `saved_model.SavedModelSource` (its weights are its `variables/`
+            checkpoint); for a frozen GraphDef, the `frozen_graph.FrozenGraph`
+            (its weights are constants); None for a checkpoint. Only
+            verification needs it: everything else reads the variables.
 
     Example:
 
@@ -79,7 +86,8 @@ class LegacyCheckpoint:
 
     def __init__(self, prefix, variables, *, meta_path=None, graph=None, reader=None,
                  role_origin="name rules", reader_path=None, checkpoint_format=locate.FORMAT_V2,
-                 saved_graph_path=None, builder=None):
+                 saved_graph_path=None, builder=None, artifact=None):
+        self.artifact = artifact
         self.prefix = prefix
         self.builder = builder
         self.reader_path = reader_path or prefix
@@ -92,46 +100,35 @@ class LegacyCheckpoint:
         self._reader = reader
 
     @classmethod
-    def open(cls, path, *, builder=None, use_meta=True):
-        """Opens a checkpoint prefix, or the newest checkpoint of a directory.
+    def open(cls, path, *, builder=None, use_meta=True, tags=None, signature=None):
+        """Opens a checkpoint prefix, the newest checkpoint of a directory, a SavedModel or a
+        frozen GraphDef.
 
         Args:
-            path: a prefix such as `train/model.ckpt-12000`, or a directory
-                whose `checkpoint` state file names the prefix.
+            path: a prefix such as `train/model.ckpt-12000`, a directory
+                whose `checkpoint` state file names the prefix, a TF1
+                SavedModel directory (Estimator export, `simple_save`, TF-Hub
+                v1 module), or a frozen GraphDef file (`.pb`, `.pbtxt`).
             builder: a `legacy_graphs` name or `module:callable` whose graph
                 gives the roles when there is no `.meta` (or `use_meta` is False).
             use_meta: read roles from the `.meta` beside the prefix, if any.
+            tags: a SavedModel's MetaGraphDef tag set (default `serve`; the
+                empty set for a TF-Hub module).
+            signature: a SavedModel's SignatureDef that verification uses
+                (default `serving_default`; `default` for a TF-Hub module).
 
         Raises:
             CheckpointError: the files are missing, unreadable, or the graph
-                does not describe this checkpoint.
+                does not describe this checkpoint; no MetaGraphDef has `tags`,
+                or no SignatureDef is `signature`.
         """
-        import tensorflow as tf
-
+        kind, path = locate.source_kind(path)
+        if kind == locate.KIND_SAVED_MODEL:
+            return cls._open_saved_model(path, tags=tags, signature=signature)
+        if kind == locate.KIND_FROZEN_GRAPH:
+            return cls._open_frozen_graph(path)
         prefix = locate.resolve_prefix(path)
-        version = locate.checkpoint_format(prefix)
-        shards = locate.data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
-        if version == locate.FORMAT_V2:
-            # TensorFlow's reader aborts the process on some damage. A V1 file
-            # has no separate index: its reader raises on every damage tried.
-            _check_index(prefix, shards)
-        reader_path = locate.tensorflow_path(prefix)
-        try:
-            # The reader itself, not tf.train.load_checkpoint: the prefix is
-            # resolved already, and load_checkpoint mistakes ram:// prefixes
-            # for directories.
-            reader = tf.compat.v1.train.NewCheckpointReader(reader_path)
-            shapes = reader.get_variable_to_shape_map()
-            dtypes = {name: dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()}
-        except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
-            raise CheckpointError(
-                f"Cannot read checkpoint {prefix}: {reason(error)}. Expected a readable "
-                f"TF1 checkpoint. Received: checkpoint={prefix!r}") from None
-        if _OBJECT_GRAPH_KEY in shapes:
-            raise CheckpointError(
-                f"Checkpoint {prefix} is a TF2 object-based checkpoint (perhaps an output of "
-                f"this tool), not a TF1 name-based one. Expected a checkpoint written by a TF1 "
-                f"`Saver`. Received: checkpoint={prefix!r}")
+        reader, reader_path, version, shapes, dtypes = _open_bundle(prefix)
         meta_path = prefix + locate.META_SUFFIX
         saved_graph_path = meta_path if files.exists(meta_path) else None
         graph = None
@@ -167,12 +164,62 @@ class LegacyCheckpoint:
                    role_origin=role_origin, reader_path=reader_path, checkpoint_format=version,
                    saved_graph_path=saved_graph_path, builder=used_builder)
 
+    @classmethod
+    def _open_saved_model(cls, directory, *, tags, signature):
+        """A TF1 SavedModel: its `variables/` checkpoint, roles from its MetaGraphDef."""
+        artifact = saved_model_lib.open_saved_model(directory, tags=tags, signature=signature)
+        reader, reader_path, version, shapes, dtypes = _open_bundle(artifact.variables_prefix)
+        collections = meta_graph.meta_graph_collections(artifact.meta_graph)
+        role_origin = f"graph collections of the {artifact.description}"
+        meta_graph.check_graph_matches(collections, shapes, role_origin)
+        decisions = roles_lib.classify(dtypes, collections, roles_lib.RoleSource.GRAPH)
+        variables = {
+            name: SourceVariable(name, tuple(shapes[name]), dtypes[name], *decisions[name])
+            for name in shapes
+        }
+        return cls(directory, variables, reader=reader, role_origin=role_origin,
+                   reader_path=reader_path, checkpoint_format=version, artifact=artifact)
+
+    @classmethod
+    def _open_frozen_graph(cls, path):
+        """A frozen GraphDef: its weight constants, all of them the model's state."""
+        artifact = frozen_graph_lib.open_frozen_graph(path)
+        variables = {}
+        for name, constant in artifact.weights.items():
+            # No slots, steps or averages survive freezing: a weight is trained
+            # unless its name says it is a statistic (moving_mean, ...).
+            role = roles_lib.role_from_name(name, constant.dtype)
+            if role is not roles_lib.Role.MODEL_STATE:
+                role = roles_lib.Role.TRAINABLE
+            variables[name] = SourceVariable(name, constant.shape, constant.dtype, role,
+                                             roles_lib.RoleSource.FROZEN_GRAPH, constant.reason)
+        return cls(path, variables, reader=artifact, role_origin=f"constants of the "
+                   f"{artifact.description}", reader_path=path,
+                   checkpoint_format=frozen_graph_lib.KIND_FROZEN_GRAPH, artifact=artifact)
+
     @property
     def graph(self):
-        """The legacy `tf.Graph` (imported from the `.meta` on first use), or None."""
+        """The legacy `tf.Graph` (imported from the `.meta`, SavedModel or GraphDef on first
+        use), or None."""
         if self._graph is None and self.meta_path is not None:
             self._graph = meta_graph.import_meta_graph(self.meta_path)
+        if self._graph is None and self.artifact is not None:
+            self._graph, _ = self.artifact.import_graph()
         return self._graph
+
+    @property
+    def not_weights(self):
+        """For a frozen GraphDef, `{name: reason}` of its constants that are not weights, else
+        None."""
+        if not isinstance(self.artifact, frozen_graph_lib.FrozenGraph):
+            return None
+        return {name: constant.reason for name, constant in self.artifact.constants.items()
+                if not constant.is_weight}
+
+    @property
+    def folded(self):
+        """True when `optimize_for_inference` folded BatchNorm into the convolutions."""
+        return bool(getattr(self.artifact, "folded", False))
 
     @property
     def has_bundle_reader(self):
@@ -181,12 +228,19 @@ class LegacyCheckpoint:
         Only then can a tensor be read by TensorFlow straight into a variable
         (`migrate.output.direct_read`).
         """
-        return self._reader is not None
+        return self._reader is not None and not isinstance(self.artifact,
+                                                           frozen_graph_lib.FrozenGraph)
 
     @property
     def has_graph(self):
-        """True when a graph is available (a `.meta` or a builder), without importing it."""
-        return self._graph is not None or self.meta_path is not None
+        """True when a graph is available (a `.meta`, a builder, a SavedModel or a GraphDef),
+        without importing it."""
+        return self._graph is not None or self.meta_path is not None or self.artifact is not None
+
+    @property
+    def runs_own_graph(self):
+        """True when verification can run the graph the weights came from (not a builder's)."""
+        return self.meta_path is not None or self.artifact is not None
 
     def read(self, name):
         """Reads one tensor as a NumPy array.
@@ -207,7 +261,10 @@ class LegacyCheckpoint:
                 f"Expected intact tensor data. Received: name={name!r}") from None
 
     def source_files(self):
-        """Returns the checkpoint's files: `.index`, data shards, and the `.meta` if used."""
+        """Returns the checkpoint's files: `.index`, data shards, and the `.meta` if used (a
+        SavedModel's or frozen GraphDef's own files)."""
+        if self.artifact is not None:
+            return self.artifact.files()
         return locate.source_files(self.prefix, use_meta=self.meta_path is not None)
 
     def ema_shadows(self):
@@ -219,6 +276,41 @@ class LegacyCheckpoint:
                 if leaf == roles_lib.EMA_SUFFIX and owner in self.variables:
                     shadows[owner] = variable.name
         return shadows
+
+
+def _open_bundle(prefix):
+    """Opens TensorFlow's reader on a checkpoint prefix, after checking what would crash it.
+
+    Returns:
+        `(reader, reader_path, format, shapes, dtypes)`: shapes and dtype
+        names by checkpoint key.
+    """
+    import tensorflow as tf
+
+    version = locate.checkpoint_format(prefix)
+    shards = locate.data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
+    if version == locate.FORMAT_V2:
+        # TensorFlow's reader aborts the process on some damage. A V1 file
+        # has no separate index: its reader raises on every damage tried.
+        _check_index(prefix, shards)
+    reader_path = locate.tensorflow_path(prefix)
+    try:
+        # The reader itself, not tf.train.load_checkpoint: the prefix is
+        # resolved already, and load_checkpoint mistakes ram:// prefixes
+        # for directories.
+        reader = tf.compat.v1.train.NewCheckpointReader(reader_path)
+        shapes = reader.get_variable_to_shape_map()
+        dtypes = {name: dtype.name for name, dtype in reader.get_variable_to_dtype_map().items()}
+    except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
+        raise CheckpointError(
+            f"Cannot read checkpoint {prefix}: {reason(error)}. Expected a readable "
+            f"TF1 checkpoint. Received: checkpoint={prefix!r}") from None
+    if _OBJECT_GRAPH_KEY in shapes:
+        raise CheckpointError(
+            f"Checkpoint {prefix} is a TF2 object-based checkpoint (perhaps an output of "
+            f"this tool), not a TF1 name-based one. Expected a checkpoint written by a TF1 "
+            f"`Saver`. Received: checkpoint={prefix!r}")
+    return reader, reader_path, version, shapes, dtypes
 
 
 def _check_index(prefix, shards):

@@ -26,6 +26,65 @@ INDEX_SUFFIX = ".index"
 META_SUFFIX = ".meta"
 FORMAT_V1 = "V1"
 FORMAT_V2 = "V2"
+# Sources that are not a checkpoint but hold a TF1 model's weights (`source_kind`).
+KIND_CHECKPOINT = "checkpoint"
+KIND_SAVED_MODEL = "saved_model"
+KIND_FROZEN_GRAPH = "frozen_graph"
+SAVED_MODEL_FILES = ("saved_model.pb", "saved_model.pbtxt")
+HUB_MODULE_FILE = "tfhub_module.pb"
+SAVED_MODEL_VARIABLES = "variables/variables"
+GRAPH_DEF_SUFFIXES = (".pb", ".pbtxt")
+
+
+def source_kind(path):
+    """Says what `path` names: a TF1 SavedModel directory, a frozen GraphDef file, or a checkpoint.
+
+    Decided from names alone (no file is parsed): a directory holding
+    `saved_model.pb` (or `.pbtxt`), a TF-Hub v1 module among them, is a
+    SavedModel; a file ending in `.pb` or `.pbtxt` is a GraphDef (a
+    SavedModel's own `saved_model.pb` names its directory); anything else is
+    a checkpoint prefix or directory (`resolve_prefix` says which).
+
+    Returns:
+        `(kind, path)`: one of `KIND_SAVED_MODEL`, `KIND_FROZEN_GRAPH`,
+        `KIND_CHECKPOINT`, and the path to open (the directory of a
+        SavedModel).
+
+    Example:
+
+    >>> source_kind("export/frozen_inference_graph.pb")
+    ('frozen_graph', 'export/frozen_inference_graph.pb')
+    >>> source_kind("train/model.ckpt-3")
+    ('checkpoint', 'train/model.ckpt-3')
+    """
+    path = str(path)
+    if files.basename(path) in SAVED_MODEL_FILES:
+        return KIND_SAVED_MODEL, files.dirname(path) or "."
+    if path.endswith(GRAPH_DEF_SUFFIXES):
+        return KIND_FROZEN_GRAPH, path
+    trimmed = path.rstrip("/") or path
+    if files.is_directory(trimmed) and any(
+            files.exists(files.join(trimmed, name)) for name in SAVED_MODEL_FILES):
+        return KIND_SAVED_MODEL, trimmed
+    return KIND_CHECKPOINT, path
+
+
+def saved_model_files(directory):
+    """Returns the files a conversion of a SavedModel reads: its graph file and variables.
+
+    The graph file (`saved_model.pb` or `.pbtxt`), `tfhub_module.pb` when
+    the directory is a TF-Hub v1 module, and the `variables/variables`
+    checkpoint's `.index` and data shards (when there are any).
+
+    Raises:
+        CheckpointError: a data shard named by the others is missing.
+    """
+    paths = [files.join(directory, name) for name in (*SAVED_MODEL_FILES, HUB_MODULE_FILE)
+             if files.exists(files.join(directory, name))]
+    prefix = files.join(directory, SAVED_MODEL_VARIABLES)
+    if files.exists(prefix + INDEX_SUFFIX):
+        paths += [prefix + INDEX_SUFFIX, *data_files(prefix)]
+    return paths
 
 
 def resolve_prefix(path):
@@ -216,9 +275,17 @@ def tensorflow_path(prefix):
 def source_files(prefix, *, use_meta=True):
     """Returns the files a conversion of `prefix` reads: its checkpoint files, `.meta` if used.
 
+    A SavedModel directory or a frozen GraphDef (`source_kind`) gives its own
+    files.
+
     Raises:
         CheckpointError: a data shard is missing.
     """
+    kind, path = source_kind(prefix)
+    if kind == KIND_SAVED_MODEL:
+        return saved_model_files(path)
+    if kind == KIND_FROZEN_GRAPH:
+        return [path]
     paths = data_files(prefix)
     if checkpoint_format(prefix) == FORMAT_V2:
         paths = [prefix + INDEX_SUFFIX, *paths]

@@ -159,11 +159,21 @@ def collections_from_meta(meta_path):
     meta_graph = meta_graph_pb2.MetaGraphDef()
     try:
         meta_graph.ParseFromString(files.read_bytes(meta_path))
-        found = {key: set(collection_keys(meta_graph, collection))
-                 for key, collection in _COLLECTIONS.items()}
+        found = meta_graph_collections(meta_graph)
     except Exception as error:  # google.protobuf.message.DecodeError and I/O errors.
         raise _meta_error(meta_path, error) from None
     return found
+
+
+def meta_graph_collections(meta_graph):
+    """Returns the variable collections of a parsed MetaGraphDef, as `roles.classify` takes them."""
+    return {key: set(collection_keys(meta_graph, collection))
+            for key, collection in _COLLECTIONS.items()}
+
+
+def has_variable_collections(meta_graph):
+    """True when a MetaGraphDef lists its variables in collections, as every TF1 graph does."""
+    return any(collection in meta_graph.collection_def for collection in _COLLECTIONS.values())
 
 
 def collection_keys(meta_graph, collection):

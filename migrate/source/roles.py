@@ -27,6 +27,7 @@ class RoleSource(str, enum.Enum):
     GRAPH = "graph collection"
     BUILDER = "builder graph"
     NAME_RULE = "name rule"
+    FROZEN_GRAPH = "frozen graph"  # a constant's use in a frozen GraphDef
 
 
 # Roles a conversion may carry into the output, by `keep` mode.

@@ -252,8 +252,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                                                      unmatched_targets)
                     for item in unmatched_sources}
 
-    run_parity = verify is not None and (checkpoint.meta_path is not None
-                                         or checkpoint.builder is not None)
+    run_parity = verify is not None and checkpoint.runs_own_graph
     parity_note = "" if run_parity else (
         "the checkpoint has no .meta graph to run (a builder, module:callable, can build it)"
         if verify is not None else NO_OUTPUT_TENSOR)

@@ -13,6 +13,7 @@ from migrate.source.meta_graph import collection_keys
 
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
+_CONSTANT_OP = "Const"
 _PARTITION = re.compile(r"^(.*)/part_(\d+)$")
 # Ops under these scopes read variables to train or save them, not to compute the model.
 _NOT_FORWARD = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|ExponentialMovingAverage)(/|$)")
@@ -90,6 +91,9 @@ def from_graph(graph, layer_of):
 
     order = [checkpoint_key(variable) for variable in
              graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)]
+    if not order:
+        # A frozen graph: its weights are constants, in the order freezing kept.
+        order = [op.name for op in graph.get_operations() if op.type == _CONSTANT_OP]
     return _structure(order, graph.as_graph_def(), layer_of)
 
 
@@ -98,7 +102,10 @@ def _structure(order, graph_def, layer_of):
     nodes = {node.name: node for node in graph_def.node}
     key_of_node = {}
     for node in nodes.values():
-        if node.op in _VARIABLE_OPS:
+        if node.op == _CONSTANT_OP and layer_of(node.name):
+            # A frozen graph's weight (a variable's constant keeps its name).
+            key_of_node[node.name] = node.name
+        elif node.op in _VARIABLE_OPS:
             match = _PARTITION.match(node.name)
             key_of_node[node.name] = match.group(1) if match else node.name
     found = lookups.partitioned_variables(graph_def)

@@ -23,6 +23,7 @@ import dataclasses
 import numpy as np
 
 from migrate import files
+from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import reason
 from migrate.source import locate
@@ -47,14 +48,18 @@ class LegacyGraph:
         graph: the `tf.Graph`.
         saver: a `Saver` over its variables (the `.meta`'s own, or one over
             the builder graph's global variables).
-        origin: where the graph came from, for messages (the `.meta` path or
-            `builder 'module:callable'`).
+        restore_path: what the saver restores from (the checkpoint, or a
+            SavedModel's `variables/`), or None when there is no saver (a
+            frozen graph holds its weights as constants).
+        origin: where the graph came from, for messages (the `.meta` path,
+            `builder 'module:callable'`, a SavedModel or a frozen graph).
         dropout_off: the dropout scopes whose constant keep probability was
             set to 1 (`char/while/dropout`), in graph order.
     """
 
     graph: object
     saver: object
+    restore_path: str | None
     origin: str
     dropout_off: list
 
@@ -62,10 +67,14 @@ class LegacyGraph:
 def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
     """Imports the legacy graph of an opened checkpoint, ready to be restored and run.
 
-    The builder whose graph gave the checkpoint's roles, when there is one
-    (`LegacyCheckpoint.builder`), builds the graph again, with a `Saver` over
-    its global variables (which restores V1 and V2 checkpoints alike);
-    otherwise the `.meta` beside the checkpoint is imported.
+    A TF1 SavedModel's graph is its chosen MetaGraphDef, restored from its
+    `variables/`; a frozen GraphDef runs as it is, with nothing to restore
+    (their dropout is not rewritten: a graph that is not deterministic is
+    refused with its random ops named). For a checkpoint, the builder whose
+    graph gave its roles, when there is one (`LegacyCheckpoint.builder`),
+    builds the graph again, with a `Saver` over its global variables (which
+    restores V1 and V2 checkpoints alike); otherwise the `.meta` beside the
+    checkpoint is imported.
 
     Args:
         checkpoint: the opened `LegacyCheckpoint`.
@@ -85,6 +94,12 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
     """
     import tensorflow as tf
 
+    artifact = checkpoint.artifact
+    if artifact is not None:
+        graph, saver = artifact.import_graph()
+        return LegacyGraph(graph=graph, saver=saver,
+                           restore_path=getattr(artifact, "variables_prefix", None),
+                           origin=artifact.description, dropout_off=[])
     if checkpoint.builder is not None:
         origin = f"builder {checkpoint.builder!r}"
         meta_graph_def = _builder_meta_graph(checkpoint.builder)
@@ -108,7 +123,8 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
             raise CheckpointError(f"Cannot import {origin}: {reason(error)}") from None
     if saver is None:
         raise CheckpointError(f"The graph of {origin} has no variables to restore.")
-    return LegacyGraph(graph=graph, saver=saver, origin=origin, dropout_off=dropout_off)
+    return LegacyGraph(graph=graph, saver=saver, restore_path=checkpoint.reader_path,
+                       origin=origin, dropout_off=dropout_off)
 
 
 def _read_meta(meta_path):
@@ -297,3 +313,76 @@ def random_ops(graph, output):
                 if attr in node.attr and node.attr[attr].func.name:
                     called.append((node.attr[attr].func.name, f"{where}/{node.name}"))
     return sorted(found)
+
+
+def signature_settings(checkpoint, settings, keras_inputs, keras_outputs):
+    """Returns `settings` with a SavedModel signature's tensors where they name none.
+
+    The signature's inputs are fed to the Keras inputs named like their keys
+    (in the Keras model's order), or, one input each, as they are; the output
+    compared is the one whose key names a Keras output, or the only one.
+
+    Args:
+        checkpoint: the opened `LegacyCheckpoint`.
+        settings: a `VerifySettings`.
+        keras_inputs: `inputs.keras_input_names(model)`.
+        keras_outputs: the names of the Keras model's outputs.
+
+    Returns:
+        A `VerifySettings` naming its output tensor.
+
+    Raises:
+        ArgumentError: no output tensor is named and no signature names one
+            (or the signature's outputs cannot be told apart).
+
+    Example:
+
+        settings = signature_settings(checkpoint, VerifySettings(), [("images", "float32")],
+                                      ["logits"])
+        settings.output_tensor  # 'logits/BiasAdd:0', from serving_default
+    """
+    artifact = checkpoint.artifact
+    signature = getattr(artifact, "signature", None)
+    if signature is None:
+        if settings.output_tensor is None:
+            which = ""
+            if hasattr(artifact, "signature_names"):
+                present = ", ".join(artifact.signature_names)
+                which = (f" (the signatures of the {artifact.description}, {present}, include "
+                         f"no default)" if present else
+                         f" (the {artifact.description} has no signature)")
+            raise ArgumentError(f"Verification compares one output of the legacy graph{which}. "
+                                f"Expected output_tensor, such as 'logits:0'. Received: "
+                                f"output_tensor=None", option="output_tensor")
+        return settings
+    changes = {}
+    if settings.output_tensor is None:
+        changes["output_tensor"] = _signature_output(signature, keras_outputs)
+    if not settings.input_tensors:
+        changes["input_tensors"] = _signature_inputs(signature, [name for name, _ in keras_inputs])
+    return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def _signature_output(signature, keras_outputs):
+    outputs = signature.outputs
+    for name in keras_outputs:
+        if name in outputs:
+            return outputs[name]
+    if len(outputs) == 1:
+        return next(iter(outputs.values()))
+    raise ArgumentError(
+        f"The signature {signature.name!r} has {len(outputs)} outputs and none is named like "
+        f"the Keras model's outputs ({', '.join(keras_outputs) or 'unnamed'}). Expected "
+        f"output_tensor naming one of {', '.join(f'{key}={name}' for key, name in outputs.items())}"
+        f". Received: output_tensor=None", option="output_tensor")
+
+
+def _signature_inputs(signature, keras_names):
+    inputs = signature.inputs
+    if set(keras_names) <= set(inputs) and len(keras_names) == len(inputs):
+        return tuple(inputs[name] for name in keras_names)
+    if len(inputs) == len(keras_names) == 1:
+        return tuple(inputs.values())
+    # Inputs the Keras model lacks (keep_prob) must be fed; the placeholders
+    # found in the graph decide, as for a checkpoint's `.meta`.
+    return ()

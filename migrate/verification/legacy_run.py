@@ -86,12 +86,18 @@ def _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, ext
                   for _, name in settings.compared_outputs()]
         feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
         extras = list(extra_tensors(graph)) if extra_tensors is not None else []
+        if ema and legacy.restore_path is None:
+            raise CheckpointError(
+                f"The {legacy.origin} holds its weights as constants, without moving averages "
+                f"to restore in their place. Expected ema=False. Received: ema=True",
+                option="ema")
         if ema:
             saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, checkpoint.variables))
         feed_dict = {graph.get_tensor_by_name(name): array for name, array in feed.arrays.items()}
         with tf.compat.v1.Session(graph=graph) as session:
             try:
-                saver.restore(session, checkpoint.reader_path)
+                if saver is not None:
+                    saver.restore(session, legacy.restore_path)
                 outputs = session.run(output, feed_dict)
                 again = session.run(output, feed_dict)
             except tf.errors.OpError as error:

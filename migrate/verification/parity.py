@@ -9,6 +9,7 @@ from migrate.errors import ModelError
 from migrate.errors import first_line
 from migrate.verification import inputs as inputs_lib
 from migrate.verification import layers as layers_lib
+from migrate.verification import legacy_graph
 from migrate.verification import legacy_run
 from migrate.verify_settings import DEFAULT_BATCH_SIZE
 from migrate.verify_settings import DEFAULT_TOLERANCE
@@ -219,10 +220,8 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         input_shapes = [input_shape]
     if isinstance(input_max, int) and not isinstance(input_max, bool):
         input_max = [input_max]
-    if output_tensor is None and not output_pairs:
-        raise ArgumentError("Verification compares one output of the legacy graph. Expected "
-                            "output_tensor, such as 'logits:0'. Received: output_tensor=None",
-                            option="output_tensor")
+    # Without output_tensor, a SavedModel's signature names the output
+    # (`legacy_graph.signature_settings`); other sources refuse it there.
     return VerifySettings(
         output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
         input_pairs=input_pairs, output_pairs=output_pairs, keras_feeds=dict(keras_feeds or {}),
@@ -269,6 +268,9 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
             (beyond size-1 axes).
     """
     keras_names = inputs_lib.keras_input_names(model)
+    settings = legacy_graph.signature_settings(
+        checkpoint, settings, keras_names,
+        [name for names, _ in keras_output_names(model) for name in sorted(names)])
     feed, legacy_outputs, _, legacy = legacy_run.run_legacy(checkpoint, settings, keras_names,
                                                             ema=ema, arrays=arrays)
     keras_result = _run_keras(model, feed.keras_inputs(by_name=inputs_lib.takes_dict(model)))

@@ -42,7 +42,8 @@ def verify_staged(checkpoint, model_spec, model, staging, options, plan, *, unwr
     """Restores the staged output into a fresh model and compares it with the legacy graph.
 
     Args:
-        checkpoint: the opened `LegacyCheckpoint`.
+        checkpoint: the opened `LegacyCheckpoint` (a SavedModel's carries its tag
+            set and signature).
         model_spec, model: as for `fresh_model`.
         staging: the temporary output directory, checkpoint written.
         options: the `ConversionOptions` (its `verify` settings and `ema`).
