@@ -205,6 +205,14 @@ def rename(source, destination):
         os.rename(source, destination)
 
 
+def replace(source, destination):
+    """Renames a file over `destination`, replacing it in one step (rename(2); gfile's overwrite)."""
+    if is_url(source):
+        gfile().rename(source, destination, overwrite=True)
+    else:
+        os.replace(source, destination)
+
+
 def remove(path):
     """Removes a file."""
     if is_url(path):
