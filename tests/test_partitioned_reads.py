@@ -26,7 +26,8 @@ _BUILD = textwrap.dedent("""
     import tensorflow as tf
     tf1 = tf.compat.v1
     tf1.disable_eager_execution()
-    rows, width, partitions, directory = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), sys.argv[4]
+    rows, width, partitions = (int(argument) for argument in sys.argv[1:4])
+    directory = sys.argv[4]
     with tf1.Graph().as_default():
         embedding = tf1.get_variable(
             "model/embedding", [rows, width], initializer=tf1.random_normal_initializer(seed=1),

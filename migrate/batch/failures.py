@@ -132,7 +132,7 @@ def read(output_dir):
 
 
 def still_fails(record, prefix, key):
-    """Whether a recorded failure holds for the checkpoint at `prefix` under `settings_key` `key`."""
+    """Whether a recorded failure still holds for the checkpoint at `prefix` under settings `key`."""
     if any(record.get(name) != value for name, value in key.items()):
         return False
     fingerprint = record.get("fingerprint")

@@ -291,8 +291,8 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         if (record is not None and not (force or retry_failed)
                 and failures.still_fails(record, job.source, key)):
             results.append(batch_worker.ItemResult.for_job(
-                job, Status.FAILED, record["reason"], verify_failed=bool(record.get("verify_failed")),
-                deterministic=True, fingerprint=record["fingerprint"], failed_before=True))
+                job, Status.FAILED, record["reason"],
+                verify_failed=bool(record.get("verify_failed")), deterministic=True, fingerprint=record["fingerprint"], failed_before=True))
         else:
             runnable.append(job)
     try:

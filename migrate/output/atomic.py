@@ -118,7 +118,7 @@ def check_file_destination(path, *, option):
 
 
 def write_file(path, data):
-    """Writes a small file whole or not at all: into a hidden temporary beside it, then renamed over it.
+    """Writes a small file whole or not at all: to a hidden temporary beside it, renamed over it.
 
     A run killed while writing leaves the previous file (or none), never part of one.
 
