@@ -60,17 +60,13 @@ def settings_key(settings):
 def source_fingerprint(prefix):
     """Returns the metadata fingerprint of a checkpoint's files, damaged or not; "" if unreadable.
 
-    The files are those a conversion reads (with the `.meta` when there is
-    one), or for a checkpoint missing a shard the files named after it. Read:
-    the `.index` and `.meta`, not the data.
+    The files are all those named after the prefix (`.index`, data shards,
+    `.meta`, whatever a damaged checkpoint has left), so a file added,
+    removed or changed in size, or a changed `.index` or `.meta`, changes
+    it. Read: the `.index` and `.meta`, not the data.
     """
-    from migrate.source import checkpoint  # Here: the scan's own choice (numpy, no TensorFlow).
-
     try:
-        try:
-            paths = checkpoint.source_files(prefix)
-        except errors.CheckpointError:
-            paths = scan.files_named_after(prefix)
+        paths = scan.files_named_after(prefix)
         return manifest.metadata_fingerprint(paths) if paths else ""
     except Exception:  # OSError or tf.errors.OpError: nothing to fingerprint, so never remembered.
         return ""

@@ -292,7 +292,8 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
                 and failures.still_fails(record, job.source, key)):
             results.append(batch_worker.ItemResult.for_job(
                 job, Status.FAILED, record["reason"],
-                verify_failed=bool(record.get("verify_failed")), deterministic=True, fingerprint=record["fingerprint"], failed_before=True))
+                verify_failed=bool(record.get("verify_failed")), deterministic=True,
+                fingerprint=record["fingerprint"], failed_before=True))
         else:
             runnable.append(job)
     try:
