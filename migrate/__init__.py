@@ -24,8 +24,8 @@ from migrate.errors import TableError
 from migrate.errors import VerificationError
 from migrate.mapping.table import MappingTable
 from migrate.mapping.table import Rule
-from migrate.mapping.suggest import SuggestReport
-from migrate.mapping.suggest import suggest
+from migrate.suggest import SuggestReport
+from migrate.suggest import suggest
 from migrate.options import ConversionOptions
 from migrate.output.report import ConversionReport
 from migrate.pipeline import convert
@@ -38,10 +38,10 @@ from migrate.source.checkpoint import SourceVariable
 from migrate.source.roles import Role
 from migrate.source.roles import RoleSource
 from migrate.verification.parity import VerifyReport
-from migrate.verification.parity import verify
+from migrate.pipeline import verify
 from migrate.verification.restore import RestoreReport
 from migrate.verification.restore import restore
-from migrate.verification.settings import VerifySettings
+from migrate.verify_settings import VerifySettings
 
 __all__ = [
     "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions",

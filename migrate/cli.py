@@ -17,7 +17,24 @@ import traceback
 
 from absl import flags
 
+from migrate import demo
 from migrate import errors
+from migrate import files
+from migrate import pipeline
+from migrate import verify_settings
+from migrate import zoo
+from migrate.batch import run as batch_run
+from migrate.mapping import lint
+from migrate.options import ConversionOptions
+from migrate.output import atomic
+from migrate.output import manifest
+from migrate.output.report import inspect_summary
+from migrate.planning.plan import side_by_side_lines
+from migrate.source.roles import Role
+from migrate.suggest import suggest
+from migrate.verification import layers
+from migrate.verification import parity
+from migrate.verification import restore as restore_lib
 
 PROGRAM = "python -m migrate"
 SUCCESS_EXIT = 0
@@ -298,14 +315,12 @@ def _zoo_entry():
     """Returns the --zoo entry, or None; its model module imports Keras, so TensorFlow quietly."""
     if _ZOO.value is None:
         return None
-    from migrate import zoo
     _import_tensorflow_quietly()
     return zoo.get(_ZOO.value)
 
 
 def _check_zoo_name():
     """Lets the library refuse an unknown zoo name before anything imports TensorFlow."""
-    from migrate import zoo
     if _ZOO.value is not None and _ZOO.value not in zoo.available():
         try:
             zoo.get(_ZOO.value)  # The library's message names the closest entries.
@@ -321,14 +336,12 @@ def _table_and_model():
     """
     if _ZOO.value is None:
         return _TABLE.value, _MODEL.value
-    from migrate import zoo
     return (_TABLE.value or zoo.table_path(_ZOO.value),
             _MODEL.value or zoo.model_factory(_ZOO.value))
 
 
 def _options():
     """Returns the one `ConversionOptions` of this command line, built from the flags."""
-    from migrate.options import ConversionOptions
     return ConversionOptions(keep=_KEEP.value, ema=_EMA.value,
                              allow_nonfinite=_ALLOW_NONFINITE.value, use_meta=_USE_META.value,
                              builder=_BUILDER.value, exports=tuple(_EXPORT.value),
@@ -337,19 +350,17 @@ def _options():
 
 def _verify_settings():
     """Returns the `VerifySettings` of the input flags, on top of the zoo entry's defaults."""
-    from migrate.verification import parity
-    from migrate.verification import settings
     given = {}
     if _INPUT_TENSOR.value is not None:
         given["input_tensor"] = _INPUT_TENSOR.value
     if _OUTPUT_TENSOR.value is not None:
         given["output_tensor"] = _OUTPUT_TENSOR.value
     if _INPUT_SHAPE.value is not None:
-        given["input_shapes"] = settings.parse_input_shapes(_INPUT_SHAPE.value)
+        given["input_shapes"] = verify_settings.parse_input_shapes(_INPUT_SHAPE.value)
     if _INPUT_MAX.value is not None:
-        given["input_max"] = settings.parse_input_max(_INPUT_MAX.value)
+        given["input_max"] = verify_settings.parse_input_max(_INPUT_MAX.value)
     if _FEED.value:
-        given["feeds"] = dict(settings.parse_feed(text) for text in _FEED.value)
+        given["feeds"] = dict(verify_settings.parse_feed(text) for text in _FEED.value)
     if _INPUTS.value is not None:
         given["inputs"] = _INPUTS.value
     if _TOLERANCE.value is not None:
@@ -371,7 +382,6 @@ def _verify_settings():
 
 
 def _open_checkpoint(options):
-    from migrate import pipeline
     return pipeline.open_checkpoint(_CHECKPOINT.value, options)
 
 
@@ -386,8 +396,6 @@ def _emit(document, summary):
 
 
 def command_inspect(options):
-    from migrate import pipeline
-    from migrate.output.report import inspect_summary
     description = pipeline.inspect(_open_checkpoint(options))
     _emit(description, inspect_summary(description))
     return SUCCESS_EXIT
@@ -411,10 +419,9 @@ def _graph_misfits_as_input_errors():
 
 
 def _convert(options, dry_run):
-    import migrate
     table, model = _table_and_model()
     with _graph_misfits_as_input_errors():
-        report = migrate.convert(
+        report = pipeline.convert(
             _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
             options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
             show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
@@ -444,7 +451,6 @@ def _check_batch():
                          "out work items itself.")
     if not _TIMEOUT_PER_CHECKPOINT.value > 0:
         # The library's own message; absl's lower bound is inclusive.
-        from migrate.batch import run as batch_run
         batch_run.check_timeout(_TIMEOUT_PER_CHECKPOINT.value)
     _check_parity_flags()
 
@@ -459,7 +465,6 @@ def _batch_needs_tensorflow():
     """
     if _WORKERS.value == 0 or _RUNNER.value == "beam":
         return True
-    from migrate import files
     paths = (_INPUT_DIR.value, _OUTPUT_DIR.value, _TABLE.value, _REPORT.value)
     return any(files.is_url(path) for path in paths if path)
 
@@ -467,17 +472,16 @@ def _batch_needs_tensorflow():
 def command_batch(options):
     import shlex
 
-    import migrate
     table, model = _table_and_model()
     try:
-        report = migrate.convert_batch(
+        report = batch_run.convert_batch(
             _INPUT_DIR.value, _OUTPUT_DIR.value, table, model, latest_only=_LATEST_ONLY.value,
             workers=_WORKERS.value, force=_FORCE.value, options=options, runner=_RUNNER.value,
             beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
             verbose=_VERBOSE.value, hash_sources=_HASH_SOURCES.value,
             recheck_outputs=_RECHECK_OUTPUTS.value, retry_failed=_RETRY_FAILED.value,
             timeout_per_checkpoint=_TIMEOUT_PER_CHECKPOINT.value)
-    except migrate.BatchInterrupted as interrupted:
+    except batch_run.BatchInterrupted as interrupted:
         # The partial report is on disk already; show it before exiting.
         _emit(interrupted.report.to_json(), interrupted.report.summary())
         raise
@@ -487,15 +491,12 @@ def command_batch(options):
 
 def command_verify(options):
     del options  # verify reads the legacy graph's own .meta; --ema is its one option.
-    import migrate
-    from migrate import pipeline
-    from migrate.verification import layers
     settings = _verify_settings()
     entry = _zoo_entry()
     model = pipeline.load_model(_MODEL.value or entry.model_factory)
-    restored = migrate.restore(model, _CONVERTED.value)
+    restored = restore_lib.restore(model, _CONVERTED.value)
     with _graph_misfits_as_input_errors():
-        report = migrate.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
+        report = pipeline.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
                                 table=_TABLE.value, converted=_CONVERTED.value)
     lines = [restored.summary(), report.summary()]
     if _PLOT.value and report.layers is not None:
@@ -522,29 +523,25 @@ def _check_parity_flags():
 
 def _check_verify_inputs():
     """Parses the input flags before anything is imported, so their errors are usage errors."""
-    from migrate.verification import settings
     if _INPUT_SHAPE.value is not None:
-        settings.parse_input_shapes(_INPUT_SHAPE.value)
+        verify_settings.parse_input_shapes(_INPUT_SHAPE.value)
     if _INPUT_MAX.value is not None:
-        settings.parse_input_max(_INPUT_MAX.value)
+        verify_settings.parse_input_max(_INPUT_MAX.value)
     for text in _FEED.value:
-        settings.parse_feed(text)
+        verify_settings.parse_feed(text)
 
 
 def command_check(options):
     del options  # A converted output carries its options in its manifest.
-    from migrate.output import manifest
     result = manifest.check(_OUTPUT.value)
     _emit(result.to_json(), result.summary())
     return SUCCESS_EXIT if result.ok else FAILURE_EXIT
 
 
 def command_lint(options):
-    from migrate.mapping import lint
     table, model = _table_and_model()
     names = checkpoint = None
     if _CHECKPOINT.value:
-        from migrate.source.roles import Role
         _import_tensorflow_quietly()
         checkpoint = _open_checkpoint(options)
         # Slots, shadows and counters never go through the table.
@@ -553,9 +550,8 @@ def command_lint(options):
     result = lint.lint_table(table, names)
     document, summary, ok = result.to_json(), result.summary(), result.ok
     if model is not None and result.ok:
-        import migrate
         # With the model, what the table leaves out: sources beside the targets of their shape.
-        conversion_plan = migrate.plan(checkpoint, table, model, options=options)
+        conversion_plan = pipeline.plan(checkpoint, table, model, options=options)
         lines = conversion_plan.side_by_side_lines()
         document["side_by_side"] = [
             [None if source is None else source.source, None if target is None else target.target]
@@ -575,9 +571,8 @@ def _check_lint():
 
 
 def command_suggest(options):
-    import migrate
     settings = _verify_settings() if _OUTPUT_TENSOR.value is not None else None
-    report = migrate.suggest(_open_checkpoint(options), _MODEL.value, output=_OUTPUT.value,
+    report = suggest(_open_checkpoint(options), _MODEL.value, output=_OUTPUT.value,
                              overwrite=_OVERWRITE.value, options=options, verify=settings)
     lines = [report.summary()]
     if not report.ok:
@@ -599,7 +594,6 @@ def _check_suggest():
 
 def command_zoo(options):
     del options  # Lists the entries only.
-    from migrate import zoo
     entries = [zoo.get(name) for name in zoo.available()]
     document = [{"name": entry.name, "description": entry.description, "table": entry.table_path,
                  "model": entry.model_factory, "verify": entry.verify} for entry in entries]
@@ -609,7 +603,6 @@ def command_zoo(options):
 
 def command_demo(options):
     del options  # The demo converts with its own options, twice.
-    from migrate import demo
     result = demo.run(zoo_name=_ZOO.value or "resnet_v1_50", workdir=_WORKDIR.value,
                       overwrite=True, batch_size=_BATCH_SIZE.value, seed=_SEED.value)
     _emit(result, demo.summary(result))
@@ -823,7 +816,6 @@ def _run(command, options, help_command):
         if _REPORT.value:
             # Checked before any work: a report that cannot be written after
             # the output was would leave an output a rerun refuses to replace.
-            from migrate.output import atomic
             atomic.check_file_destination(_REPORT.value, option="report")
         return command.run(options)
     except errors.ArgumentError as error:
@@ -834,7 +826,6 @@ def _run(command, options, help_command):
         _print_verbose_traceback(error)
         _print_error(error, _flag_hint(error.option, command))
         if isinstance(error, errors.PlanError):
-            from migrate.planning.plan import side_by_side_lines
             print(error.details(), file=sys.stderr)
             # What a table written by hand still needs: each source beside its likely target.
             for line in side_by_side_lines(error.problems):

@@ -6,10 +6,10 @@ import shutil
 import sys
 import time
 
+import legacy_graphs
 from migrate import pipeline
 from migrate import zoo
 from migrate.options import ConversionOptions
-from migrate.verification.parity import verify
 from migrate.verification.restore import restore
 
 REPORT_NAME = "report.json"
@@ -44,8 +44,6 @@ def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch
         results = run(zoo_name="small_convnet", workdir="/tmp/demo")
         print(summary(results))
     """
-    import legacy_graphs
-
     stage = _StagePrinter(enabled=show_stages)
     entry = zoo.get(zoo_name)
     legacy_dir = os.path.join(workdir, "legacy", zoo_name)
@@ -55,19 +53,20 @@ def run(*, zoo_name="resnet_v1_50", workdir="demo_output", overwrite=True, batch
           f"process) in {legacy_dir}")
     prefix = legacy_graphs.build_in_subprocess(zoo_name, legacy_dir, seed=seed)
     results = {"zoo": zoo_name, "checkpoint": prefix, "conversions": []}
+    checkpoint = pipeline.open_checkpoint(prefix)
     keeps = ["trainable"]
     if entry.build_model().non_trainable_weights:
         keeps.append("model_state")
     for keep in keeps:
         output = os.path.join(workdir, "converted", f"{zoo_name}-{keep}")
         stage(f"converting with keep={keep} into {output}")
-        report = pipeline.convert(prefix, entry.table_path, entry.build_model, output,
+        report = pipeline.convert(checkpoint, entry.table_path, entry.build_model, output,
                                   options=ConversionOptions(keep=keep), overwrite=overwrite,
                                   model_name=entry.model_factory)
         stage(f"verifying the keep={keep} output against the legacy graph")
         model = entry.build_model()
         restored = restore(model, output)
-        verified = verify(prefix, model, batch_size=batch_size, seed=seed, **entry.verify)
+        verified = pipeline.verify(checkpoint, model, batch_size=batch_size, seed=seed, **entry.verify)
         results["conversions"].append({
             "keep": keep, "output": output, "report": report.to_json(),
             "restored": len(restored.restored), "unchanged": len(restored.unchanged),

@@ -2,14 +2,18 @@
 
 import dataclasses
 
-import legacy_graphs
 from migrate.errors import ArgumentError
-from migrate.errors import did_you_mean
-from migrate.output import export
+from migrate.source import meta_graph
 from migrate.source.roles import KEEP_MODES
-from migrate.verification.settings import VerifySettings
+from migrate.verify_settings import VerifySettings
 
 KEEP_CHOICES = tuple(KEEP_MODES)
+# Formats written beside the TF2 checkpoint (`migrate.output.export` writes them).
+WEIGHTS_H5 = "weights_h5"
+KERAS = "keras"
+SAVED_MODEL = "saved_model"
+EXPORT_FORMATS = (WEIGHTS_H5, KERAS, SAVED_MODEL)
+FILE_NAMES = {WEIGHTS_H5: "model.weights.h5", KERAS: "model.keras", SAVED_MODEL: "saved_model"}
 
 
 @dataclasses.dataclass(frozen=True, kw_only=True)
@@ -70,12 +74,12 @@ class ConversionOptions:
             raise ArgumentError(f"Expected builder to be a legacy_graphs builder name or None. "
                                 f"Received: builder={self.builder!r}")
         if self.builder is not None:
-            check_builder(self.builder)
+            meta_graph.check_builder(self.builder)
         if self.verify is not None and not isinstance(self.verify, VerifySettings):
             raise ArgumentError(f"Expected verify to be a VerifySettings or None. "
                                 f"Received: verify={self.verify!r}")
         # Frozen: the normalized tuple is set once, here.
-        object.__setattr__(self, "exports", export.parse_formats(self.exports))
+        object.__setattr__(self, "exports", parse_formats(self.exports))
 
     def to_json(self):
         document = dataclasses.asdict(self)
@@ -91,24 +95,39 @@ class ConversionOptions:
         return cls(**document)
 
 
-def check_builder(name):
-    """Checks that `name` is a `legacy_graphs` builder, without importing it.
+def parse_formats(formats):
+    """Returns the export formats as a tuple, checked.
 
     Args:
-        name: the builder's name.
+        formats: a sequence of format names, or one comma-separated string
+            (`"weights_h5,keras"`); empty for none.
+
+    Returns:
+        A tuple of distinct names from `EXPORT_FORMATS`, in the order given.
 
     Raises:
-        ArgumentError: no builder has that name; the message names the closest.
+        ArgumentError: an unknown or repeated name.
 
     Example:
 
-    >>> check_builder("small_convnet")
-    >>> check_builder("vgg16")  # doctest: +ELLIPSIS
+    >>> parse_formats("weights_h5, saved_model")
+    ('weights_h5', 'saved_model')
+    >>> parse_formats(["h5"])
     Traceback (most recent call last):
     ...
-    migrate.errors.ArgumentError: Unknown legacy graph builder. Did you mean 'vgg_16'? ...
+    migrate.errors.ArgumentError: Expected exports to be among weights_h5, keras, saved_model. Received: exports=['h5']
     """
-    known = legacy_graphs.BUILDER_NAMES
-    if name not in known:
-        raise ArgumentError(f"Unknown legacy graph builder.{did_you_mean(name, known)} "
-                            f"Expected one of {', '.join(known)}. Received: builder={name!r}")
+    if isinstance(formats, str):
+        formats = [part.strip() for part in formats.split(",") if part.strip()]
+    if not isinstance(formats, (list, tuple)) or not all(
+            isinstance(name, str) for name in formats):
+        raise ArgumentError(f"Expected exports to be a list of format names. "
+                            f"Received: exports={formats!r}")
+    unknown = [name for name in formats if name not in EXPORT_FORMATS]
+    if unknown:
+        raise ArgumentError(f"Expected exports to be among {', '.join(EXPORT_FORMATS)}. "
+                            f"Received: exports={list(unknown)!r}")
+    if len(set(formats)) != len(formats):
+        raise ArgumentError(
+            f"Expected each export format once. Received: exports={list(formats)!r}")
+    return tuple(formats)

@@ -2,10 +2,13 @@
 
 import time
 
+from migrate import files
 from migrate import progress as progress_lib
 from migrate.errors import ArgumentError
 from migrate.errors import OutputError
-from migrate.mapping.table import MappingTable
+from migrate.mapping import layouts
+from migrate.mapping.layouts import tf1_graph
+from migrate.mapping.table import load_table
 from migrate.options import ConversionOptions
 from migrate.output import assign
 from migrate.output import atomic
@@ -15,8 +18,12 @@ from migrate.output import manifest as manifest_lib
 from migrate.output import report as report_lib
 from migrate.planning import target as target_model
 from migrate.planning.plan import make_plan
+from migrate.planning.target import load_model
 from migrate.source.checkpoint import LegacyCheckpoint
+from migrate.verification import parity
 from migrate.verification import staged
+from migrate.verify_settings import DEFAULT_BATCH_SIZE
+from migrate.verify_settings import DEFAULT_TOLERANCE
 
 
 def open_checkpoint(checkpoint, options=None):
@@ -25,22 +32,6 @@ def open_checkpoint(checkpoint, options=None):
         return checkpoint
     options = options or ConversionOptions()
     return LegacyCheckpoint.open(checkpoint, builder=options.builder, use_meta=options.use_meta)
-
-
-def load_table(table):
-    """Returns a `MappingTable` for a path, the table itself, or an empty table for None."""
-    if table is None:
-        return MappingTable.empty()
-    return table if isinstance(table, MappingTable) else MappingTable.load(table)
-
-
-def load_model(model):
-    """Returns a built Keras model from a model, a factory, or `module:callable` text."""
-    if isinstance(model, str):
-        return target_model.build(target_model.load_factory(model))
-    if callable(model) and not hasattr(model, "trainable_weights"):
-        return target_model.build(model)
-    return target_model.build(lambda: model)
 
 
 def plan(checkpoint, table, model, *, options=None):
@@ -136,7 +127,6 @@ def _graph_parameters(checkpoint):
     """
     if not checkpoint.has_graph:
         return None
-    from migrate.mapping import layouts
 
     def resolve(layout_name, scope, parameters):
         reader = layouts.get(layout_name).graph_parameters
@@ -161,7 +151,6 @@ def _graph_cells(checkpoint):
     """What the legacy graph shows about its LSTM cells, checked whatever rules claim them."""
     if not checkpoint.has_graph:
         return ()
-    from migrate.mapping.layouts import tf1_graph
     # Decided from the checkpoint's names first: importing a graph costs a
     # quarter of a second per checkpoint of a batch, for nothing when it has no cells.
     if not tf1_graph.lstm_cell_scopes(checkpoint.variables):
@@ -288,8 +277,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             report=report, sources=sources.result(), options=options)
         export_lib.write(staging, model, options.exports)
         if options.verify is not None:
-            verified = staged.verify_staged(checkpoint.prefix, model_spec, model, staging,
-                                            options, table,
+            verified = staged.verify_staged(checkpoint, model_spec, model, staging, options,
+                                            conversion_plan,
                                             unwritten_targets=report.unwritten_targets)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest, known_digests=stream.digests)
@@ -324,3 +313,94 @@ def inspect(checkpoint, *, options=None):
         ],
         "roles": report_lib.role_totals(checkpoint.variables),
     }
+
+
+def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
+           input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE, seed=0,
+           tolerance=DEFAULT_TOLERANCE, ema=False, layers=False, table=None, converted=None,
+           settings=None, input_tensor=None, input_shape=None, options=None):
+    """Compares the legacy graph's output with the Keras model's on one batch.
+
+    The legacy graph is imported from the checkpoint's `.meta` and restored
+    by its own Saver in graph mode. Without `input_tensors`, the placeholders
+    the output depends on (not fed by `feeds`) are taken when they match the
+    Keras model's inputs in number; they are ordered like the Keras inputs
+    when named alike. No shape is ever guessed. The checkpoint is opened once
+    and, when a table is known, the conversion planned once (for the
+    layer-by-layer comparison); `migrate.verification.parity.verify` does the
+    rest with what is opened here.
+
+    Args:
+        checkpoint: the legacy checkpoint prefix or directory (its `.meta`
+            must exist), or a `LegacyCheckpoint`.
+        model: the Keras model, with the converted weights restored.
+        output_tensor: the graph's output to compare, e.g. `logits:0`.
+        input_tensors: placeholders fed to the Keras model's inputs, in order,
+            e.g. `["input_ids:0", "token_type_ids:0"]`.
+        feeds: `{placeholder: constant}` for placeholders the Keras model does
+            not take, e.g. `{"istate:0": 0, "keep_prob:0": 1.0}`.
+        inputs: real arrays by tensor name: an `.npz` path or a dict.
+        input_shapes: per input, the shape without the batch dimension where
+            the placeholder leaves sizes unknown (one entry for all).
+        input_max: integer inputs are drawn from `[0, input_max)`: one int
+            for all inputs or one per input.
+        batch_size: rows in the generated batch.
+        seed: NumPy seed of the generated batch.
+        tolerance: largest accepted `max_rel_diff`.
+        ema: evaluate the legacy graph with its moving averages (compare with
+            an output converted with `ema=True`).
+        layers: also compare layer by layer (done anyway when parity fails).
+        table: the mapping table (path or `MappingTable`) for the layer-by-layer
+            comparison; else the one recorded in `converted`'s manifest.
+        converted: the converted output directory whose manifest names the table.
+        settings: a `VerifySettings` in place of the keyword arguments above.
+        input_tensor, input_shape: one-input spellings (`input_tensor` may be
+            comma-separated names).
+        options: a `ConversionOptions`: where the roles come from (they
+            matter only to the plan of the layer-by-layer comparison).
+
+    Returns:
+        A `VerifyReport`; `report.passed` tells whether the tolerance holds,
+        `report.first_divergent_layer` names the first layer that differs.
+
+    Raises:
+        ArgumentError: tensors, feeds or shapes that do not fit the graph
+            (an unfed placeholder is named with its dtype and shape).
+        CheckpointError: no `.meta`, or the graph cannot be restored or run.
+        ModelError: the Keras output's shape differs from the legacy one.
+
+    Example:
+
+        report = migrate.verify("bert/model.ckpt-3", model,
+                                input_tensors=["input_ids:0", "token_type_ids:0"],
+                                output_tensor="encoder/output:0", input_max=[30, 2])
+        assert report.passed, report.summary()
+    """
+    if settings is None:
+        settings = parity.settings_from_arguments(
+            output_tensor=output_tensor, input_tensors=input_tensors, feeds=feeds, inputs=inputs,
+            input_shapes=input_shapes, input_max=input_max, batch_size=batch_size, seed=seed,
+            tolerance=tolerance, layers=layers, input_tensor=input_tensor,
+            input_shape=input_shape)
+    checkpoint = open_checkpoint(checkpoint, options)
+    table = _table_of_conversion(table, converted)
+    conversion_plan = None
+    if table is not None:
+        # Every mapped variable, BatchNorm statistics included: the layers' sources.
+        conversion_plan = _plan(checkpoint, table, model,
+                                ConversionOptions(keep="model_state"))[0]
+    return parity.verify(checkpoint, model, settings, ema=ema, plan=conversion_plan,
+                         arrays=inputs if isinstance(inputs, dict) else None)
+
+
+def _table_of_conversion(table, converted):
+    """Returns the mapping table given, the one `converted`'s manifest records, or None."""
+    if table is not None:
+        return load_table(table)
+    if converted is not None:
+        manifest_path = files.join(str(converted), manifest_lib.MANIFEST_NAME)
+        if files.exists(manifest_path):
+            path = (manifest_lib.read(str(converted)).get("table") or {}).get("path")
+            if path and files.exists(path):
+                return load_table(path)
+    return None

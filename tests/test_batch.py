@@ -349,7 +349,7 @@ def test_latest_only_follows_each_state_file_and_reports_a_bad_one(tmp_path):
 
 
 def test_state_files_are_read_as_tensorflow_reads_them_without_it(tmp_path):
-    from migrate.source import checkpoint
+    from migrate.source import state_file
 
     # Written by TensorFlow: quotes, backslashes, tabs and non-ASCII escaped in its text format.
     names = ["model.ckpt-1", 'we"ird\\ na\tme-2', "/elsewhere/mödel.ckpt-3"]
@@ -359,7 +359,7 @@ def test_state_files_are_read_as_tensorflow_reads_them_without_it(tmp_path):
         tf.compat.v1.train.update_checkpoint_state(directory, name,
                                                    all_model_checkpoint_paths=[name])
         expected = tf.train.get_checkpoint_state(directory).model_checkpoint_path
-        assert checkpoint.newest_in_state_file(directory) == expected
+        assert state_file.newest_in_state_file(directory) == expected
         assert expected.endswith(name)
     # By hand: a comment, single quotes, adjacent literals, octal and hex escapes, timestamps,
     # and a field given twice (the last counts, as TensorFlow's text_format.Merge has it).
@@ -370,16 +370,16 @@ def test_state_files_are_read_as_tensorflow_reads_them_without_it(tmp_path):
         "model_checkpoint_path: \"run\" '/model.ckpt-\\x37' \"\\303\\251\"\n"
         "all_model_checkpoint_timestamps: 1.5e9 last_preserved_timestamp: 2\n")
     expected = tf.train.get_checkpoint_state(str(directory)).model_checkpoint_path
-    assert checkpoint.newest_in_state_file(str(directory)) == expected == (
+    assert state_file.newest_in_state_file(str(directory)) == expected == (
         f"{directory}/run/model.ckpt-7\u00e9")
     # Not a CheckpointState: an unknown field, a string where a number goes, not UTF-8.
     for text in (b'model_checkpoint_path: "a"\nbogus: 1\n', b'last_preserved_timestamp: "a"\n',
                  b"\xff\xfe"):
         (directory / "checkpoint").write_bytes(text)
         with pytest.raises(ValueError):
-            checkpoint.newest_in_state_file(str(directory))
+            state_file.newest_in_state_file(str(directory))
     (directory / "checkpoint").write_bytes(b"")
-    assert checkpoint.newest_in_state_file(str(directory)) == ""
+    assert state_file.newest_in_state_file(str(directory)) == ""
 
 
 def test_ram_filesystem_input_goes_through_gfile(tree, tmp_path):

@@ -1,7 +1,7 @@
 """Draft rules fold into regex groups only when the folded table maps every name as intended."""
 
-from migrate.mapping.suggest import draft_writer
-from migrate.mapping.suggest import items
+from migrate.suggest import draft_writer
+from migrate.suggest import items
 from migrate.mapping.table import MappingTable
 
 
@@ -96,7 +96,7 @@ def test_cells_are_recognised_under_current_and_pre_1_2_names():
 
 
 def test_alignment_uses_layouts_squeezes_and_element_counts():
-    from migrate.mapping.suggest import align
+    from migrate.suggest import align
 
     variables = [
         _variable("net/rnn/basic_lstm_cell/weights", (12, 16)),

@@ -53,7 +53,7 @@ def test_v1_checkpoint_converts_with_parity_and_its_files_in_the_manifest(v1_pre
 
 
 def test_each_v1_file_name_resolves_to_the_prefix(v1_prefix):
-    from migrate.source.checkpoint import resolve_prefix
+    from migrate.source.locate import resolve_prefix
 
     directory = os.path.dirname(v1_prefix)
     data_names = [name for name in os.listdir(directory)
@@ -102,7 +102,7 @@ def test_damaged_v1_file_is_one_error_not_a_crash(legacy_checkpoint, tmp_path, d
 
 
 def test_checkpoint_prefixes_finds_v1_and_v2_newest_first(legacy_checkpoint, tmp_path):
-    from migrate.source.checkpoint import checkpoint_prefixes
+    from migrate.source.locate import checkpoint_prefixes
 
     single = legacy_checkpoint("small_convnet", extra_flags=V1_FLAGS["single"])
     sharded = legacy_checkpoint("small_convnet", extra_flags=V1_FLAGS["sharded"])

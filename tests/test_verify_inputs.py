@@ -142,7 +142,7 @@ def test_verify_errors_are_migrate_errors_with_the_keras_shape(bert_style):
 
 def test_command_line_spellings_parse_into_settings():
     import migrate
-    from migrate.verification import settings
+    from migrate import verify_settings as settings
 
     parsed = migrate.VerifySettings(
         output_tensor="encoded:0", input_tensors=("input_ids:0", "token_type_ids:0"),

@@ -19,7 +19,7 @@ def _saver_restored(prefix):
         `{checkpoint key: array}`, partitioned variables joined from their parts.
     """
     import verify_graphs
-    from migrate.source.checkpoint import checkpoint_key
+    from migrate.source.meta_graph import checkpoint_key
 
     tf = verify_graphs.tf_v1()
     graph = tf.Graph()

@@ -20,6 +20,7 @@ from migrate.batch import scan
 from migrate.batch import worker as batch_worker
 from migrate.batch.scan import find_checkpoints
 from migrate.batch.worker import Status
+from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.output import atomic
 
@@ -379,6 +380,7 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
 
 def _beam_runner():
     try:
+        # Here, not at the top: beam.py imports apache_beam, an optional extra.
         from migrate.batch import beam as beam_runner
     except ImportError as error:
         if (error.name or "").startswith("apache_beam"):
@@ -391,8 +393,6 @@ def _beam_runner():
 
 def _table_and_text(table):
     """Returns `(MappingTable, TOML text)`: workers get the text, not a path they may not reach."""
-    from migrate.mapping.table import MappingTable
-
     path = table.origin if isinstance(table, MappingTable) else str(table)
     try:
         data = files.read_bytes(path)

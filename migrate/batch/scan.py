@@ -6,11 +6,12 @@ import re
 
 from migrate import errors
 from migrate import files
+from migrate.output import manifest
+from migrate.source import locate
+from migrate.source.state_file import STATE_FILE_NAME
+from migrate.source.state_file import newest_in_state_file
 
-INDEX_SUFFIX = ".index"
 DATA_INFIX = ".data-"
-META_SUFFIX = ".meta"
-STATE_FILE_NAME = "checkpoint"
 _STEP_PART = re.compile(r"(\d+)")
 
 
@@ -75,7 +76,6 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
         scan = find_checkpoints("train", latest_only=True)
         print([found.relative for found in scan.found])
     """
-    from migrate.output import manifest
 
     root = strip_slashes(input_dir)
     if not files.is_directory(root):
@@ -127,11 +127,10 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
 
 
 def _add_prefixes(result, root, directory, names, latest_only):
-    from migrate.source import checkpoint
 
     # V2 prefixes (`.index`) and V1 ones (a single table file, or shards).
     prefixes = sorted((files.basename(prefix)
-                       for prefix in checkpoint.checkpoint_prefixes(directory, names)),
+                       for prefix in locate.checkpoint_prefixes(directory, names)),
                       key=natural_key)
     if not prefixes:
         return
@@ -139,7 +138,7 @@ def _add_prefixes(result, root, directory, names, latest_only):
     if latest_only and STATE_FILE_NAME in names:
         state_path = files.join(directory, STATE_FILE_NAME)
         try:
-            named = checkpoint.newest_in_state_file(directory)
+            named = newest_in_state_file(directory)
         except ValueError:
             named = ""
         if not named:
@@ -149,7 +148,7 @@ def _add_prefixes(result, root, directory, names, latest_only):
             return
         # Only the name counts: state files often hold absolute paths from the
         # machine that trained, which no longer exist where the files are now.
-        newest = checkpoint.strip_shard_suffix(files.basename(named))
+        newest = locate.strip_shard_suffix(files.basename(named))
         if newest not in prefixes:
             result.failures.append({"path": state_path, "relative": relative, "reason": (
                 f"The checkpoint state file {state_path} names {named}, "
@@ -164,7 +163,7 @@ def _add_prefixes(result, root, directory, names, latest_only):
     for prefix in prefixes:
         path = files.join(directory, prefix)
         try:
-            owned = checkpoint.source_files(path)
+            owned = locate.source_files(path)
         except errors.CheckpointError:
             # Damaged (a shard missing): still found, and its conversion fails
             # with the reason; its size is what is there.
@@ -196,7 +195,7 @@ def files_named_after(prefix, names=None):
 
 
 def _is_checkpoint_file(name):
-    return (name.endswith(INDEX_SUFFIX) or name.endswith(META_SUFFIX) or DATA_INFIX in name
+    return (name.endswith(locate.INDEX_SUFFIX) or name.endswith(locate.META_SUFFIX) or DATA_INFIX in name
             or name == STATE_FILE_NAME)
 
 

@@ -27,8 +27,13 @@ import tempfile
 import time
 
 from migrate import errors
+from migrate import pipeline
 from migrate.batch import failures
+from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
+from migrate.output import manifest
+from migrate.planning import target as target_model
+from migrate.source import locate
 
 WORKER_MODULE = "migrate.batch.worker"
 UP_TO_DATE = "up to date"
@@ -180,11 +185,8 @@ def role_bytes(roles):
 
 def current_manifest(job, settings):
     """Returns the output's manifest if it already holds this conversion of this source, else None."""
-    from migrate.output import manifest
-    from migrate.source import checkpoint
-
     try:
-        paths = checkpoint.source_files(job.source, use_meta=settings.options.use_meta)
+        paths = locate.source_files(job.source, use_meta=settings.options.use_meta)
     except errors.CheckpointError:
         return None
     return manifest.is_current(job.output, paths, table_sha256=settings.table_sha256,
@@ -197,13 +199,13 @@ def skipped_result(job, settings):
     """Returns a skipped `ItemResult` if the output is up to date (and not forced), else None."""
     if settings.force:
         return None
-    manifest = current_manifest(job, settings)
-    if manifest is None:
+    current = current_manifest(job, settings)
+    if current is None:
         return None
-    kept, dropped, left_out = role_bytes(manifest["roles"])
+    kept, dropped, left_out = role_bytes(current["roles"])
     return ItemResult.for_job(job, Status.SKIPPED, UP_TO_DATE, kept_bytes=kept,
                               dropped_bytes=dropped, left_out_bytes=left_out,
-                              written_weights=manifest["written"]["weights"])
+                              written_weights=current["written"]["weights"])
 
 
 class Converter:
@@ -222,16 +224,13 @@ class Converter:
     """
 
     def __init__(self, settings):
-        from migrate import pipeline
-        from migrate.mapping.table import MappingTable
-
         self._settings = settings
         self._table = MappingTable.from_text(settings.table_text, origin=settings.table)
         if self._table.sha256 != settings.table_sha256:
             raise errors.TableError(
                 f"Mapping table {settings.table} is not the one the batch started with: expected "
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
-        self._model = pipeline.load_model(settings.model)
+        self._model = target_model.load_model(settings.model)
 
     def convert(self, job):
         """Converts one job (or skips it when its output is up to date); never raises.
@@ -258,8 +257,6 @@ class Converter:
         return result
 
     def _convert(self, job):
-        from migrate import pipeline
-
         settings = self._settings
         skipped = skipped_result(job, settings) if settings.check_current else None
         if skipped is not None:

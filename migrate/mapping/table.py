@@ -183,6 +183,19 @@ class MappingTable:
         return f"MappingTable({self.origin!r}, {len(self.rules)} rules)"
 
 
+def load_table(table):
+    """Returns a `MappingTable` for a path, the table itself, or an empty table for None.
+
+    Example:
+
+    >>> load_table(None).rules
+    ()
+    """
+    if table is None:
+        return MappingTable.empty()
+    return table if isinstance(table, MappingTable) else MappingTable.load(table)
+
+
 def _match_rule(rule, name):
     if rule.layout is None:
         match = rule.pattern.fullmatch(name)

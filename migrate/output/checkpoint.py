@@ -23,9 +23,9 @@ from migrate import files
 from migrate.errors import OutputError
 from migrate.output import bundle
 from migrate.output import direct_read
+from migrate.source.state_file import STATE_FILE_NAME
 
 CHECKPOINT_NAME = "ckpt"
-STATE_FILE_NAME = "checkpoint"
 ROOT_NAME = "model"
 
 

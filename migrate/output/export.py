@@ -26,58 +26,19 @@ import contextlib
 import io
 
 from migrate import files
-from migrate.errors import ArgumentError
 from migrate.errors import ModelError
+from migrate.errors import OutputError
 from migrate.errors import first_line
+from migrate.options import FILE_NAMES
+from migrate.options import KERAS
+from migrate.options import WEIGHTS_H5
+from migrate.planning import target as target_model
 
-WEIGHTS_H5 = "weights_h5"
-KERAS = "keras"
-SAVED_MODEL = "saved_model"
-EXPORT_FORMATS = (WEIGHTS_H5, KERAS, SAVED_MODEL)
-FILE_NAMES = {WEIGHTS_H5: "model.weights.h5", KERAS: "model.keras", SAVED_MODEL: "saved_model"}
 # The Keras 3 SavedModel endpoint (`model.export`), called on the model's inputs.
 SERVE_ENDPOINT = "serve"
 # Packages whose classes `load_model` imports by module name; any other class
 # must be registered with `keras.saving.register_keras_serializable`.
 _IMPORTABLE_PACKAGES = frozenset({"keras", "keras_hub", "keras_cv", "keras_nlp", "tf_keras"})
-
-
-def parse_formats(formats):
-    """Returns the export formats as a tuple, checked.
-
-    Args:
-        formats: a sequence of format names, or one comma-separated string
-            (`"weights_h5,keras"`); empty for none.
-
-    Returns:
-        A tuple of distinct names from `EXPORT_FORMATS`, in the order given.
-
-    Raises:
-        ArgumentError: an unknown or repeated name.
-
-    Example:
-
-    >>> parse_formats("weights_h5, saved_model")
-    ('weights_h5', 'saved_model')
-    >>> parse_formats(["h5"])
-    Traceback (most recent call last):
-    ...
-    migrate.errors.ArgumentError: Expected exports to be among weights_h5, keras, saved_model. Received: exports=['h5']
-    """
-    if isinstance(formats, str):
-        formats = [part.strip() for part in formats.split(",") if part.strip()]
-    if not isinstance(formats, (list, tuple)) or not all(
-            isinstance(name, str) for name in formats):
-        raise ArgumentError(f"Expected exports to be a list of format names. "
-                            f"Received: exports={formats!r}")
-    unknown = [name for name in formats if name not in EXPORT_FORMATS]
-    if unknown:
-        raise ArgumentError(f"Expected exports to be among {', '.join(EXPORT_FORMATS)}. "
-                            f"Received: exports={list(unknown)!r}")
-    if len(set(formats)) != len(formats):
-        raise ArgumentError(
-            f"Expected each export format once. Received: exports={list(formats)!r}")
-    return tuple(formats)
 
 
 def check_exportable(model, formats):
@@ -136,10 +97,7 @@ def write(directory, model, formats):
     Raises:
         OutputError: TensorFlow or Keras failed to write a format.
     """
-    from migrate.errors import OutputError
-    from migrate.planning import target
-
-    keras_3 = target.is_keras_3(model)
+    keras_3 = target_model.is_keras_3(model)
     written = []
     for name in formats:
         path = files.join(str(directory), FILE_NAMES[name])
@@ -163,9 +121,7 @@ def write(directory, model, formats):
 
 
 def _saving_module(model):
-    from migrate.planning import target
-
-    if target.is_keras_3(model):
+    if target_model.is_keras_3(model):
         import keras
         return keras.saving
     import tf_keras

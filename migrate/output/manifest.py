@@ -21,6 +21,7 @@ import threading
 from migrate import files
 from migrate.errors import OutputError
 from migrate.errors import reason
+from migrate.planning import target as target_model
 from migrate.version import __version__
 
 MANIFEST_NAME = "manifest.json"
@@ -157,13 +158,11 @@ def build(*, checkpoint, table, model, model_name, report, sources, options):
     import keras
     import tensorflow as tf
 
-    from migrate.planning import target
-
     return {
         "format": FORMAT,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "versions": {"tf1-migrate": __version__, "tensorflow": tf.__version__,
-                     "keras": keras.__version__ if target.is_keras_3(model)
+                     "keras": keras.__version__ if target_model.is_keras_3(model)
                      else "tf_keras " + _tf_keras_version(), "python": platform.python_version()},
         "source": {
             "prefix": checkpoint.prefix,
@@ -259,7 +258,7 @@ def metadata_fingerprint(paths):
     same fingerprint and a changed `.index` or data size a different one.
 
     Args:
-        paths: the checkpoint's files (`source.checkpoint.source_files`).
+        paths: the checkpoint's files (`source.locate.source_files`).
 
     Returns:
         The hex digest.

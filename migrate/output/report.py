@@ -2,6 +2,7 @@
 
 import dataclasses
 
+from migrate.options import FILE_NAMES
 from migrate.progress import format_bytes
 from migrate.source.roles import Role
 
@@ -96,7 +97,6 @@ class ConversionReport:
                 f"restored models keep their initial values (BatchNorm: mean 0, variance 1), so "
                 f"inference differs from the legacy graph. Use keep='model_state' to carry them.")
         if self.unwritten_targets and self.exports:
-            from migrate.output.export import FILE_NAMES
 
             # Unlike the checkpoint, these formats store every weight of the model.
             names = ", ".join(FILE_NAMES[name] for name in self.exports)

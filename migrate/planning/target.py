@@ -109,6 +109,20 @@ def build(factory):
     return model
 
 
+def load_model(model):
+    """Returns a built Keras model from a model, a factory, or `module:callable` text.
+
+    Example:
+
+        model = load_model("my_models:build")
+    """
+    if isinstance(model, str):
+        return build(load_factory(model))
+    if callable(model) and not hasattr(model, "trainable_weights"):
+        return build(model)
+    return build(lambda: model)
+
+
 def _name(factory):
     return getattr(factory, "__qualname__", type(factory).__name__)
 

@@ -339,14 +339,14 @@ def _text(shape):
     return "[" + ", ".join("?" if size is None else str(size) for size in shape) + "]"
 
 
-def check_meta(prefix):
-    """Returns the `.meta` path of a legacy checkpoint prefix.
+def check_meta(checkpoint):
+    """Returns the `.meta` path of an opened legacy checkpoint (`LegacyCheckpoint`).
 
     Raises:
-        CheckpointError: the `.meta` file does not exist.
+        CheckpointError: the checkpoint has no `.meta` file beside it.
     """
-    meta_path = prefix + ".meta"
-    if not files.exists(meta_path):
+    if checkpoint.saved_graph_path is None:
         raise CheckpointError(f"Verification runs the legacy graph, so it needs the checkpoint's "
-                              f"graph. Expected {meta_path}. Received: checkpoint={prefix!r}")
-    return meta_path
+                              f"graph. Expected {checkpoint.prefix}.meta. Received: "
+                              f"checkpoint={checkpoint.prefix!r}")
+    return checkpoint.saved_graph_path

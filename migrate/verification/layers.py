@@ -9,19 +9,19 @@ tolerance is where the conversion went wrong.
 """
 
 import dataclasses
-import json
 import os
 
 import numpy as np
 
-from migrate import files
 from migrate.errors import ArgumentError
 from migrate.errors import MigrateError
+from migrate.planning import target as target_model
+from migrate.verification import inputs as inputs_lib
+from migrate.verification import legacy_run
 
 _SKIPPED_OPS = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "Shape", "Size",
                           "Rank", "NoOp", "Assert"})
 _FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
-_MANIFEST_NAME = "manifest.json"
 
 
 @dataclasses.dataclass
@@ -68,20 +68,36 @@ def table_text(layers, first_divergent_layer):
     return "\n".join(lines)
 
 
-def attach(report, prefix, model, settings, *, ema, arrays, table, converted):
+def attach(report, checkpoint, model, settings, *, ema, arrays, plan, planned_model=None):
     """Runs the layer-by-layer comparison and records it in `report`.
 
-    When no table is known, or the model is not a functional Keras model,
-    `report.layers_note` says why there is no comparison; when `layers` was
-    asked for explicitly, that is an error instead.
+    When no plan is known (no table), or the model is not a functional Keras
+    model, `report.layers_note` says why there is no comparison; when `layers`
+    was asked for explicitly, that is an error instead.
+
+    Args:
+        report: the `VerifyReport` of the parity check.
+        checkpoint: the opened `LegacyCheckpoint`.
+        model: the Keras model compared.
+        settings: the `VerifySettings` of the parity check.
+        ema: restore the legacy graph's moving averages.
+        arrays: the arrays fed in the parity check, by tensor name.
+        plan: the `ConversionPlan` saying which variables fed which weight, or None.
+        planned_model: the model `plan` was made for, when not `model`.
 
     Raises:
         ArgumentError: the comparison was asked for and cannot be made.
     """
     try:
+        if plan is None:
+            raise ArgumentError(
+                "The layer-by-layer comparison needs the mapping table that says which TF1 "
+                "variables fed each layer. Expected table, or converted naming an output whose "
+                "manifest records a readable table. Received: table=None", option="table")
+        sources = layer_sources(plan, planned_model if planned_model is not None else model,
+                                model)
         report.layers = [item.to_json() for item in compare_layers(
-            prefix, model, settings, ema=ema, arrays=arrays,
-            table=table_for(table, converted))]
+            checkpoint, model, settings, sources=sources, ema=ema, arrays=arrays)]
     except MigrateError as error:
         if settings.layers:
             raise
@@ -91,51 +107,27 @@ def attach(report, prefix, model, settings, *, ema, arrays, table, converted):
         (item["layer"] for item in report.layers if item["diverged"]), None)
 
 
-def table_for(table, converted):
-    """Returns the mapping table given, or the one `converted`'s manifest records.
-
-    Raises:
-        ArgumentError: neither gives a readable table.
-    """
-    from migrate.pipeline import load_table
-
-    if table is not None:
-        return load_table(table)
-    if converted is not None:
-        manifest_path = files.join(str(converted), _MANIFEST_NAME)
-        if files.exists(manifest_path):
-            path = (json.loads(files.read_bytes(manifest_path)).get("table") or {}).get("path")
-            if path and files.exists(path):
-                return load_table(path)
-    raise ArgumentError("The layer-by-layer comparison needs the mapping table that says which "
-                        "TF1 variables fed each layer. Expected table, or converted naming an "
-                        f"output whose manifest records a readable table. Received: table=None, "
-                        f"converted={converted!r}", option="table")
-
-
-def layer_sources(prefix, model, table):
+def layer_sources(plan, planned_model, model):
     """Returns `[(layer, [TF1 variables], [rule indexes])]` for layers with converted weights.
+
+    Args:
+        plan: the `ConversionPlan`.
+        planned_model: the model the plan was made for.
+        model: the model whose layers are returned: `planned_model` itself,
+            or one of the same structure (its layers correspond one to one).
 
     Layers come in the model's (topological) order.
     """
-    from migrate import pipeline
-    from migrate.options import ConversionOptions
-    from migrate.planning import target as target_model
-
-    # The plan as convert makes it (layout parameters read from the graph);
-    # its problems do not matter here, only which variables fed which weight.
-    conversion_plan = pipeline.plan(prefix, table, model,
-                                    options=ConversionOptions(keep="model_state"))
-    weights = target_model.weights(model)
-    by_variable = {id(variable): path for path, (_, variable) in weights.items()}
+    by_variable = {id(variable): path
+                   for path, (_, variable) in target_model.weights(planned_model).items()}
     by_target = {}
-    for assignment in conversion_plan.assignments:
+    for assignment in plan.assignments:
         for target in assignment.targets:
             by_target[target] = (assignment.sources, assignment.rule.index)
     found = []
-    for layer in model.layers:
+    for planned_layer, layer in zip(planned_model.layers, model.layers):
         sources, rules = [], []
-        for variable in layer.weights:
+        for variable in planned_layer.weights:
             entry = by_target.get(by_variable.get(id(variable)))
             if entry is None:
                 continue
@@ -147,16 +139,16 @@ def layer_sources(prefix, model, table):
     return found
 
 
-def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
+def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=None):
     """Compares each converted Keras layer's output with its legacy twin.
 
     Args:
-        prefix: the legacy checkpoint prefix (with its `.meta`).
+        checkpoint: the opened `LegacyCheckpoint` (with its `.meta`).
         model: the functional Keras model with the converted weights.
         settings: the `VerifySettings` of the parity check.
+        sources: `layer_sources(...)`: the layers with converted weights.
         ema: restore the legacy graph's moving averages.
         arrays: the arrays fed in the parity check, by tensor name.
-        table: the `MappingTable` of the conversion.
 
     Returns:
         A list of `LayerDiff`, in the model's layer order.
@@ -167,13 +159,9 @@ def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
     """
     import keras
 
-    from migrate.verification import inputs as inputs_lib
-    from migrate.verification import parity
-
-    sources = layer_sources(prefix, model, table)
     if not sources:
         raise ArgumentError("No layer of the model holds weights the table converts. Expected "
-                            "the table of this conversion. Received: table=" + repr(table.origin))
+                            "the table of this conversion. Received: no converted layer")
     try:
         probe = keras.Model(model.input, [layer.output for layer, _, _ in sources])
     except (AttributeError, ValueError, TypeError) as error:
@@ -181,8 +169,8 @@ def compare_layers(prefix, model, settings, *, ema=False, arrays=None, table):
                             f"a functional Keras model exposes: {error}. Received: "
                             f"model={type(model).__name__}") from None
     scopes = {layer.name: _scope_of(names) for layer, names, _ in sources}
-    feed, _, legacy = parity.run_legacy(
-        prefix, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
+    feed, _, legacy = legacy_run.run_legacy(
+        checkpoint, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
         extra_tensors=lambda graph: _candidates(graph, arrays, scopes.values()))
     outputs = probe(feed.keras_inputs(), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]

@@ -3,6 +3,9 @@
 from migrate.errors import ModelError
 from migrate.errors import VerificationError
 from migrate.errors import first_line
+from migrate.planning import target as target_model
+from migrate.verification import parity
+from migrate.verification import restore as restore_lib
 
 
 def fresh_model(model_spec, model):
@@ -16,12 +19,9 @@ def fresh_model(model_spec, model):
     Raises:
         ModelError: a model instance that Keras cannot clone (give a factory).
     """
-    from migrate import pipeline
-    from migrate.planning import target as target_model
-
     if isinstance(model_spec, str) or (callable(model_spec)
                                        and not hasattr(model_spec, "trainable_weights")):
-        return pipeline.load_model(model_spec)
+        return target_model.load_model(model_spec)
     if target_model.is_keras_3(model):
         import keras
         clone = keras.models.clone_model
@@ -29,22 +29,23 @@ def fresh_model(model_spec, model):
         import tf_keras
         clone = tf_keras.models.clone_model
     try:
-        return pipeline.load_model(clone(model))
+        return target_model.load_model(clone(model))
     except (ValueError, TypeError, NotImplementedError) as error:
         raise ModelError(f"Verification restores the output into a fresh model, and this model "
                          f"cannot be cloned: {first_line(error)}. Expected a factory or "
                          f"'module:callable'. Received: model={type(model).__name__}") from None
 
 
-def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritten_targets=()):
+def verify_staged(checkpoint, model_spec, model, staging, options, plan, *, unwritten_targets=()):
     """Restores the staged output into a fresh model and compares it with the legacy graph.
 
     Args:
-        prefix: the legacy checkpoint prefix.
+        checkpoint: the opened `LegacyCheckpoint`.
         model_spec, model: as for `fresh_model`.
         staging: the temporary output directory, checkpoint written.
         options: the `ConversionOptions` (its `verify` settings and `ema`).
-        table: the `MappingTable`, for the layer-by-layer comparison.
+        plan: the conversion's `ConversionPlan` (made for `model`), for the
+            layer-by-layer comparison.
         unwritten_targets: the model weights the output does not carry (as
             in the `ConversionReport`), named by a failure.
 
@@ -55,12 +56,10 @@ def verify_staged(prefix, model_spec, model, staging, options, table, *, unwritt
         VerificationError: the outputs differ beyond the tolerance and
             `keep_failed` is not set (the staged output is then discarded).
     """
-    from migrate.verification import parity
-    from migrate.verification import restore as restore_lib
-
     fresh = fresh_model(model_spec, model)
     restore_lib.restore(fresh, staging)
-    report = parity.verify(prefix, fresh, settings=options.verify, ema=options.ema, table=table)
+    report = parity.verify(checkpoint, fresh, options.verify, ema=options.ema, plan=plan,
+                           planned_model=model)
     if not report.passed and not options.verify.keep_failed:
         raise failure(report, kept=None, unwritten_targets=unwritten_targets)
     return report

@@ -153,8 +153,6 @@ def _split_columns(matrix, sections):
 
 
 def _lstm_graph_parameters(graph, scope):
-    from migrate.mapping.layouts import tf1_graph
-
     facts = tf1_graph.lstm_graph_facts(graph, scope)
     if facts.forget_bias is None:
         # A default here would be a guess about the graph that actually ran.

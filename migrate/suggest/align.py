@@ -4,7 +4,7 @@ import dataclasses
 import math
 
 from migrate.mapping import layouts
-from migrate.mapping.suggest import items as items_lib
+from migrate.suggest import items as items_lib
 
 # Scores: a weight matched counts most; a matching name or a match with no
 # reshape breaks ties between alignments of equal length.

@@ -5,17 +5,22 @@ import os
 import re
 import tempfile
 
+from migrate import pipeline
 from migrate.errors import ArgumentError
 from migrate.errors import OutputError
-from migrate.mapping.suggest import align as align_lib
-from migrate.mapping.suggest import by_value
-from migrate.mapping.suggest import draft_writer
-from migrate.mapping.suggest import items as items_lib
-from migrate.mapping.suggest import tf1_structure
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
+from migrate.planning import target as target_model
+from migrate.planning.plan import pair_by_shape
 from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
+from migrate.suggest import align as align_lib
+from migrate.suggest import by_value
+from migrate.suggest import draft_writer
+from migrate.suggest import items as items_lib
+from migrate.suggest import tf1_structure
+from migrate.verification import parity as parity_lib
+from migrate.verify_settings import VerifySettings
 
 SETTLED_BY_VALUE = "settled by value: the model's outputs match the legacy graph's"
 # `resolve_ambiguous`'s default: the layer-by-layer comparison settles them.
@@ -128,8 +133,6 @@ def _settled_text(groups):
 
 
 def _pair(sources, targets):
-    from migrate.planning.plan import pair_by_shape
-
     return pair_by_shape(sources, targets, lambda item: tuple(item[1]), lambda item: tuple(item[1]))
 
 
@@ -187,10 +190,6 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                                  verify=settings)
         print(report.summary())
     """
-    from migrate import pipeline
-    from migrate.planning import target as target_model
-    from migrate.verification.settings import VerifySettings
-
     options = options or ConversionOptions()
     verify = verify if verify is not None else options.verify
     if verify is not None and not isinstance(verify, VerifySettings):
@@ -204,7 +203,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         raise OutputError(f"The draft table {output} already exists; refusing to replace it.",
                           option="overwrite")
     checkpoint = pipeline.open_checkpoint(checkpoint, options)
-    model = pipeline.load_model(model)
+    model = target_model.load_model(model)
 
     kept_roles = KEEP_MODES[options.keep]
     kept = [variable for variable in checkpoint.variables.values()
@@ -244,11 +243,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         problems = [problem.describe() for problem in conversion_plan.problems]
         parity = None
         if run_parity and not problems:
-            from migrate.verification.parity import verify as run_verify
-
-            # With the table, a failing parity run carries the layer-by-layer comparison.
-            parity = run_verify(checkpoint.prefix, model, settings=verify, ema=options.ema,
-                                table=table)
+            # With the plan, a failing parity run carries the layer-by-layer comparison.
+            parity = parity_lib.verify(checkpoint, model, verify, ema=options.ema,
+                                       plan=conversion_plan)
         return rules, problems, parity
 
     rules, problems, parity = prove(matches)

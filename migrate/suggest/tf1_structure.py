@@ -7,6 +7,8 @@ import re
 from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
+from migrate.source.meta_graph import checkpoint_key
+from migrate.source.meta_graph import collection_keys
 
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
@@ -55,7 +57,6 @@ def read(meta_path, layer_of):
     """
     from tensorflow.core.protobuf import meta_graph_pb2
 
-    from migrate.source.checkpoint import collection_keys
 
     meta_graph = meta_graph_pb2.MetaGraphDef()
     try:
@@ -79,7 +80,6 @@ def from_graph(graph, layer_of):
     """
     import tensorflow as tf
 
-    from migrate.source.checkpoint import checkpoint_key
 
     order = [checkpoint_key(variable) for variable in
              graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES)]

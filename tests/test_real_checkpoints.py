@@ -1,0 +1,59 @@
+"""Real TF 1.x checkpoints, as their authors committed them, drafted for, converted and proven.
+
+Each lives under tests/data/ with its license and a note on where it came from and how its
+code was written.
+"""
+
+import json
+import os
+import pathlib
+import shutil
+
+import pytest
+
+from conftest import run_cli
+
+TESTS = pathlib.Path(__file__).resolve().parent
+TRAFFIC_SIGN = TESTS / "data" / "traffic_sign_lenet"
+# The raw tf.nn graph drops units through its keep_prob placeholder: 1.0 is inference.
+TRAFFIC_SIGN_PARITY = ["--output_tensor=logits:0", "--feed=keep_prob:0=1.0"]
+
+
+@pytest.fixture(scope="module")
+def traffic_sign(tmp_path_factory):
+    """A copy of the published checkpoint directory (its `checkpoint` state file included)."""
+    directory = tmp_path_factory.mktemp("traffic_sign") / "checkpoints"
+    shutil.copytree(TRAFFIC_SIGN, directory)
+    return str(directory)
+
+
+def test_the_published_traffic_sign_checkpoint_is_read_with_its_graphs_roles(traffic_sign):
+    result = run_cli("inspect", f"--checkpoint={traffic_sign}", "--json", cwd=TESTS)
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["role_origin"].startswith("graph collections of")
+    roles = {name: entry["count"] for name, entry in document["roles"].items()
+             if entry["count"]}
+    # Ten weights and biases, Adam's two slots each, Adam's beta powers.
+    assert roles == {"trainable": 10, "optimizer_slot": 20, "bookkeeping": 2}, roles
+
+
+def test_suggest_drafts_the_traffic_sign_table_unaided_and_convert_proves_it(traffic_sign,
+                                                                              tmp_path):
+    draft = tmp_path / "draft.toml"
+    result = run_cli("suggest", f"--checkpoint={traffic_sign}",
+                     "--model=real_models:traffic_sign_lenet", f"--output={draft}",
+                     *TRAFFIC_SIGN_PARITY, cwd=TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "draft proven" in result.stdout, result.stdout
+    # The weights were all created before the biases: a unique shape still finds its layer.
+    assert "match = 'convLayer2_weights'" in draft.read_text()
+
+    output = tmp_path / "converted"
+    result = run_cli("convert", f"--checkpoint={traffic_sign}", f"--table={draft}",
+                     "--model=real_models:traffic_sign_lenet", f"--output={output}", "--verify",
+                     *TRAFFIC_SIGN_PARITY, "--tolerance=1e-5", "--json", cwd=TESTS)
+    assert result.returncode == 0, result.stderr
+    verified = json.loads((output / "manifest.json").read_text())["verified"]
+    assert verified["passed"] and verified["max_rel_diff"] <= 1e-5, verified
+    assert sorted(os.listdir(TRAFFIC_SIGN)) == sorted(os.listdir(traffic_sign))
