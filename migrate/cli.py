@@ -29,6 +29,7 @@ from migrate.options import ConversionOptions
 from migrate.output import atomic
 from migrate.output import manifest
 from migrate.output.report import inspect_summary
+from migrate.planning import target as target_model
 from migrate.planning.plan import side_by_side_lines
 from migrate.source.roles import Role
 from migrate.suggest import suggest
@@ -108,9 +109,11 @@ _ALLOW_NONFINITE = _define(
     "Carry NaN/Inf weights instead of refusing them (always reported).",
     commands=(PLAN, CONVERT, BATCH))
 _BUILDER = _define(
-    flags.DEFINE_string, "builder", None, "legacy_graphs builder whose graph gives the variable "
-    "roles when the checkpoint has no .meta.",
-    commands=(INSPECT, PLAN, CONVERT, BATCH, LINT, SUGGEST))
+    flags.DEFINE_string, "builder", None, "For a checkpoint without .meta: module:callable "
+    "naming a function that builds the TF1 graph in the default graph, as the model's code "
+    "did (importing the module runs its code), or a legacy_graphs name. Its graph gives the "
+    "variable roles, and verification runs it, restored from the checkpoint.",
+    commands=(INSPECT, PLAN, CONVERT, BATCH, LINT, SUGGEST, VERIFY))
 _USE_META = _define(flags.DEFINE_bool, "use_meta", True,
                     "Read variable roles from the .meta graph.",
                     commands=(INSPECT, PLAN, CONVERT, BATCH, LINT, SUGGEST))
@@ -141,7 +144,7 @@ _FLAG_OF_OPTION = {"feeds": "feed", "input_tensors": "input_tensor",
 # The verification options whose fit only the legacy graph can tell.
 _GRAPH_INPUT_OPTIONS = frozenset({"output_tensor", "input_tensor", "input_tensors",
                                   "input_shape", "input_shapes", "input_max", "feeds",
-                                  "inputs_file"})
+                                  "inputs_file", "legacy_dropout"})
 _INPUT_TENSOR = _define(
     flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
     "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0); "
@@ -160,6 +163,13 @@ _FEED = _define(
     flags.DEFINE_multi_string, "feed", [], "NAME=VALUE: fill a placeholder the Keras model does "
     "not take with a constant at its declared shape (repeatable), e.g. --feed=istate:0=0 "
     "--feed=keep_prob:0=1.0 --feed=is_training:0=false.", commands=_PARITY_COMMANDS)
+_LEGACY_DROPOUT = _define(
+    flags.DEFINE_enum, "legacy_dropout", "off", "off: run the legacy graph in inference mode: "
+    "when two runs as saved differ, dropout's constant keep probabilities "
+    "(DropoutWrapper(output_keep_prob=0.75) inside an RNN loop, which no --feed reaches) are set "
+    "to 1, each named in the report; as_saved: run it as saved. Either way a graph whose two "
+    "runs differ is refused, its random ops named.",
+    commands=_PARITY_COMMANDS, enum_values=["off", "as_saved"])
 _INPUTS = _define(flags.DEFINE_string, "inputs", None, "An .npz of real arrays by tensor name, "
                   "for inputs and feeds alike.", commands=_PARITY_COMMANDS)
 _BATCH_SIZE = _define(flags.DEFINE_integer, "batch_size", 2, "Rows in the random batch.",
@@ -378,7 +388,8 @@ def _verify_settings():
     return parity.settings_from_arguments(
         **{**defaults, **given}, batch_size=_BATCH_SIZE.value, seed=_SEED.value,
         # A plot is of the layers: --plot compares them even when the outputs agree.
-        layers=_LAYERS.value or _PLOT.value is not None, keep_failed=_KEEP_FAILED.value)
+        layers=_LAYERS.value or _PLOT.value is not None, keep_failed=_KEEP_FAILED.value,
+        legacy_dropout=_LEGACY_DROPOUT.value)
 
 
 def _open_checkpoint(options):
@@ -490,14 +501,15 @@ def command_batch(options):
 
 
 def command_verify(options):
-    del options  # verify reads the legacy graph's own .meta; --ema is its one option.
+    # verify runs the legacy graph's own .meta, or --builder's graph; --ema is its one option.
     settings = _verify_settings()
     entry = _zoo_entry()
-    model = pipeline.load_model(_MODEL.value or entry.model_factory)
+    model = target_model.load_model(_MODEL.value or entry.model_factory)
     restored = restore_lib.restore(model, _CONVERTED.value)
     with _graph_misfits_as_input_errors():
         report = pipeline.verify(_CHECKPOINT.value, model, settings=settings, ema=_EMA.value,
-                                table=_TABLE.value, converted=_CONVERTED.value)
+                                 table=_TABLE.value, converted=_CONVERTED.value,
+                                 options=options)
     lines = [restored.summary(), report.summary()]
     if _PLOT.value and report.layers is not None:
         layers.plot(report.layers, _PLOT.value, tolerance=report.tolerance)
@@ -512,7 +524,7 @@ def _check_parity_flags():
     """convert and batch: the verification flags go with --verify, which needs an output tensor."""
     if not _VERIFY.value:
         for flag in (_KEEP_FAILED, _INPUT_TENSOR, _OUTPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX,
-                     _FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE):
+                     _FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE, _LEGACY_DROPOUT):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for --verify.")
         return
@@ -586,7 +598,7 @@ def _check_suggest():
     """suggest runs parity only with an output tensor; the other input flags need it."""
     if _OUTPUT_TENSOR.value is None:
         for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _INPUTS, _BATCH_SIZE, _SEED,
-                     _TOLERANCE):
+                     _TOLERANCE, _LEGACY_DROPOUT):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for parity, which needs --output_tensor.")
     _check_verify_inputs()

@@ -27,8 +27,11 @@ class ConversionOptions:
         allow_nonfinite: carry NaN/Inf weights instead of refusing them
             (they are always reported).
         use_meta: read variable roles from the `.meta` graph beside the checkpoint.
-        builder: name of a `legacy_graphs` builder whose graph gives the roles
-            when there is no `.meta` (or `use_meta` is False).
+        builder: a graph builder for a checkpoint without `.meta` (or with
+            `use_meta` False): a `legacy_graphs` name, or `module:callable`
+            naming a function that builds the TF1 graph in the default graph,
+            as the model's own code did. Its graph gives the roles, and
+            verification runs it, restored from the checkpoint.
         verify: a `VerifySettings`: after writing, restore a fresh model from
             the output and compare it with the legacy graph; only a passing
             conversion is put in place. None: no verification.
@@ -71,7 +74,8 @@ class ConversionOptions:
                 raise ArgumentError(
                     f"Expected {name} to be True or False. Received: {name}={value!r}")
         if self.builder is not None and (not isinstance(self.builder, str) or not self.builder):
-            raise ArgumentError(f"Expected builder to be a legacy_graphs builder name or None. "
+            raise ArgumentError(f"Expected builder to be a legacy_graphs builder name, "
+                                f"module:callable, or None. "
                                 f"Received: builder={self.builder!r}")
         if self.builder is not None:
             meta_graph.check_builder(self.builder)

@@ -1,5 +1,6 @@
 """The conversion pipeline: open, plan, check, then write; the engine behind `migrate.convert`."""
 
+import dataclasses
 import time
 
 from migrate import files
@@ -19,6 +20,7 @@ from migrate.output import report as report_lib
 from migrate.planning import target as target_model
 from migrate.planning.plan import make_plan
 from migrate.planning.target import load_model
+from migrate.source import lookups
 from migrate.source.checkpoint import LegacyCheckpoint
 from migrate.verification import parity
 from migrate.verification import staged
@@ -111,7 +113,8 @@ def _plan(checkpoint, table, model, options):
     conversion_plan = make_plan(
         checkpoint.variables, table, targets,
         keep=options.keep, ema_shadows=checkpoint.ema_shadows() if options.ema else None,
-        resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint))
+        resolve_parameters=_graph_parameters(checkpoint), cell_facts=_graph_cells(checkpoint),
+        partitioned=lookups.of_checkpoint(checkpoint))
     object_paths = None
     if not conversion_plan.problems:
         object_paths = target_model.reachable_paths(
@@ -259,6 +262,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         exports=list(options.exports), recovered=recovered)
     if dry_run:
         return report
+    # Read before assigning: the model holds the values it was built with.
+    report.unwritten_at_initial = report_lib.left_out_at_initial(
+        checkpoint, table, variables_by_path, report.unwritten_targets)
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
     root_children = output_checkpoint.mirror(
@@ -278,15 +284,18 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         export_lib.write(staging, model, options.exports)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint, model_spec, model, staging, options,
-                                            conversion_plan,
-                                            unwritten_targets=report.unwritten_targets)
+                                            conversion_plan, unwritten_targets=_lost(report))
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest, known_digests=stream.digests)
     report.seconds = time.monotonic() - started
     if verified is not None and not verified.passed:
-        raise staged.failure(verified, kept=str(output),
-                             unwritten_targets=report.unwritten_targets)
+        raise staged.failure(verified, kept=str(output), unwritten_targets=_lost(report))
     return report
+
+
+def _lost(report):
+    """The weights the output leaves out whose legacy values differ from the model's initial ones."""
+    return [] if report.unwritten_at_initial else report.unwritten_targets
 
 
 def inspect(checkpoint, *, options=None):
@@ -318,11 +327,15 @@ def inspect(checkpoint, *, options=None):
 def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
            input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE, seed=0,
            tolerance=DEFAULT_TOLERANCE, ema=False, layers=False, table=None, converted=None,
-           settings=None, input_tensor=None, input_shape=None, options=None):
+           settings=None, input_tensor=None, input_shape=None, options=None, builder=None,
+           legacy_dropout=None):
     """Compares the legacy graph's output with the Keras model's on one batch.
 
-    The legacy graph is imported from the checkpoint's `.meta` and restored
-    by its own Saver in graph mode. Without `input_tensors`, the placeholders
+    The legacy graph is imported from the checkpoint's `.meta` (or built by
+    `builder`) and restored by a Saver in graph mode, in inference mode:
+    dropout with a constant keep probability is switched off (see
+    `legacy_dropout`), and a graph that gives two different outputs on the
+    same input is refused with its random ops named. Without `input_tensors`, the placeholders
     the output depends on (not fed by `feeds`) are taken when they match the
     Keras model's inputs in number; they are ordered like the Keras inputs
     when named alike. No shape is ever guessed. The checkpoint is opened once
@@ -331,8 +344,8 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
     rest with what is opened here.
 
     Args:
-        checkpoint: the legacy checkpoint prefix or directory (its `.meta`
-            must exist), or a `LegacyCheckpoint`.
+        checkpoint: the legacy checkpoint prefix or directory (with a `.meta`,
+            or see `builder`), or a `LegacyCheckpoint`.
         model: the Keras model, with the converted weights restored.
         output_tensor: the graph's output to compare, e.g. `logits:0`.
         input_tensors: placeholders fed to the Keras model's inputs, in order,
@@ -356,8 +369,14 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
         settings: a `VerifySettings` in place of the keyword arguments above.
         input_tensor, input_shape: one-input spellings (`input_tensor` may be
             comma-separated names).
-        options: a `ConversionOptions`: where the roles come from (they
-            matter only to the plan of the layer-by-layer comparison).
+        options: a `ConversionOptions`: where the roles and the graph come
+            from (`use_meta`, `builder`).
+        builder: for a checkpoint without `.meta`: a `legacy_graphs` name or
+            `module:callable` naming a function that builds the TF1 graph in
+            the default graph, as the model's code did (`options.builder`).
+        legacy_dropout: "off" (default) sets dropout's constant keep
+            probabilities to 1, naming each in the report; "as_saved" runs the
+            graph as saved.
 
     Returns:
         A `VerifyReport`; `report.passed` tells whether the tolerance holds,
@@ -366,8 +385,10 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
     Raises:
         ArgumentError: tensors, feeds or shapes that do not fit the graph
             (an unfed placeholder is named with its dtype and shape).
-        CheckpointError: no `.meta`, or the graph cannot be restored or run.
-        ModelError: the Keras output's shape differs from the legacy one.
+        CheckpointError: no `.meta` and no builder, the graph cannot be
+            restored or run, or it is not deterministic.
+        ModelError: the Keras output's shape differs from the legacy one
+            (beyond size-1 axes).
 
     Example:
 
@@ -381,7 +402,11 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
             output_tensor=output_tensor, input_tensors=input_tensors, feeds=feeds, inputs=inputs,
             input_shapes=input_shapes, input_max=input_max, batch_size=batch_size, seed=seed,
             tolerance=tolerance, layers=layers, input_tensor=input_tensor,
-            input_shape=input_shape)
+            input_shape=input_shape, legacy_dropout=legacy_dropout)
+    elif legacy_dropout is not None:
+        settings = dataclasses.replace(settings, legacy_dropout=legacy_dropout)
+    if builder is not None:
+        options = dataclasses.replace(options or ConversionOptions(), builder=builder)
     checkpoint = open_checkpoint(checkpoint, options)
     table = _table_of_conversion(table, converted)
     conversion_plan = None

@@ -8,6 +8,10 @@ from migrate.errors import ArgumentError
 
 DEFAULT_TOLERANCE = 1e-5
 DEFAULT_BATCH_SIZE = 2
+# How the legacy graph's dropout runs (see migrate.verification.legacy_graph).
+LEGACY_DROPOUT_OFF = "off"
+LEGACY_DROPOUT_AS_SAVED = "as_saved"
+LEGACY_DROPOUT_CHOICES = (LEGACY_DROPOUT_OFF, LEGACY_DROPOUT_AS_SAVED)
 
 
 def _tensor_name(name):
@@ -78,6 +82,13 @@ class VerifySettings:
         tolerance: the largest accepted max relative difference.
         layers: also compare layer by layer (always done when parity fails).
         keep_failed: `convert` keeps an output whose verification failed.
+        legacy_dropout: "off" (the default) runs the legacy graph in inference
+            mode: when two runs as saved differ, wherever dropout's keep
+            probability is a constant (a `DropoutWrapper(output_keep_prob=
+            0.75)` inside an RNN loop, where no feed reaches) it is set to 1,
+            and the report names each dropout rewritten; "as_saved" runs the
+            graph as saved. Either way a graph that gives two different
+            outputs on the same input is refused, its random ops named.
 
     Example:
 
@@ -99,6 +110,7 @@ class VerifySettings:
     tolerance: float = DEFAULT_TOLERANCE
     layers: bool = False
     keep_failed: bool = False
+    legacy_dropout: str = LEGACY_DROPOUT_OFF
 
     def __post_init__(self):
         if not isinstance(self.output_tensor, str) or not self.output_tensor:
@@ -139,6 +151,11 @@ class VerifySettings:
                 or not 0 <= self.tolerance < math.inf):
             raise ArgumentError(f"Expected tolerance to be a non-negative number. "
                                 f"Received: tolerance={self.tolerance!r}")
+        if self.legacy_dropout not in LEGACY_DROPOUT_CHOICES:
+            raise ArgumentError(f"Expected legacy_dropout to be one of "
+                                f"{', '.join(LEGACY_DROPOUT_CHOICES)}. "
+                                f"Received: legacy_dropout={self.legacy_dropout!r}",
+                                option="legacy_dropout")
         for name in ("layers", "keep_failed"):
             if not isinstance(getattr(self, name), bool):
                 raise ArgumentError(f"Expected {name} to be True or False. "

@@ -35,7 +35,7 @@ def test_help_lists_the_commands_and_exits_0(cli_in_process):
 
 @pytest.mark.parametrize("arguments, shown, hidden", [
     (["inspect", "--help"],
-     ["--checkpoint: Legacy TF1 checkpoint prefix", "--builder: legacy_graphs builder",
+     ["--checkpoint: Legacy TF1 checkpoint prefix", "--builder: For a checkpoint without .meta",
       "--[no]use_meta: Read variable roles", "--[no]json", "--report", "--[no]verbose"],
      ["--output", "--table", "--workers", "--keep", "--zoo"]),
     (["convert", "-h"],

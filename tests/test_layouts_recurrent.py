@@ -119,6 +119,57 @@ def test_gru_cell_matches_keras_gru_without_reset_after(input_dim, units, time):
     assert _relative_error(layer(inputs), expected) < TOLERANCE
 
 
+@FEW_EXAMPLES
+@hypothesis.given(input_dim=strategies.integers(1, 6), units=strategies.integers(1, 6),
+                  time=strategies.integers(1, 5))
+def test_basic_rnn_cell_matches_keras_simple_rnn(input_dim, units, time):
+    inputs = _inputs(3, time, input_dim)
+
+    def build(placeholder):
+        cell = tf.nn.rnn_cell.BasicRNNCell(units)
+        return tf.nn.dynamic_rnn(cell, placeholder, dtype=tf.float32)[0]
+
+    expected, variables = _run_tf1(build, inputs)
+    layer = _keras_rnn(keras.layers.SimpleRNN(units, return_sequences=True), input_dim)
+    _convert("simple_rnn", variables, "rnn/basic_rnn_cell", layer)
+    assert _relative_error(layer(inputs), expected) < TOLERANCE
+
+
+def test_a_basic_rnn_cell_stack_converts_to_stacked_simple_rnns_under_every_naming():
+    input_dim, inputs = 3, _inputs(2, 4, 3)
+
+    def build(placeholder):
+        cells = tf.nn.rnn_cell.MultiRNNCell([tf.nn.rnn_cell.BasicRNNCell(5),
+                                             tf.nn.rnn_cell.BasicRNNCell(4)])
+        return tf.nn.dynamic_rnn(cells, placeholder, dtype=tf.float32)[0]
+
+    expected, variables = _run_tf1(build, inputs)
+    scopes = tuple(f"rnn/multi_rnn_cell/cell_{index}/basic_rnn_cell" for index in range(2))
+    # The same values under the names TF 1.0-1.1 (weights, biases) and TF 0.x
+    # (BasicRNNCell/Linear/Matrix, Linear/Bias) saved them.
+    namings = {"simple_rnn": ("kernel", "bias"),
+               "simple_rnn_legacy_names": ("weights", "biases"),
+               "simple_rnn_linear_names": ("Linear/Matrix", "Linear/Bias")}
+    for layout, (kernel, bias) in namings.items():
+        renamed = {f"{scope}/{name}": variables[f"{scope}/{part}"] for scope in scopes
+                   for name, part in ((kernel, "kernel"), (bias, "bias"))}
+        first = _keras_rnn(keras.layers.SimpleRNN(5, return_sequences=True), input_dim)
+        second = _keras_rnn(keras.layers.SimpleRNN(4, return_sequences=True), 5)
+        _convert(layout, renamed, scopes[0], first)
+        _convert(layout, renamed, scopes[1], second)
+        assert _relative_error(second(first(inputs)), expected) < TOLERANCE, layout
+
+
+def test_simple_rnn_shapes_are_checked_against_the_keras_cell():
+    converter = layouts.get("simple_rnn")
+    assert converter.output_shapes({"kernel": (7, 4), "bias": (4,)}, {}, {}) == {
+        "kernel": (3, 4), "recurrent_kernel": (4, 4), "bias": (4,)}
+    with pytest.raises(LayoutError, match=r"Expected 6 rows for input size 2. Received: "
+                                          r"kernel.shape=\(7, 4\)"):
+        converter.output_shapes({"kernel": (7, 4), "bias": (4,)},
+                                {"kernel": (2, 4), "recurrent_kernel": (4, 4)}, {})
+
+
 def _block_lstm(inputs, kernel, bias, forget_bias):
     """Runs TF's fused BlockLSTM kernel, the op behind contrib's LSTMBlockCell."""
     import tensorflow  # pylint: disable=g-import-not-at-top

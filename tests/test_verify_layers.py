@@ -165,3 +165,183 @@ def test_the_layer_plot_is_a_png_or_says_it_needs_matplotlib(tmp_path):
     assert layers.plot(items, path, tolerance=1e-5) == path
     assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["layers.png"]
+
+
+# Two embeddings of one shape, summed, then BatchNorm: a swapped pair must be
+# blamed on the embeddings, not on the BatchNorm that first sees their sum.
+VOCAB, EMBED = 9, 4
+
+
+def _two_embeddings():
+    tf = verify_graphs.tf_v1()
+    words = tf.placeholder(tf.int32, [None, STEPS], name="words")
+    tags = tf.placeholder(tf.int32, [None, STEPS], name="tags")
+    word_table = tf.get_variable("word_embedding", [VOCAB, EMBED])
+    tag_table = tf.get_variable("tag_embedding", [VOCAB, EMBED])
+    summed = tf.nn.embedding_lookup(word_table, words) + tf.nn.embedding_lookup(tag_table, tags)
+    normalized = tf.layers.batch_normalization(summed, training=False, name="norm")
+    tf.identity(tf.layers.dense(normalized, 2, name="dense"), name="output")
+
+
+def _two_embeddings_model():
+    words = keras.Input((STEPS,), dtype="int32", name="words")
+    tags = keras.Input((STEPS,), dtype="int32", name="tags")
+    summed = keras.layers.Add(name="add")([
+        keras.layers.Embedding(VOCAB, EMBED, name="word_embedding")(words),
+        keras.layers.Embedding(VOCAB, EMBED, name="tag_embedding")(tags)])
+    normalized = keras.layers.BatchNormalization(epsilon=1e-3, name="norm")(summed)
+    return keras.Model([words, tags], keras.layers.Dense(2, name="dense")(normalized))
+
+
+_SWAPPED_EMBEDDINGS = """
+[[rule]]
+match = 'word_embedding'
+target = 'tag_embedding/embeddings'
+
+[[rule]]
+match = 'tag_embedding'
+target = 'word_embedding/embeddings'
+
+[[rule]]
+match = 'norm/(gamma|beta|moving_mean|moving_variance)'
+target = 'norm/\\1'
+
+[[rule]]
+match = 'dense/(kernel|bias)'
+target = 'dense/\\1'
+"""
+
+
+def test_a_swapped_pair_of_embeddings_is_blamed_on_the_embeddings(tmp_path):
+    import migrate
+
+    prefix = verify_graphs.save_graph(tmp_path, _two_embeddings)
+    table = verify_graphs.write_table(tmp_path / "table.toml", _SWAPPED_EMBEDDINGS)
+    migrate.convert(prefix, table, _two_embeddings_model(), str(tmp_path / "converted"),
+                    options=migrate.ConversionOptions(keep="model_state"))
+    model = _two_embeddings_model()
+    migrate.restore(model, str(tmp_path / "converted"))
+    report = migrate.verify(prefix, model, output_tensor="output:0", input_max=VOCAB,
+                            table=table)
+    assert not report.passed
+    by_layer = {item["layer"]: item for item in report.layers}
+    assert report.first_divergent_layer in ("word_embedding", "tag_embedding"), report.summary()
+    for name, variable in (("word_embedding", "tag_embedding"),
+                           ("tag_embedding", "word_embedding")):
+        item = by_layer[name]
+        assert item["diverged"] and item["sources"] == [variable], report.summary()
+        # The lookup that reads the variable the layer's weights came from.
+        assert item["legacy_tensor"].startswith("embedding_lookup"), report.summary()
+
+
+# Two recurrent layers of one shape (features == units) after a dense projection.
+def _recurrent_stack(cell):
+    def build():
+        tf = verify_graphs.tf_v1()
+        inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+        net = tf.layers.dense(inputs, UNITS, name="proj")
+        for name in ("rnn1", "rnn2"):
+            with tf.variable_scope(name):
+                net, _ = tf.nn.dynamic_rnn(cell(UNITS), net, dtype=tf.float32)
+        tf.identity(tf.layers.dense(net, 2, name="dense"), name="output")
+    return build
+
+
+def _recurrent_stack_model(layer):
+    def build():
+        inputs = keras.Input((STEPS, FEATURES), name="inputs")
+        net = keras.layers.Dense(UNITS, name="proj")(inputs)
+        net = layer(UNITS, return_sequences=True, name="rnn1")(net)
+        net = layer(UNITS, return_sequences=True, name="rnn2")(net)
+        return keras.Model(inputs, keras.layers.Dense(2, name="dense")(net))
+    return build
+
+
+_SWAPPED_RECURRENT = """
+[[rule]]
+match = 'rnn1/rnn/{cell}'
+layout = '{layout}'
+target = 'rnn2/{cell}'
+
+[[rule]]
+match = 'rnn2/rnn/{cell}'
+layout = '{layout}'
+target = 'rnn1/{cell}'
+
+[[rule]]
+match = '(proj|dense)/(kernel|bias)'
+target = '\\1/\\2'
+"""
+
+
+@pytest.mark.parametrize("kind", ["lstm", "gru"])
+@pytest.mark.parametrize("tf1_style", [False, True], ids=["while_v2", "tf1_while"])
+def test_a_swapped_pair_of_recurrent_layers_is_blamed_on_the_first(tmp_path, kind, tf1_style):
+    import contextlib
+
+    import migrate
+    import tf1_builders
+
+    tf = verify_graphs.tf_v1()
+    def gru(units, **kwargs):  # TF1's GRUCell resets before the recurrent product.
+        return keras.layers.GRU(units, reset_after=False, **kwargs)
+
+    cell, layer, name = {"lstm": (tf.nn.rnn_cell.LSTMCell, keras.layers.LSTM, "lstm_cell"),
+                         "gru": (tf.nn.rnn_cell.GRUCell, gru, "gru_cell")}[kind]
+    with tf1_builders.tf1_control_flow() if tf1_style else contextlib.nullcontext():
+        prefix = verify_graphs.save_graph(tmp_path, _recurrent_stack(cell))
+    table = verify_graphs.write_table(tmp_path / "table.toml",
+                                      _SWAPPED_RECURRENT.format(cell=name, layout=kind))
+    model = verify_graphs.convert_and_restore(prefix, table, _recurrent_stack_model(layer),
+                                              tmp_path / "converted")
+    report = migrate.verify(prefix, model, output_tensor="output:0", table=table)
+    assert not report.passed and report.first_divergent_layer == "rnn1", report.summary()
+    proj, rnn1, rnn2 = report.layers[:3]
+    assert proj["layer"] == "proj" and proj["max_rel_diff"] < 1e-5
+    # Each recurrent layer is compared with the output sequence of the loop
+    # that reads the variables its weights came from (swapped: the other's).
+    assert rnn1["sources"][0].startswith("rnn2/") and rnn1["diverged"]
+    assert rnn1["legacy_tensor"].startswith("rnn2/rnn/"), report.summary()
+    assert rnn2["legacy_tensor"].startswith("rnn1/rnn/"), report.summary()
+    assert rnn2["max_rel_diff"] is not None and rnn2["compared"]
+
+
+def _multi_rnn_cell_stack():
+    tf = verify_graphs.tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+    cells = tf.nn.rnn_cell.MultiRNNCell([tf.nn.rnn_cell.LSTMCell(UNITS) for _ in range(2)])
+    net, _ = tf.nn.dynamic_rnn(cells, inputs, dtype=tf.float32)
+    tf.identity(tf.layers.dense(net, 2, name="dense"), name="output")
+
+
+_MULTI_RNN_CELL_TABLE = """
+[[rule]]
+match = 'rnn/multi_rnn_cell/cell_(\\d)/lstm_cell'
+layout = 'lstm'
+target = 'lstm\\1/lstm_cell'
+
+[[rule]]
+match = 'dense/(kernel|bias)'
+target = 'dense/\\1'
+"""
+
+
+def test_an_inner_cell_of_a_multi_rnn_cell_is_not_compared_never_agreeing(tmp_path):
+    import migrate
+
+    def model():
+        inputs = keras.Input((STEPS, FEATURES), name="inputs")
+        net = keras.layers.LSTM(UNITS, return_sequences=True, name="lstm0")(inputs)
+        net = keras.layers.LSTM(UNITS, return_sequences=True, name="lstm1")(net)
+        return keras.Model(inputs, keras.layers.Dense(2, name="dense")(net))
+
+    prefix = verify_graphs.save_graph(tmp_path, _multi_rnn_cell_stack)
+    table = verify_graphs.write_table(tmp_path / "table.toml", _MULTI_RNN_CELL_TABLE)
+    restored = verify_graphs.convert_and_restore(prefix, table, model, tmp_path / "converted")
+    report = migrate.verify(prefix, restored, output_tensor="output:0", layers=True, table=table)
+    assert report.passed, report.summary()
+    inner, last = report.layers[:2]
+    assert not inner["compared"] and inner["legacy_tensor"] is None
+    assert last["compared"] and last["max_rel_diff"] < 1e-5
+    assert "lstm0  " in report.summary() and "not compared" in report.summary()
+    assert "no compared layer diverges beyond the tolerance (1 not compared)" in report.summary()

@@ -25,8 +25,10 @@ def save_graph(directory, build, *, seed=0):
         with tf.Session(graph=graph) as session:
             session.run(tf.global_variables_initializer())
             for variable in tf.global_variables():
-                variable.load(rng.uniform(-0.5, 0.5, variable.shape.as_list()).astype(
-                    variable.dtype.as_numpy_dtype), session)
+                value = rng.uniform(-0.5, 0.5, variable.shape.as_list())
+                if variable.op.name.endswith("moving_variance"):
+                    value = np.abs(value) + 0.5  # Positive, as training leaves it.
+                variable.load(value.astype(variable.dtype.as_numpy_dtype), session)
             return tf.train.Saver().save(session, str(directory / "model.ckpt"))
 
 

@@ -46,11 +46,11 @@ def lint_table(path, names=None):
     """Reads a table and reports problems a plan would only find later.
 
     Errors: the table does not parse (bad TOML, unknown keys, bad regex,
-    slow regex, unknown transform or layout). Warnings: a rule whose `match`
-    repeats an earlier rule's (it can never win), and rules whose literal
-    targets are the same (several sources would land on one weight). Given
-    the TF1 names of a checkpoint, also: rules that win for none of them
-    (unused, or shadowed by earlier rules).
+    slow regex, unknown transform or layout, a bad `also`). Warnings: a rule
+    whose `match` repeats an earlier rule's (it can never win), and rules whose
+    literal targets are the same, `also` targets included (several sources
+    would land on one weight). Given the TF1 names of a checkpoint, also:
+    rules that win for none of them (unused, or shadowed by earlier rules).
 
     Args:
         path: the table's path.
@@ -85,10 +85,19 @@ def lint_table(path, names=None):
         if earlier != rule.index:
             warnings.append(f"rule {rule.index} repeats the match of rule {earlier} and can "
                             f"never win: {rule.match!r}")
-        if rule.target and "\\" not in rule.target and rule.layout is None:
-            other = first_with_target.setdefault(rule.target, rule.index)
-            if other != rule.index:
-                warnings.append(f"rules {other} and {rule.index} both target {rule.target!r}")
+        if rule.target and rule.layout is None:
+            # A tied-weights rule fills its `also` targets too: each counts once.
+            targets = [rule.target, *(target for target, _ in rule.also)]
+            for position, target in enumerate(targets):
+                if target in targets[:position]:
+                    warnings.append(f"rule {rule.index} names target {target!r} twice (in "
+                                    f"`target` and `also`)")
+                    continue
+                if "\\" in target:
+                    continue
+                other = first_with_target.setdefault(target, rule.index)
+                if other != rule.index:
+                    warnings.append(f"rules {other} and {rule.index} both target {target!r}")
     unmatched = None
     if names is not None:
         names = list(names)

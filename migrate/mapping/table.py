@@ -13,6 +13,11 @@ rule whose `match` fully matches a TF1 name wins:
     drop = true                            # left out on purpose, counted
 
     [[rule]]
+    match = 'encoder/w(\\d)'              # tied weights: one source, several targets
+    target = 'encoder_\\1/kernel'
+    also = [{target = 'decoder_\\1/kernel', transform = ["transpose(1, 0)"]}]
+
+    [[rule]]
     match = 'rnn/multi_rnn_cell/cell_(\\d)/lstm_cell'   # a TF1 scope
     layout = 'lstm'                                      # see migrate.mapping.layouts
     target = 'lstm_\\1/lstm_cell'                        # a Keras scope
@@ -42,7 +47,8 @@ from migrate.mapping import layouts
 from migrate.mapping import pattern_cost
 from migrate.mapping import transforms as transforms_lib
 
-_RULE_KEYS = frozenset({"match", "target", "transform", "drop", "layout"})
+_RULE_KEYS = frozenset({"match", "target", "transform", "drop", "layout", "also"})
+_ALSO_KEYS = frozenset({"target", "transform"})
 _TABLE_KEYS = frozenset({"rule", "description"})
 _GROUP_REFERENCE = re.compile(r"\\(\d+)|\\g<(\w+)>")
 # TF1 op names are short; a bound on what a pattern is asked to match keeps
@@ -56,7 +62,11 @@ MAX_PATTERN_STEPS = 10**7
 
 @dataclasses.dataclass(frozen=True)
 class Rule:
-    """One table rule; `index` is its 1-based position in the table."""
+    """One table rule; `index` is its 1-based position in the table.
+
+    `also` holds, for tied weights, the further `(target, transforms)` its one
+    source fills besides `target` (the table's `also = [{target, transform}]`).
+    """
 
     index: int
     match: str
@@ -66,6 +76,7 @@ class Rule:
     drop: bool = False
     layout: str | None = None
     parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
+    also: tuple = ()
 
     def describe(self):
         return f"rule {self.index} (match {self.match!r})"
@@ -82,6 +93,7 @@ class RuleMatch:
             `None` when the rule drops the name.
         scope: for a layout rule, the TF1 scope that `rule.match` matched.
         part: for a layout rule, the name's part under that scope.
+        also: the further `(target path, transforms)` of a tied-weights rule.
     """
 
     rule: Rule
@@ -89,6 +101,7 @@ class RuleMatch:
     target: str | None
     scope: str | None = None
     part: str | None = None
+    also: tuple = ()
 
 
 class MappingTable:
@@ -202,7 +215,8 @@ def _match_rule(rule, name):
         if match is None:
             return None
         target = None if rule.drop else match.expand(rule.target)
-        return RuleMatch(rule, name, target)
+        also = tuple((match.expand(extra), steps) for extra, steps in rule.also)
+        return RuleMatch(rule, name, target, also=also)
     converter = layouts.get(rule.layout)
     parts = converter.sources(rule.parameters) + tuple(converter.unsupported_parts)
     for part in parts:
@@ -271,6 +285,7 @@ def _parse_rule(index, entry, origin):
         parsed = transforms_lib.parse_all(transform_texts)
     except transforms_lib.TransformError as error:
         raise TableError(f"{where}: `transform` is not valid: {error}") from None
+    also = _parse_also(entry.get("also"), pattern, where, plain=not drop and converter is None)
     parameters = {}
     if converter is not None:
         parameters = dict(converter.parameters)
@@ -283,7 +298,46 @@ def _parse_rule(index, entry, origin):
         except layouts.LayoutError as error:
             raise TableError(f"{where}: layout {layout_name!r}: {error}") from None
     return Rule(index=index, match=match_text, pattern=pattern, target=target,
-                transforms=parsed, drop=drop, layout=layout_name, parameters=parameters)
+                transforms=parsed, drop=drop, layout=layout_name, parameters=parameters,
+                also=also)
+
+
+def _parse_also(entries, pattern, where, *, plain):
+    """Reads `also = [{target = ..., transform = [...]}, ...]`: more targets of one source."""
+    if entries is None:
+        return ()
+    if not plain:
+        raise TableError(f"{where}: `also` applies only to a rule with a plain `target`. "
+                         f"Expected no `also` with `drop` or `layout`. Received: also={entries!r}")
+    if not isinstance(entries, list) or not entries:
+        raise TableError(f"{where}: `also` must be a non-empty list of tables, e.g. also = "
+                         f"[{{target = 'decoder/kernel', transform = ['transpose(1, 0)']}}]. "
+                         f"Received: also={entries!r}")
+    also = []
+    for position, extra in enumerate(entries, 1):
+        here = f"{where}, `also` entry {position},"
+        if not isinstance(extra, dict):
+            raise TableError(f"{here} is not a table. Expected {{target = ..., transform = "
+                             f"[...]}}. Received: {extra!r}")
+        unknown = sorted(set(extra) - _ALSO_KEYS)
+        if unknown:
+            raise TableError(f"{here} has unknown key(s) {unknown}. Expected: "
+                             f"{sorted(_ALSO_KEYS)}. Received: {', '.join(unknown)}")
+        target = extra.get("target")
+        if not isinstance(target, str) or not target:
+            raise TableError(f"{here} needs `target` (a Keras weight path). Expected a "
+                             f"non-empty string. Received: target={target!r}")
+        _check_group_references(target, pattern, here)
+        texts = extra.get("transform", [])
+        texts = [texts] if isinstance(texts, str) else texts
+        if not isinstance(texts, list):
+            raise TableError(f"{here} `transform` must be a list of strings. "
+                             f"Received: transform={texts!r}")
+        try:
+            also.append((target, transforms_lib.parse_all(texts)))
+        except transforms_lib.TransformError as error:
+            raise TableError(f"{here} `transform` is not valid: {error}") from None
+    return tuple(also)
 
 
 def _check_group_references(target, pattern, where):

@@ -58,7 +58,7 @@ def eligible(assignment, source, variable):
         variable: the target model variable.
 
     Returns:
-        True for a plain rule (no layout) of one source whose transforms only
+        True for a plain rule (no layout) of one source and one target whose transforms only
         reshape, on a numeric tensor of at least `MIN_BYTES`, into a
         TensorFlow resource variable of the same dtype.
 
@@ -66,7 +66,9 @@ def eligible(assignment, source, variable):
 
         direct_read.eligible(assignment, checkpoint.variables[key], variable)
     """
-    if assignment.rule.layout is not None or len(assignment.read_keys) != 1:
+    # Tied weights (one source, several targets) are read once through NumPy.
+    if (assignment.rule.layout is not None or len(assignment.read_keys) != 1
+            or len(assignment.targets) != 1):
         return False
     if any(transform.name not in ORDER_KEEPING_TRANSFORMS
            for transform in assignment.rule.transforms):

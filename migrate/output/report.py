@@ -2,6 +2,8 @@
 
 import dataclasses
 
+import numpy as np
+
 from migrate.options import FILE_NAMES
 from migrate.progress import format_bytes
 from migrate.source.roles import Role
@@ -53,6 +55,9 @@ class ConversionReport:
         written_bytes: bytes of those weights.
         dropped: TF1 names a table rule dropped.
         unwritten_targets: model weights the output does not carry.
+        unwritten_at_initial: True when the checkpoint holds every weight the
+            output does not carry at the value the model initializes it to
+            (BatchNorm statistics never updated): nothing is lost.
         ema_swapped: variables read from their EMA shadow.
         nonfinite: `[name, count]` of tensors holding NaN/Inf.
         seconds: wall time of the conversion.
@@ -76,6 +81,7 @@ class ConversionReport:
     written_bytes: int = 0
     dropped: list = dataclasses.field(default_factory=list)
     unwritten_targets: list = dataclasses.field(default_factory=list)
+    unwritten_at_initial: bool = False
     ema: bool = False
     ema_swapped: int = 0
     nonfinite: list = dataclasses.field(default_factory=list)
@@ -89,14 +95,14 @@ class ConversionReport:
     def warnings(self):
         # Said first: it happened before the conversion, to the output's directory.
         notes = list(self.recovered)
-        if self.unwritten_targets:
+        if self.unwritten_targets and not self.unwritten_at_initial:
             examples = ", ".join(self.unwritten_targets[:3])
             notes.append(
                 f"The output does not carry {len(self.unwritten_targets)} non-trainable model "
                 f"weight(s) ({examples}{', ...' if len(self.unwritten_targets) > 3 else ''}); "
                 f"restored models keep their initial values (BatchNorm: mean 0, variance 1), so "
                 f"inference differs from the legacy graph. Use keep='model_state' to carry them.")
-        if self.unwritten_targets and self.exports:
+        if self.unwritten_targets and self.exports and not self.unwritten_at_initial:
 
             # Unlike the checkpoint, these formats store every weight of the model.
             names = ", ".join(FILE_NAMES[name] for name in self.exports)
@@ -139,8 +145,51 @@ class ConversionReport:
             lines.append(f"  verified: {'PASS' if self.verified['passed'] else 'FAIL'}, max "
                          f"relative diff {self.verified['max_rel_diff']:.3g} (tolerance "
                          f"{self.verified['tolerance']:g}, batch {self.verified['batch']})")
+        if self.unwritten_targets and self.unwritten_at_initial:
+            lines.append(f"  note: the output does not carry {len(self.unwritten_targets)} "
+                         f"non-trainable model weight(s), but the checkpoint holds them at the "
+                         f"values the model starts with (statistics never updated): nothing is "
+                         f"lost, inference is the same.")
         lines.extend(f"  warning: {note}" for note in self.warnings)
         return "\n".join(lines)
+
+
+def left_out_at_initial(checkpoint, table, variables_by_path, unwritten_targets):
+    """True when each target weight left unwritten has, in the checkpoint, the value the model holds.
+
+    With keep="trainable" a BatchNorm's statistics are left out; when the
+    checkpoint's are still at their initial values (mean 0, variance 1: the
+    update ops never ran), the model's own initial values are the same, so
+    nothing is lost. Each unwritten target must be named by a plain rule (no
+    layout, no transform) for a checkpoint variable holding exactly its value.
+
+    Args:
+        checkpoint: the `LegacyCheckpoint`.
+        table: the `MappingTable`.
+        variables_by_path: the model's variables by weight path, at the
+            values the model was built with.
+        unwritten_targets: the paths of the weights the output does not carry.
+
+    Example:
+
+        if left_out_at_initial(checkpoint, table, variables_by_path, ["bn/moving_mean"]):
+            print("nothing is lost")
+    """
+    left = set(unwritten_targets)
+    if not left:
+        return False
+    confirmed = set()
+    for name in checkpoint.variables:
+        found = table.lookup(name)
+        if (found is None or found.target not in left or found.rule.layout is not None
+                or found.rule.transforms):
+            continue
+        value = np.asarray(checkpoint.read(name))
+        current = np.asarray(variables_by_path[found.target])
+        if value.shape != current.shape or not np.array_equal(value, current):
+            return False
+        confirmed.add(found.target)
+    return confirmed == left
 
 
 def inspect_summary(description):

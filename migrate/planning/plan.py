@@ -87,6 +87,9 @@ class Assignment:
         targets: target weight paths filled.
         parts: for a layout rule, the source part of each source, in order.
         target_parts: for a layout rule, the target part of each target.
+        target_transforms: for a plain rule that fills several targets from
+            its one source (tied weights: `also` in the table), each target's
+            transforms; empty for one target (the rule's `transform`).
     """
 
     rule: object
@@ -97,6 +100,11 @@ class Assignment:
     target_parts: tuple = ()
     parameters: dict = dataclasses.field(default_factory=dict)
     target_shapes: tuple = ()
+    target_transforms: tuple = ()
+
+    def transforms_by_target(self):
+        """For a plain rule, the transforms that make each target (in `targets` order)."""
+        return self.target_transforms or (self.rule.transforms,)
 
     def convert(self, arrays):
         """Turns the source arrays (in `sources` order) into `{target path: array}`.
@@ -109,14 +117,18 @@ class Assignment:
         shapes = ", ".join(f"{name}.shape={tuple(array.shape)}"
                            for name, array in zip(self.sources, arrays))
         if self.rule.layout is None:
-            (array,) = arrays
-            try:
-                converted = transforms_lib.apply_all(self.rule.transforms, array)
-            except ValueError as error:  # NumPy's shape errors, translated.
-                raise transforms_lib.TransformError(
-                    f"{self.rule.describe()} cannot transform {self.sources[0]}: {error}. "
-                    f"Expected the shape the plan was made from. Received: {shapes}") from error
-            return {self.targets[0]: converted}
+            (array,) = arrays  # Read once, whatever number of targets it fills.
+            converted = {}
+            for target, steps in zip(self.targets, self.transforms_by_target()):
+                try:
+                    converted[target] = transforms_lib.apply_all(steps, array)
+                except ValueError as error:  # NumPy's shape errors, translated.
+                    raise transforms_lib.TransformError(
+                        f"{self.rule.describe()} cannot transform {self.sources[0]}"
+                        f"{f' for {target}' if len(self.targets) > 1 else ''}: {error}. "
+                        f"Expected the shape the plan was made from. "
+                        f"Received: {shapes}") from error
+            return converted
         converter = layouts.get(self.rule.layout)
         try:
             outputs = converter.convert(dict(zip(self.parts, arrays)),
@@ -237,7 +249,7 @@ def pair_by_shape(sources, targets, source_shape, target_shape):
 
 
 def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
-              resolve_parameters=None, cell_facts=()):
+              resolve_parameters=None, cell_facts=(), partitioned=None):
     """Plans a conversion from metadata alone.
 
     Args:
@@ -254,6 +266,10 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
         cell_facts: what the legacy graph shows about its RNN cells (each an
             `LstmGraphFacts`); a cell that Keras cannot reproduce (projection,
             peepholes, clipping) is a problem whatever rules claim its variables.
+        partitioned: what the legacy graph shows about its partitioned
+            variables (`{key: migrate.source.lookups.PartitionedVariable}`); a
+            rule that reorders a 'div' lookup's rows with `unpartition_mod`, or
+            leaves a 'mod' lookup's rows in saved order, is a problem.
 
     Returns:
         A `ConversionPlan`; check `problems` or call `raise_for_problems()`.
@@ -307,6 +323,7 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
         _plan_layout(plan, group, targets, filled, resolve_parameters)
 
     _check_cells(plan, cell_facts)
+    _check_partitions(plan, partitioned or {}, variables, targets)
 
     required = {path for path, weight in targets.items() if weight.trainable or keep == "model_state"}
     for path, sources in sorted(filled.items()):
@@ -327,33 +344,49 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
 
 
 def _plan_plain(plan, found, variable, read_key, targets, filled):
+    """Plans a plain rule: its one source read once, into `target` and any `also` targets."""
     rule = found.rule
-    target = targets.get(found.target)
-    filled[found.target].append(variable.name)
+    wanted = ((found.target, rule.transforms), *found.also)
+    for path, _ in wanted:
+        filled[path].append(variable.name)
+    planned = []
+    for path, steps in wanted:
+        target = _plan_plain_target(plan, rule, variable, path, steps, targets)
+        if target is None:
+            return
+        planned.append((target.path, steps))
+    plan.assignments.append(Assignment(
+        rule, (variable.name,), (read_key,), tuple(path for path, _ in planned),
+        target_transforms=tuple(steps for _, steps in planned) if found.also else ()))
+
+
+def _plan_plain_target(plan, rule, variable, path, steps, targets):
+    """Checks one target of a plain rule; returns its `TargetWeight`, or None after a problem."""
+    target = targets.get(path)
     if target is None:
         plan.problems.append(Problem(
             "no such target", f"{rule.describe()} names a weight the model does not have"
-            f"{_suggest(found.target, targets)}", variable.name, variable.shape, found.target))
-        return
+            f"{_suggest(path, targets)}", variable.name, variable.shape, path))
+        return None
     try:
-        shape, dtype = transforms_lib.output_spec(rule.transforms, variable.shape, variable.dtype)
+        shape, dtype = transforms_lib.output_spec(steps, variable.shape, variable.dtype)
     except transforms_lib.TransformError as error:
         plan.problems.append(Problem("transform", f"{rule.describe()}: {error}",
                                      variable.name, variable.shape, target.path, target.shape))
-        return
+        return None
     if shape != target.shape:
-        steps = f" after {', '.join(map(str, rule.transforms))}" if rule.transforms else ""
+        after = f" after {', '.join(map(str, steps))}" if steps else ""
         plan.problems.append(Problem(
-            "shape mismatch", f"{rule.describe()} gives shape {_shape(shape)}{steps}",
+            "shape mismatch", f"{rule.describe()} gives shape {_shape(shape)}{after}",
             variable.name, variable.shape, target.path, target.shape))
-        return
+        return None
     if dtype != target.dtype:
         plan.problems.append(Problem(
             "dtype mismatch", f"{rule.describe()} gives {dtype}, the target is {target.dtype}; "
             f"add transform cast({target.dtype}) if the conversion is intended",
             variable.name, variable.shape, target.path, target.shape))
-        return
-    plan.assignments.append(Assignment(rule, (variable.name,), (read_key,), (target.path,)))
+        return None
+    return target
 
 
 def _plan_layout(plan, group, targets, filled, resolve_parameters):
@@ -377,13 +410,20 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
         except layouts.LayoutError as error:
             plan.problems.append(Problem("layout", f"{rule.describe()}: {error}", scope))
             return
+    by_reason = {}
     for part, reason in converter.unsupported_parts.items():
         if part in present:
-            variable = present[part][0]
-            plan.problems.append(Problem(
-                "unsupported", f"{rule.describe()}: layout {rule.layout!r} cannot convert it: "
-                f"{reason}", variable.name, variable.shape))
-            failed = True
+            by_reason.setdefault(reason, []).append(present[part][0])
+    for reason, unsupported in by_reason.items():
+        unsupported = sorted(unsupported, key=lambda variable: variable.name)
+        # One line per reason: a peephole cell's three vectors are one fact.
+        others = "".join(f", {variable.name} {_shape(variable.shape)}"
+                         for variable in unsupported[1:])
+        plan.problems.append(Problem(
+            "unsupported", f"{rule.describe()}: layout {rule.layout!r} cannot convert "
+            f"{'them' if others else 'it'}{others and ' (with' + others[1:] + ')'}: {reason}",
+            unsupported[0].name, unsupported[0].shape))
+        failed = True
     source_parts = converter.sources(parameters)
     for part in source_parts:
         if part not in present:
@@ -443,6 +483,36 @@ def _check_cells(plan, cell_facts):
             plan.problems.append(Problem(
                 "graph", f"the legacy graph shows {reason}; rules claiming "
                 f"{', '.join(claimed)} cannot reproduce it", facts.scope))
+
+
+def _check_partitions(plan, partitioned, variables, targets):
+    """Adds a problem for each rule whose `unpartition_mod` contradicts the graph's lookup.
+
+    Only the rule's own `target` is the lookup's (an Embedding): a tied `also`
+    target, such as an output projection, reads the parts as saved.
+    """
+    for assignment in plan.assignments:
+        facts = partitioned.get(assignment.sources[0])
+        if assignment.rule.layout is not None or facts is None or facts.strategy is None:
+            continue
+        variable = variables[assignment.sources[0]]
+        for target, steps in zip(assignment.targets[:1], assignment.transforms_by_target()):
+            reorders = [step for step in steps if step.name == "unpartition_mod"]
+            wanted = facts.transform()
+            if wanted is None and reorders:
+                message = (f"{assignment.rule.describe()} reorders its rows with {reorders[0]}, "
+                           f"but the graph looks it up with partition_strategy='div', which "
+                           f"keeps the saved rows in order; remove the transform")
+            elif wanted is not None and [str(step) for step in reorders] != [wanted]:
+                given = f"gives {', '.join(map(str, reorders))}" if reorders else "has none"
+                message = (f"{assignment.rule.describe()} {given}, but the graph looks it up "
+                           f"with partition_strategy='mod' from {facts.partitions} partitions "
+                           f"(id i is row i // {facts.partitions} of partition "
+                           f"i % {facts.partitions}); add transform {wanted} first")
+            else:
+                continue
+            plan.problems.append(Problem("partition", message, variable.name, variable.shape,
+                                         target, targets[target].shape))
 
 
 def _suggest(path, targets):

@@ -67,6 +67,8 @@ class LegacyCheckpoint:
         variables: dict of checkpoint key to `SourceVariable`, sorted by key.
         graph: the `tf.Graph` imported from the `.meta` (or built by a
             builder), or None.
+        builder: the builder whose graph stands in for a missing `.meta`
+            (a `legacy_graphs` name or `module:callable`), or None.
 
     Example:
 
@@ -77,8 +79,9 @@ class LegacyCheckpoint:
 
     def __init__(self, prefix, variables, *, meta_path=None, graph=None, reader=None,
                  role_origin="name rules", reader_path=None, checkpoint_format=locate.FORMAT_V2,
-                 saved_graph_path=None):
+                 saved_graph_path=None, builder=None):
         self.prefix = prefix
+        self.builder = builder
         self.reader_path = reader_path or prefix
         self.checkpoint_format = checkpoint_format
         self.variables = dict(sorted(variables.items()))
@@ -95,8 +98,8 @@ class LegacyCheckpoint:
         Args:
             path: a prefix such as `train/model.ckpt-12000`, or a directory
                 whose `checkpoint` state file names the prefix.
-            builder: name of a `legacy_graphs` builder whose graph gives the
-                roles when there is no `.meta` (or `use_meta` is False).
+            builder: a `legacy_graphs` name or `module:callable` whose graph
+                gives the roles when there is no `.meta` (or `use_meta` is False).
             use_meta: read roles from the `.meta` beside the prefix, if any.
 
         Raises:
@@ -132,6 +135,7 @@ class LegacyCheckpoint:
         meta_path = prefix + locate.META_SUFFIX
         saved_graph_path = meta_path if files.exists(meta_path) else None
         graph = None
+        used_builder = None
         collections = None
         source = roles_lib.RoleSource.NAME_RULE
         role_origin = "name rules"
@@ -143,12 +147,13 @@ class LegacyCheckpoint:
             source, role_origin = roles_lib.RoleSource.GRAPH, f"graph collections of {meta_path}"
         elif builder is not None:
             graph = meta_graph.builder_graph(builder)
+            used_builder = builder
             collections = meta_graph.graph_collections(graph)
             meta_path = None
             source, role_origin = roles_lib.RoleSource.BUILDER, f"graph of builder {builder!r}"
         else:
             if use_meta:
-                role_origin = (f"name rules: no {meta_path} (a legacy_graphs builder's graph "
+                role_origin = (f"name rules: no {meta_path} (a builder's graph, module:callable, "
                                f"can give the roles instead)")
             meta_path = None
         if collections is not None:
@@ -160,7 +165,7 @@ class LegacyCheckpoint:
         }
         return cls(prefix, variables, meta_path=meta_path, graph=graph, reader=reader,
                    role_origin=role_origin, reader_path=reader_path, checkpoint_format=version,
-                   saved_graph_path=saved_graph_path)
+                   saved_graph_path=saved_graph_path, builder=used_builder)
 
     @property
     def graph(self):

@@ -1,10 +1,14 @@
-"""The legacy graph behind a checkpoint: its `.meta` MetaGraphDef, or a `legacy_graphs` builder's graph.
+"""The legacy graph behind a checkpoint: its `.meta` MetaGraphDef, or a builder's graph.
+
+A builder is a `legacy_graphs` name or `module:callable`: a function that
+builds the TF1 graph in the default graph, as the model's own code did.
 
 The variable collections (which variables are trainable, model variables,
 moving averages) are read from the MetaGraphDef's bytes without importing the
 graph; the graph itself is imported only when a caller needs it.
 """
 
+import importlib
 import os
 
 import legacy_graphs
@@ -24,26 +28,43 @@ _COLLECTIONS = {
 
 
 def check_builder(name):
-    """Checks that `name` is a `legacy_graphs` builder, without importing it.
+    """Checks a builder: a `legacy_graphs` name, or `module:callable` text, without importing it.
 
     Args:
-        name: the builder's name.
+        name: the builder's name, or `module:callable` naming a function that
+            builds the TF1 graph in the default graph.
 
     Raises:
-        ArgumentError: no builder has that name; the message names the closest.
+        ArgumentError: no builder has that name (the message names the
+            closest), or the text is not `module:callable`.
 
     Example:
 
     >>> check_builder("small_convnet")
+    >>> check_builder("my_old_model:build_graph")
     >>> check_builder("vgg16")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     migrate.errors.ArgumentError: Unknown legacy graph builder. Did you mean 'vgg_16'? ...
     """
+    if is_callable_spec(name):
+        module_name, _, attribute = name.partition(":")
+        if not module_name or not attribute or ":" in attribute:
+            raise ArgumentError(f"Expected a graph builder as module:callable, e.g. "
+                                f"my_old_model:build_graph. Received: builder={name!r}",
+                                option="builder")
+        return
     known = legacy_graphs.BUILDER_NAMES
     if name not in known:
         raise ArgumentError(f"Unknown legacy graph builder.{did_you_mean(name, known)} "
-                            f"Expected one of {', '.join(known)}. Received: builder={name!r}")
+                            f"Expected one of {', '.join(known)}, or module:callable naming a "
+                            f"function that builds the graph. Received: builder={name!r}",
+                            option="builder")
+
+
+def is_callable_spec(name):
+    """True when a builder is given as `module:callable` rather than a `legacy_graphs` name."""
+    return ":" in str(name)
 
 
 def import_meta_graph(meta_path):
@@ -66,19 +87,59 @@ def _meta_error(meta_path, error):
 
 
 def builder_graph(name):
+    """Returns a new `tf.Graph` built by a builder (see `check_builder`).
+
+    A `module:callable` builder is called without arguments inside the new
+    graph's `as_default()`; what it returns is ignored. Importing its module
+    runs the module's code.
+
+    Raises:
+        ArgumentError: `name` is not a builder.
+        CheckpointError: the module cannot be imported, has no such callable,
+            or the callable fails (its error is chained as the cause).
+    """
     import tensorflow as tf
 
     check_builder(name)
-    if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
-        raise CheckpointError(
-            f"A legacy_graphs builder cannot define its graph in this process. Expected the "
-            f"environment variable TF_USE_LEGACY_KERAS=1 set before TensorFlow is imported "
-            f"(the command line sets it when a builder is given). Received: builder={name!r}")
-    builder = legacy_graphs.load_builder(name)
+    if is_callable_spec(name):
+        build = _import_builder(name)
+    else:
+        if os.environ.get("TF_USE_LEGACY_KERAS") != "1":
+            raise CheckpointError(
+                f"A legacy_graphs builder cannot define its graph in this process. Expected the "
+                f"environment variable TF_USE_LEGACY_KERAS=1 set before TensorFlow is imported "
+                f"(the command line sets it when a builder is given). Received: builder={name!r}")
+        build = legacy_graphs.load_builder(name).define_graph
     graph = tf.Graph()
-    with graph.as_default():
-        builder.define_graph()
+    try:
+        with graph.as_default():
+            build()
+    except Exception as error:  # The user's graph code: any error; the cause keeps its traceback.
+        raise CheckpointError(
+            f"The graph builder failed: {reason(error)}. Expected a function that builds the TF1 "
+            f"graph in the default graph (tf.compat.v1.layers and rnn_cell need "
+            f"TF_USE_LEGACY_KERAS=1 before TensorFlow is imported). Received: builder={name!r}",
+            option="builder") from error
+    if not graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES):
+        raise CheckpointError(f"The graph builder made no variables. Expected a function that "
+                              f"builds the TF1 model's graph, variables included, in the default "
+                              f"graph. Received: builder={name!r}", option="builder")
     return graph
+
+
+def _import_builder(spec):
+    module_name, _, attribute = spec.partition(":")
+    try:
+        module = importlib.import_module(module_name)
+    except Exception as error:  # The user's module: any error; the cause keeps its traceback.
+        raise CheckpointError(f"Cannot import graph builder module {module_name!r}: "
+                              f"{reason(error)}. Expected an importable module. "
+                              f"Received: builder={spec!r}", option="builder") from error
+    build = getattr(module, attribute, None)
+    if not callable(build):
+        raise CheckpointError(f"Module {module_name!r} has no callable {attribute!r}. Expected "
+                              f"module:callable. Received: builder={spec!r}", option="builder")
+    return build
 
 
 def checkpoint_key(variable):

@@ -65,7 +65,7 @@ def compatible(source, target):
         kind_note = f"{source.name.rpartition('/')[2]} -> {target.kind}"
     shape = tuple(source.shape)
     transforms = list(source.transforms)
-    if transforms:
+    if source.note:
         kind_note += f"; {source.note}"
     score = _MATCH_SCORE + _name_bonus(source, target)
     if _name_bonus(source, target):
@@ -249,3 +249,137 @@ def mark_ambiguous(matches, structure):
         if match.certain:
             match.evidence.append("order")
     return ambiguous
+
+
+UNIQUE_SHAPE = ("the only free target this fits, and it fits no other free source "
+                "(creation order differs)")
+
+
+def match_unique_fits(matches, unmatched_sources, unmatched_targets):
+    """Matches left-over sources that fit exactly one free target, whatever their order.
+
+    The alignment keeps both sides in creation order, so a head a TF1 script
+    created before its RNN (`Variable [120, 11]`, `Variable_1 [11]`) is left
+    over when the Keras model builds it last. A source that fits exactly one
+    free target, which in turn fits no other free source, belongs there: its
+    order is no reason to drop it.
+
+    Args:
+        matches: `Match`es from `align` (extended in place).
+        unmatched_sources, unmatched_targets: what `align` left over.
+
+    Returns:
+        `(unmatched_sources, unmatched_targets)` still left over.
+    """
+    sources, targets = list(unmatched_sources), list(unmatched_targets)
+    changed = True
+    while changed:
+        changed = False
+        fits = {id(source): [target for target in targets if compatible(source, target)]
+                for source in sources}
+        for source in sources:
+            candidates = fits[id(source)]
+            if len(candidates) != 1:
+                continue
+            (target,) = candidates
+            if any(target in fits[id(other)] for other in sources if other is not source):
+                continue
+            _, transforms, evidence = compatible(source, target)
+            matches.append(Match(source, target, transforms, [*evidence, UNIQUE_SHAPE]))
+            sources.remove(source)
+            targets.remove(target)
+            changed = True
+            break
+    return sources, targets
+
+
+def drop_reason(source, targets, matches, unmatched_sources, unmatched_targets):
+    """Says truly why a left-over source gets no target.
+
+    Args:
+        source: a left-over `SourceItem`.
+        targets: every `TargetItem` of the model.
+        matches: the `Match`es made.
+        unmatched_sources, unmatched_targets: the items left over.
+
+    Returns:
+        One phrase for the draft's drop rule.
+    """
+    fitting = [target for target in targets if compatible(source, target) is not None]
+    shape = _text(source.shape) if source.shape is not None else f"a {source.layout} cell"
+    if not fitting:
+        return f"no target of this kind and shape in the model ({shape})"
+    free = [target for target in fitting if any(target is other for other in unmatched_targets)]
+    if len(free) > 1:
+        return (f"fits {len(free)} free targets ({', '.join(t.name for t in free)}); shape "
+                f"cannot choose: map it by hand")
+    if free:
+        rivals = [other.name for other in unmatched_sources
+                  if other is not source and compatible(other, free[0]) is not None]
+        return (f"fits the free target {free[0].name}, as do {', '.join(rivals)}; shape cannot "
+                f"choose: map it by hand")
+    holders = {id(match.target): match.source.name for match in matches}
+    taken = ", ".join(f"{target.name} (filled by {holders.get(id(target), '?')})"
+                      for target in fitting[:3])
+    return f"the model's targets of this kind and shape ({shape}) are all filled: {taken}"
+
+
+TIED_BY_GRAPH = "tied weights: the graph reads this variable transposed"
+TIED_BY_VALUE = "tied weights: the only used source of the transposed shape"
+
+
+def tied_candidates(matches, unmatched_targets, structure):
+    """Finds free targets a used source fills as well, transposed (tied weights).
+
+    A TF1 model that reuses a matrix transposed (an autoencoder's decoder,
+    an embedding as the output projection `matmul(h, embedding,
+    transpose_b=True)`) has one variable where the Keras model has two
+    weights. A free 2-D target with the transposed shape of a used source is
+    a candidate: certain when the graph reads that source transposed, else
+    for a value comparison to confirm.
+
+    Args:
+        matches: the `Match`es made.
+        unmatched_targets: the free `TargetItem`s.
+        structure: a `tf1_structure.GraphStructure`, or None.
+
+    Returns:
+        `(confirmed, unconfirmed)`: lists of tied `Match`es (transform
+        `transpose(1, 0)`), confirmed by the graph or not.
+    """
+    used = {}
+    for match in matches:
+        if match.source.layout is None and match.source.shape is not None:
+            used.setdefault(match.source.name, match.source)
+    confirmed, unconfirmed = [], []
+    for target in unmatched_targets:
+        if target.shape is None or len(target.shape) != 2:
+            continue
+        flipped = tuple(reversed(target.shape))
+        fitting = [source for source in used.values()
+                   if tuple(source.shape) == flipped and source.dtype == target.dtype
+                   and flipped != tuple(target.shape)]
+        read_transposed = [source for source in fitting if structure is not None
+                           and source.name in structure.transposed_reads]
+        if len(read_transposed) == 1:
+            (source,) = read_transposed
+            confirmed.append(Match(source, target, _transposed(source), [
+                f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
+                TIED_BY_GRAPH]))
+        elif len(fitting) == 1 and not read_transposed:
+            (source,) = fitting
+            unconfirmed.append(Match(source, target, _transposed(source), [
+                f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
+                TIED_BY_VALUE]))
+    return confirmed, unconfirmed
+
+
+def _transposed(source):
+    """The transforms that make a 2-D source's transposed twin.
+
+    Only the transpose: the source's own transforms put a partitioned
+    embedding's rows in id order for its lookup, while a `matmul` or
+    `transpose` reads the parts concatenated, in the order they were saved.
+    """
+    del source  # The same for every source; kept for the call sites' symmetry.
+    return ("transpose(1, 0)",)

@@ -27,6 +27,7 @@ class DraftRule:
         match: the rule's regex, once set by folding or `literal()`.
         target: the rule's target (with group references), None for a drop.
         folded_from: the rules a number fold merged, for keeping table order.
+        also: for tied weights, further `(target, transforms)` of the one source.
     """
 
     members: list
@@ -39,6 +40,7 @@ class DraftRule:
     match: str = ""
     target: str | None = None
     folded_from: tuple = ()
+    also: tuple = ()
 
     def literal(self):
         """Sets `match` and `target` for a rule standing for one pair."""
@@ -243,12 +245,13 @@ def check_folding(rules, make_text, intended):
         if wrong is None or len(rules[wrong].members) == 1:
             return [DraftRule(members=[member], transforms=rule.transforms, layout=rule.layout,
                               drop=rule.drop, evidence=rule.evidence,
-                              certain=rule.certain).literal()
+                              certain=rule.certain, also=rule.also).literal()
                     for rule in rules for member in rule.members]
         rule = rules[wrong]
         rules = rules[:wrong] + [
             DraftRule(members=[member], transforms=rule.transforms, layout=rule.layout,
-                      drop=rule.drop, evidence=rule.evidence, certain=rule.certain).literal()
+                      drop=rule.drop, evidence=rule.evidence, certain=rule.certain,
+                      also=rule.also).literal()
             for member in rule.members] + rules[wrong + 1:]
     return rules
 
@@ -286,6 +289,13 @@ def toml_text(rules, *, header, footer=()):
         if rule.transforms:
             quoted = ", ".join(_quote(text) for text in rule.transforms)
             lines.append(f"transform = [{quoted}]")
+        if rule.also:
+            entries = []
+            for target, steps in rule.also:
+                quoted = ", ".join(_quote(text) for text in steps)
+                entries.append(f"{{target = {_quote(_escape_target(target))}"
+                               + (f", transform = [{quoted}]}}" if steps else "}"))
+            lines.append(f"also = [{', '.join(entries)}]")
     if footer:
         lines.append("")
         lines.extend(_comments(footer))

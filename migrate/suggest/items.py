@@ -24,7 +24,13 @@ CUDNN_LSTM = "cudnn_compatible_lstm"
 GRU = "gru"
 GRU_LEGACY = "gru_legacy_names"
 ATTENTION = "bert_attention"
+SIMPLE_RNN = "simple_rnn"
+SIMPLE_RNN_LEGACY = "simple_rnn_legacy_names"
+SIMPLE_RNN_LINEAR = "simple_rnn_linear_names"
+_SIMPLE_RNN_SCOPE = re.compile(r"(^|/)basic_rnn_cell$")
+_SIMPLE_RNN_LINEAR_SCOPE = re.compile(r"(^|/)BasicRNNCell$")
 _LSTM_SCOPES = re.compile(r"(^|/)(basic_lstm_cell|lstm_cell|lstm_block_cell|lstm_fused_cell)$")
+_PEEPHOLE_PARTS = ("w_f_diag", "w_i_diag", "w_o_diag")
 _CUDNN_SCOPE = re.compile(r"(^|/)cudnn_compatible_lstm_cell$")
 _GRU_SCOPE = re.compile(r"(^|/)gru_cell$")
 _GRU_PARTS = {frozenset({"gates/kernel", "gates/bias", "candidate/kernel", "candidate/bias"}): GRU,
@@ -38,7 +44,8 @@ _KERAS_ATTENTION_PARTS = frozenset(f"{part}/{leaf}" for part in
                                    for leaf in ("kernel", "bias"))
 _KERAS_RNN_PARTS = frozenset({"kernel", "recurrent_kernel", "bias"})
 # Layouts by the family a Keras target must belong to.
-RNN_LAYOUTS = (LSTM, LSTM_LEGACY, CUDNN_LSTM, GRU, GRU_LEGACY)
+RNN_LAYOUTS = (LSTM, LSTM_LEGACY, CUDNN_LSTM, GRU, GRU_LEGACY, SIMPLE_RNN, SIMPLE_RNN_LEGACY,
+               SIMPLE_RNN_LINEAR)
 
 
 @dataclasses.dataclass
@@ -150,9 +157,14 @@ def source_items(variables, order, structure=None):
             count = structure.partitions[variable.name]
             if variable.name in structure.mod_partitioned:
                 transforms = (f"unpartition_mod({count})",)
-                note = f"saved from {count} partitions looked up with partition_strategy='mod'"
+                note = (f"saved from {count} partitions, looked up with partition_strategy='mod' "
+                        f"(a FloorMod feeds the lookup's DynamicPartition)")
+            elif variable.name in structure.undetermined_partitioned:
+                note = (f"saved from {count} partitions; no lookup in the graph shows the "
+                        f"partition_strategy (rows kept in order unless values say 'mod')")
             else:
-                note = f"saved from {count} partitions (row order kept)"
+                note = (f"saved from {count} partitions, looked up with partition_strategy='div' "
+                        f"(rows kept in order)")
         items.append(SourceItem(
             name=variable.name, layer=scope if kind else variable.name, kind=kind,
             shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),
@@ -166,13 +178,24 @@ def _cell_of(name, by_name):
     for depth in range(1, min(4, len(pieces))):
         scope = "/".join(pieces[:-depth])
         under = {other[len(scope) + 1:] for other in by_name if other.startswith(scope + "/")}
-        if depth == 1 and _LSTM_SCOPES.search(scope):
+        # Peephole vectors make a scope an LSTM cell whatever its name (LSTMCell(name=...)).
+        peepholes = tuple(part for part in _PEEPHOLE_PARTS if part in under)
+        if depth == 1 and (_LSTM_SCOPES.search(scope) or peepholes):
             for kernel, bias, layout in (("kernel", "bias", LSTM),
                                          ("weights", "biases", LSTM_LEGACY)):
                 if {kernel, bias} <= under:
-                    return scope, layout, (kernel, bias)
+                    # The draft claims them, so its plan says in one line what Keras lacks.
+                    return scope, layout, (kernel, bias, *peepholes)
         if depth == 1 and _CUDNN_SCOPE.search(scope) and {"kernel", "bias"} <= under:
             return scope, CUDNN_LSTM, ("kernel", "bias")
+        if depth == 1 and _SIMPLE_RNN_SCOPE.search(scope):
+            for kernel, bias, layout in (("kernel", "bias", SIMPLE_RNN),
+                                         ("weights", "biases", SIMPLE_RNN_LEGACY)):
+                if {kernel, bias} <= under:
+                    return scope, layout, (kernel, bias)
+        if (depth == 2 and _SIMPLE_RNN_LINEAR_SCOPE.search(scope)
+                and {"Linear/Matrix", "Linear/Bias"} <= under):
+            return scope, SIMPLE_RNN_LINEAR, ("Linear/Matrix", "Linear/Bias")
         if depth == 2 and _GRU_SCOPE.search(scope):
             for parts, layout in _GRU_PARTS.items():
                 if parts <= under:

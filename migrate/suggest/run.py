@@ -7,6 +7,7 @@ import tempfile
 
 from migrate import pipeline
 from migrate.errors import ArgumentError
+from migrate.errors import MigrateError
 from migrate.errors import OutputError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
@@ -23,6 +24,9 @@ from migrate.verification import parity as parity_lib
 from migrate.verify_settings import VerifySettings
 
 SETTLED_BY_VALUE = "settled by value: the model's outputs match the legacy graph's"
+# Why parity was not run without verify settings (the library names no command-line flag).
+NO_OUTPUT_TENSOR = "no output_tensor: give verify settings naming the output tensor to compare"
+_PROBLEMS_LISTED = 5
 # `resolve_ambiguous`'s default: the layer-by-layer comparison settles them.
 BY_VALUE = "by_value"
 
@@ -44,7 +48,10 @@ class SuggestReport:
         settled: the same groups, when parity settled them by value.
         plan_problems: `Problem.describe()` texts of the draft's plan.
         parity: the `VerifyReport` of the draft, or None when it was not run.
-        parity_note: why parity was not run, when it was not.
+        parity_note: why parity was not run (or could not compare), when it was not.
+        parity_failed: parity was asked for and could not compare (the
+            legacy graph refused to run, or the outputs' shapes differ):
+            unresolved, `parity_note` says why.
     """
 
     table: MappingTable
@@ -58,6 +65,7 @@ class SuggestReport:
     plan_problems: list
     parity: object = None
     parity_note: str = ""
+    parity_failed: bool = False
 
     @property
     def unresolved(self):
@@ -69,6 +77,8 @@ class SuggestReport:
         if self.parity is not None and not self.parity.passed:
             # The verdict line; the layer-by-layer table is in the summary.
             lines.append(f"parity: {self.parity.summary().splitlines()[0]}")
+        if self.parity_failed:
+            lines.append(f"parity: {self.parity_note}")
         return lines
 
     @property
@@ -83,7 +93,7 @@ class SuggestReport:
                  f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
                  f"{len(self.unfilled)} target weight(s) unfilled"]
         if self.dropped:
-            lines.append("  dropped (no target in the model; confirm or map them):")
+            lines.append("  dropped (the draft says why for each; confirm or map them):")
             lines += [f"    {name} {_text(shape)}" for name, shape in self.dropped]
         if self.unfilled:
             lines.append("  unfilled target weights, beside the dropped sources of the same shape:")
@@ -98,13 +108,20 @@ class SuggestReport:
         for group in self.ambiguous:
             lines.append("  AMBIGUOUS (same weights, parallel branches; order chose): " +
                          ", ".join(f"{s} -> {t}" for s, t in group))
+        more = len(self.plan_problems) - _PROBLEMS_LISTED
         lines.append("  plan: clean" if not self.plan_problems else
                      f"  plan: {len(self.plan_problems)} problem(s): " + "; ".join(
-                         self.plan_problems[:5]))
+                         self.plan_problems[:_PROBLEMS_LISTED])
+                     + (f"; and {more} more (all in the draft)" if more > 0 else ""))
         lines.append(f"  parity: {self.parity.summary()}" if self.parity is not None
                      else f"  parity: not run ({self.parity_note})")
         where = f" -> {self.output}" if self.output else ""
-        verdict = "proven" if self.ok else f"NOT proven ({len(self.unresolved)} unresolved)"
+        if not self.ok:
+            verdict = f"NOT proven ({len(self.unresolved)} unresolved)"
+        elif self.parity is None:
+            verdict = f"planned clean, not proven: {self.parity_note}"
+        else:
+            verdict = "proven"
         lines.append(f"draft {verdict}{where}")
         return "\n".join(lines)
 
@@ -117,7 +134,7 @@ class SuggestReport:
             "ambiguous": self.ambiguous, "settled": self.settled,
             "plan_problems": self.plan_problems, "unresolved": self.unresolved,
             "parity": None if self.parity is None else self.parity.to_json(),
-            "parity_note": self.parity_note,
+            "parity_note": self.parity_note, "parity_failed": self.parity_failed,
         }
 
 
@@ -226,14 +243,24 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ordered, lambda weight: weight.trainable or options.keep == "model_state")
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
+    unmatched_sources, unmatched_targets = align_lib.match_unique_fits(
+        matches, unmatched_sources, unmatched_targets)
+    tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
+    matches.extend(tied)
+    unmatched_targets = _without(unmatched_targets, tied)
+    drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
+                                                     unmatched_targets)
+                    for item in unmatched_sources}
 
-    run_parity = verify is not None and checkpoint.meta_path is not None
+    run_parity = verify is not None and (checkpoint.meta_path is not None
+                                         or checkpoint.builder is not None)
     parity_note = "" if run_parity else (
-        "the checkpoint has no .meta graph to run" if verify is not None else
-        "give verify settings (the output tensor) to run the legacy graph")
+        "the checkpoint has no .meta graph to run (a builder, module:callable, can build it)"
+        if verify is not None else NO_OUTPUT_TENSOR)
+    parity_errors = []
 
     def prove(current_matches):
-        rules = _draft_rules(current_matches, unmatched_sources)
+        rules = _draft_rules(current_matches, unmatched_sources, drop_reasons)
         text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
                         unmatched_targets, ambiguous=[], settled=[])
         table = MappingTable.from_text(text, origin=output or "<draft>")
@@ -244,11 +271,30 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         parity = None
         if run_parity and not problems:
             # With the plan, a failing parity run carries the layer-by-layer comparison.
-            parity = parity_lib.verify(checkpoint, model, verify, ema=options.ema,
-                                       plan=conversion_plan)
+            try:
+                parity = parity_lib.verify(checkpoint, model, verify, ema=options.ema,
+                                           plan=conversion_plan)
+            except MigrateError as error:
+                # The draft is still written; why it is not proven is in its report.
+                parity_errors.append(str(error))
         return rules, problems, parity
 
+    if tied_unconfirmed and run_parity:
+        # Nothing in the graph says the weights are tied: the outputs must.
+        trial = [*matches, *tied_unconfirmed]
+        saved_targets, unmatched_targets = unmatched_targets, _without(unmatched_targets,
+                                                                       tied_unconfirmed)
+        if by_value.score(prove(trial)[2]) == (0, 0):
+            matches = trial
+            for match in tied_unconfirmed:
+                match.evidence.append("confirmed by value: the outputs match")
+        else:
+            unmatched_targets = saved_targets
     rules, problems, parity = prove(matches)
+    undetermined = structure.undetermined_partitioned if structure is not None else set()
+    if parity is not None and not parity.passed and undetermined:
+        matches = _settle_partitions(matches, structure, prove, parity)
+        rules, problems, parity = prove(matches)  # The model holds the last candidate's weights.
     if parity is not None and not parity.passed and ambiguous and resolve_ambiguous is not None:
         if resolve_ambiguous == BY_VALUE:
             def evaluate(choice):
@@ -268,10 +314,15 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             if not match.certain:
                 match.certain = True
                 match.evidence.append(SETTLED_BY_VALUE)
-    rules = _draft_rules(matches, unmatched_sources)
+    if parity is None and run_parity:
+        parity_note = (f"the legacy graph could not be compared: {parity_errors[-1]}"
+                       if parity_errors else "the draft's plan has problems (listed above)")
+    rules = _draft_rules(matches, unmatched_sources, drop_reasons)
+    unconfirmed = [match for match in tied_unconfirmed
+                   if any(match.target is target for target in unmatched_targets)]
     text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
                     ambiguous=unsettled, settled=settled, problems=problems, parity=parity,
-                    parity_note=parity_note)
+                    parity_note=parity_note, unconfirmed_ties=unconfirmed)
     table = MappingTable.from_text(text, origin=output or "<draft>")
     if output is not None:
         _write_atomically(output, text)
@@ -286,7 +337,38 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                   for weight in item.weights],
         ambiguous=[[list(pair) for pair in group] for group in unsettled],
         settled=[[list(pair) for pair in group] for group in settled],
-        plan_problems=problems, parity=parity, parity_note=parity_note)
+        plan_problems=problems, parity=parity, parity_note=parity_note,
+        parity_failed=bool(run_parity and parity is None and parity_errors and not problems))
+
+
+def _without(targets, matches):
+    """`targets` less those the `matches` fill."""
+    return [target for target in targets if all(target is not match.target for match in matches)]
+
+
+def _settle_partitions(matches, structure, prove, parity):
+    """Tries `unpartition_mod` on each partitioned source whose lookup the graph does not show.
+
+    Without a `tf.nn.embedding_lookup` in the graph, nothing says whether the
+    saved rows are in id order ('div') or interleaved ('mod'); the draft keeps
+    them in order, and when parity fails each such source is tried reordered,
+    kept when the outputs agree better.
+    """
+    best = by_value.score(parity)
+    for index, match in enumerate(matches):
+        if match.source.layout is not None or \
+                match.source.name not in structure.undetermined_partitioned:
+            continue
+        step = f"unpartition_mod({structure.partitions[match.source.name]})"
+        trial = list(matches)
+        trial[index] = align_lib.Match(
+            match.source, match.target, (step, *match.transforms),
+            [*match.evidence, f"partition_strategy='mod' settled by value ({step} makes the "
+                              f"outputs agree)"], match.certain, match.ambiguous_with)
+        ranked = by_value.score(prove(trial)[2])
+        if ranked < best:
+            best, matches = ranked, trial
+    return matches
 
 
 def _apply_choice(matches, targets, choice):
@@ -310,24 +392,36 @@ def _apply_choice(matches, targets, choice):
     return changed
 
 
-def _draft_rules(matches, unmatched_sources):
-    mapping_rules = []
+def _draft_rules(matches, unmatched_sources, drop_reasons):
+    mapping_rules, tied_rules, first_match = [], [], {}
     for match in matches:
-        mapping_rules.append(draft_writer.DraftRule(
+        first_match.setdefault(match.source.name, match)
+    for match in matches:
+        primary = first_match[match.source.name]
+        if match is not primary:
+            continue
+        tied = [other for other in matches
+                if other is not match and other.source.name == match.source.name]
+        rule = draft_writer.DraftRule(
             members=[(match.source.name, match.target.name)], transforms=match.transforms,
-            layout=match.source.layout, evidence=", ".join(match.evidence),
-            certain=match.certain))
+            layout=match.source.layout, evidence=", ".join(
+                [*match.evidence, *(f"also {other.target.name}: " + ", ".join(other.evidence)
+                                    for other in tied)]),
+            certain=match.certain and all(other.certain for other in tied),
+            also=tuple((other.target.name, other.transforms) for other in tied))
+        # A tied rule stays literal, ahead of every folded rule, so none takes its name.
+        (tied_rules if tied else mapping_rules).append(rule.literal() if tied else rule)
     drop_rules = [draft_writer.DraftRule(
         members=[(variable.name, None)], drop=True,
-        evidence=f"no target of this kind and shape in the model ({_text(variable.shape)})")
+        evidence=drop_reasons[item.name])
         for item in unmatched_sources for variable in item.variables]
     intended = {}
     for match in matches:
         for variable in match.source.variables:
-            intended[variable.name] = match.target.name
+            intended.setdefault(variable.name, match.target.name)  # A tied rule's `target`.
     for rule in drop_rules:
         intended[rule.members[0][0]] = None
-    rules = draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
+    rules = tied_rules + draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
         drop_rules, [name for name, target in intended.items() if target is not None])
 
     def make_text(candidate):
@@ -337,7 +431,7 @@ def _draft_rules(matches, unmatched_sources):
 
 
 def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets, *,
-             ambiguous, settled, problems=(), parity=None, parity_note=""):
+             ambiguous, settled, problems=(), parity=None, parity_note="", unconfirmed_ties=()):
     header = [
         f"Drafted by `migrate suggest` from {checkpoint.prefix}",
         f"for the model {getattr(model, 'name', type(model).__name__)!r}: "
@@ -345,11 +439,12 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
         "Each rule's comment gives its evidence (shape, kind of weight, order, graph) and",
         "whether it was certain. Review the drops: they are variables the model has no place for.",
     ]
-    if _counter_named(model):
+    counter_named = _counter_named(model)
+    if counter_named:
         header += [
-            "Some layer names look like Keras' process-wide counters (conv2d_1, ...); if they are,",
-            "build the model in a fresh process or after keras.backend.clear_session() to use",
-            "this table.",
+            f"Layer names given by Keras' process-wide counter: {', '.join(counter_named[:4])}"
+            f"{', ...' if len(counter_named) > 4 else ''}; build the model in a fresh",
+            "process or after keras.backend.clear_session() to use this table (or name them).",
         ]
     footer = []
     for group in ambiguous:
@@ -369,6 +464,12 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
                 continue
             left = f"{source[0]} {_text(source[1])}" if source else "(none)"
             footer.append(f"  {target[0]} {_text(target[1])}  <-  {left}")
+    for match in unconfirmed_ties:
+        footer.append(f"{draft_writer.UNRESOLVED_MARK}: {match.target.name} "
+                      f"{_text(match.target.shape)} may be {match.source.name} transposed (tied "
+                      f"weights); the graph does not show it and no passing parity run confirmed "
+                      f"it: add `also = [{{target = '{match.target.name}', transform = "
+                      f"['transpose(1, 0)']}}]` to its rule if it is")
     for problem in problems:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: plan: {problem}")
     if parity is not None:
@@ -380,17 +481,40 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
 
 
 def _counter_named(model):
-    """True when a layer with weights is named as Keras names layers: `conv2d_1`, `conv2d_2`..."""
+    """Returns the layers with weights whose names Keras' process-wide counter gave (`conv2d_1`).
+
+    Such a name changes when the model is built again in the same process.
+    A name like the counter's is the counter's only if the counter has gone
+    that far (Keras 3 keeps it in `object_name_uids`); a layer its code named
+    `gru_1` in a process that made no GRU before is not.
+    """
+    counters = _name_counters(model)
+    found = []
     stack = list(getattr(model, "layers", ()))
     while stack:
-        layer = stack.pop()
+        layer = stack.pop(0)
         stack.extend(getattr(layer, "layers", ()))
         # Keras' own snake case of the class name (Conv2D -> conv2d).
         snake = re.sub(r"(.)([A-Z][a-z]+)", r"\1_\2", type(layer).__name__)
         snake = re.sub(r"([a-z])([A-Z])", r"\1_\2", snake).lower()
-        if layer.weights and re.fullmatch(re.escape(snake) + r"_[1-9]\d*", layer.name):
-            return True
-    return False
+        number = re.fullmatch(re.escape(snake) + r"_([1-9]\d*)", layer.name)
+        if not layer.weights or number is None:
+            continue
+        if counters is None or counters.get(snake, 0) > int(number.group(1)):
+            found.append(layer.name)
+    return found
+
+
+def _name_counters(model):
+    """Keras 3's per-prefix counts of automatic names, or None where they cannot be read."""
+    if not target_model.is_keras_3(model):
+        return None
+    try:
+        from keras.src.backend.common import global_state
+    except ImportError:
+        return None
+    counters = global_state.get_global_attribute("object_name_uids")
+    return None if counters is None else dict(counters)
 
 
 def _write_atomically(path, text):

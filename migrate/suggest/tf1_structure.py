@@ -7,6 +7,7 @@ import re
 from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
+from migrate.source import lookups
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.meta_graph import collection_keys
 
@@ -15,8 +16,6 @@ _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
 _PARTITION = re.compile(r"^(.*)/part_(\d+)$")
 # Ops under these scopes read variables to train or save them, not to compute the model.
 _NOT_FORWARD = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|ExponentialMovingAverage)(/|$)")
-_EMBEDDING_LOOKUP = "embedding_lookup"
-_MOD_OP = "FloorMod"
 _GLOBAL_VARIABLES = "variables"
 
 
@@ -28,6 +27,12 @@ class GraphStructure:
         creation_order: checkpoint keys in the order the graph created them.
         partitions: checkpoint key -> number of partitions it was saved from.
         mod_partitioned: keys looked up with `partition_strategy="mod"`.
+        undetermined_partitioned: partitioned keys no lookup in the graph
+            shows the strategy of (settled by value).
+        transposed_reads: keys the forward graph reads transposed (a
+            `tf.transpose`, or a `matmul` with `transpose_a`/`transpose_b` on
+            its side): tied weights, such as an embedding reused as the
+            output projection.
         ancestors: layer scope -> set of layer scopes whose variables feed it.
     """
 
@@ -35,6 +40,8 @@ class GraphStructure:
     partitions: dict
     mod_partitioned: set
     ancestors: dict
+    undetermined_partitioned: set = dataclasses.field(default_factory=set)
+    transposed_reads: set = dataclasses.field(default_factory=set)
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -89,26 +96,61 @@ def from_graph(graph, layer_of):
 def _structure(order, graph_def, layer_of):
     order = list(dict.fromkeys(order))
     nodes = {node.name: node for node in graph_def.node}
-    partitions = collections.Counter()
     key_of_node = {}
     for node in nodes.values():
         if node.op in _VARIABLE_OPS:
             match = _PARTITION.match(node.name)
-            key = match.group(1) if match else node.name
-            if match:
-                partitions[key] += 1
-            key_of_node[node.name] = key
-    mod_partitioned = {key for key in partitions if _looked_up_by_mod(nodes, key)}
-    return GraphStructure(order, dict(partitions), mod_partitioned,
-                          _layer_ancestors(nodes, key_of_node, layer_of))
+            key_of_node[node.name] = match.group(1) if match else node.name
+    found = lookups.partitioned_variables(graph_def)
+    return GraphStructure(
+        order, {key: facts.partitions for key, facts in found.items()},
+        {key for key, facts in found.items() if facts.strategy == lookups.MOD},
+        _layer_ancestors(nodes, key_of_node, layer_of),
+        {key for key, facts in found.items() if facts.strategy is None},
+        _transposed_reads(nodes, key_of_node))
 
 
-def _looked_up_by_mod(nodes, key):
-    # tf.nn.embedding_lookup(partition_strategy="mod") computes ids % partitions
-    # with a FloorMod under its embedding_lookup scope; "div" uses FloorDiv only.
-    scope = key.rpartition("/")[0]
-    return any(node.op == _MOD_OP and _EMBEDDING_LOOKUP in node.name
-               and node.name.startswith(scope) for node in nodes.values())
+_MATMUL_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
+_TRANSPOSE_FLAGS = {"MatMul": ("transpose_a", "transpose_b")}
+_ADJOINT_FLAGS = ("adj_x", "adj_y")
+_CONCAT_OPS = frozenset({"ConcatV2", "Concat"})
+
+
+def _transposed_reads(nodes, key_of_node):
+    """Keys of variables the forward graph reads transposed (tied weights)."""
+
+    def variable_behind(text, depth=0):
+        name = text.split(":")[0]
+        for _ in range(8):
+            node = nodes.get(name)
+            if node is None:
+                return None
+            if node.name in key_of_node:
+                return key_of_node[node.name]
+            if node.op in _CONCAT_OPS and depth == 0:
+                # A partitioned variable is read as its parts' reads concatenated.
+                values = _inputs(node)[:-1] if node.op == "ConcatV2" else _inputs(node)[1:]
+                keys = {variable_behind(value, depth + 1) for value in values}
+                return keys.pop() if len(keys) == 1 and len(values) > 1 else None
+            if node.op not in _READ_OPS or not _inputs(node):
+                return None
+            name = _inputs(node)[0]
+        return None
+
+    found = set()
+    for node in nodes.values():
+        if _NOT_FORWARD.search(node.name):
+            continue
+        inputs = [text for text in node.input if not text.startswith("^")]
+        if node.op == "Transpose" and inputs:
+            found.add(variable_behind(inputs[0]))
+        elif node.op in _MATMUL_OPS:
+            flags = _TRANSPOSE_FLAGS.get(node.op, _ADJOINT_FLAGS)
+            for flag, text in zip(flags, inputs[:2]):
+                if flag in node.attr and node.attr[flag].b:
+                    found.add(variable_behind(text))
+    found.discard(None)
+    return found
 
 
 def _inputs(node):

@@ -6,7 +6,6 @@ import numpy as np
 
 from migrate import files
 from migrate.errors import ArgumentError
-from migrate.errors import CheckpointError
 from migrate.errors import first_line
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
@@ -222,6 +221,7 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
     arrays = {}
     for index, name in enumerate(input_names):
         tensor = tensor_by_name(graph, name, "input_tensors")
+        check_feedable(graph, tensor, "input_tensors")
         if name in arrays_from_file:
             arrays[name] = arrays_from_file[name]
             continue
@@ -233,10 +233,11 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
                                    input_max=settings.max_for(index), seed=seed, name=name)
     for name, value in feeds.items():
         tensor = tensor_by_name(graph, name, "feeds")
+        check_feedable(graph, tensor, "feeds")
         arrays.setdefault(name, constant_feed(tensor, value, settings.batch_size))
     for name, array in arrays_from_file.items():
         if name not in arrays:
-            tensor_by_name(graph, name, "inputs_file")
+            check_feedable(graph, tensor_by_name(graph, name, "inputs_file"), "inputs_file")
             arrays[name] = array
     unfed = [tensor for tensor in needed if tensor.name not in arrays]
     if unfed:
@@ -248,7 +249,26 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             f"{listed}, which {'is' if len(unfed) == 1 else 'are'} not fed; "
             f"{_FEED_HOW.format(which=which, entries=entries)}. Received: "
             f"input_tensors={input_names}, feeds={sorted(feeds)}", option="feeds")
+    for name, array in arrays.items():
+        _check_fits(graph.get_tensor_by_name(name), array,
+                    "inputs_file" if name in arrays_from_file else "input_shape")
     return LegacyFeed(input_names=input_names, arrays=arrays)
+
+
+def _check_fits(tensor, array, option):
+    """Refuses an array whose shape the tensor cannot take, before TensorFlow says it raw.
+
+    Example:
+
+        _check_fits(graph.get_tensor_by_name("x:0"), np.zeros([603]), "inputs_file")
+    """
+    if tensor.shape.is_compatible_with(array.shape):
+        return
+    raise ArgumentError(
+        f"The array fed to {tensor.name} does not fit its shape. Expected shape "
+        f"{_text(tensor.shape.as_list() if tensor.shape.rank is not None else None)} "
+        f"({tensor.dtype.name}). Received: shape={list(array.shape)} from {option}",
+        option=option)
 
 
 def _check_per_input_counts(settings, input_names):
@@ -339,14 +359,25 @@ def _text(shape):
     return "[" + ", ".join("?" if size is None else str(size) for size in shape) + "]"
 
 
-def check_meta(checkpoint):
-    """Returns the `.meta` path of an opened legacy checkpoint (`LegacyCheckpoint`).
+def check_feedable(graph, tensor, argument):
+    """Refuses a tensor TensorFlow cannot feed, with one line that says why.
 
     Raises:
-        CheckpointError: the checkpoint has no `.meta` file beside it.
+        ArgumentError: the tensor is inside a v1 while loop or cond, or the
+            graph marks it unfeedable.
     """
-    if checkpoint.saved_graph_path is None:
-        raise CheckpointError(f"Verification runs the legacy graph, so it needs the checkpoint's "
-                              f"graph. Expected {checkpoint.prefix}.meta. Received: "
-                              f"checkpoint={checkpoint.prefix!r}")
-    return checkpoint.saved_graph_path
+    context = getattr(tensor.op, "_control_flow_context", None)
+    if context is not None:
+        # A v1 loop's context is named `char/while/while_context`.
+        loop = str(getattr(context, "name", None) or "a while loop").rstrip("/")
+        loop = loop.rsplit("/", 1)[0] if loop.endswith("_context") else loop
+        raise ArgumentError(
+            f"The tensor {tensor.name} cannot be fed: it is inside the graph's control flow "
+            f"({loop}), where a feed from outside cannot reach. Expected a "
+            f"placeholder outside any loop; a dropout keep probability baked in as a constant "
+            f"is set to 1 by legacy_dropout='off'. Received: {argument} naming {tensor.name!r}",
+            option=argument)
+    if not graph.is_feedable(tensor):
+        raise ArgumentError(
+            f"The tensor {tensor.name} cannot be fed (TensorFlow marks it unfeedable). Expected "
+            f"a placeholder. Received: {argument} naming {tensor.name!r}", option=argument)

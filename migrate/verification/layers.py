@@ -1,11 +1,16 @@
 """Layer by layer: each Keras layer's output against the legacy tensor it corresponds to.
 
-A Keras layer corresponds to the TF1 scope its weights were converted from
-(the table's rules say which variables fed it). Among the legacy tensors
-under that scope (or, if none fits, under its parent scopes) that depend on
-the fed inputs and hold as many values as the layer's output, the closest in
-value is taken as its twin. The first layer whose difference exceeds the
-tolerance is where the conversion went wrong.
+A Keras layer corresponds to the TF1 variables its weights were converted
+from (the table's rules say which). Where those variables produce a tensor
+of their own, that is its twin: an embedding's lookup (the Gather reading the
+variable), a recurrent layer's output sequence (the TensorArray gathered
+after the while loop whose body reads the variables, or its transpose). A
+recurrent layer whose output exists only inside a loop (a MultiRNNCell's
+inner cells) is "not compared", never counted as agreeing. Other layers take,
+among the legacy tensors under the variables' scope (or, if none fits, its
+parent scopes) that depend on the fed inputs and hold as many values as the
+layer's output, the closest in value. The first layer whose difference
+exceeds the tolerance is where the conversion went wrong.
 """
 
 import dataclasses
@@ -22,6 +27,14 @@ from migrate.verification import legacy_run
 _SKIPPED_OPS = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "Shape", "Size",
                           "Rank", "NoOp", "Assert"})
 _FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
+_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
+# Ops that only pass a variable's value on (outside any loop).
+_READ_OPS = frozenset({"Identity", "ReadVariableOp"})
+_LOOKUP_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
+# What embedding_lookup does after its Gathers (partitions stitched, ids' shape restored).
+_LOOKUP_CHAIN_OPS = frozenset({"Identity", "DynamicStitch", "ParallelDynamicStitch", "Reshape"})
+_WHILE_OPS = frozenset({"While", "StatelessWhile"})
+NOT_COMPARED = "not compared"
 
 
 @dataclasses.dataclass
@@ -35,7 +48,7 @@ class LayerDiff:
         max_abs_diff, max_rel_diff: as in `VerifyReport` (None without a twin).
         sources: the TF1 variables converted into the layer.
         rules: indexes of the table rules that converted them.
-        diverged: the difference exceeds the tolerance.
+        diverged: the difference exceeds the tolerance (False when not compared).
     """
 
     layer: str
@@ -47,8 +60,13 @@ class LayerDiff:
     rules: list
     diverged: bool
 
+    @property
+    def compared(self):
+        """False when no legacy tensor of its own fits: "not compared", never agreeing."""
+        return self.legacy_tensor is not None
+
     def to_json(self):
-        return dataclasses.asdict(self)
+        return {**dataclasses.asdict(self), "compared": self.compared}
 
 
 def table_text(layers, first_divergent_layer):
@@ -58,9 +76,12 @@ def table_text(layers, first_divergent_layer):
     for item in layers:
         diff = "-" if item["max_rel_diff"] is None else f"{item['max_rel_diff']:.3g}"
         mark = "  <- first divergent" if item["layer"] == first_divergent_layer else ""
-        lines.append(f"{item['layer']:<{width}}  {diff:>12}  {item['legacy_tensor'] or '-'}{mark}")
+        twin = item["legacy_tensor"] or f"{NOT_COMPARED} (no legacy tensor of its own fits)"
+        lines.append(f"{item['layer']:<{width}}  {diff:>12}  {twin}{mark}")
     if first_divergent_layer is None:
-        lines.append("no layer diverges beyond the tolerance")
+        uncompared = sum(1 for item in layers if item["legacy_tensor"] is None)
+        lines.append("no compared layer diverges beyond the tolerance" +
+                     (f" ({uncompared} not compared)" if uncompared else ""))
     else:
         item = next(item for item in layers if item["layer"] == first_divergent_layer)
         lines.append(f"first divergent layer {first_divergent_layer}: fed by "
@@ -169,15 +190,25 @@ def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=No
                             f"a functional Keras model exposes: {error}. Received: "
                             f"model={type(model).__name__}") from None
     scopes = {layer.name: _scope_of(names) for layer, names, _ in sources}
-    feed, _, legacy = legacy_run.run_legacy(
+    produced = {}
+
+    def candidates(graph):
+        produced.update(_produced_tensors(graph, [(layer.name, names)
+                                                  for layer, names, _ in sources]))
+        return _candidates(graph, arrays, scopes.values()) + [
+            tensor for tensors in produced.values() for tensor in tensors]
+
+    feed, _, legacy, _ = legacy_run.run_legacy(
         checkpoint, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
-        extra_tensors=lambda graph: _candidates(graph, arrays, scopes.values()))
+        extra_tensors=candidates)
     outputs = probe(feed.keras_inputs(), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     results = []
     for (layer, names, rules), output in zip(sources, outputs):
         output = np.asarray(output)
-        twin, max_abs, max_rel = _closest(output, scopes[layer.name], legacy)
+        own = produced.get(layer.name)
+        twin, max_abs, max_rel = _closest(output, scopes[layer.name], legacy,
+                                          None if own is None else [tensor.name for tensor in own])
         results.append(LayerDiff(
             layer=layer.name, legacy_tensor=twin, shape=list(output.shape),
             max_abs_diff=max_abs, max_rel_diff=max_rel, sources=list(names), rules=rules,
@@ -241,32 +272,151 @@ def _fitted(value, output):
         return None
 
 
-def _closest(output, scope, legacy):
+def _closest(output, scope, legacy, own=None):
     """Returns `(tensor name, max abs diff, max rel diff)` of the closest fitting tensor.
 
-    The deepest scope with a fitting tensor wins, so a layer is not matched
-    with a neighbour's output when its own is there. Tensors that depend on
-    the inputs fit as `_fitted` says.
+    With `own` (the names of the tensors the layer's variables produce), only
+    those are candidates; a recurrent layer that returns only its last step
+    is compared with the sequence's last step. Otherwise the deepest scope
+    with a fitting tensor wins, so a layer is not matched with a neighbour's
+    output when its own is there. Tensors fit as `_fitted` says.
+    `(None, None, None)`: nothing fits, the layer is not compared.
     """
+    if own is not None:
+        values = {}
+        for name in own:
+            if name not in legacy:
+                continue
+            value = np.asarray(legacy[name])
+            values[name] = value
+            if value.ndim == 3 and output.ndim == 2:  # Batch- or time-major.
+                values[name + "[:, -1]"] = value[:, -1]
+                values[name + "[-1]"] = value[-1]
+        return _best(output, values.items()) or (None, None, None)
     pieces = scope.split("/")
-    scale = float(np.max(np.abs(output))) if output.size else 0.0
     for end in range(len(pieces), 0, -1):
         prefix = "/".join(pieces[:end]) + "/"
-        best = None
-        for name, value in legacy.items():
-            if not name.startswith(prefix):
-                continue
-            value = _fitted(np.asarray(value), output)
-            if value is None:
-                continue
-            value = value.astype(np.float64)
-            max_abs = float(np.max(np.abs(value - output)))
-            if best is None or max_abs < best[1]:
-                legacy_scale = float(np.max(np.abs(value))) or scale
-                best = (name, max_abs, max_abs / legacy_scale if legacy_scale > 0 else max_abs)
+        best = _best(output, ((name, value) for name, value in legacy.items()
+                              if name.startswith(prefix)))
         if best is not None:
             return best
     return None, None, None
+
+
+def _best(output, items):
+    """The closest in value among `(name, value)` items that fit `output`, or None."""
+    scale = float(np.max(np.abs(output))) if output.size else 0.0
+    best = None
+    for name, value in items:
+        value = _fitted(np.asarray(value), output)
+        if value is None:
+            continue
+        value = value.astype(np.float64)
+        max_abs = float(np.max(np.abs(value - output)))
+        if best is None or max_abs < best[1]:
+            legacy_scale = float(np.max(np.abs(value))) or scale
+            best = (name, max_abs, max_abs / legacy_scale if legacy_scale > 0 else max_abs)
+    return best
+
+
+def _produced_tensors(graph, layer_variables):
+    """Maps layers to the legacy tensors their own variables produce.
+
+    Args:
+        graph: the legacy graph.
+        layer_variables: `[(layer name, [TF1 variable names])]` in the model's order.
+
+    Returns:
+        `{layer name: [tensors]}` for the layers whose variables feed an
+        embedding lookup or a while loop (an empty list: the layer's output
+        exists only inside the loop); layers not in it are matched by scope.
+    """
+    produced, loops = {}, {}
+    for layer_name, names in layer_variables:
+        readers = _readers(_variable_ops(graph, set(names)))
+        lookups = [op for op in readers if op.type in _LOOKUP_OPS]
+        if lookups:
+            produced[layer_name] = _lookup_outputs(lookups)
+            continue
+        for loop in dict.fromkeys(filter(None, map(_loop_name, readers))):
+            loops.setdefault(loop, []).append(layer_name)
+    for loop, layer_names in loops.items():
+        # One loop runs a whole MultiRNNCell stack: its sequence is its last cell's.
+        produced.setdefault(layer_names[-1], []).extend(_loop_outputs(graph, loop))
+        for layer_name in layer_names[:-1]:
+            produced.setdefault(layer_name, [])
+    return produced
+
+
+def _variable_ops(graph, names):
+    """The variable ops holding the checkpoint keys `names` (a partitioned one's parts too)."""
+    return [op for op in graph.get_operations() if op.type in _VARIABLE_OPS and (
+        op.name in names or op.name.rsplit("/part_", 1)[0] in names)]
+
+
+def _readers(variable_ops):
+    """The ops that use the variables' values, looking through `read` identities."""
+    readers, stack, seen = [], list(variable_ops), set()
+    while stack:
+        op = stack.pop()
+        for consumer in (consumer for tensor in op.outputs for consumer in tensor.consumers()):
+            if consumer.name in seen:
+                continue
+            seen.add(consumer.name)
+            if (consumer.type in _READ_OPS
+                    and getattr(consumer, "_control_flow_context", None) is None):
+                stack.append(consumer)
+            else:
+                readers.append(consumer)
+    return readers
+
+
+def _loop_name(op):
+    """The while loop an op brings a variable into (`rnn/while`), or None."""
+    if op.type == "Enter":  # A v1 loop: the frame is `rnn/while/while_context`.
+        return op.get_attr("frame_name").decode().rsplit("/", 1)[0]
+    if op.type in _WHILE_OPS:  # while_v2 captures the variable as an input.
+        return op.name
+    return None
+
+
+def _loop_outputs(graph, loop):
+    """The sequence a while loop stacked (TensorArray gather / TensorList stack), and its transpose."""
+    stacked = []
+    for op in graph.get_operations():
+        if op.type == "TensorArrayGatherV3" and op.inputs[2].op.type == "Exit" and (
+                op.inputs[2].op.name.startswith(loop + "/")):
+            stacked.append(op.outputs[0])
+        elif op.type == "TensorListStack" and _through_identities(op.inputs[0]).name == loop:
+            stacked.append(op.outputs[0])
+    found = []
+    for tensor in stacked:
+        found.append(tensor)
+        found += [consumer.outputs[0] for consumer in tensor.consumers()
+                  if consumer.type == "Transpose"]
+    return found
+
+
+def _through_identities(tensor):
+    """The op behind a tensor, looking through Identity ops (while_v2's outputs pass one)."""
+    op = tensor.op
+    while op.type == "Identity" and op.inputs:
+        op = op.inputs[0].op
+    return op
+
+
+def _lookup_outputs(lookups):
+    """The Gathers' outputs and what embedding_lookup makes of them (stitched, reshaped)."""
+    found, stack, seen = [], [op for op in lookups], set()
+    while stack:
+        op = stack.pop()
+        if op.name in seen:
+            continue
+        seen.add(op.name)
+        found.append(op.outputs[0])
+        stack += [consumer for consumer in op.outputs[0].consumers()
+                  if consumer.type in _LOOKUP_CHAIN_OPS]
+    return found
 
 
 def plot(layers, path, *, tolerance):

@@ -1,10 +1,21 @@
-"""Runs the legacy TF1 graph of an opened checkpoint, restored by its own Saver, on given inputs."""
+"""Runs the legacy TF1 graph of an opened checkpoint, restored by a Saver, on given inputs.
+
+The output is computed twice on the same feed: a graph that does not give the
+same output twice (dropout left on) cannot be compared, and is run again with
+dropout's constant keep probabilities set to 1 (`legacy_graph`), or refused
+with its random ops named.
+"""
+
+import numpy as np
 
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.roles import EMA_SUFFIX
 from migrate.verification import inputs as inputs_lib
+from migrate.verification import legacy_graph
+from migrate.verify_settings import LEGACY_DROPOUT_AS_SAVED
+from migrate.verify_settings import LEGACY_DROPOUT_OFF
 
 # In a graph-mode run error: the line naming the failing node, and the lines
 # that only say where it was defined.
@@ -14,14 +25,18 @@ _OP_ERROR_FRAME_LINES = ("Graph execution error", "Detected at node", "File ", _
 
 def run_legacy(checkpoint, settings, keras_input_names, *, ema=False, arrays=None,
                extra_tensors=None):
-    """Runs the legacy graph from its `.meta` with all variables restored by its Saver.
+    """Runs the legacy graph (its `.meta`, or a builder's) with all variables restored.
 
     With `ema`, the variables are restored from their moving averages, as
     TF1 evaluation did with `ExponentialMovingAverage.variables_to_restore()`.
+    The output is computed twice on the same feed: a graph that does not give
+    the same output twice (dropout left on, noise) cannot be compared.
 
     Args:
-        checkpoint: the opened `LegacyCheckpoint` (a `.meta` must be beside it).
-        settings: a `VerifySettings`.
+        checkpoint: the opened `LegacyCheckpoint` (with a `.meta` beside it,
+            or the builder whose graph gave its roles).
+        settings: a `VerifySettings` (its `legacy_dropout` says whether
+            constant dropout is switched off, see `legacy_graph.load`).
         keras_input_names: the Keras model's input names (see `inputs.build_feed`).
         ema: restore the moving averages in place of the variables.
         arrays: arrays given directly by tensor name (see `inputs.build_feed`).
@@ -29,39 +44,91 @@ def run_legacy(checkpoint, settings, keras_input_names, *, ema=False, arrays=Non
             the same run (the layer-by-layer comparison's candidates).
 
     Returns:
-        `(feed, outputs, extra)`: the `LegacyFeed`, the output array, and the
-        extra tensors' values by name (empty without `extra_tensors`).
+        `(feed, outputs, extra, legacy)`: the `LegacyFeed`, the output array,
+        the extra tensors' values by name (empty without `extra_tensors`), and
+        the `legacy_graph.LegacyGraph` (what was rewritten).
 
     Raises:
-        CheckpointError: the graph cannot be imported, restored or run.
+        CheckpointError: the graph cannot be imported, restored or run, or
+            is not deterministic.
         ArgumentError: the tensors or feeds do not fit the graph.
+    """
+    legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED)
+    run = _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, extra_tensors)
+    if run[2] is None and settings.legacy_dropout == LEGACY_DROPOUT_OFF:
+        # Not deterministic: again with dropout's constant keep probabilities
+        # set to 1. Only then, so the report names dropout only where it acted.
+        rewritten = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_OFF)
+        if rewritten.dropout_off:
+            legacy = rewritten
+            run = _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays,
+                             extra_tensors)
+    feed, outputs, extra, difference = run
+    if extra is None:
+        _refuse_nondeterministic(legacy.graph, settings, difference)
+    return feed, outputs, extra, legacy
+
+
+def _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, extra_tensors):
+    """Restores and runs the legacy graph's output twice on one feed.
+
+    Returns:
+        `(feed, outputs, extra, difference)`: `extra` (the extra tensors'
+        values) is None when the two outputs differ, `difference` then being
+        their max abs difference.
     """
     import tensorflow as tf
 
-    meta_path = inputs_lib.check_meta(checkpoint)
-    graph = tf.Graph()
+    graph, saver = legacy.graph, legacy.saver
     with graph.as_default():
-        try:
-            saver = tf.compat.v1.train.import_meta_graph(meta_path, clear_devices=True)
-        except Exception as error:  # TensorFlow's many import errors, translated.
-            raise CheckpointError(f"Cannot import {meta_path}: {first_line(error)}") from None
         output = inputs_lib.tensor_by_name(graph, settings.output_tensor, "output_tensor")
         feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
         extras = list(extra_tensors(graph)) if extra_tensors is not None else []
         if ema:
             saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, checkpoint.variables))
-        if saver is None:
-            raise CheckpointError(f"The graph in {meta_path} has no variables to restore.")
         feed_dict = {graph.get_tensor_by_name(name): array for name, array in feed.arrays.items()}
         with tf.compat.v1.Session(graph=graph) as session:
             try:
                 saver.restore(session, checkpoint.reader_path)
                 outputs = session.run(output, feed_dict)
+                again = session.run(output, feed_dict)
             except tf.errors.OpError as error:
                 raise CheckpointError(f"The legacy graph failed to run: {_op_error_text(error)}. "
                                       f"Received: fed {sorted(feed.arrays)}") from None
-            extra = _run_extras(session, extras, feed_dict)
-    return feed, outputs, extra
+            difference = _difference(outputs, again)
+            if difference is not None:
+                return feed, outputs, None, difference
+            return feed, outputs, _run_extras(session, extras, feed_dict), None
+
+
+def _difference(first, second):
+    """None when two runs' outputs are the same, else their max abs difference (nan: shapes)."""
+    first, second = np.asarray(first), np.asarray(second)
+    if first.shape != second.shape:
+        return float("nan")
+    if np.array_equal(first, second, equal_nan=np.issubdtype(first.dtype, np.inexact)):
+        return None
+    return float(np.max(np.abs(first.astype(np.float64) - second.astype(np.float64))))
+
+
+def _refuse_nondeterministic(graph, settings, difference):
+    """Refuses a legacy graph whose two runs on one feed differ, naming its random ops."""
+    output = graph.get_tensor_by_name(settings.output_tensor)
+    random = legacy_graph.random_ops(graph, output)
+    listed = ", ".join(random[:6]) + (f" (and {len(random) - 6} more)" if len(random) > 6 else "")
+    if settings.legacy_dropout == LEGACY_DROPOUT_AS_SAVED:
+        fix = ("legacy_dropout='off' to set dropout's constant keep probability to 1, "
+               "and feeds of 1.0 for keep-probability placeholders")
+    else:
+        fix = ("feeds of 1.0 for the keep-probability placeholders behind them "
+               "(dropout with a constant keep probability is off already)")
+    raise CheckpointError(
+        f"The legacy graph is not deterministic: two runs on the same input differ (max abs "
+        f"diff {difference:.3g}), so no comparison can pass. Its random ops: "
+        f"{listed or 'none found'}. Expected a graph in inference mode: {fix}. Received: "
+        f"legacy_dropout={settings.legacy_dropout!r}, feeds={dict(settings.feeds)}",
+        option="feeds" if settings.legacy_dropout != LEGACY_DROPOUT_AS_SAVED
+        else "legacy_dropout")
 
 
 def _op_error_text(error):
@@ -106,6 +173,7 @@ def _moving_average_var_list(graph, keys):
     uniquified shadow names (`.../ExponentialMovingAverage_1`).
     """
     import tensorflow as tf
+
 
     var_list = {}
     for variable in graph.get_collection(tf.compat.v1.GraphKeys.GLOBAL_VARIABLES):

@@ -13,6 +13,7 @@ from migrate.verify_settings import DEFAULT_BATCH_SIZE
 from migrate.verify_settings import DEFAULT_TOLERANCE
 from migrate.verify_settings import VerifySettings
 
+
 @dataclasses.dataclass
 class VerifyReport:
     """The comparison of legacy and converted outputs.
@@ -27,6 +28,12 @@ class VerifyReport:
             when asked for or when parity fails; None when not run.
         first_divergent_layer: the first Keras layer whose output differs
             beyond the tolerance, or None.
+        batch_size: the rows actually fed (a placeholder of fixed batch size,
+            or an inputs file, may feed other than the settings' batch size).
+        dropout_off: the legacy graph's dropout scopes whose constant keep
+            probability was set to 1 (`legacy_dropout="off"`).
+        squeezed: how the outputs were compared when their shapes differed
+            only in size-1 axes (`[N, 1, 1, 1000]` against `[N, 1000]`), else None.
     """
 
     output_tensor: str
@@ -40,6 +47,8 @@ class VerifyReport:
     layers: list | None = None
     first_divergent_layer: str | None = None
     layers_note: str | None = None
+    dropout_off: list = dataclasses.field(default_factory=list)
+    squeezed: str | None = None
 
     @property
     def passed(self):
@@ -51,6 +60,11 @@ class VerifyReport:
                 f"{self.max_abs_diff:.3g}, max relative diff {self.max_rel_diff:.3g} "
                 f"(tolerance {self.tolerance:g}, batch {self.batch_size}, seed {self.seed}; "
                 f"fed {', '.join(self.inputs) or 'nothing'})")
+        if self.squeezed:
+            text += f"\n{self.squeezed}"
+        if self.dropout_off:
+            text += (f"\nlegacy graph in inference mode: dropout's constant keep probability set "
+                     f"to 1 in {', '.join(self.dropout_off)}")
         if self.layers is not None:
             text += "\n" + layers_lib.table_text(self.layers, self.first_divergent_layer)
         if self.layers_note:
@@ -68,7 +82,8 @@ class VerifyReport:
         return {"inputs": self.inputs, "output_tensor": self.output_tensor,
                 "batch": self.batch_size, "seed": self.seed, "max_abs_diff": self.max_abs_diff,
                 "max_rel_diff": self.max_rel_diff, "tolerance": self.tolerance,
-                "passed": self.passed, "first_divergent_layer": self.first_divergent_layer}
+                "passed": self.passed, "first_divergent_layer": self.first_divergent_layer,
+                "dropout_off": list(self.dropout_off), "squeezed": self.squeezed}
 
 
 def compare(legacy_outputs, keras_outputs):
@@ -93,16 +108,45 @@ def compare(legacy_outputs, keras_outputs):
     return max_abs, (max_abs / scale if scale > 0 else max_abs)
 
 
+def squeeze_to_match(legacy_outputs, keras_outputs):
+    """Returns both outputs without their size-1 axes when only those tell their shapes apart.
+
+    A TF1 classifier's logits are often `[N, 1, 1, 1000]` (a 1x1 convolution)
+    where the Keras model's are `[N, 1000]`: the same values.
+
+    Returns:
+        `(legacy, keras, note)`: the arrays as given and None when the shapes
+        are equal or differ otherwise; else both squeezed and a note saying so.
+
+    Example:
+
+    >>> legacy, keras, note = squeeze_to_match(np.zeros([2, 1, 1, 3]), np.zeros([2, 3]))
+    >>> legacy.shape, note
+    ((2, 3), 'compared after removing size-1 axes: legacy [2, 1, 1, 3], Keras [2, 3]')
+    """
+    legacy_outputs, keras_outputs = np.asarray(legacy_outputs), np.asarray(keras_outputs)
+    if legacy_outputs.shape == keras_outputs.shape:
+        return legacy_outputs, keras_outputs, None
+    legacy_kept = [size for size in legacy_outputs.shape if size != 1]
+    keras_kept = [size for size in keras_outputs.shape if size != 1]
+    if legacy_kept != keras_kept:
+        return legacy_outputs, keras_outputs, None
+    note = (f"compared after removing size-1 axes: legacy {list(legacy_outputs.shape)}, "
+            f"Keras {list(keras_outputs.shape)}")
+    return legacy_outputs.reshape(legacy_kept), keras_outputs.reshape(keras_kept), note
+
+
 def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=None, inputs=None,
                             input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE,
                             seed=0, tolerance=DEFAULT_TOLERANCE, layers=False, input_tensor=None,
-                            input_shape=None, keep_failed=False):
+                            input_shape=None, keep_failed=False, legacy_dropout=None):
     """Returns the `VerifySettings` that `verify`'s keyword arguments describe.
 
     `input_tensor` (one name, or names separated by commas) and `input_shape`
     (one shape for all inputs) are the single-input spellings of
     `input_tensors` and `input_shapes`; an integer `input_max` applies to all.
-    `keep_failed` matters only to `convert`.
+    `keep_failed` matters only to `convert`; `legacy_dropout` None is the
+    settings' default ("off").
 
     Example:
 
@@ -129,7 +173,8 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
         input_shapes=input_shapes, input_max=input_max, feeds=dict(feeds or {}),
         inputs_file=inputs if isinstance(inputs, str) else None, batch_size=batch_size,
-        seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed)
+        seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed,
+        **({} if legacy_dropout is None else {"legacy_dropout": legacy_dropout}))
 
 
 def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=None,
@@ -138,13 +183,17 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
 
     The verification stage itself: it takes what the caller opened and
     planned, and never resolves a path or plans again (`migrate.verify` opens
-    the checkpoint and plans, then calls this).
+    the checkpoint and plans, then calls this). The legacy graph runs in
+    inference mode (`legacy_run.run_legacy`); outputs that differ only in
+    size-1 axes are compared without them, and the report says so.
 
     Args:
         checkpoint: the opened `LegacyCheckpoint`; its graph (the `.meta`
-            beside it) is run, restored by its own Saver in graph mode.
+            beside it, or the builder that gave its roles) is run, restored
+            by a Saver in graph mode.
         model: the Keras model, with the converted weights restored.
-        settings: the `VerifySettings` (what to feed, which output, tolerance).
+        settings: the `VerifySettings` (what to feed, which output, tolerance,
+            `legacy_dropout`).
         ema: evaluate the legacy graph with its moving averages.
         plan: the `ConversionPlan` of the conversion (which TF1 variables and
             rules fed each weight), for the layer-by-layer comparison; None
@@ -159,22 +208,35 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
 
     Raises:
         ArgumentError: tensors, feeds or shapes that do not fit the graph.
-        CheckpointError: no `.meta`, or the graph cannot be restored or run.
-        ModelError: the Keras output's shape differs from the legacy one.
+        CheckpointError: no `.meta` and no builder, the graph cannot be
+            restored or run, or it is not deterministic.
+        ModelError: the Keras output's shape differs from the legacy one
+            (beyond size-1 axes).
     """
     keras_names = inputs_lib.keras_input_names(model)
-    feed, legacy_outputs, _ = legacy_run.run_legacy(checkpoint, settings, keras_names, ema=ema,
-                                                    arrays=arrays)
+    feed, legacy_outputs, _, legacy = legacy_run.run_legacy(checkpoint, settings, keras_names,
+                                                            ema=ema, arrays=arrays)
     keras_outputs = _keras_outputs(model, feed.keras_inputs())
+    legacy_outputs, keras_outputs, squeezed = squeeze_to_match(legacy_outputs, keras_outputs)
     max_abs, max_rel = compare(legacy_outputs, keras_outputs)
     report = VerifyReport(output_tensor=settings.output_tensor, shape=tuple(legacy_outputs.shape),
                           max_abs_diff=max_abs, max_rel_diff=max_rel,
-                          tolerance=settings.tolerance, batch_size=settings.batch_size,
-                          seed=settings.seed, inputs=feed.describe())
+                          tolerance=settings.tolerance, batch_size=_rows_fed(feed, settings),
+                          seed=settings.seed, inputs=feed.describe(),
+                          dropout_off=list(legacy.dropout_off), squeezed=squeezed)
     if settings.layers or not report.passed:
         layers_lib.attach(report, checkpoint, model, settings, ema=ema, arrays=feed.arrays,
                           plan=plan, planned_model=planned_model)
     return report
+
+
+def _rows_fed(feed, settings):
+    """The batch actually fed: the first Keras input's leading size (a fixed placeholder's)."""
+    for name in feed.input_names:
+        shape = np.shape(feed.arrays[name])
+        if shape:
+            return int(shape[0])
+    return settings.batch_size
 
 
 def _keras_outputs(model, keras_inputs):

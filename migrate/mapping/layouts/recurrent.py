@@ -9,6 +9,8 @@ the input rows first; Keras cells keep `kernel` (input) and
     TF1 GRUCell                                  gates/kernel [D+U, 2U] (r, u),
                                                  candidate/kernel [D+U, U]
     keras.layers.GRU(reset_after=False)          kernel [D, 3U] + [U, 3U], gates z, r, h
+    TF1 BasicRNNCell (rnn_cell.RNNCell)          kernel [D+U, U], bias [U]
+    keras.layers.SimpleRNN                       kernel [D, U] + recurrent_kernel [U, U]
 
 TF1's `j` is the candidate (Keras `c`) and TF1's update gate `u` is Keras'
 `z`. The LSTM `forget_bias` is never stored in a checkpoint: TF1 adds it to
@@ -23,6 +25,11 @@ Registered converters (TF1 parts under the rule's scope -> Keras cell parts
     gru                    GRUCell: `gates/kernel`, `gates/bias`, `candidate/kernel`,
                            `candidate/bias`; target must be GRU(reset_after=False)
     gru_legacy_names       GRUCell saved before TF 1.2: `gates/weights`, `gates/biases`, ...
+    simple_rnn             BasicRNNCell: `kernel`, `bias`; target keras.layers.SimpleRNN
+                           (tanh both sides: `h' = tanh([x, h] W + b)`)
+    simple_rnn_legacy_names  BasicRNNCell saved by TF 1.0-1.1: `weights`, `biases`
+    simple_rnn_linear_names  BasicRNNCell saved before TF 1.0: `Linear/Matrix`, `Linear/Bias`
+                           (the cell's scope is `.../BasicRNNCell`)
 
 The pre-1.2 names get converters of their own rather than optional parts, so
 a rule states which naming it expects and a missing part is still an error.
@@ -70,11 +77,9 @@ _FORGET_BIAS_HELP = (
     "`forget_bias = <number>` in the table rule, or convert with the checkpoint's .meta "
     "so it can be read from the graph.")
 
-_LSTM_UNSUPPORTED_PARTS = {
-    "w_i_diag": tf1_graph.PEEPHOLE_REASON.format(gates="input gate"),
-    "w_f_diag": tf1_graph.PEEPHOLE_REASON.format(gates="forget gate"),
-    "w_o_diag": tf1_graph.PEEPHOLE_REASON.format(gates="output gate"),
-}
+# One reason for the three peephole vectors, so a plan says it once per cell.
+_PEEPHOLES = tf1_graph.PEEPHOLE_REASON.format(gates="input, forget and output gates")
+_LSTM_UNSUPPORTED_PARTS = {"w_i_diag": _PEEPHOLES, "w_f_diag": _PEEPHOLES, "w_o_diag": _PEEPHOLES}
 
 
 def _shape_text(shape):
@@ -316,3 +321,46 @@ GRU_LEGACY_NAMES = register(_make_gru_converter(
     "gru_legacy_names", kernel_name="weights", bias_name="biases",
     description="GRUCell saved before TF 1.2 (gates/weights, candidate/biases, ...) "
                 "-> keras.layers.GRU(reset_after=False) cell"))
+
+
+def _make_simple_rnn_converter(name, *, kernel_part, bias_part, description):
+    """Builds a BasicRNNCell converter for one pair of TF1 part names."""
+
+    def output_shapes(source_shapes, target_shapes, parameters):
+        del parameters  # BasicRNNCell has no run-time constants.
+        input_dim, units = _fused_dimensions(name, kernel_part, source_shapes[kernel_part],
+                                             bias_part, source_shapes[bias_part], 1,
+                                             target_shapes)
+        expected = {"kernel": (input_dim, units), "recurrent_kernel": (units, units),
+                    "bias": (units,)}
+        _check_targets(name, expected, target_shapes)
+        return expected
+
+    def convert(sources, target_shapes, parameters):
+        del parameters
+        kernel, bias = np.asarray(sources[kernel_part]), np.asarray(sources[bias_part])
+        input_dim, _ = _fused_dimensions(name, kernel_part, kernel.shape, bias_part, bias.shape,
+                                         1, target_shapes)
+        return {"kernel": np.ascontiguousarray(kernel[:input_dim]),
+                "recurrent_kernel": np.ascontiguousarray(kernel[input_dim:]),
+                "bias": bias}
+
+    return LayoutConverter(name=name, source_parts=(kernel_part, bias_part),
+                           target_parts=TARGET_PARTS, output_shapes=output_shapes,
+                           convert=convert, description=description)
+
+
+SIMPLE_RNN = register(_make_simple_rnn_converter(
+    "simple_rnn", kernel_part="kernel", bias_part="bias",
+    description="TF1 BasicRNNCell (kernel [D+U, U], bias) -> keras.layers.SimpleRNN cell "
+                "(kernel [D, U], recurrent_kernel [U, U], bias)"))
+
+SIMPLE_RNN_LEGACY_NAMES = register(_make_simple_rnn_converter(
+    "simple_rnn_legacy_names", kernel_part="weights", bias_part="biases",
+    description="BasicRNNCell saved by TF 1.0-1.1 (weights, biases) -> keras.layers.SimpleRNN "
+                "cell"))
+
+SIMPLE_RNN_LINEAR_NAMES = register(_make_simple_rnn_converter(
+    "simple_rnn_linear_names", kernel_part="Linear/Matrix", bias_part="Linear/Bias",
+    description="BasicRNNCell saved before TF 1.0 (BasicRNNCell/Linear/Matrix, Linear/Bias) "
+                "-> keras.layers.SimpleRNN cell"))
