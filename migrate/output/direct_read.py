@@ -94,8 +94,10 @@ def mod_partitions(assignment, source, variable, checkpoint):
         checkpoint: the `LegacyCheckpoint` (a V1 checkpoint gives 0).
     """
     transforms = assignment.rule.transforms
+    # Tied weights (one source, several targets) are read once through NumPy, as in `eligible`.
     if (assignment.rule.layout is not None or len(assignment.read_keys) != 1
-            or len(transforms) != 1 or transforms[0].name != "unpartition_mod"):
+            or len(assignment.targets) != 1 or len(transforms) != 1
+            or transforms[0].name != "unpartition_mod"):
         return 0
     if source.dtype not in _NUMERIC_DTYPES or source.nbytes < MIN_BYTES or not source.shape:
         return 0
