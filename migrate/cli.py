@@ -226,6 +226,11 @@ _WORKERS = _define(
     "process, without crash isolation).", commands=(BATCH,), lower_bound=0)
 _FORCE = _define(flags.DEFINE_bool, "force", False,
                  "Convert again outputs that are already up to date.", commands=(BATCH,))
+_RETRY_FAILED = _define(
+    flags.DEFINE_bool, "retry_failed", False, "Convert again checkpoints that failed before for "
+    "a reason of their own (damaged, a plan problem, a failed verification) although neither "
+    "they nor the table, model, options or toolkit version changed; by default a rerun reports "
+    "them as failed before, unchanged, and starts no worker for them.", commands=(BATCH,))
 _RUNNER = _define(
     flags.DEFINE_enum, "runner", "local", "Local worker processes, or an Apache Beam pipeline "
     "(pip install 'tf1-migrate[beam]').", commands=(BATCH,), enum_values=["local", "beam"])
@@ -539,7 +544,7 @@ def command_batch(options):
             workers=_WORKERS.value, force=_FORCE.value, options=options, runner=_RUNNER.value,
             beam_options=shlex.split(_BEAM_OPTIONS.value), show_progress=not _JSON.value,
             verbose=_VERBOSE.value, hash_sources=_HASH_SOURCES.value,
-            recheck_outputs=_RECHECK_OUTPUTS.value,
+            recheck_outputs=_RECHECK_OUTPUTS.value, retry_failed=_RETRY_FAILED.value,
             timeout_per_checkpoint=_TIMEOUT_PER_CHECKPOINT.value)
     except batch_run.BatchInterrupted as interrupted:
         # The partial report is on disk already; show it before exiting.

@@ -1,7 +1,7 @@
 """Measures conversion wall time, peak memory and throughput against two baselines.
 
-    python scripts/benchmark.py [--workloads=vgg_16,bert_base,batch,batch_vgg_16] [--repeats=N]
-                                [--workdir=D] [--output=F]
+    python scripts/benchmark.py [--workloads=vgg_16,bert_base,batch,batch_vgg_16,partitioned]
+                                [--repeats=N] [--workdir=D] [--output=F]
 
 Workloads (legacy checkpoints are built in the work directory, reused when
 it already holds them):
@@ -10,11 +10,17 @@ it already holds them):
   batch      50 step checkpoints of small_convnet: `python -m migrate batch`
              against 50 separate `python -m migrate convert` runs.
   batch_vgg_16
-             10 vgg_16-sized checkpoints (hard links to the vgg_16 one):
-             `python -m migrate batch`, then its rerun (nothing to do), and the
-             batch with `--workers=2`, against this machine's plain file copy
-             of the kept bytes (sequential read rate, write rate, and one
-             copy's seconds).
+             10 vgg_16-sized checkpoints (hard links to the vgg_16 one) and one
+             damaged one (its `.index` cut short): `python -m migrate batch`,
+             then its rerun (nothing changed: the 10 up to date, the damaged
+             one failed before), and the batch with `--workers=2`, against
+             this machine's plain file copy of the kept bytes (sequential read
+             rate, write rate, and one copy's seconds).
+  partitioned
+             a 1.07 GB embedding saved by TF1 in 8 partitions
+             (scripts/partitioned_embedding.py), converted with the `mod`
+             table (`unpartition_mod(8)`) and the `div` one (a plain rule):
+             peak memory against the floor plus one partition.
 
 Every run is a whole separate process; wall time is measured around it, and
 CPU time (user + system) and peak RSS come from `os.wait4` (what
@@ -27,6 +33,11 @@ order, after one untimed warm-up round:
   guide  the recipe of TensorFlow's guide "Migrating model checkpoints":
          `tf.train.load_checkpoint`, read every variable of the checkpoint,
          assign the mapped ones, `tf.train.Checkpoint.write`.
+ours and guide also run on a cold page cache: before each such run every
+source file is dropped from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`
+after an `fdatasync`; no root needed), so its bytes come from the disk, as on
+a real disk or a network filesystem where reading only the kept bytes is the
+saving. The plain copy of the kept bytes is timed both ways too.
 The tables report medians and the targets as ratios of this run's medians.
 """
 
@@ -44,10 +55,16 @@ import time
 from absl import app
 from absl import flags
 
-WORKLOADS = ("vgg_16", "bert_base", "batch", "batch_vgg_16")
+WORKLOADS = ("vgg_16", "bert_base", "batch", "batch_vgg_16", "partitioned")
 FLOOR = "floor"
 OURS = "ours"
 GUIDE = "guide"
+OURS_COLD = "ours, cold"
+GUIDE_COLD = "guide, cold"
+COLD_RUNS = (OURS_COLD, GUIDE_COLD)
+OURS_DIV = "ours, div table"
+WARM = "warm"
+COLD = "cold"
 BASELINES = (FLOOR, GUIDE)
 BATCH = "batch"
 SEPARATE = "separate"
@@ -85,11 +102,16 @@ WALL_VS_FLOOR = 1.10
 CPU_VS_FLOOR = 1.15
 RSS_VS_FLOOR = 1.10
 # Batch targets: per-checkpoint wall against a plain copy of its kept bytes,
-# and a rerun with nothing to do against the first run.
-BATCH_VS_COPY = 1.5
+# the whole batch's wall per checkpoint against the same, and a rerun with
+# nothing to do (one checkpoint failed before, unchanged) against the first run.
+PER_CHECKPOINT_VS_COPY = 1.3
+WHOLE_BATCH_VS_COPY = 2.0
 RERUN_VS_FIRST = 0.03
 GUIDE_VS_OURS = 1.3
+# On a cold page cache the guide reads the optimizer slots from disk too.
+COLD_GUIDE_VS_OURS = 1.5
 SEPARATE_VS_BATCH = 5.0
+SCRIPTS = os.path.dirname(os.path.abspath(__file__))
 
 
 @dataclasses.dataclass(frozen=True)
@@ -122,6 +144,9 @@ def _workloads():
                           "migrate.zoo.small_convnet:build_model"),
         "batch_vgg_16": Workload("batch_vgg_16", "vgg_16", _zoo_table("vgg_16"),
                                  "migrate.zoo.vgg_16:build_model"),
+        # Built by scripts/partitioned_embedding.py, which also writes its tables.
+        "partitioned": Workload("partitioned", "partitioned_embedding", "",
+                                "partitioned_embedding:build_model"),
     }
 
 
@@ -134,8 +159,35 @@ class Measurement:
     cpu_seconds: float = 0.0
 
 
-def measure(command, *, cwd=None):
+def evict(paths):
+    """Drops the files' pages from the page cache, so that the next read comes from the disk.
+
+    Written pages are flushed first: only clean pages can be dropped.
+    """
+    for path in paths:
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fdatasync(descriptor)
+            os.posix_fadvise(descriptor, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(descriptor)
+
+
+def source_files(prefix):
+    """Returns the files of a checkpoint prefix (`.index`, data shards, `.meta`)."""
+    directory, base = os.path.split(prefix)
+    return [os.path.join(directory, name) for name in sorted(os.listdir(directory))
+            if name.startswith(base + ".") and not name.endswith(".tempstate")]
+
+
+def measure(command, *, cwd=None, cold=(), exit_codes=(0,)):
     """Runs `command` as a process; returns its `Measurement`.
+
+    Args:
+        command: the command.
+        cwd: its working directory.
+        cold: files evicted from the page cache just before it starts.
+        exit_codes: the exit codes that count as success.
 
     Raises:
         RuntimeError: the process failed; the message holds its last output.
@@ -143,13 +195,17 @@ def measure(command, *, cwd=None):
     environment = {key: value for key, value in os.environ.items()
                    if key != "TF_USE_LEGACY_KERAS"}
     environment.update(_QUIET_ENVIRONMENT)
+    # The partitioned workload's model factory lives beside this script.
+    environment["PYTHONPATH"] = os.pathsep.join(
+        filter(None, [SCRIPTS, environment.get("PYTHONPATH")]))
+    evict(cold)
     with tempfile.TemporaryFile() as log:
         started = time.monotonic()
         process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=log)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.monotonic() - started
         process.returncode = os.waitstatus_to_exitcode(status)
-        if process.returncode != 0:
+        if process.returncode not in exit_codes:
             log.seek(0)
             tail = log.read().decode(errors="replace")[-3000:]
             raise RuntimeError(f"{' '.join(command)} exited with {process.returncode}:\n{tail}")
@@ -176,6 +232,18 @@ def _legacy_checkpoint(workload, directory):
     print(f"building {workload.builder} in {directory} ...", flush=True)
     return legacy_graphs.build_in_subprocess(workload.builder, directory, steps=workload.steps,
                                              extra_flags=workload.build_flags)
+
+
+def _partitioned_checkpoint(directory):
+    """Builds the partitioned embedding's checkpoint and tables in `directory`, or reuses them."""
+    existing = _newest_prefix(directory)
+    if existing is not None:
+        return existing
+    print(f"building the partitioned embedding in {directory} ...", flush=True)
+    completed = subprocess.run(
+        _python(os.path.join(SCRIPTS, "partitioned_embedding.py"), directory),
+        capture_output=True, text=True, check=True, env={**os.environ, **_QUIET_ENVIRONMENT})
+    return completed.stdout.strip().splitlines()[-1]
 
 
 def _newest_prefix(directory):
@@ -212,7 +280,7 @@ def _rotations(names, repeats):
 
 
 def measure_single(workload, prefix, workdir, repeats):
-    """Measures floor, ours and guide on one checkpoint; returns `{run: [Measurement]}`."""
+    """Measures floor, ours and guide (warm and cold) on one checkpoint; returns `{run: [...]}`."""
     output = os.path.join(workdir, f"out-{workload.name}")
     commands = {
         FLOOR: _script(f"--baseline={FLOOR}", f"--model={workload.model}",
@@ -224,12 +292,20 @@ def measure_single(workload, prefix, workdir, repeats):
                        f"--table={workload.table}", f"--model={workload.model}",
                        f"--prefix={os.path.join(output, 'ckpt')}"),
     }
+    commands[OURS_COLD], commands[GUIDE_COLD] = commands[OURS], commands[GUIDE]
+    return _measure_rotated(workload, commands, output, repeats,
+                            cold={name: source_files(prefix) for name in COLD_RUNS})
+
+
+def _measure_rotated(workload, commands, output, repeats, *, cold=None):
+    """Runs `commands` in rotation (see `_rotations`); returns `{run: [Measurement]}`."""
+    cold = cold or {}
     results = {name: [] for name in commands}
     for timed, name in _rotations(list(commands), repeats):
         shutil.rmtree(output, ignore_errors=True)
-        result = measure(commands[name])
+        result = measure(commands[name], cold=cold.get(name, ()))
         shutil.rmtree(output, ignore_errors=True)
-        print(f"  {workload.name} {name:<6} {'' if timed else '(warm-up) '}"
+        print(f"  {workload.name} {name:<11} {'' if timed else '(warm-up) '}"
               f"{result.seconds:6.2f} s {result.peak_bytes / 1e6:7.0f} MB", flush=True)
         if timed:
             results[name].append(result)
@@ -303,21 +379,36 @@ def _linked_checkpoints(prefix, directory, count):
         for name in names:
             os.link(os.path.join(source_directory, name),
                     os.path.join(directory, f"model.ckpt-{step}{name[len(base):]}"))
+    # One damaged checkpoint among them, after the others: its `.index` cut
+    # short (a copy; the others' stay links), the rest links.
+    damaged = f"model.ckpt-{count + 1}"
+    for name in names:
+        target = os.path.join(directory, damaged + name[len(base):])
+        if name.endswith(".index"):
+            with open(os.path.join(source_directory, name), "rb") as index:
+                content = index.read()
+            with open(target, "wb") as index:
+                index.write(content[:40])
+        else:
+            os.link(os.path.join(source_directory, name), target)
     return directory
 
 
-def measure_copy(prefix, kept_bytes, workdir, repeats):
+def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False):
     """Times this machine's plain copy of `kept_bytes` of the checkpoint's data, in this process.
 
     Reads the first `kept_bytes` of the data file sequentially in 8 MB
     blocks (the read rate), writes them to a new file (the write rate),
-    and removes it. Returns `[{"read_seconds", "write_seconds", "seconds"}]`.
+    and removes it; with `cold`, the data file is evicted from the page
+    cache before each run. Returns `[{"read_seconds", "write_seconds", "seconds"}]`.
     """
     data = prefix + ".data-00000-of-00001"
     target = os.path.join(workdir, "plain-copy")
     block = 8 << 20
     runs = []
     for repetition in range(repeats + 1):
+        if cold:
+            evict([data])
         started = time.monotonic()
         chunks = []
         with open(data, "rb") as source:
@@ -337,7 +428,8 @@ def measure_copy(prefix, kept_bytes, workdir, repeats):
         del chunks
         run = {"read_seconds": read_done - started, "write_seconds": written - read_done,
                "seconds": written - started}
-        print(f"  plain copy of {kept_bytes / 1e6:.0f} MB {'(warm-up) ' if not repetition else ''}"
+        print(f"  plain copy of {kept_bytes / 1e6:.0f} MB {COLD if cold else WARM} "
+              f"{'(warm-up) ' if not repetition else ''}"
               f"{run['seconds']:6.2f} s", flush=True)
         if repetition:
             runs.append(run)
@@ -354,7 +446,8 @@ def measure_large_batch(workload, directory, workdir, repeats):
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
         for run in (BATCH, RERUN):
-            result = measure(command)
+            # Exit code 1: the damaged checkpoint failed (and failed before).
+            result = measure(command, exit_codes=(1,))
             print(f"  {workload.name} {run:<6} {result.seconds:6.2f} s "
                   f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
             results[run].append(result)
@@ -373,7 +466,7 @@ def measure_large_batch(workload, directory, workdir, repeats):
     # Both cores: two workers, each with its own TensorFlow and model.
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
-        result = measure([*command, "--workers=2"])
+        result = measure([*command, "--workers=2"], exit_codes=(1,))
         print(f"  {workload.name} {TWO_WORKERS} {result.seconds:6.2f} s "
               f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
         results[TWO_WORKERS].append(result)
@@ -390,13 +483,14 @@ def large_batch_rows(prefix, results, copies, count, kept_bytes):
     read_rate = kept_bytes / statistics.median(run["read_seconds"] for run in copies)
     write_rate = kept_bytes / statistics.median(run["write_seconds"] for run in copies)
     label = (f"batch of {count} vgg_16 checkpoints (hard links; {source / 1e9:.2f} GB each, "
-             f"{kept_bytes / 1e6:.0f} MB kept)")
+             f"{kept_bytes / 1e6:.0f} MB kept) and one damaged")
     figures = [
         f"| {label} | `python -m migrate batch` | {batch_seconds:.2f} "
         f"({_range([result.seconds for result in results[BATCH]])}) | "
         f"{_median_cpu(results[BATCH]):.2f} | {_median_peak(results[BATCH]) / 1e6:.0f} | "
         f"{_throughput(count * source, batch_seconds)} |",
-        f"| | rerun (every output up to date) | {rerun_seconds:.2f} "
+        f"| | rerun (every output up to date, the damaged one failed before, unchanged) | "
+        f"{rerun_seconds:.2f} "
         f"({_range([result.seconds for result in results[RERUN]])}) | "
         f"{_median_cpu(results[RERUN]):.2f} | {_median_peak(results[RERUN]) / 1e6:.0f} | — |",
         f"| | rerun inside `convert_batch` (its report's seconds: scan, {count} resume "
@@ -423,15 +517,16 @@ def large_batch_rows(prefix, results, copies, count, kept_bytes):
     rerun = rerun_seconds / batch_seconds
     targets = [
         f"| batch_vgg_16: wall per checkpoint in the worker / plain copy of its kept bytes | "
-        f"{per_checkpoint:.2f}x | <= {BATCH_VS_COPY}x | "
-        f"{_verdict(per_checkpoint <= BATCH_VS_COPY)} |",
+        f"{per_checkpoint:.2f}x | <= {PER_CHECKPOINT_VS_COPY}x | "
+        f"{_verdict(per_checkpoint <= PER_CHECKPOINT_VS_COPY)} |",
         f"| batch_vgg_16: whole run's wall / {count} / plain copy (start-up, TensorFlow import "
         f"and model build, spread over {count} checkpoints) | {whole_run:.2f}x | "
-        f"<= {BATCH_VS_COPY}x | {_verdict(whole_run <= BATCH_VS_COPY)} |",
+        f"<= {WHOLE_BATCH_VS_COPY}x | {_verdict(whole_run <= WHOLE_BATCH_VS_COPY)} |",
         f"| batch_vgg_16: the same with `--workers=2` | {two_workers:.2f}x | "
-        f"<= {BATCH_VS_COPY}x | {_verdict(two_workers <= BATCH_VS_COPY)} |",
-        f"| batch_vgg_16: rerun / first run | {100 * rerun:.1f}% | "
-        f"<= {100 * RERUN_VS_FIRST:.0f}% | {_verdict(rerun <= RERUN_VS_FIRST)} |",
+        f"<= {WHOLE_BATCH_VS_COPY}x | {_verdict(two_workers <= WHOLE_BATCH_VS_COPY)} |",
+        f"| batch_vgg_16: rerun / first run (one deterministic failure among them) | "
+        f"{100 * rerun:.1f}% | <= {100 * RERUN_VS_FIRST:.0f}% | "
+        f"{_verdict(rerun <= RERUN_VS_FIRST)} |",
     ]
     return figures, targets
 
@@ -460,17 +555,26 @@ def _verdict(met):
     return "met" if met else "**not met**"
 
 
-def single_rows(workload, prefix, results, roles):
-    """Returns `(figure rows, target rows)` of the markdown tables for one checkpoint."""
+def single_rows(workload, prefix, results, roles, copies):
+    """Returns `(figure rows, target rows)` of the markdown tables for one checkpoint.
+
+    Args:
+        workload, prefix: the workload and its legacy checkpoint.
+        results: `measure_single`'s.
+        roles: `inspect`'s role totals.
+        copies: `{WARM: measure_copy(...), COLD: measure_copy(..., cold=True)}`.
+    """
     source = _source_bytes(prefix)
     slots = roles.get("optimizer_slot", {}).get("bytes", 0)
     trainable = roles.get("trainable", {}).get("bytes", 0)
     label = (f"{workload.name} ({source / 1e9:.2f} GB on disk: {trainable / 1e6:.0f} MB "
              f"trainable, {slots / 1e6:.0f} MB optimizer slots)")
     names = {FLOOR: "floor (import, build, write)", OURS: "`python -m migrate convert`",
-             GUIDE: "guide recipe (read all, assign, write)"}
+             GUIDE: "guide recipe (read all, assign, write)",
+             OURS_COLD: "`python -m migrate convert`, cold page cache",
+             GUIDE_COLD: "guide recipe, cold page cache"}
     figures = []
-    for run in (FLOOR, OURS, GUIDE):
+    for run in (FLOOR, OURS, GUIDE, OURS_COLD, GUIDE_COLD):
         seconds = [result.seconds for result in results[run]]
         throughput = ("—" if run == FLOOR
                       else _throughput(source, _median_seconds(results[run])))
@@ -478,11 +582,18 @@ def single_rows(workload, prefix, results, roles):
                        f"{_median_seconds(results[run]):.2f} ({_range(seconds)}) | "
                        f"{_median_cpu(results[run]):.2f} | "
                        f"{_median_peak(results[run]) / 1e6:.0f} | {throughput} |")
+    for cache, runs in copies.items():
+        seconds = [run["seconds"] for run in runs]
+        figures.append(f"| | plain copy of the {trainable / 1e6:.0f} MB kept, {cache} page cache | "
+                       f"{statistics.median(seconds):.2f} ({_range(seconds)}) | — | — | "
+                       f"{_throughput(trainable, statistics.median(seconds))} |")
     wall = _median_seconds(results[OURS]) / _median_seconds(results[FLOOR])
     cpu = _median_cpu(results[OURS]) / _median_cpu(results[FLOOR])
     peak = _median_peak(results[OURS]) / _median_peak(results[FLOOR])
     guide = _median_seconds(results[GUIDE]) / _median_seconds(results[OURS])
     guide_peak = _median_peak(results[GUIDE]) / _median_peak(results[OURS])
+    cold_guide = _median_seconds(results[GUIDE_COLD]) / _median_seconds(results[OURS_COLD])
+    cold_floor = _median_seconds(results[OURS_COLD]) / _median_seconds(results[FLOOR])
     targets = [
         f"| {workload.name}: wall time, ours / floor | {wall:.3f}x | <= {WALL_VS_FLOOR}x | "
         f"{_verdict(wall <= WALL_VS_FLOOR)} |",
@@ -492,8 +603,67 @@ def single_rows(workload, prefix, results, roles):
         f"{_verdict(peak <= RSS_VS_FLOOR)} |",
         f"| {workload.name}: wall time, guide / ours | {guide:.3f}x | >= {GUIDE_VS_OURS}x | "
         f"{_verdict(guide >= GUIDE_VS_OURS)} |",
+        f"| {workload.name}: cold page cache, wall time, guide / ours | {cold_guide:.3f}x | "
+        f">= {COLD_GUIDE_VS_OURS}x | {_verdict(cold_guide >= COLD_GUIDE_VS_OURS)} |",
+        f"| {workload.name}: cold page cache, wall time, ours / floor (no target) | "
+        f"{cold_floor:.3f}x | — | — |",
         f"| {workload.name}: peak RSS, guide / ours (no target) | {guide_peak:.3f}x | — | — |",
     ]
+    return figures, targets
+
+
+def measure_partitioned(workload, prefix, workdir, repeats):
+    """Measures floor and ours (mod and div tables) on the partitioned embedding.
+
+    Returns:
+        `({run: [Measurement]}, one partition's bytes)`.
+    """
+    import partitioned_embedding
+
+    model = workload.model
+    output = os.path.join(workdir, "out-partitioned")
+    directory = os.path.dirname(prefix)
+    commands = {
+        FLOOR: _script(f"--baseline={FLOOR}", f"--model={model}",
+                       f"--prefix={os.path.join(output, 'ckpt')}"),
+        OURS: _python("-m", "migrate", "convert", f"--checkpoint={prefix}",
+                      f"--table={os.path.join(directory, 'mod.toml')}", f"--model={model}",
+                      f"--output={output}"),
+        OURS_DIV: _python("-m", "migrate", "convert", f"--checkpoint={prefix}",
+                          f"--table={os.path.join(directory, 'div.toml')}", f"--model={model}",
+                          f"--output={output}"),
+    }
+    partition = partitioned_embedding.ROWS * partitioned_embedding.WIDTH * 4 // (
+        partitioned_embedding.PARTITIONS)
+    return _measure_rotated(workload, commands, output, repeats), partition
+
+
+def partitioned_rows(prefix, results, partition_bytes):
+    """Returns `(figure rows, target rows)` for the partitioned embedding."""
+    import partitioned_embedding
+
+    source = _source_bytes(prefix)
+    label = (f"partitioned embedding ({source / 1e9:.2f} GB, {partitioned_embedding.PARTITIONS} "
+             f"partitions of {partition_bytes / 1e6:.0f} MB)")
+    names = {FLOOR: "floor (import, build, write)",
+             OURS: "`python -m migrate convert`, `mod` table (`unpartition_mod(8)`)",
+             OURS_DIV: "`python -m migrate convert`, `div` table (plain rule)"}
+    figures, targets = [], []
+    floor_peak = _median_peak(results[FLOOR])
+    for run in (FLOOR, OURS, OURS_DIV):
+        seconds = [result.seconds for result in results[run]]
+        seconds_median = statistics.median(seconds)
+        figures.append(f"| {label if run == FLOOR else ''} | {names[run]} | "
+                       f"{seconds_median:.2f} ({_range(seconds)}) | "
+                       f"{_median_cpu(results[run]):.2f} | "
+                       f"{_median_peak(results[run]) / 1e6:.0f} | "
+                       f"{'—' if run == FLOOR else _throughput(source, seconds_median)} |")
+        if run != FLOOR:
+            above = (_median_peak(results[run]) - floor_peak) / 1e6
+            met = _median_peak(results[run]) <= floor_peak + partition_bytes
+            targets.append(f"| partitioned ({run.split(', ')[1] if ', ' in run else 'mod table'}): "
+                           f"peak RSS above the floor | {above:+.0f} MB | <= one partition "
+                           f"({partition_bytes / 1e6:.0f} MB) | {_verdict(met)} |")
     return figures, targets
 
 
@@ -608,8 +778,8 @@ def main(argv):
         for name in _WORKLOADS.value:
             workload = workloads[name]
             # Workloads with one builder (vgg_16, batch_vgg_16) share its checkpoint.
-            prefix = _legacy_checkpoint(
-                workload, os.path.join(workdir, f"legacy-{workload.builder}"))
+            prefix = (None if name == "partitioned" else _legacy_checkpoint(
+                workload, os.path.join(workdir, f"legacy-{workload.builder}")))
             if name == "batch_vgg_16":
                 roles = _roles(prefix)
                 kept = roles.get("trainable", {}).get("bytes", 0)
@@ -623,6 +793,11 @@ def main(argv):
                 copies = measure_copy(prefix, kept, workdir, _REPEATS.value)
                 rows = large_batch_rows(prefix, results, copies, _LARGE_BATCH_CHECKPOINTS.value,
                                         kept)
+            elif name == "partitioned":
+                prefix = _partitioned_checkpoint(os.path.join(workdir, "legacy-partitioned"))
+                results, partition = measure_partitioned(workload, prefix, workdir,
+                                                         _REPEATS.value)
+                rows = partitioned_rows(prefix, results, partition)
             elif name == "batch":
                 directory = _batch_checkpoints(
                     prefix, os.path.join(workdir, "legacy-batch-steps"),
@@ -632,7 +807,11 @@ def main(argv):
                 rows = batch_rows(directory, results, _BATCH_CHECKPOINTS.value)
             else:
                 results = measure_single(workload, prefix, workdir, _REPEATS.value)
-                rows = single_rows(workload, prefix, results, _roles(prefix))
+                roles = _roles(prefix)
+                kept = roles.get("trainable", {}).get("bytes", 0)
+                copies = {cache: measure_copy(prefix, kept, workdir, _REPEATS.value,
+                                              cold=cache == COLD) for cache in (WARM, COLD)}
+                rows = single_rows(workload, prefix, results, roles, copies)
             figures.extend(rows[0])
             targets.extend(rows[1])
     finally:

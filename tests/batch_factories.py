@@ -25,6 +25,9 @@ CRASH_VARIABLE = "TF1_MIGRATE_TEST_CRASH_ON"
 HANG_VARIABLE = "TF1_MIGRATE_TEST_HANG_ON"
 # A file each model build appends one line (the process id) to.
 BUILD_LOG_VARIABLE = "TF1_MIGRATE_TEST_BUILD_LOG"
+# A file each model build appends its parent's process id to: the process that
+# started the batch worker (a Beam SDK worker, under multi_processing).
+PARENT_LOG_VARIABLE = "TF1_MIGRATE_TEST_PARENT_LOG"
 _HANG_SECONDS = 3600
 
 
@@ -53,11 +56,13 @@ def hanging_model():
 
 
 def counted_model():
-    """Builds small_convnet and appends this process's id to the build log, if one is set."""
-    log = os.environ.get(BUILD_LOG_VARIABLE)
-    if log:
-        with open(log, "a", encoding="utf-8") as file:
-            file.write(f"{os.getpid()}\n")
+    """Builds small_convnet; appends this process's id (and its parent's) to the logs that are set."""
+    for variable, process in ((BUILD_LOG_VARIABLE, os.getpid()),
+                              (PARENT_LOG_VARIABLE, os.getppid())):
+        log = os.environ.get(variable)
+        if log:
+            with open(log, "a", encoding="utf-8") as file:
+                file.write(f"{process}\n")
     return small_convnet.build_model()
 
 

@@ -144,7 +144,7 @@ def test_batch_mirrors_the_layout_with_a_manifest_each_and_one_report(tree, firs
     assert document["format"] == "tf1-migrate/batch-report/1" and document["ok"] is True
     assert document["totals"] == {
         "checkpoints": 5, "converted": 5, "skipped": 0, "failed": 0, "not started": 0,
-        "verify_failed": 0,
+        "verify_failed": 0, "failed_before": 0,
         "source_bytes": sum(item.source_bytes for item in report.items),
         "kept_bytes": 5 * 1764, "dropped_bytes": 0, "left_out_bytes": 5 * 3568}
     assert document["scan_notes"] == [

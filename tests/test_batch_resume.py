@@ -158,6 +158,9 @@ def test_a_hung_worker_is_killed_and_the_batch_goes_on(tree, tmp_path, monkeypat
     assert failed.reason == ("timed out: no result after 8 s (timeout_per_checkpoint); "
                              "the worker was killed")
     assert not os.path.exists(failed.output)
+    # A timeout is not remembered: the next run tries the checkpoint again.
+    assert not failed.deterministic
+    assert not os.path.exists(tmp_path / "converted" / "batch_failures.json")
     hung, fresh = log.read_text().split()   # A fresh worker took the last checkpoint...
     with pytest.raises(ProcessLookupError):
         os.kill(int(hung), 0)                # ...and the hung one is gone.

@@ -68,7 +68,11 @@ def test_failed_checkpoints_go_to_the_dead_letter_report_and_the_pipeline_comple
     document = json.load(open(os.path.join(output, "batch_report.json")))
     assert document == json.loads(json.dumps(report.to_json()))
     # The results file the pipeline hands back is gone; the layout mirrors the input.
-    assert sorted(os.listdir(output)) == ["batch_report.json", "run1", "run2"]
+    # The corrupt checkpoint is remembered (tests/test_batch_failures.py); the crash is not.
+    assert sorted(os.listdir(output)) == ["batch_failures.json", "batch_report.json", "run1",
+                                          "run2"]
+    assert list(json.load(open(os.path.join(output, "batch_failures.json")))["failures"]) == [
+        CORRUPT]
     assert sorted(os.listdir(os.path.join(output, "run1"))) == ["model.ckpt-1"]
     for relative in ("run1/model.ckpt-1", "run2/model.ckpt-1"):
         manifest = json.load(open(os.path.join(output, relative, "manifest.json")))
@@ -136,3 +140,37 @@ def test_beam_rerun_converts_what_failed_and_skips_the_rest(train, beam_run, tmp
         "run1/model.ckpt-1": "skipped", CRASHING: "skipped", "run2/model.ckpt-1": "skipped",
         CORRUPT: "failed"}
     assert report.summary().splitlines()[0].endswith("(Apache Beam)")
+
+
+def test_beam_across_processes_pickles_the_dofn_and_builds_the_model_in_each(train, tmp_path,
+                                                                           monkeypatch):
+    # What a cluster does: the DoFn is pickled into two SDK worker processes
+    # (the DirectRunner's multi_processing mode), each starts its own batch
+    # worker in `setup` and builds the model there; the corrupt checkpoint
+    # still ends as a dead letter in the report. About 30-40 s: two SDK
+    # workers, each importing Beam, and their batch workers TensorFlow.
+    repository = os.path.dirname(os.path.dirname(migrate.__file__))
+    tests = os.path.dirname(batch_factories.__file__)
+    # The SDK workers are fresh interpreters: they import this checkout (and
+    # the test factories) through PYTHONPATH, as a cluster's workers import
+    # the installed package.
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        filter(None, [repository, tests, os.environ.get("PYTHONPATH")])))
+    builds, parents = tmp_path / "builds.txt", tmp_path / "parents.txt"
+    monkeypatch.setenv(batch_factories.BUILD_LOG_VARIABLE, str(builds))
+    monkeypatch.setenv(batch_factories.PARENT_LOG_VARIABLE, str(parents))
+    report = migrate.convert_batch(
+        train, str(tmp_path / "converted"), ENTRY.table_path, "batch_factories:counted_model",
+        runner="beam", beam_options=["--direct_running_mode=multi_processing",
+                                     "--direct_num_workers=2"])
+    assert {item.relative: item.status for item in report.items} == {
+        **{relative: "converted" for relative in PREFIXES}, CORRUPT: "failed"}
+    assert report.with_status("failed")[0].reason.startswith("Cannot read checkpoint ")
+    for relative in PREFIXES:
+        if relative != CORRUPT:
+            assert manifest_lib.check(str(tmp_path / "converted" / relative)).ok
+    # Every model was built in a batch worker started by an SDK worker process,
+    # never by this one; at most one per SDK worker (none died).
+    started_by = set(parents.read_text().split())
+    assert started_by and str(os.getpid()) not in started_by
+    assert 1 <= len(builds.read_text().split()) <= 2 and len(started_by) <= 2

@@ -1,6 +1,7 @@
 """Safety: tables are data, `--model` imports only what it names, outputs stay put, `check`."""
 
 import ast
+import hashlib
 import json
 import os
 import re
@@ -215,6 +216,30 @@ def test_check_finds_changed_missing_and_unexpected_files(converted):
                                 f"checkpoint: missing; extra.bin: not in manifest")
 
 
+def test_check_verifies_blake3_and_the_sha256_of_manifests_written_before(converted):
+    import blake3
+
+    manifest = _manifest(converted)
+    data_name = "ckpt.data-00000-of-00001"
+    for entry in manifest["output_files"]:
+        with open(os.path.join(converted, entry["path"]), "rb") as file:
+            content = file.read()
+        assert entry == {"path": entry["path"], "blake3": blake3.blake3(content).hexdigest(),
+                         "bytes": len(content)}
+        # What a manifest before BLAKE3 held, for the files but the data file.
+        if entry["path"] != data_name:
+            entry["sha256"] = hashlib.sha256(content).hexdigest()
+            del entry["blake3"]
+    _write_manifest(converted, manifest)
+    assert manifest_lib.check(converted).ok
+    for name in (data_name, "ckpt.index"):
+        with open(os.path.join(converted, name), "r+b") as file:
+            byte = file.read(1)
+            file.seek(0)
+            file.write(bytes([byte[0] ^ 1]))
+    assert manifest_lib.check(converted).mismatched == ["ckpt.data-00000-of-00001", "ckpt.index"]
+
+
 def test_check_never_reads_outside_the_output(converted, tmp_path):
     outside = tmp_path / "secret.txt"
     outside.write_text("not yours")
@@ -231,11 +256,14 @@ def test_check_never_reads_outside_the_output(converted, tmp_path):
     ("{not json", "is not a valid manifest"),
     ("null", "is not a valid manifest"),
     ('{"output_files": "ckpt.index"}', "is not a valid manifest"),
-    ('{"output_files": [{"path": 7, "sha256": "x"}]}', "needs a string `path` and `sha256`"),
+    ('{"output_files": [{"path": 7, "sha256": "x"}]}',
+     "needs a string `path` and `blake3` or `sha256`"),
+    ('{"output_files": [{"path": "ckpt.index", "blake3": 7}]}',
+     "needs a string `path` and `blake3` or `sha256`"),
     ('{"output_files": [{"path": "ckpt.index"}]}',
-     "is not a valid manifest: output_files entry 1 needs a string `path` and `sha256`. Expected "
-     "a JSON object whose output_files entries each hold a string `path` and `sha256`. "
-     "Received: {'path': 'ckpt.index'}"),
+     "is not a valid manifest: output_files entry 1 needs a string `path` and `blake3` or "
+     "`sha256`. Expected a JSON object whose output_files entries each hold a string `path` and "
+     "`blake3` or `sha256`. Received: {'path': 'ckpt.index'}"),
 ])
 def test_check_refuses_a_broken_manifest_in_one_sentence(converted, manifest, message):
     with open(os.path.join(converted, manifest_lib.MANIFEST_NAME), "w") as file:

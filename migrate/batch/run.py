@@ -15,6 +15,7 @@ import time
 from migrate import errors
 from migrate import files
 from migrate import progress as progress_lib
+from migrate.batch import failures
 from migrate.batch import scan
 from migrate.batch import worker as batch_worker
 from migrate.batch.scan import find_checkpoints
@@ -30,6 +31,9 @@ BEAM_RUNNER = "beam"
 RUNNERS = (LOCAL_RUNNER, BEAM_RUNNER)
 # The totals' count of checkpoints that failed verification (also counted as failed).
 VERIFY_FAILED = "verify_failed"
+# The totals' count of checkpoints not retried: they failed before and nothing
+# they depend on changed (also counted as failed).
+FAILED_BEFORE = "failed_before"
 
 
 class BatchInterrupted(KeyboardInterrupt):
@@ -91,6 +95,7 @@ class BatchReport:
             "checkpoints": len(self.items),
             **{status.value: len(self.with_status(status)) for status in Status},
             VERIFY_FAILED: sum(item.verify_failed for item in self.items),
+            FAILED_BEFORE: sum(item.failed_before for item in self.items),
             "source_bytes": sum(item.source_bytes for item in self.items),
             "kept_bytes": sum(item.kept_bytes for item in done),
             "dropped_bytes": sum(item.dropped_bytes for item in done),
@@ -118,11 +123,15 @@ class BatchReport:
             f"{progress_lib.format_bytes(totals['dropped_bytes'])}, left out (optimizer slots, "
             f"EMA shadows, bookkeeping, ...) {progress_lib.format_bytes(totals['left_out_bytes'])}",
         ]
-        if totals[VERIFY_FAILED]:
-            lines[1] += f" ({totals[VERIFY_FAILED]} verification)"
+        details = [f"{totals[VERIFY_FAILED]} verification"] if totals[VERIFY_FAILED] else []
+        if totals[FAILED_BEFORE]:
+            details.append(f"{totals[FAILED_BEFORE]} {failures.FAILED_BEFORE}, not retried")
+        if details:
+            lines[1] += f" ({'; '.join(details)})"
         if totals[Status.NOT_STARTED.value]:
             lines[1] += f", not started {totals[Status.NOT_STARTED.value]} (interrupted)"
-        lines.extend(f"  failed {item.relative or item.source}: {item.reason}"
+        lines.extend(f"  failed {item.relative or item.source}: "
+                     f"{failures.FAILED_BEFORE + ': ' if item.failed_before else ''}{item.reason}"
                      for item in self.with_status(Status.FAILED))
         warned = collections.Counter(warning for item in self.items for warning in item.warnings)
         lines.extend(f"  warning ({count} checkpoint(s)): {warning}"
@@ -157,7 +166,7 @@ Received: timeout_per_checkpoint=0
 
 def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, workers=1,
                   force=False, options=None, runner=LOCAL_RUNNER, beam_options=(), show_progress=False,
-                  verbose=False, hash_sources=False, recheck_outputs=False,
+                  verbose=False, hash_sources=False, recheck_outputs=False, retry_failed=False,
                   timeout_per_checkpoint=batch_worker.DEFAULT_TIMEOUT_SECONDS):
     """Converts every legacy checkpoint under `input_dir`, mirroring its layout under `output_dir`.
 
@@ -168,8 +177,13 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     or hangs, is reported and the others go on. Outputs whose manifest matches
     the source's fingerprint (its `.index`, `.meta` and data files' names and
     sizes: no data is read), the table, the model and the whole
-    `ConversionOptions` are skipped unless `force`. The report is also
-    written to `output_dir/batch_report.json`, on Ctrl-C too.
+    `ConversionOptions` are skipped unless `force`. A checkpoint that failed
+    for a reason of its own (damaged, a plan problem, a failed verification)
+    is remembered in `output_dir/batch_failures.json` and not retried while
+    it, the table, the model, the options and the toolkit's version are
+    unchanged: it is reported as failed before, unchanged, with the earlier
+    reason (timeouts, killed workers and I/O errors are always retried). The
+    report is also written to `output_dir/batch_report.json`, on Ctrl-C too.
 
     Args:
         input_dir: directory scanned recursively for checkpoint prefixes.
@@ -194,6 +208,8 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
             byte of every checkpoint, optimizer slots included).
         recheck_outputs: re-hash an existing output's files before skipping
             it, instead of checking that they are all there with their sizes.
+        retry_failed: convert again checkpoints that failed before with a
+            deterministic error although nothing they depend on changed.
         timeout_per_checkpoint: seconds a local worker may spend on one
             checkpoint before it is killed and the checkpoint reported as
             timed out.
@@ -224,7 +240,8 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         raise errors.ArgumentError(
             f"Expected workers to be a whole number >= 0. Received: workers={workers!r}")
     check_timeout(timeout_per_checkpoint)
-    for name, value in (("hash_sources", hash_sources), ("recheck_outputs", recheck_outputs)):
+    for name, value in (("hash_sources", hash_sources), ("recheck_outputs", recheck_outputs),
+                        ("retry_failed", retry_failed)):
         if not isinstance(value, bool):
             raise errors.ArgumentError(
                 f"Expected {name} to be True or False. Received: {name}={value!r}")
@@ -266,20 +283,38 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
                                             output="", status=Status.FAILED.value,
                                             reason=failure["reason"])
                     for failure in scanned.failures]
-    results = []
+    # Failures remembered from earlier runs that still hold start no worker.
+    remembered = failures.read(output_dir)
+    key = failures.settings_key(settings)
+    results, runnable = [], []
+    for job in jobs:
+        record = remembered.get(job.relative)
+        if (record is not None and not (force or retry_failed)
+                and failures.still_fails(record, job.source, key)):
+            results.append(batch_worker.ItemResult.for_job(
+                job, Status.FAILED, record["reason"],
+                verify_failed=bool(record.get("verify_failed")), deterministic=True,
+                fingerprint=record["fingerprint"], failed_before=True))
+        else:
+            runnable.append(job)
     try:
-        _run(jobs, settings, results, runner=runner, workers=workers, output_dir=output_dir,
+        _run(runnable, settings, results, runner=runner, workers=workers, output_dir=output_dir,
              beam_options=beam_options, show_progress=show_progress, verbose=verbose,
              timeout_per_checkpoint=timeout_per_checkpoint)
     except KeyboardInterrupt:
-        _finish(report, results, jobs, started)
+        _finish(report, results, jobs, started, remembered, key)
         raise BatchInterrupted(report) from None
-    _finish(report, results, jobs, started)
+    _finish(report, results, jobs, started, remembered, key)
     return report
 
 
-def _finish(report, results, jobs, started):
-    """Completes the report (jobs without a result were not started) and writes it."""
+def _finish(report, results, jobs, started, remembered, key):
+    """Completes the report (jobs without a result were not started), writes it and the failures.
+
+    The failures' record keeps what this run did not look at (checkpoints
+    outside it, e.g. with `latest_only`) and, for its own checkpoints, the
+    deterministic failures as they stand now.
+    """
     done = {result.relative for result in results}
     missing = [batch_worker.ItemResult.for_job(
         job, Status.NOT_STARTED, "the batch was interrupted before this checkpoint was converted")
@@ -287,6 +322,14 @@ def _finish(report, results, jobs, started):
     report.items.extend(results + missing)
     report.items.sort(key=lambda item: scan.natural_key(item.relative))
     report.seconds = round(time.monotonic() - started, 3)
+    records = {relative: record for relative, record in remembered.items()
+               if relative not in {job.relative for job in jobs}}
+    for item in results:
+        if item.status == Status.FAILED.value and item.deterministic:
+            records[item.relative] = (remembered[item.relative] if item.failed_before
+                                      else failures.make_record(item, key))
+    if records != remembered:
+        failures.write(report.output_dir, records)
     files.write_bytes(report.report_path,
                       (json.dumps(report.to_json(), indent=2, sort_keys=True) + "\n").encode())
 

@@ -181,9 +181,7 @@ def _add_prefixes(result, root, directory, names, latest_only):
         except errors.CheckpointError:
             # Damaged (a shard missing): still found, and its conversion fails
             # with the reason; its size is what is there.
-            owned = [files.join(directory, name) for name in names
-                     if (name == prefix or name.startswith((prefix + ".", prefix + "-")))
-                     and not files.is_directory(files.join(directory, name))]
+            owned = files_named_after(path, names)
         result.found.append(FoundCheckpoint(
             prefix=path, relative=_relative(root, path),
             source_bytes=sum(files.size(name) for name in owned)))
@@ -198,6 +196,27 @@ def _add_source(result, root, path, source_files):
         owned = []  # A shard missing: still found, and its conversion fails with the reason.
     result.found.append(FoundCheckpoint(prefix=path, relative=_relative(root, path),
                                         source_bytes=sum(files.size(name) for name in owned)))
+
+
+def files_named_after(prefix, names=None):
+    """Returns the files beside `prefix` named after it: what a damaged checkpoint has left.
+
+    Args:
+        prefix: a checkpoint prefix, e.g. `train/model.ckpt-3`.
+        names: the names in its directory, when already listed.
+
+    Example:
+
+    >>> files_named_after("train/model.ckpt-1", ["model.ckpt-1.index", "model.ckpt-10.index",
+    ...                                          "model.ckpt-1.meta", "checkpoint"])
+    ['train/model.ckpt-1.index', 'train/model.ckpt-1.meta']
+    """
+    directory, base = files.dirname(prefix), files.basename(prefix)
+    if names is None:
+        names = files.listdir(directory)
+    owned = [files.join(directory, name) for name in names
+             if name == base or name.startswith((base + ".", base + "-"))]
+    return [path for path in owned if not files.is_directory(path)]
 
 
 def _is_checkpoint_file(name):

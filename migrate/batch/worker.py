@@ -28,6 +28,7 @@ import time
 
 from migrate import errors
 from migrate import pipeline
+from migrate.batch import failures
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.output import manifest
@@ -136,6 +137,13 @@ class ItemResult:
         seconds: time spent on this checkpoint.
         verify_failed: it failed because the converted model's output differs
             from the legacy graph's (`ConversionOptions.verify`).
+        deterministic: it failed for a reason that recurs while the
+            checkpoint and the settings are unchanged (`failures.is_deterministic`),
+            so the batch remembers it.
+        fingerprint: with `deterministic`, the checkpoint's metadata
+            fingerprint, taken before it was converted.
+        failed_before: not converted this time: it failed before, and
+            neither it nor the settings changed since (`reason` is that failure's).
     """
 
     source: str
@@ -151,6 +159,9 @@ class ItemResult:
     warnings: list = dataclasses.field(default_factory=list)
     seconds: float = 0.0
     verify_failed: bool = False
+    deterministic: bool = False
+    fingerprint: str = ""
+    failed_before: bool = False
 
     @classmethod
     def for_job(cls, job, status, reason="", **fields):
@@ -231,13 +242,17 @@ class Converter:
             An `ItemResult`.
         """
         started = time.monotonic()
+        # Taken first: a checkpoint that changes while it is converted is
+        # then never remembered as failing in its new state.
+        fingerprint = failures.source_fingerprint(job.source)
         try:
             result = self._convert(job)
-        except errors.VerificationError as error:
-            result = ItemResult.for_job(job, Status.FAILED, errors.first_line(error),
-                                        verify_failed=True)
         except errors.MigrateError as error:
-            result = ItemResult.for_job(job, Status.FAILED, errors.first_line(error))
+            deterministic = bool(fingerprint) and failures.is_deterministic(error)
+            result = ItemResult.for_job(
+                job, Status.FAILED, errors.first_line(error),
+                verify_failed=isinstance(error, errors.VerificationError),
+                deterministic=deterministic, fingerprint=fingerprint if deterministic else "")
         except Exception as error:  # A bug or an unexpected TensorFlow failure: one item only.
             result = ItemResult.for_job(
                 job, Status.FAILED, f"{type(error).__name__}: {errors.first_line(error)}")

@@ -196,6 +196,16 @@ def _unpartition_spec(shape, dtype, arguments):
     return tuple(shape), dtype
 
 
+def partition_sizes(rows, partitions):
+    """Returns the rows of each part of `tf.fixed_size_partitioner(partitions)`, largest first.
+
+    >>> partition_sizes(61, 3)
+    [21, 20, 20]
+    """
+    return [rows // partitions + (1 if part < rows % partitions else 0)
+            for part in range(partitions)]
+
+
 def mod_partition_rows(rows, partitions):
     """Returns, for each id, its row in the saved tensor of a `mod`-partitioned variable.
 
@@ -204,8 +214,7 @@ def mod_partition_rows(rows, partitions):
     `embedding_lookup(..., partition_strategy="mod")` (the TF1 default), id `i`
     lives in part `i % P` at row `i // P`.
     """
-    sizes = [rows // partitions + (1 if part < rows % partitions else 0)
-             for part in range(partitions)]
+    sizes = partition_sizes(rows, partitions)
     offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
     ids = np.arange(rows)
     return offsets[ids % partitions] + ids // partitions

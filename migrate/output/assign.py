@@ -14,8 +14,9 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     Only the planned keys are read (slots, EMA shadows left out and dropped
     variables never are). A plain rule whose transforms only reshape is read
     by TensorFlow straight into the variable's memory when it holds at least
-    `migrate.output.direct_read.MIN_BYTES`; other tensors go through NumPy and
-    are released before the next is read.
+    `migrate.output.direct_read.MIN_BYTES`, and so is a `mod`-partitioned one
+    (`unpartition_mod`), a partition at a time; other tensors go through
+    NumPy and are released before the next is read.
 
     Args:
         plan: a `ConversionPlan` without problems.
@@ -46,7 +47,14 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     for assignment in _largest_first(plan.assignments, checkpoint):
         source = checkpoint.variables.get(assignment.read_keys[0])
         variable = variables_by_path[assignment.targets[0]]
-        if direct and source is not None and direct_read.eligible(assignment, source, variable):
+        partitions = (direct and source is not None
+                      and direct_read.mod_partitions(assignment, source, variable, checkpoint))
+        if partitions:
+            bad = direct_read.restore_mod_partitions(checkpoint.reader_path, source.name,
+                                                     variable, partitions)
+            _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
+            nbytes = source.nbytes
+        elif direct and source is not None and direct_read.eligible(assignment, source, variable):
             bad = direct_read.restore(checkpoint.reader_path, source.name, variable)
             _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
             nbytes = source.nbytes

@@ -117,6 +117,30 @@ def check_file_destination(path, *, option):
                           f"{expected} {received}", option=option)
 
 
+def write_file(path, data):
+    """Writes a small file whole or not at all: to a hidden temporary beside it, renamed over it.
+
+    A run killed while writing leaves the previous file (or none), never part of one.
+
+    Example:
+
+    >>> import tempfile
+    >>> path = os.path.join(tempfile.mkdtemp(), "record.json")
+    >>> write_file(path, b"{}")
+    >>> open(path, "rb").read(), os.listdir(os.path.dirname(path))
+    (b'{}', ['record.json'])
+    """
+    path = str(path)
+    temporary = files.join(files.dirname(path) or ".",
+                           f".{files.basename(path)}{PARTIAL_MARK}{uuid.uuid4().hex[:8]}")
+    try:
+        files.write_bytes(temporary, data)
+        files.replace(temporary, path)
+    finally:
+        if files.exists(temporary):
+            files.remove(temporary)
+
+
 @contextlib.contextmanager
 def staged_directory(output_dir, *, overwrite):
     """Yields a locked temporary directory that becomes `output_dir` when the block succeeds.

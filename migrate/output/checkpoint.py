@@ -5,7 +5,7 @@ to the planned weights, so `tf.train.Checkpoint(model=fresh_model).read(...)`
 restores them into a fresh model of the same structure. It is written the
 way `tf.train.Checkpoint.write` writes it (the same keys, object graph and
 tensor bundle), but streamed: each weight goes to the file as soon as it is
-assigned, from the variable's own buffer, and the files' SHA-256 come from
+assigned, from the variable's own buffer, and the files' digests come from
 the bytes on their way out (see `migrate.output.bundle`).
 
 Example:

@@ -11,6 +11,14 @@ unpartitioned variable as one entry, and `RestoreV2` with a slice spec reads
 the whole entry into a temporary for every slice (measured on VGG-16 fc6:
 49 slices took 14 s and still peaked 411 MB above the model).
 
+A partitioned variable is different: its one key holds the whole tensor as
+one stored slice per partition. Read whole (`restore`), TensorFlow assembles
+it in a fresh buffer a partition at a time (one partition's temporary on
+top). Saved from `partition_strategy="mod"` lookups, its rows are not in id
+order (`unpartition_mod`), so `restore_mod_partitions` reads one stored
+partition at a time and assigns it to its rows (p, p + P, p + 2P, ...) of
+the variable's own buffer: no second copy of the table at any time.
+
 Example:
 
     if direct_read.eligible(assignment, source, variable):
@@ -19,8 +27,11 @@ Example:
 
 import numpy as np
 
+from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
+from migrate.mapping import transforms as transforms_lib
+from migrate.source import bundle_index
 
 # Reshape, squeeze and expand_dims keep the elements in C order, so a rule
 # made of them is one reshape to the target's shape.
@@ -66,6 +77,128 @@ def eligible(assignment, source, variable):
         return False
     dtype = getattr(variable.dtype, "name", variable.dtype)
     return str(dtype) == source.dtype and getattr(variable, "handle", None) is not None
+
+
+def mod_partitions(assignment, source, variable, checkpoint):
+    """Returns P when `assignment` reads a `mod`-partitioned tensor into `variable` per partition.
+
+    That is: a plain rule whose only transform is `unpartition_mod(P)`, a V2
+    checkpoint holding the tensor as exactly the P slices of rows that
+    `tf.fixed_size_partitioner(P)` makes, and a resource variable of the same
+    dtype (see `eligible`). Otherwise 0: the NumPy path converts it.
+
+    Args:
+        assignment: a `migrate.planning.plan.Assignment`.
+        source: the `SourceVariable` of the key it reads.
+        variable: the target model variable.
+        checkpoint: the `LegacyCheckpoint` (a V1 checkpoint gives 0).
+    """
+    transforms = assignment.rule.transforms
+    # Tied weights (one source, several targets) are read once through NumPy, as in `eligible`.
+    if (assignment.rule.layout is not None or len(assignment.read_keys) != 1
+            or len(assignment.targets) != 1 or len(transforms) != 1
+            or transforms[0].name != "unpartition_mod"):
+        return 0
+    if source.dtype not in _NUMERIC_DTYPES or source.nbytes < MIN_BYTES or not source.shape:
+        return 0
+    dtype = getattr(variable.dtype, "name", variable.dtype)
+    if str(dtype) != source.dtype or getattr(variable, "handle", None) is None:
+        return 0
+    if tuple(int(size) for size in variable.shape) != tuple(source.shape):
+        return 0
+    if checkpoint.checkpoint_format != "V2" or not checkpoint.has_bundle_reader:
+        return 0
+    (partitions,) = transforms[0].arguments
+    rows = source.shape[0]
+    sizes = transforms_lib.partition_sizes(rows, partitions)
+    expected = [(int(start), int(size)) for start, size in zip(np.cumsum([0, *sizes[:-1]]), sizes)
+                if size]
+    return partitions if stored_row_slices(checkpoint.prefix, source.name) == expected else 0
+
+
+def stored_row_slices(prefix, key):
+    """Returns `[(first row, rows)]` of the slices a V2 checkpoint stores `key` in, in row order.
+
+    Only for a tensor stored in slices of whole rows (a partitioned
+    variable); None for one stored whole, or sliced along another axis, or
+    an `.index` that cannot be read here.
+
+    Example:
+
+        stored_row_slices("train/model.ckpt-3", "lm/embedding")  # [(0, 21), (21, 20), (41, 20)]
+    """
+    from tensorflow.core.protobuf import tensor_bundle_pb2
+
+    try:
+        records = bundle_index.table_records(files.read_bytes(prefix + ".index"))
+    except Exception:  # OSError, tf.errors.OpError: TensorFlow's reader reports it when reading.
+        return None
+    encoded = key.encode("utf-8")
+    for name, value in records or ():
+        if name != encoded:
+            continue
+        entry = tensor_bundle_pb2.BundleEntryProto.FromString(value)
+        sizes = [dimension.size for dimension in entry.shape.dim]
+        found = []
+        for piece in entry.slices:
+            first, *others = piece.extent
+            # Every later axis whole: all of it, or no `length` at all.
+            if any(other.HasField("length") and (other.start, other.length) != (0, size)
+                   for other, size in zip(others, sizes[1:])):
+                return None
+            found.append((first.start, first.length))
+        return sorted(found) or None
+    return None
+
+
+def restore_mod_partitions(prefix, key, variable, partitions):
+    """Reads a `mod`-partitioned tensor into `variable` one stored partition at a time.
+
+    Partition p holds ids p, p + P, p + 2P, ... in order (`unpartition_mod`),
+    so it is assigned to those rows of the variable's buffer in place
+    (`ResourceStridedSliceAssign`); only one partition is held besides the
+    model at any time.
+
+    Args:
+        prefix: the legacy checkpoint's reader path.
+        key: the checkpoint key (the partitioned variable's whole name).
+        variable: a resource variable of the tensor's shape and dtype.
+        partitions: P, from `mod_partitions`.
+
+    Returns:
+        The number of NaN/Inf values in the tensor (0 for integer tensors).
+
+    Raises:
+        CheckpointError: a partition cannot be read; the variable is left
+            holding the partitions read before it.
+    """
+    import tensorflow as tf
+
+    dtype = _tensorflow_dtype(variable)
+    shape = [int(size) for size in variable.shape]
+    rows = shape[0]
+    whole = " ".join(str(size) for size in shape)
+    start = 0
+    finite = True
+    for part, size in enumerate(transforms_lib.partition_sizes(rows, partitions)):
+        if not size:
+            continue
+        spec = ":".join([f"{start},{size}", *["-"] * (len(shape) - 1)])
+        try:
+            (value,) = tf.raw_ops.RestoreV2(prefix=prefix, tensor_names=[key],
+                                            shape_and_slices=[f"{whole} {spec}"], dtypes=[dtype])
+        except Exception as error:  # tf.errors.OpError subclasses: DataLoss, NotFound, ...
+            raise CheckpointError(
+                f"Cannot read {key!r} from checkpoint {prefix}: {_cause(error).rstrip('.')}. "
+                f"Expected intact tensor data. Received: name={key!r}") from None
+        if dtype.is_floating:
+            finite = finite and bool(tf.math.is_finite(tf.reduce_sum(value)))
+        tf.raw_ops.ResourceStridedSliceAssign(
+            ref=variable.handle, begin=[part] + [0] * (len(shape) - 1), end=shape,
+            strides=[partitions] + [1] * (len(shape) - 1), value=value)
+        del value
+        start += size
+    return 0 if finite else _count_nonfinite(variable)
 
 
 def restore(prefix, key, variable):

@@ -4,8 +4,9 @@
 and their fingerprint (from metadata: the `.index`, `.meta` and the data files'
 names and sizes; with `hash_sources`, also each file's SHA-256), the table's
 digest, the model, the whole `ConversionOptions`, counts and bytes per role,
-versions, and the SHA-256 of every output file, so that `check` can re-hash
-an output before it is trusted and a batch can tell an up-to-date output
+versions, and the digest of every output file (BLAKE3, under the key
+`blake3`; manifests written before hold `sha256`, and `check` reads both),
+so that `check` can re-hash an output before it is trusted and a batch can tell an up-to-date output
 from a stale one without reading the checkpoints' data.
 """
 
@@ -25,6 +26,8 @@ from migrate.version import __version__
 
 MANIFEST_NAME = "manifest.json"
 FORMAT = "tf1-migrate/manifest/1"
+# What an output file's entry holds besides its path, for messages.
+_DIGESTS = " or ".join(f"`{algorithm}`" for algorithm in files.DIGEST_ALGORITHMS)
 # The key of a verified conversion's `VerifyReport.manifest_entry()`.
 VERIFIED_KEY = "verified"
 
@@ -65,22 +68,29 @@ def check(output_dir):
         OutputError: there is no readable manifest.
     """
     manifest = read(output_dir)
-    recorded = {entry["path"]: entry["sha256"] for entry in manifest["output_files"]}
+    recorded = {entry["path"]: _recorded_digest(entry) for entry in manifest["output_files"]}
     file_names, directory_names = _walk(output_dir)
     # A directory under a recorded file name is unreadable, not missing.
     present = set(file_names) | (set(directory_names) & set(recorded))
     # Only names found by walking the directory itself are hashed, so a
     # manifest entry such as '../../etc/passwd' is reported missing, never read.
     mismatched = sorted(name for name in recorded if name in present
-                        and _sha256(files.join(output_dir, name)) != recorded[name])
+                        and _digest(files.join(output_dir, name), recorded[name][0])
+                        != recorded[name][1])
     return IntegrityReport(output=str(output_dir), checked=len(recorded), mismatched=mismatched,
                            missing=sorted(set(recorded) - present),
                            unexpected=sorted(present - set(recorded)))
 
 
-def _sha256(path):
+def _recorded_digest(entry):
+    """Returns `(algorithm, hex digest)` of a manifest's output file entry (read's checked one)."""
+    return next((algorithm, entry[algorithm]) for algorithm in files.DIGEST_ALGORITHMS
+                if isinstance(entry.get(algorithm), str))
+
+
+def _digest(path, algorithm):
     try:
-        return files.sha256(path)
+        return files.digest(path, algorithm)
     except Exception as error:  # OSError or tf.errors.OpError: a directory under a file's name, ...
         raise _unreadable(path, error) from None
 
@@ -90,7 +100,8 @@ def read(output_dir):
 
     Returns:
         The manifest as a dict; its `output_files` entries each hold a string
-        `path` and `sha256`.
+        `path` and a string digest under its algorithm's name (`blake3`, or
+        `sha256` in manifests written before BLAKE3).
 
     Raises:
         OutputError: there is no readable, valid manifest.
@@ -112,9 +123,10 @@ def read(output_dir):
         raise _invalid(manifest_path, "no output_files list", data[:80])
     for number, entry in enumerate(entries, 1):
         if not (isinstance(entry, dict) and isinstance(entry.get("path"), str)
-                and isinstance(entry.get("sha256"), str)):
+                and any(isinstance(entry.get(algorithm), str)
+                        for algorithm in files.DIGEST_ALGORITHMS)):
             raise _invalid(manifest_path,
-                           f"output_files entry {number} needs a string `path` and `sha256`",
+                           f"output_files entry {number} needs a string `path` and {_DIGESTS}",
                            entry)
     return manifest
 
@@ -122,7 +134,7 @@ def read(output_dir):
 def _invalid(manifest_path, problem, received):
     return OutputError(
         f"{manifest_path} is not a valid manifest: {problem}. Expected a JSON object whose "
-        f"output_files entries each hold a string `path` and `sha256`. "
+        f"output_files entries each hold a string `path` and {_DIGESTS}. "
         f"Received: {received!r}")
 
 
@@ -207,17 +219,20 @@ def write(directory, manifest, *, known_digests=None):
     Args:
         directory: the output directory.
         manifest: `build(...)`'s dict.
-        known_digests: `{file name: FileDigest}` of files whose SHA-256 was
+        known_digests: `{file name: FileDigest}` of files whose digest was
             computed as they were written (the checkpoint's bundle); only the
-            other files are read and hashed here.
+            other files are read and hashed here, with `files.OUTPUT_DIGEST`.
     """
     known_digests = known_digests or {}
     entries = []
     for name in output_file_names(directory):
         known = known_digests.get(name)
         path = files.join(directory, name)
-        entries.append({"path": name, "sha256": known.sha256 if known else files.sha256(path),
-                        "bytes": known.size if known else files.size(path)})
+        if known is None:
+            entries.append({"path": name, files.OUTPUT_DIGEST: files.digest(
+                path, files.OUTPUT_DIGEST), "bytes": files.size(path)})
+        else:
+            entries.append({"path": name, known.algorithm: known.hexdigest, "bytes": known.size})
     manifest["output_files"] = entries
     files.write_bytes(files.join(directory, MANIFEST_NAME),
                       (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode())
