@@ -70,16 +70,10 @@ def build_in_subprocess(name, output_dir, *, steps=None, seed=0, extra_flags=())
     A separate process keeps `TF_USE_LEGACY_KERAS=1` (which turns `tf.keras`
     into Keras 2) away from the caller's TensorFlow.
     """
-    command = [sys.executable, "-m", "legacy_graphs", name, f"--output_dir={output_dir}",
-                          f"--seed={seed}", *extra_flags]
+    arguments = [name, f"--output_dir={output_dir}", f"--seed={seed}", *extra_flags]
     if steps is not None:
-        command.append(f"--steps={steps}")
-    environment = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True,
-                                                          check=False)
-    if completed.returncode != 0:
-        raise RuntimeError(f"Building legacy checkpoint {name!r} failed:\n{completed.stderr[-4000:]}")
-    return completed.stdout.strip().splitlines()[-1]
+        arguments.append(f"--steps={steps}")
+    return _run_module("legacy_graphs", arguments, f"Building legacy checkpoint {name!r}")
 
 
 def build_exports_in_subprocess(small_convnet_prefix, gru_classifier_prefix, output_dir):
@@ -88,12 +82,16 @@ def build_exports_in_subprocess(small_convnet_prefix, gru_classifier_prefix, out
     From checkpoints of `small_convnet` and `gru_classifier`, in a fresh
     process (as `build_in_subprocess`); returns `output_dir`.
     """
-    command = [sys.executable, "-m", "legacy_graphs.exports",
-               f"--small_convnet={small_convnet_prefix}",
-               f"--gru_classifier={gru_classifier_prefix}", f"--output_dir={output_dir}"]
+    return _run_module("legacy_graphs.exports", [
+        f"--small_convnet={small_convnet_prefix}", f"--gru_classifier={gru_classifier_prefix}",
+        f"--output_dir={output_dir}"], "Writing the exports")
+
+
+def _run_module(module, arguments, what):
+    """Runs `python -m MODULE ARGUMENTS` with Keras 2 behind tf.keras; returns its last line."""
     environment = dict(os.environ, TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="2")
-    completed = subprocess.run(command, env=environment, capture_output=True, text=True,
-                               check=False)
+    completed = subprocess.run([sys.executable, "-m", module, *arguments], env=environment,
+                               capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        raise RuntimeError(f"Writing the exports failed:\n{completed.stderr[-4000:]}")
+        raise RuntimeError(f"{what} failed:\n{completed.stderr[-4000:]}")
     return completed.stdout.strip().splitlines()[-1]

@@ -66,7 +66,7 @@ def test_1001_class_v1_checkpoint_without_meta_matches_legacy_logits_without_bac
     verify = ENTRY.verify
     # The test keeps the `.meta` aside (beside the trained copy) to run the legacy graph.
     settings = parity.settings_from_arguments(**verify, batch_size=2)
-    feed, legacy_logits, _ = legacy_run.run_legacy(
+    feed, (legacy_logits,), _, _ = legacy_run.run_legacy(
         migrate.LegacyCheckpoint.open(trained), settings, inputs.keras_input_names(model))
     assert legacy_logits.shape == (2, 1001)
     keras_logits = np.asarray(model(feed.keras_inputs(), training=False))

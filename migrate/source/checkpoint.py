@@ -239,8 +239,10 @@ class LegacyCheckpoint:
 
     @property
     def runs_own_graph(self):
-        """True when verification can run the graph the weights came from (not a builder's)."""
-        return self.meta_path is not None or self.artifact is not None
+        """True when verification can run the legacy graph: the `.meta` beside the checkpoint,
+        the builder that gave the roles, or a SavedModel's or frozen graph's own."""
+        return (self.saved_graph_path is not None or self.builder is not None
+                or self.artifact is not None)
 
     def read(self, name):
         """Reads one tensor as a NumPy array.

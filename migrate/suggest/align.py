@@ -137,8 +137,10 @@ def align(sources, targets):
 
     A longest-common-subsequence alignment: both sides are in creation
     order, and a model that builds its layers in the graph's order aligns
-    item for item. What is left over on both sides is aligned once more
-    among itself: a model that builds some layers in another order than the
+    item for item. A leftover source that fits exactly one free target goes
+    there whatever its order (`match_unique_fits`). What is then left over on
+    both sides is aligned once more among itself, in groups with no more
+    free targets than sources (`_balanced`): a model that builds some layers in another order than the
     graph (keras-hub's BertBackbone creates its segment embedding after the
     positions, and each block's second LayerNorm before its dense layers)
     still has them matched, by kind, shape and the order of the leftovers;
@@ -163,14 +165,55 @@ def align(sources, targets):
         return cache[key]
 
     matches, unmatched_sources, unmatched_targets = _align_in_order(sources, targets, fit)
-    if unmatched_sources and unmatched_targets:
-        crossed, unmatched_sources, unmatched_targets = _align_in_order(
-            unmatched_sources, unmatched_targets, fit)
+    unmatched_sources, unmatched_targets = match_unique_fits(
+        matches, unmatched_sources, unmatched_targets)
+    balanced_sources, balanced_targets = _balanced(unmatched_sources, unmatched_targets, fit)
+    if balanced_sources and balanced_targets:
+        crossed, _, _ = _align_in_order(balanced_sources, balanced_targets, fit)
+        paired = {id(item) for match in crossed for item in (match.source, match.target)}
+        unmatched_sources = [item for item in unmatched_sources if id(item) not in paired]
+        unmatched_targets = [item for item in unmatched_targets if id(item) not in paired]
         for match in crossed:
             match.evidence.append("out of creation order (aligned among the items order left)")
-        position = {id(item): index for index, item in enumerate(sources)}
-        matches = sorted(matches + crossed, key=lambda match: position[id(match.source)])
+        matches += crossed
+    position = {id(item): index for index, item in enumerate(sources)}
+    matches = sorted(matches, key=lambda match: position[id(match.source)])
     return matches, unmatched_sources, unmatched_targets
+
+
+def _balanced(sources, targets, fit):
+    """The leftovers that order may pair: groups with no more targets than sources.
+
+    Sources and targets that fit each other form groups. Where a group has
+    more free targets than sources (one head left, two same-shape Dense
+    layers), which target a source fills would be a guess, so the group stays
+    unmatched for the checks after alignment to name. More sources than
+    targets is the common case of a checkpoint with heads the model lacks
+    (BERT's `cls/` LayerNorm beside the encoder's), which order settles as
+    the first alignment does.
+    """
+    fits = {id(source): [target for target in targets if fit(source, target)]
+            for source in sources}
+    group_of, groups = {}, []
+    for source in sources:
+        members = {id(source)} | {id(target) for target in fits[id(source)]}
+        merged = [group for group in groups if group & members]
+        for group in merged:
+            groups.remove(group)
+            members |= group
+        groups.append(members)
+    for index, group in enumerate(groups):
+        for member in group:
+            group_of[member] = index
+    source_counts, target_counts = [0] * len(groups), [0] * len(groups)
+    for source in sources:
+        source_counts[group_of[id(source)]] += 1
+    for target in targets:
+        if id(target) in group_of:
+            target_counts[group_of[id(target)]] += 1
+    kept = {index for index in range(len(groups)) if target_counts[index] <= source_counts[index]}
+    return ([source for source in sources if group_of[id(source)] in kept],
+            [target for target in targets if group_of.get(id(target)) in kept])
 
 
 def _align_in_order(sources, targets, fit):

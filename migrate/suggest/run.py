@@ -243,8 +243,6 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ordered, lambda weight: weight.trainable or options.keep == "model_state")
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
-    unmatched_sources, unmatched_targets = align_lib.match_unique_fits(
-        matches, unmatched_sources, unmatched_targets)
     tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
     matches.extend(tied)
     unmatched_targets = _without(unmatched_targets, tied)

@@ -348,7 +348,8 @@ def keras_output_names(model):
         names = {str(key), str(index)}
         history = getattr(tensor, "_keras_history", None)
         if history is not None:
-            names.add(history.operation.name)
+            # Keras 3's history starts with the operation, tf_keras's with the layer.
+            names.add(history[0].name)
         found.append((names, key))
     return found
 
