@@ -243,10 +243,7 @@ def _parse_rule(index, entry, origin):
         except layouts.LayoutError as error:
             raise TableError(f"{where}: {error}") from None  # Names the layout received.
         allowed |= set(converter.parameters)
-    unknown = sorted(set(entry) - allowed)
-    if unknown:
-        raise TableError(f"{where} has unknown key(s) {unknown}. Expected: {sorted(allowed)}. "
-                         f"Received: {', '.join(unknown)}")
+    _refuse_unknown_keys(where, entry, allowed)
     match_text = entry.get("match")
     if not isinstance(match_text, str) or not match_text:
         raise TableError(f"{where} needs `match`. Expected a regular expression string. "
@@ -319,10 +316,7 @@ def _parse_also(entries, pattern, where, *, plain):
         if not isinstance(extra, dict):
             raise TableError(f"{here} is not a table. Expected {{target = ..., transform = "
                              f"[...]}}. Received: {extra!r}")
-        unknown = sorted(set(extra) - _ALSO_KEYS)
-        if unknown:
-            raise TableError(f"{here} has unknown key(s) {unknown}. Expected: "
-                             f"{sorted(_ALSO_KEYS)}. Received: {', '.join(unknown)}")
+        _refuse_unknown_keys(here, extra, _ALSO_KEYS)
         target = extra.get("target")
         if not isinstance(target, str) or not target:
             raise TableError(f"{here} needs `target` (a Keras weight path). Expected a "
@@ -338,6 +332,14 @@ def _parse_also(entries, pattern, where, *, plain):
         except transforms_lib.TransformError as error:
             raise TableError(f"{here} `transform` is not valid: {error}") from None
     return tuple(also)
+
+
+def _refuse_unknown_keys(where, entry, allowed):
+    """Refuses keys of a rule (or of one of its `also` entries) that the table format lacks."""
+    unknown = sorted(set(entry) - set(allowed))
+    if unknown:
+        raise TableError(f"{where} has unknown key(s) {unknown}. Expected: {sorted(allowed)}. "
+                         f"Received: {', '.join(unknown)}")
 
 
 def _check_group_references(target, pattern, where):
