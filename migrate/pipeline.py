@@ -22,6 +22,7 @@ from migrate.planning.plan import make_plan
 from migrate.planning.target import load_model
 from migrate.source import lookups
 from migrate.source.checkpoint import LegacyCheckpoint
+from migrate.source.roles import KEEP_MODES
 from migrate.verification import parity
 from migrate.verification import staged
 from migrate.verify_settings import DEFAULT_BATCH_SIZE
@@ -187,7 +188,7 @@ def _same_value(first, second):
 
 
 def convert(checkpoint, table, model, output, *, options=None, overwrite=False, dry_run=False,
-            show_progress=False, model_name=None, hash_sources=False):
+            show_progress=False, model_name=None, hash_sources=False, fill_model=None):
     """Converts a legacy checkpoint into a TF2 checkpoint for `model`.
 
     Plans first (every name mapped, every target filled once, shapes and
@@ -203,7 +204,6 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
         table: a TOML table path or a `MappingTable`.
         model: a built Keras model, a factory returning one, or `module:callable`.
-            Its weights are overwritten by the conversion.
         output: the output directory; it must not exist unless `overwrite`.
         options: a `ConversionOptions`: what to keep (trainable weights only,
             the default, or also the model state such as BatchNorm
@@ -215,6 +215,14 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         hash_sources: record every source file's full SHA-256 in the manifest
             (reads all of it, optimizer slots included); by default the
             manifest holds a fingerprint from the checkpoint's metadata.
+        fill_model: also assign every converted weight into `model`, which
+            then holds the converted values. None (the default) fills a
+            model the caller built and passed in, and not one built here
+            from a factory or `module:callable`; exports always fill it.
+            Unfilled, the model is only the template of the output's
+            structure, and a weight whose stored bytes need no change (a
+            plain rule that at most reshapes) is copied from the legacy data
+            file straight into the output.
 
     With `options.verify` (a `VerifySettings`), the output is restored from
     the temporary directory into a fresh model (built again from a factory or
@@ -264,6 +272,11 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             raise OutputError(" ".join([*recovered, str(error)]),
                               option=error.option) from None
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
+        # On a slow disk the kept tensors are read while the model is built.
+        kept_roles = KEEP_MODES[options.keep]
+        shadows = checkpoint.ema_shadows() if options.ema else {}
+        checkpoint.prefetch(shadows.get(name, name) for name, variable
+                            in checkpoint.variables.items() if variable.role in kept_roles)
     model = load_model(model, checkpoint=checkpoint.prefix)
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
     conversion_plan, targets, variables_by_path, object_paths = _plan(
@@ -286,6 +299,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         checkpoint, table, variables_by_path, report.unwritten_targets)
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
+    if fill_model is None:
+        fill_model = model is model_spec
+    fill_model = fill_model or bool(options.exports)
     root_children = output_checkpoint.mirror(
         object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
     verified = None
@@ -295,7 +311,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             _, nonfinite = assign.execute(
                 conversion_plan, checkpoint, variables_by_path,
                 allow_nonfinite=options.allow_nonfinite, progress=progress,
-                on_assigned=stream.write)
+                on_assigned=stream.write, copy_stored=None if fill_model else stream.copy)
         report.nonfinite = [[name, count] for name, count in nonfinite]
         manifest = manifest_lib.build(
             checkpoint=checkpoint, table=table, model=model, model_name=model_name,

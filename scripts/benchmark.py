@@ -82,6 +82,10 @@ _WORKDIR = flags.DEFINE_string(
 _OUTPUT = flags.DEFINE_string("output", None, "Also write the markdown tables to this file.")
 _BATCH_CHECKPOINTS = flags.DEFINE_integer(
     "batch_checkpoints", 50, "Step checkpoints in the batch workload.", lower_bound=2)
+_COLD_READ_LIMIT = flags.DEFINE_integer(
+    "cold_read_limit", 0, "Also limit the cold runs' reads from the source's disk to this many "
+    "MB/s (a blkio cgroup; needs root), as a slower disk or a network filesystem would; "
+    "0: the disk's own speed.", lower_bound=0)
 _LARGE_BATCH_CHECKPOINTS = flags.DEFINE_integer(
     "large_batch_checkpoints", 10, "vgg_16-sized checkpoints in the batch_vgg_16 workload.",
     lower_bound=2)
@@ -173,6 +177,55 @@ def evict(paths):
             os.close(descriptor)
 
 
+class ReadLimit:
+    """A blkio cgroup that limits reads from one disk to a rate; processes are moved into it.
+
+    cgroup v1's `blkio.throttle.read_bps_device` (or v2's `io.max`) throttles
+    the reads a process issues to the block device, page cache misses and
+    readahead included; writes and cached reads are not limited.
+
+    Raises:
+        RuntimeError: no writable blkio (v1) or io (v2) controller here.
+    """
+
+    _V1 = "/sys/fs/cgroup/blkio"
+    _V2 = "/sys/fs/cgroup/unified"
+    NAME = "tf1-migrate-benchmark"
+
+    def __init__(self, path, bytes_per_second):
+        device = os.stat(path).st_dev
+        self.device = f"{os.major(device)}:{os.minor(device)}"
+        self.bytes_per_second = bytes_per_second
+        try:
+            if os.path.isdir(self._V1):
+                self.group = os.path.join(self._V1, self.NAME)
+                os.makedirs(self.group, exist_ok=True)
+                self._write("blkio.throttle.read_bps_device",
+                            f"{self.device} {bytes_per_second}")
+            else:
+                self.group = os.path.join(self._V2, self.NAME)
+                os.makedirs(self.group, exist_ok=True)
+                self._write("io.max", f"{self.device} rbps={bytes_per_second}")
+        except OSError as error:
+            raise RuntimeError(f"Cannot limit the read rate here ({error}): --cold_read_limit "
+                               f"needs root and a blkio (cgroup v1) or io (v2) controller.") \
+                from None
+        self._root_procs = os.path.join(os.path.dirname(self.group), "cgroup.procs")
+
+    def _write(self, name, text):
+        with open(os.path.join(self.group, name), "w", encoding="ascii") as file:
+            file.write(text)
+
+    def enter(self, pid=None):
+        """Moves a process (this one by default) into the limited group."""
+        self._write("cgroup.procs", str(pid or os.getpid()))
+
+    def leave(self):
+        """Moves this process back to the root group."""
+        with open(self._root_procs, "w", encoding="ascii") as file:
+            file.write(str(os.getpid()))
+
+
 def source_files(prefix):
     """Returns the files of a checkpoint prefix (`.index`, data shards, `.meta`)."""
     directory, base = os.path.split(prefix)
@@ -180,7 +233,7 @@ def source_files(prefix):
             if name.startswith(base + ".") and not name.endswith(".tempstate")]
 
 
-def measure(command, *, cwd=None, cold=(), exit_codes=(0,)):
+def measure(command, *, cwd=None, cold=(), exit_codes=(0,), read_limit=None):
     """Runs `command` as a process; returns its `Measurement`.
 
     Args:
@@ -188,6 +241,7 @@ def measure(command, *, cwd=None, cold=(), exit_codes=(0,)):
         cwd: its working directory.
         cold: files evicted from the page cache just before it starts.
         exit_codes: the exit codes that count as success.
+        read_limit: a `ReadLimit` the process runs in, or None.
 
     Raises:
         RuntimeError: the process failed; the message holds its last output.
@@ -201,7 +255,8 @@ def measure(command, *, cwd=None, cold=(), exit_codes=(0,)):
     evict(cold)
     with tempfile.TemporaryFile() as log:
         started = time.monotonic()
-        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=log)
+        process = subprocess.Popen(command, cwd=cwd, env=environment, stdout=log, stderr=log,
+                                   preexec_fn=read_limit and read_limit.enter)
         _, status, usage = os.wait4(process.pid, 0)
         seconds = time.monotonic() - started
         process.returncode = os.waitstatus_to_exitcode(status)
@@ -279,8 +334,11 @@ def _rotations(names, repeats):
             yield True, name
 
 
-def measure_single(workload, prefix, workdir, repeats):
-    """Measures floor, ours and guide (warm and cold) on one checkpoint; returns `{run: [...]}`."""
+def measure_single(workload, prefix, workdir, repeats, read_limit=None):
+    """Measures floor, ours and guide (warm and cold) on one checkpoint; returns `{run: [...]}`.
+
+    The cold runs run under `read_limit` (a `ReadLimit`) when given.
+    """
     output = os.path.join(workdir, f"out-{workload.name}")
     commands = {
         FLOOR: _script(f"--baseline={FLOOR}", f"--model={workload.model}",
@@ -294,16 +352,21 @@ def measure_single(workload, prefix, workdir, repeats):
     }
     commands[OURS_COLD], commands[GUIDE_COLD] = commands[OURS], commands[GUIDE]
     return _measure_rotated(workload, commands, output, repeats,
-                            cold={name: source_files(prefix) for name in COLD_RUNS})
+                            cold={name: source_files(prefix) for name in COLD_RUNS},
+                            read_limit=read_limit)
 
 
-def _measure_rotated(workload, commands, output, repeats, *, cold=None):
-    """Runs `commands` in rotation (see `_rotations`); returns `{run: [Measurement]}`."""
+def _measure_rotated(workload, commands, output, repeats, *, cold=None, read_limit=None):
+    """Runs `commands` in rotation (see `_rotations`); returns `{run: [Measurement]}`.
+
+    The runs in `cold` start on a cold page cache (and under `read_limit`).
+    """
     cold = cold or {}
     results = {name: [] for name in commands}
     for timed, name in _rotations(list(commands), repeats):
         shutil.rmtree(output, ignore_errors=True)
-        result = measure(commands[name], cold=cold.get(name, ()))
+        result = measure(commands[name], cold=cold.get(name, ()),
+                         read_limit=read_limit if name in cold else None)
         shutil.rmtree(output, ignore_errors=True)
         print(f"  {workload.name} {name:<11} {'' if timed else '(warm-up) '}"
               f"{result.seconds:6.2f} s {result.peak_bytes / 1e6:7.0f} MB", flush=True)
@@ -394,13 +457,14 @@ def _linked_checkpoints(prefix, directory, count):
     return directory
 
 
-def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False):
+def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False, read_limit=None):
     """Times this machine's plain copy of `kept_bytes` of the checkpoint's data, in this process.
 
     Reads the first `kept_bytes` of the data file sequentially in 8 MB
     blocks (the read rate), writes them to a new file (the write rate),
     and removes it; with `cold`, the data file is evicted from the page
-    cache before each run. Returns `[{"read_seconds", "write_seconds", "seconds"}]`.
+    cache before each run, and the copy runs under `read_limit` (a
+    `ReadLimit`) when given. Returns `[{"read_seconds", "write_seconds", "seconds"}]`.
     """
     data = prefix + ".data-00000-of-00001"
     target = os.path.join(workdir, "plain-copy")
@@ -409,6 +473,9 @@ def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False):
     for repetition in range(repeats + 1):
         if cold:
             evict([data])
+        limited = cold and read_limit is not None
+        if limited:
+            read_limit.enter()
         started = time.monotonic()
         chunks = []
         with open(data, "rb") as source:
@@ -420,6 +487,8 @@ def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False):
                 chunks.append(chunk)
                 remaining -= len(chunk)
         read_done = time.monotonic()
+        if limited:
+            read_limit.leave()
         with open(target, "wb") as output:
             for chunk in chunks:
                 output.write(chunk)
@@ -555,7 +624,14 @@ def _verdict(met):
     return "met" if met else "**not met**"
 
 
-def single_rows(workload, prefix, results, roles, copies):
+def cold_label(read_limit):
+    """How the tables name a cold run: the page cache, and the read limit if any."""
+    if read_limit is None:
+        return "cold page cache"
+    return f"cold page cache, reads limited to {read_limit.bytes_per_second / 1e6:.0f} MB/s"
+
+
+def single_rows(workload, prefix, results, roles, copies, read_limit=None):
     """Returns `(figure rows, target rows)` of the markdown tables for one checkpoint.
 
     Args:
@@ -563,7 +639,9 @@ def single_rows(workload, prefix, results, roles, copies):
         results: `measure_single`'s.
         roles: `inspect`'s role totals.
         copies: `{WARM: measure_copy(...), COLD: measure_copy(..., cold=True)}`.
+        read_limit: the `ReadLimit` of the cold runs, or None.
     """
+    cold = cold_label(read_limit)
     source = _source_bytes(prefix)
     slots = roles.get("optimizer_slot", {}).get("bytes", 0)
     trainable = roles.get("trainable", {}).get("bytes", 0)
@@ -571,8 +649,8 @@ def single_rows(workload, prefix, results, roles, copies):
              f"trainable, {slots / 1e6:.0f} MB optimizer slots)")
     names = {FLOOR: "floor (import, build, write)", OURS: "`python -m migrate convert`",
              GUIDE: "guide recipe (read all, assign, write)",
-             OURS_COLD: "`python -m migrate convert`, cold page cache",
-             GUIDE_COLD: "guide recipe, cold page cache"}
+             OURS_COLD: f"`python -m migrate convert`, {cold}",
+             GUIDE_COLD: f"guide recipe, {cold}"}
     figures = []
     for run in (FLOOR, OURS, GUIDE, OURS_COLD, GUIDE_COLD):
         seconds = [result.seconds for result in results[run]]
@@ -584,7 +662,8 @@ def single_rows(workload, prefix, results, roles, copies):
                        f"{_median_peak(results[run]) / 1e6:.0f} | {throughput} |")
     for cache, runs in copies.items():
         seconds = [run["seconds"] for run in runs]
-        figures.append(f"| | plain copy of the {trainable / 1e6:.0f} MB kept, {cache} page cache | "
+        figures.append(f"| | plain copy of the {trainable / 1e6:.0f} MB kept, "
+                       f"{cold if cache == COLD else 'warm page cache'} | "
                        f"{statistics.median(seconds):.2f} ({_range(seconds)}) | — | — | "
                        f"{_throughput(trainable, statistics.median(seconds))} |")
     wall = _median_seconds(results[OURS]) / _median_seconds(results[FLOOR])
@@ -603,9 +682,9 @@ def single_rows(workload, prefix, results, roles, copies):
         f"{_verdict(peak <= RSS_VS_FLOOR)} |",
         f"| {workload.name}: wall time, guide / ours | {guide:.3f}x | >= {GUIDE_VS_OURS}x | "
         f"{_verdict(guide >= GUIDE_VS_OURS)} |",
-        f"| {workload.name}: cold page cache, wall time, guide / ours | {cold_guide:.3f}x | "
+        f"| {workload.name}: {cold}, wall time, guide / ours | {cold_guide:.3f}x | "
         f">= {COLD_GUIDE_VS_OURS}x | {_verdict(cold_guide >= COLD_GUIDE_VS_OURS)} |",
-        f"| {workload.name}: cold page cache, wall time, ours / floor (no target) | "
+        f"| {workload.name}: {cold}, wall time, ours / floor (no target) | "
         f"{cold_floor:.3f}x | — | — |",
         f"| {workload.name}: peak RSS, guide / ours (no target) | {guide_peak:.3f}x | — | — |",
     ]
@@ -806,12 +885,15 @@ def main(argv):
                                         _REPEATS.value)
                 rows = batch_rows(directory, results, _BATCH_CHECKPOINTS.value)
             else:
-                results = measure_single(workload, prefix, workdir, _REPEATS.value)
+                read_limit = (ReadLimit(prefix + ".index", _COLD_READ_LIMIT.value * 10**6)
+                              if _COLD_READ_LIMIT.value else None)
+                results = measure_single(workload, prefix, workdir, _REPEATS.value, read_limit)
                 roles = _roles(prefix)
                 kept = roles.get("trainable", {}).get("bytes", 0)
                 copies = {cache: measure_copy(prefix, kept, workdir, _REPEATS.value,
-                                              cold=cache == COLD) for cache in (WARM, COLD)}
-                rows = single_rows(workload, prefix, results, roles, copies)
+                                              cold=cache == COLD, read_limit=read_limit)
+                          for cache in (WARM, COLD)}
+                rows = single_rows(workload, prefix, results, roles, copies, read_limit)
             figures.extend(rows[0])
             targets.extend(rows[1])
     finally:

@@ -7,25 +7,66 @@ import os
 os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import contextlib  # noqa: E402
+import fcntl  # noqa: E402
+import hashlib  # noqa: E402
+import shutil  # noqa: E402
 import subprocess  # noqa: E402
 import sys  # noqa: E402
 
 import pytest  # noqa: E402
 
 
+@contextlib.contextmanager
+def _locked(path):
+    with open(path, "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
+def _shared_directory(tmp_path_factory, name):
+    """A directory every pytest-xdist worker of this run shares (the base temp's parent)."""
+    base = tmp_path_factory.getbasetemp()
+    root = base.parent if os.environ.get("PYTEST_XDIST_WORKER") else base
+    directory = root / name
+    directory.mkdir(exist_ok=True)
+    return directory
+
+
+def _built_once(shared, key, build):
+    """Returns what `build(directory)` returned, run once for `key` across the test workers.
+
+    The first worker to ask builds while the others wait for it; what it
+    returns (a path) is kept beside the build.
+    """
+    directory = shared / key
+    done = shared / f"{key}.built"
+    with _locked(shared / f"{key}.lock"):
+        if not done.exists():
+            shutil.rmtree(directory, ignore_errors=True)  # A build that failed half-way.
+            directory.mkdir()
+            done.write_text(build(str(directory)))
+    return done.read_text()
+
+
 @pytest.fixture(scope="session")
 def legacy_checkpoint(tmp_path_factory):
-    """Returns `build(name, **kwargs) -> prefix`, building each legacy checkpoint once per session."""
+    """Returns `build(name, **kwargs) -> prefix`, building each legacy checkpoint once per run.
+
+    The test workers share the builds. Tests never change a built checkpoint
+    (they damage copies).
+    """
     import legacy_graphs
 
-    built = {}
+    shared = _shared_directory(tmp_path_factory, "legacy_checkpoints")
 
     def build(name, **kwargs):
-        key = (name, tuple(sorted(kwargs.items())))
-        if key not in built:
-            directory = tmp_path_factory.mktemp(f"legacy_{name}")
-            built[key] = legacy_graphs.build_in_subprocess(name, str(directory), **kwargs)
-        return built[key]
+        digest = hashlib.sha256(repr(sorted(kwargs.items())).encode()).hexdigest()[:12]
+        return _built_once(shared, f"{name}-{digest}", lambda directory: (
+            legacy_graphs.build_in_subprocess(name, directory, **kwargs)))
 
     return build
 
@@ -33,12 +74,15 @@ def legacy_checkpoint(tmp_path_factory):
 @pytest.fixture(scope="session")
 def other_sources(legacy_checkpoint, tmp_path_factory):
     """Returns the directory of `legacy_graphs.exports`: TF1 SavedModels, a TF-Hub module and
-    frozen GraphDefs of small_convnet and gru_classifier, written once per session."""
+    frozen GraphDefs of small_convnet and gru_classifier, written once per run."""
     import legacy_graphs
 
-    return legacy_graphs.build_exports_in_subprocess(
-        legacy_checkpoint("small_convnet"), legacy_checkpoint("gru_classifier"),
-        str(tmp_path_factory.mktemp("other_sources")))
+    small_convnet = legacy_checkpoint("small_convnet")
+    gru_classifier = legacy_checkpoint("gru_classifier")
+    return _built_once(
+        _shared_directory(tmp_path_factory, "legacy_checkpoints"), "other_sources",
+        lambda directory: legacy_graphs.build_exports_in_subprocess(
+            small_convnet, gru_classifier, directory))
 
 
 def run_cli(*arguments, cwd=None):

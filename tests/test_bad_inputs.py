@@ -257,12 +257,14 @@ def test_a_short_fuzz_run_finds_no_crash_hang_or_unexpected_error(seed_prefix, t
 
 
 def test_robustness_report_counts_what_the_cases_did(seed_prefix, tmp_path):
-    cases = ["data_flipped", "killed_mid_write", "table_polynomial_regex", "output_no_space"]
+    # Each case's own outcome is tested above; this is about the report's counting (a
+    # killed run's exit codes included), on the quickest cases of each kind.
+    cases = ["data_flipped", "killed_mid_write", "output_no_space"]
     completed = _script("robustness_report.py", f"--cases={','.join(cases)}",
                         f"--checkpoint={seed_prefix}", f"--workdir={tmp_path}", "--json")
     assert completed.returncode == 0, completed.stdout[-3000:]
     document = json.loads(completed.stdout)
-    assert document["figures"] == {"tried": 4, "clean": 4, "tracebacks": 0, "crashes": 0,
+    assert document["figures"] == {"tried": 3, "clean": 3, "tracebacks": 0, "crashes": 0,
                                    "partial_outputs": 0, "inputs_modified": 0}
     rows = {row["case"]: row for row in document["cases"]}
     assert rows["killed_mid_write"]["codes"] == [-9, 0, 0]

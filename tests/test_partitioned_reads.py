@@ -88,7 +88,7 @@ def test_the_mod_table_reads_a_partition_at_a_time_and_only_when_the_slices_fit(
     checkpoint = LegacyCheckpoint.open(prefix)
     source = checkpoint.variables["model/embedding"]
     sizes = [129] * 3 + [128] * 5
-    assert direct_read.stored_row_slices(prefix, source.name) == [
+    assert direct_read.stored_row_slices(checkpoint, source.name) == [
         (sum(sizes[:part]), size) for part, size in enumerate(sizes)]
     model = _embedding_model()
     variable = model.get_layer("embedding").embeddings

@@ -1,4 +1,5 @@
-"""Streaming reads: straight into the model's memory, kept tensors only, no TensorFlow for lint."""
+"""Streaming reads: copied file to file, or straight into the model's memory, kept tensors only,
+no TensorFlow for lint."""
 
 import hashlib
 import json
@@ -14,6 +15,7 @@ import pytest
 import tensorflow as tf
 
 import migrate
+from migrate.output import bundle
 from migrate.output import direct_read
 from migrate.output import manifest as manifest_lib
 from migrate import zoo
@@ -66,9 +68,15 @@ def _assert_bit_identical(first, second):
 
 
 def _record_reads(monkeypatch):
-    """Records every key read through either path; returns `{"direct": [...], "numpy": [...]}`."""
-    reads = {"direct": [], "numpy": []}
-    restore, read = direct_read.restore, LegacyCheckpoint.read
+    """Records every key read through each path; returns `{"copied": [...], "direct": [...],
+    "numpy": [...]}`."""
+    reads = {"copied": [], "direct": [], "numpy": []}
+    add_stored, restore, read = (bundle.BundleWriter.add_stored, direct_read.restore,
+                                 LegacyCheckpoint.read)
+
+    def recording_add_stored(self, key, dtype, shape, stored, **options):
+        reads["copied"].append(stored.key)
+        return add_stored(self, key, dtype, shape, stored, **options)
 
     def recording_restore(prefix, key, variable):
         reads["direct"].append(key)
@@ -78,9 +86,22 @@ def _record_reads(monkeypatch):
         reads["numpy"].append(name)
         return read(self, name)
 
+    monkeypatch.setattr(bundle.BundleWriter, "add_stored", recording_add_stored)
     monkeypatch.setattr(direct_read, "restore", recording_restore)
     monkeypatch.setattr(LegacyCheckpoint, "read", recording_read)
     return reads
+
+
+# How each path is chosen: a model built from a factory is only the output's
+# template, so unchanged bytes are copied; `fill_model=True` assigns every
+# weight, straight into the variable above `MIN_BYTES`, through NumPy below.
+PATHS = {"copied": (False, 0), "direct": (True, 0), "numpy": (True, sys.maxsize)}
+
+
+def _convert_through(path, monkeypatch, *arguments, **keywords):
+    fill_model, minimum_bytes = PATHS[path]
+    monkeypatch.setattr(direct_read, "MIN_BYTES", minimum_bytes)
+    return migrate.convert(*arguments, fill_model=fill_model, **keywords)
 
 
 def _write_legacy(prefix, tensors):
@@ -122,23 +143,30 @@ def _flip_byte_of(data, array):
 
 
 @pytest.mark.parametrize("ema", [False, True])
-def test_direct_reads_are_bit_identical_to_numpy_reads(prefix, tmp_path, monkeypatch, ema):
+def test_copied_and_direct_reads_are_bit_identical_to_numpy_reads(prefix, tmp_path, monkeypatch,
+                                                                  ema):
     reads = _record_reads(monkeypatch)
-    monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
-    direct = str(tmp_path / "direct")
-    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, direct,
-                    options=migrate.ConversionOptions(keep="model_state", ema=ema))
-    assert len(reads["direct"]) == 7 and reads["numpy"] == []
+    outputs = {}
+    for path in PATHS:
+        for recorded in reads.values():
+            recorded.clear()
+        outputs[path] = str(tmp_path / path)
+        _convert_through(path, monkeypatch, prefix, ENTRY.table_path, ENTRY.build_model,
+                         outputs[path],
+                         options=migrate.ConversionOptions(keep="model_state", ema=ema))
+        assert {name: len(keys) for name, keys in reads.items()} == {
+            name: 7 if name == path else 0 for name in PATHS}, path
+        assert manifest_lib.check(outputs[path]).ok
 
-    reads["direct"].clear()
-    monkeypatch.setattr(direct_read, "MIN_BYTES", sys.maxsize)
-    through_numpy = str(tmp_path / "numpy")
-    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, through_numpy,
-                    options=migrate.ConversionOptions(keep="model_state", ema=ema))
-    assert reads["direct"] == [] and len(reads["numpy"]) == 7
-
-    stored = _stored(direct)
-    _assert_bit_identical(stored, _stored(through_numpy))
+    # TensorFlow's reader checks each tensor's CRC32C in the index as it reads.
+    stored = _stored(outputs["copied"])
+    _assert_bit_identical(stored, _stored(outputs["direct"]))
+    _assert_bit_identical(stored, _stored(outputs["numpy"]))
+    # The copied output is byte for byte the one written from the model.
+    for name in ("ckpt.index", "ckpt.data-00000-of-00001"):
+        with open(os.path.join(outputs["copied"], name), "rb") as copied, open(
+                os.path.join(outputs["direct"], name), "rb") as direct:
+            assert copied.read() == direct.read(), name
     legacy = tf.train.load_checkpoint(prefix)
     suffix = "/ExponentialMovingAverage" if ema else ""
     read_keys = set(reads["numpy"])
@@ -146,6 +174,30 @@ def test_direct_reads_are_bit_identical_to_numpy_reads(prefix, tmp_path, monkeyp
     assert sum(key.endswith("/ExponentialMovingAverage") for key in read_keys) == (5 if ema else 0)
     assert sorted(array.tobytes() for array in stored.values()) == sorted(
         legacy.get_tensor(key).tobytes() for key in read_keys)
+
+
+def test_a_model_built_here_is_only_a_template_and_one_passed_in_is_filled(prefix, tmp_path,
+                                                                           monkeypatch):
+    reads = _record_reads(monkeypatch)
+    legacy = tf.train.load_checkpoint(prefix)
+    model = ENTRY.build_model()
+    migrate.convert(prefix, ENTRY.table_path, model, str(tmp_path / "filled"))
+    np.testing.assert_array_equal(model.get_layer("logits").kernel.numpy(),
+                                  legacy.get_tensor("logits/kernel"))
+    assert reads["copied"] == []
+    model = ENTRY.build_model()
+    initial = model.get_layer("logits").kernel.numpy()
+    migrate.convert(prefix, ENTRY.table_path, model, str(tmp_path / "template"),
+                    fill_model=False)
+    np.testing.assert_array_equal(model.get_layer("logits").kernel.numpy(), initial)
+    assert len(reads["copied"]) == 5  # The trainable weights.
+    # Exports are written from the model, so they fill it whatever was asked.
+    migrate.convert(prefix, ENTRY.table_path, model, str(tmp_path / "exported"),
+                    fill_model=False,
+                    options=migrate.ConversionOptions(exports=["weights_h5"]))
+    np.testing.assert_array_equal(model.get_layer("logits").kernel.numpy(),
+                                  legacy.get_tensor("logits/kernel"))
+    assert len(reads["copied"]) == 5  # The trainable weights.
 
 
 def test_manifest_hashes_every_source_file_while_converting(prefix, tmp_path):
@@ -182,17 +234,17 @@ def test_manifest_fingerprints_the_source_from_metadata_by_default(prefix, tmp_p
 
 @pytest.mark.parametrize("factory", [_reshaping_model, _tf_keras_reshaping_model],
                          ids=["keras_3", "tf_keras"])
-def test_reshaping_rules_read_directly_give_the_numpy_result(tmp_path, monkeypatch, factory):
+def test_reshaping_rules_copied_or_read_directly_give_the_numpy_result(tmp_path, monkeypatch,
+                                                                       factory):
     tensors = _reshaping_tensors()
     prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
     table = migrate.MappingTable.from_text(RESHAPING_TABLE)
     reads = _record_reads(monkeypatch)
-    monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
-    migrate.convert(prefix, table, factory, str(tmp_path / "direct"))
-    assert sorted(reads["direct"]) == sorted(tensors) and reads["numpy"] == []
-    monkeypatch.setattr(direct_read, "MIN_BYTES", sys.maxsize)
-    migrate.convert(prefix, table, factory, str(tmp_path / "numpy"))
-    stored = _stored(str(tmp_path / "direct"))
+    for path in PATHS:
+        _convert_through(path, monkeypatch, prefix, table, factory, str(tmp_path / path))
+        assert sorted(reads[path]) == sorted(tensors), path
+    stored = _stored(str(tmp_path / "copied"))
+    _assert_bit_identical(stored, _stored(str(tmp_path / "direct")))
     _assert_bit_identical(stored, _stored(str(tmp_path / "numpy")))
     expected = {"dense/kernel": tensors["dense/kernel"].reshape(24, 5),
                 "dense/bias": tensors["dense/bias"][0],
@@ -203,24 +255,29 @@ def test_reshaping_rules_read_directly_give_the_numpy_result(tmp_path, monkeypat
                                         for array in expected.values())
 
 
-def test_direct_reads_count_nan_and_inf_exactly_without_false_alarms(tmp_path, monkeypatch):
+@pytest.mark.parametrize("path", ["copied", "direct"])
+def test_copied_and_direct_reads_count_nan_and_inf_exactly_without_false_alarms(tmp_path,
+                                                                                monkeypatch, path):
     tensors = _reshaping_tensors()
     tensors["dense/kernel"][0, 0, 0, :3] = [np.nan, np.inf, -np.inf]
     # Finite values whose float32 sum overflows: only the exact count may decide.
     tensors["head/kernel"][:] = 3e38
     prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
     table = migrate.MappingTable.from_text(RESHAPING_TABLE)
-    monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
+    reads = _record_reads(monkeypatch)
     with pytest.raises(migrate.CheckpointError) as raised:
-        migrate.convert(prefix, table, _reshaping_model, str(tmp_path / "refused"))
+        _convert_through(path, monkeypatch, prefix, table, _reshaping_model,
+                         str(tmp_path / "refused"))
+    assert reads[path]
     assert str(raised.value) == (
         "dense/kernel [2, 3, 4, 5] holds 3 NaN/Inf value(s); refusing to convert. Expected finite "
         "values, or allow_nonfinite=True to carry them anyway. "
         "Received: dense/kernel.shape=[2, 3, 4, 5]")
     assert raised.value.option == "allow_nonfinite"
     assert not os.path.exists(tmp_path / "refused")
-    report = migrate.convert(prefix, table, _reshaping_model, str(tmp_path / "carried"),
-                             options=migrate.ConversionOptions(allow_nonfinite=True))
+    report = _convert_through(path, monkeypatch, prefix, table, _reshaping_model,
+                              str(tmp_path / "carried"),
+                              options=migrate.ConversionOptions(allow_nonfinite=True))
     assert report.nonfinite == [["dense/kernel", 3]]
     kernel = [array for array in _stored(str(tmp_path / "carried")).values()
               if array.shape == (24, 5)][0]
@@ -249,8 +306,28 @@ def test_a_corrupt_tensor_fails_the_direct_read_and_leaves_a_usable_variable(tmp
     assert not os.path.exists(tmp_path / "out")
 
 
-@pytest.mark.parametrize("minimum_bytes", [0, direct_read.MIN_BYTES])
-def test_slots_and_shadows_are_never_read(prefix, tmp_path, monkeypatch, minimum_bytes):
+def test_a_corrupt_tensor_fails_the_copy_with_the_readers_message_and_writes_nothing(
+        tmp_path, monkeypatch):
+    tensors = _reshaping_tensors()
+    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
+    data_path = prefix + ".data-00000-of-00001"
+    data = bytearray(open(data_path, "rb").read())
+    _flip_byte_of(data, tensors["dense/kernel"])
+    open(data_path, "wb").write(bytes(data))
+    reads = _record_reads(monkeypatch)
+    with pytest.raises(migrate.CheckpointError) as raised:
+        migrate.convert(prefix, migrate.MappingTable.from_text(RESHAPING_TABLE),
+                        _reshaping_model, str(tmp_path / "out"))
+    assert "dense/kernel" in reads["copied"]
+    message = str(raised.value)
+    assert message.startswith(f"Cannot read 'dense/kernel' from checkpoint {prefix}: "
+                              f"Checksum does not match: "), message
+    assert not os.path.exists(tmp_path / "out")
+    assert os.listdir(tmp_path) == ["legacy"]  # No temporary directory left either.
+
+
+@pytest.mark.parametrize("path", list(PATHS))
+def test_slots_and_shadows_are_never_read(prefix, tmp_path, monkeypatch, path):
     # Corrupting every optimizer slot and EMA shadow would fail any read of them
     # (TensorFlow checks each tensor's CRC32C when it reads it).
     directory = tmp_path / "legacy"
@@ -272,13 +349,12 @@ def test_slots_and_shadows_are_never_read(prefix, tmp_path, monkeypatch, minimum
         _flip_byte_of(data, reader.get_tensor(name))
     open(data_path, "wb").write(bytes(data))
 
-    monkeypatch.setattr(direct_read, "MIN_BYTES", minimum_bytes)
     reads = _record_reads(monkeypatch)
-    migrate.convert(corrupt_prefix, ENTRY.table_path, ENTRY.build_model,
-                    str(tmp_path / "from_corrupt"),
-                        options=migrate.ConversionOptions(keep="model_state"))
-    assert set(reads["direct"] + reads["numpy"]) == KEPT_WITH_MODEL_STATE
-    assert len(reads["direct"] + reads["numpy"]) == len(KEPT_WITH_MODEL_STATE)
+    _convert_through(path, monkeypatch, corrupt_prefix, ENTRY.table_path, ENTRY.build_model,
+                     str(tmp_path / "from_corrupt"),
+                     options=migrate.ConversionOptions(keep="model_state"))
+    assert set(reads[path]) == KEPT_WITH_MODEL_STATE
+    assert sum(len(keys) for keys in reads.values()) == len(KEPT_WITH_MODEL_STATE)
     migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(tmp_path / "from_clean"),
                     options=migrate.ConversionOptions(keep="model_state"))
     _assert_bit_identical(_stored(str(tmp_path / "from_corrupt")),
@@ -288,9 +364,9 @@ def test_slots_and_shadows_are_never_read(prefix, tmp_path, monkeypatch, minimum
     _flip_byte_of(data, reader.get_tensor("logits/kernel"))
     open(data_path, "wb").write(bytes(data))
     with pytest.raises(migrate.CheckpointError, match="Cannot read 'logits/kernel'"):
-        migrate.convert(corrupt_prefix, ENTRY.table_path, ENTRY.build_model,
-                        str(tmp_path / "kept_corrupt"),
-                            options=migrate.ConversionOptions(keep="model_state"))
+        _convert_through(path, monkeypatch, corrupt_prefix, ENTRY.table_path,
+                         ENTRY.build_model, str(tmp_path / "kept_corrupt"),
+                         options=migrate.ConversionOptions(keep="model_state"))
 
 
 _MEMORY_PROBE = textwrap.dedent("""
@@ -310,13 +386,14 @@ _MEMORY_PROBE = textwrap.dedent("""
     model = keras.Model(inputs, keras.layers.Dense(8192, use_bias=False, name="big")(inputs))
     growth = {}
     # The first conversion also pays for one-time set-up (tracing, lazy imports).
-    for label, minimum in (("warm-up", 0), ("direct", 0), ("numpy", sys.maxsize)):
+    for label, minimum, fill in (("warm-up", 0, True), ("copied", 0, False),
+                                 ("direct", 0, True), ("numpy", sys.maxsize, True)):
         direct_read.MIN_BYTES = minimum
         before = resident("VmRSS")
         # Writing 5 resets the peak (VmHWM) to the current resident size.
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")
-        migrate.convert(prefix, table, model, output + "-" + label)
+        migrate.convert(prefix, table, model, output + "-" + label, fill_model=fill)
         growth[label] = resident("VmHWM") - before
     print(json.dumps(growth))
 """)
@@ -341,6 +418,8 @@ def test_a_large_tensor_never_exists_twice(tmp_path):
     # What the direct path adds does not grow with the tensor: mostly the 8 MB
     # read buffers of the manifest's file hashing (about 31 MB, measured).
     assert growth["direct"] < tensor_bytes / 3, growth
+    # The copy holds a few 8 MB chunks at a time.
+    assert growth["copied"] < tensor_bytes / 3, growth
     # The contrast that shows the measurement works: the NumPy path holds a
     # second copy of the kernel. Peak RSS is sampled in pages, so a copy can
     # measure a few pages short of the tensor's exact size (seen: 16 kB).
@@ -365,3 +444,22 @@ def test_help_lint_and_import_never_import_tensorflow(arguments):
         assert "Usage: python -m migrate COMMAND" in result.stdout
     if "lint" in arguments:
         assert result.stdout.startswith("lint OK")
+
+
+def test_convert_asks_for_the_kept_tensors_read_ahead_and_nothing_else(prefix, tmp_path,
+                                                                       monkeypatch):
+    advised = []
+    fadvise = os.posix_fadvise
+
+    def recording_fadvise(descriptor, offset, size, advice):
+        if advice == os.POSIX_FADV_WILLNEED:
+            advised.append((offset, size))
+        return fadvise(descriptor, offset, size, advice)
+
+    monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(tmp_path / "out"),
+                    options=migrate.ConversionOptions(keep="model_state"))
+    checkpoint = LegacyCheckpoint.open(prefix)
+    expected = sorted((checkpoint.stored_tensor(name).offset, checkpoint.stored_tensor(name).size)
+                      for name in KEPT_WITH_MODEL_STATE)
+    assert sorted(advised) == expected

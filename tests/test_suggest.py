@@ -21,14 +21,14 @@ def _keep(model):
 
 
 def _assert_draft_converts(prefix, draft, build_model, keep, verify_settings, tmp_path):
-    """Converts with the unedited draft (read back from its file) and checks parity."""
-    output = str(tmp_path / "converted")
-    options = migrate.ConversionOptions(keep=keep)
-    migrate.convert(prefix, draft, build_model, output, options=options)
-    model = build_model()
-    assert migrate.restore(model, output).unchanged == []
-    result = migrate.verify(prefix, model, **verify_settings)
-    assert result.max_rel_diff <= verify_settings["tolerance"], result.summary()
+    """Converts with the unedited draft (read back from its file), proving parity as it converts:
+    the output is restored into a fresh model and compared with the legacy graph."""
+    settings = _settings(verify_settings)
+    report = migrate.convert(prefix, draft, build_model, str(tmp_path / "converted"),
+                             options=migrate.ConversionOptions(keep=keep, verify=settings))
+    assert report.unwritten_targets == [], report.unwritten_targets  # Every weight restored.
+    assert report.verified["passed"], report.summary()
+    assert report.verified["max_rel_diff"] <= settings.tolerance, report.summary()
 
 
 @pytest.mark.parametrize("name", FAST_ENTRIES)

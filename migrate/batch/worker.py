@@ -211,9 +211,12 @@ def skipped_result(job, settings):
 class Converter:
     """Converts jobs one at a time with one table and one model, both loaded once.
 
-    The model's weights are overwritten by each conversion. Only the planned
-    weights are assigned and only those are written, so a weight the plan
-    leaves unwritten never carries a previous checkpoint's value into an output.
+    The model is the template of every output (`convert(fill_model=False)`):
+    weights whose stored bytes need no change are copied from each
+    checkpoint's data file into its output, the others are assigned into the
+    model and written from it. Only the planned weights are written, so a
+    weight the plan leaves unwritten never carries a previous checkpoint's
+    value into an output.
 
     Args:
         settings: a `BatchSettings`.
@@ -269,7 +272,8 @@ class Converter:
         checkpoint = pipeline.open_checkpoint(job.source, settings.options)
         report = pipeline.convert(
             checkpoint, self._table, self._model, job.output, options=settings.options,
-            overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources)
+            overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources,
+            fill_model=False)
         kept, dropped, left_out = role_bytes(report.roles)
         return ItemResult.for_job(
             job, Status.CONVERTED, kept_bytes=kept, dropped_bytes=dropped,

@@ -8,7 +8,7 @@ from migrate.output import direct_read
 
 
 def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None,
-            on_assigned=None):
+            on_assigned=None, copy_stored=None):
     """Reads, converts and assigns every planned tensor, one assignment at a time.
 
     Only the planned keys are read (slots, EMA shadows left out and dropped
@@ -27,6 +27,13 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
         on_assigned: called with the list of variables an assignment filled,
             right after it (a `migrate.output.checkpoint.CheckpointStream`'s
             `write`, so that each weight is written while the next is read).
+        copy_stored: when given (a `CheckpointStream`'s `copy`), a tensor
+            whose stored bytes are the weight's (`direct_read.stored_copy`:
+            a plain rule that only reshapes, stored whole in a local V2
+            checkpoint) is not assigned: `copy_stored(variable, stored,
+            inspect=)` copies it from the data file into the output,
+            and the variable keeps its value. For a model that is only a
+            template of the output's structure.
 
     Returns:
         `(written_bytes, nonfinite)` where `nonfinite` lists `(name, count)` of
@@ -47,9 +54,16 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     for assignment in _largest_first(plan.assignments, checkpoint):
         source = checkpoint.variables.get(assignment.read_keys[0])
         variable = variables_by_path[assignment.targets[0]]
-        partitions = (direct and source is not None
+        stored = (copy_stored is not None and source is not None
+                  and direct_read.stored_copy(assignment, source, variable, checkpoint))
+        partitions = (not stored and direct and source is not None
                       and direct_read.mod_partitions(assignment, source, variable, checkpoint))
-        if partitions:
+        if stored:
+            count = NonfiniteCount()
+            copy_stored(variable, stored, inspect=count)
+            _check_finite(source.name, source.shape, count.total, nonfinite, allow_nonfinite)
+            nbytes = source.nbytes
+        elif partitions:
             bad = direct_read.restore_mod_partitions(checkpoint.reader_path, source.name,
                                                      variable, partitions)
             _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
@@ -62,7 +76,7 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
             nbytes = _convert_and_assign(assignment, checkpoint, variables_by_path,
                                          nonfinite, allow_nonfinite)
         written += nbytes
-        if on_assigned is not None:
+        if on_assigned is not None and not stored:
             on_assigned([variables_by_path[target] for target in assignment.targets])
         if progress is not None:
             progress.advance(1, nbytes, assignment.targets[0])
@@ -108,6 +122,31 @@ def _convert_and_assign(assignment, checkpoint, variables_by_path, nonfinite, al
         variable.assign(value)
         nbytes += value.nbytes
     return nbytes
+
+
+class NonfiniteCount:
+    """Counts the NaN/Inf values of the chunks it is called with.
+
+    A chunk's sum is finite exactly when it holds no NaN or Inf, barring an
+    overflow, which only sends that chunk to the exact count.
+
+    >>> count = NonfiniteCount()
+    >>> count(np.array([1.0, np.nan, np.inf], np.float32)); count(np.arange(3))
+    >>> count.total
+    2
+    """
+
+    def __init__(self):
+        self.total = 0
+
+    def __call__(self, chunk):
+        if not np.issubdtype(chunk.dtype, np.floating) and not np.issubdtype(
+                chunk.dtype, np.complexfloating):
+            return
+        with np.errstate(all="ignore"):
+            finite = np.isfinite(chunk.sum(dtype=np.result_type(chunk.dtype, np.float32)))
+        if not finite:
+            self.total += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
 
 
 def _check_finite(name, shape, bad, nonfinite, allow_nonfinite):

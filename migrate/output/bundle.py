@@ -13,7 +13,10 @@ the bytes on their way to the file: the manifest then needs no second pass
 over the output. The writes and the hashing run on two threads of their own
 (file writes, BLAKE3 and CRC32C release the GIL), so on two cores reading,
 writing and hashing overlap, and BLAKE3 spreads a large tensor over every core.
-Nothing is copied: each tensor is written from the buffer that holds it.
+Nothing is copied: each tensor is written from the buffer that holds it. A
+tensor whose bytes need no change (`add_stored`) goes from the legacy
+checkpoint's data file to the output in chunks, checked against the CRC32C
+its `.index` holds, without passing through the model.
 
 Example:
 
@@ -23,14 +26,17 @@ Example:
     digests = writer.digests  # {"ckpt.index": FileDigest(...), "ckpt.data-...": ...}
 """
 
+import collections
 import concurrent.futures
 import dataclasses
+import os
 import struct
 
 import google_crc32c
 import numpy as np
 
 from migrate import files
+from migrate.errors import CheckpointError
 
 DATA_SUFFIX = ".data-00000-of-00001"
 INDEX_SUFFIX = ".index"
@@ -43,6 +49,10 @@ _UNCOMPRESSED = b"\x00"
 _CRC_MASK_DELTA = 0xa282ead8
 # The tensor bundle version TensorFlow writes (kTensorBundleVersion).
 _BUNDLE_VERSION = 1
+# A stored tensor is copied through this many buffers of this size: one is
+# read while the others are written and hashed.
+_COPY_BUFFERS = 4
+_COPY_CHUNK_BYTES = 8 << 20
 
 
 @dataclasses.dataclass(frozen=True)
@@ -92,6 +102,8 @@ class BundleWriter:
         self._file = None
         self._writes = self._hashes = None
         self._pending_writes = []
+        self._sources = {}
+        self._copy_buffers = collections.deque()
         self.digests = None
 
     def __enter__(self):
@@ -107,6 +119,8 @@ class BundleWriter:
             self._hashes.shutdown(wait=True, cancel_futures=kind is not None)
         finally:
             self._file.close()
+            for source in self._sources.values():
+                source.close()
         if kind is None:
             self._finish()
         return False
@@ -132,6 +146,83 @@ class BundleWriter:
         shape = tensor_shape_pb2.TensorShapeProto(
             dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in array.shape])
         self._queue(key, _dtype_enum(array.dtype), shape, [payload])
+
+    def add_stored(self, key, dtype, shape, stored, *, inspect=None):
+        """Copies a tensor's bytes from a legacy checkpoint's data file under `key`.
+
+        The bytes are read a chunk at a time into a few reused buffers and
+        written as they are (a reshape changes no bytes), while the next chunk
+        is read. Their CRC32C, computed on the way, must be the one the
+        source's `.index` holds, which is then the output's too: damaged
+        source bytes fail the bundle when it finishes, as TensorFlow's reader
+        would fail on them, and nothing is renamed into place.
+
+        Args:
+            key: the checkpoint key.
+            dtype: the NumPy dtype of the elements.
+            shape: the shape to record (the model weight's).
+            stored: a `migrate.source.bundle_index.StoredTensor`.
+            inspect: called on this thread with each chunk as a read-only
+                NumPy array of `dtype` (a NaN/Inf count), before it is queued.
+
+        Raises:
+            CheckpointError: the data file ends before the tensor does.
+        """
+        from tensorflow.core.framework import tensor_shape_pb2
+
+        dtype = np.dtype(dtype)
+        if key in self._entries:
+            raise ValueError(f"Expected each key once in a checkpoint. Received: key={key!r}")
+        source = self._source(stored.path)
+        running = _RunningCrc()
+        done = 0
+        while done < stored.size:
+            length = min(_COPY_CHUNK_BYTES, stored.size - done)
+            buffer = self._free_copy_buffer()
+            view = memoryview(buffer)[:length]
+            read = 0
+            while read < length:
+                count = os.preadv(source.fileno(), [view[read:]], stored.offset + done + read)
+                if not count:
+                    raise CheckpointError(
+                        f"Cannot read {stored.key!r} from checkpoint {stored.checkpoint}: "
+                        f"{stored.path} ends inside it. Expected {stored.size} bytes at offset "
+                        f"{stored.offset}. Received: size={files.size(stored.path)}")
+                read += count
+            chunk = np.frombuffer(view, np.uint8)
+            # google_crc32c takes read-only buffers only.
+            chunk.flags.writeable = False
+            if inspect is not None:
+                inspect(chunk.view(dtype))
+            write = self._writes.submit(self._file.write, chunk)
+            self._copy_buffers.append(
+                (buffer, write, self._hashes.submit(self._hash_stored_chunk, chunk, running)))
+            self._pending_writes.append(write)
+            done += length
+        checksum = self._hashes.submit(_check_stored_crc, running, stored)
+        shape = tensor_shape_pb2.TensorShapeProto(
+            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in shape])
+        self._entries[key] = (_dtype_enum(dtype), shape, self._offset, stored.size, checksum)
+        self._offset += stored.size
+
+    def _source(self, path):
+        source = self._sources.get(path)
+        if source is None:
+            source = self._sources[path] = open(path, "rb", buffering=0)
+        return source
+
+    def _free_copy_buffer(self):
+        """Returns a copy buffer no write or hash still uses: a new one, or the oldest used."""
+        if len(self._copy_buffers) < _COPY_BUFFERS:
+            return bytearray(_COPY_CHUNK_BYTES)
+        buffer, write, hashed = self._copy_buffers.popleft()
+        write.result()  # A failed write (a full disk) raises here, at once.
+        hashed.result()
+        return buffer
+
+    def _hash_stored_chunk(self, chunk, running):
+        self._data_digest.update(chunk)
+        running.value = google_crc32c.extend(running.value, chunk)
 
     def add_string(self, key, value):
         """Queues a scalar string tensor (the object graph), encoded as TensorFlow encodes it.
@@ -195,6 +286,23 @@ class BundleWriter:
             files.basename(self._prefix) + INDEX_SUFFIX: FileDigest(
                 files.OUTPUT_DIGEST, index_digest.hexdigest(), len(index)),
         }
+
+
+class _RunningCrc:
+    """The CRC32C of a stored tensor's chunks so far (updated on the hashing thread only)."""
+
+    value = 0
+
+
+def _check_stored_crc(running, stored):
+    """Returns the stored masked CRC32C once the copied bytes are shown to have it."""
+    computed = _mask(running.value)
+    if computed != stored.crc32c:
+        raise CheckpointError(
+            f"Cannot read {stored.key!r} from checkpoint {stored.checkpoint}: Checksum does not "
+            f"match: stored {stored.crc32c} vs. calculated on the read bytes {computed} (in "
+            f"{stored.path}). Expected intact tensor data. Received: name={stored.key!r}")
+    return computed
 
 
 def _dtype_enum(dtype):

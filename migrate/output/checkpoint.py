@@ -101,13 +101,30 @@ class CheckpointStream:
         buffer is written as it is, without a copy.
         """
         for variable in variables:
-            key = self._keys.pop(id(variable), None)
-            if key is None:
-                raise OutputError(
-                    f"Variable {getattr(variable, 'path', variable.name)!r} is not in the "
-                    f"checkpoint being written, or was written twice. Expected each mirrored "
-                    f"weight once. Received: name={variable.name!r}")
-            self._writer.add(key, direct_read.variable_value(variable))
+            self._writer.add(self._pop_key(variable), direct_read.variable_value(variable))
+
+    def copy(self, variable, stored, *, inspect=None):
+        """Queues `variable`'s value as the bytes a legacy checkpoint stores (see
+        `bundle.BundleWriter.add_stored`), without assigning it; returns once they are read.
+
+        Args:
+            variable: the mirrored weight the bytes are for (its shape and dtype are recorded).
+            stored: a `migrate.source.bundle_index.StoredTensor` of as many bytes.
+            inspect: called with each chunk of the values, as a NumPy array.
+        """
+        key = self._pop_key(variable)
+        self._writer.add_stored(key, direct_read.numpy_dtype(variable),
+                                [int(size) for size in variable.shape], stored,
+                                inspect=inspect)
+
+    def _pop_key(self, variable):
+        key = self._keys.pop(id(variable), None)
+        if key is None:
+            raise OutputError(
+                f"Variable {getattr(variable, 'path', variable.name)!r} is not in the "
+                f"checkpoint being written, or was written twice. Expected each mirrored "
+                f"weight once. Received: name={variable.name!r}")
+        return key
 
     def __exit__(self, kind, error, trace):
         if kind is None and self._keys:

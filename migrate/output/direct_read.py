@@ -27,11 +27,9 @@ Example:
 
 import numpy as np
 
-from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
 from migrate.mapping import transforms as transforms_lib
-from migrate.source import bundle_index
 
 # Reshape, squeeze and expand_dims keep the elements in C order, so a rule
 # made of them is one reshape to the target's shape.
@@ -66,6 +64,37 @@ def eligible(assignment, source, variable):
 
         direct_read.eligible(assignment, checkpoint.variables[key], variable)
     """
+    return (_reshapes_only(assignment, source, variable) and source.nbytes >= MIN_BYTES
+            and getattr(variable, "handle", None) is not None)
+
+
+def stored_copy(assignment, source, variable, checkpoint):
+    """Returns where the bytes `assignment` would write lie in the checkpoint, or None.
+
+    A plain rule of one source and one target whose transforms only reshape,
+    of the same dtype (not bfloat16, which NumPy cannot check for NaN), leaves
+    the stored bytes as they are: they can be copied from the legacy data file
+    into the output without passing through the model. Only tensors stored
+    whole in a local V2 checkpoint (`LegacyCheckpoint.stored_tensor`) qualify.
+
+    Returns:
+        A `migrate.source.bundle_index.StoredTensor`, or None.
+
+    Example:
+
+        stored = direct_read.stored_copy(assignment, source, variable, checkpoint)
+    """
+    if not _reshapes_only(assignment, source, variable) or source.dtype == "bfloat16":
+        return None
+    stored = checkpoint.stored_tensor(source.name)
+    if stored is None or stored.size != source.nbytes:
+        return None
+    return stored
+
+
+def _reshapes_only(assignment, source, variable):
+    """A plain rule of one numeric source and one target of its dtype, whose transforms only
+    reshape: the target's bytes are the source's."""
     # Tied weights (one source, several targets) are read once through NumPy.
     if (assignment.rule.layout is not None or len(assignment.read_keys) != 1
             or len(assignment.targets) != 1):
@@ -73,10 +102,9 @@ def eligible(assignment, source, variable):
     if any(transform.name not in ORDER_KEEPING_TRANSFORMS
            for transform in assignment.rule.transforms):
         return False
-    if source.dtype not in _NUMERIC_DTYPES or source.nbytes < MIN_BYTES:
+    if source.dtype not in _NUMERIC_DTYPES:
         return False
-    dtype = getattr(variable.dtype, "name", variable.dtype)
-    return str(dtype) == source.dtype and getattr(variable, "handle", None) is not None
+    return _dtype_name(variable) == source.dtype
 
 
 def mod_partitions(assignment, source, variable, checkpoint):
@@ -101,8 +129,7 @@ def mod_partitions(assignment, source, variable, checkpoint):
         return 0
     if source.dtype not in _NUMERIC_DTYPES or source.nbytes < MIN_BYTES or not source.shape:
         return 0
-    dtype = getattr(variable.dtype, "name", variable.dtype)
-    if str(dtype) != source.dtype or getattr(variable, "handle", None) is None:
+    if _dtype_name(variable) != source.dtype or getattr(variable, "handle", None) is None:
         return 0
     if tuple(int(size) for size in variable.shape) != tuple(source.shape):
         return 0
@@ -113,42 +140,33 @@ def mod_partitions(assignment, source, variable, checkpoint):
     sizes = transforms_lib.partition_sizes(rows, partitions)
     expected = [(int(start), int(size)) for start, size in zip(np.cumsum([0, *sizes[:-1]]), sizes)
                 if size]
-    return partitions if stored_row_slices(checkpoint.prefix, source.name) == expected else 0
+    return partitions if stored_row_slices(checkpoint, source.name) == expected else 0
 
 
-def stored_row_slices(prefix, key):
+def stored_row_slices(checkpoint, key):
     """Returns `[(first row, rows)]` of the slices a V2 checkpoint stores `key` in, in row order.
 
     Only for a tensor stored in slices of whole rows (a partitioned
     variable); None for one stored whole, or sliced along another axis, or
-    an `.index` that cannot be read here.
+    an `.index` that was not read here.
 
     Example:
 
-        stored_row_slices("train/model.ckpt-3", "lm/embedding")  # [(0, 21), (21, 20), (41, 20)]
+        stored_row_slices(checkpoint, "lm/embedding")  # [(0, 21), (21, 20), (41, 20)]
     """
-    from tensorflow.core.protobuf import tensor_bundle_pb2
-
-    try:
-        records = bundle_index.table_records(files.read_bytes(prefix + ".index"))
-    except Exception:  # OSError, tf.errors.OpError: TensorFlow's reader reports it when reading.
+    slices = checkpoint.stored_slices(key)
+    if not slices:
         return None
-    encoded = key.encode("utf-8")
-    for name, value in records or ():
-        if name != encoded:
-            continue
-        entry = tensor_bundle_pb2.BundleEntryProto.FromString(value)
-        sizes = [dimension.size for dimension in entry.shape.dim]
-        found = []
-        for piece in entry.slices:
-            first, *others = piece.extent
-            # Every later axis whole: all of it, or no `length` at all.
-            if any(other.HasField("length") and (other.start, other.length) != (0, size)
-                   for other, size in zip(others, sizes[1:])):
-                return None
-            found.append((first.start, first.length))
-        return sorted(found) or None
-    return None
+    sizes = checkpoint.variables[key].shape
+    found = []
+    for piece in slices:
+        first, *others = piece.extent
+        # Every later axis whole: all of it, or no `length` at all.
+        if any(other.HasField("length") and (other.start, other.length) != (0, size)
+               for other, size in zip(others, sizes[1:])):
+            return None
+        found.append((first.start, first.length))
+    return sorted(found)
 
 
 def restore_mod_partitions(prefix, key, variable, partitions):
@@ -300,10 +318,20 @@ def variable_value(variable):
                                                 dtype=_tensorflow_dtype(variable)))
 
 
+def numpy_dtype(variable):
+    """Returns a model variable's dtype as a NumPy dtype."""
+    return np.dtype(_dtype_name(variable))
+
+
+def _dtype_name(variable):
+    """A Keras 3 variable's dtype is a name; a tf_keras one's a `tf.DType`."""
+    return str(getattr(variable.dtype, "name", variable.dtype))
+
+
 def _tensorflow_dtype(variable):
     import tensorflow as tf
 
-    return tf.as_dtype(getattr(variable.dtype, "name", variable.dtype))
+    return tf.as_dtype(_dtype_name(variable))
 
 
 def _count_nonfinite(variable):

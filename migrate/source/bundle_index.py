@@ -39,6 +39,8 @@ _MAX_DIMENSIONS = 254
 _MAX_ELEMENTS = (1 << 63) - 1
 # DataType values below this are tensor types; 101 and up are reference types.
 _FIRST_REFERENCE_DTYPE = 100
+# DT_STRING, DT_RESOURCE, DT_VARIANT: their stored bytes are an encoding, not the values.
+_NOT_PLAIN_DTYPES = frozenset({7, 20, 21})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -50,10 +52,65 @@ class IndexSummary:
             shard, i.e. the smallest size that shard's file can have.
         problems: records that would make TensorFlow's reader abort, each as
             one sentence naming the record.
+        entries: `{key: BundleEntryProto}` of every record that parsed: where
+            each tensor's bytes lie (shard, offset, size, masked CRC32C), or,
+            for a partitioned variable, the slices it is stored in.
     """
 
     extents: dict
     problems: list
+    entries: dict
+
+
+@dataclasses.dataclass(frozen=True)
+class StoredTensor:
+    """Where one whole tensor's bytes lie in a V2 checkpoint's data files, from its `.index` entry.
+
+    Attributes:
+        key: the tensor's checkpoint key.
+        checkpoint: the checkpoint's prefix.
+        path: the data shard file.
+        offset: where the bytes start in it.
+        size: how many bytes.
+        crc32c: the masked CRC32C the `.index` holds for those bytes.
+    """
+
+    key: str
+    checkpoint: str
+    path: str
+    offset: int
+    size: int
+    crc32c: int
+
+
+class StoredTensors:
+    """Where a V2 checkpoint's tensors lie, from its `.index` entries and its data shards' paths.
+
+    Args:
+        prefix: the checkpoint's prefix.
+        entries: `IndexSummary.entries`.
+        shard_paths: `{shard id: data file path}`.
+    """
+
+    def __init__(self, prefix, entries, shard_paths):
+        self._prefix = prefix
+        self._entries = entries
+        self._shard_paths = shard_paths
+
+    def tensor(self, name):
+        """Returns the `StoredTensor` of a tensor stored whole as plain numbers, else None."""
+        entry = self._entries.get(name)
+        if entry is None or entry.slices or entry.dtype in _NOT_PLAIN_DTYPES:
+            return None
+        path = self._shard_paths.get(entry.shard_id)
+        if path is None:
+            return None
+        return StoredTensor(name, self._prefix, path, entry.offset, entry.size, entry.crc32c)
+
+    def slices(self, name):
+        """Returns the `TensorSliceProto`s a partitioned variable is stored in, else None."""
+        entry = self._entries.get(name)
+        return list(entry.slices) if entry is not None and entry.slices else None
 
 
 class _Malformed(Exception):
@@ -175,6 +232,7 @@ def read_index(index_bytes):
         return None
     extents = {}
     problems = []
+    entries = {}
     for key, value in records:
         name = key.decode("utf-8", "backslashreplace")
         record_type = (tensor_bundle_pb2.BundleHeaderProto if key == _HEADER_KEY
@@ -191,6 +249,7 @@ def read_index(index_bytes):
         if problem:
             problems.append(problem)
             continue
+        entries[name] = record
         extents[record.shard_id] = max(extents.get(record.shard_id, 0),
                                        record.offset + record.size)
-    return IndexSummary(extents=extents, problems=problems)
+    return IndexSummary(extents=extents, problems=problems, entries=entries)

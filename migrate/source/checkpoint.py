@@ -2,6 +2,7 @@
 
 import dataclasses
 import math
+import os
 
 import numpy as np
 
@@ -86,8 +87,9 @@ class LegacyCheckpoint:
 
     def __init__(self, prefix, variables, *, meta_path=None, graph=None, reader=None,
                  role_origin="name rules", reader_path=None, checkpoint_format=locate.FORMAT_V2,
-                 saved_graph_path=None, builder=None, artifact=None):
+                 saved_graph_path=None, builder=None, artifact=None, stored=None):
         self.artifact = artifact
+        self._stored = stored
         self.prefix = prefix
         self.builder = builder
         self.reader_path = reader_path or prefix
@@ -128,7 +130,7 @@ class LegacyCheckpoint:
         if kind == locate.KIND_FROZEN_GRAPH:
             return cls._open_frozen_graph(path)
         prefix = locate.resolve_prefix(path)
-        reader, reader_path, version, shapes, dtypes = _open_bundle(prefix)
+        reader, reader_path, version, shapes, dtypes, stored = _open_bundle(prefix)
         meta_path = prefix + locate.META_SUFFIX
         saved_graph_path = meta_path if files.exists(meta_path) else None
         graph = None
@@ -162,13 +164,14 @@ class LegacyCheckpoint:
         }
         return cls(prefix, variables, meta_path=meta_path, graph=graph, reader=reader,
                    role_origin=role_origin, reader_path=reader_path, checkpoint_format=version,
-                   saved_graph_path=saved_graph_path, builder=used_builder)
+                   saved_graph_path=saved_graph_path, builder=used_builder, stored=stored)
 
     @classmethod
     def _open_saved_model(cls, directory, *, tags, signature):
         """A TF1 SavedModel: its `variables/` checkpoint, roles from its MetaGraphDef."""
         artifact = saved_model_lib.open_saved_model(directory, tags=tags, signature=signature)
-        reader, reader_path, version, shapes, dtypes = _open_bundle(artifact.variables_prefix)
+        reader, reader_path, version, shapes, dtypes, stored = _open_bundle(
+            artifact.variables_prefix)
         collections = meta_graph.meta_graph_collections(artifact.meta_graph)
         role_origin = f"graph collections of the {artifact.description}"
         meta_graph.check_graph_matches(collections, shapes, role_origin)
@@ -178,7 +181,8 @@ class LegacyCheckpoint:
             for name in shapes
         }
         return cls(directory, variables, reader=reader, role_origin=role_origin,
-                   reader_path=reader_path, checkpoint_format=version, artifact=artifact)
+                   reader_path=reader_path, checkpoint_format=version, artifact=artifact,
+                   stored=stored)
 
     @classmethod
     def _open_frozen_graph(cls, path):
@@ -262,6 +266,51 @@ class LegacyCheckpoint:
                 f"Cannot read {name!r} from checkpoint {self.prefix}: {reason(error)}. "
                 f"Expected intact tensor data. Received: name={name!r}") from None
 
+    def stored_tensor(self, name):
+        """Returns where tensor `name`'s bytes lie (a `bundle_index.StoredTensor`), or None.
+
+        None unless the tensor is stored whole, as plain numbers, in a local
+        V2 checkpoint's data file: V1 files, URLs, partitioned variables
+        (stored in slices) and strings are read through TensorFlow only.
+        """
+        if self._stored is None:
+            return None
+        return self._stored.tensor(name)
+
+    def prefetch(self, names):
+        """Asks the system to read tensors `names` into the page cache in the background.
+
+        On a slow disk or a network filesystem the reading then overlaps what
+        comes before it (building the model, planning). Only tensors
+        `stored_tensor` finds are asked for; it is a hint
+        (`posix_fadvise(WILLNEED)`), so a file that cannot take it is passed over.
+        """
+        ranges = {}
+        for name in names:
+            stored = self.stored_tensor(name)
+            if stored is not None:
+                ranges.setdefault(stored.path, []).append((stored.offset, stored.size))
+        for path, extents in ranges.items():
+            try:
+                descriptor = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue  # The read itself will say what is wrong.
+            try:
+                for offset, size in sorted(extents):
+                    os.posix_fadvise(descriptor, offset, size, os.POSIX_FADV_WILLNEED)
+            except OSError:
+                pass  # A filesystem without readahead: the reads just come later.
+            finally:
+                os.close(descriptor)
+
+    def stored_slices(self, name):
+        """Returns the slices (`TensorSliceProto`s) a V2 checkpoint stores a partitioned
+        variable `name` in, from its `.index` entry; None for a tensor stored whole, or when
+        the `.index` was not read here."""
+        if self._stored is None:
+            return None
+        return self._stored.slices(name)
+
     def source_files(self):
         """Returns the checkpoint's files: `.index`, data shards, and the `.meta` if used (a
         SavedModel's or frozen GraphDef's own files)."""
@@ -284,17 +333,19 @@ def _open_bundle(prefix):
     """Opens TensorFlow's reader on a checkpoint prefix, after checking what would crash it.
 
     Returns:
-        `(reader, reader_path, format, shapes, dtypes)`: shapes and dtype
-        names by checkpoint key.
+        `(reader, reader_path, format, shapes, dtypes, stored)`: shapes and
+        dtype names by checkpoint key; `stored` a `bundle_index.StoredTensors`
+        for a local V2 checkpoint whose `.index` parsed here, else None.
     """
     import tensorflow as tf
 
     version = locate.checkpoint_format(prefix)
     shards = locate.data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
+    stored = None
     if version == locate.FORMAT_V2:
         # TensorFlow's reader aborts the process on some damage. A V1 file
         # has no separate index: its reader raises on every damage tried.
-        _check_index(prefix, shards)
+        stored = _check_index(prefix, shards)
     reader_path = locate.tensorflow_path(prefix)
     try:
         # The reader itself, not tf.train.load_checkpoint: the prefix is
@@ -312,7 +363,7 @@ def _open_bundle(prefix):
             f"Checkpoint {prefix} is a TF2 object-based checkpoint (perhaps an output of "
             f"this tool), not a TF1 name-based one. Expected a checkpoint written by a TF1 "
             f"`Saver`. Received: checkpoint={prefix!r}")
-    return reader, reader_path, version, shapes, dtypes
+    return reader, reader_path, version, shapes, dtypes, stored
 
 
 def _check_index(prefix, shards):
@@ -322,6 +373,11 @@ def _check_index(prefix, shards):
     records, and notices a short shard only when it reads a tensor past the
     cut, so a truncated copy would convert silently whenever the weights
     happen to come first. See `migrate.source.bundle_index`.
+
+    Returns:
+        A `bundle_index.StoredTensors` of the index's entries, or None when the
+        index is not a table read here (TensorFlow's reader judges it) or the
+        checkpoint is at a URL (its tensors are read through TensorFlow only).
     """
     import tensorflow as tf
 
@@ -336,7 +392,7 @@ def _check_index(prefix, shards):
     # the check off.
     summary = bundle_index.read_index(index_bytes)
     if summary is None:
-        return
+        return None
     if summary.problems:
         more = f" (and {len(summary.problems) - 1} more)" if len(summary.problems) > 1 else ""
         raise CheckpointError(
@@ -351,3 +407,7 @@ def _check_index(prefix, shards):
             raise CheckpointError(
                 f"Checkpoint data file {path} is truncated; copy the checkpoint again. Expected "
                 f"at least {needed} bytes (from {prefix}.index). Received: size={present}")
+    if files.is_url(prefix):
+        return None
+    return bundle_index.StoredTensors(
+        prefix, summary.entries, {locate.data_shard_number(path): path for path in shards})
