@@ -457,8 +457,14 @@ def test_convert_asks_for_the_kept_tensors_read_ahead_and_nothing_else(prefix, t
         return fadvise(descriptor, offset, size, advice)
 
     monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
+    threads = []
+    prefetch = LegacyCheckpoint.prefetch
+    monkeypatch.setattr(LegacyCheckpoint, "prefetch",
+                        lambda self, names: threads.append(prefetch(self, names)) or threads[-1])
     migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(tmp_path / "out"),
                     options=migrate.ConversionOptions(keep="model_state"))
+    (thread,) = threads
+    thread.join()
     checkpoint = LegacyCheckpoint.open(prefix)
     expected = sorted((checkpoint.stored_tensor(name).offset, checkpoint.stored_tensor(name).size)
                       for name in KEPT_WITH_MODEL_STATE)

@@ -3,6 +3,7 @@
 import dataclasses
 import math
 import os
+import threading
 
 import numpy as np
 
@@ -278,30 +279,26 @@ class LegacyCheckpoint:
         return self._stored.tensor(name)
 
     def prefetch(self, names):
-        """Asks the system to read tensors `names` into the page cache in the background.
+        """Asks the system to read tensors `names` into the page cache, on a thread of its own.
 
         On a slow disk or a network filesystem the reading then overlaps what
-        comes before it (building the model, planning). Only tensors
-        `stored_tensor` finds are asked for; it is a hint
-        (`posix_fadvise(WILLNEED)`), so a file that cannot take it is passed over.
+        comes next (building the model, planning). Only tensors
+        `stored_tensor` finds are asked for. It is a hint
+        (`posix_fadvise(WILLNEED)`), so a file that cannot take it is passed
+        over: the reads themselves report what is wrong.
+
+        Returns:
+            The thread, started (a daemon: nothing waits for a hint).
         """
         ranges = {}
         for name in names:
             stored = self.stored_tensor(name)
             if stored is not None:
                 ranges.setdefault(stored.path, []).append((stored.offset, stored.size))
-        for path, extents in ranges.items():
-            try:
-                descriptor = os.open(path, os.O_RDONLY)
-            except OSError:
-                continue  # The read itself will say what is wrong.
-            try:
-                for offset, size in sorted(extents):
-                    os.posix_fadvise(descriptor, offset, size, os.POSIX_FADV_WILLNEED)
-            except OSError:
-                pass  # A filesystem without readahead: the reads just come later.
-            finally:
-                os.close(descriptor)
+        thread = threading.Thread(target=_advise_will_need, args=(ranges,),
+                                  name="tf1-migrate-prefetch", daemon=True)
+        thread.start()
+        return thread
 
     def stored_slices(self, name):
         """Returns the slices (`TensorSliceProto`s) a V2 checkpoint stores a partitioned
@@ -327,6 +324,22 @@ class LegacyCheckpoint:
                 if leaf == roles_lib.EMA_SUFFIX and owner in self.variables:
                     shadows[owner] = variable.name
         return shadows
+
+
+def _advise_will_need(ranges):
+    """`posix_fadvise(WILLNEED)` on `{path: [(offset, size)]}`; a slow disk may block each call."""
+    for path, extents in ranges.items():
+        try:
+            descriptor = os.open(path, os.O_RDONLY)
+        except OSError:
+            continue
+        try:
+            for offset, size in sorted(extents):
+                os.posix_fadvise(descriptor, offset, size, os.POSIX_FADV_WILLNEED)
+        except OSError:
+            pass  # A filesystem without readahead: the reads just come later.
+        finally:
+            os.close(descriptor)
 
 
 def _open_bundle(prefix):
