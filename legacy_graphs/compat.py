@@ -8,6 +8,7 @@ imports `tf_keras.legacy_tf_layers.*`, which tf-keras 2.21 ships under
 build. `import keras` stays Keras 3 either way.
 """
 
+import contextlib
 import importlib
 import os
 import sys
@@ -44,3 +45,21 @@ def import_tf_slim():
                 "tf_keras.src.legacy_tf_layers")
     import tf_slim  # pylint: disable=g-import-not-at-top
     return tf_slim
+
+
+@contextlib.contextmanager
+def tf1_control_flow():
+    """Builds graphs as TF 1.x did: v1 control flow (Switch/Merge conds, loops of Enter/Exit
+    frames) and reference variables; what was enabled before is enabled again after."""
+    tf = import_tf_v1()
+    control_flow_v2 = tf.control_flow_v2_enabled()
+    resource_variables = tf.resource_variables_enabled()
+    tf.disable_control_flow_v2()
+    tf.disable_resource_variables()
+    try:
+        yield
+    finally:
+        if control_flow_v2:
+            tf.enable_control_flow_v2()
+        if resource_variables:
+            tf.enable_resource_variables()

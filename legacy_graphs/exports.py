@@ -96,17 +96,13 @@ def write_frozen(tf, meta_prefix, output_node, path):
 
 def write_frozen_v1_loop(tf, prefix, path):
     """gru_classifier as TF 1.x built it: a while loop of Enter/Exit frames, reference variables."""
-    tf.disable_control_flow_v2()
-    tf.disable_resource_variables()
     graph = tf.Graph()
-    with graph.as_default():
+    with compat.tf1_control_flow(), graph.as_default():
         gru_classifier.define_graph()
         with tf.Session(graph=graph) as session:
             tf.train.Saver().restore(session, prefix)
             frozen = tf.graph_util.convert_variables_to_constants(
                 session, graph.as_graph_def(), [gru_classifier.OUTPUT_TENSOR.split(":")[0]])
-    tf.enable_resource_variables()
-    tf.enable_control_flow_v2()
     tf.io.write_graph(frozen, os.path.dirname(path), os.path.basename(path), as_text=False)
 
 

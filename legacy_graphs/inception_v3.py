@@ -57,10 +57,13 @@ def write_checkpoint(output_dir, *, steps=2, seed=0):
         The checkpoint prefix.
     """
     tf = compat.import_tf_v1()
-    return training.train_and_save(
-        output_dir=output_dir,
-        build=training.image_classifier(define_graph, input_shape=INPUT_SHAPE,
-                                        num_classes=NUM_CLASSES, batch_size=BATCH_SIZE),
-        optimizer=lambda: tf.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM),
-        steps=steps,
-        seed=seed)
+    # As TF 1.x built it: its batch norm's `is_training` cond as Switch/Merge, reference
+    # variables; TensorFlow also builds and differentiates such a graph faster.
+    with compat.tf1_control_flow():
+        return training.train_and_save(
+            output_dir=output_dir,
+            build=training.image_classifier(define_graph, input_shape=INPUT_SHAPE,
+                                            num_classes=NUM_CLASSES, batch_size=BATCH_SIZE),
+            optimizer=lambda: tf.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM),
+            steps=steps,
+            seed=seed)

@@ -398,25 +398,9 @@ def test_converters_are_registered():
                                                "candidate/kernel", "candidate/bias")
 
 
-@contextlib.contextmanager
-def _tf1_control_flow():
-    """Builds graphs like TF 1.x did: v1 while loops and reference variables."""
-    control_flow_v2 = tf.control_flow_v2_enabled()
-    resource_variables = tf.resource_variables_enabled()
-    tf.disable_control_flow_v2()
-    tf.disable_resource_variables()
-    try:
-        yield
-    finally:
-        if control_flow_v2:
-            tf.enable_control_flow_v2()
-        if resource_variables:
-            tf.enable_resource_variables()
-
-
 @pytest.mark.parametrize("tf1_style", [False, True], ids=["while_v2", "tf1_while"])
 def test_lstm_graph_facts_read_the_forget_bias_from_a_meta_graph(tmp_path, tf1_style):
-    with _tf1_control_flow() if tf1_style else contextlib.nullcontext():
+    with compat.tf1_control_flow() if tf1_style else contextlib.nullcontext():
         graph = tf.Graph()
         with graph.as_default():
             inputs = tf.placeholder(tf.float32, [None, 4, 2])

@@ -5,30 +5,12 @@ model's own training script did; the `module:callable` builders of
 `--builder=tf1_builders:build_char_rnn` are these functions.
 """
 
-import contextlib
-
 import verify_graphs
+from legacy_graphs.compat import tf1_control_flow  # noqa: F401  (the tests' `with` block)
 
 UNITS, FEATURES, STEPS = 5, 3, 4
 KEEP_PROB = 0.75
 VOCAB, EMBED = 13, 4
-
-
-@contextlib.contextmanager
-def tf1_control_flow():
-    """Builds graphs as TF 1.x did: v1 while loops (Enter/Exit frames) and reference variables."""
-    tf = verify_graphs.tf_v1()
-    control_flow_v2 = tf.control_flow_v2_enabled()
-    resource_variables = tf.resource_variables_enabled()
-    tf.disable_control_flow_v2()
-    tf.disable_resource_variables()
-    try:
-        yield
-    finally:
-        if control_flow_v2:
-            tf.enable_control_flow_v2()
-        if resource_variables:
-            tf.enable_resource_variables()
 
 
 def build_char_rnn():
