@@ -142,6 +142,17 @@ def _flip_byte_of(data, array):
     data[position] ^= 0xFF
 
 
+def _legacy_with_a_damaged_kernel(tmp_path):
+    """The reshaping tensors saved without a graph, one byte of `dense/kernel` flipped."""
+    tensors = _reshaping_tensors()
+    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
+    data_path = prefix + ".data-00000-of-00001"
+    data = bytearray(open(data_path, "rb").read())
+    _flip_byte_of(data, tensors["dense/kernel"])
+    open(data_path, "wb").write(bytes(data))
+    return prefix
+
+
 @pytest.mark.parametrize("ema", [False, True])
 def test_copied_and_direct_reads_are_bit_identical_to_numpy_reads(prefix, tmp_path, monkeypatch,
                                                                   ema):
@@ -286,12 +297,7 @@ def test_copied_and_direct_reads_count_nan_and_inf_exactly_without_false_alarms(
 
 def test_a_corrupt_tensor_fails_the_direct_read_and_leaves_a_usable_variable(tmp_path,
                                                                             monkeypatch):
-    tensors = _reshaping_tensors()
-    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
-    data_path = prefix + ".data-00000-of-00001"
-    data = bytearray(open(data_path, "rb").read())
-    _flip_byte_of(data, tensors["dense/kernel"])
-    open(data_path, "wb").write(bytes(data))
+    prefix = _legacy_with_a_damaged_kernel(tmp_path)
     monkeypatch.setattr(direct_read, "MIN_BYTES", 0)
     model = _reshaping_model()
     with pytest.raises(migrate.CheckpointError) as raised:
@@ -308,12 +314,7 @@ def test_a_corrupt_tensor_fails_the_direct_read_and_leaves_a_usable_variable(tmp
 
 def test_a_corrupt_tensor_fails_the_copy_with_the_readers_message_and_writes_nothing(
         tmp_path, monkeypatch):
-    tensors = _reshaping_tensors()
-    prefix = _write_legacy(str(tmp_path / "legacy" / "model.ckpt-1"), tensors)
-    data_path = prefix + ".data-00000-of-00001"
-    data = bytearray(open(data_path, "rb").read())
-    _flip_byte_of(data, tensors["dense/kernel"])
-    open(data_path, "wb").write(bytes(data))
+    prefix = _legacy_with_a_damaged_kernel(tmp_path)
     reads = _record_reads(monkeypatch)
     with pytest.raises(migrate.CheckpointError) as raised:
         migrate.convert(prefix, migrate.MappingTable.from_text(RESHAPING_TABLE),
@@ -469,3 +470,20 @@ def test_convert_asks_for_the_kept_tensors_read_ahead_and_nothing_else(prefix, t
     expected = sorted((checkpoint.stored_tensor(name).offset, checkpoint.stored_tensor(name).size)
                       for name in KEPT_WITH_MODEL_STATE)
     assert sorted(advised) == expected
+
+
+def test_attention_heads_are_copied_as_stored_and_equal_the_converters_result(
+        legacy_checkpoint, tmp_path, monkeypatch):
+    # `bert_attention` only reshapes each part, so its weights are copied too.
+    entry = zoo.get("bert_encoder")
+    prefix = legacy_checkpoint("bert_encoder")
+    reads = _record_reads(monkeypatch)
+    for path in ("copied", "numpy"):
+        _convert_through(path, monkeypatch, prefix, entry.table_path, entry.build_model,
+                         str(tmp_path / path))
+    assert any(key.endswith("attention/self/query/kernel") for key in reads["copied"])
+    assert sorted(reads["copied"]) == sorted(reads["numpy"]) and reads["direct"] == []
+    for name in ("ckpt.index", "ckpt.data-00000-of-00001"):
+        with open(os.path.join(tmp_path, "copied", name), "rb") as copied, open(
+                os.path.join(tmp_path, "numpy", name), "rb") as converted:
+            assert copied.read() == converted.read(), name

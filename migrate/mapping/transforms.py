@@ -260,6 +260,9 @@ _DEFINITIONS = {
 }
 
 NAMES = tuple(sorted(_DEFINITIONS))
+# Reshape, squeeze and expand_dims keep the elements in C order, so steps made
+# of them are one reshape: the stored bytes are the result's bytes.
+ORDER_KEEPING = frozenset({"reshape", "squeeze", "expand_dims"})
 
 
 def _parse_argument(text):

@@ -1,4 +1,5 @@
-"""Reads, converts and assigns the planned tensors into the model's variables, one at a time."""
+"""Reads, converts and assigns the planned tensors into the model's variables, one at a time,
+or hands those whose stored bytes need no change to the output to copy."""
 
 import numpy as np
 
@@ -9,7 +10,7 @@ from migrate.output import direct_read
 
 def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progress=None,
             on_assigned=None, copy_stored=None):
-    """Reads, converts and assigns every planned tensor, one assignment at a time.
+    """Reads, converts and assigns (or has copied) every planned tensor, one assignment at a time.
 
     Only the planned keys are read (slots, EMA shadows left out and dropped
     variables never are). A plain rule whose transforms only reshape is read
@@ -27,13 +28,13 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
         on_assigned: called with the list of variables an assignment filled,
             right after it (a `migrate.output.checkpoint.CheckpointStream`'s
             `write`, so that each weight is written while the next is read).
-        copy_stored: when given (a `CheckpointStream`'s `copy`), a tensor
-            whose stored bytes are the weight's (`direct_read.stored_copy`:
-            a plain rule that only reshapes, stored whole in a local V2
-            checkpoint) is not assigned: `copy_stored(variable, stored,
-            inspect=)` copies it from the data file into the output,
-            and the variable keeps its value. For a model that is only a
-            template of the output's structure.
+        copy_stored: when given (a `CheckpointStream`'s `copy`), an
+            assignment whose stored bytes are its weights' bytes
+            (`direct_read.stored_copies`: reshapes only, tensors stored whole
+            in a local V2 checkpoint) is not assigned: `copy_stored(variable,
+            stored, inspect=)` copies each from the data file into the
+            output, and the variables keep their values. For a model that is
+            only the template of the output's structure.
 
     Returns:
         `(written_bytes, nonfinite)` where `nonfinite` lists `(name, count)` of
@@ -54,15 +55,17 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     for assignment in _largest_first(plan.assignments, checkpoint):
         source = checkpoint.variables.get(assignment.read_keys[0])
         variable = variables_by_path[assignment.targets[0]]
-        stored = (copy_stored is not None and source is not None
-                  and direct_read.stored_copy(assignment, source, variable, checkpoint))
-        partitions = (not stored and direct and source is not None
+        copies = (copy_stored is not None
+                  and direct_read.stored_copies(assignment, checkpoint, variables_by_path))
+        partitions = (not copies and direct and source is not None
                       and direct_read.mod_partitions(assignment, source, variable, checkpoint))
-        if stored:
-            count = NonfiniteCount()
-            copy_stored(variable, stored, inspect=count)
-            _check_finite(source.name, source.shape, count.total, nonfinite, allow_nonfinite)
-            nbytes = source.nbytes
+        if copies:
+            nbytes = 0
+            for copied_variable, copied, stored in copies:
+                count = NonfiniteCount()
+                copy_stored(copied_variable, stored, inspect=count)
+                _check_finite(copied.name, copied.shape, count.total, nonfinite, allow_nonfinite)
+                nbytes += copied.nbytes
         elif partitions:
             bad = direct_read.restore_mod_partitions(checkpoint.reader_path, source.name,
                                                      variable, partitions)
@@ -76,7 +79,7 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
             nbytes = _convert_and_assign(assignment, checkpoint, variables_by_path,
                                          nonfinite, allow_nonfinite)
         written += nbytes
-        if on_assigned is not None and not stored:
+        if on_assigned is not None and not copies:
             on_assigned([variables_by_path[target] for target in assignment.targets])
         if progress is not None:
             progress.advance(1, nbytes, assignment.targets[0])

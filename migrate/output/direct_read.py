@@ -25,15 +25,14 @@ Example:
         nonfinite = direct_read.restore(checkpoint.reader_path, key, variable)
 """
 
+import math
+
 import numpy as np
 
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
 from migrate.mapping import transforms as transforms_lib
 
-# Reshape, squeeze and expand_dims keep the elements in C order, so a rule
-# made of them is one reshape to the target's shape.
-ORDER_KEEPING_TRANSFORMS = frozenset({"reshape", "squeeze", "expand_dims"})
 # Below this the NumPy path costs as little; above it, the second copy of the
 # weight starts to show in the process's peak memory.
 MIN_BYTES = 1 << 20
@@ -64,47 +63,49 @@ def eligible(assignment, source, variable):
 
         direct_read.eligible(assignment, checkpoint.variables[key], variable)
     """
-    return (_reshapes_only(assignment, source, variable) and source.nbytes >= MIN_BYTES
+    return (assignment.rule.layout is None and assignment.reshaped_sources() is not None
+            and _same_numbers(source, variable) and source.nbytes >= MIN_BYTES
             and getattr(variable, "handle", None) is not None)
 
 
-def stored_copy(assignment, source, variable, checkpoint):
-    """Returns where the bytes `assignment` would write lie in the checkpoint, or None.
+def stored_copies(assignment, checkpoint, variables_by_path):
+    """Returns what to copy, as stored, for every target of `assignment`, or None.
 
-    A plain rule of one source and one target whose transforms only reshape,
-    of the same dtype (not bfloat16, which NumPy cannot check for NaN), leaves
-    the stored bytes as they are: they can be copied from the legacy data file
+    When every target is one source reshaped in C order
+    (`Assignment.reshaped_sources`: a plain rule that only reshapes, or a
+    layout such as `bert_attention` whose parts are reshapes), of the same
+    dtype (not bfloat16, which NumPy cannot check for NaN), the stored bytes
+    are the weights' bytes: they can be copied from the legacy data file
     into the output without passing through the model. Only tensors stored
     whole in a local V2 checkpoint (`LegacyCheckpoint.stored_tensor`) qualify.
 
     Returns:
-        A `migrate.source.bundle_index.StoredTensor`, or None.
+        `[(variable, SourceVariable, migrate.source.bundle_index.StoredTensor)]`
+        in target order, or None.
 
     Example:
 
-        stored = direct_read.stored_copy(assignment, source, variable, checkpoint)
+        copies = direct_read.stored_copies(assignment, checkpoint, variables_by_path)
     """
-    if not _reshapes_only(assignment, source, variable) or source.dtype == "bfloat16":
+    reshaped = assignment.reshaped_sources()
+    if reshaped is None:
         return None
-    stored = checkpoint.stored_tensor(source.name)
-    if stored is None or stored.size != source.nbytes:
-        return None
-    return stored
+    copies = []
+    for target, key in reshaped.items():
+        source, variable = checkpoint.variables.get(key), variables_by_path[target]
+        if source is None or source.dtype == "bfloat16" or not _same_numbers(source, variable):
+            return None
+        stored = checkpoint.stored_tensor(key)
+        if stored is None or stored.size != source.nbytes:
+            return None
+        copies.append((variable, source, stored))
+    return copies
 
 
-def _reshapes_only(assignment, source, variable):
-    """A plain rule of one numeric source and one target of its dtype, whose transforms only
-    reshape: the target's bytes are the source's."""
-    # Tied weights (one source, several targets) are read once through NumPy.
-    if (assignment.rule.layout is not None or len(assignment.read_keys) != 1
-            or len(assignment.targets) != 1):
-        return False
-    if any(transform.name not in ORDER_KEEPING_TRANSFORMS
-           for transform in assignment.rule.transforms):
-        return False
-    if source.dtype not in _NUMERIC_DTYPES:
-        return False
-    return _dtype_name(variable) == source.dtype
+def _same_numbers(source, variable):
+    """A numeric source of the variable's dtype and number of elements."""
+    return (source.dtype in _NUMERIC_DTYPES and _dtype_name(variable) == source.dtype
+            and math.prod(source.shape) == math.prod(int(size) for size in variable.shape))
 
 
 def mod_partitions(assignment, source, variable, checkpoint):

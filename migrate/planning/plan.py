@@ -102,6 +102,28 @@ class Assignment:
     target_shapes: tuple = ()
     target_transforms: tuple = ()
 
+    def reshaped_sources(self):
+        """Returns `{target path: read key}` when every target is one source reshaped in C order
+        (its bytes are the source's bytes, as stored), else None.
+
+        That is a plain rule of one target whose transforms only reshape
+        (`transforms.ORDER_KEEPING`), or a layout whose converter says so of
+        every target part (`LayoutConverter.reshaped_parts`).
+        """
+        if self.rule.layout is None:
+            if len(self.targets) != 1 or any(step.name not in transforms_lib.ORDER_KEEPING
+                                             for step in self.rule.transforms):
+                return None
+            return {self.targets[0]: self.read_keys[0]}
+        reshaped = layouts.get(self.rule.layout).reshaped_parts
+        keys = dict(zip(self.parts, self.read_keys))
+        found = {}
+        for target, part in zip(self.targets, self.target_parts):
+            if keys.get(reshaped.get(part)) is None:
+                return None
+            found[target] = keys[reshaped[part]]
+        return found
+
     def transforms_by_target(self):
         """For a plain rule, the transforms that make each target (in `targets` order)."""
         return self.target_transforms or (self.rule.transforms,)

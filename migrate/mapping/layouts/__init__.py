@@ -57,6 +57,10 @@ class LayoutConverter:
             such as the forget_bias constant an LSTM cell adds at run time.
             Parameters the table leaves unset are taken from it; a table value
             that contradicts the graph is an error.
+        reshaped_parts: `{target part: source part}` when every target part
+            is one source part reshaped in C order, so that its stored bytes
+            are the target's and a conversion may copy them as they are;
+            empty for converters that move elements.
     """
 
     name: str
@@ -72,6 +76,7 @@ class LayoutConverter:
     source_parts_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     target_parts_for: Callable[[Mapping[str, Any]], tuple[str, ...]] | None = None
     graph_parameters: Callable[[Any, str], Mapping[str, Any]] | None = None
+    reshaped_parts: Mapping[str, str] = dataclasses.field(default_factory=dict)
 
     def sources(self, parameters):
         """Returns the source parts this converter reads, given the rule's parameters."""

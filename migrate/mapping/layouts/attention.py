@@ -182,6 +182,7 @@ register(LayoutConverter(
     output_shapes=_output_shapes,
     convert=_convert,
     parameters={"heads": None},
+    reshaped_parts={target: source for source, target in _SOURCE_TO_TARGET.items()},
     description=("BERT attention scope (self/{query,key,value}, output/dense) -> "
                  "keras.layers.MultiHeadAttention; heads from the Keras shapes or `heads`."),
 ))
