@@ -487,3 +487,25 @@ def test_attention_heads_are_copied_as_stored_and_equal_the_converters_result(
         with open(os.path.join(tmp_path, "copied", name), "rb") as copied, open(
                 os.path.join(tmp_path, "numpy", name), "rb") as converted:
             assert copied.read() == converted.read(), name
+
+
+def test_a_checkpoint_in_two_data_shards_is_copied_from_each(tmp_path, monkeypatch):
+    # A sharded Saver (`sharded=True`) writes one data file per device, merged under one .index.
+    tensors = _reshaping_tensors()
+    names = sorted(tensors)
+    halves = [_write_legacy(str(tmp_path / "staging" / f"part{index}"),
+                            {name: tensors[name] for name in names[index::2]})
+              for index in range(2)]
+    prefix = str(tmp_path / "legacy" / "model.ckpt-1")
+    tf.raw_ops.MergeV2Checkpoints(checkpoint_prefixes=halves, destination_prefix=prefix,
+                                  delete_old_dirs=False)
+    checkpoint = LegacyCheckpoint.open(prefix)
+    assert {os.path.basename(checkpoint.stored_tensor(name).path) for name in names} == {
+        "model.ckpt-1.data-00000-of-00002", "model.ckpt-1.data-00001-of-00002"}
+    table = migrate.MappingTable.from_text(RESHAPING_TABLE)
+    reads = _record_reads(monkeypatch)
+    for path in ("copied", "numpy"):
+        _convert_through(path, monkeypatch, checkpoint, table, _reshaping_model,
+                         str(tmp_path / path))
+    assert sorted(reads["copied"]) == names
+    _assert_bit_identical(_stored(str(tmp_path / "copied")), _stored(str(tmp_path / "numpy")))
