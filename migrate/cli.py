@@ -446,8 +446,8 @@ def _verify_settings():
         legacy_dropout=_LEGACY_DROPOUT.value)
 
 
-def _open_checkpoint(options):
-    return pipeline.open_checkpoint(_CHECKPOINT.value, options)
+def _open_checkpoint(options, *, read_ahead=False):
+    return pipeline.open_checkpoint(_CHECKPOINT.value, options, read_ahead=read_ahead)
 
 
 def _emit(document, summary):
@@ -487,7 +487,8 @@ def _convert(options, dry_run):
     table, model = _table_and_model()
     with _graph_misfits_as_input_errors():
         report = pipeline.convert(
-            _open_checkpoint(options), table, model, None if dry_run else _OUTPUT.value,
+            _open_checkpoint(options, read_ahead=not dry_run), table, model,
+            None if dry_run else _OUTPUT.value,
             options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
             show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
     # On standard error too, even with --json: the output directory was changed.

@@ -23,19 +23,32 @@ from migrate.planning.target import load_model
 from migrate.source import lookups
 from migrate.source.checkpoint import LegacyCheckpoint
 from migrate.source.roles import KEEP_MODES
+from migrate.source.roles import Role
 from migrate.verification import parity
 from migrate.verification import staged
 from migrate.verify_settings import DEFAULT_BATCH_SIZE
 from migrate.verify_settings import DEFAULT_TOLERANCE
 
 
-def open_checkpoint(checkpoint, options=None):
-    """Returns a `LegacyCheckpoint` for a path (roles as `options` say), or the checkpoint itself."""
+def open_checkpoint(checkpoint, options=None, *, read_ahead=False):
+    """Returns a `LegacyCheckpoint` for a path (roles as `options` say), or the checkpoint itself.
+
+    With `read_ahead`, the tensors a conversion with `options` keeps are asked
+    for in the background as soon as the `.index` is read (see
+    `LegacyCheckpoint.open`), so a slow disk works while TensorFlow is
+    imported and the model built.
+    """
     if isinstance(checkpoint, LegacyCheckpoint):
         return checkpoint
     options = options or ConversionOptions()
+    roles = None
+    if read_ahead:
+        roles = KEEP_MODES[options.keep]
+        if options.ema:  # The shadows are read in place of the trainable weights.
+            roles = (roles - {Role.TRAINABLE}) | {Role.EMA_SHADOW}
     return LegacyCheckpoint.open(checkpoint, builder=options.builder, use_meta=options.use_meta,
-                                 tags=options.tags, signature=options.signature)
+                                 tags=options.tags, signature=options.signature,
+                                 read_ahead=roles)
 
 
 def plan(checkpoint, table, model, *, options=None):
@@ -255,7 +268,7 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
                             "Received: dry_run=True", option="dry_run")
     model_spec = model
     model_name = model_name or (model if isinstance(model, str) else None)
-    checkpoint = open_checkpoint(checkpoint, options)
+    checkpoint = open_checkpoint(checkpoint, options, read_ahead=not dry_run)
     table = load_table(table)
     recovered = []
     if not dry_run:
@@ -272,11 +285,6 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             raise OutputError(" ".join([*recovered, str(error)]),
                               option=error.option) from None
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
-        # On a slow disk the kept tensors are read while the model is built.
-        kept_roles = KEEP_MODES[options.keep]
-        shadows = checkpoint.ema_shadows() if options.ema else {}
-        checkpoint.prefetch(shadows.get(name, name) for name, variable
-                            in checkpoint.variables.items() if variable.role in kept_roles)
     model = load_model(model, checkpoint=checkpoint.prefix)
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
     conversion_plan, targets, variables_by_path, object_paths = _plan(

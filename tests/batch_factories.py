@@ -72,8 +72,8 @@ def _before_open(action):
 
     opened = pipeline.open_checkpoint
 
-    def open_checkpoint(checkpoint, options=None):
+    def open_checkpoint(checkpoint, options=None, **keywords):
         action(checkpoint)
-        return opened(checkpoint, options)
+        return opened(checkpoint, options, **keywords)
 
     pipeline.open_checkpoint = open_checkpoint

@@ -197,10 +197,10 @@ def test_interrupt_writes_the_partial_report_before_raising(tree, tmp_path, monk
 
     opened = pipeline.open_checkpoint
 
-    def interrupt_on_second(checkpoint, options=None):
+    def interrupt_on_second(checkpoint, options=None, **keywords):
         if str(checkpoint).endswith(PREFIXES[1]):
             raise KeyboardInterrupt
-        return opened(checkpoint, options)
+        return opened(checkpoint, options, **keywords)
 
     monkeypatch.setattr(pipeline, "open_checkpoint", interrupt_on_second)
     output = str(tmp_path / "converted")

@@ -357,10 +357,10 @@ def test_ctrl_c_in_batch_shows_the_partial_report_and_exits_130(cli_in_process, 
 
     opened = pipeline.open_checkpoint
 
-    def interrupt_on_second(checkpoint, options=None):
+    def interrupt_on_second(checkpoint, options=None, **keywords):
         if str(checkpoint).endswith("run1/model.ckpt-2"):
             raise KeyboardInterrupt
-        return opened(checkpoint, options)
+        return opened(checkpoint, options, **keywords)
 
     monkeypatch.setattr(pipeline, "open_checkpoint", interrupt_on_second)
     output = tmp_path / "converted"

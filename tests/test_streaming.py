@@ -447,8 +447,13 @@ def test_help_lint_and_import_never_import_tensorflow(arguments):
         assert result.stdout.startswith("lint OK")
 
 
-def test_convert_asks_for_the_kept_tensors_read_ahead_and_nothing_else(prefix, tmp_path,
-                                                                       monkeypatch):
+@pytest.mark.parametrize("ema", [False, True])
+def test_convert_asks_for_the_kept_tensors_read_ahead_before_tensorflow_reads(
+        prefix, tmp_path, monkeypatch, ema):
+    import threading
+
+    from migrate.source import checkpoint as checkpoint_lib
+
     advised = []
     fadvise = os.posix_fadvise
 
@@ -458,18 +463,33 @@ def test_convert_asks_for_the_kept_tensors_read_ahead_and_nothing_else(prefix, t
         return fadvise(descriptor, offset, size, advice)
 
     monkeypatch.setattr(os, "posix_fadvise", recording_fadvise)
-    threads = []
-    prefetch = LegacyCheckpoint.prefetch
-    monkeypatch.setattr(LegacyCheckpoint, "prefetch",
-                        lambda self, names: threads.append(prefetch(self, names)) or threads[-1])
     migrate.convert(prefix, ENTRY.table_path, ENTRY.build_model, str(tmp_path / "out"),
-                    options=migrate.ConversionOptions(keep="model_state"))
-    (thread,) = threads
-    thread.join()
+                    options=migrate.ConversionOptions(keep="model_state", ema=ema))
+    for thread in threading.enumerate():
+        if thread.name == checkpoint_lib.READ_AHEAD_THREAD:
+            thread.join()
     checkpoint = LegacyCheckpoint.open(prefix)
-    expected = sorted((checkpoint.stored_tensor(name).offset, checkpoint.stored_tensor(name).size)
-                      for name in KEPT_WITH_MODEL_STATE)
+    shadows = checkpoint.ema_shadows() if ema else {}
+    expected = sorted((checkpoint.stored_tensor(key).offset, checkpoint.stored_tensor(key).size)
+                      for key in (shadows.get(name, name) for name in KEPT_WITH_MODEL_STATE))
     assert sorted(advised) == expected
+    # Opening for anything but a conversion asks for nothing.
+    advised.clear()
+    migrate.inspect(prefix)
+    assert advised == []
+
+
+def test_stored_extents_are_read_without_tensorflow_and_agree_with_its_reader(prefix):
+    from migrate.source import bundle_index
+
+    with open(prefix + ".index", "rb") as index:
+        extents = bundle_index.stored_extents(index.read())
+    checkpoint = LegacyCheckpoint.open(prefix)
+    assert set(extents) == set(checkpoint.variables)
+    for name, (shard, offset, size) in extents.items():
+        stored = checkpoint.stored_tensor(name)
+        if stored is not None:
+            assert (shard, offset, size) == (0, stored.offset, stored.size), name
 
 
 def test_attention_heads_are_copied_as_stored_and_equal_the_converters_result(

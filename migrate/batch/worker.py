@@ -269,7 +269,7 @@ class Converter:
             return skipped
         # convert(overwrite=True) refuses to replace anything that is not a
         # converted output (no manifest.json), so a stray directory is safe.
-        checkpoint = pipeline.open_checkpoint(job.source, settings.options)
+        checkpoint = pipeline.open_checkpoint(job.source, settings.options, read_ahead=True)
         report = pipeline.convert(
             checkpoint, self._table, self._model, job.output, options=settings.options,
             overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources,

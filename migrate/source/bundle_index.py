@@ -39,6 +39,11 @@ _MAX_DIMENSIONS = 254
 _MAX_ELEMENTS = (1 << 63) - 1
 # DataType values below this are tensor types; 101 and up are reference types.
 _FIRST_REFERENCE_DTYPE = 100
+# BundleEntryProto's field numbers: shard_id, offset, size; slices.
+_ENTRY_LOCATION = (3, 4, 5)
+_ENTRY_SLICES = 7
+# Protobuf wire types of fixed size: 64 and 32 bits.
+_FIXED_BYTES = {1: 8, 5: 4}
 # DT_STRING, DT_RESOURCE, DT_VARIANT: their stored bytes are an encoding, not the values.
 _NOT_PLAIN_DTYPES = frozenset({7, 20, 21})
 
@@ -207,6 +212,55 @@ def table_records(index_bytes):
     except (_Malformed, struct.error):
         return None
     return records
+
+
+def stored_extents(index_bytes):
+    """Returns `{key: (shard id, offset, size)}` of the tensors an `.index` stores whole, or None.
+
+    Read without TensorFlow (and before it is imported), for a read-ahead
+    hint only: the records are not checked here (`read_index` does that), and
+    None means the bytes are not a table read here.
+
+    >>> stored_extents(b"not an index") is None
+    True
+    """
+    records = table_records(index_bytes)
+    if records is None:
+        return None
+    extents = {}
+    for key, value in records:
+        fields = _scalar_fields(value) if key != _HEADER_KEY else None
+        # Field 7 holds a partitioned variable's slices; fields 3-5 shard, offset, size.
+        if fields is None or _ENTRY_SLICES in fields:
+            continue
+        extents[key.decode("utf-8", "backslashreplace")] = tuple(
+            fields.get(number) or 0 for number in _ENTRY_LOCATION)
+    return extents
+
+
+def _scalar_fields(message):
+    """Returns `{field number: value}` of a protobuf message's varint fields (other fields
+    present map to None), or None when the bytes are not a message."""
+    fields = {}
+    position = 0
+    try:
+        while position < len(message):
+            tag, position = _varint(message, position)
+            number, wire_type = tag >> 3, tag & 7
+            if wire_type == 0:
+                fields[number], position = _varint(message, position)
+                continue
+            fields[number] = None
+            if wire_type == 2:
+                length, position = _varint(message, position)
+                position += length
+            elif wire_type in _FIXED_BYTES:
+                position += _FIXED_BYTES[wire_type]
+            else:
+                return None
+    except _Malformed:
+        return None
+    return fields if position == len(message) else None
 
 
 def read_index(index_bytes):

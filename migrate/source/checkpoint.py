@@ -17,6 +17,9 @@ from migrate.source import meta_graph
 from migrate.source import roles as roles_lib
 from migrate.source import saved_model as saved_model_lib
 
+# The thread that asks for the kept tensors to be read ahead (see `LegacyCheckpoint.open`).
+READ_AHEAD_THREAD = "tf1-migrate-read-ahead"
+_READ_AHEAD_STEP = 2 << 20
 # Every TF2 object-based checkpoint (`tf.train.Checkpoint`) holds this key.
 _OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
@@ -103,7 +106,8 @@ class LegacyCheckpoint:
         self._reader = reader
 
     @classmethod
-    def open(cls, path, *, builder=None, use_meta=True, tags=None, signature=None):
+    def open(cls, path, *, builder=None, use_meta=True, tags=None, signature=None,
+             read_ahead=None):
         """Opens a checkpoint prefix, the newest checkpoint of a directory, a SavedModel or a
         frozen GraphDef.
 
@@ -119,6 +123,14 @@ class LegacyCheckpoint:
                 empty set for a TF-Hub module).
             signature: a SavedModel's SignatureDef that verification uses
                 (default `serving_default`; `default` for a TF-Hub module).
+            read_ahead: roles (`Role`s) whose tensors a conversion will read:
+                for a local V2 checkpoint, as soon as its `.index` is read and
+                before TensorFlow is imported, the system is asked to read
+                those tensors in the background (`posix_fadvise(WILLNEED)`, on
+                a thread of its own), so a slow disk or a network filesystem
+                works while TensorFlow is imported and the model built. The
+                graph has not been read yet, so the roles are guessed from the
+                names (`roles.role_from_name`): a hint, never a decision.
 
         Raises:
             CheckpointError: the files are missing, unreadable, or the graph
@@ -127,11 +139,12 @@ class LegacyCheckpoint:
         """
         kind, path = locate.source_kind(path)
         if kind == locate.KIND_SAVED_MODEL:
-            return cls._open_saved_model(path, tags=tags, signature=signature)
+            return cls._open_saved_model(path, tags=tags, signature=signature,
+                                         read_ahead=read_ahead)
         if kind == locate.KIND_FROZEN_GRAPH:
             return cls._open_frozen_graph(path)
         prefix = locate.resolve_prefix(path)
-        reader, reader_path, version, shapes, dtypes, stored = _open_bundle(prefix)
+        reader, reader_path, version, shapes, dtypes, stored = _open_bundle(prefix, read_ahead)
         meta_path = prefix + locate.META_SUFFIX
         saved_graph_path = meta_path if files.exists(meta_path) else None
         graph = None
@@ -168,11 +181,11 @@ class LegacyCheckpoint:
                    saved_graph_path=saved_graph_path, builder=used_builder, stored=stored)
 
     @classmethod
-    def _open_saved_model(cls, directory, *, tags, signature):
+    def _open_saved_model(cls, directory, *, tags, signature, read_ahead=None):
         """A TF1 SavedModel: its `variables/` checkpoint, roles from its MetaGraphDef."""
         artifact = saved_model_lib.open_saved_model(directory, tags=tags, signature=signature)
         reader, reader_path, version, shapes, dtypes, stored = _open_bundle(
-            artifact.variables_prefix)
+            artifact.variables_prefix, read_ahead)
         collections = meta_graph.meta_graph_collections(artifact.meta_graph)
         role_origin = f"graph collections of the {artifact.description}"
         meta_graph.check_graph_matches(collections, shapes, role_origin)
@@ -278,28 +291,6 @@ class LegacyCheckpoint:
             return None
         return self._stored.tensor(name)
 
-    def prefetch(self, names):
-        """Asks the system to read tensors `names` into the page cache, on a thread of its own.
-
-        On a slow disk or a network filesystem the reading then overlaps what
-        comes next (building the model, planning). Only tensors
-        `stored_tensor` finds are asked for. It is a hint
-        (`posix_fadvise(WILLNEED)`), so a file that cannot take it is passed
-        over: the reads themselves report what is wrong.
-
-        Returns:
-            The thread, started (a daemon: nothing waits for a hint).
-        """
-        ranges = {}
-        for name in names:
-            stored = self.stored_tensor(name)
-            if stored is not None:
-                ranges.setdefault(stored.path, []).append((stored.offset, stored.size))
-        thread = threading.Thread(target=_advise_will_need, args=(ranges,),
-                                  name="tf1-migrate-prefetch", daemon=True)
-        thread.start()
-        return thread
-
     def stored_slices(self, name):
         """Returns the slices (`TensorSliceProto`s) a V2 checkpoint stores a partitioned
         variable `name` in, from its `.index` entry; None for a tensor stored whole, or when
@@ -326,39 +317,62 @@ class LegacyCheckpoint:
         return shadows
 
 
+def _read_ahead(index_bytes, shards, roles):
+    """Starts asking for the tensors whose names say they have one of `roles` (see `open`)."""
+    extents = bundle_index.stored_extents(index_bytes)
+    if extents is None:
+        return
+    paths = {locate.data_shard_number(path): path for path in shards}
+    ranges = {}
+    for name, (shard, offset, size) in extents.items():
+        if size and shard in paths and roles_lib.role_from_name(name) in roles:
+            ranges.setdefault(paths[shard], []).append((offset, size))
+    threading.Thread(target=_advise_will_need, args=(ranges,), name=READ_AHEAD_THREAD,
+                     daemon=True).start()
+
+
 def _advise_will_need(ranges):
     """`posix_fadvise(WILLNEED)` on `{path: [(offset, size)]}`; a slow disk may block each call."""
     for path, extents in ranges.items():
         try:
             descriptor = os.open(path, os.O_RDONLY)
         except OSError:
-            continue
+            continue  # The reads themselves will say what is wrong.
         try:
             for offset, size in sorted(extents):
-                os.posix_fadvise(descriptor, offset, size, os.POSIX_FADV_WILLNEED)
+                # Linux reads at most its readahead window per call, so one call per window.
+                for start in range(offset, offset + size, _READ_AHEAD_STEP):
+                    os.posix_fadvise(descriptor, start, min(_READ_AHEAD_STEP, offset + size - start),
+                                     os.POSIX_FADV_WILLNEED)
         except OSError:
             pass  # A filesystem without readahead: the reads just come later.
         finally:
             os.close(descriptor)
 
 
-def _open_bundle(prefix):
+def _open_bundle(prefix, read_ahead=None):
     """Opens TensorFlow's reader on a checkpoint prefix, after checking what would crash it.
+
+    With `read_ahead` (roles), a local V2 checkpoint's tensors are asked for
+    first, before TensorFlow is imported (see `LegacyCheckpoint.open`).
 
     Returns:
         `(reader, reader_path, format, shapes, dtypes, stored)`: shapes and
         dtype names by checkpoint key; `stored` a `bundle_index.StoredTensors`
         for a local V2 checkpoint whose `.index` parsed here, else None.
     """
-    import tensorflow as tf
-
     version = locate.checkpoint_format(prefix)
     shards = locate.data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
     stored = None
     if version == locate.FORMAT_V2:
+        index_bytes = _index_bytes(prefix)
+        if read_ahead and not files.is_url(prefix):
+            _read_ahead(index_bytes, shards, read_ahead)
         # TensorFlow's reader aborts the process on some damage. A V1 file
         # has no separate index: its reader raises on every damage tried.
-        stored = _check_index(prefix, shards)
+        stored = _check_index(prefix, shards, index_bytes)
+    import tensorflow as tf
+
     reader_path = locate.tensorflow_path(prefix)
     try:
         # The reader itself, not tf.train.load_checkpoint: the prefix is
@@ -379,7 +393,18 @@ def _open_bundle(prefix):
     return reader, reader_path, version, shapes, dtypes, stored
 
 
-def _check_index(prefix, shards):
+def _index_bytes(prefix):
+    """Returns the bytes of a V2 checkpoint's `.index`."""
+    index_path = prefix + ".index"
+    try:
+        return files.read_bytes(index_path)
+    except files.error_types(index_path) as error:  # A directory, no permission, ...
+        raise CheckpointError(
+            f"Cannot read checkpoint index {index_path}: {reason(error)}. Expected a "
+            f"readable file. Received: checkpoint={prefix!r}") from None
+
+
+def _check_index(prefix, shards, index_bytes):
     """Refuses an `.index` that would crash TensorFlow's reader, and data shards cut short.
 
     TensorFlow CHECK-fails (SIGABRT, no exception) on some damaged index
@@ -392,17 +417,7 @@ def _check_index(prefix, shards):
         index is not a table read here (TensorFlow's reader judges it) or the
         checkpoint is at a URL (its tensors are read through TensorFlow only).
     """
-    import tensorflow as tf
-
     index_path = prefix + ".index"
-    try:
-        index_bytes = files.read_bytes(index_path)
-    except (OSError, tf.errors.OpError) as error:  # A directory, no permission, ...
-        raise CheckpointError(
-            f"Cannot read checkpoint index {index_path}: {reason(error)}. Expected a "
-            f"readable file. Received: checkpoint={prefix!r}") from None
-    # Parsed outside the `try`: a bug in the parser must surface, never switch
-    # the check off.
     summary = bundle_index.read_index(index_bytes)
     if summary is None:
         return None
