@@ -233,9 +233,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             model the caller built and passed in, and not one built here
             from a factory or `module:callable`; exports always fill it.
             Unfilled, the model is only the template of the output's
-            structure, and a weight whose stored bytes need no change (a
-            plain rule that at most reshapes) is copied from the legacy data
-            file straight into the output.
+            structure, and a weight whose stored bytes need no change
+            (`Assignment.reshaped_sources`: reshapes only) is copied from the
+            legacy data file straight into the output.
 
     With `options.verify` (a `VerifySettings`), the output is restored from
     the temporary directory into a fresh model (built again from a factory or

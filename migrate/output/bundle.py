@@ -143,9 +143,7 @@ class BundleWriter:
         # google_crc32c takes read-only buffers only; a view is made read-only
         # without touching the array it shows.
         payload.flags.writeable = False
-        shape = tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in array.shape])
-        self._queue(key, _dtype_enum(array.dtype), shape, [payload])
+        self._queue(key, _dtype_enum(array.dtype), _shape_proto(array.shape), [payload])
 
     def add_stored(self, key, dtype, shape, stored, *, inspect=None):
         """Copies a tensor's bytes from a legacy checkpoint's data file under `key`.
@@ -168,8 +166,6 @@ class BundleWriter:
         Raises:
             CheckpointError: the data file ends before the tensor does.
         """
-        from tensorflow.core.framework import tensor_shape_pb2
-
         dtype = np.dtype(dtype)
         if key in self._entries:
             raise ValueError(f"Expected each key once in a checkpoint. Received: key={key!r}")
@@ -200,9 +196,8 @@ class BundleWriter:
             self._pending_writes.append(write)
             done += length
         checksum = self._hashes.submit(_check_stored_crc, running, stored)
-        shape = tensor_shape_pb2.TensorShapeProto(
-            dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in shape])
-        self._entries[key] = (_dtype_enum(dtype), shape, self._offset, stored.size, checksum)
+        self._entries[key] = (_dtype_enum(dtype), _shape_proto(shape), self._offset, stored.size,
+                              checksum)
         self._offset += stored.size
 
     def _source(self, path):
@@ -303,6 +298,13 @@ def _check_stored_crc(running, stored):
             f"match: stored {stored.crc32c} vs. calculated on the read bytes {computed} (in "
             f"{stored.path}). Expected intact tensor data. Received: name={stored.key!r}")
     return computed
+
+
+def _shape_proto(shape):
+    from tensorflow.core.framework import tensor_shape_pb2
+
+    return tensor_shape_pb2.TensorShapeProto(
+        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in shape])
 
 
 def _dtype_enum(dtype):

@@ -128,9 +128,8 @@ def mod_partitions(assignment, source, variable, checkpoint):
             or len(assignment.targets) != 1 or len(transforms) != 1
             or transforms[0].name != "unpartition_mod"):
         return 0
-    if source.dtype not in _NUMERIC_DTYPES or source.nbytes < MIN_BYTES or not source.shape:
-        return 0
-    if _dtype_name(variable) != source.dtype or getattr(variable, "handle", None) is None:
+    if (not source.shape or not _same_numbers(source, variable) or source.nbytes < MIN_BYTES
+            or getattr(variable, "handle", None) is None):
         return 0
     if tuple(int(size) for size in variable.shape) != tuple(source.shape):
         return 0

@@ -317,16 +317,15 @@ class LegacyCheckpoint:
         return shadows
 
 
-def _read_ahead(index_bytes, shards, roles):
+def _read_ahead(index_bytes, shard_paths, roles):
     """Starts asking for the tensors whose names say they have one of `roles` (see `open`)."""
     extents = bundle_index.stored_extents(index_bytes)
     if extents is None:
         return
-    paths = {locate.data_shard_number(path): path for path in shards}
     ranges = {}
     for name, (shard, offset, size) in extents.items():
-        if size and shard in paths and roles_lib.role_from_name(name) in roles:
-            ranges.setdefault(paths[shard], []).append((offset, size))
+        if size and shard in shard_paths and roles_lib.role_from_name(name) in roles:
+            ranges.setdefault(shard_paths[shard], []).append((offset, size))
     threading.Thread(target=_advise_will_need, args=(ranges,), name=READ_AHEAD_THREAD,
                      daemon=True).start()
 
@@ -366,11 +365,12 @@ def _open_bundle(prefix, read_ahead=None):
     stored = None
     if version == locate.FORMAT_V2:
         index_bytes = _index_bytes(prefix)
+        shard_paths = {locate.data_shard_number(path): path for path in shards}
         if read_ahead and not files.is_url(prefix):
-            _read_ahead(index_bytes, shards, read_ahead)
+            _read_ahead(index_bytes, shard_paths, read_ahead)
         # TensorFlow's reader aborts the process on some damage. A V1 file
         # has no separate index: its reader raises on every damage tried.
-        stored = _check_index(prefix, shards, index_bytes)
+        stored = _check_index(prefix, shard_paths, index_bytes)
     import tensorflow as tf
 
     reader_path = locate.tensorflow_path(prefix)
@@ -404,7 +404,7 @@ def _index_bytes(prefix):
             f"readable file. Received: checkpoint={prefix!r}") from None
 
 
-def _check_index(prefix, shards, index_bytes):
+def _check_index(prefix, shard_paths, index_bytes):
     """Refuses an `.index` that would crash TensorFlow's reader, and data shards cut short.
 
     TensorFlow CHECK-fails (SIGABRT, no exception) on some damaged index
@@ -427,8 +427,7 @@ def _check_index(prefix, shards, index_bytes):
             f"Checkpoint index {index_path} is damaged: {summary.problems[0]}{more}; "
             f"TensorFlow's reader would abort the process on it. Expected an index whose "
             f"records all parse. Received: checkpoint={prefix!r}")
-    for path in shards:
-        index = locate.data_shard_number(path)
+    for index, path in shard_paths.items():
         needed = summary.extents.get(index, 0)
         present = files.size(path)
         if present < needed:
@@ -437,5 +436,4 @@ def _check_index(prefix, shards, index_bytes):
                 f"at least {needed} bytes (from {prefix}.index). Received: size={present}")
     if files.is_url(prefix):
         return None
-    return bundle_index.StoredTensors(
-        prefix, summary.entries, {locate.data_shard_number(path): path for path in shards})
+    return bundle_index.StoredTensors(prefix, summary.entries, shard_paths)
