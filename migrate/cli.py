@@ -336,9 +336,16 @@ class Command:
         return bool(needs() if callable(needs) else needs)
 
 
-def _import_tensorflow_quietly():
-    """Imports TensorFlow with its start-up chatter hidden, unless --verbose."""
+@contextlib.contextmanager
+def _tensorflow_imported_quietly():
+    """Runs the body, then imports TensorFlow; its start-up chatter hidden unless --verbose.
+
+    Standard error is hidden for the body too, so the body must print nothing:
+    opening a checkpoint there starts its read-ahead (and its TensorFlow-free
+    `.index` checks) before the 3 s import instead of after it.
+    """
     if _VERBOSE.value or "tensorflow" in sys.modules:
+        yield
         import tensorflow  # noqa: F401
         return
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
@@ -351,14 +358,22 @@ def _import_tensorflow_quietly():
     try:
         with open(os.devnull, "w") as devnull:
             os.dup2(devnull.fileno(), 2)
+            yield
             import tensorflow as tf
             tf.config.list_physical_devices()
     finally:
+        sys.stderr.flush()
         os.dup2(saved, 2)
         os.close(saved)
     tf.get_logger().setLevel("ERROR")
     from absl import logging
     logging.set_verbosity(logging.WARNING)
+
+
+def _import_tensorflow_quietly():
+    """Imports TensorFlow with its start-up chatter hidden, unless --verbose."""
+    with _tensorflow_imported_quietly():
+        pass
 
 
 def _zoo_entry():
@@ -486,8 +501,12 @@ def _graph_misfits_as_input_errors():
 def _convert(options, dry_run):
     table, model = _table_and_model()
     with _graph_misfits_as_input_errors():
+        # Opened before TensorFlow is imported (a --builder's graph, the
+        # user's code, was built after the import, in `_run`).
+        with _tensorflow_imported_quietly():
+            checkpoint = _open_checkpoint(options, read_ahead=not dry_run)
         report = pipeline.convert(
-            _open_checkpoint(options, read_ahead=not dry_run), table, model,
+            checkpoint, table, model,
             None if dry_run else _OUTPUT.value,
             options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
             show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
@@ -506,6 +525,10 @@ def command_plan(options):
 
 def command_convert(options):
     return _convert(options, dry_run=_DRY_RUN.value)
+
+
+def _converts_with_builder():
+    return _BUILDER.value is not None
 
 
 def _check_batch():
@@ -692,7 +715,8 @@ COMMANDS = {command.name: command for command in (
             command_plan, (_needs("checkpoint"), Requirement((("model",), ("zoo",))))),
     Command(CONVERT, "write a TF2 checkpoint holding only the mapped weights (+ manifest.json)",
             command_convert, (_needs("checkpoint"), Requirement((("output",),), unless="dry_run"),
-                              _TABLE_AND_MODEL), check=_check_parity_flags),
+                              _TABLE_AND_MODEL), check=_check_parity_flags,
+            needs_tensorflow=_converts_with_builder),
     Command(BATCH, "convert every checkpoint under a directory (resumable, crash-isolated "
             "workers)", command_batch, (_needs("input_dir"), _needs("output_dir"),
                                         _TABLE_AND_MODEL), check=_check_batch,
