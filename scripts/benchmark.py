@@ -38,7 +38,11 @@ source file is dropped from the page cache (`posix_fadvise(POSIX_FADV_DONTNEED)`
 after an `fdatasync`; no root needed), so its bytes come from the disk, as on
 a real disk or a network filesystem where reading only the kept bytes is the
 saving. The plain copy of the kept bytes is timed both ways too.
-The tables report medians and the targets as ratios of this run's medians.
+The project's modules are compiled to bytecode first, as installing a package
+compiles them. The tables report medians; a single checkpoint's targets are
+medians of the ratios within each rotated round (runs of one round are back
+to back, so their ratio holds while the machine's speed drifts), the batch
+targets ratios of this run's medians.
 """
 
 import compileall

@@ -115,6 +115,23 @@ def test_a_v1_checkpoint_without_meta_verifies_with_a_module_callable_builder(
         migrate.verify(prefix, model, output_tensor="outputs:0")
 
 
+def test_the_builder_runs_once_for_the_roles_and_verification(char_rnn_v1_without_meta,
+                                                              tmp_path):
+    prefix = char_rnn_v1_without_meta
+    table = verify_graphs.write_table(tmp_path / "table.toml", tf1_builders.CHAR_RNN_TABLE)
+    tf1_builders.BUILDS.clear()
+    checkpoint = migrate.LegacyCheckpoint.open(prefix,
+                                               builder="tf1_builders:build_char_rnn_counted")
+    operations = [operation.name for operation in checkpoint.graph.get_operations()]
+    model = verify_graphs.convert_and_restore(checkpoint, table, tf1_builders.char_rnn_model,
+                                              tmp_path / "converted")
+    report = migrate.verify(checkpoint, model, output_tensor="outputs:0")
+    assert report.passed and report.dropout_off == ["char/while/dropout"], report.summary()
+    assert tf1_builders.BUILDS == {"char_rnn": 1}
+    # Verification ran a copy: the graph that gave the roles is as the builder left it.
+    assert [operation.name for operation in checkpoint.graph.get_operations()] == operations
+
+
 def test_a_builder_that_is_not_module_callable_or_fails_is_one_line():
     with pytest.raises(ArgumentError, match="Expected a graph builder as module:callable"):
         migrate.ConversionOptions(builder="tf1_builders:")

@@ -5,6 +5,8 @@ model's own training script did; the `module:callable` builders of
 `--builder=tf1_builders:build_char_rnn` are these functions.
 """
 
+import collections
+
 import verify_graphs
 from legacy_graphs.compat import tf1_control_flow  # noqa: F401  (the tests' `with` block)
 
@@ -21,6 +23,16 @@ def build_char_rnn():
                                          output_keep_prob=KEEP_PROB)
     outputs, _ = tf.nn.dynamic_rnn(cell, data, dtype=tf.float32, scope="char")
     tf.identity(outputs, name="outputs")
+
+
+# How many times each counted builder ran, by name.
+BUILDS = collections.Counter()
+
+
+def build_char_rnn_counted():
+    """`build_char_rnn`, counted in `BUILDS`."""
+    BUILDS["char_rnn"] += 1
+    build_char_rnn()
 
 
 def build_char_rnn_keep_prob_placeholder():

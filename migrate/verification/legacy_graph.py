@@ -27,7 +27,6 @@ from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import reason
 from migrate.source import locate
-from migrate.source import meta_graph
 from migrate.verify_settings import LEGACY_DROPOUT_OFF
 # Stateful random ops: each run draws new values.
 RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformInt", "RandomStandardNormal",
@@ -46,8 +45,8 @@ class LegacyGraph:
 
     Attributes:
         graph: the `tf.Graph`.
-        saver: a `Saver` over its variables (the `.meta`'s own, or one over
-            the builder graph's global variables).
+        saver: a `Saver` over its variables (the `.meta`'s own, or the one
+            `import_meta_graph` makes over a builder graph's variables).
         restore_path: what the saver restores from (the checkpoint, or a
             SavedModel's `variables/`), or None when there is no saver (a
             frozen graph holds its weights as constants).
@@ -70,11 +69,12 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
     A TF1 SavedModel's graph is its chosen MetaGraphDef, restored from its
     `variables/`; a frozen GraphDef runs as it is, with nothing to restore
     (their dropout is not rewritten: a graph that is not deterministic is
-    refused with its random ops named). For a checkpoint, the builder whose
-    graph gave its roles, when there is one (`LegacyCheckpoint.builder`),
-    builds the graph again, with a `Saver` over its global variables (which
-    restores V1 and V2 checkpoints alike); otherwise the `.meta` beside the
-    checkpoint is imported.
+    refused with its random ops named). For a checkpoint, the graph its
+    builder made when it was opened (`LegacyCheckpoint.builder`), when there
+    is one, is imported as a copy (the builder is not run again, and the
+    checkpoint's own graph stays as built), with a `Saver` over its variables
+    (which restores V1 and V2 checkpoints alike); otherwise the `.meta`
+    beside the checkpoint is imported.
 
     Args:
         checkpoint: the opened `LegacyCheckpoint`.
@@ -102,7 +102,8 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
                            origin=artifact.description, dropout_off=[])
     if checkpoint.builder is not None:
         origin = f"builder {checkpoint.builder!r}"
-        meta_graph_def = _builder_meta_graph(checkpoint.builder)
+        with checkpoint.graph.as_default():
+            meta_graph_def = tf.compat.v1.train.export_meta_graph(clear_devices=True)
     elif checkpoint.saved_graph_path is not None:
         origin = checkpoint.saved_graph_path
         meta_graph_def = _read_meta(origin)
@@ -137,18 +138,6 @@ def _read_meta(meta_path):
         raise CheckpointError(f"Cannot import {meta_path}: {reason(error)}. Expected a "
                               f"readable MetaGraphDef.") from None
     return meta_graph_def
-
-
-def _builder_meta_graph(builder):
-    """Returns the MetaGraphDef of a builder's graph with a Saver over its global variables."""
-    import tensorflow as tf
-
-    graph = meta_graph.builder_graph(builder)
-    with graph.as_default():
-        saver = tf.compat.v1.train.Saver(
-            tf.compat.v1.global_variables(), allow_empty=False)
-        return tf.compat.v1.train.export_meta_graph(
-            graph=graph, saver_def=saver.as_saver_def(), clear_devices=True)
 
 
 def neutralize_dropout(graph_def):
