@@ -13,6 +13,9 @@ artifact the way TF 1.x code wrote it, under DIR:
                              reference variables read through NAME/read), restored and frozen
     frozen_slim.pb           a tf-slim net (conv1/weights, ...), frozen at its initial values
     frozen_slim.pbtxt        the same as text
+    frozen_slim_dropout.pb   the same net with slim.dropout(keep_prob=0.5, is_training=True)
+                             before fc, frozen from the training graph: dropout baked in
+    simple_save_dropout      that training graph in a simple_save SavedModel
     optimized_convnet.pb     small_convnet's inference graph frozen, then optimize_for_inference
     tf2_saved_model          tf.saved_model.save of a tf.Module (a TF2 SavedModel)
 
@@ -106,7 +109,7 @@ def write_frozen_v1_loop(tf, prefix, path):
     tf.io.write_graph(frozen, os.path.dirname(path), os.path.basename(path), as_text=False)
 
 
-def write_frozen_slim(tf, output_dir):
+def write_frozen_slim(tf, output_dir, *, dropout=False):
     import tf_slim as slim
 
     # TF 1.x variables were reference variables, read through `NAME/read`.
@@ -119,7 +122,9 @@ def write_frozen_slim(tf, output_dir):
             net = slim.conv2d(inputs, 3, [3, 3], scope="conv1")
             net = slim.conv2d(net, 4, [1, 1], scope="conv2")
         net = slim.flatten(net)
-        slim.fully_connected(net, 5, activation_fn=None, scope="fc")
+        if dropout:  # The training graph, shipped as it was.
+            net = slim.dropout(net, 0.5, is_training=True, scope="dropout")
+        logits = slim.fully_connected(net, 5, activation_fn=None, scope="fc")
         with tf.Session(graph=graph) as session:
             session.run(tf.global_variables_initializer())
             # Biases start at zero: give them values a conversion must carry.
@@ -128,7 +133,13 @@ def write_frozen_slim(tf, output_dir):
                     session.run(variable.assign(tf.random.normal(variable.shape, seed=7)))
             frozen = tf.graph_util.convert_variables_to_constants(
                 session, graph.as_graph_def(), [SLIM_OUTPUT])
+            if dropout:
+                tf.saved_model.simple_save(session, os.path.join(output_dir, "simple_save_dropout"),
+                                           inputs={"inputs": inputs}, outputs={"logits": logits})
     tf.enable_resource_variables()
+    if dropout:
+        tf.io.write_graph(frozen, output_dir, "frozen_slim_dropout.pb", as_text=False)
+        return
     tf.io.write_graph(frozen, output_dir, "frozen_slim.pb", as_text=False)
     tf.io.write_graph(frozen, output_dir, "frozen_slim.pbtxt", as_text=True)
 
@@ -179,6 +190,7 @@ def main(argv):
                  os.path.join(output_dir, "frozen_gru.pb"))
     write_frozen_v1_loop(tf, _GRU.value, os.path.join(output_dir, "frozen_gru_v1_loop.pb"))
     write_frozen_slim(tf, output_dir)
+    write_frozen_slim(tf, output_dir, dropout=True)
     write_optimized(tf, _SMALL_CONVNET.value, output_dir)
     write_tf2_saved_model(output_dir)
     print(output_dir)

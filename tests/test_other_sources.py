@@ -205,6 +205,29 @@ def test_frozen_slim_net_drafts_and_proves(other_sources, name):
     assert {match["source"] for match in report.matches} >= {"conv1/weights", "fc/biases"}
 
 
+@pytest.mark.parametrize("name, output_tensor", [
+    ("frozen_slim_dropout.pb", "fc/BiasAdd:0"),
+    ("simple_save_dropout", None),  # its signature names the output
+])
+def test_dropout_baked_into_an_export_is_switched_off_to_prove_it(other_sources, name,
+                                                                  output_tensor):
+    import migrate
+    from migrate.verification import legacy_graph
+
+    report = migrate.suggest(_path(other_sources, name), slim_net,
+                             verify=migrate.VerifySettings(output_tensor=output_tensor))
+    assert report.ok, report.unresolved
+    assert report.parity.max_rel_diff <= TOLERANCE
+    assert report.parity.dropout_off == ["dropout/dropout_1"], report.parity.summary()
+    # The artifact's own GraphDef (a frozen graph's holds the weights) is rewritten for the
+    # import only, and left as saved.
+    checkpoint = migrate.LegacyCheckpoint.open(_path(other_sources, name))
+    saved = checkpoint.artifact.graph_def.SerializeToString(deterministic=True)
+    assert legacy_graph.load(checkpoint).dropout_off == ["dropout/dropout_1"]
+    assert checkpoint.artifact.graph_def.SerializeToString(deterministic=True) == saved
+    assert legacy_graph.load(checkpoint, legacy_dropout="as_saved").dropout_off == []
+
+
 def test_folded_graph_needs_the_folded_model(other_sources, tmp_path):
     import migrate
 

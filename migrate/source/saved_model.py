@@ -66,6 +66,11 @@ class SavedModelSource:
         tags = f"tags {','.join(self.tags)}" if self.tags else "the empty tag set"
         return f"{self.kind} {self.directory} ({tags})"
 
+    @property
+    def graph_def(self):
+        """The chosen MetaGraphDef's GraphDef, which `import_graph` imports (as a frozen graph's)."""
+        return self.meta_graph.graph_def
+
     def files(self):
         return locate.saved_model_files(self.directory)
 

@@ -18,6 +18,7 @@ The op patterns rewritten, inside functions (while_v2 bodies) too:
   the `rate` constant becomes 0 and a constant `scale` (`1 / (1 - rate)`) 1.
 """
 
+import contextlib
 import dataclasses
 
 import numpy as np
@@ -67,9 +68,8 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
     """Imports the legacy graph of an opened checkpoint, ready to be restored and run.
 
     A TF1 SavedModel's graph is its chosen MetaGraphDef, restored from its
-    `variables/`; a frozen GraphDef runs as it is, with nothing to restore
-    (their dropout is not rewritten: a graph that is not deterministic is
-    refused with its random ops named). For a checkpoint, the graph its
+    `variables/`; a frozen GraphDef holds its weights, with nothing to
+    restore. For a checkpoint, the graph its
     builder made when it was opened (`LegacyCheckpoint.builder`), when there
     is one, is imported as a copy (the builder is not run again, and the
     checkpoint's own graph stays as built), with a `Saver` over its variables
@@ -96,10 +96,13 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
 
     artifact = checkpoint.artifact
     if artifact is not None:
-        graph, saver = artifact.import_graph()
+        # The artifact's own GraphDef, rewritten for the import only: a frozen
+        # graph's holds the weights, which a copy would hold twice.
+        with _dropout_rewritten(artifact.graph_def, legacy_dropout) as dropout_off:
+            graph, saver = artifact.import_graph()
         return LegacyGraph(graph=graph, saver=saver,
                            restore_path=getattr(artifact, "variables_prefix", None),
-                           origin=artifact.description, dropout_off=[])
+                           origin=artifact.description, dropout_off=dropout_off)
     if checkpoint.builder is not None:
         origin = f"builder {checkpoint.builder!r}"
         with checkpoint.graph.as_default():
@@ -140,8 +143,27 @@ def _read_meta(meta_path):
     return meta_graph_def
 
 
-def neutralize_dropout(graph_def):
+@contextlib.contextmanager
+def _dropout_rewritten(graph_def, legacy_dropout):
+    """Yields `neutralize_dropout`'s scopes (with `LEGACY_DROPOUT_OFF`), then undoes the rewrite."""
+    if legacy_dropout != LEGACY_DROPOUT_OFF:
+        yield []
+        return
+    originals = []
+    try:
+        yield neutralize_dropout(graph_def, originals=originals)
+    finally:
+        for node, original in originals:
+            node.CopyFrom(original)
+
+
+def neutralize_dropout(graph_def, *, originals=None):
     """Sets dropout's constant keep probability to 1 in a GraphDef and its functions, in place.
+
+    Args:
+        graph_def: the GraphDef, changed in place.
+        originals: a list to which `(node, copy of the node before the
+            change)` is appended for every constant changed, to undo it.
 
     Returns:
         The dropout scopes rewritten, in graph order; in a function (a
@@ -151,11 +173,12 @@ def neutralize_dropout(graph_def):
 
         scopes = neutralize_dropout(meta_graph_def.graph_def)
     """
+    originals = [] if originals is None else originals
     callers = _function_callers(graph_def)
-    found = _neutralize_nodes(graph_def.node, "")
+    found = _neutralize_nodes(graph_def.node, "", originals)
     for function in graph_def.library.function:
         where = callers.get(function.signature.name, function.signature.name)
-        found += _neutralize_nodes(function.node_def, where + "/")
+        found += _neutralize_nodes(function.node_def, where + "/", originals)
     return found
 
 
@@ -204,7 +227,7 @@ def _set_const(node, value):
     node.attr["value"].tensor.CopyFrom(tf.make_tensor_proto(np.full(old.shape, value, old.dtype)))
 
 
-def _neutralize_nodes(nodes, where):
+def _neutralize_nodes(nodes, where, originals):
     """Rewrites the dropout patterns among one graph's (or function's) nodes; returns their scopes."""
     by_name = {node.name: node for node in nodes}
     scopes = []
@@ -239,6 +262,9 @@ def _neutralize_nodes(nodes, where):
                                          if value < 1 else None)
         changes = [(node, value) for node, value in changes if _scalar_const(node) != value]
         for node, value in changes:
+            original = type(node)()
+            original.CopyFrom(node)
+            originals.append((node, original))
             _set_const(node, value)
         if changes:
             rewritten.append(where + scope)
