@@ -345,3 +345,77 @@ def test_an_inner_cell_of_a_multi_rnn_cell_is_not_compared_never_agreeing(tmp_pa
     assert last["compared"] and last["max_rel_diff"] < 1e-5
     assert "lstm0  " in report.summary() and "not compared" in report.summary()
     assert "no compared layer diverges beyond the tolerance (1 not compared)" in report.summary()
+
+
+def _bidirectional(with_lengths):
+    def build():
+        tf = verify_graphs.tf_v1()
+        inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+        # With lengths, the backward sequence is put back in time order by
+        # ReverseSequence; without, by ReverseV2.
+        lengths = tf.fill([tf.shape(inputs)[0]], STEPS) if with_lengths else None
+        (forward, backward), _ = tf.nn.bidirectional_dynamic_rnn(
+            tf.nn.rnn_cell.LSTMCell(UNITS), tf.nn.rnn_cell.LSTMCell(UNITS), inputs,
+            sequence_length=lengths, dtype=tf.float32, scope="birnn")
+        net = tf.concat([forward, backward], axis=-1)
+        tf.identity(tf.layers.dense(net, 2, name="dense"), name="output")
+    return build
+
+
+def _bidirectional_model():
+    inputs = keras.Input((STEPS, FEATURES), name="inputs")
+    # Named: the wrapper names its copies forward_<name> and backward_<name>.
+    net = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_sequences=True,
+                                                       name="lstm"), name="birnn")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(2, name="dense")(net))
+
+
+_BIDIRECTIONAL = """
+[[rule]]
+match = 'birnn/fw/lstm_cell'
+layout = 'lstm'
+target = 'birnn/{forward}_lstm/lstm_cell'
+forget_bias = 1.0
+
+[[rule]]
+match = 'birnn/bw/lstm_cell'
+layout = 'lstm'
+target = 'birnn/{backward}_lstm/lstm_cell'
+forget_bias = 1.0
+
+[[rule]]
+match = 'dense/(kernel|bias)'
+target = 'dense/\\1'
+"""
+
+
+@pytest.mark.parametrize("tf1_style, with_lengths", [(False, False), (True, True)],
+                         ids=["while_v2-reverse", "tf1_while-reverse_sequence"])
+def test_a_bidirectional_layer_is_compared_with_its_two_directions_merged(tmp_path, tf1_style,
+                                                                        with_lengths):
+    import contextlib
+
+    import migrate
+    import tf1_builders
+
+    with tf1_builders.tf1_control_flow() if tf1_style else contextlib.nullcontext():
+        prefix = verify_graphs.save_graph(tmp_path, _bidirectional(with_lengths))
+    right = verify_graphs.write_table(tmp_path / "right.toml", _BIDIRECTIONAL.format(
+        forward="forward", backward="backward"))
+    model = verify_graphs.convert_and_restore(prefix, right, _bidirectional_model,
+                                              tmp_path / "right")
+    report = migrate.verify(prefix, model, output_tensor="output:0", layers=True, table=right)
+    assert report.passed and report.first_divergent_layer is None, report.summary()
+    birnn = report.layers[0]
+    # Keras concatenates the forward sequence and the backward one, back in time order.
+    assert birnn["layer"] == "birnn" and birnn["max_rel_diff"] < 1e-5, report.summary()
+    assert birnn["legacy_tensor"].startswith("concat(birnn/fw/"), report.summary()
+    assert "not compared" not in report.summary()
+
+    # The two directions' weights swapped: the shapes fit, the sequences do not.
+    swapped = verify_graphs.write_table(tmp_path / "swapped.toml", _BIDIRECTIONAL.format(
+        forward="backward", backward="forward"))
+    model = verify_graphs.convert_and_restore(prefix, swapped, _bidirectional_model,
+                                              tmp_path / "swapped")
+    report = migrate.verify(prefix, model, output_tensor="output:0", table=swapped)
+    assert not report.passed and report.first_divergent_layer == "birnn", report.summary()

@@ -4,7 +4,9 @@ A Keras layer corresponds to the TF1 variables its weights were converted
 from (the table's rules say which). Where those variables produce a tensor
 of their own, that is its twin: an embedding's lookup (the Gather reading the
 variable), a recurrent layer's output sequence (the TensorArray gathered
-after the while loop whose body reads the variables, or its transpose). A
+after the while loop whose body reads the variables, or its transpose), and
+a Bidirectional layer's the sequences of its two loops, merged as Keras
+merges them. A
 recurrent layer whose output exists only inside a loop (a MultiRNNCell's
 inner cells) is "not compared", never counted as agreeing. Other layers take,
 among the legacy tensors under the variables' scope (or, if none fits, its
@@ -14,6 +16,7 @@ exceeds the tolerance is where the conversion went wrong.
 """
 
 import dataclasses
+import itertools
 import os
 
 import numpy as np
@@ -34,6 +37,7 @@ _LOOKUP_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
 # What embedding_lookup does after its Gathers (partitions stitched, ids' shape restored).
 _LOOKUP_CHAIN_OPS = frozenset({"Identity", "DynamicStitch", "ParallelDynamicStitch", "Reshape"})
 _WHILE_OPS = frozenset({"While", "StatelessWhile"})
+_REVERSE_OPS = frozenset({"ReverseV2", "ReverseSequence"})
 NOT_COMPARED = "not compared"
 
 
@@ -293,7 +297,8 @@ def _closest(output, scope, legacy, own=None):
             if value.ndim == 3 and output.ndim == 2:  # Batch- or time-major.
                 values[name + "[:, -1]"] = value[:, -1]
                 values[name + "[-1]"] = value[-1]
-        return _best(output, values.items()) or (None, None, None)
+        return (_best(output, values.items()) or _best(output, _merged(values, output))
+                or (None, None, None))
     pieces = scope.split("/")
     for end in range(len(pieces), 0, -1):
         prefix = "/".join(pieces[:end]) + "/"
@@ -302,6 +307,24 @@ def _closest(output, scope, legacy, own=None):
         if best is not None:
             return best
     return None, None, None
+
+
+def _merged(values, output):
+    """Yields `(name, value)`: pairs of a layer's own tensors merged as `Bidirectional` merges.
+
+    A bidirectional RNN's two directions are two loops whose sequences the
+    Keras layer merges along the last axis (`merge_mode`: concat, the
+    default, then sum, ave or mul), the forward one first.
+    """
+    for (first, a), (second, b) in itertools.permutations(values.items(), 2):
+        if a.shape[:-1] != b.shape[:-1] or a.ndim != output.ndim:
+            continue
+        if a.shape[-1] + b.shape[-1] == output.shape[-1]:
+            yield f"concat({first}, {second})", np.concatenate([a, b], axis=-1)
+        if a.shape == b.shape == output.shape and first < second:
+            yield f"sum({first}, {second})", a + b
+            yield f"ave({first}, {second})", (a + b) / 2
+            yield f"mul({first}, {second})", a * b
 
 
 def _best(output, items):
@@ -395,6 +418,10 @@ def _loop_outputs(graph, loop):
         found.append(tensor)
         found += [consumer.outputs[0] for consumer in tensor.consumers()
                   if consumer.type == "Transpose"]
+    # A backward direction ran over the reversed inputs; its sequence is
+    # reversed back in time after the loop (bidirectional_dynamic_rnn).
+    found += [consumer.outputs[0] for tensor in list(found) for consumer in tensor.consumers()
+              if consumer.type in _REVERSE_OPS]
     return found
 
 
