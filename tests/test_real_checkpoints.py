@@ -4,6 +4,7 @@ Each lives under tests/data/ with its license and a note on where it came from a
 code was written.
 """
 
+import collections
 import json
 import os
 import pathlib
@@ -15,8 +16,13 @@ from conftest import run_cli
 
 TESTS = pathlib.Path(__file__).resolve().parent
 TRAFFIC_SIGN = TESTS / "data" / "traffic_sign_lenet"
+BILSTM = TESTS / "data" / "bilstm_sentiment"
 # The raw tf.nn graph drops units through its keep_prob placeholder: 1.0 is inference.
 TRAFFIC_SIGN_PARITY = ["--output_tensor=logits:0", "--feed=keep_prob:0=1.0"]
+# DropoutWrapper's keep probabilities are placeholders (1.0 is inference); word ids run up to
+# the vocabulary's size.
+BILSTM_PARITY = ["--output_tensor=dense/BiasAdd:0", "--feed=dropout_input:0=1.0",
+                 "--feed=dropout_output:0=1.0", "--input_max=2808"]
 
 
 @pytest.fixture(scope="module")
@@ -57,3 +63,33 @@ def test_suggest_drafts_the_traffic_sign_table_unaided_and_convert_proves_it(tra
     verified = json.loads((output / "manifest.json").read_text())["verified"]
     assert verified["passed"] and verified["max_rel_diff"] <= 1e-5, verified
     assert sorted(os.listdir(TRAFFIC_SIGN)) == sorted(os.listdir(traffic_sign))
+
+
+def test_suggest_drafts_the_bidirectional_lstm_table_unaided_and_convert_proves_it(tmp_path):
+    import migrate
+
+    directory = tmp_path / "checkpoints"
+    shutil.copytree(BILSTM, directory)
+    prefix = directory / "model.ckpt"
+    roles = collections.Counter(variable.role.value for variable
+                                in migrate.LegacyCheckpoint.open(str(prefix)).variables.values())
+    # 3 LSTMs each way, the embedding and the dense layer; Adam's slots and beta powers.
+    assert roles == {"trainable": 15, "optimizer_slot": 30, "bookkeeping": 2}, roles
+
+    draft = tmp_path / "draft.toml"
+    result = run_cli("suggest", f"--checkpoint={prefix}", "--model=real_models:bilstm_sentiment",
+                     f"--output={draft}", *BILSTM_PARITY, cwd=TESTS)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "draft proven" in result.stdout, result.stdout
+    text = draft.read_text()
+    # The bare tf.Variable embedding, and each direction's stack cell by cell.
+    assert "match = 'Variable'" in text and "bw/multi_rnn_cell/cell_2/lstm_cell" in text, text
+
+    output = tmp_path / "converted"
+    result = run_cli("convert", f"--checkpoint={prefix}", f"--table={draft}",
+                     "--model=real_models:bilstm_sentiment", f"--output={output}", "--verify",
+                     *BILSTM_PARITY, "--tolerance=1e-5", "--json", cwd=TESTS)
+    assert result.returncode == 0, result.stderr
+    verified = json.loads((output / "manifest.json").read_text())["verified"]
+    assert verified["passed"] and verified["max_rel_diff"] <= 1e-5, verified
+    assert sorted(os.listdir(BILSTM)) == sorted(os.listdir(directory))
