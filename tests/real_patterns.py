@@ -124,6 +124,27 @@ def tied_autoencoder_model():
     return keras.Model(inputs, keras.layers.Dense(AUTO_INPUT, name="decoder_2")(net))
 
 
+def build_square_tied_autoencoder():
+    """One hidden layer as wide as the input: the tied matrix is square, so only the graph's
+    `transpose_b=True` (not the shapes) says the decoder reads it transposed."""
+    tf = tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, AUTO_INPUT], name="inputs")
+    with tf.variable_scope("encoder"):
+        w = tf.get_variable("w", [AUTO_INPUT, AUTO_INPUT])
+        b = tf.get_variable("b", [AUTO_INPUT], initializer=tf.random_normal_initializer())
+    with tf.variable_scope("decoder"):
+        b_out = tf.get_variable("b", [AUTO_INPUT], initializer=tf.random_normal_initializer())
+    hidden = tf.nn.sigmoid(tf.matmul(inputs, w) + b)
+    tf.identity(tf.matmul(hidden, w, transpose_b=True) + b_out, name="reconstruction")
+
+
+def square_tied_autoencoder_model():
+    import keras
+    inputs = keras.Input((AUTO_INPUT,), name="inputs")
+    net = keras.layers.Dense(AUTO_INPUT, activation="sigmoid", name="encoder")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(AUTO_INPUT, name="decoder")(net))
+
+
 # 4b. A language model whose output projection is its input embedding.
 def build_tied_lm():
     tf = tf_v1()

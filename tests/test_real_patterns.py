@@ -153,6 +153,9 @@ def test_a_basic_rnn_cell_stack_is_drafted_with_the_simple_rnn_layout(saved, tmp
 @pytest.mark.parametrize("name, build, factory, output, source, also", [
     ("tied_autoencoder", real_patterns.build_tied_autoencoder,
      real_patterns.tied_autoencoder_model, "reconstruction:0", "encoder/w1", "decoder_2/kernel"),
+    ("square_tied_autoencoder", real_patterns.build_square_tied_autoencoder,
+     real_patterns.square_tied_autoencoder_model, "reconstruction:0", "encoder/w",
+     "decoder/kernel"),
     ("tied_lm", real_patterns.build_tied_lm, real_patterns.tied_lm_model, "logits:0",
      "embedding", "softmax/kernel"),
     # Looked up 'mod' (unpartition_mod for the Embedding), projected from the parts as saved.

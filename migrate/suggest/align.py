@@ -397,7 +397,9 @@ def tied_candidates(matches, unmatched_targets, structure):
     transpose_b=True)`) has one variable where the Keras model has two
     weights. A free 2-D target with the transposed shape of a used source is
     a candidate: certain when the graph reads that source transposed, else
-    for a value comparison to confirm.
+    for a value comparison to confirm. A square matrix's transposed shape is
+    its own, so there the shapes say nothing about the orientation: the
+    graph's transposed read, or the value comparison, decides.
 
     Args:
         matches: the `Match`es made.
@@ -418,8 +420,7 @@ def tied_candidates(matches, unmatched_targets, structure):
             continue
         flipped = tuple(reversed(target.shape))
         fitting = [source for source in used.values()
-                   if tuple(source.shape) == flipped and source.dtype == target.dtype
-                   and flipped != tuple(target.shape)]
+                   if tuple(source.shape) == flipped and source.dtype == target.dtype]
         read_transposed = [source for source in fitting if structure is not None
                            and source.name in structure.transposed_reads]
         if len(read_transposed) == 1:
