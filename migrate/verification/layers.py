@@ -4,14 +4,13 @@ A Keras layer corresponds to the TF1 variables its weights were converted
 from (the table's rules say which). Where those variables produce a tensor
 of their own, that is its twin: an embedding's lookup (the Gather reading the
 variable), a recurrent layer's output sequence (the TensorArray gathered
-after the while loop whose body reads the variables, or its transpose), and
-a Bidirectional layer's the sequences of its two loops, merged as Keras
-merges them. A
-recurrent layer whose output exists only inside a loop (a MultiRNNCell's
-inner cells) is "not compared", never counted as agreeing. Other layers take,
-among the legacy tensors under the variables' scope (or, if none fits, its
-parent scopes) that depend on the fed inputs and hold as many values as the
-layer's output, the closest in value. The first layer whose difference
+after the while loop whose body reads the variables, or its transpose); a
+Bidirectional layer's twin is its two loops' sequences, merged as Keras
+merges them. A recurrent layer whose output exists only inside a loop (a
+MultiRNNCell's inner cells) is "not compared", never counted as agreeing.
+Other layers take, among the legacy tensors under the variables' scope (or,
+if none fits, its parent scopes) that depend on the fed inputs and hold as
+many values as the layer's output, the closest in value. The first layer whose difference
 exceeds the tolerance is where the conversion went wrong.
 """
 

@@ -1,4 +1,6 @@
-"""The legacy graph that verification runs: from the `.meta` or a builder, in inference mode.
+"""The legacy graph that verification runs, in inference mode.
+
+It comes from the `.meta`, a builder's graph, a SavedModel or a frozen GraphDef.
 
 A TF1 graph saved for training often has dropout baked in: `DropoutWrapper
 (keep_prob=0.75)` or `tf.nn.dropout(x, 0.5)` with a Python number puts a
@@ -6,10 +8,11 @@ constant keep probability (or rate) in the graph, inside an RNN's while loop
 where no feed can reach it. Run as saved, such a graph drops units at
 inference and never gives the same output twice. Verification compares with
 the Keras model at inference, so by default (`legacy_dropout="off"`) a graph
-that is not deterministic as saved is imported again from its MetaGraphDef
+that is not deterministic as saved is imported again, its GraphDef
 rewritten: wherever dropout's keep probability is a constant it becomes 1
-(its rate 0), and every rewritten dropout is named in the report. Dropout whose probability comes from a placeholder is left for
-a feed (`keep_prob:0=1.0`).
+(its rate 0), and every rewritten dropout is named in the report. Dropout
+whose probability comes from a placeholder is left for a feed
+(`keep_prob:0=1.0`).
 
 The op patterns rewritten, inside functions (while_v2 bodies) too:
 - TF 1.x `tf.nn.dropout(x, keep_prob)`: `x / keep_prob * floor(keep_prob +
@@ -69,12 +72,12 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
 
     A TF1 SavedModel's graph is its chosen MetaGraphDef, restored from its
     `variables/`; a frozen GraphDef holds its weights, with nothing to
-    restore. For a checkpoint, the graph its
-    builder made when it was opened (`LegacyCheckpoint.builder`), when there
-    is one, is imported as a copy (the builder is not run again, and the
-    checkpoint's own graph stays as built), with a `Saver` over its variables
-    (which restores V1 and V2 checkpoints alike); otherwise the `.meta`
-    beside the checkpoint is imported.
+    restore. For a checkpoint, the graph its builder made when it was opened
+    (`LegacyCheckpoint.builder`), when there is one, is imported as a copy
+    (the builder is not run again, and the checkpoint's own graph stays as
+    built), with a `Saver` over its variables (which restores V1 and V2
+    checkpoints alike); otherwise the `.meta` beside the checkpoint is
+    imported.
 
     Args:
         checkpoint: the opened `LegacyCheckpoint`.
