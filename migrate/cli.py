@@ -21,6 +21,7 @@ from migrate import demo
 from migrate import errors
 from migrate import files
 from migrate import pipeline
+from migrate import progress
 from migrate import verify_settings
 from migrate import zoo
 from migrate.batch import run as batch_run
@@ -61,6 +62,9 @@ SUGGEST = "suggest"
 ZOO = "zoo"
 DEMO = "demo"
 ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, SUGGEST, ZOO, DEMO)
+# Commands whose first seconds go to TensorFlow's import before anything is
+# printed (a batch and the demo say what they start themselves).
+_SLOW_TO_START = (INSPECT, PLAN, CONVERT, VERIFY, SUGGEST)
 
 # The command line's own flags, apart from absl's global ones (logging), so
 # that each command's --help lists exactly what it reads.
@@ -472,6 +476,7 @@ def _emit(document, summary):
             json.dump(document, file, indent=2, sort_keys=True)
             file.write("\n")
         os.replace(temporary, _REPORT.value)
+    _status.clear()
     print(json.dumps(document, indent=2, sort_keys=True) if _JSON.value else summary)
 
 
@@ -511,6 +516,7 @@ def _convert(options, dry_run):
             options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
             show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
     # On standard error too, even with --json: the output directory was changed.
+    _status.clear()
     for note in report.recovered:
         print(f"{WARNING_PREFIX}{note}", file=sys.stderr)
     _emit(report.to_json(), report.summary())
@@ -843,6 +849,7 @@ def _check(command):
 
 
 def _print_error(message, hint=""):
+    _status.clear()
     print(f"{ERROR_PREFIX}{message}{hint}", file=sys.stderr)
 
 
@@ -907,8 +914,17 @@ def main(argv, *, command=None):
     return _run(COMMANDS[name], options, help_command)
 
 
+# The running command's status line (on a terminal only); everything that
+# prints erases it first.
+_status = progress.StatusLine(enabled=False)
+
+
 def _run(command, options, help_command):
     """Runs a checked command; turns what it raises into one line and an exit code."""
+    global _status
+    _status = progress.StatusLine(enabled=command.name in _SLOW_TO_START and not _JSON.value
+                                  and not _VERBOSE.value)
+    _status.show(f"{command.name}: starting (TensorFlow import, reading the checkpoint) ...")
     try:
         if _BUILDER.value:
             os.environ[LEGACY_KERAS_VARIABLE] = "1"
@@ -940,6 +956,8 @@ def _run(command, options, help_command):
         _print_error(f"{type(error).__name__}: {errors.first_line(error)} "
                      f"(run with --verbose for the traceback)")
         return FAILURE_EXIT
+    finally:
+        _status.clear()
 
 
 def _print_verbose_traceback(error):

@@ -3,6 +3,9 @@
 import sys
 import time
 
+# ANSI: erase from the cursor to the end of the line.
+_ERASE_TO_END = "\x1b[K"
+
 
 def format_bytes(count):
     """Returns `count` bytes as a short human string.
@@ -131,3 +134,40 @@ class Progress:
         if eta is not None:
             text += f" ETA {eta:.1f}s"
         return f"{text} {note}" if note else text
+
+
+class StatusLine:
+    """One line on a terminal saying what the next seconds go to, erased before any output.
+
+    Off a terminal it writes nothing, so logs and captured output hold only
+    the results, and an error stays one line.
+
+    Args:
+        stream: where to write; standard error by default.
+        enabled: False to stay silent.
+
+    Example:
+
+    >>> import io
+    >>> status = StatusLine(stream=io.StringIO())  # not a terminal: silent
+    >>> status.show("convert: starting (TensorFlow import) ...")
+    >>> status.clear()
+    """
+
+    def __init__(self, *, stream=None, enabled=True):
+        self._stream = stream or sys.stderr
+        self._enabled = enabled and hasattr(self._stream, "isatty") and self._stream.isatty()
+        self._shown = False
+
+    def show(self, message):
+        if self._enabled:
+            # No newline: a progress bar (a `\r` line) or `clear` takes its place.
+            self._stream.write("\r" + message + _ERASE_TO_END)
+            self._stream.flush()
+            self._shown = True
+
+    def clear(self):
+        if self._shown:
+            self._stream.write("\r" + _ERASE_TO_END)
+            self._stream.flush()
+            self._shown = False

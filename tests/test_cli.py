@@ -265,3 +265,52 @@ def test_the_readme_usage_error_example_is_what_the_command_prints(cli_in_proces
         (example,) = [line.strip() for line in file if line.strip().startswith("error: `")]
     result = cli_in_process("inspect", "--checkpoint=c", "--output=o")
     assert result.returncode == 2 and _error_line(result) == example
+
+
+def test_on_a_terminal_a_status_line_shows_at_once_and_is_erased_before_the_error(tmp_path):
+    import pty
+
+    leader, follower = pty.openpty()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "migrate", "convert", f"--checkpoint={tmp_path / 'missing'}",
+         "--zoo=small_convnet", f"--output={tmp_path / 'out'}"],
+        stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, cwd=REPOSITORY)
+    os.close(follower)
+    written = b""
+    while True:
+        try:
+            chunk = os.read(leader, 4096)
+        except OSError:  # The terminal closes when the process ends.
+            break
+        if not chunk:
+            break
+        written += chunk
+    os.close(leader)
+    assert process.wait(timeout=120) == 1
+    text = written.decode()
+    status = "\rconvert: starting (TensorFlow import, reading the checkpoint) ...\x1b[K"
+    assert text.startswith(status), text
+    # Erased, then the one error line.
+    rest = text[len(status):]
+    assert rest.startswith("\r\x1b[Kerror: No checkpoint at "), rest
+    assert rest.count("\n") == 1, rest
+
+
+def test_the_status_line_writes_nothing_off_a_terminal_and_erases_itself_once():
+    import io
+
+    from migrate import progress
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
+    terminal = Terminal()
+    status = progress.StatusLine(stream=terminal)
+    status.show("convert: starting ...")
+    status.clear()
+    status.clear()
+    assert terminal.getvalue() == "\rconvert: starting ...\x1b[K\r\x1b[K"
+    silent = io.StringIO()
+    progress.StatusLine(stream=silent).show("convert: starting ...")
+    assert silent.getvalue() == ""
