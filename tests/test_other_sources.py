@@ -228,6 +228,21 @@ def test_dropout_baked_into_an_export_is_switched_off_to_prove_it(other_sources,
     assert legacy_graph.load(checkpoint, legacy_dropout="as_saved").dropout_off == []
 
 
+def test_converting_a_frozen_graph_never_imports_it(other_sources, tmp_path, monkeypatch):
+    """Importing copies every constant into TensorFlow: the weights would be held twice more."""
+    import migrate
+    from migrate.source import frozen_graph
+
+    def refuse(self):
+        raise AssertionError(f"{self.path} was imported")
+
+    monkeypatch.setattr(frozen_graph.FrozenGraph, "import_graph", refuse)
+    report = migrate.convert(_path(other_sources, "frozen_convnet.pb"), SMALL_CONVNET.table_path,
+                             SMALL_CONVNET.model_factory, str(tmp_path / "out"),
+                             options=migrate.ConversionOptions(keep="model_state"))
+    assert report.roles["trainable"]["kept"] == report.roles["trainable"]["count"] > 0
+
+
 def test_folded_graph_needs_the_folded_model(other_sources, tmp_path):
     import migrate
 

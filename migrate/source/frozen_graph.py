@@ -103,10 +103,17 @@ class FrozenGraph:
     def get_tensor(self, name):
         """Returns the value of the `Const` node `name` as a NumPy array (as TensorFlow's
         checkpoint reader is asked, so `LegacyCheckpoint.read` serves both)."""
+        from tensorflow.python.framework import dtypes
         from tensorflow.python.framework import tensor_util
 
-        node = self.nodes[name]
-        return np.asarray(tensor_util.MakeNdarray(node.attr["value"].tensor))
+        tensor = self.nodes[name].attr["value"].tensor
+        if tensor.tensor_content:
+            # A view of the one copy the protocol buffer hands out (MakeNdarray
+            # would copy it again: a VGG fc6 kernel is 411 MB).
+            dtype = dtypes.as_dtype(tensor.dtype).as_numpy_dtype
+            return np.frombuffer(tensor.tensor_content, dtype=dtype).reshape(
+                self.constants[name].shape)
+        return np.asarray(tensor_util.MakeNdarray(tensor))
 
     def import_graph(self):
         """Returns `(graph, None)`: the GraphDef imported into a new `tf.Graph` (names unchanged),
@@ -146,6 +153,7 @@ def open_frozen_graph(path):
             text_format.Parse(data.decode("utf-8"), graph_def)
         else:
             graph_def.ParseFromString(data)
+        del data  # The file's bytes, as large as the weights: parsed, no longer needed.
     except Exception as error:  # DecodeError, ParseError, UnicodeDecodeError, I/O errors.
         raise CheckpointError(
             f"{path} is not a GraphDef: {reason(error)}. Expected a frozen graph written by "

@@ -127,6 +127,10 @@ def of_checkpoint(checkpoint):
     """
     if not checkpoint.has_graph:
         return {}
+    if checkpoint.artifact is not None:
+        # Its GraphDef as parsed: importing a frozen graph and exporting it
+        # again would copy its weights twice.
+        return partitioned_variables(checkpoint.artifact.graph_def)
     if checkpoint.meta_path is None:
         return partitioned_variables(checkpoint.graph.as_graph_def())
     from tensorflow.core.protobuf import meta_graph_pb2
