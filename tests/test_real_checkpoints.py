@@ -44,24 +44,29 @@ def test_the_published_traffic_sign_checkpoint_is_read_with_its_graphs_roles(tra
     assert roles == {"trainable": 10, "optimizer_slot": 20, "bookkeeping": 2}, roles
 
 
-def test_suggest_drafts_the_traffic_sign_table_unaided_and_convert_proves_it(traffic_sign,
-                                                                              tmp_path):
+def _drafted_and_proven(checkpoint, model, parity, tmp_path):
+    """Runs `suggest` unaided, then `convert --verify` with its draft; returns the draft's text."""
     draft = tmp_path / "draft.toml"
-    result = run_cli("suggest", f"--checkpoint={traffic_sign}",
-                     "--model=real_models:traffic_sign_lenet", f"--output={draft}",
-                     *TRAFFIC_SIGN_PARITY, cwd=TESTS)
+    result = run_cli("suggest", f"--checkpoint={checkpoint}", f"--model={model}",
+                     f"--output={draft}", *parity, cwd=TESTS)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "draft proven" in result.stdout, result.stdout
-    # The weights were all created before the biases: a unique shape still finds its layer.
-    assert "match = 'convLayer2_weights'" in draft.read_text()
-
     output = tmp_path / "converted"
-    result = run_cli("convert", f"--checkpoint={traffic_sign}", f"--table={draft}",
-                     "--model=real_models:traffic_sign_lenet", f"--output={output}", "--verify",
-                     *TRAFFIC_SIGN_PARITY, "--tolerance=1e-5", "--json", cwd=TESTS)
+    result = run_cli("convert", f"--checkpoint={checkpoint}", f"--table={draft}",
+                     f"--model={model}", f"--output={output}", "--verify", *parity,
+                     "--tolerance=1e-5", "--json", cwd=TESTS)
     assert result.returncode == 0, result.stderr
     verified = json.loads((output / "manifest.json").read_text())["verified"]
     assert verified["passed"] and verified["max_rel_diff"] <= 1e-5, verified
+    return draft.read_text()
+
+
+def test_suggest_drafts_the_traffic_sign_table_unaided_and_convert_proves_it(traffic_sign,
+                                                                              tmp_path):
+    text = _drafted_and_proven(traffic_sign, "real_models:traffic_sign_lenet",
+                               TRAFFIC_SIGN_PARITY, tmp_path)
+    # The weights were all created before the biases: a unique shape still finds its layer.
+    assert "match = 'convLayer2_weights'" in text
     assert sorted(os.listdir(TRAFFIC_SIGN)) == sorted(os.listdir(traffic_sign))
 
 
@@ -75,21 +80,7 @@ def test_suggest_drafts_the_bidirectional_lstm_table_unaided_and_convert_proves_
                                 in migrate.LegacyCheckpoint.open(str(prefix)).variables.values())
     # 3 LSTMs each way, the embedding and the dense layer; Adam's slots and beta powers.
     assert roles == {"trainable": 15, "optimizer_slot": 30, "bookkeeping": 2}, roles
-
-    draft = tmp_path / "draft.toml"
-    result = run_cli("suggest", f"--checkpoint={prefix}", "--model=real_models:bilstm_sentiment",
-                     f"--output={draft}", *BILSTM_PARITY, cwd=TESTS)
-    assert result.returncode == 0, result.stdout + result.stderr
-    assert "draft proven" in result.stdout, result.stdout
-    text = draft.read_text()
+    text = _drafted_and_proven(prefix, "real_models:bilstm_sentiment", BILSTM_PARITY, tmp_path)
     # The bare tf.Variable embedding, and each direction's stack cell by cell.
     assert "match = 'Variable'" in text and "bw/multi_rnn_cell/cell_2/lstm_cell" in text, text
-
-    output = tmp_path / "converted"
-    result = run_cli("convert", f"--checkpoint={prefix}", f"--table={draft}",
-                     "--model=real_models:bilstm_sentiment", f"--output={output}", "--verify",
-                     *BILSTM_PARITY, "--tolerance=1e-5", "--json", cwd=TESTS)
-    assert result.returncode == 0, result.stderr
-    verified = json.loads((output / "manifest.json").read_text())["verified"]
-    assert verified["passed"] and verified["max_rel_diff"] <= 1e-5, verified
     assert sorted(os.listdir(BILSTM)) == sorted(os.listdir(directory))
