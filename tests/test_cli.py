@@ -2,8 +2,10 @@
 
 import os
 import re
+import select
 import subprocess
 import sys
+import time
 
 import pytest
 
@@ -277,7 +279,10 @@ def test_on_a_terminal_a_status_line_shows_at_once_and_is_erased_before_the_erro
         stdin=subprocess.DEVNULL, stdout=follower, stderr=follower, cwd=REPOSITORY)
     os.close(follower)
     written = b""
-    while True:
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        if not select.select([leader], [], [], deadline - time.monotonic())[0]:
+            break
         try:
             chunk = os.read(leader, 4096)
         except OSError:  # The terminal closes when the process ends.
@@ -286,7 +291,9 @@ def test_on_a_terminal_a_status_line_shows_at_once_and_is_erased_before_the_erro
             break
         written += chunk
     os.close(leader)
-    assert process.wait(timeout=120) == 1
+    if process.poll() is None:
+        process.kill()
+    assert process.wait(timeout=10) == 1, written
     text = written.decode()
     status = "\rconvert: starting (TensorFlow import, reading the checkpoint) ...\x1b[K"
     assert text.startswith(status), text
