@@ -19,10 +19,6 @@ TRAFFIC_SIGN = TESTS / "data" / "traffic_sign_lenet"
 BILSTM = TESTS / "data" / "bilstm_sentiment"
 # The raw tf.nn graph drops units through its keep_prob placeholder: 1.0 is inference.
 TRAFFIC_SIGN_PARITY = ["--output_tensor=logits:0", "--feed=keep_prob:0=1.0"]
-# DropoutWrapper's keep probabilities are placeholders (1.0 is inference); word ids run up to
-# the vocabulary's size.
-BILSTM_PARITY = ["--output_tensor=dense/BiasAdd:0", "--feed=dropout_input:0=1.0",
-                 "--feed=dropout_output:0=1.0", "--input_max=2808"]
 
 
 @pytest.fixture(scope="module")
@@ -71,16 +67,35 @@ def test_suggest_drafts_the_traffic_sign_table_unaided_and_convert_proves_it(tra
 
 
 def test_suggest_drafts_the_bidirectional_lstm_table_unaided_and_convert_proves_it(tmp_path):
+    import keras
+
     import migrate
+    import real_models
 
     directory = tmp_path / "checkpoints"
     shutil.copytree(BILSTM, directory)
-    prefix = directory / "model.ckpt"
+    prefix = str(directory / "model.ckpt")
     roles = collections.Counter(variable.role.value for variable
-                                in migrate.LegacyCheckpoint.open(str(prefix)).variables.values())
+                                in migrate.LegacyCheckpoint.open(prefix).variables.values())
     # 3 LSTMs each way, the embedding and the dense layer; Adam's slots and beta powers.
     assert roles == {"trainable": 15, "optimizer_slot": 30, "bookkeeping": 2}, roles
-    text = _drafted_and_proven(prefix, "real_models:bilstm_sentiment", BILSTM_PARITY, tmp_path)
+    # In this process, as the command line does in its own (the traffic-sign test runs it): the
+    # layers are named by Keras' counter, so each model is built after a fresh session.
+    # DropoutWrapper's keep probabilities are placeholders (1.0 is inference); word ids run up
+    # to the vocabulary's size.
+    settings = migrate.VerifySettings(
+        output_tensor="dense/BiasAdd:0", feeds={"dropout_input:0": 1.0, "dropout_output:0": 1.0},
+        input_max=[2808], tolerance=1e-5)
+    keras.backend.clear_session()
+    draft = str(tmp_path / "draft.toml")
+    report = migrate.suggest(prefix, real_models.bilstm_sentiment, output=draft, verify=settings)
+    assert report.ok and report.parity.max_rel_diff <= 1e-5, report.summary()
+    text = report.text
     # The bare tf.Variable embedding, and each direction's stack cell by cell.
     assert "match = 'Variable'" in text and "bw/multi_rnn_cell/cell_2/lstm_cell" in text, text
+    keras.backend.clear_session()
+    converted = migrate.convert(prefix, draft, real_models.bilstm_sentiment,
+                                str(tmp_path / "converted"),
+                                options=migrate.ConversionOptions(verify=settings))
+    assert converted.verified["passed"] and converted.verified["max_rel_diff"] <= 1e-5
     assert sorted(os.listdir(BILSTM)) == sorted(os.listdir(directory))
