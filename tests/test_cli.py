@@ -9,6 +9,7 @@ import time
 
 import pytest
 
+import docs_text
 from migrate import cli
 from migrate import errors
 
@@ -233,21 +234,21 @@ def test_a_script_names_itself_in_its_usage_errors():
                                    f"check, suggest). (see `python {path} --help`)")
 
 
-def _readme_commands():
-    """Yields `(command, flags)` of every `python -m migrate` line the README prints."""
-    with open(os.path.join(REPOSITORY, "README.md"), encoding="utf-8") as file:
-        text = file.read().replace("\\\n", " ")
-    for line in text.splitlines():
-        words = line.split("#")[0].split()
-        if words[:3] != ["python", "-m", "migrate"] or len(words) < 4:
+def _printed_commands():
+    """Yields `(command, line, flags)` of each `python -m migrate` command the docs print."""
+    for _, command in docs_text.all_commands():
+        if command.exit_code == 2:  # A usage error, shown on purpose.
             continue
+        line = command.line
         # Beam's own flags travel inside one quoted --beam_options value.
-        line = re.sub(r'--beam_options="[^"]*"', "--beam_options", line.split("#")[0])
-        yield words[3], line, re.findall(r"--(\w+)", line)
+        line = re.sub(r'--beam_options="[^"]*"', "--beam_options", line)
+        words = line.split()
+        if len(words) >= 4:
+            yield words[3], line, re.findall(r"--(\w+)", line)
 
 
-def test_every_readme_command_uses_its_commands_flags_and_has_what_it_needs():
-    commands = list(_readme_commands())
+def test_every_printed_command_uses_its_commands_flags_and_has_what_it_needs():
+    commands = list(_printed_commands())
     assert {name for name, _, _ in commands} >= {"inspect", "plan", "convert", "verify",
                                                  "check", "lint", "zoo", "batch"}
     for name, line, used in commands:
@@ -262,9 +263,9 @@ def test_every_readme_command_uses_its_commands_flags_and_has_what_it_needs():
                 line, requirement.describe())
 
 
-def test_the_readme_usage_error_example_is_what_the_command_prints(cli_in_process):
-    with open(os.path.join(REPOSITORY, "README.md"), encoding="utf-8") as file:
-        (example,) = [line.strip() for line in file if line.strip().startswith("error: `")]
+def test_the_documented_usage_error_example_is_what_the_command_prints(cli_in_process):
+    (example,) = [line.strip() for line in docs_text.page("command-line").splitlines()
+                  if line.strip().startswith("error: `")]
     result = cli_in_process("inspect", "--checkpoint=c", "--output=o")
     assert result.returncode == 2 and _error_line(result) == example
 

@@ -10,12 +10,12 @@ import warnings
 
 import pytest
 
+import docs_text
 import verify_graphs
 from migrate import zoo
 from test_cli import _error_line
 
 ENTRY = zoo.get("small_convnet")
-README = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "README.md")
 # The conv kernel's spatial axes swapped: the shapes fit, the outputs do not.
 _BROKEN_RULE = "[[rule]]\nmatch = 'conv/kernel'\ntarget = 'conv/kernel'\ntransform = "\
                "['transpose(1, 0, 2, 3)']\n"
@@ -42,34 +42,6 @@ def broken_table(tmp_path_factory):
     return str(path)
 
 
-def _readme_lines(command):
-    """Returns the README's `python -m migrate COMMAND` lines, continuation lines joined."""
-    with open(README, encoding="utf-8") as file:
-        text = file.read().replace("\\\n", " ")
-    return [line.split("#")[0].split()[3:] for line in text.splitlines()
-            if line.split()[:4] == ["python", "-m", "migrate", command]]
-
-
-def test_the_readme_verify_usage_works_as_printed(cli_in_process, small_convnet, tmp_path,
-                                                  monkeypatch):
-    (tmp_path / "my_models.py").write_text(
-        "from migrate.zoo.small_convnet import build_model as build\n")
-    monkeypatch.syspath_prepend(str(tmp_path))
-    converted = str(tmp_path / "DIR")
-    result = cli_in_process("convert", f"--checkpoint={small_convnet}",
-                            f"--table={ENTRY.table_path}", "--model=my_models:build",
-                            f"--output={converted}", "--keep=model_state")
-    assert result.returncode == 0, result.stderr
-    (usage, *_) = _readme_lines("verify")
-    assert usage[0] == "verify", usage
-    # The line as printed, its placeholders filled and its optional flags given.
-    arguments = [word.strip("[]").replace("...", small_convnet) for word in usage]
-    result = cli_in_process(*arguments, cwd=tmp_path)
-    assert result.returncode == 0, result.stderr
-    assert "PASS" in result.stdout and result.stderr == ""
-
-
-@pytest.fixture(scope="module")
 def bert_style(tmp_path_factory):
     directory = tmp_path_factory.mktemp("cli_bert_style")
     prefix = verify_graphs.save_graph(directory, verify_graphs.build_bert_style)
@@ -145,8 +117,8 @@ def test_a_char_rnn_with_an_initial_state_placeholder_verifies_with_feeds(cli_in
     assert "istate:0 float32 [?, 10], which is not fed; feed it with feeds={'istate:0': value}" in (
         line) and "Received: input_tensors=['data:0'], feeds=['keep_prob:0']" in line
     assert line.endswith(" (see --feed)"), line
-    with open(README, encoding="utf-8") as file:
-        (example,) = [text.strip() for text in file if "needs placeholder istate" in text]
+    (example,) = [text.strip() for text in docs_text.page("verification").splitlines()
+                  if "needs placeholder istate" in text]
     assert line.startswith(example.removesuffix("...")), (line, example)
 
 

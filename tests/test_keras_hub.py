@@ -11,11 +11,11 @@ import sys
 import numpy as np
 import pytest
 
+import docs_text
 import migrate
 from migrate import zoo
 from migrate.verify_settings import VerifySettings
 
-README = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
 PAIRS = ("--input_tensor=token_ids=input_ids:0,segment_ids=segment_ids:0",
          "--feed=input_mask:0=1", "--keras_feed=padding_mask=1", "--input_max=100;2",
          "--output_tensor=sequence_output=sequence_output:0,pooled_output=pooled_output:0")
@@ -236,13 +236,11 @@ def test_verify_settings_pairs_validate_and_round_trip_and_old_documents_load():
             VerifySettings(**arguments)
 
 
-def test_readme_keras_hub_commands_run_as_written(cli_in_process, bert_tiny, tmp_path):
-    with open(README, encoding="utf-8") as file:
-        text = file.read()
-    section = text[text.index("## Porting into keras-hub"):text.index("## Python API")]
-    block = re.search(r"\n\n((?:    python .*\n(?:        .*\n)*)+)", section).group(1)
-    build, *commands = [shlex.split(command) for command in
-                        block.replace("\\\n", " ").strip().splitlines()]
+def test_docs_keras_hub_commands_run_as_written(cli_in_process, bert_tiny, tmp_path):
+    text = docs_text.page("targets")
+    section = text[text.index("## Porting into keras-hub"):text.index("## keras.applications")]
+    (block,) = [block for block in docs_text.blocks(section) if block.kind == "sh"]
+    build, *commands = [shlex.split(command.line) for command in docs_text.commands(block.body)]
     assert build == ["python", "-m", "legacy_graphs", "google_bert", "--output_dir=bert"]
     # What that command writes (the session's build of it, with the same defaults).
     shutil.copytree(os.path.dirname(bert_tiny), tmp_path / "bert")

@@ -299,27 +299,27 @@ def test_plan_with_an_empty_table_pairs_unmapped_and_unfilled_by_shape(legacy_ch
                for line in lines)
 
 
-def test_readme_suggest_example_is_what_the_commands_print(cli_in_process, tmp_path):
+def test_docs_suggest_example_is_what_the_commands_print(cli_in_process, legacy_checkpoint,
+                                                        tmp_path):
     import os
     import re
     import shlex
+    import shutil
 
-    import legacy_graphs
+    import docs_text
 
-    readme = os.path.join(os.path.dirname(__file__), os.pardir, "README.md")
-    with open(readme, encoding="utf-8") as file:
-        text = file.read()
-    section = text[text.index("Worked example: google-research/bert"):]
-    commands, printed = re.search(r"\n\n((?:    python .*\n(?:        .*\n)*)+)"
-                                  r"\nIt printed[^\n]*\n\n((?:    .*\n)+)", section).groups()
-    build, suggest = [shlex.split(command) for command in
-                      commands.replace("\\\n", " ").strip().splitlines()]
-    assert build[:4] == ["python", "-m", "legacy_graphs", "bert_encoder"]
-    legacy_graphs.build_in_subprocess("bert_encoder", str(tmp_path / "legacy"))
+    text = docs_text.page("suggest")
+    commands, printed, draft_excerpt = [
+        block for block in docs_text.blocks(text) if block.kind in ("sh", "text", "toml")][:3]
+    build, suggest, convert = [shlex.split(command.line)
+                               for command in docs_text.commands(commands.body)]
+    assert build == ["python", "-m", "legacy_graphs", "bert_encoder", "--output_dir=legacy"]
+    # What that command writes (the session's build of it, with the same defaults).
+    shutil.copytree(os.path.dirname(legacy_checkpoint("bert_encoder")), tmp_path / "legacy")
     assert suggest[:4] == ["python", "-m", "migrate", "suggest"]
     result = cli_in_process(*suggest[3:], cwd=tmp_path)
     assert result.returncode == 0, result.stdout + result.stderr
-    expected = [line[4:] for line in printed.splitlines()]
+    expected = printed.body.splitlines()
     lines = result.stdout.splitlines()
     assert len(lines) == len(expected)
     for line, wanted in zip(lines, expected):
@@ -328,13 +328,14 @@ def test_readme_suggest_example_is_what_the_commands_print(cli_in_process, tmp_p
         assert line == wanted
     draft = (tmp_path / "draft.toml").read_text()
     assert "match = 'bert/pooler/.*'" in draft
-    # The draft excerpt the README shows is the real draft's.
-    excerpt = section[section.index("and `draft.toml` begins"):]
-    rules = re.findall(r"\n    \[\[rule\]\]\n((?:    \S.*\n)+)", excerpt)
+    # The draft excerpt the page shows is the real draft's.
+    rules = draft_excerpt.body.strip().split("\n\n")
     assert len(rules) == 3
     for rule in rules:
-        assert "\n".join(line[4:] for line in rule.splitlines()) in draft
-
+        assert rule in draft
+    assert convert[:4] == ["python", "-m", "migrate", "convert"]
+    result = cli_in_process(*convert[3:], cwd=tmp_path)
+    assert result.returncode == 0, result.stdout + result.stderr
 
 def test_without_a_meta_the_builders_graph_gives_order_and_structure(legacy_checkpoint):
     entry = zoo.get("lstm_language_model")
