@@ -142,83 +142,11 @@ class VerifySettings:
     legacy_dropout: str = LEGACY_DROPOUT_OFF
 
     def __post_init__(self):
-        object.__setattr__(self, "input_pairs", _pairs("input_pairs", self.input_pairs))
-        object.__setattr__(self, "output_pairs", _pairs("output_pairs", self.output_pairs))
-        if self.output_tensor is None and self.output_pairs:
-            object.__setattr__(self, "output_tensor", self.output_pairs[0][1])
-        if self.output_tensor is not None:
-            if not isinstance(self.output_tensor, str) or not self.output_tensor:
-                raise ArgumentError(f"Expected output_tensor to be a tensor name such as "
-                                    f"'logits:0', or None (a SavedModel's signature). "
-                                    f"Received: output_tensor={self.output_tensor!r}")
-            object.__setattr__(self, "output_tensor", _tensor_name(self.output_tensor))
-        if self.output_pairs and self.output_tensor not in dict(
-                (legacy, keras) for keras, legacy in self.output_pairs):
-            raise ArgumentError(f"Expected output_tensor to be one of output_pairs' legacy "
-                                f"tensors. Received: output_tensor={self.output_tensor!r}, "
-                                f"output_pairs={self.output_pairs!r}")
-        _check_names("input_tensors", self.input_tensors)
-        object.__setattr__(self, "input_tensors",
-                           tuple(_tensor_name(name) for name in self.input_tensors))
-        if self.input_pairs:
-            paired = tuple(legacy for _, legacy in self.input_pairs)
-            if self.input_tensors and self.input_tensors != paired:
-                raise ArgumentError(f"Expected input_tensors to be input_pairs' placeholders "
-                                    f"(or left out). Received: input_tensors="
-                                    f"{self.input_tensors!r}, input_pairs={self.input_pairs!r}")
-            object.__setattr__(self, "input_tensors", paired)
-        keras_feeds = dict(self.keras_feeds)
-        for name, value in keras_feeds.items():
-            if not isinstance(name, str) or not name:
-                raise ArgumentError(f"Expected keras_feeds keyed by Keras input names such as "
-                                    f"'padding_mask'. Received: keras_feeds={self.keras_feeds!r}")
-            _check_feed_value(name, value)
-        paired_inputs = {keras for keras, _ in self.input_pairs}
-        if paired_inputs & set(keras_feeds):
-            raise ArgumentError(f"Expected each Keras input fed once, by a pair or a constant. "
-                                f"Received: {sorted(paired_inputs & set(keras_feeds))} in both "
-                                f"input_pairs and keras_feeds")
-        object.__setattr__(self, "keras_feeds", tuple(sorted(keras_feeds.items())))
-        object.__setattr__(self, "input_shapes",
-                           _per_input("input_shapes", self.input_shapes, _check_shape))
-        object.__setattr__(self, "input_max", _per_input("input_max", self.input_max, _check_max))
-        feeds = dict(self.feeds)
-        for name, value in feeds.items():
-            _check_names("feeds", [name])
-            _check_feed_value(name, value)
-        object.__setattr__(self, "feeds", tuple(sorted(
-            (_tensor_name(name), value) for name, value in feeds.items())))
-        for name in ("input_shapes", "input_max"):
-            count = len(getattr(self, name))
-            if count > 1 and self.input_tensors and count != len(self.input_tensors):
-                raise ArgumentError(
-                    f"Expected {name} to have one entry per input tensor "
-                    f"({len(self.input_tensors)}) or one for all. "
-                    f"Received: {name}={getattr(self, name)!r}")
-        if self.inputs_file is not None and (not isinstance(self.inputs_file, str)
-                                             or not self.inputs_file):
-            raise ArgumentError(f"Expected inputs_file to be the path of an .npz file. "
-                                f"Received: inputs_file={self.inputs_file!r}")
-        for name in ("batch_size", "seed"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < (
-                    1 if name == "batch_size" else 0):
-                kind = "positive" if name == "batch_size" else "non-negative"
-                raise ArgumentError(f"Expected {name} to be a {kind} integer. "
-                                    f"Received: {name}={value!r}")
-        if (isinstance(self.tolerance, bool) or not isinstance(self.tolerance, numbers.Real)
-                or not 0 <= self.tolerance < math.inf):
-            raise ArgumentError(f"Expected tolerance to be a non-negative number. "
-                                f"Received: tolerance={self.tolerance!r}")
-        if self.legacy_dropout not in LEGACY_DROPOUT_CHOICES:
-            raise ArgumentError(f"Expected legacy_dropout to be one of "
-                                f"{', '.join(LEGACY_DROPOUT_CHOICES)}. "
-                                f"Received: legacy_dropout={self.legacy_dropout!r}",
-                                option="legacy_dropout")
-        for name in ("layers", "keep_failed"):
-            if not isinstance(getattr(self, name), bool):
-                raise ArgumentError(f"Expected {name} to be True or False. "
-                                    f"Received: {name}={getattr(self, name)!r}")
+        # Each group of fields is checked and normalized on its own; `frozen`
+        # leaves object.__setattr__ as the one way to store the normalized values.
+        for normalized in (_outputs(self), _inputs(self), _run(self)):
+            for name, value in normalized.items():
+                object.__setattr__(self, name, value)
 
     def shape_for(self, index):
         """Returns the input shape (without batch) given for input `index`, or None."""
@@ -253,6 +181,101 @@ class VerifySettings:
     @classmethod
     def from_json(cls, document):
         return cls(**document)
+
+
+def _outputs(settings):
+    """Checks what is compared; returns the normalized `output_tensor` and `output_pairs`."""
+    output_pairs = _pairs("output_pairs", settings.output_pairs)
+    output_tensor = settings.output_tensor
+    if output_tensor is None and output_pairs:
+        output_tensor = output_pairs[0][1]
+    if output_tensor is not None:
+        if not isinstance(output_tensor, str) or not output_tensor:
+            raise ArgumentError(f"Expected output_tensor to be a tensor name such as "
+                                f"'logits:0', or None (a SavedModel's signature). "
+                                f"Received: output_tensor={output_tensor!r}")
+        output_tensor = _tensor_name(output_tensor)
+    if output_pairs and output_tensor not in dict(
+            (legacy, keras) for keras, legacy in output_pairs):
+        raise ArgumentError(f"Expected output_tensor to be one of output_pairs' legacy "
+                            f"tensors. Received: output_tensor={output_tensor!r}, "
+                            f"output_pairs={output_pairs!r}")
+    return {"output_tensor": output_tensor, "output_pairs": output_pairs}
+
+
+def _inputs(settings):
+    """Checks what is fed (tensors, pairs, constants, shapes, ranges, a file); returns them
+    normalized."""
+    input_pairs = _pairs("input_pairs", settings.input_pairs)
+    _check_names("input_tensors", settings.input_tensors)
+    input_tensors = tuple(_tensor_name(name) for name in settings.input_tensors)
+    if input_pairs:
+        paired = tuple(legacy for _, legacy in input_pairs)
+        if input_tensors and input_tensors != paired:
+            raise ArgumentError(f"Expected input_tensors to be input_pairs' placeholders "
+                                f"(or left out). Received: input_tensors="
+                                f"{input_tensors!r}, input_pairs={input_pairs!r}")
+        input_tensors = paired
+    keras_feeds = dict(settings.keras_feeds)
+    for name, value in keras_feeds.items():
+        if not isinstance(name, str) or not name:
+            raise ArgumentError(f"Expected keras_feeds keyed by Keras input names such as "
+                                f"'padding_mask'. Received: keras_feeds={settings.keras_feeds!r}")
+        _check_feed_value(name, value)
+    paired_inputs = {keras for keras, _ in input_pairs}
+    if paired_inputs & set(keras_feeds):
+        raise ArgumentError(f"Expected each Keras input fed once, by a pair or a constant. "
+                            f"Received: {sorted(paired_inputs & set(keras_feeds))} in both "
+                            f"input_pairs and keras_feeds")
+    normalized = {
+        "input_pairs": input_pairs, "input_tensors": input_tensors,
+        "keras_feeds": tuple(sorted(keras_feeds.items())),
+        "input_shapes": _per_input("input_shapes", settings.input_shapes, _check_shape),
+        "input_max": _per_input("input_max", settings.input_max, _check_max)}
+    feeds = dict(settings.feeds)
+    for name, value in feeds.items():
+        _check_names("feeds", [name])
+        _check_feed_value(name, value)
+    normalized["feeds"] = tuple(sorted(
+        (_tensor_name(name), value) for name, value in feeds.items()))
+    for name in ("input_shapes", "input_max"):
+        count = len(normalized[name])
+        if count > 1 and input_tensors and count != len(input_tensors):
+            raise ArgumentError(
+                f"Expected {name} to have one entry per input tensor "
+                f"({len(input_tensors)}) or one for all. "
+                f"Received: {name}={normalized[name]!r}")
+    if settings.inputs_file is not None and (not isinstance(settings.inputs_file, str)
+                                             or not settings.inputs_file):
+        raise ArgumentError(f"Expected inputs_file to be the path of an .npz file. "
+                            f"Received: inputs_file={settings.inputs_file!r}")
+    return normalized
+
+
+def _run(settings):
+    """Checks how the batch is made and judged (size, seed, tolerance, dropout, flags); these
+    need no normalizing, so it returns nothing to store."""
+    for name in ("batch_size", "seed"):
+        value = getattr(settings, name)
+        if isinstance(value, bool) or not isinstance(value, int) or value < (
+                1 if name == "batch_size" else 0):
+            kind = "positive" if name == "batch_size" else "non-negative"
+            raise ArgumentError(f"Expected {name} to be a {kind} integer. "
+                                f"Received: {name}={value!r}")
+    if (isinstance(settings.tolerance, bool) or not isinstance(settings.tolerance, numbers.Real)
+            or not 0 <= settings.tolerance < math.inf):
+        raise ArgumentError(f"Expected tolerance to be a non-negative number. "
+                            f"Received: tolerance={settings.tolerance!r}")
+    if settings.legacy_dropout not in LEGACY_DROPOUT_CHOICES:
+        raise ArgumentError(f"Expected legacy_dropout to be one of "
+                            f"{', '.join(LEGACY_DROPOUT_CHOICES)}. "
+                            f"Received: legacy_dropout={settings.legacy_dropout!r}",
+                            option="legacy_dropout")
+    for name in ("layers", "keep_failed"):
+        if not isinstance(getattr(settings, name), bool):
+            raise ArgumentError(f"Expected {name} to be True or False. "
+                                f"Received: {name}={getattr(settings, name)!r}")
+    return {}
 
 
 def _pairs(field, pairs):
