@@ -77,7 +77,7 @@ def plan(checkpoint, table, model, *, options=None):
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
     model = load_model(model, checkpoint=checkpoint.prefix)
-    return _plan(checkpoint, table, model, options)[0]
+    return plan_for_writing(checkpoint, table, model, options)[0]
 
 
 def assign_into_model(checkpoint, table, model, *, options=None):
@@ -106,14 +106,15 @@ def assign_into_model(checkpoint, table, model, *, options=None):
     """
     options = options or ConversionOptions()
     checkpoint = open_checkpoint(checkpoint, options)
-    conversion_plan, _, variables_by_path, _ = _plan(checkpoint, load_table(table), model, options)
+    conversion_plan, _, variables_by_path, _ = plan_for_writing(checkpoint, load_table(table),
+                                                                model, options)
     if not conversion_plan.problems:
         assign.execute(conversion_plan, checkpoint, variables_by_path,
                        allow_nonfinite=options.allow_nonfinite)
     return conversion_plan
 
 
-def _plan(checkpoint, table, model, options):
+def plan_for_writing(checkpoint, table, model, options):
     """Plans and, when the plan has no problems, checks reachability.
 
     Returns:
@@ -287,19 +288,12 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
     model = load_model(model, checkpoint=checkpoint.prefix)
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
-    conversion_plan, targets, variables_by_path, object_paths = _plan(
+    conversion_plan, targets, variables_by_path, object_paths = plan_for_writing(
         checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
-    report = report_lib.ConversionReport(
-        checkpoint=checkpoint.prefix, role_origin=checkpoint.role_origin, table=table.origin,
-        output=None if dry_run else str(output), keep=options.keep,
-        roles=report_lib.role_totals(checkpoint.variables, conversion_plan),
-        written_weights=len(conversion_plan.target_paths),
-        written_bytes=sum(targets[path].nbytes for path in conversion_plan.target_paths),
-        dropped=[variable.name for variable, _ in conversion_plan.dropped],
-        unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
-        ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
-        exports=list(options.exports), recovered=recovered)
+    report = conversion_report(checkpoint, table, conversion_plan, targets, options=options,
+                               output=None if dry_run else str(output), dry_run=dry_run,
+                               recovered=recovered)
     if dry_run:
         return report
     # Read before assigning: the model holds the values it was built with.
@@ -334,6 +328,32 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     if verified is not None and not verified.passed:
         raise staged.failure(verified, kept=str(output), unwritten_targets=_lost(report))
     return report
+
+
+def conversion_report(checkpoint, table, conversion_plan, targets, *, options, output,
+                      dry_run=False, recovered=()):
+    """Returns the `ConversionReport` of a plan without problems, before anything is written.
+
+    Args:
+        checkpoint: the `LegacyCheckpoint` planned.
+        table: the `MappingTable`.
+        conversion_plan: its `ConversionPlan`.
+        targets: the model's `TargetWeight`s by path (`plan_for_writing`).
+        options: the `ConversionOptions`.
+        output: the output directory, or None for a dry run.
+        dry_run: nothing will be written.
+        recovered: what `atomic.recover_previous` did to `output`.
+    """
+    return report_lib.ConversionReport(
+        checkpoint=checkpoint.prefix, role_origin=checkpoint.role_origin, table=table.origin,
+        output=output, keep=options.keep,
+        roles=report_lib.role_totals(checkpoint.variables, conversion_plan),
+        written_weights=len(conversion_plan.target_paths),
+        written_bytes=sum(targets[path].nbytes for path in conversion_plan.target_paths),
+        dropped=[variable.name for variable, _ in conversion_plan.dropped],
+        unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
+        ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
+        exports=list(options.exports), recovered=list(recovered))
 
 
 def _lost(report):
@@ -467,8 +487,8 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
     conversion_plan = None
     if table is not None:
         # Every mapped variable, BatchNorm statistics included: the layers' sources.
-        conversion_plan = _plan(checkpoint, table, model,
-                                ConversionOptions(keep="model_state"))[0]
+        conversion_plan = plan_for_writing(checkpoint, table, model,
+                                           ConversionOptions(keep="model_state"))[0]
     return parity.verify(checkpoint, model, settings, ema=ema, plan=conversion_plan,
                          arrays=inputs if isinstance(inputs, dict) else None)
 

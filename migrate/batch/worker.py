@@ -7,6 +7,11 @@ checkpoint reader can abort or crash on a damaged file; when that happens
 only the worker dies, its checkpoint is reported as failed with the signal,
 and a fresh worker takes the next job.
 
+When the conversion is a copy (`copy_plan`), one such worker plans it once
+per source layout (`plan_copies`), and the workers that convert are given
+the plans instead: they import neither TensorFlow nor Keras, and start in a
+fraction of a second.
+
 Example:
 
     settings = BatchSettings(table="table.toml", table_text=text, table_sha256=digest,
@@ -28,6 +33,7 @@ import time
 
 from migrate import errors
 from migrate import pipeline
+from migrate.batch import copy_plan
 from migrate.batch import failures
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
@@ -40,6 +46,10 @@ UP_TO_DATE = "up to date"
 READY_KEY = "ready"
 ERROR_KEY = "error"
 ERROR_KIND_KEY = "kind"
+PLAN_KEY = "plan"
+PLANS_KEY = "plans"
+REASON_KEY = "reason"
+WITH_MODEL_KEY = "with_model"
 _STOP_SECONDS = 10
 # A checkpoint whose worker sends no result for this long is given up on:
 # generous, since a multi-GB checkpoint on a slow filesystem takes minutes.
@@ -105,12 +115,15 @@ class Job:
         relative: the prefix relative to the batch's input directory.
         output: the output directory (the same relative path under the batch's output).
         source_bytes: size of the checkpoint's files, for progress.
+        layout: the `copy_plan.source_layout` digest of a checkpoint converted
+            by a copy plan (`plan_copies`); empty for the TensorFlow path.
     """
 
     source: str
     relative: str
     output: str
     source_bytes: int = 0
+    layout: str = ""
 
     def to_json(self):
         return dataclasses.asdict(self)
@@ -218,25 +231,59 @@ class Converter:
     weight the plan leaves unwritten never carries a previous checkpoint's
     value into an output.
 
+    Given copy plans, it converts the jobs of their layouts by them
+    (`copy_plan.execute`), without TensorFlow, and builds the model only if
+    a job of another layout comes.
+
     Args:
         settings: a `BatchSettings`.
+        plans: `{layout digest: copy_plan.CopyPlan}`.
+        with_model: build the model now (else on the first job no plan covers).
 
     Raises:
         TableError: the table is not valid, or not the one its digest names.
         ModelError: the model factory fails.
     """
 
-    def __init__(self, settings):
+    def __init__(self, settings, *, plans=None, with_model=True):
         self._settings = settings
+        self._plans = dict(plans or {})
         self._table = MappingTable.from_text(settings.table_text, origin=settings.table)
         if self._table.sha256 != settings.table_sha256:
             raise errors.TableError(
                 f"Mapping table {settings.table} is not the one the batch started with: expected "
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
-        factory = target_model.load_factory(settings.model)
+        self._model = self._load_model() if with_model else None
+
+    def add_plans(self, plans):
+        """Converts the jobs of these layouts by their `copy_plan.CopyPlan`s from now on."""
+        self._plans.update(plans)
+
+    def _load_model(self):
+        factory = target_model.load_factory(self._settings.model)
         # A factory that sizes its model from the checkpoint builds one per job.
-        self._model = (settings.model if target_model.takes_checkpoint(factory)
-                       else target_model.load_model(factory))
+        return (self._settings.model if target_model.takes_checkpoint(factory)
+                else target_model.load_model(factory))
+
+    def plan_copy(self, job):
+        """Plans `job`'s conversion as a copy plan for its whole layout; never raises.
+
+        Returns:
+            `{PLAN_KEY: CopyPlan text}`, or `{REASON_KEY: why not}`.
+        """
+        settings = self._settings
+        try:
+            if self._model is None:
+                self._model = self._load_model()
+            if isinstance(self._model, str):
+                raise copy_plan.NotCopyOnly("the model factory sizes its model from each "
+                                            "checkpoint")
+            checkpoint = pipeline.open_checkpoint(job.source, settings.options)
+            plan = copy_plan.make(checkpoint, self._table, self._model, options=settings.options,
+                                  model_name=settings.model)
+        except Exception as error:  # Planned on its own, each checkpoint fails with its own line.
+            return {REASON_KEY: errors.first_line(error)}
+        return {PLAN_KEY: plan.to_text()}
 
     def convert(self, job):
         """Converts one job (or skips it when its output is up to date); never raises.
@@ -267,13 +314,20 @@ class Converter:
         skipped = skipped_result(job, settings) if settings.check_current else None
         if skipped is not None:
             return skipped
-        # convert(overwrite=True) refuses to replace anything that is not a
-        # converted output (no manifest.json), so a stray directory is safe.
-        checkpoint = pipeline.open_checkpoint(job.source, settings.options, read_ahead=True)
-        report = pipeline.convert(
-            checkpoint, self._table, self._model, job.output, options=settings.options,
-            overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources,
-            fill_model=False)
+        plan = self._plans.get(job.layout)
+        if plan is not None:
+            report = copy_plan.execute(plan, job.source, job.output, options=settings.options,
+                                       hash_sources=settings.hash_sources)
+        else:
+            if self._model is None:
+                self._model = self._load_model()
+            # convert(overwrite=True) refuses to replace anything that is not a
+            # converted output (no manifest.json), so a stray directory is safe.
+            checkpoint = pipeline.open_checkpoint(job.source, settings.options, read_ahead=True)
+            report = pipeline.convert(
+                checkpoint, self._table, self._model, job.output, options=settings.options,
+                overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources,
+                fill_model=False)
         kept, dropped, left_out = role_bytes(report.roles)
         return ItemResult.for_job(
             job, Status.CONVERTED, kept_bytes=kept, dropped_bytes=dropped,
@@ -302,11 +356,18 @@ class WorkerProcess:
     Args:
         settings: a `BatchSettings`.
         verbose: let the worker's standard error through (TensorFlow's logs).
+        plans: `{layout digest: CopyPlan text}` (`plan_copies`): the worker
+            converts the jobs of those layouts by them.
+        with_model: import TensorFlow and build the model at start; without
+            it (and with plans), the worker imports TensorFlow only for a
+            job no plan covers.
     """
 
-    def __init__(self, settings, *, verbose=False):
+    def __init__(self, settings, *, verbose=False, plans=None, with_model=True):
         self._settings = settings
         self._verbose = verbose
+        self._plans = dict(plans or {})
+        self.with_model = with_model or not self._plans
         self._process = None
         self._log = None
         self._buffer = b""
@@ -315,7 +376,8 @@ class WorkerProcess:
         self._log_offset = 0
 
     def start(self):
-        """Starts the process; it imports TensorFlow and builds the model meanwhile."""
+        """Starts the process; it imports TensorFlow and builds the model meanwhile (unless it
+        has copy plans)."""
         environment = dict(os.environ)
         environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
         if self._settings.options.builder:
@@ -328,7 +390,8 @@ class WorkerProcess:
             [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
             stderr=self._log, env=environment, close_fds=True)
         # The worker finds the model factory's module where this process does.
-        self._send({"settings": self._settings.to_json(),
+        self._send({"settings": self._settings.to_json(), PLANS_KEY: self._plans,
+                    WITH_MODEL_KEY: self.with_model,
                     "sys_path": [path for path in sys.path if path]})
 
     def wait_ready(self):
@@ -347,6 +410,11 @@ class WorkerProcess:
             if not (isinstance(kind, type) and issubclass(kind, errors.MigrateError)):
                 kind = errors.MigrateError
             raise kind(message[ERROR_KEY])
+
+    @property
+    def alive(self):
+        """False once the process is stopped (or died and was stopped)."""
+        return self._process is not None
 
     def fileno(self):
         return self._process.stdout.fileno()
@@ -372,6 +440,26 @@ class WorkerProcess:
         if message is None:
             return ItemResult.for_job(job, Status.FAILED, self._death()), False
         return ItemResult.from_json(message), True
+
+    def request_plan(self, job):
+        """Asks the (ready) worker for a copy plan made from `job`'s checkpoint.
+
+        Returns:
+            `(CopyPlan text, "")`, or `(None, why not)`; a worker that died
+            is stopped then.
+        """
+        self._send({PLAN_KEY: job.to_json()})
+        message = self._read_message()
+        if message is None:
+            reason = self._death()
+            self.stop()
+            return None, reason
+        return message.get(PLAN_KEY), message.get(REASON_KEY, "")
+
+    def add_plans(self, plans):
+        """Hands the (ready, idle) worker copy plans for the jobs that follow."""
+        self._plans.update(plans)
+        self._send({PLANS_KEY: plans})
 
     def time_out(self, seconds):
         """Kills a worker that sent no result for its job in time; returns the job as failed."""
@@ -445,8 +533,64 @@ class WorkerProcess:
         return (lines[-1] if last else lines[0])[:_CRASH_NOTE_CHARACTERS]
 
 
+def plan_copies(jobs, settings, *, verbose=False):
+    """Plans copies once per source layout, in one worker process that imports TensorFlow.
+
+    Each job's layout is read from its `.index` (and `.meta`) without
+    TensorFlow; the first checkpoint of each layout is planned
+    (`copy_plan.make`), and the jobs of a layout that planned as a copy get
+    its digest as their `layout`. The others keep the TensorFlow path, where
+    each is planned on its own and fails, if it does, with its own line.
+
+    Args:
+        jobs: the `Job`s.
+        settings: a `BatchSettings`.
+        verbose: let the planning worker's standard error through.
+
+    Returns:
+        `(plans, jobs, planner)`: `{layout digest: CopyPlan text}`; the jobs,
+        in order, with their `layout` set where a plan applies; and the
+        planning worker, ready, holding the plans (for `run_pool`), or None.
+
+    Raises:
+        MigrateError: the worker could not load the table or the model.
+    """
+    if not copy_plan.may_copy(settings.options):
+        return {}, list(jobs), None
+    layouts = {}
+    for job in jobs:
+        layout, _ = copy_plan.source_layout(job.source, use_meta=settings.options.use_meta)
+        if layout is not None:
+            layouts[job.relative] = layout
+    plans, tried = {}, set()
+    planner = None
+    try:
+        for job in jobs:
+            layout = layouts.get(job.relative)
+            if layout is None or layout in tried:
+                continue
+            tried.add(layout)
+            if planner is None:
+                planner = WorkerProcess(settings, verbose=verbose)
+                planner.start()
+                planner.wait_ready()
+            text, _ = planner.request_plan(job)
+            if text is not None and copy_plan.CopyPlan.from_text(text).layout == layout:
+                plans[layout] = text
+            if not planner.alive:  # It died on this checkpoint.
+                planner = None
+        if planner is not None and plans:
+            planner.add_plans(plans)
+    except BaseException:
+        if planner is not None:
+            planner.stop(kill=True)
+        raise
+    return plans, [dataclasses.replace(job, layout=layouts[job.relative])
+                   if layouts.get(job.relative) in plans else job for job in jobs], planner
+
+
 def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
-             timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS):
+             timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS, plans=None, ready=()):
     """Converts jobs in `workers` worker processes, replacing any that die or hang.
 
     Args:
@@ -458,6 +602,10 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
         timeout_per_checkpoint: seconds a worker may take over one checkpoint;
             a worker that sends no result in that time is killed, its
             checkpoint reported as timed out, and a fresh worker goes on.
+        plans: `{layout digest: CopyPlan text}` from `plan_copies`; the
+            workers import TensorFlow only for jobs of no planned layout.
+        ready: started, ready workers to use first (`plan_copies`'s planner);
+            the pool stops them too.
 
     Returns:
         The `ItemResult`s in completion order.
@@ -470,7 +618,9 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
         results = run_pool(jobs, settings, workers=2, on_result=print)
     """
     pending = collections.deque(jobs)
-    pool = [WorkerProcess(settings, verbose=verbose) for _ in range(min(workers, len(jobs)))]
+    pool = list(ready)
+    fresh_workers = [WorkerProcess(settings, verbose=verbose, plans=plans, with_model=False)
+                     for _ in range(min(workers, len(jobs)) - len(pool))]
     results = []
     selector = selectors.DefaultSelector()
     finished = False
@@ -489,16 +639,19 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
         pool.remove(worker)
         if not pending:
             return
-        fresh = WorkerProcess(settings, verbose=verbose)
+        # One like it: a worker with the model stays one (a copy worker imports no TensorFlow).
+        fresh = WorkerProcess(settings, verbose=verbose, plans=plans,
+                              with_model=worker.with_model)
         pool.append(fresh)
         fresh.start()
         fresh.wait_ready()
         dispatch(fresh)
 
     try:
-        for worker in pool:
+        pool.extend(fresh_workers)
+        for worker in fresh_workers:
             worker.start()
-        for worker in pool:
+        for worker in fresh_workers:
             worker.wait_ready()
         for worker in pool:
             dispatch(worker)
@@ -552,19 +705,33 @@ def main():
 
     start = json.loads(sys.stdin.readline())
     sys.path[:0] = [path for path in start["sys_path"] if path not in sys.path]
+    plans = _plans_from_text(start.get(PLANS_KEY, {}))
+    with_model = start.get(WITH_MODEL_KEY, True)
     try:
-        import tensorflow as tf
+        if with_model:  # A copy worker imports TensorFlow only for a job of another layout.
+            import tensorflow as tf
 
-        tf.get_logger().setLevel("ERROR")
-        converter = Converter(BatchSettings.from_json(start["settings"]))
+            tf.get_logger().setLevel("ERROR")
+        converter = Converter(BatchSettings.from_json(start["settings"]), plans=plans,
+                              with_model=with_model)
     except errors.MigrateError as error:
         send({ERROR_KEY: str(error), ERROR_KIND_KEY: type(error).__name__})
         return 1
     send({READY_KEY: True})
     for line in sys.stdin:
-        job = Job.from_json(json.loads(line))
-        send(converter.convert(job).to_json())
+        message = json.loads(line)
+        if PLAN_KEY in message:
+            send(converter.plan_copy(Job.from_json(message[PLAN_KEY])))
+            continue
+        if PLANS_KEY in message:
+            converter.add_plans(_plans_from_text(message[PLANS_KEY]))
+            continue
+        send(converter.convert(Job.from_json(message)).to_json())
     return 0
+
+
+def _plans_from_text(texts):
+    return {layout: copy_plan.CopyPlan.from_text(text) for layout, text in texts.items()}
 
 
 def exit_now(code):

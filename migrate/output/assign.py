@@ -52,7 +52,7 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     written = 0
     nonfinite = []
     direct = checkpoint.has_bundle_reader
-    for assignment in _largest_first(plan.assignments, checkpoint):
+    for assignment in largest_first(plan.assignments, checkpoint):
         source = checkpoint.variables.get(assignment.read_keys[0])
         variable = variables_by_path[assignment.targets[0]]
         copies = (copy_stored is not None
@@ -64,16 +64,16 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
             for copied_variable, copied, stored in copies:
                 count = NonfiniteCount()
                 copy_stored(copied_variable, stored, inspect=count)
-                _check_finite(copied.name, copied.shape, count.total, nonfinite, allow_nonfinite)
+                check_finite(copied.name, copied.shape, count.total, nonfinite, allow_nonfinite)
                 nbytes += copied.nbytes
         elif partitions:
             bad = direct_read.restore_mod_partitions(checkpoint.reader_path, source.name,
                                                      variable, partitions)
-            _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
+            check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
             nbytes = source.nbytes
         elif direct and source is not None and direct_read.eligible(assignment, source, variable):
             bad = direct_read.restore(checkpoint.reader_path, source.name, variable)
-            _check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
+            check_finite(source.name, source.shape, bad, nonfinite, allow_nonfinite)
             nbytes = source.nbytes
         else:
             nbytes = _convert_and_assign(assignment, checkpoint, variables_by_path,
@@ -88,7 +88,7 @@ def execute(plan, checkpoint, variables_by_path, *, allow_nonfinite=False, progr
     return written, nonfinite
 
 
-def _largest_first(assignments, checkpoint):
+def largest_first(assignments, checkpoint):
     """Orders assignments by the bytes they read, largest first.
 
     A weight is written and hashed (`on_assigned`) while the next is read;
@@ -104,27 +104,45 @@ def _largest_first(assignments, checkpoint):
 
 def _convert_and_assign(assignment, checkpoint, variables_by_path, nonfinite, allow_nonfinite):
     """The NumPy path: read the sources, convert them, assign; returns the bytes assigned."""
-    arrays = [checkpoint.read(key) for key in assignment.read_keys]
+    outputs = convert_arrays(assignment, [checkpoint.read(key) for key in assignment.read_keys],
+                             nonfinite, allow_nonfinite)
+    nbytes = 0
+    for target, value in outputs.items():
+        variable = variables_by_path[target]
+        check_converted_shape(target, value, [int(size) for size in variable.shape])
+        variable.assign(value)
+        nbytes += value.nbytes
+    return nbytes
+
+
+def convert_arrays(assignment, arrays, nonfinite, allow_nonfinite):
+    """Checks the source arrays for NaN/Inf (`check_finite`), then converts them (`Assignment.convert`).
+
+    Returns:
+        `{target path: array}`; the source arrays are released.
+    """
     for name, array in zip(assignment.read_keys, arrays):
         if np.issubdtype(array.dtype, np.floating) and array.size and not (
                 np.isfinite(array.min()) and np.isfinite(array.max())):
             # min and max propagate NaN and reach any Inf without a full-size
             # mask; only a tensor that has one pays for the exact count.
             bad = int(array.size - np.count_nonzero(np.isfinite(array)))
-            _check_finite(name, array.shape, bad, nonfinite, allow_nonfinite)
+            check_finite(name, array.shape, bad, nonfinite, allow_nonfinite)
     outputs = assignment.convert(arrays)
-    del arrays
-    nbytes = 0
-    for target, value in outputs.items():
-        variable = variables_by_path[target]
-        expected = tuple(int(size) for size in variable.shape)
-        if tuple(value.shape) != expected:
-            raise ModelError(
-                f"The conversion produced a tensor the model weight {target!r} cannot hold. "
-                f"Expected shape {list(expected)}. Received: shape={list(value.shape)}")
-        variable.assign(value)
-        nbytes += value.nbytes
-    return nbytes
+    arrays.clear()
+    return outputs
+
+
+def check_converted_shape(target, value, expected):
+    """Refuses a converted array whose shape is not the weight's (`expected`).
+
+    Raises:
+        ModelError: the shapes differ.
+    """
+    if tuple(value.shape) != tuple(expected):
+        raise ModelError(
+            f"The conversion produced a tensor the model weight {target!r} cannot hold. "
+            f"Expected shape {list(expected)}. Received: shape={list(value.shape)}")
 
 
 class NonfiniteCount:
@@ -152,7 +170,12 @@ class NonfiniteCount:
             self.total += int(chunk.size - np.count_nonzero(np.isfinite(chunk)))
 
 
-def _check_finite(name, shape, bad, nonfinite, allow_nonfinite):
+def check_finite(name, shape, bad, nonfinite, allow_nonfinite):
+    """Records a tensor's `bad` NaN/Inf count in `nonfinite`; refuses it unless `allow_nonfinite`.
+
+    Raises:
+        CheckpointError: `bad` > 0 and not `allow_nonfinite`.
+    """
     if not bad:
         return
     nonfinite.append((name, bad))

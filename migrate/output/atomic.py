@@ -12,6 +12,7 @@ import fcntl
 import os
 import re
 import shutil
+import sys
 import uuid
 
 from migrate import files
@@ -141,6 +142,18 @@ def write_file(path, data):
             files.remove(temporary)
 
 
+def _write_errors():
+    """What a failed write raises: `OSError`, and `tf.errors.OpError` once TensorFlow is imported.
+
+    An `except` clause evaluates this only once something was raised, so a
+    conversion that never imported TensorFlow (a batch worker that copies)
+    does not import it here either.
+    """
+    tensorflow = sys.modules.get("tensorflow")
+    errors = getattr(tensorflow, "errors", None)
+    return (OSError, errors.OpError) if errors is not None else OSError
+
+
 @contextlib.contextmanager
 def staged_directory(output_dir, *, overwrite):
     """Yields a locked temporary directory that becomes `output_dir` when the block succeeds.
@@ -153,8 +166,6 @@ def staged_directory(output_dir, *, overwrite):
     Raises:
         OutputError: the directory cannot be written or renamed.
     """
-    import tensorflow as tf
-
     output_dir = str(output_dir).rstrip("/")
     parent = files.dirname(output_dir) or "."
     temporary = files.join(
@@ -166,7 +177,7 @@ def staged_directory(output_dir, *, overwrite):
         lock = _lock(temporary)
         yield temporary
         _replace(temporary, output_dir, overwrite)
-    except (OSError, tf.errors.OpError) as error:
+    except _write_errors() as error:
         raise OutputError(f"Cannot write output {output_dir}: "
                           f"{_FUNCTION_NODE.sub('', reason(error))}. Expected a writable "
                           f"location with room. Received: output={output_dir!r}") from None

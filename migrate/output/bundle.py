@@ -49,6 +49,17 @@ _UNCOMPRESSED = b"\x00"
 _CRC_MASK_DELTA = 0xa282ead8
 # The tensor bundle version TensorFlow writes (kTensorBundleVersion).
 _BUNDLE_VERSION = 1
+# TensorFlow's `DataType` numbers (types.proto) of the dtypes a bundle holds as plain numbers.
+_DATA_TYPES = {"float32": 1, "float64": 2, "int32": 3, "uint8": 4, "int16": 5, "int8": 6,
+               "complex64": 8, "int64": 9, "bool": 10, "bfloat16": 14, "uint16": 17,
+               "complex128": 18, "float16": 19, "uint32": 22, "uint64": 23}
+_DT_STRING = 7
+# The NumPy dtype name of each of those `DataType` numbers.
+DATA_TYPE_NAMES = {number: name for name, number in _DATA_TYPES.items()}
+# Protobuf wire types.
+_VARINT, _FIXED32, _LENGTH_DELIMITED = 0, 5, 2
+# The header TensorFlow writes: one shard, little-endian (0, left out), VersionDef(producer=1).
+_HEADER_RECORD = b"\x08\x01\x1a\x02\x08" + bytes([_BUNDLE_VERSION])
 # A stored tensor is copied through this many buffers of this size: one is
 # read while the others are written and hashed.
 _COPY_BUFFERS = 4
@@ -133,8 +144,6 @@ class BundleWriter:
             array: a C-contiguous NumPy array (or a read-only view of a
                 tensor's buffer); it must not change until the bundle is finished.
         """
-        from tensorflow.core.framework import tensor_shape_pb2
-
         array = np.asarray(array)
         if not array.flags.c_contiguous:
             raise ValueError(f"Expected a C-contiguous array for {key!r}. "
@@ -176,15 +185,7 @@ class BundleWriter:
             length = min(_COPY_CHUNK_BYTES, stored.size - done)
             buffer = self._free_copy_buffer()
             view = memoryview(buffer)[:length]
-            read = 0
-            while read < length:
-                count = os.preadv(source.fileno(), [view[read:]], stored.offset + done + read)
-                if not count:
-                    raise CheckpointError(
-                        f"Cannot read {stored.key!r} from checkpoint {stored.checkpoint}: "
-                        f"{stored.path} ends inside it. Expected {stored.size} bytes at offset "
-                        f"{stored.offset}. Received: size={files.size(stored.path)}")
-                read += count
+            _read_into(source, view, stored, done)
             chunk = np.frombuffer(view, np.uint8)
             # google_crc32c takes read-only buffers only.
             chunk.flags.writeable = False
@@ -226,16 +227,12 @@ class BundleWriter:
         CRC32C of those lengths (each as a little-endian uint32), then the
         elements; its checksum covers the lengths, that CRC and the elements.
         """
-        from tensorflow.core.framework import tensor_shape_pb2
-        from tensorflow.core.framework import types_pb2
-
         value = bytes(value)
         lengths_crc = _crc32c(struct.pack("<I", len(value)))
         lengths_checksum = struct.pack("<I", _mask(lengths_crc))
         payload = [_varint(len(value)), lengths_checksum, value]
         crc = google_crc32c.extend(google_crc32c.extend(lengths_crc, lengths_checksum), value)
-        self._queue(key, types_pb2.DT_STRING, tensor_shape_pb2.TensorShapeProto(), payload,
-                    crc=_mask(crc))
+        self._queue(key, _DT_STRING, _shape_proto(()), payload, crc=_mask(crc))
 
     def _queue(self, key, dtype, shape, chunks, *, crc=None):
         if key in self._entries:
@@ -257,20 +254,14 @@ class BundleWriter:
 
     def _finish(self):
         """Writes the index, once every write and hash is done; sets `digests`."""
-        from tensorflow.core.protobuf import tensor_bundle_pb2
-        from tensorflow.core.framework import versions_pb2
-
         # A failed write (a full disk) or hash raises here, before the index exists.
         for write in self._pending_writes:
             write.result()
-        records = [(b"", tensor_bundle_pb2.BundleHeaderProto(
-            num_shards=1, endianness=tensor_bundle_pb2.BundleHeaderProto.LITTLE,
-            version=versions_pb2.VersionDef(producer=_BUNDLE_VERSION)).SerializeToString())]
+        records = [(b"", _HEADER_RECORD)]
         for key in sorted(self._entries, key=lambda name: name.encode("utf-8")):
             dtype, shape, offset, size, checksum = self._entries[key]
-            records.append((key.encode("utf-8"), tensor_bundle_pb2.BundleEntryProto(
-                dtype=dtype, shape=shape, shard_id=0, offset=offset, size=size,
-                crc32c=checksum.result()).SerializeToString()))
+            records.append((key.encode("utf-8"), _entry_proto(dtype, shape, offset, size,
+                                                              checksum.result())))
         index = _table(records)
         files.write_bytes(self._prefix + INDEX_SUFFIX, index)
         index_digest = files.new_digest(files.OUTPUT_DIGEST)
@@ -289,6 +280,38 @@ class _RunningCrc:
     value = 0
 
 
+def read_stored(stored, dtype, shape):
+    """Reads a stored tensor (a `bundle_index.StoredTensor`) as a NumPy array, without TensorFlow.
+
+    Its CRC32C must be the one the `.index` holds, as TensorFlow's reader checks.
+
+    Raises:
+        CheckpointError: the data file ends inside the tensor, or its bytes fail the checksum.
+    """
+    data = bytearray(stored.size)
+    with open(stored.path, "rb", buffering=0) as source:
+        _read_into(source, memoryview(data), stored, 0)
+    payload = np.frombuffer(data, np.uint8)
+    payload.flags.writeable = False  # google_crc32c takes read-only buffers only.
+    running = _RunningCrc()
+    running.value = google_crc32c.extend(0, payload)
+    _check_stored_crc(running, stored)
+    return np.frombuffer(data, np.dtype(dtype)).reshape(shape)
+
+
+def _read_into(source, view, stored, done):
+    """Fills `view` with the stored tensor's bytes from `done` on; raises where the file ends."""
+    read = 0
+    while read < len(view):
+        count = os.preadv(source.fileno(), [view[read:]], stored.offset + done + read)
+        if not count:
+            raise CheckpointError(
+                f"Cannot read {stored.key!r} from checkpoint {stored.checkpoint}: "
+                f"{stored.path} ends inside it. Expected {stored.size} bytes at offset "
+                f"{stored.offset}. Received: size={files.size(stored.path)}")
+        read += count
+
+
 def _check_stored_crc(running, stored):
     """Returns the stored masked CRC32C once the copied bytes are shown to have it."""
     computed = _mask(running.value)
@@ -300,19 +323,45 @@ def _check_stored_crc(running, stored):
     return computed
 
 
-def _shape_proto(shape):
-    from tensorflow.core.framework import tensor_shape_pb2
+def _field(number, wire_type):
+    return _varint(number << 3 | wire_type)
 
-    return tensor_shape_pb2.TensorShapeProto(
-        dim=[tensor_shape_pb2.TensorShapeProto.Dim(size=size) for size in shape])
+
+def _length_delimited(number, payload):
+    return _field(number, _LENGTH_DELIMITED) + _varint(len(payload)) + payload
+
+
+def _shape_proto(shape):
+    """Serializes a `TensorShapeProto` of `shape` as protobuf does (a zero size is left out).
+
+    >>> _shape_proto((3, 0)).hex()
+    '120208031200'
+    """
+    return b"".join(_length_delimited(2, _field(1, _VARINT) + _varint(int(size)) if size else b"")
+                    for size in shape)
+
+
+def _entry_proto(dtype, shape, offset, size, crc32c):
+    """Serializes a `BundleEntryProto` (shard 0) as protobuf does: fields in number order,
+    zeros left out, the shape always present (`tf.train.Checkpoint.write` sets it)."""
+    record = _field(1, _VARINT) + _varint(dtype) + _length_delimited(2, shape)
+    for number, value in ((4, offset), (5, size)):
+        if value:
+            record += _field(number, _VARINT) + _varint(value)
+    if crc32c:
+        record += _field(6, _FIXED32) + struct.pack("<I", crc32c)
+    return record
 
 
 def _dtype_enum(dtype):
-    import tensorflow as tf
+    """Returns TensorFlow's `DataType` number of a NumPy dtype.
 
+    >>> _dtype_enum(np.float32), _dtype_enum(np.int64)
+    (1, 9)
+    """
     try:
-        return tf.as_dtype(dtype).as_datatype_enum
-    except TypeError:
+        return _DATA_TYPES[np.dtype(dtype).name]
+    except (KeyError, TypeError):
         raise ValueError(f"Expected a numeric tensor dtype. Received: dtype={dtype}") from None
 
 

@@ -27,6 +27,8 @@ from migrate.source.state_file import STATE_FILE_NAME
 
 CHECKPOINT_NAME = "ckpt"
 ROOT_NAME = "model"
+# The key of the serialized object graph (`tensorflow.python.trackable.base.OBJECT_GRAPH_PROTO_KEY`).
+OBJECT_GRAPH_KEY = "_CHECKPOINTABLE_OBJECT_GRAPH"
 
 
 def mirror(object_paths_by_target, variables_by_path, *, alias_model_children=False):
@@ -90,7 +92,7 @@ class CheckpointStream:
         self.digests = None
 
     def __enter__(self):
-        self._keys, self._object_graph = _keys_and_object_graph(self._root_children)
+        self._keys, self._object_graph = keys_and_object_graph(self._root_children)
         self._writer.__enter__()
         return self
 
@@ -136,23 +138,23 @@ class CheckpointStream:
             self._writer.__exit__(type(error), error, None)
             raise error
         if kind is None:
-            self._writer.add_string(_object_graph_key(), self._object_graph)
+            self._writer.add_string(OBJECT_GRAPH_KEY, self._object_graph)
         self._writer.__exit__(kind, error, trace)
         if kind is None:
             self.digests = self._writer.digests
-            files.write_bytes(files.join(self._directory, STATE_FILE_NAME),
-                              f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
-                              f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'.encode())
+            write_state_file(self._directory)
         return False
 
 
-def _object_graph_key():
-    from tensorflow.python.trackable import base
+def write_state_file(directory):
+    """Writes the `checkpoint` state file naming the checkpoint by a relative path, which lets
+    `tf.train.latest_checkpoint(directory)` find it wherever the directory is moved."""
+    files.write_bytes(files.join(directory, STATE_FILE_NAME),
+                      f'model_checkpoint_path: "{CHECKPOINT_NAME}"\n'
+                      f'all_model_checkpoint_paths: "{CHECKPOINT_NAME}"\n'.encode())
 
-    return base.OBJECT_GRAPH_PROTO_KEY
 
-
-def _keys_and_object_graph(root_children):
+def keys_and_object_graph(root_children):
     """Returns `({id(variable): checkpoint key}, serialized object graph)` for the root's children.
 
     They come from the same step `tf.train.Checkpoint.write` takes
@@ -172,7 +174,7 @@ def _keys_and_object_graph(root_children):
     object_graph = None
     for trackable, tensors in serialized.items():
         if trackable is None:
-            object_graph = tensors.pop(_object_graph_key()).numpy()
+            object_graph = tensors.pop(OBJECT_GRAPH_KEY).numpy()
         if not tensors:
             continue  # Containers hold no tensors of their own.
         if len(tensors) != 1 or not hasattr(trackable, "handle"):

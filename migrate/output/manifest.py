@@ -160,16 +160,11 @@ def build(*, checkpoint, table, model, model_name, report, sources, options):
 
     return {
         "format": FORMAT,
-        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+        "created": created_now(),
         "versions": {"tf1-migrate": __version__, "tensorflow": tf.__version__,
                      "keras": keras.__version__ if target_model.is_keras_3(model)
                      else "tf_keras " + _tf_keras_version(), "python": platform.python_version()},
-        "source": {
-            "prefix": checkpoint.prefix,
-            "role_origin": checkpoint.role_origin,
-            "files": sources["files"],
-            "fingerprint": sources["fingerprint"],
-        },
+        "source": source_entry(checkpoint.prefix, checkpoint.role_origin, sources),
         "table": {"path": table.origin, "sha256": table.sha256},
         "model": model_name or type(model).__name__,
         "keep": report.keep,
@@ -183,6 +178,18 @@ def build(*, checkpoint, table, model, model_name, report, sources, options):
         "nonfinite": report.nonfinite,
         "exports": list(report.exports),
     }
+
+
+def created_now():
+    """The manifest's `created`: now, in UTC, to the second."""
+    return datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds")
+
+
+def source_entry(prefix, role_origin, sources):
+    """The manifest's `source`: the prefix, where its roles came from, and `describe_sources`'s
+    record of its files."""
+    return {"prefix": prefix, "role_origin": role_origin, "files": sources["files"],
+            "fingerprint": sources["fingerprint"]}
 
 
 def _tf_keras_version():

@@ -179,21 +179,36 @@ def left_out_at_initial(checkpoint, table, variables_by_path, unwritten_targets)
         if left_out_at_initial(checkpoint, table, variables_by_path, ["bn/moving_mean"]):
             print("nothing is lost")
     """
+    sources = unwritten_sources(checkpoint.variables, table, unwritten_targets)
+    if sources is None:
+        return False
+    return all(same_value(checkpoint.read(name), variables_by_path[target])
+               for name, target in sources)
+
+
+def unwritten_sources(variable_names, table, unwritten_targets):
+    """Returns `[(checkpoint key, target path)]` of the plain rules (no layout, no transform)
+    naming the unwritten targets, when they name every one of them; else None.
+
+    Those are the values `left_out_at_initial` compares; from names alone.
+    """
     left = set(unwritten_targets)
     if not left:
-        return False
-    confirmed = set()
-    for name in checkpoint.variables:
+        return None
+    found_pairs = []
+    for name in variable_names:
         found = table.lookup(name)
         if (found is None or found.target not in left or found.rule.layout is not None
                 or found.rule.transforms):
             continue
-        value = np.asarray(checkpoint.read(name))
-        current = np.asarray(variables_by_path[found.target])
-        if value.shape != current.shape or not np.array_equal(value, current):
-            return False
-        confirmed.add(found.target)
-    return confirmed == left
+        found_pairs.append((name, found.target))
+    return found_pairs if {target for _, target in found_pairs} == left else None
+
+
+def same_value(value, current):
+    """Whether a checkpoint value equals a weight's (same shape, same numbers)."""
+    value, current = np.asarray(value), np.asarray(current)
+    return value.shape == current.shape and bool(np.array_equal(value, current))
 
 
 def inspect_summary(description):

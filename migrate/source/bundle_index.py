@@ -92,13 +92,13 @@ class StoredTensors:
     """Where a V2 checkpoint's tensors lie, from its `.index` entries and its data shards' paths.
 
     Args:
-        prefix: the checkpoint's prefix.
-        entries: `IndexSummary.entries`.
+        prefix: the checkpoint's prefix (also an attribute).
+        entries: `IndexSummary.entries`, or `read_layout`'s `EntryLayout`s.
         shard_paths: `{shard id: data file path}`.
     """
 
     def __init__(self, prefix, entries, shard_paths):
-        self._prefix = prefix
+        self.prefix = prefix
         self._entries = entries
         self._shard_paths = shard_paths
 
@@ -110,12 +110,123 @@ class StoredTensors:
         path = self._shard_paths.get(entry.shard_id)
         if path is None:
             return None
-        return StoredTensor(name, self._prefix, path, entry.offset, entry.size, entry.crc32c)
+        return StoredTensor(name, self.prefix, path, entry.offset, entry.size, entry.crc32c)
 
     def slices(self, name):
         """Returns the `TensorSliceProto`s a partitioned variable is stored in, else None."""
         entry = self._entries.get(name)
         return list(entry.slices) if entry is not None and entry.slices else None
+
+
+@dataclasses.dataclass(frozen=True)
+class EntryLayout:
+    """One `.index` record (a `BundleEntryProto`) decoded without TensorFlow.
+
+    Attributes:
+        dtype: the `DataType` enum value.
+        shape: the dimensions.
+        shard_id, offset, size: where the bytes lie.
+        crc32c: their masked CRC32C.
+        slices: the serialized `TensorSliceProto`s of a tensor stored in
+            slices (a partitioned variable); empty for one stored whole.
+    """
+
+    dtype: int
+    shape: tuple
+    shard_id: int
+    offset: int
+    size: int
+    crc32c: int
+    slices: tuple
+
+
+def entry_layout(value):
+    """Decodes a serialized `BundleEntryProto` without TensorFlow; None when it does not decode.
+
+    >>> entry_layout(bytes([0x08, 0x01, 0x12, 0x04, 0x12, 0x02, 0x08, 0x03, 0x28, 0x0c]))
+    EntryLayout(dtype=1, shape=(3,), shard_id=0, offset=0, size=12, crc32c=0, slices=())
+    """
+    fields = _message_fields(value)
+    if fields is None:
+        return None
+    shape = []
+    for shape_bytes in fields.get(2, [b""]):
+        dimensions = _message_fields(shape_bytes) if isinstance(shape_bytes, bytes) else None
+        if dimensions is None:
+            return None
+        for dimension in dimensions.get(2, []):
+            size = _message_fields(dimension) if isinstance(dimension, bytes) else None
+            if size is None or not isinstance(size.get(1, [0])[-1], int):
+                return None
+            shape.append(size.get(1, [0])[-1])
+    scalars = {}
+    for number in (1, 3, 4, 5, 6):
+        found = fields.get(number, [0])[-1]
+        if not isinstance(found, int):
+            return None
+        scalars[number] = found
+    return EntryLayout(dtype=scalars[1], shape=tuple(shape), shard_id=scalars[3],
+                       offset=scalars[4], size=scalars[5], crc32c=scalars[6],
+                       slices=tuple(fields.get(_ENTRY_SLICES, ())))
+
+
+def read_layout(index_bytes):
+    """Returns `{key: EntryLayout}` of every tensor an `.index` holds, read without TensorFlow.
+
+    None when the bytes are not a table read here or a record does not
+    decode (`read_index`, through TensorFlow's protocol buffers, then says why).
+    """
+    records = table_records(index_bytes)
+    if records is None:
+        return None
+    layout = {}
+    for key, value in records:
+        if key == _HEADER_KEY:
+            continue
+        entry = entry_layout(value)
+        if entry is None:
+            return None
+        layout[key.decode("utf-8", "backslashreplace")] = entry
+    return layout
+
+
+def extents_of(entries):
+    """Returns `{shard id: bytes}`: the end of the last tensor in each data shard
+    (`IndexSummary.extents`), from `BundleEntryProto`s or `EntryLayout`s."""
+    extents = {}
+    for entry in entries.values():
+        extents[entry.shard_id] = max(extents.get(entry.shard_id, 0), entry.offset + entry.size)
+    return extents
+
+
+def _message_fields(message):
+    """Returns `{field number: [values]}` of a protobuf message: ints for varint and fixed
+    fields, bytes for length-delimited ones; None when the bytes are not a message."""
+    fields = {}
+    position = 0
+    try:
+        while position < len(message):
+            tag, position = _varint(message, position)
+            number, wire_type = tag >> 3, tag & 7
+            if wire_type == 0:
+                value, position = _varint(message, position)
+            elif wire_type == 2:
+                length, position = _varint(message, position)
+                if position + length > len(message):
+                    return None
+                value, position = bytes(message[position:position + length]), position + length
+            elif wire_type in _FIXED_BYTES:
+                width = _FIXED_BYTES[wire_type]
+                if position + width > len(message):
+                    return None
+                value = int.from_bytes(message[position:position + width], "little")
+                position += width
+            else:
+                return None
+            fields.setdefault(number, []).append(value)
+    except _Malformed:
+        return None
+    return fields
 
 
 class _Malformed(Exception):
@@ -284,7 +395,6 @@ def read_index(index_bytes):
     records = table_records(index_bytes)
     if records is None:
         return None
-    extents = {}
     problems = []
     entries = {}
     for key, value in records:
@@ -304,6 +414,4 @@ def read_index(index_bytes):
             problems.append(problem)
             continue
         entries[name] = record
-        extents[record.shard_id] = max(extents.get(record.shard_id, 0),
-                                       record.offset + record.size)
-    return IndexSummary(extents=extents, problems=problems, entries=entries)
+    return IndexSummary(extents=extents_of(entries), problems=problems, entries=entries)

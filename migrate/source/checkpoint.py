@@ -157,7 +157,7 @@ class LegacyCheckpoint:
             # the graph costs seconds and ~100 MB on BERT-base, and only layout
             # parameters and `verify` need it (see `graph`).
             collections = meta_graph.collections_from_meta(meta_path)
-            source, role_origin = roles_lib.RoleSource.GRAPH, f"graph collections of {meta_path}"
+            source, role_origin = roles_lib.RoleSource.GRAPH, role_origin_of(prefix, use_meta=True)
         elif builder is not None:
             graph = meta_graph.builder_graph(builder)
             used_builder = builder
@@ -165,9 +165,7 @@ class LegacyCheckpoint:
             meta_path = None
             source, role_origin = roles_lib.RoleSource.BUILDER, f"graph of builder {builder!r}"
         else:
-            if use_meta:
-                role_origin = (f"name rules: no {meta_path} (a builder's graph, module:callable, "
-                               f"can give the roles instead)")
+            role_origin = role_origin_of(prefix, use_meta=use_meta)
             meta_path = None
         if collections is not None:
             meta_graph.check_graph_matches(collections, shapes, role_origin)
@@ -364,7 +362,7 @@ def _open_bundle(prefix, read_ahead=None):
     shards = locate.data_files(prefix)  # Raises on a missing shard before TensorFlow reads anything.
     stored = None
     if version == locate.FORMAT_V2:
-        index_bytes = _index_bytes(prefix)
+        index_bytes = read_index_file(prefix)
         shard_paths = {locate.data_shard_number(path): path for path in shards}
         if read_ahead and not files.is_url(prefix):
             _read_ahead(index_bytes, shard_paths, read_ahead)
@@ -393,7 +391,34 @@ def _open_bundle(prefix, read_ahead=None):
     return reader, reader_path, version, shapes, dtypes, stored
 
 
-def _index_bytes(prefix):
+def role_origin_of(prefix, *, use_meta):
+    """Says where a checkpoint's roles come from when no builder gives them
+    (`LegacyCheckpoint.role_origin`): its `.meta`'s collections, or name rules."""
+    meta_path = prefix + locate.META_SUFFIX
+    if not use_meta:
+        return "name rules"
+    if files.exists(meta_path):
+        return f"graph collections of {meta_path}"
+    return (f"name rules: no {meta_path} (a builder's graph, module:callable, "
+            f"can give the roles instead)")
+
+
+def check_shard_sizes(prefix, shard_paths, extents):
+    """Refuses data shards shorter than their `.index` says (`bundle_index.extents_of`).
+
+    Raises:
+        CheckpointError: a shard is cut short.
+    """
+    for index, path in shard_paths.items():
+        needed = extents.get(index, 0)
+        present = files.size(path)
+        if present < needed:
+            raise CheckpointError(
+                f"Checkpoint data file {path} is truncated; copy the checkpoint again. Expected "
+                f"at least {needed} bytes (from {prefix}.index). Received: size={present}")
+
+
+def read_index_file(prefix):
     """Returns the bytes of a V2 checkpoint's `.index`."""
     index_path = prefix + ".index"
     try:
@@ -427,13 +452,7 @@ def _check_index(prefix, shard_paths, index_bytes):
             f"Checkpoint index {index_path} is damaged: {summary.problems[0]}{more}; "
             f"TensorFlow's reader would abort the process on it. Expected an index whose "
             f"records all parse. Received: checkpoint={prefix!r}")
-    for index, path in shard_paths.items():
-        needed = summary.extents.get(index, 0)
-        present = files.size(path)
-        if present < needed:
-            raise CheckpointError(
-                f"Checkpoint data file {path} is truncated; copy the checkpoint again. Expected "
-                f"at least {needed} bytes (from {prefix}.index). Received: size={present}")
+    check_shard_sizes(prefix, shard_paths, summary.extents)
     if files.is_url(prefix):
         return None
     return bundle_index.StoredTensors(prefix, summary.entries, shard_paths)

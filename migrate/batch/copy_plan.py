@@ -1,0 +1,332 @@
+"""Copy plans: a batch converts the checkpoints of one layout without TensorFlow.
+
+When every weight of a conversion is a legacy tensor's stored bytes (copied
+as they are) or a NumPy transform of tensors stored whole (reshape,
+transpose, slice, unpartition, a layout converter), TensorFlow is needed only
+to plan: the model's weights, the output's keys and its object graph. Those
+are the same for every checkpoint of one table, model and source layout (the
+`.index`'s keys, dtypes and shapes, and the `.meta` the roles come from), so
+a batch plans once per layout, in one worker that imports TensorFlow and
+builds the model (`make`), and its workers execute that plan on every
+checkpoint of the layout (`execute`) with NumPy and the project's own
+tensor-bundle writer: they import neither TensorFlow nor Keras. The output
+is byte for byte the checkpoint that `pipeline.convert` writes, with the same
+manifest, CRC32C checks and BLAKE3 digests.
+
+Example:
+
+    plan = make(checkpoint, table, model, options=options, model_name=spec)  # TensorFlow here
+    layout, _ = source_layout(other_prefix, use_meta=options.use_meta)  # TensorFlow-free from here
+    if layout == plan.layout:
+        report = execute(plan, other_prefix, output, options=options)
+"""
+
+import base64
+import dataclasses
+import hashlib
+import pickle
+import time
+
+import numpy as np
+
+from migrate import errors
+from migrate import files
+from migrate import pipeline
+from migrate.output import assign
+from migrate.output import atomic
+from migrate.output import bundle
+from migrate.output import checkpoint as output_checkpoint
+from migrate.output import direct_read
+from migrate.output import manifest as manifest_lib
+from migrate.output import report as report_lib
+from migrate.planning import target as target_model
+from migrate.source import bundle_index
+from migrate.source import checkpoint as checkpoint_lib
+from migrate.source import locate
+
+# Dtypes read here as NumPy reads them (bfloat16 and strings go through TensorFlow).
+_PLAIN_DTYPES = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64",
+                           "uint8", "uint16", "uint32", "uint64", "bool", "complex64",
+                           "complex128"})
+
+
+class NotCopyOnly(errors.MigrateError):
+    """The conversion needs TensorFlow for more than planning; its message says why."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Output:
+    """One tensor of the output checkpoint.
+
+    Attributes:
+        key: its checkpoint key.
+        target: the model weight's path.
+        dtype: the weight's NumPy dtype name.
+        shape: the weight's shape.
+        source: for a stored copy, the legacy key whose bytes are copied.
+    """
+
+    key: str
+    target: str
+    dtype: str
+    shape: tuple
+    source: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
+class Step:
+    """Writes `outputs`: stored copies (no `assignment`), or the assignment converted by NumPy."""
+
+    outputs: tuple
+    assignment: object = None
+
+
+@dataclasses.dataclass(frozen=True)
+class CopyPlan:
+    """How every checkpoint of one source layout is converted, without TensorFlow.
+
+    Attributes:
+        layout: the `source_layout` digest it applies to.
+        planned_from: the checkpoint it was planned from.
+        steps: the `Step`s, in the order the TensorFlow path writes them.
+        object_graph: the output's serialized object graph.
+        report: the `ConversionReport` of `planned_from` (per checkpoint, its
+            prefix, role origin, output and NaN/Inf counts are its own).
+        manifest: the manifest of `planned_from`, but its `created`,
+            `source` and `nonfinite` (each checkpoint's own).
+        unwritten: `[(legacy key, target path, initial value)]` of the plain
+            rules naming the weights the output leaves out
+            (`report.unwritten_sources`), or None.
+    """
+
+    layout: str
+    planned_from: str
+    steps: tuple
+    object_graph: bytes
+    report: report_lib.ConversionReport
+    manifest: dict
+    unwritten: tuple | None = None
+
+    def to_text(self):
+        """Returns the plan as text, for a worker of the same toolkit version (`from_text`)."""
+        return base64.b64encode(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+
+    @classmethod
+    def from_text(cls, text):
+        return pickle.loads(base64.b64decode(text))
+
+
+def may_copy(options):
+    """Whether conversions with these `ConversionOptions` may be copy plans: no verification,
+    no exports and no builder (each needs TensorFlow and the model)."""
+    return options.verify is None and not options.exports and not options.builder
+
+
+def source_layout(prefix, *, use_meta):
+    """Returns `(digest, {key: bundle_index.EntryLayout})` of a local V2 checkpoint's layout.
+
+    The digest covers every key, dtype, shape and slicing of the `.index`,
+    and the `.meta` the roles come from (`use_meta`): two checkpoints with the
+    same digest have the same plan. Read without TensorFlow.
+
+    Returns:
+        `(None, None)` for a checkpoint a copy plan cannot apply to (V1, a
+        URL, a SavedModel, an `.index` not read here).
+    """
+    if files.is_url(prefix) or not files.exists(prefix + locate.INDEX_SUFFIX):
+        return None, None
+    try:
+        entries = bundle_index.read_layout(checkpoint_lib.read_index_file(prefix))
+    except errors.CheckpointError:
+        return None, None
+    if entries is None:
+        return None, None
+    digest = hashlib.sha256()
+    for key in sorted(entries):
+        entry = entries[key]
+        digest.update(repr((key, entry.dtype, entry.shape, entry.slices)).encode("utf-8"))
+    meta_path = prefix + locate.META_SUFFIX
+    if use_meta and files.exists(meta_path):
+        digest.update(b"\0meta\0" + files.read_bytes(meta_path))
+    return digest.hexdigest(), entries
+
+
+def make(checkpoint, table, model, *, options, model_name):
+    """Plans the conversion of `checkpoint` once, for every checkpoint of its layout.
+
+    Args:
+        checkpoint: a `LegacyCheckpoint`.
+        table: the `MappingTable`.
+        model: the built Keras model (only its structure and initial values are used).
+        options: the `ConversionOptions`.
+        model_name: how the manifest names the model.
+
+    Returns:
+        A `CopyPlan`.
+
+    Raises:
+        NotCopyOnly: a weight needs TensorFlow to be read, or the options
+            need the model (see `may_copy`).
+        PlanError: the plan has problems.
+    """
+    if not may_copy(options):
+        raise NotCopyOnly("verification, exports and builders need TensorFlow and the model")
+    layout, _ = source_layout(checkpoint.prefix, use_meta=options.use_meta)
+    if layout is None or checkpoint.artifact is not None:
+        raise NotCopyOnly(f"{checkpoint.prefix} is not a local V2 checkpoint read here")
+    conversion_plan, targets, variables_by_path, object_paths = pipeline.plan_for_writing(
+        checkpoint, table, model, options)
+    conversion_plan.raise_for_problems()
+    report = pipeline.conversion_report(checkpoint, table, conversion_plan, targets,
+                                        options=options, output="")
+    keys, object_graph = output_checkpoint.keys_and_object_graph(output_checkpoint.mirror(
+        object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model)))
+    written = set()
+
+    def output(target, source=""):
+        variable = variables_by_path[target]
+        key = keys.get(id(variable))
+        if key is None or key in written:
+            raise NotCopyOnly(f"the weight {target} is not one variable written once")
+        written.add(key)
+        return Output(key=key, target=target, dtype=direct_read.numpy_dtype(variable).name,
+                      shape=tuple(int(size) for size in variable.shape), source=source)
+
+    steps = []
+    for assignment in assign.largest_first(conversion_plan.assignments, checkpoint):
+        copies = direct_read.stored_copies(assignment, checkpoint, variables_by_path)
+        if copies:
+            reshaped = assignment.reshaped_sources()
+            steps.append(Step(tuple(output(target, source.name)
+                                    for target, (_, source, _) in zip(reshaped, copies))))
+            continue
+        for key in assignment.read_keys:
+            _check_readable(checkpoint, key)
+        steps.append(Step(tuple(output(target) for target in assignment.targets), assignment))
+    if len(written) != len(keys):
+        raise NotCopyOnly("the output's object graph holds weights the plan does not write")
+    unwritten = report_lib.unwritten_sources(checkpoint.variables, table, report.unwritten_targets)
+    if unwritten is not None:
+        for key, _ in unwritten:
+            _check_readable(checkpoint, key)
+        unwritten = tuple((key, target, np.array(variables_by_path[target]))
+                          for key, target in unwritten)
+    manifest = manifest_lib.build(checkpoint=checkpoint, table=table, model=model,
+                                  model_name=model_name, report=report,
+                                  sources={"files": [], "fingerprint": {}}, options=options)
+    for per_checkpoint in ("created", "source", "nonfinite"):
+        del manifest[per_checkpoint]
+    return CopyPlan(layout=layout, planned_from=checkpoint.prefix, steps=tuple(steps),
+                    object_graph=bytes(object_graph), report=report, manifest=manifest,
+                    unwritten=unwritten)
+
+
+def _check_readable(checkpoint, key):
+    """Refuses a tensor NumPy cannot read from the data file: not stored whole as plain numbers."""
+    source = checkpoint.variables.get(key)
+    stored = checkpoint.stored_tensor(key)
+    if (source is None or source.dtype not in _PLAIN_DTYPES or stored is None
+            or stored.size != source.nbytes):
+        raise NotCopyOnly(f"{key} is not stored whole as plain numbers; TensorFlow reads it")
+
+
+def execute(plan, prefix, output, *, options, hash_sources=False):
+    """Converts the checkpoint at `prefix` into `output` by `plan`, without TensorFlow.
+
+    As `pipeline.convert(..., overwrite=True, fill_model=False)` would: the
+    same checks (a changed or truncated checkpoint, damaged bytes, NaN/Inf,
+    an output that is not a converted one), the same output files, written in
+    a temporary directory renamed into place.
+
+    Args:
+        plan: a `CopyPlan`.
+        prefix: a checkpoint prefix of the plan's layout.
+        output: the output directory (replaced if it is a converted output).
+        options: the `ConversionOptions` the plan was made with.
+        hash_sources: record every source file's full SHA-256 in the manifest.
+
+    Returns:
+        The `ConversionReport`.
+
+    Raises:
+        CheckpointError: the checkpoint is not of the plan's layout, is cut
+            short, or holds damaged bytes or NaN/Inf.
+        OutputError: `output` cannot be written or is not a converted output.
+    """
+    started = time.monotonic()
+    layout, entries = source_layout(prefix, use_meta=options.use_meta)
+    if layout != plan.layout:
+        raise errors.CheckpointError(
+            f"Checkpoint {prefix} is not of the layout the batch planned from {plan.planned_from} "
+            f"(its .index or .meta changed since). Expected the same keys, shapes, dtypes and "
+            f"graph. Received: checkpoint={prefix!r}")
+    shard_paths = {locate.data_shard_number(path): path for path in locate.data_files(prefix)}
+    checkpoint_lib.check_shard_sizes(prefix, shard_paths, bundle_index.extents_of(entries))
+    stored = bundle_index.StoredTensors(prefix, entries, shard_paths)
+    source_paths = locate.source_files(prefix, use_meta=options.use_meta)
+    recovered = atomic.recover_previous(output)
+    try:
+        atomic.check_output(output, overwrite=True, source_files=source_paths)
+    except errors.OutputError as error:
+        if not recovered:
+            raise
+        raise errors.OutputError(" ".join([*recovered, str(error)]), option=error.option) from None
+    sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
+    report = dataclasses.replace(
+        plan.report, checkpoint=prefix, output=str(output), recovered=recovered,
+        role_origin=checkpoint_lib.role_origin_of(prefix, use_meta=options.use_meta))
+    if plan.unwritten is not None:
+        report.unwritten_at_initial = all(
+            report_lib.same_value(_read(stored, entries, key), initial)
+            for key, _, initial in plan.unwritten)
+    nonfinite = []
+    with atomic.staged_directory(output, overwrite=True) as staging:
+        with bundle.BundleWriter(files.join(staging, output_checkpoint.CHECKPOINT_NAME)) as writer:
+            for step in plan.steps:
+                _write_step(step, writer, stored, entries, nonfinite, options.allow_nonfinite)
+            writer.add_string(output_checkpoint.OBJECT_GRAPH_KEY, plan.object_graph)
+        output_checkpoint.write_state_file(staging)
+        report.nonfinite = [[name, count] for name, count in nonfinite]
+        manifest = {**plan.manifest, "created": manifest_lib.created_now(),
+                    "source": manifest_lib.source_entry(prefix, report.role_origin,
+                                                        sources.result()),
+                    "nonfinite": report.nonfinite}
+        manifest_lib.write(staging, manifest, known_digests=writer.digests)
+    report.seconds = time.monotonic() - started
+    return report
+
+
+def _write_step(step, writer, stored, entries, nonfinite, allow_nonfinite):
+    if step.assignment is None:
+        for output in step.outputs:
+            source = _stored(stored, entries, output.source)
+            count = assign.NonfiniteCount()
+            writer.add_stored(output.key, output.dtype, output.shape, source, inspect=count)
+            assign.check_finite(output.source, entries[output.source].shape, count.total,
+                                nonfinite, allow_nonfinite)
+        return
+    arrays = [_read(stored, entries, key) for key in step.assignment.read_keys]
+    converted = assign.convert_arrays(step.assignment, arrays, nonfinite, allow_nonfinite)
+    for output in step.outputs:
+        value = converted.pop(output.target)
+        assign.check_converted_shape(output.target, value, output.shape)
+        # As a variable's assignment would: its dtype, in C order.
+        writer.add(output.key, np.ascontiguousarray(value, dtype=output.dtype))
+
+
+def _stored(stored, entries, key):
+    tensor = stored.tensor(key)
+    entry = entries[key]
+    name = bundle.DATA_TYPE_NAMES.get(entry.dtype)
+    if (tensor is None or name is None
+            or tensor.size != np.dtype(name).itemsize * int(np.prod(entry.shape, dtype=np.int64))):
+        raise errors.CheckpointError(
+            f"Cannot read {key!r} from checkpoint {stored.prefix}: it is not stored whole as "
+            f"plain numbers. Expected the layout the batch planned. Received: name={key!r}")
+    return tensor
+
+
+def _read(stored, entries, key):
+    entry = entries[key]
+    return bundle.read_stored(_stored(stored, entries, key), bundle.DATA_TYPE_NAMES[entry.dtype],
+                              entry.shape)

@@ -1,0 +1,220 @@
+"""Copy plans: a batch plans once per source layout and its workers convert without TensorFlow.
+
+The output of a copy plan must be byte for byte the checkpoint the TensorFlow
+path writes (stored copies, NumPy transforms, EMA, BatchNorm statistics), with
+the same manifest; a copy worker must convert with TensorFlow and Keras
+unimportable.
+"""
+
+import json
+import os
+import shutil
+import sys
+
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+import migrate
+from migrate import pipeline
+from migrate import zoo
+from migrate.batch import copy_plan
+from migrate.batch import worker as batch_worker
+from migrate.mapping.table import MappingTable
+from migrate.mapping.table import load_table
+from migrate.output import bundle
+from migrate.output import manifest as manifest_lib
+from migrate.source import bundle_index
+
+ENTRY = zoo.get("small_convnet")
+MODEL = "migrate.zoo.small_convnet:build_model"
+# Every way a copy plan writes a weight: stored bytes copied (reshapes only),
+# a transpose and a slice through NumPy.
+TRANSFORMING_TABLE = """
+[[rule]]
+match = 'dense/kernel'
+target = 'dense/kernel'
+transform = ["transpose(1, 0)"]
+
+[[rule]]
+match = 'dense/bias'
+target = 'dense/bias'
+transform = ["squeeze(0)"]
+
+[[rule]]
+match = 'head/kernel'
+target = 'head/kernel'
+transform = ["slice(0, 1, 6)", "expand_dims(1)"]
+
+[[rule]]
+match = 'head/bias'
+target = 'head/bias'
+"""
+# A copy worker must never need these.
+_UNIMPORTABLE = ("tensorflow", "keras", "tf_keras")
+
+
+@pytest.fixture(scope="module")
+def prefix(legacy_checkpoint):
+    return legacy_checkpoint("small_convnet")
+
+
+def _transforming_model():
+    inputs = keras.Input((24,))
+    hidden = keras.layers.Dense(5, name="dense")(inputs)
+    return keras.Model(inputs, keras.layers.Dense(1, name="head")(hidden))
+
+
+def _transforming_checkpoint(directory, seed):
+    rng = np.random.default_rng(seed)
+    tensors = {"dense/kernel": rng.standard_normal((5, 24)).astype("float32"),
+               "dense/bias": rng.standard_normal((1, 5)).astype("float32"),
+               "head/kernel": rng.standard_normal((7,)).astype("float32"),
+               "head/bias": rng.standard_normal((1,)).astype("float32")}
+    prefix = str(directory / f"model.ckpt-{seed}")
+    names = sorted(tensors)
+    tf.raw_ops.SaveV2(prefix=prefix, tensor_names=names, shape_and_slices=[""] * len(names),
+                      tensors=[tf.constant(tensors[name]) for name in names])
+    return prefix
+
+
+def _copy_checkpoint(prefix, destination):
+    """Copies a checkpoint's files under another prefix (the same layout, another step)."""
+    directory, base = os.path.split(prefix)
+    os.makedirs(os.path.dirname(destination), exist_ok=True)
+    for name in os.listdir(directory):
+        if name.startswith(base + "."):
+            shutil.copyfile(os.path.join(directory, name), destination + name[len(base):])
+    return destination
+
+
+def _files(output):
+    return {name: open(os.path.join(output, name), "rb").read()
+            for name in sorted(os.listdir(output)) if name != manifest_lib.MANIFEST_NAME}
+
+
+def _manifest(output):
+    document = json.load(open(os.path.join(output, manifest_lib.MANIFEST_NAME)))
+    del document["created"]
+    return document
+
+
+def _both_paths(prefix, table, model, tmp_path, options):
+    """Converts `prefix` as a batch worker does (TensorFlow, the model as template) and by a
+    copy plan made from it; returns `(tensorflow output, copy output, tensorflow report,
+    copy report)`."""
+    checkpoint = pipeline.open_checkpoint(prefix, options)
+    loaded = load_table(table)
+    expected = str(tmp_path / "tensorflow")
+    expected_report = pipeline.convert(checkpoint, loaded, model, expected, options=options,
+                                       model_name=MODEL, fill_model=False)
+    plan = copy_plan.CopyPlan.from_text(copy_plan.make(
+        checkpoint, loaded, model, options=options, model_name=MODEL).to_text())
+    copied = str(tmp_path / "copied")
+    report = copy_plan.execute(plan, prefix, copied, options=options)
+    return expected, copied, expected_report, report
+
+
+@pytest.mark.parametrize("options", [
+    migrate.ConversionOptions(),
+    migrate.ConversionOptions(keep="model_state", ema=True),
+], ids=["trainable", "model_state_ema"])
+def test_a_copy_plan_writes_byte_for_byte_what_the_tensorflow_path_writes(prefix, tmp_path,
+                                                                          options):
+    expected, copied, expected_report, report = _both_paths(
+        prefix, ENTRY.table_path, ENTRY.build_model(), tmp_path, options)
+    assert _files(copied) == _files(expected)
+    assert _manifest(copied) == _manifest(expected)
+    assert manifest_lib.check(copied).ok
+    document, expected_document = report.to_json(), expected_report.to_json()
+    for per_run in ("seconds", "output"):
+        del document[per_run], expected_document[per_run]
+    assert document == expected_document
+    if options.keep == "trainable":  # The BatchNorm statistics are left out, and said so.
+        assert report.unwritten_targets and report.warnings == expected_report.warnings
+
+
+def test_numpy_transforms_in_a_copy_plan_give_the_tensorflow_paths_bytes(tmp_path):
+    prefix = _transforming_checkpoint(tmp_path, seed=1)
+    table = MappingTable.from_text(TRANSFORMING_TABLE, origin="transforming.toml")
+    options = migrate.ConversionOptions()
+    checkpoint = pipeline.open_checkpoint(prefix, options)
+    plan = copy_plan.make(checkpoint, table, _transforming_model(), options=options,
+                          model_name=MODEL)
+    assert [bool(step.assignment) for step in plan.steps].count(True) == 2
+    expected, copied, _, _ = _both_paths(prefix, table, _transforming_model(), tmp_path, options)
+    assert _files(copied) == _files(expected)
+    assert _manifest(copied) == _manifest(expected)
+    # Another checkpoint of the layout: its own values, through the same plan.
+    other = _transforming_checkpoint(tmp_path, seed=2)
+    copy_plan.execute(plan, other, str(tmp_path / "other"), options=options)
+    restored = tf.train.load_checkpoint(str(tmp_path / "other" / "ckpt"))
+    legacy = tf.train.load_checkpoint(other)
+    (kernel,) = [key for key, shape in restored.get_variable_to_shape_map().items()
+                 if shape == [24, 5]]
+    np.testing.assert_array_equal(restored.get_tensor(kernel), legacy.get_tensor("dense/kernel").T)
+
+
+def test_a_checkpoint_of_another_layout_or_damaged_bytes_fail_with_their_own_line(prefix,
+                                                                                  tmp_path):
+    options = migrate.ConversionOptions()
+    plan = copy_plan.make(pipeline.open_checkpoint(prefix, options),
+                          load_table(ENTRY.table_path), ENTRY.build_model(),
+                          options=options, model_name=MODEL)
+    other = _transforming_checkpoint(tmp_path, seed=3)
+    with pytest.raises(migrate.CheckpointError, match="is not of the layout the batch planned"):
+        copy_plan.execute(plan, other, str(tmp_path / "other"), options=options)
+    damaged = _copy_checkpoint(prefix, str(tmp_path / "damaged" / "model.ckpt-9"))
+    entries = bundle_index.read_layout(open(damaged + ".index", "rb").read())
+    kernel = entries["logits/kernel"]
+    data_path = damaged + bundle.DATA_SUFFIX
+    data = bytearray(open(data_path, "rb").read())
+    data[kernel.offset + kernel.size // 2] ^= 0xFF
+    open(data_path, "wb").write(bytes(data))
+    with pytest.raises(migrate.CheckpointError, match="Checksum does not match"):
+        copy_plan.execute(plan, damaged, str(tmp_path / "damaged-out"), options=options)
+    assert not os.path.exists(tmp_path / "damaged-out")
+
+
+def test_copy_workers_convert_with_tensorflow_and_keras_unimportable(prefix, tmp_path,
+                                                                     monkeypatch):
+    options = migrate.ConversionOptions()
+    table_text = open(ENTRY.table_path, encoding="utf-8").read()
+    table = MappingTable.from_text(table_text, origin=ENTRY.table_path)
+    settings = batch_worker.BatchSettings(table=ENTRY.table_path, table_text=table_text,
+                                          table_sha256=table.sha256, model=MODEL,
+                                          check_current=False)
+    checkpoint = pipeline.open_checkpoint(prefix, options)
+    plan = copy_plan.make(checkpoint, table, ENTRY.build_model(), options=options,
+                          model_name=MODEL)
+    expected = str(tmp_path / "tensorflow")
+    pipeline.convert(checkpoint, table, ENTRY.build_model(), expected, options=options,
+                     model_name=MODEL, fill_model=False)
+    sources = [_copy_checkpoint(prefix, str(tmp_path / "train" / f"model.ckpt-{step}"))
+               for step in (1, 2)]
+    jobs = []
+    for step, source in enumerate(sources, 1):
+        layout, _ = copy_plan.source_layout(source, use_meta=True)
+        assert layout == plan.layout
+        jobs.append(batch_worker.Job(source=source, relative=f"model.ckpt-{step}",
+                                     output=str(tmp_path / "out" / f"model.ckpt-{step}"),
+                                     layout=layout))
+    # The workers import these from a directory put first on their path, where importing
+    # any of them fails.
+    blocked = tmp_path / "blocked"
+    for name in _UNIMPORTABLE:
+        (blocked / name).mkdir(parents=True)
+        (blocked / name / "__init__.py").write_text(
+            f"raise ImportError('a copy worker imported {name}')\n")
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [str(blocked), *sys.path[:1], os.environ.get("PYTHONPATH", "")]))
+    monkeypatch.syspath_prepend(str(blocked))
+    results = batch_worker.run_pool(jobs, settings, workers=2,
+                                    plans={plan.layout: plan.to_text()})
+    assert [(result.relative, result.status, result.reason) for result in sorted(
+        results, key=lambda result: result.relative)] == [
+        ("model.ckpt-1", "converted", ""), ("model.ckpt-2", "converted", "")]
+    for job in jobs:
+        assert _files(job.output) == _files(expected)
+        assert manifest_lib.check(job.output).ok
