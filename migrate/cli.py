@@ -648,6 +648,7 @@ def command_lint(options):
     if _CHECKPOINT.value:
         _import_tensorflow_quietly()
         checkpoint = _open_checkpoint(options)
+        pipeline.admit_named_constants(checkpoint, table)
         # Slots, shadows and counters never go through the table.
         names = [name for name, variable in checkpoint.variables.items()
                  if variable.role in (Role.TRAINABLE, Role.MODEL_STATE, Role.UNKNOWN)]
