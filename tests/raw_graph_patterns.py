@@ -151,3 +151,54 @@ def ctc_recognizer_model():
     net = keras.layers.Reshape((-1, CTC_HEIGHT * CTC_FILTERS))(net)
     net = keras.layers.LSTM(UNITS, return_sequences=True, name="lstm")(net)
     return keras.Model(image, keras.layers.Dense(CTC_CLASSES, name="out")(net))
+
+
+BOARD, FILTERS, BLOCKS, MOVES = 5, 4, int(os.environ.get("BLOCKS", 2)), 6
+
+
+def build_layers_resnet():
+    """A policy/value ResNet written with `tf.layers` (convolutions with their default biases,
+    `batch_normalization`, numbered layer names `conv2d_3`, `dense_1`)."""
+    tf = tf_v1()
+    board = tf.placeholder(tf.float32, [None, BOARD, BOARD, 2], name="board")
+
+    def conv_bn(net, filters, size):
+        net = tf.layers.conv2d(net, filters, size, padding="same")
+        return tf.layers.batch_normalization(net, training=False)
+
+    net = tf.nn.relu(conv_bn(board, FILTERS, 3))
+    for _ in range(BLOCKS):
+        shortcut = net
+        net = tf.nn.relu(conv_bn(net, FILTERS, 3))
+        net = tf.nn.relu(conv_bn(net, FILTERS, 3) + shortcut)
+    policy = tf.nn.relu(conv_bn(net, 2, 1))
+    policy = tf.layers.dense(tf.layers.flatten(policy), MOVES)
+    value = tf.nn.relu(conv_bn(net, 1, 1))
+    value = tf.layers.dense(tf.layers.flatten(value), FILTERS, activation=tf.nn.relu)
+    value = tf.layers.dense(value, 1, activation=tf.nn.tanh)
+    tf.identity(policy, name="policy")
+    tf.identity(value, name="value")
+
+
+def layers_resnet_model():
+    import keras
+    board = keras.Input((BOARD, BOARD, 2), name="board")
+    count = iter(range(100))
+
+    def conv_bn(net, filters, size):
+        index = next(count)
+        net = keras.layers.Conv2D(filters, size, padding="same", name=f"conv{index}")(net)
+        return keras.layers.BatchNormalization(epsilon=1e-3, name=f"bn{index}")(net)
+
+    net = keras.layers.ReLU()(conv_bn(board, FILTERS, 3))
+    for _ in range(BLOCKS):
+        shortcut = net
+        net = keras.layers.ReLU()(conv_bn(net, FILTERS, 3))
+        net = keras.layers.ReLU()(keras.layers.Add()([conv_bn(net, FILTERS, 3), shortcut]))
+    policy = keras.layers.ReLU()(conv_bn(net, 2, 1))
+    policy = keras.layers.Dense(MOVES, name="policy")(keras.layers.Flatten()(policy))
+    value = keras.layers.ReLU()(conv_bn(net, 1, 1))
+    value = keras.layers.Dense(FILTERS, activation="relu", name="value_hidden")(
+        keras.layers.Flatten()(value))
+    value = keras.layers.Dense(1, activation="tanh", name="value")(value)
+    return keras.Model(board, [policy, value])

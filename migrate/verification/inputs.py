@@ -389,6 +389,11 @@ def _id_bound(tensor, facts, settings, index, count):
     ids = facts.cast_to_int or (given is not None and own and tensor.dtype.is_floating)
     if not (is_integer or ids):
         return None, False, ""
+    if given is not None and facts.id_rows is not None and given > facts.id_rows and not own:
+        # The one bound for all inputs (a vocabulary's) goes past this input's table.
+        return facts.id_rows, ids and not is_integer, (
+            f"ids in [0, {facts.id_rows}) (the {facts.id_rows} rows of {facts.id_table}; "
+            f"input_max {given} is for all inputs)")
     if given is not None and facts.id_rows is not None and given > facts.id_rows:
         raise ArgumentError(
             f"Placeholder {tensor.name} indexes {facts.id_table}, a table of {facts.id_rows} "
@@ -397,9 +402,9 @@ def _id_bound(tensor, facts, settings, index, count):
     bound = given if given is not None else facts.id_rows
     if bound is None:
         return None, ids, ""
-    where = (f"input_max" if given is not None else
+    where = ("input_max" if given is not None else
              f"the {facts.id_rows} rows of {facts.id_table}")
-    cast = f", cast to integers by the graph" if facts.cast_to_int else ""
+    cast = ", cast to integers by the graph" if facts.cast_to_int else ""
     return bound, ids and not is_integer, f"ids in [0, {bound}) ({where}{cast})"
 
 
