@@ -120,6 +120,10 @@ def admit_named_constants(checkpoint, table):
     `migrate.source.frozen_graph`) is one when a rule that maps (not drops)
     names it: the table's word wins over the graph's guess.
 
+    Args:
+        checkpoint: the opened `LegacyCheckpoint`.
+        table: a TOML table path or a `MappingTable`.
+
     Returns:
         The names admitted, e.g. `["BC1"]` (empty for other sources).
 
@@ -127,6 +131,7 @@ def admit_named_constants(checkpoint, table):
 
         admit_named_constants(checkpoint, load_table("table.toml"))
     """
+    table = load_table(table)
     reasons = {}
     for name in checkpoint.not_weights or ():
         found = table.lookup(name)

@@ -153,7 +153,7 @@ def ctc_recognizer_model():
     return keras.Model(image, keras.layers.Dense(CTC_CLASSES, name="out")(net))
 
 
-BOARD, FILTERS, BLOCKS, MOVES = 5, 4, int(os.environ.get("BLOCKS", 2)), 6
+BOARD, FILTERS, BLOCKS, MOVES = 5, 4, 6, 6
 
 
 def build_layers_resnet():
@@ -202,3 +202,23 @@ def layers_resnet_model():
         keras.layers.Flatten()(value))
     value = keras.layers.Dense(1, activation="tanh", name="value")(value)
     return keras.Model(board, [policy, value])
+
+
+def build_masked_pooling():
+    """BERT-style inputs of unknown length: `input_ids` and an `input_mask` the Keras model
+    does not take (all ones), both `[None, None]`."""
+    tf = tf_v1()
+    input_ids = tf.placeholder(tf.int32, [None, None], name="input_ids")
+    input_mask = tf.placeholder(tf.int32, [None, None], name="input_mask")
+    embedding = tf.get_variable("word_embeddings", [VOCAB, EMBED])
+    mask = tf.cast(tf.expand_dims(input_mask, -1), tf.float32)
+    pooled = tf.reduce_sum(tf.nn.embedding_lookup(embedding, input_ids) * mask, axis=1)
+    tf.identity(tf.layers.dense(pooled, CLASSES, name="classifier"), name="logits")
+
+
+def masked_pooling_model():
+    import keras
+    ids = keras.Input((None,), dtype="int32", name="input_ids")
+    net = keras.layers.Embedding(VOCAB, EMBED, name="word_embeddings")(ids)
+    net = keras.layers.Lambda(lambda x: keras.ops.sum(x, axis=1), name="pool")(net)
+    return keras.Model(ids, keras.layers.Dense(CLASSES, name="classifier")(net))
