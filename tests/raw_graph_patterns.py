@@ -153,7 +153,7 @@ def ctc_recognizer_model():
     return keras.Model(image, keras.layers.Dense(CTC_CLASSES, name="out")(net))
 
 
-BOARD, FILTERS, BLOCKS, MOVES = 5, 4, 6, 6
+BOARD, FILTERS, BLOCKS, MOVES = 5, 4, 5, 6
 
 
 def build_layers_resnet():

@@ -155,8 +155,9 @@ def test_a_layers_resnet_without_its_meta_is_drafted_in_its_names_order(saved, t
     settings = migrate.VerifySettings(output_pairs=[("policy", "policy:0"), ("value", "value:0")],
                                       tolerance=TOLERANCE)
     options = migrate.ConversionOptions(use_meta=False, keep="model_state")
-    report, _ = _suggest_and_convert(prefix, patterns.layers_resnet_model, settings, tmp_path,
-                                     options=options)
+    report = migrate.suggest(prefix, patterns.layers_resnet_model, verify=settings,
+                             options=options)
+    assert report.ok and report.parity.max_rel_diff <= TOLERANCE, report.summary()
     targets = {match["source"]: match["target"] for match in report.matches}
     assert targets["conv2d_10/bias"] == "conv10/bias"
     assert targets["batch_normalization_12/beta"] == "bn12/beta"
