@@ -114,6 +114,33 @@ def assign_into_model(checkpoint, table, model, *, options=None):
     return conversion_plan
 
 
+def admit_named_constants(checkpoint, table):
+    """Takes the constants of a frozen GraphDef that a table rule names as weights.
+
+    A constant whose use in the graph does not say it is a weight (see
+    `migrate.source.frozen_graph`) is one when a rule that maps (not drops)
+    names it: the table's word wins over the graph's guess.
+
+    Args:
+        checkpoint: the opened `LegacyCheckpoint`.
+        table: a TOML table path or a `MappingTable`.
+
+    Returns:
+        The names admitted, e.g. `["BC1"]` (empty for other sources).
+
+    Example:
+
+        admit_named_constants(checkpoint, load_table("table.toml"))
+    """
+    table = load_table(table)
+    reasons = {}
+    for name in checkpoint.not_weights or ():
+        found = table.lookup(name)
+        if found is not None and not found.rule.drop:
+            reasons[name] = f"named by {found.rule.describe()} of the table {table.origin}"
+    return checkpoint.admit_constants(reasons)
+
+
 def plan_for_writing(checkpoint, table, model, options):
     """Plans and, when the plan has no problems, checks reachability.
 
@@ -123,6 +150,7 @@ def plan_for_writing(checkpoint, table, model, options):
         two), and `object_paths` from `target_model.reachable_paths` (None when
         the plan has problems).
     """
+    admit_named_constants(checkpoint, table)
     weights = target_model.weights(model)
     targets = {path: weight for path, (weight, _) in weights.items()}
     variables_by_path = {path: variable for path, (_, variable) in weights.items()}

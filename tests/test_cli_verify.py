@@ -74,12 +74,26 @@ def test_a_two_input_bert_style_graph_verifies_from_the_command_line(cli_in_proc
     real = cli_in_process(*common[:-2], f"--inputs={directory / 'inputs.npz'}", "--json")
     assert real.returncode == 0, real.stderr
     assert _json(real)["inputs"]["input_ids:0"]["shape"] == [1, 4]
-    # Type ids drawn from [0, 11) index past the two type embeddings: TensorFlow's cause is shown.
-    one_bound = cli_in_process(*common[:-2], "--input_max=11")
-    assert one_bound.returncode == 1
-    assert re.fullmatch(r"error: The legacy graph failed to run: indices\[.*\] = \d+ is not in "
+    # One bound for all: type ids stop at the two rows of the table they index.
+    one_bound = cli_in_process(*common[:-2], "--input_max=11", "--json")
+    assert one_bound.returncode == 0, one_bound.stderr
+    assert _json(one_bound)["inputs"]["token_type_ids:0"]["values"] == (
+        "ids in [0, 2) (the 2 rows of bert/embeddings/token_type_embeddings; input_max 11 is "
+        "for all inputs)")
+    # Its own bound past the table is refused before TensorFlow fails on it.
+    past = cli_in_process(*common[:-2], "--input_max=11;5")
+    assert past.returncode == 1
+    assert re.fullmatch(r"error: Placeholder token_type_ids:0 indexes bert/embeddings/"
+                        r"token_type_embeddings, a table of 2 rows, .* Received: input_max=5 "
+                        r"\(see --input_max\)", _error_line(past))
+    # Real type ids past the table: TensorFlow's cause is shown, with the node.
+    np.savez(directory / "bad.npz", input_ids=np.array([[1, 2, 3, 10]], np.int32),
+             token_type_ids=np.array([[0, 1, 5, 0]], np.int32))
+    bad = cli_in_process(*common[:-2], f"--inputs={directory / 'bad.npz'}")
+    assert bad.returncode == 1
+    assert re.fullmatch(r"error: The legacy graph failed to run: indices\[.*\] = 5 is not in "
                         r"\[0, 2\) \(node bert/embeddings/Gather_1\)\. Received: fed "
-                        r"\['input_ids:0', 'token_type_ids:0'\]", _error_line(one_bound))
+                        r"\['input_ids:0', 'token_type_ids:0'\]", _error_line(bad))
     # A bound more than the inputs found in the graph is not ignored.
     three = cli_in_process(*common[:-2], "--input_max=11;2;3")
     assert three.returncode == 1

@@ -44,7 +44,7 @@ def test_two_input_bert_style_graph_verifies_with_each_input_fed(bert_style):
     assert report.passed, report.summary()
 
 
-def test_two_inputs_need_a_bound_for_each_integer_input(bert_style):
+def test_each_integer_input_is_bounded_by_its_input_max_or_its_table(bert_style):
     import migrate
 
     prefix, model = bert_style
@@ -52,8 +52,15 @@ def test_two_inputs_need_a_bound_for_each_integer_input(bert_style):
     with pytest.raises(migrate.ArgumentError, match="Expected input_max to have one entry"):
         migrate.verify(prefix, model, input_tensors=["input_ids:0", "token_type_ids:0"],
                        output_tensor="encoded:0", input_max=[11, 2, 3])
-    with pytest.raises(migrate.ArgumentError, match=r"token_type_ids:0 takes int32.*input_max"):
-        migrate.verify(prefix, model, output_tensor="encoded:0", input_max=[11, None])
+    with pytest.raises(migrate.ArgumentError, match=r"token_type_ids:0 indexes bert/embeddings/"
+                       r"token_type_embeddings, a table of 2 rows.*Received: input_max=5"):
+        migrate.verify(prefix, model, output_tensor="encoded:0", input_max=[11, 5])
+    # Without a bound, the table each integer input indexes gives it (its rows).
+    report = migrate.verify(prefix, model, output_tensor="encoded:0", input_max=[11, None])
+    assert report.passed, report.summary()
+    assert report.inputs["token_type_ids:0"]["values"] == (
+        "ids in [0, 2) (the 2 rows of bert/embeddings/token_type_embeddings)")
+    assert report.inputs["input_ids:0"]["values"] == "ids in [0, 11) (input_max)"
 
 
 def test_real_arrays_from_an_npz_feed_inputs_by_tensor_name(bert_style, tmp_path):

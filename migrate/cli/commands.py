@@ -199,6 +199,7 @@ def command_lint(options):
     if FLAGS.checkpoint:
         settings.import_tensorflow_quietly()
         checkpoint = settings.open_checkpoint(options)
+        pipeline.admit_named_constants(checkpoint, table)
         # Slots, shadows and counters never go through the table.
         names = [name for name, variable in checkpoint.variables.items()
                  if variable.role in (Role.TRAINABLE, Role.MODEL_STATE, Role.UNKNOWN)]

@@ -202,13 +202,7 @@ class LegacyCheckpoint:
         artifact = frozen_graph_lib.open_frozen_graph(path)
         variables = {}
         for name, constant in artifact.weights.items():
-            # No slots, steps or averages survive freezing: a weight is trained
-            # unless its name says it is a statistic (moving_mean, ...).
-            role = roles_lib.role_from_name(name, constant.dtype)
-            if role is not roles_lib.Role.MODEL_STATE:
-                role = roles_lib.Role.TRAINABLE
-            variables[name] = SourceVariable(name, constant.shape, constant.dtype, role,
-                                             roles_lib.RoleSource.FROZEN_GRAPH, constant.reason)
+            variables[name] = _frozen_weight(constant, constant.reason)
         return cls(path, variables, reader=artifact, role_origin=f"constants of the "
                    f"{artifact.description}", reader_path=path,
                    checkpoint_format=frozen_graph_lib.KIND_FROZEN_GRAPH, artifact=artifact)
@@ -230,7 +224,41 @@ class LegacyCheckpoint:
         if not isinstance(self.artifact, frozen_graph_lib.FrozenGraph):
             return None
         return {name: constant.reason for name, constant in self.artifact.constants.items()
-                if not constant.is_weight}
+                if not constant.is_weight and name not in self.variables}
+
+    def admit_constants(self, reasons):
+        """Takes constants of a frozen GraphDef that were not judged weights as weights.
+
+        A constant whose use does not say it is a weight may still be one (a
+        bias added by an op this module does not read); a mapping table that
+        names it says it is. Only floating-point constants are admitted; the
+        others stay as they were.
+
+        Args:
+            reasons: `{constant name: why it is a weight}` (e.g. the table rule
+                naming it).
+
+        Returns:
+            The names admitted (already-kept variables and non-float constants
+            are left out).
+
+        Example:
+
+            checkpoint.admit_constants({"BC1": "named by rule 2 of table.toml"})
+        """
+        if not isinstance(self.artifact, frozen_graph_lib.FrozenGraph):
+            return []
+        admitted = []
+        for name, why in reasons.items():
+            constant = self.artifact.constants.get(name)
+            if (name in self.variables or constant is None
+                    or not roles_lib.is_floating(constant.dtype)):
+                continue
+            self.variables[name] = _frozen_weight(constant, why)
+            admitted.append(name)
+        if admitted:
+            self.variables = dict(sorted(self.variables.items()))
+        return admitted
 
     @property
     def folded(self):
@@ -313,6 +341,17 @@ class LegacyCheckpoint:
                 if leaf == roles_lib.EMA_SUFFIX and owner in self.variables:
                     shadows[owner] = variable.name
         return shadows
+
+
+def _frozen_weight(constant, why):
+    """The `SourceVariable` of a frozen GraphDef's weight constant."""
+    # No slots, steps or averages survive freezing: a weight is trained
+    # unless its name says it is a statistic (moving_mean, ...).
+    role = roles_lib.role_from_name(constant.name, constant.dtype)
+    if role is not roles_lib.Role.MODEL_STATE:
+        role = roles_lib.Role.TRAINABLE
+    return SourceVariable(constant.name, constant.shape, constant.dtype, role,
+                          roles_lib.RoleSource.FROZEN_GRAPH, why)
 
 
 def _read_ahead(index_bytes, shard_paths, roles):

@@ -5,9 +5,10 @@ read through its `NAME/read` Identity. `optimize_for_inference` removes those
 reads and folds BatchNorm into the convolution before it (new constants
 `CONV_weights` and `CONV_bn_offset`); there a weight is known by where it is
 used: the weight input of a MatMul, Conv2D, DepthwiseConv2dNative, BiasAdd,
-FusedBatchNorm, of the Add/Mul arithmetic of a BatchNorm, or the table of an
-embedding Gather. Every other constant is listed with the reason it is not a
-weight.
+FusedBatchNorm, of the Add/Mul arithmetic of a BatchNorm, the table of an
+embedding Gather, or a bias added with a plain `Add` to a product with a weight
+(`tf.matmul(x, W) + b`, the raw-op style). Every other constant is listed with
+the reason it is not a weight.
 """
 
 import dataclasses
@@ -37,6 +38,10 @@ _WEIGHT_INPUTS = {
     "ResourceGather": (0,),
 }
 _ARITHMETIC_OPS = frozenset({"Add", "AddV2", "Mul", "Sub", "Rsqrt"})
+_ADD_OPS = frozenset({"Add", "AddV2"})
+# Ops whose output is a product with a weight: what `+ b` adds a bias to.
+_PRODUCT_OPS = frozenset({"MatMul", "BatchMatMulV2", "Conv2D", "Conv3D", "Conv2DBackpropInput",
+                          "DepthwiseConv2dNative"})
 # The scopes of a BatchNorm written as arithmetic (fused=False, tf.nn.batch_normalization).
 _BATCH_NORM_SCOPE = re.compile(r"(^|/)(batchnorm|BatchNorm|batch_normalization|bn)(_\d+)?(/|$)")
 # Ops a value passes through unchanged on its way to a weight input (into a while loop).
@@ -238,6 +243,10 @@ def _weight_decision(node, dtype, consumers, nodes):
         if (consumer.op in _ARITHMETIC_OPS and _BATCH_NORM_SCOPE.search(consumer.name)
                 and rank):  # A scalar there is the epsilon.
             return True, f"an operand of BatchNorm arithmetic {consumer.op} {consumer.name}"
+        product = _weight_product(consumer, position, nodes) if rank else None
+        if consumer.op in _ADD_OPS and product is not None:
+            return True, (f"a bias: added by {consumer.op} {consumer.name} to {product.op} "
+                          f"{product.name}, a product with a weight")
         if consumer.op in _FUNCTIONAL_OPS and rank:
             return True, (f"a tensor entering {consumer.op} {consumer.name} (a loop, branch or "
                           f"function body), as frozen variables do")
@@ -261,6 +270,31 @@ def _consumers(name, consumers):
             else:
                 found.append((consumer, position))
     return found
+
+
+def _producer(text, nodes):
+    """The node whose output `text` names, looking back through Identity ops."""
+    node = nodes.get(text.split(":")[0].lstrip("^"))
+    while node is not None and node.op == "Identity" and node.input:
+        node = nodes.get(node.input[0].split(":")[0])
+    return node
+
+
+def _weight_product(consumer, position, nodes):
+    """Returns the product with a weight (`MatMul`, `Conv2D`, ...) that `consumer` adds the
+    constant at input `position` to, or None."""
+    others = [text for index, text in enumerate(consumer.input)
+              if index != position and not text.startswith("^")]
+    if len(others) != 1:
+        return None
+    product = _producer(others[0], nodes)
+    if product is None or product.op not in _PRODUCT_OPS:
+        return None
+    weights = [_producer(product.input[index], nodes)
+               for index in _WEIGHT_INPUTS[product.op] if index < len(product.input)]
+    if any(weight is not None and weight.op == "Const" for weight in weights):
+        return product
+    return None
 
 
 def _other_inputs_constant(consumer, position, nodes):

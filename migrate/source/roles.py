@@ -83,12 +83,13 @@ def role_from_name(name, dtype=None):
         return Role.BOOKKEEPING
     if _MODEL_STATE_PATTERN.fullmatch(name):
         return Role.MODEL_STATE
-    if dtype is not None and not _is_floating(dtype):
+    if dtype is not None and not is_floating(dtype):
         return Role.UNKNOWN
     return Role.TRAINABLE
 
 
-def _is_floating(dtype):
+def is_floating(dtype):
+    """Whether a dtype name is a floating-point one (the dtypes of weights)."""
     return str(dtype) in ("float16", "bfloat16", "float32", "float64")
 
 

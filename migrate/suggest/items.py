@@ -16,6 +16,7 @@ WEIGHT_KINDS = {
 KIND_ORDER = ("depthwise_kernel", "pointwise_kernel", "kernel", "embeddings", "gamma", "beta",
               "bias", "moving_mean", "moving_variance")
 _EMBEDDING_NAME = re.compile(r"(^|_)embeddings?$")
+_DIGITS = re.compile(r"(\d+)")
 
 # Recognised TF1 cells and blocks: the layout each becomes.
 LSTM = "lstm"
@@ -125,7 +126,8 @@ def source_items(variables, order, structure=None):
         A list of `SourceItem`s.
     """
     rank = {name: index for index, name in enumerate(order)}
-    variables = sorted(variables, key=lambda v: (rank.get(v.name, len(rank)), v.name))
+    variables = sorted(variables, key=lambda v: (rank.get(v.name, len(rank)),
+                                                 numbered_order(v.name)))
     by_name = {variable.name: variable for variable in variables}
     claimed, cells = set(), {}
     for variable in variables:
@@ -170,6 +172,21 @@ def source_items(variables, order, structure=None):
             shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),
             transforms=transforms, note=note, position=rank.get(variable.name, len(rank))))
     return canonical_layer_order(items)
+
+
+def numbered_order(name):
+    """A sort key that puts TF1's numbered names in the order they were made.
+
+    Without a graph, names are all there is to order by; TF1 numbers a
+    scope's repeats (`conv2d`, `conv2d_1`, ..., `conv2d_10`), which sorted as
+    text would put `conv2d_10` before `conv2d_2`.
+
+    >>> sorted(["conv2d_10/bias", "conv2d_2/bias", "conv2d/bias"], key=numbered_order)
+    ['conv2d/bias', 'conv2d_2/bias', 'conv2d_10/bias']
+    """
+    return tuple(tuple(int(piece) if index % 2 else piece
+                       for index, piece in enumerate(_DIGITS.split(part)))
+                 for part in name.split("/"))
 
 
 def _cell_of(name, by_name):

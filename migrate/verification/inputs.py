@@ -7,6 +7,7 @@ import numpy as np
 from migrate import files
 from migrate.errors import ArgumentError
 from migrate.errors import first_line
+from migrate.verification import input_graph
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
 _FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, the batch "
@@ -21,6 +22,11 @@ class LegacyFeed:
         input_names: the placeholders also given to the Keras model, in the
             order of the Keras model's inputs.
         arrays: `{tensor name: array}` for every fed placeholder.
+        batch_axes: `{placeholder: axis}` of the inputs whose batch is not on
+            axis 0 (time-major); the Keras model takes their arrays with the
+            batch moved to axis 0.
+        drawn: `{placeholder: how}` of generated ids (their bound and where it
+            came from), for the report.
     """
 
     input_names: list
@@ -28,6 +34,20 @@ class LegacyFeed:
     keras_names: list = dataclasses.field(default_factory=list)
     keras_arrays: dict = dataclasses.field(default_factory=dict)
     keras_order: list = dataclasses.field(default_factory=list)
+    batch_axes: dict = dataclasses.field(default_factory=dict)
+    drawn: dict = dataclasses.field(default_factory=dict)
+
+    def keras_array(self, name):
+        """The array of placeholder `name` as the Keras model takes it: batch on axis 0."""
+        if name in self.batch_axes:
+            return np.moveaxis(self.arrays[name], self.batch_axes[name], 0)
+        return self.arrays[name]
+
+    def rows(self, name):
+        """The batch of the array fed to `name` (its size on the batch axis), or None."""
+        shape = np.shape(self.arrays[name])
+        axis = self.batch_axes.get(name, 0)
+        return int(shape[axis]) if len(shape) > axis else None
 
     def keras_inputs(self, *, by_name=False):
         """Returns the Keras model's inputs: one array, a list in input order, or a dict.
@@ -36,7 +56,7 @@ class LegacyFeed:
             by_name: return `{Keras input: array}` (for a model whose inputs
                 are a dict); needs `keras_names`.
         """
-        values = [self.arrays[name] for name in self.input_names]
+        values = [self.keras_array(name) for name in self.input_names]
         if by_name or self.keras_order:
             named = {**dict(zip(self.keras_names, values)), **self.keras_arrays}
             if by_name:
@@ -59,6 +79,10 @@ class LegacyFeed:
                                "keras_input": name in self.input_names}
             if name in keras_of:
                 described[name]["keras_name"] = keras_of[name]
+            if name in self.batch_axes:
+                described[name]["batch_axis"] = self.batch_axes[name]
+            if name in self.drawn:
+                described[name]["values"] = self.drawn[name]
         for name, array in self.keras_arrays.items():
             described[name] = {"shape": list(array.shape), "dtype": str(array.dtype),
                                "keras_input": True, "keras_name": name, "keras_only": True}
@@ -115,26 +139,31 @@ def load_inputs_file(path):
 
 
 def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input_max=None, seed=0,
-                name="input"):
+               name="input", batch_axis=0, ids=False):
     """Returns a seeded random batch that fits a placeholder.
 
     Unknown dimensions come from `input_shape` (without the batch dimension)
-    and `batch_size`; a shape is never guessed. Integer inputs are drawn from
+    and `batch_size`; a shape is never guessed, and the placeholder's fixed
+    sizes (a batch of 1) always hold. Integer inputs and ids are drawn from
     `[0, input_max)`, booleans at random, floats from a standard normal.
 
     Args:
         placeholder_shape: the placeholder's shape as a list (None for an
             unknown size), or None for an unknown rank.
         dtype: a NumPy dtype.
-        batch_size: the size of the first dimension when it is unknown.
+        batch_size: the size of the batch dimension when it is unknown.
         input_shape: the shape without the batch dimension, or None.
-        input_max: the bound of integer values.
+        input_max: the bound of integer values (and of ids).
         seed: NumPy seed.
         name: the placeholder's name, for error messages.
+        batch_axis: where the batch dimension is (1 for a time-major input).
+        ids: a float input that holds ids (integers in `[0, input_max)`, as
+            floats).
 
     Raises:
-        ArgumentError: a dimension is unknown and no input shape is given, or
-            an integer input has no `input_max`.
+        ArgumentError: a dimension is unknown and no input shape is given,
+            the input shape contradicts a fixed size, or an integer input has
+            no `input_max`.
 
     Example:
 
@@ -146,19 +175,30 @@ def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input
     migrate.errors.ArgumentError: Placeholder x:0 has an unknown rank; ... input_shape=None
     """
     if input_shape is not None:
-        shape = [None, *input_shape]
+        shape = list(input_shape)
+        shape.insert(min(batch_axis, len(shape)), None)
         if placeholder_shape is not None and len(placeholder_shape) != len(shape):
             raise ArgumentError(
                 f"Placeholder {name} has shape {_text(placeholder_shape)}. Expected an input "
                 f"shape of {len(placeholder_shape) - 1} dimension(s) without the batch dimension. "
                 f"Received: input_shape={tuple(input_shape)!r}", option="input_shape")
+        if placeholder_shape is not None:
+            if any(fixed is not None and given is not None and fixed != given
+                   for fixed, given in zip(placeholder_shape, shape)):
+                raise ArgumentError(
+                    f"Placeholder {name} has shape {_text(placeholder_shape)}, whose fixed sizes "
+                    f"hold. Expected an input shape that fits them (without the batch dimension, "
+                    f"axis {batch_axis}). Received: input_shape={tuple(input_shape)!r}",
+                    option="input_shape")
+            shape = [given if fixed is None else fixed
+                     for fixed, given in zip(placeholder_shape, shape)]
     elif placeholder_shape is None:
         raise ArgumentError(f"Placeholder {name} has an unknown rank; its shape cannot be guessed. "
                             f"Expected an input shape without the batch dimension. "
                             f"Received: input_shape=None", option="input_shape")
     else:
         shape = list(placeholder_shape)
-    shape = [batch_size if index == 0 and size is None else size
+    shape = [batch_size if index == batch_axis and size is None else size
              for index, size in enumerate(shape)]
     if any(size is None for size in shape):
         raise ArgumentError(f"Placeholder {name} has shape {_text(placeholder_shape)}, with sizes "
@@ -169,22 +209,27 @@ def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input
     dtype = np.dtype(dtype)
     if dtype == np.bool_:
         return rng.integers(0, 2, size=shape).astype(bool)
-    if np.issubdtype(dtype, np.integer):
+    if np.issubdtype(dtype, np.integer) or ids:
         if not input_max:
-            raise ArgumentError(f"Placeholder {name} takes {dtype} values. Expected input_max "
+            raise ArgumentError(f"Placeholder {name} takes {dtype} values"
+                                f"{' used as ids' if ids else ''}. Expected input_max "
                                 f"(e.g. the vocabulary size). Received: input_max=None",
                                 option="input_max")
         return rng.integers(0, input_max, size=shape).astype(dtype)
     return rng.standard_normal(shape).astype(dtype)
 
 
-def constant_feed(tensor, value, batch_size):
+def constant_feed(tensor, value, batch_size, shapes=()):
     """Returns `value` filled at the placeholder's shape, the batch dimension set to `batch_size`.
 
     A placeholder of unknown rank is fed a scalar (as `keep_prob` usually is).
+    Sizes unknown beyond the batch are those of the first of `shapes` (the
+    inputs' arrays) that fits: an `input_mask` takes the shape its ids were
+    given.
 
     Raises:
-        ArgumentError: the placeholder has unknown sizes beyond the batch.
+        ArgumentError: the placeholder has unknown sizes beyond the batch and
+            no input's shape fits it.
     """
     dtype = tensor.dtype.as_numpy_dtype
     if tensor.shape.rank is None:
@@ -192,11 +237,20 @@ def constant_feed(tensor, value, batch_size):
     shape = [batch_size if index == 0 and size is None else size
              for index, size in enumerate(tensor.shape.as_list())]
     if any(size is None for size in shape):
-        raise ArgumentError(f"Placeholder {describe_placeholder(tensor)} has sizes unknown beyond "
-                            f"the batch, so a constant feed has no shape. Expected its array in "
-                            f"the inputs file. Received: feeds[{tensor.name!r}]={value!r}",
-                            option="inputs_file")
+        fitting = [list(other) for other in shapes if tensor.shape.is_compatible_with(other)]
+        if not fitting:
+            raise ArgumentError(
+                f"Placeholder {describe_placeholder(tensor)} has sizes unknown beyond the batch, "
+                f"and no input's array has a shape it takes ({_shape_list(shapes)}), so a "
+                f"constant feed has no shape. Expected an input of its shape (input_shape) or "
+                f"its array in the inputs file. Received: feeds[{tensor.name!r}]={value!r}",
+                option="input_shape")
+        shape = fitting[0]
     return np.full(shape, value, dtype)
+
+
+def _shape_list(shapes):
+    return "; ".join(str(list(shape)) for shape in shapes) or "no input"
 
 
 def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
@@ -255,23 +309,30 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
         _check_dtypes(graph, output_text, input_names, keras_input_names, needed)
         _check_per_input_counts(settings, input_names)
-    arrays = {}
-    for index, name in enumerate(input_names):
-        tensor = tensor_by_name(graph, name, "input_tensors")
+    arrays, facts, drawn = {}, {}, {}
+    tensors = [tensor_by_name(graph, name, "input_tensors") for name in input_names]
+    for tensor in tensors:
         check_feedable(graph, tensor, "input_tensors")
+        facts[tensor.name] = input_graph.input_facts(tensor)
+    batch_size = _batch_size(tensors, facts, settings.batch_size)
+    for index, tensor in enumerate(tensors):
+        name = tensor.name
         if name in arrays_from_file:
             arrays[name] = arrays_from_file[name]
             continue
         shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
         seed = settings.seed if index == 0 else [settings.seed, index]
-        arrays[name] = make_inputs(shape, tensor.dtype.as_numpy_dtype,
-                                   batch_size=settings.batch_size,
-                                   input_shape=settings.shape_for(index),
-                                   input_max=settings.max_for(index), seed=seed, name=name)
+        input_max, ids, drawn[name] = _id_bound(tensor, facts[name], settings, index,
+                                                len(input_names))
+        arrays[name] = make_inputs(shape, tensor.dtype.as_numpy_dtype, batch_size=batch_size,
+                                   input_shape=settings.shape_for(index), input_max=input_max,
+                                   seed=seed, name=name, batch_axis=facts[name].batch_axis,
+                                   ids=ids)
+    shapes = [np.shape(arrays[name]) for name in input_names]
     for name, value in feeds.items():
         tensor = tensor_by_name(graph, name, "feeds")
         check_feedable(graph, tensor, "feeds")
-        arrays.setdefault(name, constant_feed(tensor, value, settings.batch_size))
+        arrays.setdefault(name, constant_feed(tensor, value, batch_size, shapes))
     for name, array in arrays_from_file.items():
         if name not in arrays:
             check_feedable(graph, tensor_by_name(graph, name, "inputs_file"), "inputs_file")
@@ -290,11 +351,61 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         _check_fits(graph.get_tensor_by_name(name), array,
                     "inputs_file" if name in arrays_from_file else "input_shape")
     feed = LegacyFeed(input_names=input_names, arrays=arrays,
-                      keras_names=keras_names[:len(input_names)])
+                      keras_names=keras_names[:len(input_names)],
+                      batch_axes={name: facts[name].batch_axis for name in input_names
+                                  if facts[name].batch_axis},
+                      drawn={name: text for name, text in drawn.items() if text})
     if keras_only or settings.keras_feeds or settings.input_pairs:
         feed.keras_arrays = _keras_arrays(feed, keras_only, settings, all_keras_inputs)
         feed.keras_order = [name for name, _ in all_keras_inputs]
     return feed
+
+
+def _batch_size(tensors, facts, batch_size):
+    """The batch of generated arrays: a placeholder's fixed batch (1) where one has it."""
+    for tensor in tensors:
+        if tensor.shape.rank is not None and facts[tensor.name].batch_axis < tensor.shape.rank:
+            fixed = tensor.shape.as_list()[facts[tensor.name].batch_axis]
+            if fixed is not None:
+                return fixed
+    return batch_size
+
+
+def _id_bound(tensor, facts, settings, index, count):
+    """Returns `(input_max, ids, drawn)` for a generated input: the bound of its values,
+    whether a float input holds ids, and how its values are drawn (for the report), or "".
+
+    Integer inputs and float inputs the graph casts to integers are ids: bounded
+    by `input_max`, else by the row count of the table they index. A float
+    input given its own `input_max` (one per input, or the one input) is drawn
+    as ids too: an entry is never ignored.
+
+    Raises:
+        ArgumentError: `input_max` goes past the table the ids index.
+    """
+    given = settings.max_for(index)
+    own = len(settings.input_max) > 1 or count == 1
+    is_integer = tensor.dtype.is_integer
+    ids = facts.cast_to_int or (given is not None and own and tensor.dtype.is_floating)
+    if not (is_integer or ids):
+        return None, False, ""
+    if given is not None and facts.id_rows is not None and given > facts.id_rows and not own:
+        # The one bound for all inputs (a vocabulary's) goes past this input's table.
+        return facts.id_rows, ids and not is_integer, (
+            f"ids in [0, {facts.id_rows}) (the {facts.id_rows} rows of {facts.id_table}; "
+            f"input_max {given} is for all inputs)")
+    if given is not None and facts.id_rows is not None and given > facts.id_rows:
+        raise ArgumentError(
+            f"Placeholder {tensor.name} indexes {facts.id_table}, a table of {facts.id_rows} "
+            f"rows, so its ids must be in [0, {facts.id_rows}). Expected input_max of at most "
+            f"{facts.id_rows}. Received: input_max={given}", option="input_max")
+    bound = given if given is not None else facts.id_rows
+    if bound is None:
+        return None, ids, ""
+    where = ("input_max" if given is not None else
+             f"the {facts.id_rows} rows of {facts.id_table}")
+    cast = ", cast to integers by the graph" if facts.cast_to_int else ""
+    return bound, ids and not is_integer, f"ids in [0, {bound}) ({where}{cast})"
 
 
 def _dependent_on_all(graph, outputs):
@@ -345,7 +456,7 @@ def _keras_arrays(feed, keras_only, settings, keras_inputs):
             paired input to take its shape from.
     """
     arrays = dict(keras_only)
-    shaped = [feed.arrays[name] for name in feed.input_names] + list(keras_only.values())
+    shaped = [feed.keras_array(name) for name in feed.input_names] + list(keras_only.values())
     dtypes = dict(keras_inputs)
     for name, value in settings.keras_feeds:
         if not shaped:

@@ -300,11 +300,12 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
 
 
 def _rows_fed(feed, settings):
-    """The batch actually fed: the first Keras input's leading size (a fixed placeholder's)."""
+    """The batch actually fed: the first Keras input's size on its batch axis (a fixed
+    placeholder's, or axis 1 of a time-major one)."""
     for name in feed.input_names:
-        shape = np.shape(feed.arrays[name])
-        if shape:
-            return int(shape[0])
+        rows = feed.rows(name)
+        if rows is not None:
+            return rows
     return settings.batch_size
 
 

@@ -1,0 +1,163 @@
+"""Issue-27 graphs as their repositories wrote them: drafted by `suggest`, proven by `convert`.
+
+Raw-op biases added by `+ b` in a checkpoint and in its frozen `.pb`, a float input cast to ids,
+time-major inputs, a fixed batch of 1, a constant feed of unknown length, and a `tf.layers`
+ResNet without its `.meta`. Each graph is saved once per module.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import migrate
+import raw_graph_patterns as patterns
+import verify_graphs
+
+TOLERANCE = 1e-5
+
+
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory):
+    """Returns `save(build) -> prefix`, saving each graph once per module."""
+    prefixes = {}
+
+    def save(build):
+        if build not in prefixes:
+            directory = tmp_path_factory.mktemp(build.__name__)
+            prefixes[build] = verify_graphs.save_graph(directory, build)
+        return prefixes[build]
+
+    return save
+
+
+def _suggest_and_convert(checkpoint, factory, settings, tmp_path, options=None):
+    """Drafts a table unaided, asserts it is proven, converts with it under verification."""
+    tmp_path.mkdir(exist_ok=True)
+    draft = str(tmp_path / "draft.toml")
+    report = migrate.suggest(checkpoint, factory, output=draft, verify=settings, options=options)
+    assert report.ok, report.summary()
+    assert report.parity.max_rel_diff <= TOLERANCE
+    options = dataclasses.replace(options or migrate.ConversionOptions(), verify=settings)
+    converted = migrate.convert(checkpoint, draft, factory, str(tmp_path / "converted"),
+                                options=options)
+    assert converted.verified["passed"], converted.summary()
+    return report, converted
+
+
+def _restored(factory, tmp_path):
+    """A fresh model restored from what `_suggest_and_convert` wrote."""
+    model = factory()
+    migrate.restore(model, str(tmp_path / "converted"))
+    return model
+
+
+def test_raw_op_biases_are_weights_in_the_checkpoint_and_its_frozen_graph(saved, tmp_path,
+                                                                          cli_in_process):
+    prefix = saved(patterns.build_mnist_raw)
+    settings = migrate.VerifySettings(output_tensor="y_conv:0", tolerance=TOLERANCE)
+    _suggest_and_convert(prefix, patterns.mnist_model, settings, tmp_path / "checkpoint")
+    frozen = patterns.freeze(prefix, "y_conv", str(tmp_path / "frozen_mnist.pb"))
+    checkpoint = migrate.LegacyCheckpoint.open(frozen)
+    assert sorted(checkpoint.variables) == ["BC1", "BC2", "BF1", "BF2", "W_conv1", "W_conv2",
+                                            "W_fc1", "W_fc2"]
+    assert checkpoint.variables["BC1"].reason == (
+        "a bias: added by AddV2 add to Conv2D Conv2D, a product with a weight")
+    # The command line, with no flag beyond the output's name.
+    draft = tmp_path / "frozen.toml"
+    model = "--model=raw_graph_patterns:mnist_model"
+    result = cli_in_process("suggest", f"--checkpoint={frozen}", model, f"--output={draft}",
+                            "--output_tensor=y_conv:0")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "draft proven" in result.stdout
+    result = cli_in_process("convert", f"--checkpoint={frozen}", f"--table={draft}", model,
+                            f"--output={tmp_path / 'converted'}", "--verify",
+                            "--output_tensor=y_conv:0")
+    assert result.returncode == 0, result.stderr
+    assert "verified: PASS" in result.stdout
+
+
+def test_a_constant_a_table_names_is_a_weight(saved, tmp_path, cli_in_process):
+    """A bias added after a reshape: no product feeds its Add, but the table names it."""
+    prefix = saved(patterns.build_tagger_reshaped_bias)
+    frozen = patterns.freeze(prefix, "logits", str(tmp_path / "tagger.pb"))
+    assert "b_out" in migrate.LegacyCheckpoint.open(frozen).not_weights
+    table = verify_graphs.write_table(tmp_path / "table.toml", "[[rule]]\nmatch = 'W_out'\n"
+                                      "target = 'out/kernel'\n\n[[rule]]\nmatch = 'b_out'\n"
+                                      "target = 'out/bias'\n")
+    result = cli_in_process("lint", f"--table={table}", f"--checkpoint={frozen}")
+    assert result.returncode == 0 and "matches no variable" not in result.stdout, result.stdout
+    settings = migrate.VerifySettings(output_tensor="logits:0", tolerance=TOLERANCE)
+    report = migrate.convert(frozen, table, patterns.tagger_model, str(tmp_path / "out"),
+                             options=migrate.ConversionOptions(verify=settings))
+    assert report.verified["passed"], report.summary()
+    checkpoint = migrate.LegacyCheckpoint.open(frozen)
+    migrate.plan(checkpoint, table, patterns.tagger_model)
+    assert checkpoint.variables["b_out"].reason == (
+        f"named by rule 2 (match 'b_out') of the table {table}")
+
+
+def test_a_float_input_cast_to_ids_gets_ids_in_its_tables_range(saved, tmp_path):
+    prefix = saved(patterns.build_keras_float_ids)
+    settings = migrate.VerifySettings(output_tensor="probabilities:0", tolerance=TOLERANCE)
+    report, _ = _suggest_and_convert(prefix, patterns.keras_float_ids_model, settings, tmp_path)
+    assert report.parity.inputs["words:0"]["values"] == (
+        f"ids in [0, {patterns.VOCAB}) (the {patterns.VOCAB} rows of embedding/embeddings, cast "
+        f"to integers by the graph)")
+    model = _restored(patterns.keras_float_ids_model, tmp_path)
+    bounded = migrate.verify(prefix, model, output_tensor="probabilities:0", input_max=5)
+    assert bounded.passed and bounded.inputs["words:0"]["values"].startswith("ids in [0, 5)")
+    with pytest.raises(migrate.ArgumentError, match=r"a table of 17 rows.*input_max=50"):
+        migrate.verify(prefix, model, output_tensor="probabilities:0", input_max=50)
+
+
+def test_a_time_major_input_gets_its_batch_on_axis_1(saved, tmp_path):
+    prefix = saved(patterns.build_time_major_encoder)
+    settings = migrate.VerifySettings(output_tensor="logits:0", input_shapes=[(patterns.STEPS,)],
+                                      batch_size=3, tolerance=TOLERANCE)
+    report, _ = _suggest_and_convert(prefix, patterns.time_major_encoder_model, settings,
+                                     tmp_path)
+    fed = report.parity.inputs["encoder_inputs:0"]
+    assert (fed["shape"], fed["batch_axis"], report.parity.batch_size) == ([patterns.STEPS, 3],
+                                                                           1, 3)
+    ids = np.random.default_rng(1).integers(0, patterns.VOCAB, size=(6, 4)).astype(np.int32)
+    real = migrate.verify(prefix, _restored(patterns.time_major_encoder_model, tmp_path),
+                          output_tensor="logits:0", inputs={"encoder_inputs:0": ids})
+    assert real.passed and real.batch_size == 4, real.summary()
+
+
+def test_a_fixed_batch_of_one_holds_under_an_input_shape(saved, tmp_path):
+    """The CTC recognizer: image `[1, H, ?, 1]`, LSTM time-major, logits `[T, 1, C]`."""
+    prefix = saved(patterns.build_ctc_recognizer)
+    settings = migrate.VerifySettings(
+        output_tensor="logits:0", input_shapes=[(patterns.CTC_HEIGHT, patterns.CTC_WIDTH, 1)],
+        tolerance=TOLERANCE)
+    report, _ = _suggest_and_convert(prefix, patterns.ctc_recognizer_model, settings, tmp_path)
+    assert report.parity.batch_size == 1
+    assert report.parity.inputs["image:0"]["shape"] == [1, patterns.CTC_HEIGHT,
+                                                        patterns.CTC_WIDTH, 1]
+    with pytest.raises(migrate.ArgumentError, match=r"shape \[1, 4, \?, 1\], whose fixed sizes"):
+        migrate.verify(prefix, _restored(patterns.ctc_recognizer_model, tmp_path),
+                       output_tensor="logits:0", input_shape=(5, 6, 1))
+
+
+def test_a_constant_feed_takes_the_shape_of_the_inputs(saved, tmp_path):
+    prefix = saved(patterns.build_masked_pooling)
+    settings = migrate.VerifySettings(output_tensor="logits:0", input_shapes=[(6,)],
+                                      feeds={"input_mask": 1}, tolerance=TOLERANCE)
+    report, _ = _suggest_and_convert(prefix, patterns.masked_pooling_model, settings, tmp_path)
+    assert report.parity.inputs["input_mask:0"]["shape"] == [2, 6]
+
+
+def test_a_layers_resnet_without_its_meta_is_drafted_in_its_names_order(saved, tmp_path):
+    """No graph gives the creation order: `conv2d_10` must not come before `conv2d_2`."""
+    prefix = saved(patterns.build_layers_resnet)
+    settings = migrate.VerifySettings(output_pairs=[("policy", "policy:0"), ("value", "value:0")],
+                                      tolerance=TOLERANCE)
+    options = migrate.ConversionOptions(use_meta=False, keep="model_state")
+    report = migrate.suggest(prefix, patterns.layers_resnet_model, verify=settings,
+                             options=options)
+    assert report.ok and report.parity.max_rel_diff <= TOLERANCE, report.summary()
+    targets = {match["source"]: match["target"] for match in report.matches}
+    assert targets["conv2d_10/bias"] == "conv10/bias"
+    assert targets["batch_normalization_12/beta"] == "bn12/beta"
