@@ -22,6 +22,7 @@ import numpy as np
 
 from migrate.errors import ArgumentError
 from migrate.errors import MigrateError
+from migrate.errors import first_line
 from migrate.planning import target as target_model
 from migrate.verification import inputs as inputs_lib
 from migrate.verification import legacy_run
@@ -127,6 +128,14 @@ def attach(report, checkpoint, model, settings, *, ema, arrays, plan, planned_mo
             raise
         report.layers_note = f"no layer-by-layer comparison: {error}"
         return
+    except Exception as error:  # pylint: disable=broad-except
+        # Run because parity failed, the comparison only helps: an error of
+        # its own must not take the place of the parity figure it explains.
+        if settings.layers:
+            raise
+        report.layers_note = (f"no layer-by-layer comparison: it failed with "
+                              f"{type(error).__name__}: {first_line(error)}")
+        return
     report.first_divergent_layer = next(
         (item["layer"] for item in report.layers if item["diverged"]), None)
 
@@ -187,7 +196,8 @@ def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=No
         raise ArgumentError("No layer of the model holds weights the table converts. Expected "
                             "the table of this conversion. Received: no converted layer")
     try:
-        probe = keras.Model(model.input, [layer.output for layer, _, _ in sources])
+        probe = keras.Model(model.input, [_first_output(layer.output)
+                                          for layer, _, _ in sources])
     except (AttributeError, ValueError, TypeError) as error:
         raise ArgumentError(f"The layer-by-layer comparison takes each layer's output, which only "
                             f"a functional Keras model exposes: {error}. Received: "
@@ -218,6 +228,19 @@ def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=No
             max_abs_diff=max_abs, max_rel_diff=max_rel, sources=list(names), rules=rules,
             diverged=max_rel is not None and max_rel > settings.tolerance))
     return results
+
+
+def _first_output(output):
+    """A layer's first output: a recurrent layer's with `return_state` returns `[output, *states]`.
+
+    Its states have no legacy tensor of their own (the loop's final state is
+    not stacked), and a cell state compared with the output sequence's last
+    step would diverge falsely, so a layer of several outputs is compared on
+    its first.
+    """
+    import keras
+
+    return keras.tree.flatten(output)[0]
 
 
 def _scope_of(names):
