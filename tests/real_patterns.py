@@ -234,3 +234,117 @@ def build_hand_mod_lookup():
         weights = tf.get_variable("softmax_w", [EMBED, CLASSES])
         biases = tf.get_variable("softmax_b", [CLASSES])
     tf.identity(tf.nn.xw_plus_b(pooled, weights, biases), name="logits")
+
+
+# 8. TF 0.x (0.9-0.12): BasicLSTMCells stacked in a MultiRNNCell and unrolled by the static
+#    `tf.nn.rnn` over a list of steps, written as rnn_cell.py wrote them then; the variables are
+#    `RNN/MultiRNNCell/Cell<i>/BasicLSTMCell/Linear/Matrix` and `.../Linear/Bias`, the head's
+#    `softmax_w`, `softmax_b`.
+class BasicLSTMCell0x:
+    """TF 0.12's BasicLSTMCell (state_is_tuple): one `_linear` over [inputs, h], gates i,j,f,o."""
+
+    def __init__(self, num_units, forget_bias=1.0):
+        self._num_units, self._forget_bias = num_units, forget_bias
+
+    def __call__(self, inputs, state, scope=None):
+        tf = tf_v1()
+        with tf.variable_scope(scope or "BasicLSTMCell"):
+            c, h = state
+            concat = _linear0x([inputs, h], 4 * self._num_units)
+            i, j, f, o = tf.split(concat, 4, axis=1)
+            new_c = c * tf.sigmoid(f + self._forget_bias) + tf.sigmoid(i) * tf.tanh(j)
+            new_h = tf.tanh(new_c) * tf.sigmoid(o)
+            return new_h, (new_c, new_h)
+
+
+def _linear0x(args, output_size):
+    """TF 0.12's rnn_cell._linear: `Linear/Matrix` over the concatenated args, plus `Linear/Bias`."""
+    tf = tf_v1()
+    total = sum(arg.get_shape().as_list()[1] for arg in args)
+    with tf.variable_scope("Linear"):
+        matrix = tf.get_variable("Matrix", [total, output_size])
+        res = tf.matmul(tf.concat(args, 1), matrix)
+        bias_term = tf.get_variable("Bias", [output_size],
+                                    initializer=tf.constant_initializer(0.0))
+    return res + bias_term
+
+
+class MultiRNNCell0x:
+    """TF 0.12's MultiRNNCell: each cell under `Cell<i>`, inside `MultiRNNCell`."""
+
+    def __init__(self, cells):
+        self._cells = cells
+
+    def __call__(self, inputs, state, scope=None):
+        tf = tf_v1()
+        with tf.variable_scope(scope or "MultiRNNCell"):
+            current, states = inputs, []
+            for index, cell in enumerate(self._cells):
+                with tf.variable_scope(f"Cell{index}"):
+                    current, new_state = cell(current, state[index])
+                    states.append(new_state)
+        return current, tuple(states)
+
+
+def rnn0x(cell, inputs, initial_state):
+    """TF 0.12's static `tf.nn.rnn`: one cell call per step under `RNN`, reusing the variables."""
+    tf = tf_v1()
+    outputs, state = [], initial_state
+    with tf.variable_scope("RNN") as scope:
+        for time, step in enumerate(inputs):
+            if time > 0:
+                scope.reuse_variables()
+            output, state = cell(step, state)
+            outputs.append(output)
+    return outputs, state
+
+
+TF0X_LAYERS = 3
+
+
+def build_tf0x_lstm_stack():
+    tf = tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+    cell = MultiRNNCell0x([BasicLSTMCell0x(UNITS, forget_bias=1.0) for _ in range(TF0X_LAYERS)])
+    batch = tf.shape(inputs)[0]
+    zeros = tf.zeros([batch, UNITS])
+    steps = tf.unstack(tf.transpose(inputs, [1, 0, 2]))  # `tf.unpack` then.
+    outputs, _ = rnn0x(cell, steps, tuple((zeros, zeros) for _ in range(TF0X_LAYERS)))
+    softmax_w = tf.get_variable("softmax_w", [UNITS, CLASSES])
+    softmax_b = tf.get_variable("softmax_b", [CLASSES])
+    tf.identity(tf.matmul(outputs[-1], softmax_w) + softmax_b, name="logits")
+
+
+def tf0x_lstm_stack_model():
+    import keras
+    inputs = keras.Input((STEPS, FEATURES), name="inputs")
+    net = inputs
+    for index in range(TF0X_LAYERS):
+        net = keras.layers.LSTM(UNITS, return_sequences=index < TF0X_LAYERS - 1,
+                                name=f"lstm_{index}")(net)
+    return keras.Model(inputs, keras.layers.Dense(CLASSES, name="softmax")(net))
+
+
+# 9. A seq2seq-style encoder whose one LSTMCell is given to bidirectional_dynamic_rnn for both
+#    directions (`cell_fw=cell, cell_bw=cell`): only `encoder/fw/lstm_cell/*` exist, and the
+#    backward loop reads them. Then a projection of every step onto the vocabulary.
+def build_shared_cell_bidirectional():
+    tf = tf_v1()
+    ids = tf.placeholder(tf.int32, [None, STEPS], name="encoder_inputs")
+    embedding = tf.get_variable("embedding", [LM_VOCAB, LM_EMBED])
+    embedded = tf.nn.embedding_lookup(embedding, ids)
+    cell = tf.nn.rnn_cell.LSTMCell(UNITS)
+    (forward, backward), _ = tf.nn.bidirectional_dynamic_rnn(
+        cell_fw=cell, cell_bw=cell, inputs=embedded, dtype=tf.float32, scope="encoder")
+    outputs = tf.concat([forward, backward], axis=2)
+    tf.identity(tf.layers.dense(outputs, LM_VOCAB, name="output_projection"), name="logits")
+
+
+def shared_cell_bidirectional_model():
+    import keras
+    ids = keras.Input((STEPS,), dtype="int32", name="encoder_inputs")
+    net = keras.layers.Embedding(LM_VOCAB, LM_EMBED, name="embedding")(ids)
+    # Named: the wrapper names its copies forward_<name> and backward_<name>.
+    net = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_sequences=True, name="lstm"),
+                                     name="encoder")(net)
+    return keras.Model(ids, keras.layers.Dense(LM_VOCAB, name="output_projection")(net))

@@ -377,8 +377,12 @@ def test_legacy_names_convert_like_the_current_names():
                                           {"forget_bias": 0.5})
     legacy = layouts.get("lstm_legacy_names").convert({"weights": kernel, "biases": bias}, {},
                                                       {"forget_bias": 0.5})
+    # TF 0.x's BasicLSTMCell: the same fused kernel under `Linear/Matrix`, gates i, j, f, o.
+    linear = layouts.get("lstm_linear_names").convert(
+        {"Linear/Matrix": kernel, "Linear/Bias": bias}, {}, {"forget_bias": 0.5})
     for part in recurrent.TARGET_PARTS:
         np.testing.assert_array_equal(legacy[part], current[part])
+        np.testing.assert_array_equal(linear[part], current[part])
 
     gru_sources = {"gates/kernel": rng.normal(size=(7, 8)), "gates/bias": rng.normal(size=8),
                    "candidate/kernel": rng.normal(size=(7, 4)),

@@ -205,6 +205,8 @@ def test_a_peephole_cell_under_a_custom_scope_stops_suggest_with_one_true_line(s
       "rnn/multi_rnn_cell/cell_0/basic_rnn_cell/biases"), "simple_rnn_legacy_names"),
     (("RNN/MultiRNNCell/Cell0/BasicRNNCell/Linear/Matrix",
       "RNN/MultiRNNCell/Cell0/BasicRNNCell/Linear/Bias"), "simple_rnn_linear_names"),
+    (("RNN/MultiRNNCell/Cell0/BasicLSTMCell/Linear/Matrix",
+      "RNN/MultiRNNCell/Cell0/BasicLSTMCell/Linear/Bias"), "lstm_linear_names"),
 ])
 def test_basic_rnn_cells_are_recognised_under_every_naming(names, layout):
     from migrate.source.checkpoint import SourceVariable
@@ -246,3 +248,37 @@ def test_the_tied_lm_draft_converts_on_the_command_line(saved, tmp_path, cli_in_
                                f"--output={tmp_path / 'converted'}")
     assert converted.returncode == 0, converted.stdout + converted.stderr
     assert "verified: PASS" in converted.stdout
+
+
+def test_a_tf0x_basic_lstm_cell_stack_is_drafted_and_proven_on_the_command_line(
+        saved, tmp_path, cli_in_process):
+    # TF 0.x's own names (`RNN/MultiRNNCell/Cell0/BasicLSTMCell/Linear/Matrix`), a static
+    # unroll, and the forget bias read from the graph: no flag beyond the tensor names.
+    prefix = saved("tf0x_lstm_stack", real_patterns.build_tf0x_lstm_stack)
+    report = migrate.suggest(prefix, real_patterns.tf0x_lstm_stack_model,
+                             output=str(tmp_path / "draft.toml"), verify=_settings("logits:0"))
+    assert report.ok and report.parity.max_rel_diff <= TOLERANCE, report.summary()
+    cell = report.table.lookup("RNN/MultiRNNCell/Cell2/BasicLSTMCell/Linear/Matrix")
+    assert (cell.rule.layout, cell.target) == ("lstm_linear_names", "lstm_2/lstm_cell")
+    assert report.dropped == [] and report.unfilled == []
+    result = cli_in_process("convert", f"--checkpoint={prefix}", f"--table={report.output}",
+                            "--model=real_patterns:tf0x_lstm_stack_model",
+                            f"--output={tmp_path / 'converted'}", "--verify",
+                            "--output_tensor=logits:0", f"--tolerance={TOLERANCE}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verified: PASS" in result.stdout, result.stdout
+
+
+def test_one_cell_for_both_directions_fills_the_bidirectional_layer(saved, tmp_path):
+    # bidirectional_dynamic_rnn(cell, cell, ...): only `encoder/fw/lstm_cell/*` exist.
+    prefix = saved("shared_cell_bidirectional", real_patterns.build_shared_cell_bidirectional)
+    settings = _settings("logits:0", input_max=[real_patterns.LM_VOCAB])
+    report, converted = _suggest_and_convert(prefix, real_patterns.shared_cell_bidirectional_model,
+                                             settings, tmp_path)
+    cell = report.table.lookup("encoder/fw/lstm_cell/kernel")
+    assert (cell.rule.layout, cell.target) == ("lstm", "encoder/forward_lstm/lstm_cell")
+    assert cell.also == (("encoder/backward_lstm/lstm_cell", ()),)
+    assert "shared cell: the graph runs it in 2 loops" in report.text
+    assert report.dropped == [] and report.unfilled == []
+    trainable = converted.roles["trainable"]
+    assert trainable["kept"] == trainable["count"] == 5

@@ -76,8 +76,10 @@ target = 'decoder_2/kernel'
     ("target = 'a'\nalso = [{target = 'b\\2'}]", r"refers to group 2 but `match` has 0"),
     ("target = 'a'\nalso = [{target = 'b', transform = ['flip(0)']}]",
      r"`also` entry 1, `transform` is not valid"),
-    ("drop = true\nalso = [{target = 'b'}]", r"`also` applies only to a rule with a plain"),
-    ("layout = 'lstm'\ntarget = 'a'\nalso = [{target = 'b'}]", r"`also` applies only"),
+    ("drop = true\nalso = [{target = 'b'}]", r"`also` applies only to a rule with a `target`"),
+    # A layout's converter makes the weights: its `also` scopes take them as they are.
+    ("layout = 'lstm'\ntarget = 'a'\nalso = [{target = 'b', transform = ['transpose(1, 0)']}]",
+     r"`also` entry 1, has unknown key\(s\) \['transform'\]. Expected: \['target'\]"),
 ])
 def test_a_bad_also_is_a_table_error_naming_the_rule(rule, message):
     with pytest.raises(TableError, match=message):

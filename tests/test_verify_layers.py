@@ -419,3 +419,189 @@ def test_a_bidirectional_layer_is_compared_with_its_two_directions_merged(tmp_pa
                                               tmp_path / "swapped")
     report = migrate.verify(prefix, model, output_tensor="output:0", table=swapped)
     assert not report.passed and report.first_divergent_layer == "birnn", report.summary()
+
+
+# An LSTM that also returns its states ([sequence, h, c]): compared on its sequence, and a
+# failing parity run still reports its figure and the divergent layer.
+def _stateful_lstm():
+    tf = verify_graphs.tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="inputs")
+    sequence, state = tf.nn.dynamic_rnn(tf.nn.rnn_cell.LSTMCell(UNITS), inputs, dtype=tf.float32)
+    summary = tf.concat([sequence[:, -1], state.c], axis=-1)
+    tf.identity(tf.layers.dense(summary, 2, name="dense"), name="output")
+
+
+def _stateful_lstm_model():
+    inputs = keras.Input((STEPS, FEATURES), name="inputs")
+    _, last, cell_state = keras.layers.LSTM(UNITS, return_sequences=True, return_state=True,
+                                            name="lstm")(inputs)
+    summary = keras.layers.Concatenate(name="summary")([last, cell_state])
+    return keras.Model(inputs, keras.layers.Dense(2, name="dense")(summary))
+
+
+_STATEFUL_LSTM_TABLE = """
+[[rule]]
+match = 'rnn/lstm_cell'
+layout = 'lstm'
+target = 'lstm/lstm_cell'
+forget_bias = {forget_bias}
+
+[[rule]]
+match = 'dense/(kernel|bias)'
+target = 'dense/\\1'
+"""
+
+
+def test_a_layer_returning_its_states_is_compared_on_its_sequence(tmp_path):
+    import migrate
+
+    prefix = verify_graphs.save_graph(tmp_path, _stateful_lstm)
+    right = verify_graphs.write_table(tmp_path / "right.toml",
+                                      _STATEFUL_LSTM_TABLE.format(forget_bias=1.0))
+    model = verify_graphs.convert_and_restore(prefix, right, _stateful_lstm_model,
+                                              tmp_path / "right")
+    report = migrate.verify(prefix, model, output_tensor="output:0", layers=True, table=right)
+    assert report.passed, report.summary()
+    lstm = report.layers[0]
+    assert lstm["layer"] == "lstm" and lstm["shape"] == [2, STEPS, UNITS]
+    assert lstm["max_rel_diff"] < 1e-5 and lstm["legacy_tensor"].startswith("rnn/")
+
+    # The graph shows forget_bias 1.0, the table says 0.0: the plan refuses, so the
+    # broken weights are put in by hand as such a table would have made them.
+    bias = model.get_layer("lstm").cell.bias
+    bias.assign(np.asarray(bias) - np.repeat([0.0, 1.0, 0.0, 0.0], UNITS))
+    report = migrate.verify(prefix, model, output_tensor="output:0", table=right)
+    assert not report.passed and report.max_rel_diff > 1e-5
+    assert report.first_divergent_layer == "lstm", report.summary()
+
+
+# TF 0.x's static stack of three BasicLSTMCells, the first cut as if TF1 kept Keras' gate order.
+_TF0X_FIRST_LAYER_MISTAKE = f"""
+[[rule]]
+match = 'RNN/MultiRNNCell/Cell0/BasicLSTMCell/Linear/Bias'
+target = 'lstm_0/lstm_cell/bias'
+
+[[rule]]
+match = 'RNN/MultiRNNCell/Cell0/BasicLSTMCell'
+layout = 'split'
+target = 'lstm_0/lstm_cell'
+source_part = 'Linear/Matrix'
+target_parts = ['kernel', 'recurrent_kernel']
+axis = 0
+sizes = [{{features}}, {{units}}]
+
+[[rule]]
+match = 'RNN/MultiRNNCell/Cell(\\d)/BasicLSTMCell'
+layout = 'lstm_linear_names'
+target = 'lstm_\\1/lstm_cell'
+
+[[rule]]
+match = 'softmax_w'
+target = 'softmax/kernel'
+
+[[rule]]
+match = 'softmax_b'
+target = 'softmax/bias'
+"""
+
+
+def test_a_gate_order_mistake_in_the_first_of_three_static_lstms_is_named(tmp_path):
+    import migrate
+    import real_patterns
+
+    prefix = verify_graphs.save_graph(tmp_path, real_patterns.build_tf0x_lstm_stack)
+    table = verify_graphs.write_table(tmp_path / "table.toml", _TF0X_FIRST_LAYER_MISTAKE.format(
+        features=real_patterns.FEATURES, units=real_patterns.UNITS))
+    model = verify_graphs.convert_and_restore(prefix, table, real_patterns.tf0x_lstm_stack_model,
+                                              tmp_path / "converted")
+    report = migrate.verify(prefix, model, output_tensor="logits:0", table=table)
+    assert not report.passed and report.first_divergent_layer == "lstm_0", report.summary()
+    # Each layer against the stack of its own steps' outputs (no loop: one cell call a step),
+    # the last LSTM against its last step, the head against its matmul plus bias.
+    lstm_0, _, lstm_2, softmax = report.layers
+    assert lstm_0["legacy_tensor"].startswith("stack(RNN/MultiRNNCell/Cell0/BasicLSTMCell/")
+    assert lstm_2["legacy_tensor"].endswith("/Cell2/BasicLSTMCell/mul_2:0)[:, -1]")
+    assert softmax["compared"] and "not compared" not in report.summary()
+
+
+# One Keras layer of two tables (token and position embeddings, summed, as GPT-2's graph sums
+# its `wte` and `wpe` lookups), then an exact-erf GELU where the graph has tanh's approximation.
+POSITIONS = STEPS
+
+
+def _token_and_position():
+    tf = verify_graphs.tf_v1()
+    ids = tf.placeholder(tf.int32, [None, STEPS], name="ids")
+    with tf.variable_scope("model"):
+        wte = tf.get_variable("wte", [VOCAB, EMBED])
+        wpe = tf.get_variable("wpe", [POSITIONS, EMBED])
+        positions = tf.tile(tf.range(tf.shape(ids)[1])[None], [tf.shape(ids)[0], 1])
+        hidden = tf.gather(wte, ids) + tf.gather(wpe, positions)
+        with tf.variable_scope("mlp"):
+            inner = tf.layers.dense(hidden, 2 * EMBED, name="fc")
+            inner = 0.5 * inner * (1 + tf.tanh(np.sqrt(2 / np.pi) * (inner + 0.044715 * inner**3)))
+        output = tf.layers.dense(inner, 2, name="proj")
+    tf.identity(output, name="output")
+
+
+class _TokenAndPosition(keras.layers.Layer):
+    def build(self, input_shape):
+        self.token_embeddings = self.add_weight(shape=(VOCAB, EMBED), name="token_embeddings")
+        self.position_embeddings = self.add_weight(shape=(POSITIONS, EMBED),
+                                                   name="position_embeddings")
+
+    def call(self, ids):
+        return keras.ops.take(self.token_embeddings, ids, axis=0) + self.position_embeddings
+
+
+def _token_and_position_model():
+    ids = keras.Input((STEPS,), dtype="int32", name="ids")
+    hidden = _TokenAndPosition(name="embeddings")(ids)
+    inner = keras.layers.Dense(2 * EMBED, activation="gelu", name="fc")(hidden)  # Exact erf.
+    return keras.Model(ids, keras.layers.Dense(2, name="proj")(inner))
+
+
+_TOKEN_AND_POSITION_TABLE = """
+[[rule]]
+match = 'model/wte'
+target = 'embeddings/token_embeddings'
+
+[[rule]]
+match = 'model/wpe'
+target = 'embeddings/position_embeddings'
+
+[[rule]]
+match = 'model/mlp/fc/(kernel|bias)'
+target = 'fc/\\1'
+
+[[rule]]
+match = 'model/proj/(kernel|bias)'
+target = 'proj/\\1'
+"""
+
+
+def test_a_layer_of_two_tables_is_compared_where_its_lookups_meet(tmp_path):
+    import migrate
+
+    prefix = verify_graphs.save_graph(tmp_path, _token_and_position)
+    table = verify_graphs.write_table(tmp_path / "table.toml", _TOKEN_AND_POSITION_TABLE)
+    model = verify_graphs.convert_and_restore(prefix, table, _token_and_position_model,
+                                              tmp_path / "converted")
+    report = migrate.verify(prefix, model, output_tensor="output:0", input_max=VOCAB,
+                            table=table)
+    assert not report.passed
+    embeddings = report.layers[0]
+    # Not one table's lookup (which differs by the other), but their sum.
+    assert embeddings["max_rel_diff"] < 1e-6 and embeddings["legacy_tensor"] == "model/add:0"
+    assert report.first_divergent_layer == "fc", report.summary()
+
+
+def test_the_layers_before_the_first_divergent_that_were_not_compared_are_named():
+    from migrate.verification import layers
+
+    items = [{"layer": name, "max_rel_diff": diff, "legacy_tensor": twin, "sources": ["x"],
+              "rules": [1]} for name, diff, twin in (("lstm0", None, None),
+                                                     ("lstm1", 0.3, "rnn/transpose_1:0"))]
+    text = layers.table_text(items, "lstm1")
+    assert text.splitlines()[-1] == ("not compared before it (the divergence may start there): "
+                                     "lstm0")

@@ -23,6 +23,12 @@ rule whose `match` fully matches a TF1 name wins:
     target = 'lstm_\\1/lstm_cell'                        # a Keras scope
     forget_bias = 1.0                                    # converter parameter
 
+    [[rule]]
+    match = 'birnn/fw/lstm_cell'          # one cell run both ways: a shared scope
+    layout = 'lstm'                       # fills both directions of a Bidirectional
+    target = 'birnn/forward_lstm/lstm_cell'
+    also = [{target = 'birnn/backward_lstm/lstm_cell'}]
+
 Example:
 
 >>> table = MappingTable.from_text('''
@@ -65,7 +71,9 @@ class Rule:
     """One table rule; `index` is its 1-based position in the table.
 
     `also` holds, for tied weights, the further `(target, transforms)` its one
-    source fills besides `target` (the table's `also = [{target, transform}]`).
+    source fills besides `target` (the table's `also = [{target, transform}]`);
+    for a layout rule, further Keras scopes the converted weights fill (a
+    cell both directions of a bidirectional RNN share), without transforms.
     """
 
     index: int
@@ -93,7 +101,8 @@ class RuleMatch:
             `None` when the rule drops the name.
         scope: for a layout rule, the TF1 scope that `rule.match` matched.
         part: for a layout rule, the name's part under that scope.
-        also: the further `(target path, transforms)` of a tied-weights rule.
+        also: the further `(target path, transforms)` of a tied-weights rule
+            (for a layout rule: `(Keras scope, ())`).
     """
 
     rule: Rule
@@ -225,7 +234,8 @@ def _match_rule(rule, name):
             match = rule.pattern.fullmatch(scope)
             if match is not None:
                 target = None if rule.drop else match.expand(rule.target)
-                return RuleMatch(rule, name, target, scope=scope, part=part)
+                also = tuple((match.expand(extra), steps) for extra, steps in rule.also)
+                return RuleMatch(rule, name, target, scope=scope, part=part, also=also)
     return None
 
 
@@ -282,7 +292,8 @@ def _parse_rule(index, entry, origin):
         parsed = transforms_lib.parse_all(transform_texts)
     except transforms_lib.TransformError as error:
         raise TableError(f"{where}: `transform` is not valid: {error}") from None
-    also = _parse_also(entry.get("also"), pattern, where, plain=not drop and converter is None)
+    also = _parse_also(entry.get("also"), pattern, where, drop=drop,
+                       layout=None if converter is None else layout_name)
     parameters = {}
     if converter is not None:
         parameters = dict(converter.parameters)
@@ -299,13 +310,17 @@ def _parse_rule(index, entry, origin):
                 also=also)
 
 
-def _parse_also(entries, pattern, where, *, plain):
-    """Reads `also = [{target = ..., transform = [...]}, ...]`: more targets of one source."""
+def _parse_also(entries, pattern, where, *, drop, layout):
+    """Reads `also = [{target = ..., transform = [...]}, ...]`: more targets of one source.
+
+    On a layout rule each entry is a further Keras scope, without `transform`:
+    the converter's weights fill it as they fill `target`.
+    """
     if entries is None:
         return ()
-    if not plain:
-        raise TableError(f"{where}: `also` applies only to a rule with a plain `target`. "
-                         f"Expected no `also` with `drop` or `layout`. Received: also={entries!r}")
+    if drop:
+        raise TableError(f"{where}: `also` applies only to a rule with a `target`. "
+                         f"Expected no `also` with `drop`. Received: also={entries!r}")
     if not isinstance(entries, list) or not entries:
         raise TableError(f"{where}: `also` must be a non-empty list of tables, e.g. also = "
                          f"[{{target = 'decoder/kernel', transform = ['transpose(1, 0)']}}]. "
@@ -316,7 +331,7 @@ def _parse_also(entries, pattern, where, *, plain):
         if not isinstance(extra, dict):
             raise TableError(f"{here} is not a table. Expected {{target = ..., transform = "
                              f"[...]}}. Received: {extra!r}")
-        _refuse_unknown_keys(here, extra, _ALSO_KEYS)
+        _refuse_unknown_keys(here, extra, _ALSO_KEYS if layout is None else {"target"})
         target = extra.get("target")
         if not isinstance(target, str) or not target:
             raise TableError(f"{here} needs `target` (a Keras weight path). Expected a "

@@ -336,7 +336,8 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
             plan.ema_swapped += 1
         if found.rule.layout is not None:
             group = layout_groups.setdefault((found.rule.index, found.scope), {
-                "rule": found.rule, "target": found.target, "scope": found.scope, "parts": {}})
+                "rule": found.rule, "targets": (found.target, *(scope for scope, _ in found.also)),
+                "scope": found.scope, "parts": {}})
             group["parts"][found.part] = (variable, read_key)
             continue
         _plan_plain(plan, found, variable, read_key, targets, filled)
@@ -412,13 +413,18 @@ def _plan_plain_target(plan, rule, variable, path, steps, targets):
 
 
 def _plan_layout(plan, group, targets, filled, resolve_parameters):
-    rule, scope, target_scope = group["rule"], group["scope"], group["target"]
+    """Plans a layout rule's scope: its parts converted once, into the rule's Keras scope and
+    any `also` scopes (each gets every converted part)."""
+    rule, scope, target_scopes = group["rule"], group["scope"], group["targets"]
+    target_scope = target_scopes[0]
     converter = layouts.get(rule.layout)
     parameters = dict(rule.parameters)
     present = group["parts"]
     failed = False
-    target_parts = converter.targets(parameters)
-    target_paths = tuple(f"{target_scope}/{part}" for part in target_parts)
+    scope_parts = converter.targets(parameters)
+    target_parts = scope_parts * len(target_scopes)
+    target_paths = tuple(f"{keras_scope}/{part}" for keras_scope in target_scopes
+                         for part in scope_parts)
     for path in target_paths:
         filled[path].append(f"{scope} ({rule.layout})")
         if path not in targets:
@@ -456,7 +462,9 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
     if failed:
         return
     sources = [present[part][0] for part in source_parts]
-    target_shapes = {part: targets[path].shape for part, path in zip(target_parts, target_paths)}
+    # The converter sees the first scope's shapes; each further scope must have the same.
+    target_shapes = {part: targets[path].shape
+                     for part, path in zip(scope_parts, target_paths[:len(scope_parts)])}
     try:
         shapes = converter.output_shapes({part: variable.shape for part, variable
                                           in zip(source_parts, sources)}, target_shapes, parameters)
@@ -481,7 +489,7 @@ def _plan_layout(plan, group, targets, filled, resolve_parameters):
     plan.assignments.append(Assignment(
         rule, tuple(variable.name for variable in sources),
         tuple(present[part][1] for part in source_parts), target_paths, tuple(source_parts),
-        tuple(target_parts), parameters, tuple(target_shapes[part] for part in target_parts)))
+        tuple(target_parts), parameters, tuple(targets[path].shape for path in target_paths)))
 
 
 def _check_cells(plan, cell_facts):

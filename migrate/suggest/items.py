@@ -21,6 +21,7 @@ _DIGITS = re.compile(r"(\d+)")
 # Recognised TF1 cells and blocks: the layout each becomes.
 LSTM = "lstm"
 LSTM_LEGACY = "lstm_legacy_names"
+LSTM_LINEAR = "lstm_linear_names"
 CUDNN_LSTM = "cudnn_compatible_lstm"
 GRU = "gru"
 GRU_LEGACY = "gru_legacy_names"
@@ -30,6 +31,8 @@ SIMPLE_RNN_LEGACY = "simple_rnn_legacy_names"
 SIMPLE_RNN_LINEAR = "simple_rnn_linear_names"
 _SIMPLE_RNN_SCOPE = re.compile(r"(^|/)basic_rnn_cell$")
 _SIMPLE_RNN_LINEAR_SCOPE = re.compile(r"(^|/)BasicRNNCell$")
+_LSTM_LINEAR_SCOPE = re.compile(r"(^|/)BasicLSTMCell$")
+_LINEAR_PARTS = ("Linear/Matrix", "Linear/Bias")
 _LSTM_SCOPES = re.compile(r"(^|/)(basic_lstm_cell|lstm_cell|lstm_block_cell|lstm_fused_cell)$")
 _PEEPHOLE_PARTS = ("w_f_diag", "w_i_diag", "w_o_diag")
 _CUDNN_SCOPE = re.compile(r"(^|/)cudnn_compatible_lstm_cell$")
@@ -45,7 +48,7 @@ _KERAS_ATTENTION_PARTS = frozenset(f"{part}/{leaf}" for part in
                                    for leaf in ("kernel", "bias"))
 _KERAS_RNN_PARTS = frozenset({"kernel", "recurrent_kernel", "bias"})
 # Layouts by the family a Keras target must belong to.
-RNN_LAYOUTS = (LSTM, LSTM_LEGACY, CUDNN_LSTM, GRU, GRU_LEGACY, SIMPLE_RNN, SIMPLE_RNN_LEGACY,
+RNN_LAYOUTS = (LSTM, LSTM_LEGACY, LSTM_LINEAR, CUDNN_LSTM, GRU, GRU_LEGACY, SIMPLE_RNN, SIMPLE_RNN_LEGACY,
                SIMPLE_RNN_LINEAR)
 
 
@@ -210,9 +213,12 @@ def _cell_of(name, by_name):
                                          ("weights", "biases", SIMPLE_RNN_LEGACY)):
                 if {kernel, bias} <= under:
                     return scope, layout, (kernel, bias)
-        if (depth == 2 and _SIMPLE_RNN_LINEAR_SCOPE.search(scope)
-                and {"Linear/Matrix", "Linear/Bias"} <= under):
-            return scope, SIMPLE_RNN_LINEAR, ("Linear/Matrix", "Linear/Bias")
+        if depth == 2 and set(_LINEAR_PARTS) <= under:
+            # TF 0.x cells: `_linear` kept the fused kernel under `<Cell>/Linear`.
+            if _SIMPLE_RNN_LINEAR_SCOPE.search(scope):
+                return scope, SIMPLE_RNN_LINEAR, _LINEAR_PARTS
+            if _LSTM_LINEAR_SCOPE.search(scope):
+                return scope, LSTM_LINEAR, _LINEAR_PARTS
         if depth == 2 and _GRU_SCOPE.search(scope):
             for parts, layout in _GRU_PARTS.items():
                 if parts <= under:

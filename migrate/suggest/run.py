@@ -19,6 +19,7 @@ from migrate.suggest import align as align_lib
 from migrate.suggest import by_value
 from migrate.suggest import draft_writer
 from migrate.suggest import items as items_lib
+from migrate.suggest import shared_cells
 from migrate.suggest import tf1_structure
 from migrate.verification import parity as parity_lib
 from migrate.verify_settings import VerifySettings
@@ -246,6 +247,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
     matches.extend(tied)
     unmatched_targets = _without(unmatched_targets, tied)
+    shared = shared_cells.shared_cell_candidates(matches, unmatched_targets, structure)
+    matches.extend(shared)
+    unmatched_targets = _without(unmatched_targets, shared)
     drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
                                                      unmatched_targets)
                     for item in unmatched_sources}

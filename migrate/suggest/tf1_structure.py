@@ -35,6 +35,10 @@ class GraphStructure:
             its side): tied weights, such as an embedding reused as the
             output projection.
         ancestors: layer scope -> set of layer scopes whose variables feed it.
+        loops: checkpoint key -> the while loops that read the variable (a
+            v1 loop's frame, a while_v2 `While` op), for variables read in
+            one: a cell given to `bidirectional_dynamic_rnn` for both
+            directions has its variables read by two loops.
     """
 
     creation_order: list
@@ -43,6 +47,7 @@ class GraphStructure:
     ancestors: dict
     undetermined_partitioned: set = dataclasses.field(default_factory=set)
     transposed_reads: set = dataclasses.field(default_factory=set)
+    loops: dict = dataclasses.field(default_factory=dict)
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -114,7 +119,34 @@ def _structure(order, graph_def, layer_of):
         {key for key, facts in found.items() if facts.strategy == lookups.MOD},
         _layer_ancestors(nodes, key_of_node, layer_of),
         {key for key, facts in found.items() if facts.strategy is None},
-        _transposed_reads(nodes, key_of_node))
+        _transposed_reads(nodes, key_of_node), _loops_reading(nodes, key_of_node))
+
+
+_WHILE_OPS = frozenset({"While", "StatelessWhile"})
+_ENTER_OPS = frozenset({"Enter", "RefEnter"})
+
+
+def _loops_reading(nodes, key_of_node):
+    """Checkpoint key -> the while loops its variable is read in (only keys read in one)."""
+    consumers = collections.defaultdict(list)
+    for node in nodes.values():
+        for source in _inputs(node):
+            consumers[source].append(node)
+    found = collections.defaultdict(set)
+    for name, key in key_of_node.items():
+        stack, seen = [name], set()
+        while stack:
+            for consumer in consumers[stack.pop()]:
+                if consumer.name in seen or _NOT_FORWARD.search(consumer.name):
+                    continue
+                seen.add(consumer.name)
+                if consumer.op in _ENTER_OPS:  # A v1 loop: `rnn/while/while_context`.
+                    found[key].add(consumer.attr["frame_name"].s.decode().rsplit("/", 1)[0])
+                elif consumer.op in _WHILE_OPS:  # while_v2 takes the variable as an input.
+                    found[key].add(consumer.name)
+                elif consumer.op in _READ_OPS:
+                    stack.append(consumer.name)
+    return {key: frozenset(loops) for key, loops in found.items()}
 
 
 _MATMUL_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})

@@ -22,6 +22,7 @@ import numpy as np
 
 from migrate.errors import ArgumentError
 from migrate.errors import MigrateError
+from migrate.errors import first_line
 from migrate.planning import target as target_model
 from migrate.verification import inputs as inputs_lib
 from migrate.verification import legacy_run
@@ -38,6 +39,9 @@ _LOOKUP_CHAIN_OPS = frozenset({"Identity", "DynamicStitch", "ParallelDynamicStit
 _WHILE_OPS = frozenset({"While", "StatelessWhile"})
 _REVERSE_OPS = frozenset({"ReverseV2", "ReverseSequence"})
 NOT_COMPARED = "not compared"
+# How far after the reads of a scope-less layer's variables its output is looked for
+# (MatMul, bias add, activation).
+_NEAR_HOPS = 3
 
 
 @dataclasses.dataclass
@@ -86,9 +90,16 @@ def table_text(layers, first_divergent_layer):
         lines.append("no compared layer diverges beyond the tolerance" +
                      (f" ({uncompared} not compared)" if uncompared else ""))
     else:
-        item = next(item for item in layers if item["layer"] == first_divergent_layer)
+        position = next(index for index, item in enumerate(layers)
+                        if item["layer"] == first_divergent_layer)
+        item = layers[position]
         lines.append(f"first divergent layer {first_divergent_layer}: fed by "
                      f"{', '.join(item['sources'])} (table rules {item['rules']})")
+        before = [other["layer"] for other in layers[:position] if other["legacy_tensor"] is None]
+        if before:
+            # A MultiRNNCell's inner cells run inside its loop: the error may start there.
+            lines.append(f"not compared before it (the divergence may start there): "
+                         f"{', '.join(before)}")
     return "\n".join(lines)
 
 
@@ -126,6 +137,14 @@ def attach(report, checkpoint, model, settings, *, ema, arrays, plan, planned_mo
         if settings.layers:
             raise
         report.layers_note = f"no layer-by-layer comparison: {error}"
+        return
+    except Exception as error:  # pylint: disable=broad-except
+        # Run because parity failed, the comparison only helps: an error of
+        # its own must not take the place of the parity figure it explains.
+        if settings.layers:
+            raise
+        report.layers_note = (f"no layer-by-layer comparison: it failed with "
+                              f"{type(error).__name__}: {first_line(error)}")
         return
     report.first_divergent_layer = next(
         (item["layer"] for item in report.layers if item["diverged"]), None)
@@ -187,19 +206,29 @@ def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=No
         raise ArgumentError("No layer of the model holds weights the table converts. Expected "
                             "the table of this conversion. Received: no converted layer")
     try:
-        probe = keras.Model(model.input, [layer.output for layer, _, _ in sources])
+        probe = keras.Model(model.input, [_first_output(layer.output)
+                                          for layer, _, _ in sources])
     except (AttributeError, ValueError, TypeError) as error:
         raise ArgumentError(f"The layer-by-layer comparison takes each layer's output, which only "
                             f"a functional Keras model exposes: {error}. Received: "
                             f"model={type(model).__name__}") from None
     scopes = {layer.name: _scope_of(names) for layer, names, _ in sources}
-    produced = {}
+    layer_variables = [(layer.name, names) for layer, names, _ in sources]
+    produced, steps, eligible, joined = {}, {}, {}, {}
 
     def candidates(graph):
-        produced.update(_produced_tensors(graph, [(layer.name, names)
-                                                  for layer, names, _ in sources]))
-        return _candidates(graph, arrays, scopes.values()) + [
-            tensor for tensors in produced.values() for tensor in tensors]
+        own, stepped, joins = _produced_tensors(graph, layer_variables)
+        produced.update(own)
+        steps.update(stepped)
+        joined.update(joins)
+        # Variables of no scope (`softmax_w`, `Variable_1`): the ops just after their reads.
+        near = {op.name for _, names in layer_variables if not _scope_of(names)
+                for op in _after(_readers(_variable_ops(graph, set(names))), _NEAR_HOPS)}
+        found = _candidates(graph, arrays, scopes.values(), near)
+        eligible.update(_eligible(graph, layer_variables, found + [
+            tensor for tensors in joined.values() for tensor in tensors]))
+        return found + [tensor for tensors in (*produced.values(), *steps.values())
+                        for tensor in tensors]
 
     feed, _, legacy, _ = legacy_run.run_legacy(
         checkpoint, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
@@ -211,13 +240,31 @@ def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=No
     for (layer, names, rules), output in zip(sources, outputs):
         output = np.asarray(output)
         own = produced.get(layer.name)
-        twin, max_abs, max_rel = _closest(output, scopes[layer.name], legacy,
-                                          None if own is None else [tensor.name for tensor in own])
+        if layer.name in joined:
+            own = [tensor for tensor in own if tensor.name in eligible[layer.name]]
+        twin, max_abs, max_rel = _closest(
+            output, scopes[layer.name], legacy,
+            None if own is None else [tensor.name for tensor in own],
+            steps=[tensor.name for tensor in steps.get(layer.name, ())],
+            eligible=eligible.get(layer.name, set()))
         results.append(LayerDiff(
             layer=layer.name, legacy_tensor=twin, shape=list(output.shape),
             max_abs_diff=max_abs, max_rel_diff=max_rel, sources=list(names), rules=rules,
             diverged=max_rel is not None and max_rel > settings.tolerance))
     return results
+
+
+def _first_output(output):
+    """A layer's first output: a recurrent layer's with `return_state` returns `[output, *states]`.
+
+    Its states have no legacy tensor of their own (the loop's final state is
+    not stacked), and a cell state compared with the output sequence's last
+    step would diverge falsely, so a layer of several outputs is compared on
+    its first.
+    """
+    import keras
+
+    return keras.tree.flatten(output)[0]
 
 
 def _scope_of(names):
@@ -231,9 +278,9 @@ def _scope_of(names):
     return "/".join(common)
 
 
-def _candidates(graph, fed_names, scopes):
-    """Float tensors of the top-level graph under `scopes` (or their parents) that depend on
-    the fed placeholders."""
+def _candidates(graph, fed_names, scopes, near=frozenset()):
+    """Float tensors of the top-level graph under `scopes` (or their parents), or made by the
+    ops `near`, that depend on the fed placeholders."""
     fed_ops = {name.split(":")[0] for name in fed_names}
     live, stack = set(), [graph.get_operation_by_name(name) for name in fed_ops]
     while stack:
@@ -253,10 +300,20 @@ def _candidates(graph, fed_names, scopes):
         # Tensors inside a v1 while loop or cond cannot be fetched from outside it.
         if getattr(op, "_control_flow_context", None) is not None:
             continue
-        if not any(op.name.startswith(prefix) for prefix in prefixes):
+        if op.name not in near and not any(op.name.startswith(prefix) for prefix in prefixes):
             continue
         found.extend(tensor for tensor in op.outputs if tensor.dtype.name in _FLOAT_DTYPES)
     return found
+
+
+def _after(ops, hops):
+    """`ops` and the ops up to `hops` consumers after them."""
+    found, frontier = {op.name: op for op in ops}, list(ops)
+    for _ in range(hops):
+        frontier = [consumer for op in frontier for tensor in op.outputs
+                    for consumer in tensor.consumers() if consumer.name not in found]
+        found.update((op.name, op) for op in frontier)
+    return list(found.values())
 
 
 def _fitted(value, output):
@@ -269,6 +326,8 @@ def _fitted(value, output):
     if value.size == 0 or value.size > output.size:
         return None
     if value.size == output.size:
+        if not _regrouped(value.shape, output.shape):
+            return None
         return value.reshape(output.shape)
     try:
         return np.broadcast_to(value, output.shape)
@@ -276,33 +335,58 @@ def _fitted(value, output):
         return None
 
 
-def _closest(output, scope, legacy, own=None):
+def _regrouped(shape, other):
+    """True when `shape` is `other` with adjacent axes merged or split (a C-order reshape that
+    keeps every value in its place: `[B * T, H]` and `[B, T, H]`, not `[T, B, H]`)."""
+
+    def trailing_sizes(sizes):
+        found, size = set(), 1
+        for axis in reversed(tuple(sizes)):
+            size *= axis
+            found.add(size)
+        return found
+
+    ours, theirs = trailing_sizes(shape), trailing_sizes(other)
+    return ours <= theirs or theirs <= ours
+
+
+def _closest(output, scope, legacy, own=None, *, steps=(), eligible=None):
     """Returns `(tensor name, max abs diff, max rel diff)` of the closest fitting tensor.
 
     With `own` (the names of the tensors the layer's variables produce), only
-    those are candidates; a recurrent layer that returns only its last step
-    is compared with the sequence's last step. Otherwise the deepest scope
-    with a fitting tensor wins, so a layer is not matched with a neighbour's
-    output when its own is there. Tensors fit as `_fitted` says.
+    those are candidates; with `steps` (a statically unrolled RNN's step
+    outputs, in creation order), their stack along the time axis; a
+    recurrent layer that returns only its
+    last step is compared with the sequence's last step. Otherwise, among
+    the `eligible` names (tensors that depend on every one of the layer's
+    variables and on no later layer's), the deepest scope with a fitting
+    tensor wins, so a layer is not matched with a neighbour's output when its
+    own is there. Tensors fit as `_fitted` says.
     `(None, None, None)`: nothing fits, the layer is not compared.
     """
-    if own is not None:
+    if own is not None or steps:
         values = {}
-        for name in own:
-            if name not in legacy:
-                continue
-            value = np.asarray(legacy[name])
-            values[name] = value
+        for name in own or ():
+            if name in legacy:
+                values[name] = np.asarray(legacy[name])
+        if steps and all(name in legacy for name in steps):
+            values[f"stack({steps[0]}, ..., {steps[-1]})"] = np.stack(
+                [np.asarray(legacy[name]) for name in steps], axis=1)
+        for name, value in list(values.items()):
             if value.ndim == 3 and output.ndim == 2:  # Batch- or time-major.
                 values[name + "[:, -1]"] = value[:, -1]
                 values[name + "[-1]"] = value[-1]
         return (_best(output, values.items()) or _best(output, _merged(values, output))
                 or (None, None, None))
+    if not scope:  # Variables of no scope: the tensors just after their reads.
+        return _best(output, ((name, value) for name, value in legacy.items()
+                              if eligible is not None and name in eligible)) or (None, None, None)
     pieces = scope.split("/")
     for end in range(len(pieces), 0, -1):
         prefix = "/".join(pieces[:end]) + "/"
         best = _best(output, ((name, value) for name, value in legacy.items()
-                              if name.startswith(prefix)))
+                              if name.startswith(prefix)
+                              and (eligible is None or name in eligible)))
         if best is not None:
             return best
     return None, None, None
@@ -350,25 +434,123 @@ def _produced_tensors(graph, layer_variables):
         layer_variables: `[(layer name, [TF1 variable names])]` in the model's order.
 
     Returns:
-        `{layer name: [tensors]}` for the layers whose variables feed an
-        embedding lookup or a while loop (an empty list: the layer's output
-        exists only inside the loop); layers not in it are matched by scope.
+        `(produced, steps, joined)`: `produced` maps the layers whose
+        variables feed an embedding lookup or a while loop to those tensors
+        (an empty list: the layer's output exists only inside the loop);
+        `joined` holds the layers that look up several tables, whose
+        candidates must depend on all of them (see `_eligible`); `steps` maps the
+        layers unrolled statically (TF 0.x's `tf.nn.rnn`, `static_rnn`: one
+        cell call per step, outside any loop) to their step outputs in
+        creation order. Layers in neither are matched by scope.
     """
-    produced, loops = {}, {}
+    produced, loops, steps, joined = {}, {}, {}, {}
+    order = {op.name: position for position, op in enumerate(graph.get_operations())}
     for layer_name, names in layer_variables:
-        readers = _readers(_variable_ops(graph, set(names)))
+        variable_ops = _variable_ops(graph, set(names))
+        readers = _readers(variable_ops)
         lookups = [op for op in readers if op.type in _LOOKUP_OPS]
         if lookups:
             produced[layer_name] = _lookup_outputs(lookups)
+            looked_up = {op.name.rsplit("/part_", 1)[0] for op in variable_ops
+                         if any(reader.type in _LOOKUP_OPS for reader in _readers([op]))}
+            if len(looked_up) > 1:
+                # One layer of several tables (token and position embeddings, summed): its
+                # output is where their lookups meet, a few ops on.
+                joined[layer_name] = [tensor for op in _after(
+                    [tensor.op for tensor in produced[layer_name]], _NEAR_HOPS)
+                    for tensor in op.outputs if tensor.dtype.name in _FLOAT_DTYPES]
+                produced[layer_name] = joined[layer_name]
             continue
-        for loop in dict.fromkeys(filter(None, map(_loop_name, readers))):
+        layer_loops = dict.fromkeys(filter(None, map(_loop_name, readers)))
+        for loop in layer_loops:
             loops.setdefault(loop, []).append(layer_name)
+        if not layer_loops:
+            unrolled = _static_steps(graph, variable_ops, order)
+            if unrolled:
+                steps[layer_name] = unrolled
     for loop, layer_names in loops.items():
         # One loop runs a whole MultiRNNCell stack: its sequence is its last cell's.
         produced.setdefault(layer_names[-1], []).extend(_loop_outputs(graph, loop))
         for layer_name in layer_names[:-1]:
             produced.setdefault(layer_name, [])
-    return produced
+    return produced, steps, joined
+
+
+def _static_steps(graph, variable_ops, order):
+    """A statically unrolled cell's output at each step, in creation order, or None.
+
+    Every TF1 cell multiplies `concat([inputs, state])` by its kernel, once
+    per step; the state that step t + 1 concatenates is step t's output. The
+    last step's output is the op of the same name in the last step's name
+    scope (`RNN/MultiRNNCell_4/Cell0/BasicLSTMCell/mul_2` beside
+    `RNN/MultiRNNCell_3/...`). None when the variables are not read so (one
+    MatMul: a layer run once), or when the steps do not agree.
+    """
+    for variable in variable_ops:
+        matmuls = sorted((op for op in _readers([variable]) if op.type == "MatMul"
+                          and getattr(op, "_control_flow_context", None) is None),
+                         key=lambda op: order.get(op.name, 0))
+        if len(matmuls) < 2:
+            continue
+        concats = [_through_identities(op.inputs[0]) for op in matmuls]
+        if any(op.type not in ("ConcatV2", "Concat") or len(op.inputs) < 3 for op in concats):
+            return None
+        # ConcatV2 takes its axis last, Concat first: the state is the last value either way.
+        states = [op.inputs[-2] if op.type == "ConcatV2" else op.inputs[-1] for op in concats]
+        outputs = states[1:]
+        relative = {_relative_name(matmul.name, output.name)
+                    for matmul, output in zip(matmuls, outputs)}
+        if len(relative) != 1:
+            return None
+        up, tail = relative.pop()
+        pieces = matmuls[-1].name.split("/")
+        last = "/".join(pieces[:len(pieces) - up] + list(tail))
+        try:
+            last_op = graph.get_operation_by_name(last.split(":")[0])
+        except KeyError:
+            return None
+        last_tensor = last_op.outputs[int(last.rpartition(":")[2] or 0)] if last_op.outputs else None
+        if last_tensor is None or last_tensor.shape.as_list() != outputs[-1].shape.as_list():
+            return None
+        return outputs + [last_tensor]
+    return None
+
+
+def _relative_name(anchor, name):
+    """`(levels up from anchor, path below the common scope)` of tensor `name` from op `anchor`."""
+    ours, theirs = anchor.split("/"), name.split("/")
+    common = 0
+    while common < min(len(ours), len(theirs)) - 1 and ours[common] == theirs[common]:
+        common += 1
+    return len(ours) - common, tuple(theirs[common:])
+
+
+def _eligible(graph, layer_variables, candidates):
+    """Maps each layer to the candidates that are its own: they depend on every one of its
+    variables and on none of a later layer's (a layer's output cannot)."""
+    bits, masks = {}, {}
+    for _, names in layer_variables:
+        for name in names:
+            bits.setdefault(name, 1 << len(bits))
+    for op in graph.get_operations():
+        mask = 0
+        if op.type in _VARIABLE_OPS or op.type == "Const":  # A frozen graph's weights.
+            mask = bits.get(op.name) or bits.get(op.name.rsplit("/part_", 1)[0], 0)
+        for tensor in op.inputs:
+            mask |= masks.get(tensor.op.name, 0)
+        masks[op.name] = mask
+    needs = [sum(bits[name] for name in set(names)) for _, names in layer_variables]
+    eligible = {}
+    for position, (layer_name, _) in enumerate(layer_variables):
+        need = needs[position]
+        later = 0
+        for other in needs[position + 1:]:
+            later |= other
+        later &= ~need
+        eligible[layer_name] = {tensor.name for tensor in candidates
+                                if masks.get(tensor.op.name, 0) & need == need
+                                and not masks.get(tensor.op.name, 0) & later}
+    return eligible
 
 
 def _variable_ops(graph, names):

@@ -151,8 +151,8 @@ def names():
 
     >>> names()  # doctest: +NORMALIZE_WHITESPACE
     ['bert_attention', 'concat', 'cudnn_compatible_lstm', 'gru', 'gru_legacy_names',
-     'lstm', 'lstm_legacy_names', 'simple_rnn', 'simple_rnn_legacy_names',
-     'simple_rnn_linear_names', 'split']
+     'lstm', 'lstm_legacy_names', 'lstm_linear_names', 'simple_rnn',
+     'simple_rnn_legacy_names', 'simple_rnn_linear_names', 'split']
     """
     _load_builtin_converters()
     return sorted(_CONVERTERS)

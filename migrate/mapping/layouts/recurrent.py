@@ -21,6 +21,9 @@ Registered converters (TF1 parts under the rule's scope -> Keras cell parts
 
     lstm                   LSTMCell / BasicLSTMCell / LSTMBlockCell: `kernel`, `bias`
     lstm_legacy_names      the same cells saved before TF 1.2: `weights`, `biases`
+    lstm_linear_names      BasicLSTMCell saved before TF 1.0: `Linear/Matrix`, `Linear/Bias`
+                           (the cell's scope is `.../BasicLSTMCell`, e.g.
+                           `RNN/MultiRNNCell/Cell0/BasicLSTMCell`)
     cudnn_compatible_lstm  CudnnCompatibleLSTMCell: `kernel`, `bias`; forget bias fixed at 0
     gru                    GRUCell: `gates/kernel`, `gates/bias`, `candidate/kernel`,
                            `candidate/bias`; target must be GRU(reset_after=False)
@@ -34,7 +37,7 @@ Registered converters (TF1 parts under the rule's scope -> Keras cell parts
 The pre-1.2 names get converters of their own rather than optional parts, so
 a rule states which naming it expects and a missing part is still an error.
 
-`lstm` and `lstm_legacy_names` take `forget_bias` and `cell_clip`. Left unset
+`lstm`, `lstm_legacy_names` and `lstm_linear_names` take `forget_bias` and `cell_clip`. Left unset
 (None), both are read from the checkpoint's `.meta` graph by
 `migrate.mapping.layouts.tf1_graph`; a forget bias found nowhere is an error, and a cell clip
 found anywhere is refused, since keras.layers.LSTM does not clip. Peephole
@@ -305,6 +308,12 @@ LSTM_LEGACY_NAMES = register(_make_lstm_converter(
                        "projection/weights": tf1_graph.PROJECTION_REASON},
     description="LSTM cells saved before TF 1.2 (weights, biases) -> keras.layers.LSTM cell, "
                 "forget_bias folded into the bias"))
+
+LSTM_LINEAR_NAMES = register(_make_lstm_converter(
+    "lstm_linear_names", kernel_part="Linear/Matrix", bias_part="Linear/Bias",
+    fixed_forget_bias=None, unsupported_parts={},
+    description="BasicLSTMCell saved before TF 1.0 (BasicLSTMCell/Linear/Matrix, Linear/Bias; "
+                "gates i,j,f,o) -> keras.layers.LSTM cell, forget_bias folded into the bias"))
 
 CUDNN_COMPATIBLE_LSTM = register(_make_lstm_converter(
     "cudnn_compatible_lstm", kernel_part="kernel", bias_part="bias", fixed_forget_bias=0.0,

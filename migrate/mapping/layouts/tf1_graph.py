@@ -41,7 +41,8 @@ _SPLIT_OPS = frozenset({"Split", "SplitV"})
 _FUSED_LSTM_WEIGHT_INPUT = {"LSTMBlockCell": 3, "BlockLSTM": 4, "BlockLSTMV2": 4}
 # Ops whose called function's arguments start after their first input.
 _CALLS_WITH_CONDITION = frozenset({"If", "StatelessIf", "Case", "StatelessCase"})
-_KERNEL_NAMES = ("kernel", "weights")
+# `Linear/Matrix`: BasicLSTMCell before TF 1.0 (its `_linear` helper's scope).
+_KERNEL_NAMES = ("kernel", "weights", "Linear/Matrix")
 _PEEPHOLE_PARTS = ("w_f_diag", "w_i_diag", "w_o_diag")
 _PROJECTION_PARTS = ("projection/kernel", "projection/weights")
 _MAX_WALK = 64
