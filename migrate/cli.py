@@ -514,13 +514,22 @@ def _convert(options, dry_run):
             checkpoint, table, model,
             None if dry_run else _OUTPUT.value,
             options=options, overwrite=_OVERWRITE.value, dry_run=dry_run,
-            show_progress=not _JSON.value, model_name=model, hash_sources=_HASH_SOURCES.value)
+            show_progress=_shows_progress(), model_name=model, hash_sources=_HASH_SOURCES.value)
     # On standard error too, even with --json: the output directory was changed.
     _status.clear()
     for note in report.recovered:
         print(f"{WARNING_PREFIX}{note}", file=sys.stderr)
     _emit(report.to_json(), report.summary())
     return SUCCESS_EXIT
+
+
+def _shows_progress():
+    """convert's progress bar: on a terminal only, where the bar redraws one line.
+
+    Off a terminal (a log, a pipe) nothing is printed before the results, so
+    an error stays one line (a batch logs its own progress lines).
+    """
+    return not _JSON.value and sys.stderr.isatty()
 
 
 def command_plan(options):

@@ -290,6 +290,10 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     conversion_plan, targets, variables_by_path, object_paths = _plan(
         checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
+    legacy = None
+    if options.verify is not None and not dry_run:
+        # Settings the legacy graph refuses are refused before any weight is read.
+        legacy = parity.prepare(checkpoint, model, options.verify, ema=options.ema)
     report = report_lib.ConversionReport(
         checkpoint=checkpoint.prefix, role_origin=checkpoint.role_origin, table=table.origin,
         output=None if dry_run else str(output), keep=options.keep,
@@ -327,7 +331,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         export_lib.write(staging, model, options.exports)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint, model_spec, model, staging, options,
-                                            conversion_plan, unwritten_targets=_lost(report))
+                                            conversion_plan, unwritten_targets=_lost(report),
+                                            legacy=legacy)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest, known_digests=stream.digests)
     report.seconds = time.monotonic() - started

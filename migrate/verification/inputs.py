@@ -6,9 +6,14 @@ import numpy as np
 
 from migrate import files
 from migrate.errors import ArgumentError
+from migrate.errors import did_you_mean
 from migrate.errors import first_line
+from migrate.errors import reason
+from migrate.source import graph_outputs
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
+# Tensor names an error lists at most.
+_NAMES_LISTED = 8
 _FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, the batch "
              "dimension set to the batch size) or give its array in the inputs file")
 
@@ -423,8 +428,19 @@ def tensor_by_name(graph, name, argument):
     try:
         return graph.get_tensor_by_name(name)
     except (KeyError, ValueError) as error:
-        raise ArgumentError(f"The legacy graph has no tensor {name}: {first_line(error)}. "
-                            f"Expected a tensor name such as 'logits:0'. Received: "
+        if argument == "output_tensor":
+            kind, names = ("one of its candidate outputs (tensors nothing in its forward pass "
+                           "reads)", graph_outputs.candidate_outputs(graph))
+        else:
+            kind, names = "one of its placeholders", graph_outputs.placeholders(graph)
+        every = [tensor.name for op in graph.get_operations() for tensor in op.outputs]
+        listed = ", ".join(names[:_NAMES_LISTED]) + (", ..." if len(names) > _NAMES_LISTED
+                                                      else "")
+        expected = f"{kind}: {listed}" if names else "a tensor name such as 'logits:0'"
+        # TensorFlow's KeyError only repeats the name; a ValueError says what is malformed.
+        why = "" if isinstance(error, KeyError) else f": {reason(error)}"
+        raise ArgumentError(f"The legacy graph has no tensor {name}{why}."
+                            f"{did_you_mean(name, every)} Expected {expected}. Received: "
                             f"{argument} naming {name!r}", option=argument) from None
 
 
