@@ -116,7 +116,8 @@ _ALLOW_NONFINITE = _define(
     "Carry NaN/Inf weights instead of refusing them (always reported).",
     commands=(PLAN, CONVERT, BATCH))
 _BUILDER = _define(
-    flags.DEFINE_string, "builder", None, "For a checkpoint without .meta: module:callable "
+    flags.DEFINE_string, "builder", None, "For a checkpoint without .meta (or in place of its "
+    ".meta, said in the report): module:callable "
     "naming a function that builds the TF1 graph in the default graph, as the model's code "
     "did (importing the module runs its code), or a legacy_graphs name. Its graph gives the "
     "variable roles, and verification runs it, restored from the checkpoint.",
@@ -127,7 +128,7 @@ _USE_META = _define(flags.DEFINE_bool, "use_meta", True,
 _TAGS = _define(
     flags.DEFINE_string, "tags", None, "For a TF1 SavedModel --checkpoint: the tag set of the "
     "MetaGraphDef to read, separated by commas (default: serve; a TF-Hub v1 module: the empty "
-    "set, --tags=).", commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
+    "set, --tags=; either way, the only tag set there is, said in the report).", commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
 _SIGNATURE = _define(
     flags.DEFINE_string, "signature", None, "For a TF1 SavedModel --checkpoint: the "
     "SignatureDef whose inputs and outputs verification feeds and compares (default: "
@@ -688,10 +689,12 @@ def command_suggest(options):
                 or _checkpoint_has_signature() else None)
     report = suggest(_open_checkpoint(options), _MODEL.value, output=_OUTPUT.value,
                              overwrite=_OVERWRITE.value, options=options, verify=settings)
-    lines = [report.summary()]
+    # The library names its option (`input_shape`); the command line, its flag.
+    hint = _flag_hint(report.parity_option, COMMANDS[SUGGEST])
+    lines = [report.summary(parity_suffix=hint)]
     if not report.ok:
         lines.append("unresolved (marked in the draft; edit it, or the model, and run again):")
-        lines += [f"  - {line}" for line in report.unresolved]
+        lines += [f"  - {line}" for line in report.unresolved_lines(parity_suffix=hint)]
     _emit(report.to_json(), "\n".join(lines))
     return SUCCESS_EXIT if report.ok else FAILURE_EXIT
 

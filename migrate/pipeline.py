@@ -303,7 +303,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
         ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
-        exports=list(options.exports), recovered=recovered)
+        exports=list(options.exports), recovered=recovered,
+        not_saved=list(checkpoint.not_saved))
     if dry_run:
         return report
     # Read before assigning: the model holds the values it was built with.
@@ -369,6 +370,8 @@ def inspect(checkpoint, *, options=None):
             for variable in checkpoint.variables.values()
         ],
         "roles": report_lib.role_totals(checkpoint.variables),
+        # Trainable graph variables the checkpoint lacks (made after the Saver): left out.
+        "not_saved": list(checkpoint.not_saved),
     }
     if checkpoint.not_weights is not None:
         description["not_weights"] = [{"name": name, "reason": why}

@@ -31,6 +31,7 @@ from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import reason
 from migrate.source import locate
+from migrate.source.meta_graph import checkpoint_key
 from migrate.verify_settings import LEGACY_DROPOUT_OFF
 # Stateful random ops: each run draws new values.
 RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformInt", "RandomStandardNormal",
@@ -130,6 +131,13 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
             raise CheckpointError(f"Cannot import {origin}: {reason(error)}") from None
     if saver is None:
         raise CheckpointError(f"The graph of {origin} has no variables to restore.")
+    if checkpoint.not_saved and checkpoint.builder is not None:
+        # The builder's graph has no Saver of its own; the one made over all of
+        # its variables would look for those the checkpoint never held.
+        with graph.as_default():
+            saver = tf.compat.v1.train.Saver(var_list=[
+                variable for variable in tf.compat.v1.global_variables()
+                if checkpoint_key(variable) not in checkpoint.not_saved])
     return LegacyGraph(graph=graph, saver=saver, restore_path=checkpoint.reader_path,
                        origin=origin, dropout_off=dropout_off)
 
