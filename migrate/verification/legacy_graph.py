@@ -131,13 +131,16 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
             raise CheckpointError(f"Cannot import {origin}: {reason(error)}") from None
     if saver is None:
         raise CheckpointError(f"The graph of {origin} has no variables to restore.")
-    if checkpoint.not_saved and checkpoint.builder is not None:
+    if checkpoint.builder is not None:
         # The builder's graph has no Saver of its own; the one made over all of
-        # its variables would look for those the checkpoint never held.
+        # its variables would look for those the checkpoint never held (made
+        # after the training script's Saver: `learning_rate`, Adam's slots).
         with graph.as_default():
-            saver = tf.compat.v1.train.Saver(var_list=[
-                variable for variable in tf.compat.v1.global_variables()
-                if checkpoint_key(variable) not in checkpoint.not_saved])
+            variables = tf.compat.v1.global_variables()
+            saved = [variable for variable in variables
+                     if checkpoint_key(variable) in checkpoint.variables]
+            if len(saved) < len(variables):
+                saver = tf.compat.v1.train.Saver(var_list=saved)
     return LegacyGraph(graph=graph, saver=saver, restore_path=checkpoint.reader_path,
                        origin=origin, dropout_off=dropout_off)
 
