@@ -155,7 +155,8 @@ def test_a_wrong_output_tensor_lists_the_graphs_candidate_outputs(training, cli_
         migrate.verify(prefix, logits_model(), output_tensor="logit:0")
     message = str(raised.value)
     assert raised.value.option == "output_tensor"
-    assert message.startswith("The legacy graph has no tensor logit:0.")
+    assert message.startswith("The legacy graph has no tensor logit:0. Did you mean "
+                              "'logits/BiasAdd:0'?")
     assert ("Expected one of its candidate outputs (tensors nothing in its forward pass reads): "
             "logits/BiasAdd:0, ArgMax:0. Received: output_tensor naming 'logit:0'") in message
     assert "such as 'logits:0'" not in message

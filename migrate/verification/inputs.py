@@ -14,6 +14,9 @@ from migrate.source import graph_outputs
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
 # Tensor names an error lists at most.
 _NAMES_LISTED = 8
+# Ops whose tensors are no computed value a verification would name.
+_NOT_COMPUTED = frozenset({"VarHandleOp", "VariableV2", "Variable", "ReadVariableOp", "Const",
+                           "AssignVariableOp", "Assign", "VarIsInitializedOp", "NoOp"})
 _FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, the batch "
              "dimension set to the batch size) or give its array in the inputs file")
 
@@ -433,14 +436,17 @@ def tensor_by_name(graph, name, argument):
                            "reads)", graph_outputs.candidate_outputs(graph))
         else:
             kind, names = "one of its placeholders", graph_outputs.placeholders(graph)
-        every = [tensor.name for op in graph.get_operations() for tensor in op.outputs]
+        # A typo of a listed name first; else of any tensor that is not a variable's.
+        close = did_you_mean(name, names) or did_you_mean(name, [
+            tensor.name for op in graph.get_operations() if op.type not in _NOT_COMPUTED
+            for tensor in op.outputs])
         listed = ", ".join(names[:_NAMES_LISTED]) + (", ..." if len(names) > _NAMES_LISTED
                                                       else "")
         expected = f"{kind}: {listed}" if names else "a tensor name such as 'logits:0'"
         # TensorFlow's KeyError only repeats the name; a ValueError says what is malformed.
         why = "" if isinstance(error, KeyError) else f": {reason(error)}"
         raise ArgumentError(f"The legacy graph has no tensor {name}{why}."
-                            f"{did_you_mean(name, every)} Expected {expected}. Received: "
+                            f"{close} Expected {expected}. Received: "
                             f"{argument} naming {name!r}", option=argument) from None
 
 
