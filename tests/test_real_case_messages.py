@@ -7,6 +7,7 @@ width, a SavedModel exported for `train` only.
 """
 
 import os
+import re
 
 import numpy as np
 import pytest
@@ -228,6 +229,12 @@ def test_a_saved_model_with_one_tag_set_is_read_without_tags(training, cli_in_pr
     with pytest.raises(migrate.CheckpointError, match="Expected one of the tag sets present: "
                        "train. Received: tags=\\['serve'\\]"):
         migrate.LegacyCheckpoint.open(saved_model, tags=["serve"])
+    # An export for training has no signature: its own outputs are named instead.
+    with pytest.raises(migrate.ArgumentError, match=re.escape(
+            "has no signature). Expected output_tensor naming one of its candidate outputs "
+            "(tensors nothing in its forward pass reads): logits/BiasAdd:0, ArgMax:0. Received: "
+            "output_tensor=None")):
+        migrate.verify(saved_model, logits_model())
 
 
 def test_lint_tells_layout_rules_of_one_match_apart_by_the_parts_they_read(tmp_path):

@@ -89,6 +89,31 @@ def candidate_outputs(graph):
             for tensor in outputs if tensor not in read or tensor in compared]
 
 
+def listed(names, limit=8):
+    """Returns tensor names joined for a message, the first `limit` of them.
+
+    Example:
+
+    >>> listed(["logits:0", "ArgMax:0"]), listed(["a:0", "b:0", "c:0"], limit=2)
+    ('logits:0, ArgMax:0', 'a:0, b:0, ...')
+    """
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def describe_candidates(names):
+    """Returns `candidate_outputs`' names as a message says them, or "" when there are none.
+
+    Example:
+
+    >>> describe_candidates(["logits/BiasAdd:0"])
+    'one of its candidate outputs (tensors nothing in its forward pass reads): logits/BiasAdd:0'
+    """
+    if not names:
+        return ""
+    return f"one of its candidate outputs (tensors nothing in its forward pass reads): " \
+           f"{listed(names)}"
+
+
 def _is_machinery(name, kind):
     return (kind in _MACHINERY_TYPES or kind.startswith(_MACHINERY_PREFIXES)
             or bool(_MACHINERY_SCOPE.search(name + "/")))

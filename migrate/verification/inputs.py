@@ -12,8 +12,6 @@ from migrate.errors import reason
 from migrate.source import graph_outputs
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
-# Tensor names an error lists at most.
-_NAMES_LISTED = 8
 # Ops whose tensors are no computed value a verification would name.
 _NOT_COMPUTED = frozenset({"VarHandleOp", "VariableV2", "Variable", "ReadVariableOp", "Const",
                            "AssignVariableOp", "Assign", "VarIsInitializedOp", "NoOp"})
@@ -431,18 +429,16 @@ def tensor_by_name(graph, name, argument):
     try:
         return graph.get_tensor_by_name(name)
     except (KeyError, ValueError) as error:
-        if argument == "output_tensor":
-            kind, names = ("one of its candidate outputs (tensors nothing in its forward pass "
-                           "reads)", graph_outputs.candidate_outputs(graph))
-        else:
-            kind, names = "one of its placeholders", graph_outputs.placeholders(graph)
+        outputs = argument == "output_tensor"
+        names = (graph_outputs.candidate_outputs if outputs else graph_outputs.placeholders)(
+            graph)
         # A typo of a listed name first; else of any tensor that is not a variable's.
         close = did_you_mean(name, names) or did_you_mean(name, [
             tensor.name for op in graph.get_operations() if op.type not in _NOT_COMPUTED
             for tensor in op.outputs])
-        listed = ", ".join(names[:_NAMES_LISTED]) + (", ..." if len(names) > _NAMES_LISTED
-                                                      else "")
-        expected = f"{kind}: {listed}" if names else "a tensor name such as 'logits:0'"
+        expected = ((graph_outputs.describe_candidates(names) if outputs else
+                     f"one of its placeholders: {graph_outputs.listed(names)}")
+                    if names else "a tensor name such as 'logits:0'")
         # TensorFlow's KeyError only repeats the name; a ValueError says what is malformed.
         why = "" if isinstance(error, KeyError) else f": {reason(error)}"
         raise ArgumentError(f"The legacy graph has no tensor {name}{why}."

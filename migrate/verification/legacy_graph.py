@@ -30,6 +30,7 @@ from migrate import files
 from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import reason
+from migrate.source import graph_outputs
 from migrate.source import locate
 from migrate.source.meta_graph import checkpoint_key
 from migrate.verify_settings import LEGACY_DROPOUT_OFF
@@ -380,8 +381,12 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs):
                 which = (f" (the signatures of the {artifact.description}, {present}, include "
                          f"no default)" if present else
                          f" (the {artifact.description} has no signature)")
+            graph = artifact.graph_def if artifact is not None else checkpoint.graph
+            candidates = (graph_outputs.describe_candidates(graph_outputs.candidate_outputs(
+                graph)) if graph is not None else "")
             raise ArgumentError(f"Verification compares one output of the legacy graph{which}. "
-                                f"Expected output_tensor, such as 'logits:0'. Received: "
+                                f"Expected output_tensor naming "
+                                f"{candidates or 'a tensor such as logits:0'}. Received: "
                                 f"output_tensor=None", option="output_tensor")
         return settings
     changes = {}
