@@ -27,8 +27,8 @@ class ConversionOptions:
         allow_nonfinite: carry NaN/Inf weights instead of refusing them
             (they are always reported).
         use_meta: read variable roles from the `.meta` graph beside the checkpoint.
-        builder: a graph builder for a checkpoint without `.meta` (or with
-            `use_meta` False): a `legacy_graphs` name, or `module:callable`
+        builder: a graph builder for a checkpoint without `.meta` (or in
+            place of its `.meta`): a `legacy_graphs` name, or `module:callable`
             naming a function that builds the TF1 graph in the default graph,
             as the model's own code did. Its graph gives the roles, and
             verification runs it, restored from the checkpoint.

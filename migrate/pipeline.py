@@ -319,6 +319,10 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
     conversion_plan, targets, variables_by_path, object_paths = plan_for_writing(
         checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
+    legacy = None
+    if options.verify is not None and not dry_run:
+        # Settings the legacy graph refuses are refused before any weight is read.
+        legacy = parity.prepare(checkpoint, model, options.verify, ema=options.ema)
     report = conversion_report(checkpoint, table, conversion_plan, targets, options=options,
                                output=None if dry_run else str(output), dry_run=dry_run,
                                recovered=recovered)
@@ -349,7 +353,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         export_lib.write(staging, model, options.exports)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint, model_spec, model, staging, options,
-                                            conversion_plan, unwritten_targets=_lost(report))
+                                            conversion_plan, unwritten_targets=_lost(report),
+                                            legacy=legacy)
             report.verified = manifest[manifest_lib.VERIFIED_KEY] = verified.manifest_entry()
         manifest_lib.write(staging, manifest, known_digests=stream.digests)
     report.seconds = time.monotonic() - started
@@ -381,7 +386,8 @@ def conversion_report(checkpoint, table, conversion_plan, targets, *, options, o
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
         ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
-        exports=list(options.exports), recovered=list(recovered))
+        exports=list(options.exports), recovered=list(recovered),
+        not_saved=list(checkpoint.not_saved))
 
 
 def _lost(report):
@@ -412,6 +418,8 @@ def inspect(checkpoint, *, options=None):
             for variable in checkpoint.variables.values()
         ],
         "roles": report_lib.role_totals(checkpoint.variables),
+        # Trainable graph variables the checkpoint lacks (made after the Saver): left out.
+        "not_saved": list(checkpoint.not_saved),
     }
     if checkpoint.not_weights is not None:
         description["not_weights"] = [{"name": name, "reason": why}

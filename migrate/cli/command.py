@@ -3,6 +3,7 @@
 import dataclasses
 
 from migrate.cli.flags import COMMANDS_OF_FLAG
+from migrate.cli.flags import FLAG_OF_OPTION
 from migrate.cli.flags import FLAGS
 from migrate.source import locate
 
@@ -89,3 +90,14 @@ class Command:
         """Whether this command line imports TensorFlow (quietly) before `run`."""
         needs = self.needs_tensorflow
         return bool(needs() if callable(needs) else needs)
+
+
+def flag_of(option):
+    """Returns the flag name of a library option (`feeds` -> `feed`)."""
+    return FLAG_OF_OPTION.get(option, option)
+
+
+def flag_hint(option, command):
+    """Returns ` (see --FLAG)` when the library option is a flag of `command`, else ""."""
+    flag = flag_of(option)
+    return f" (see --{flag})" if flag in command.flag_names else ""

@@ -21,6 +21,7 @@ from migrate.cli.command import Requirement
 from migrate.cli.command import TABLE_AND_MODEL
 from migrate.cli.command import UsageError
 from migrate.cli.command import checkpoint_has_signature
+from migrate.cli.command import flag_hint
 from migrate.cli.command import needs
 from migrate.cli.flags import BATCH
 from migrate.cli.flags import CHECK
@@ -67,13 +68,22 @@ def _convert(options, dry_run):
             checkpoint, table, model,
             None if dry_run else FLAGS.output,
             options=options, overwrite=FLAGS.overwrite, dry_run=dry_run,
-            show_progress=not FLAGS.json, model_name=model, hash_sources=FLAGS.hash_sources)
+            show_progress=_shows_progress(), model_name=model, hash_sources=FLAGS.hash_sources)
     # On standard error too, even with --json: the output directory was changed.
     console.clear_status()
     for note in report.recovered:
         print(f"{WARNING_PREFIX}{note}", file=sys.stderr)
     console.emit(report.to_json(), report.summary())
     return SUCCESS_EXIT
+
+
+def _shows_progress():
+    """convert's progress bar: on a terminal only, where the bar redraws one line.
+
+    Off a terminal (a log, a pipe) nothing is printed before the results, so
+    an error stays one line (a batch logs its own progress lines).
+    """
+    return not FLAGS.json and sys.stderr.isatty()
 
 
 def command_plan(options):
@@ -231,10 +241,12 @@ def command_suggest(options):
                     or checkpoint_has_signature() else None)
     report = suggest(settings.open_checkpoint(options), FLAGS.model, output=FLAGS.output,
                      overwrite=FLAGS.overwrite, options=options, verify=verification)
-    lines = [report.summary()]
+    # The library names its option (`input_shape`); the command line, its flag.
+    hint = flag_hint(report.parity_option, COMMANDS[SUGGEST])
+    lines = [report.summary(parity_suffix=hint)]
     if not report.ok:
         lines.append("unresolved (marked in the draft; edit it, or the model, and run again):")
-        lines += [f"  - {line}" for line in report.unresolved]
+        lines += [f"  - {line}" for line in report.unresolved_lines(parity_suffix=hint)]
     console.emit(report.to_json(), "\n".join(lines))
     return SUCCESS_EXIT if report.ok else FAILURE_EXIT
 

@@ -86,7 +86,8 @@ define(
     "Carry NaN/Inf weights instead of refusing them (always reported).",
     commands=(PLAN, CONVERT, BATCH))
 define(
-    flags.DEFINE_string, "builder", None, "For a checkpoint without .meta: module:callable "
+    flags.DEFINE_string, "builder", None, "For a checkpoint without .meta (or in place of its "
+    ".meta, said in the report): module:callable "
     "naming a function that builds the TF1 graph in the default graph, as the model's code "
     "did (importing the module runs its code), or a legacy_graphs name. Its graph gives the "
     "variable roles, and verification runs it, restored from the checkpoint.",
@@ -97,7 +98,8 @@ define(flags.DEFINE_bool, "use_meta", True,
 define(
     flags.DEFINE_string, "tags", None, "For a TF1 SavedModel --checkpoint: the tag set of the "
     "MetaGraphDef to read, separated by commas (default: serve; a TF-Hub v1 module: the empty "
-    "set, --tags=).", commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
+    "set, --tags=; either way, the only tag set there is, said in the report).",
+    commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
 define(
     flags.DEFINE_string, "signature", None, "For a TF1 SavedModel --checkpoint: the "
     "SignatureDef whose inputs and outputs verification feeds and compares (default: "

@@ -16,11 +16,12 @@ from migrate import errors
 from migrate.cli import console
 from migrate.cli import settings
 from migrate.cli.command import UsageError
+from migrate.cli.command import flag_hint
+from migrate.cli.command import flag_of
 from migrate.cli.commands import COMMANDS
 from migrate.cli.commands import SLOW_TO_START
 from migrate.cli.flags import COMMANDS_OF_FLAG
 from migrate.cli.flags import FAILURE_EXIT
-from migrate.cli.flags import FLAG_OF_OPTION
 from migrate.cli.flags import FLAGS
 from migrate.cli.flags import HELP_ARGUMENTS
 from migrate.cli.flags import INTERRUPTED_EXIT
@@ -135,19 +136,8 @@ def _check(command):
     settings.check_zoo_name()
 
 
-def _flag_of(option):
-    """Returns the flag name of a library option (`feeds` -> `feed`)."""
-    return FLAG_OF_OPTION.get(option, option)
-
-
-def _flag_hint(option, command):
-    """Returns ` (see --FLAG)` when the library option is a flag of `command`, else ""."""
-    flag = _flag_of(option)
-    return f" (see --{flag})" if flag in command.flag_names else ""
-
-
 def _usage_hint(help_command, option=None, command=None):
-    flag = _flag_of(option)
+    flag = flag_of(option)
     if command is not None and flag in command.flag_names:
         return f" (see --{flag} in `{help_command} --help`)"
     return f" (see `{help_command} --help`)"
@@ -217,7 +207,7 @@ def _run(command, options, help_command):
         return USAGE_EXIT
     except errors.MigrateError as error:
         _print_verbose_traceback(error)
-        console.print_error(error, _flag_hint(error.option, command))
+        console.print_error(error, flag_hint(error.option, command))
         if isinstance(error, errors.PlanError):
             print(error.details(), file=sys.stderr)
             # What a table written by hand still needs: each source beside its likely target.

@@ -3,6 +3,7 @@
 import dataclasses
 
 from migrate.errors import TableError
+from migrate.mapping import layouts
 from migrate.mapping.table import MappingTable
 
 
@@ -47,7 +48,8 @@ def lint_table(path, names=None):
 
     Errors: the table does not parse (bad TOML, unknown keys, bad regex,
     slow regex, unknown transform or layout, a bad `also`). Warnings: a rule
-    whose `match` repeats an earlier rule's (it can never win), and rules whose
+    whose `match` repeats an earlier rule's (it can never win; for a layout
+    rule, with the same parts read), and rules whose
     literal targets are the same, `also` targets included (several sources
     would land on one weight). Given the TF1 names of a checkpoint, also:
     rules that win for none of them (unused, or shadowed by earlier rules).
@@ -81,9 +83,12 @@ def lint_table(path, names=None):
     first_with_pattern = {}
     first_with_target = {}
     for rule in table.rules:
-        earlier = first_with_pattern.setdefault(rule.match, rule.index)
-        if earlier != rule.index:
-            warnings.append(f"rule {rule.index} repeats the match of rule {earlier} and can "
+        # A layout rule matches the scope of the parts it reads (`source_part`):
+        # rules of one `match` reading other parts take other names.
+        claimed = [first_with_pattern.setdefault((rule.match, part), rule.index)
+                   for part in _parts(rule)]
+        if all(earlier != rule.index for earlier in claimed):
+            warnings.append(f"rule {rule.index} repeats the match of rule {min(claimed)} and can "
                             f"never win: {rule.match!r}")
         if rule.target and rule.layout is None:
             # A tied-weights rule fills its `also` targets too: each counts once.
@@ -109,6 +114,14 @@ def lint_table(path, names=None):
                             f"(e.g. {examples}); a plan reports them as unmapped")
     return LintReport(table=table.origin, rules=len(table.rules), errors=[], warnings=warnings,
                       unmatched=unmatched, checked_names=None if names is None else len(names))
+
+
+def _parts(rule):
+    """The names under a layout rule's scope it reads; (None,) for a rule matching whole names."""
+    if rule.layout is None:
+        return (None,)
+    converter = layouts.get(rule.layout)
+    return converter.sources(rule.parameters) + tuple(converter.unsupported_parts)
 
 
 def _unused_rules(table, names):

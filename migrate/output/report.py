@@ -9,6 +9,22 @@ from migrate.progress import format_bytes
 from migrate.source.roles import Role
 
 
+def not_saved_line(names):
+    """Returns the line saying which trainable graph variables the checkpoint lacks, or "".
+
+    Example:
+
+    >>> not_saved_line(["learning_rate"])  # doctest: +ELLIPSIS
+    'not saved: 1 trainable graph variable the checkpoint lacks, left out (... learning_rate'
+    """
+    if not names:
+        return ""
+    listed = ", ".join(names[:5]) + (", ..." if len(names) > 5 else "")
+    return (f"not saved: {len(names)} trainable graph variable{'s' if len(names) > 1 else ''} "
+            f"the checkpoint lacks, left out (made after the Saver or outside its var_list, "
+            f"so no weight of the model): {listed}")
+
+
 def role_totals(variables, plan=None):
     """Counts variables and bytes per role, and how many of each are kept, dropped, left out.
 
@@ -69,6 +85,8 @@ class ConversionReport:
         recovered: what was done with the `NAME.previous-*` directories a run
             killed while replacing the output left (`atomic.recover_previous`),
             one sentence each; also among the warnings.
+        not_saved: trainable graph variables the checkpoint lacks
+            (`LegacyCheckpoint.not_saved`), left out.
     """
 
     checkpoint: str
@@ -90,6 +108,7 @@ class ConversionReport:
     verified: dict | None = None
     exports: list = dataclasses.field(default_factory=list)
     recovered: list = dataclasses.field(default_factory=list)
+    not_saved: list = dataclasses.field(default_factory=list)
 
     @property
     def warnings(self):
@@ -141,6 +160,8 @@ class ConversionReport:
                 lines.append(f"  {role:<15}{entry['count']:>10}{entry['kept']:>7}"
                              f"{entry['dropped']:>9}{entry['left_out']:>10}"
                              f"{format_bytes(entry['left_out_bytes']):>16}")
+        if self.not_saved:
+            lines.append(f"  {not_saved_line(self.not_saved)}")
         if self.verified is not None:
             # Several outputs compared at once: each one's figure (older records have none).
             each = "".join(f"{item['output_tensor']} {item['max_rel_diff']:.3g}, "
@@ -271,6 +292,8 @@ def inspect_summary(description):
                      f"and why:")
         lines.extend(f"    {entry['name']}: {entry['reason']}"
                      for entry in description["not_weights"])
+    if description.get("not_saved"):
+        lines.append(f"  {not_saved_line(description['not_saved'])}")
     if description.get("folded"):
         lines.append("  folded: optimize_for_inference merged BatchNorm into the convolutions; "
                      "the Keras model must be the folded one (convolutions with a bias, no "

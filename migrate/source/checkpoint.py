@@ -81,6 +81,9 @@ class LegacyCheckpoint:
             checkpoint); for a frozen GraphDef, the `frozen_graph.FrozenGraph`
             (its weights are constants); None for a checkpoint. Only
             verification needs it: everything else reads the variables.
+        not_saved: the trainable graph variables the checkpoint lacks (made
+            after the `Saver`, as a training loop's `learning_rate` often
+            is): never saved, so no weight of the model; left out, counted.
 
     Example:
 
@@ -91,8 +94,10 @@ class LegacyCheckpoint:
 
     def __init__(self, prefix, variables, *, meta_path=None, graph=None, reader=None,
                  role_origin="name rules", reader_path=None, checkpoint_format=locate.FORMAT_V2,
-                 saved_graph_path=None, builder=None, artifact=None, stored=None):
+                 saved_graph_path=None, builder=None, artifact=None, stored=None,
+                 not_saved=()):
         self.artifact = artifact
+        self.not_saved = tuple(not_saved)
         self._stored = stored
         self.prefix = prefix
         self.builder = builder
@@ -117,7 +122,9 @@ class LegacyCheckpoint:
                 SavedModel directory (Estimator export, `simple_save`, TF-Hub
                 v1 module), or a frozen GraphDef file (`.pb`, `.pbtxt`).
             builder: a `legacy_graphs` name or `module:callable` whose graph
-                gives the roles when there is no `.meta` (or `use_meta` is False).
+                gives the roles, and which verification runs; given, it is
+                used in place of a `.meta` beside the prefix (`role_origin`
+                says so).
             use_meta: read roles from the `.meta` beside the prefix, if any.
             tags: a SavedModel's MetaGraphDef tag set (default `serve`; the
                 empty set for a TF-Hub module).
@@ -134,7 +141,8 @@ class LegacyCheckpoint:
 
         Raises:
             CheckpointError: the files are missing, unreadable, or the graph
-                does not describe this checkpoint; no MetaGraphDef has `tags`,
+                does not describe this checkpoint (none of its trainable
+                variables is in it; some missing are `not_saved`); no MetaGraphDef has `tags`,
                 or no SignatureDef is `signature`.
         """
         kind, path = locate.source_kind(path)
@@ -152,23 +160,27 @@ class LegacyCheckpoint:
         collections = None
         source = roles_lib.RoleSource.NAME_RULE
         role_origin = "name rules"
-        if use_meta and saved_graph_path is not None:
+        if builder is not None:
+            # A builder given explicitly is what the caller wants, a `.meta` beside or not.
+            graph = meta_graph.builder_graph(builder)
+            used_builder = builder
+            collections = meta_graph.graph_collections(graph)
+            source, role_origin = roles_lib.RoleSource.BUILDER, f"graph of builder {builder!r}"
+            if use_meta and saved_graph_path is not None:
+                role_origin += f", given in place of {meta_path}"
+            meta_path = None
+        elif use_meta and saved_graph_path is not None:
             # The collections are read from the MetaGraphDef itself: importing
             # the graph costs seconds and ~100 MB on BERT-base, and only layout
             # parameters and `verify` need it (see `graph`).
             collections = meta_graph.collections_from_meta(meta_path)
             source, role_origin = roles_lib.RoleSource.GRAPH, role_origin_of(prefix, use_meta=True)
-        elif builder is not None:
-            graph = meta_graph.builder_graph(builder)
-            used_builder = builder
-            collections = meta_graph.graph_collections(graph)
-            meta_path = None
-            source, role_origin = roles_lib.RoleSource.BUILDER, f"graph of builder {builder!r}"
         else:
             role_origin = role_origin_of(prefix, use_meta=use_meta)
             meta_path = None
+        not_saved = ()
         if collections is not None:
-            meta_graph.check_graph_matches(collections, shapes, role_origin)
+            not_saved = meta_graph.check_graph_matches(collections, shapes, role_origin)
         decisions = roles_lib.classify(dtypes, collections, source)
         variables = {
             name: SourceVariable(name, tuple(shapes[name]), dtypes[name], *decisions[name])
@@ -176,7 +188,8 @@ class LegacyCheckpoint:
         }
         return cls(prefix, variables, meta_path=meta_path, graph=graph, reader=reader,
                    role_origin=role_origin, reader_path=reader_path, checkpoint_format=version,
-                   saved_graph_path=saved_graph_path, builder=used_builder, stored=stored)
+                   saved_graph_path=saved_graph_path, builder=used_builder, stored=stored,
+                   not_saved=not_saved)
 
     @classmethod
     def _open_saved_model(cls, directory, *, tags, signature, read_ahead=None):
@@ -186,7 +199,7 @@ class LegacyCheckpoint:
             artifact.variables_prefix, read_ahead)
         collections = meta_graph.meta_graph_collections(artifact.meta_graph)
         role_origin = f"graph collections of the {artifact.description}"
-        meta_graph.check_graph_matches(collections, shapes, role_origin)
+        not_saved = meta_graph.check_graph_matches(collections, shapes, role_origin)
         decisions = roles_lib.classify(dtypes, collections, roles_lib.RoleSource.GRAPH)
         variables = {
             name: SourceVariable(name, tuple(shapes[name]), dtypes[name], *decisions[name])
@@ -194,7 +207,7 @@ class LegacyCheckpoint:
         }
         return cls(directory, variables, reader=reader, role_origin=role_origin,
                    reader_path=reader_path, checkpoint_format=version, artifact=artifact,
-                   stored=stored)
+                   stored=stored, not_saved=not_saved)
 
     @classmethod
     def _open_frozen_graph(cls, path):

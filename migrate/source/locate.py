@@ -117,12 +117,11 @@ def resolve_prefix(path):
     if files.is_directory(path):
         state_path = files.join(path, STATE_FILE_NAME)
         if not files.exists(state_path):
-            found = checkpoint_prefixes(path)
+            found = _found_text(path)
             if found:
                 raise CheckpointError(
                     f"Directory {path} holds no `{STATE_FILE_NAME}` state file naming its newest "
-                    f"checkpoint; expected a checkpoint prefix. Checkpoints found, newest first: "
-                    f"{', '.join(found[:5])}{' ...' if len(found) > 5 else ''}. "
+                    f"checkpoint; expected a checkpoint prefix. {found} "
                     f"Received: checkpoint={path!r}.")
             raise CheckpointError(
                 f"Directory {path} holds no `{STATE_FILE_NAME}` state file and no checkpoint. "
@@ -147,10 +146,14 @@ def resolve_prefix(path):
         if checkpoint_format(beside) is not None:
             return beside
         if checkpoint_format(prefix) is None:
+            found = _found_text(path)
+            expected = (f"{found} Expected an existing checkpoint (one of those prefixes)"
+                        if found else "The directory holds no checkpoint. Expected an existing "
+                        "checkpoint")
             raise CheckpointError(
                 f"The checkpoint state file {state_path} points to {prefix}, which does not "
-                f"exist (no {prefix}.index, and no V1 checkpoint file). Expected an existing "
-                f"checkpoint. Received: checkpoint={path!r}")
+                f"exist (no {prefix}.index, and no V1 checkpoint file). {expected}. "
+                f"Received: checkpoint={path!r}")
         return prefix
     if not files.exists(path) and not files.exists(files.dirname(path) or "."):
         raise CheckpointError(f"No checkpoint at {path}: the directory does not exist. Expected a "
@@ -158,6 +161,15 @@ def resolve_prefix(path):
     raise CheckpointError(
         f"No checkpoint at {path}: {path}.index does not exist, and {path} is not a V1 "
         f"checkpoint file. Expected a checkpoint prefix or directory. Received: checkpoint={path!r}")
+
+
+def _found_text(directory):
+    """Returns "Checkpoints found, newest first: ...." for a directory's prefixes, or ""."""
+    found = checkpoint_prefixes(directory)
+    if not found:
+        return ""
+    return (f"Checkpoints found, newest first: {', '.join(found[:5])}"
+            f"{' ...' if len(found) > 5 else ''}.")
 
 
 def strip_shard_suffix(path):

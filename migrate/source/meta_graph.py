@@ -204,11 +204,33 @@ def graph_collections(graph):
 
 
 def check_graph_matches(collections, shapes, role_origin):
-    missing = sorted(collections["trainable"] - set(shapes))
-    if missing:
+    """Returns the graph's trainable variables the checkpoint lacks, refusing another model's graph.
+
+    A trainable variable made after the `Saver` (a `learning_rate` variable
+    created by the training loop), or left out of its `var_list`, is in the
+    graph and not in the checkpoint: it was never saved, so it is no weight
+    of the model, and the caller leaves it out and counts it. A graph none of
+    whose trainable variables is in the checkpoint is another model's.
+
+    Args:
+        collections: the graph's variable collections (`meta_graph_collections`).
+        shapes: the checkpoint's `{key: shape}`.
+        role_origin: where the graph came from, for the message.
+
+    Returns:
+        The sorted checkpoint keys of the trainable graph variables the
+        checkpoint does not hold.
+
+    Raises:
+        CheckpointError: the checkpoint holds none of the graph's trainable variables.
+    """
+    trainable = collections["trainable"]
+    missing = sorted(trainable - set(shapes))
+    if missing and len(missing) == len(trainable):
         listed = ", ".join(repr(name) for name in missing[:5])
         raise CheckpointError(
-            f"The {role_origin} does not describe this checkpoint: {len(missing)} of "
-            f"{len(collections['trainable'])} trainable graph variables are not in it. "
-            f"Expected every trainable graph variable in the checkpoint. Received: missing "
+            f"The {role_origin} does not describe this checkpoint: none of its "
+            f"{len(trainable)} trainable graph variables is in it. Expected the graph's "
+            f"trainable variables in the checkpoint. Received: missing "
             f"{listed}{', ...' if len(missing) > 5 else ''}")
+    return missing

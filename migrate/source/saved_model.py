@@ -46,6 +46,10 @@ class SavedModelSource:
             MetaGraphDef has none of that name.
         signature_names: every signature of the MetaGraphDef.
         variables_prefix: the prefix of its weights' checkpoint.
+        default_tags: the tag set asked for by default (`serve`, or the
+            empty set for a hub module) when the SavedModel lacks it and its
+            only tag set, `tags`, was used instead (`description` says so);
+            None when the tag set used was asked for or is the default.
 
     Example:
 
@@ -60,10 +64,14 @@ class SavedModelSource:
     signature: Signature | None
     signature_names: tuple
     variables_prefix: str
+    default_tags: tuple | None = None
 
     @property
     def description(self):
         tags = f"tags {','.join(self.tags)}" if self.tags else "the empty tag set"
+        if self.default_tags is not None:
+            tags += (f", its only tag set, used since it has no "
+                     f"{','.join(self.default_tags) or 'empty'} tag set")
         return f"{self.kind} {self.directory} ({tags})"
 
     @property
@@ -96,7 +104,7 @@ def open_saved_model(directory, *, tags=None, signature=None):
     Args:
         directory: the SavedModel directory.
         tags: the tag set of the MetaGraphDef to use; None: `serve` (the empty
-            set for a TF-Hub v1 module).
+            set for a TF-Hub v1 module), or the only tag set there is.
         signature: the SignatureDef verification uses; None: `serving_default`
             (`default` for a TF-Hub module), or the only one there is.
 
@@ -132,6 +140,10 @@ def open_saved_model(directory, *, tags=None, signature=None):
                               f"TensorFlow. Received: checkpoint={directory!r}")
     wanted = tuple(sorted(tags)) if tags is not None else (HUB_TAGS if is_hub else SERVE_TAGS)
     present = [tuple(sorted(meta_graph.meta_info_def.tags)) for meta_graph in proto.meta_graphs]
+    default_tags = None
+    if tags is None and wanted not in present and len(present) == 1:
+        # Nothing to choose between: the one graph there is (an export for `train`).
+        default_tags, wanted = wanted, present[0]
     if wanted not in present:
         listed = "; ".join(",".join(tag_set) or "(empty)" for tag_set in present)
         raise CheckpointError(
@@ -157,7 +169,7 @@ def open_saved_model(directory, *, tags=None, signature=None):
     chosen = _signature(meta_graph, names, signature, is_hub, directory)
     return SavedModelSource(directory=directory, kind=kind, tags=wanted, meta_graph=meta_graph,
                             signature=chosen, signature_names=names,
-                            variables_prefix=variables_prefix)
+                            variables_prefix=variables_prefix, default_tags=default_tags)
 
 
 def _signature(meta_graph, names, signature, is_hub, directory):

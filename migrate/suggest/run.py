@@ -53,6 +53,9 @@ class SuggestReport:
         parity_failed: parity was asked for and could not compare (the
             legacy graph refused to run, or the outputs' shapes differ):
             unresolved, `parity_note` says why.
+        parity_option: the option that would let parity run or compare
+            (`output_tensor`, `builder`, `input_shape`, `feeds`, ...), as an
+            error's `option`; None when none would.
     """
 
     table: MappingTable
@@ -67,10 +70,18 @@ class SuggestReport:
     parity: object = None
     parity_note: str = ""
     parity_failed: bool = False
+    parity_option: str | None = None
 
     @property
     def unresolved(self):
         """Everything that keeps the draft from being proven, as one line each."""
+        return self.unresolved_lines()
+
+    def unresolved_lines(self, parity_suffix=""):
+        """`unresolved`, with `parity_suffix` after the note of parity that could not compare.
+
+        A caller names `parity_option` its own way there (the command line, by its flag).
+        """
         lines = [f"unfilled target {path} {_text(shape)}" for path, shape in self.unfilled]
         lines += ["ambiguous: " + ", ".join(f"{source} -> {target}" for source, target in group)
                   for group in self.ambiguous]
@@ -79,7 +90,7 @@ class SuggestReport:
             # The verdict line; the layer-by-layer table is in the summary.
             lines.append(f"parity: {self.parity.summary().splitlines()[0]}")
         if self.parity_failed:
-            lines.append(f"parity: {self.parity_note}")
+            lines.append(f"parity: {self.parity_note}{parity_suffix}")
         return lines
 
     @property
@@ -87,7 +98,8 @@ class SuggestReport:
         """True when the draft planned clean, nothing is unresolved and parity (if run) passed."""
         return not self.unresolved
 
-    def summary(self):
+    def summary(self, parity_suffix=""):
+        """Returns the lines a person reads; `parity_suffix` as for `unresolved_lines`."""
         certain = sum(1 for match in self.matches if match["certain"])
         lines = [f"suggest: {len(self.matches)} matches ({certain} certain, "
                  f"{len(self.matches) - certain} decided by order only), "
@@ -115,12 +127,12 @@ class SuggestReport:
                          self.plan_problems[:_PROBLEMS_LISTED])
                      + (f"; and {more} more (all in the draft)" if more > 0 else ""))
         lines.append(f"  parity: {self.parity.summary()}" if self.parity is not None
-                     else f"  parity: not run ({self.parity_note})")
+                     else f"  parity: not run ({self.parity_note}){parity_suffix}")
         where = f" -> {self.output}" if self.output else ""
         if not self.ok:
             verdict = f"NOT proven ({len(self.unresolved)} unresolved)"
         elif self.parity is None:
-            verdict = f"planned clean, not proven: {self.parity_note}"
+            verdict = f"planned clean, not proven: {self.parity_note}{parity_suffix}"
         else:
             verdict = "proven"
         lines.append(f"draft {verdict}{where}")
@@ -136,6 +148,7 @@ class SuggestReport:
             "plan_problems": self.plan_problems, "unresolved": self.unresolved,
             "parity": None if self.parity is None else self.parity.to_json(),
             "parity_note": self.parity_note, "parity_failed": self.parity_failed,
+            "parity_option": self.parity_option,
         }
 
 
@@ -258,6 +271,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     parity_note = "" if run_parity else (
         "the checkpoint has no .meta graph to run (a builder, module:callable, can build it)"
         if verify is not None else NO_OUTPUT_TENSOR)
+    parity_option = None if run_parity else ("builder" if verify is not None
+                                             else "output_tensor")
     parity_errors = []
 
     def prove(current_matches):
@@ -277,7 +292,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                                            plan=conversion_plan)
             except MigrateError as error:
                 # The draft is still written; why it is not proven is in its report.
-                parity_errors.append(str(error))
+                parity_errors.append((str(error), error.option))
         return rules, problems, parity
 
     if tied_unconfirmed and run_parity:
@@ -316,8 +331,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                 match.certain = True
                 match.evidence.append(SETTLED_BY_VALUE)
     if parity is None and run_parity:
-        parity_note = (f"the legacy graph could not be compared: {parity_errors[-1]}"
+        parity_note = (f"the legacy graph could not be compared: {parity_errors[-1][0]}"
                        if parity_errors else "the draft's plan has problems (listed above)")
+        parity_option = parity_errors[-1][1] if parity_errors else None
     rules = _draft_rules(matches, unmatched_sources, drop_reasons)
     unconfirmed = [match for match in tied_unconfirmed
                    if any(match.target is target for target in unmatched_targets)]
@@ -339,7 +355,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ambiguous=[[list(pair) for pair in group] for group in unsettled],
         settled=[[list(pair) for pair in group] for group in settled],
         plan_problems=problems, parity=parity, parity_note=parity_note,
-        parity_failed=bool(run_parity and parity is None and parity_errors and not problems))
+        parity_failed=bool(run_parity and parity is None and parity_errors and not problems),
+        parity_option=parity_option)
 
 
 def _without(targets, matches):

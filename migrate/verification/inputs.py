@@ -6,10 +6,16 @@ import numpy as np
 
 from migrate import files
 from migrate.errors import ArgumentError
+from migrate.errors import did_you_mean
 from migrate.errors import first_line
+from migrate.errors import reason
+from migrate.source import graph_outputs
 from migrate.verification import input_graph
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
+# Ops whose tensors are no computed value a verification would name.
+_NOT_COMPUTED = frozenset({"VarHandleOp", "VariableV2", "Variable", "ReadVariableOp", "Const",
+                           "AssignVariableOp", "Assign", "VarIsInitializedOp", "NoOp"})
 _FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, the batch "
              "dimension set to the batch size) or give its array in the inputs file")
 
@@ -534,8 +540,20 @@ def tensor_by_name(graph, name, argument):
     try:
         return graph.get_tensor_by_name(name)
     except (KeyError, ValueError) as error:
-        raise ArgumentError(f"The legacy graph has no tensor {name}: {first_line(error)}. "
-                            f"Expected a tensor name such as 'logits:0'. Received: "
+        outputs = argument == "output_tensor"
+        names = (graph_outputs.candidate_outputs if outputs else graph_outputs.placeholders)(
+            graph)
+        # A typo of a listed name first; else of any tensor that is not a variable's.
+        close = did_you_mean(name, names) or did_you_mean(name, [
+            tensor.name for op in graph.get_operations() if op.type not in _NOT_COMPUTED
+            for tensor in op.outputs])
+        expected = ((graph_outputs.describe_candidates(names) if outputs else
+                     f"one of its placeholders: {graph_outputs.listed(names)}")
+                    if names else "a tensor name such as 'logits:0'")
+        # TensorFlow's KeyError only repeats the name; a ValueError says what is malformed.
+        why = "" if isinstance(error, KeyError) else f": {reason(error)}"
+        raise ArgumentError(f"The legacy graph has no tensor {name}{why}."
+                            f"{close} Expected {expected}. Received: "
                             f"{argument} naming {name!r}", option=argument) from None
 
 

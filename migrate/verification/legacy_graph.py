@@ -30,7 +30,9 @@ from migrate import files
 from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import reason
+from migrate.source import graph_outputs
 from migrate.source import locate
+from migrate.source.meta_graph import checkpoint_key
 from migrate.verify_settings import LEGACY_DROPOUT_OFF
 # Stateful random ops: each run draws new values.
 RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformInt", "RandomStandardNormal",
@@ -130,6 +132,16 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
             raise CheckpointError(f"Cannot import {origin}: {reason(error)}") from None
     if saver is None:
         raise CheckpointError(f"The graph of {origin} has no variables to restore.")
+    if checkpoint.builder is not None:
+        # The builder's graph has no Saver of its own; the one made over all of
+        # its variables would look for those the checkpoint never held (made
+        # after the training script's Saver: `learning_rate`, Adam's slots).
+        with graph.as_default():
+            variables = tf.compat.v1.global_variables()
+            saved = [variable for variable in variables
+                     if checkpoint_key(variable) in checkpoint.variables]
+            if len(saved) < len(variables):
+                saver = tf.compat.v1.train.Saver(var_list=saved)
     return LegacyGraph(graph=graph, saver=saver, restore_path=checkpoint.reader_path,
                        origin=origin, dropout_off=dropout_off)
 
@@ -369,8 +381,12 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs):
                 which = (f" (the signatures of the {artifact.description}, {present}, include "
                          f"no default)" if present else
                          f" (the {artifact.description} has no signature)")
+            graph = artifact.graph_def if artifact is not None else checkpoint.graph
+            candidates = (graph_outputs.describe_candidates(graph_outputs.candidate_outputs(
+                graph)) if graph is not None else "")
             raise ArgumentError(f"Verification compares one output of the legacy graph{which}. "
-                                f"Expected output_tensor, such as 'logits:0'. Received: "
+                                f"Expected output_tensor naming "
+                                f"{candidates or 'a tensor such as logits:0'}. Received: "
                                 f"output_tensor=None", option="output_tensor")
         return settings
     changes = {}

@@ -23,8 +23,32 @@ _NODE_LINE = "Node: "
 _OP_ERROR_FRAME_LINES = ("Graph execution error", "Detected at node", "File ", _NODE_LINE, "[[")
 
 
+def prepare(checkpoint, settings, keras_input_names, *, ema=False, arrays=None):
+    """Imports the legacy graph and checks that `settings` fit it, running nothing.
+
+    What `run_legacy` would refuse about the settings (a tensor the graph
+    lacks, a placeholder left without a feed, a shape it cannot guess, `ema`
+    on a graph of constants) is refused here, before a conversion does any
+    work; the graph is then handed to `run_legacy` (`legacy=`).
+
+    Args:
+        checkpoint, settings, keras_input_names, ema, arrays: as for `run_legacy`.
+
+    Returns:
+        The `legacy_graph.LegacyGraph`, as saved.
+
+    Raises:
+        ArgumentError: the tensors or feeds do not fit the graph.
+        CheckpointError: the graph cannot be imported, or `ema` has nothing to restore.
+    """
+    legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED)
+    with legacy.graph.as_default():
+        _feed_of(legacy, settings, keras_input_names, ema, arrays)
+    return legacy
+
+
 def run_legacy(checkpoint, settings, keras_input_names, *, ema=False, arrays=None,
-               extra_tensors=None):
+               extra_tensors=None, legacy=None):
     """Runs the legacy graph (its `.meta`, or a builder's) with all variables restored.
 
     With `ema`, the variables are restored from their moving averages, as
@@ -42,6 +66,7 @@ def run_legacy(checkpoint, settings, keras_input_names, *, ema=False, arrays=Non
         arrays: arrays given directly by tensor name (see `inputs.build_feed`).
         extra_tensors: optional `graph -> list of tensors` also evaluated on
             the same run (the layer-by-layer comparison's candidates).
+        legacy: the graph `prepare` imported (as saved), or None to import it.
 
     Returns:
         `(feed, outputs, extra, legacy)`: the `LegacyFeed`, the output arrays
@@ -54,7 +79,8 @@ def run_legacy(checkpoint, settings, keras_input_names, *, ema=False, arrays=Non
             is not deterministic.
         ArgumentError: the tensors or feeds do not fit the graph.
     """
-    legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED)
+    if legacy is None:
+        legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED)
     run = _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, extra_tensors)
     if run[2] is None and settings.legacy_dropout == LEGACY_DROPOUT_OFF:
         # Not deterministic: again with dropout's constant keep probabilities
@@ -82,15 +108,8 @@ def _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, ext
 
     graph, saver = legacy.graph, legacy.saver
     with graph.as_default():
-        output = [inputs_lib.tensor_by_name(graph, name, "output_tensor")
-                  for _, name in settings.compared_outputs()]
-        feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
+        output, feed = _feed_of(legacy, settings, keras_input_names, ema, arrays)
         extras = list(extra_tensors(graph)) if extra_tensors is not None else []
-        if ema and legacy.restore_path is None:
-            raise CheckpointError(
-                f"The {legacy.origin} holds its weights as constants, without moving averages "
-                f"to restore in their place. Expected ema=False. Received: ema=True",
-                option="ema")
         if ema:
             saver = tf.compat.v1.train.Saver(_moving_average_var_list(graph, checkpoint.variables))
         feed_dict = {graph.get_tensor_by_name(name): array for name, array in feed.arrays.items()}
@@ -107,6 +126,25 @@ def _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, ext
             if difference is not None:
                 return feed, outputs, None, difference
             return feed, outputs, _run_extras(session, extras, feed_dict), None
+
+
+def _feed_of(legacy, settings, keras_input_names, ema, arrays):
+    """Returns `(output tensors, LegacyFeed)` of the settings in the imported graph.
+
+    Raises:
+        ArgumentError: the tensors or feeds do not fit the graph.
+        CheckpointError: `ema` on a graph that holds its weights as constants.
+    """
+    graph = legacy.graph
+    output = [inputs_lib.tensor_by_name(graph, name, "output_tensor")
+              for _, name in settings.compared_outputs()]
+    feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
+    if ema and legacy.restore_path is None:
+        raise CheckpointError(
+            f"The {legacy.origin} holds its weights as constants, without moving averages "
+            f"to restore in their place. Expected ema=False. Received: ema=True",
+            option="ema")
+    return output, feed
 
 
 def _difference(first, second):

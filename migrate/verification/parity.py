@@ -231,8 +231,38 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         **({} if legacy_dropout is None else {"legacy_dropout": legacy_dropout}))
 
 
+def prepare(checkpoint, model, settings, *, ema=False, arrays=None):
+    """Checks that verification `settings` fit the legacy graph and `model`, running nothing.
+
+    A conversion calls this before it reads any weight, so settings that
+    cannot work (an output tensor the graph lacks, a placeholder without a
+    feed, a shape that cannot be guessed) are refused first; what it returns
+    goes to `verify(..., legacy=)`, which does not import the graph again.
+
+    Args:
+        checkpoint, model, settings, ema, arrays: as for `verify` (`model`
+            only gives its inputs' and outputs' names).
+
+    Returns:
+        The imported `legacy_graph.LegacyGraph`.
+
+    Raises:
+        ArgumentError: tensors, feeds or shapes that do not fit the graph.
+        CheckpointError: no `.meta` and no builder, or the graph cannot be imported.
+    """
+    keras_names = inputs_lib.keras_input_names(model)
+    settings = _with_signature(checkpoint, model, settings, keras_names)
+    return legacy_run.prepare(checkpoint, settings, keras_names, ema=ema, arrays=arrays)
+
+
+def _with_signature(checkpoint, model, settings, keras_names):
+    return legacy_graph.signature_settings(
+        checkpoint, settings, keras_names,
+        [name for names, _ in keras_output_names(model) for name in sorted(names)])
+
+
 def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=None,
-           arrays=None):
+           arrays=None, legacy=None):
     """Compares the legacy graph's output with the Keras model's on one batch.
 
     The verification stage itself: it takes what the caller opened and
@@ -256,6 +286,7 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
             (a fresh model restored from the output): their layers correspond
             one to one.
         arrays: real arrays by tensor name, given as a dict.
+        legacy: the graph `prepare` imported for these settings, or None.
 
     Returns:
         A `VerifyReport`.
@@ -268,11 +299,9 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
             (beyond size-1 axes).
     """
     keras_names = inputs_lib.keras_input_names(model)
-    settings = legacy_graph.signature_settings(
-        checkpoint, settings, keras_names,
-        [name for names, _ in keras_output_names(model) for name in sorted(names)])
+    settings = _with_signature(checkpoint, model, settings, keras_names)
     feed, legacy_outputs, _, legacy = legacy_run.run_legacy(checkpoint, settings, keras_names,
-                                                            ema=ema, arrays=arrays)
+                                                            ema=ema, arrays=arrays, legacy=legacy)
     keras_result = _run_keras(model, feed.keras_inputs(by_name=inputs_lib.takes_dict(model)))
     compared, notes = [], []
     for (keras_output, tensor), legacy_output in zip(settings.compared_outputs(),

@@ -38,7 +38,8 @@ def fresh_model(model_spec, model, *, checkpoint=None):
                          f"'module:callable'. Received: model={type(model).__name__}") from None
 
 
-def verify_staged(checkpoint, model_spec, model, staging, options, plan, *, unwritten_targets=()):
+def verify_staged(checkpoint, model_spec, model, staging, options, plan, *, unwritten_targets=(),
+                  legacy=None):
     """Restores the staged output into a fresh model and compares it with the legacy graph.
 
     Args:
@@ -51,6 +52,8 @@ def verify_staged(checkpoint, model_spec, model, staging, options, plan, *, unwr
             layer-by-layer comparison.
         unwritten_targets: the model weights the output does not carry (as
             in the `ConversionReport`), named by a failure.
+        legacy: the legacy graph `parity.prepare` imported before the
+            conversion's work, or None.
 
     Returns:
         The `VerifyReport`.
@@ -62,7 +65,7 @@ def verify_staged(checkpoint, model_spec, model, staging, options, plan, *, unwr
     fresh = fresh_model(model_spec, model, checkpoint=checkpoint.prefix)
     restore_lib.restore(fresh, staging)
     report = parity.verify(checkpoint, fresh, options.verify, ema=options.ema, plan=plan,
-                           planned_model=model)
+                           planned_model=model, legacy=legacy)
     if not report.passed and not options.verify.keep_failed:
         raise failure(report, kept=None, unwritten_targets=unwritten_targets)
     return report
@@ -81,7 +84,8 @@ def failure(report, *, kept, unwritten_targets=()):
     where = f"the output is kept at {kept}" if kept else "nothing was written"
     layer = (f"; first divergent layer {report.first_divergent_layer}"
              if report.first_divergent_layer else "")
-    cause, option = "", "keep_failed"
+    # Kept already: `keep_failed` was given, and pointing at it again would say nothing.
+    cause, option = "", None if kept else "keep_failed"
     if unwritten_targets:
         examples = ", ".join(unwritten_targets[:3]) + (", ..." if len(unwritten_targets) > 3
                                                         else "")

@@ -1,0 +1,198 @@
+"""A legacy graph's placeholders and candidate outputs, read from its structure alone.
+
+A candidate output is a tensor of the forward pass that nothing else in the
+forward pass reads: `logits`, `probabilities`, the predictions' `ArgMax`. The
+forward pass is what the placeholders feed, less the training machinery
+(gradients, optimizer updates, saving, summaries, initialisation). In a
+training graph (one with gradients), a label placeholder (one with a batch
+that meets the model only after its last weight, as `labels` meets `logits`
+in the loss) and what it feeds (the
+loss, the metrics) are training too, and the forward tensors they read (the logits) are candidates.
+
+Works on a `tf.Graph` or a `GraphDef` (top-level nodes; a function's body
+stays inside its call), so a listing needs no import of the graph.
+"""
+
+import re
+
+# Op types of the training machinery and of bookkeeping, never an output.
+_MACHINERY_TYPES = frozenset({
+    "NoOp", "Assert", "Print", "PrintV2", "SaveV2", "RestoreV2", "Save", "SaveSlices",
+    "Restore", "RestoreSlice", "MergeV2Checkpoints", "ShardedFilename", "StringJoin",
+    "ScalarSummary", "HistogramSummary", "ImageSummary", "AudioSummary", "AudioSummaryV2",
+    "TensorSummary", "TensorSummaryV2", "MergeSummary", "VarIsInitializedOp",
+    "IsVariableInitialized"})
+_MACHINERY_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseApply",
+                       "Assign", "Scatter", "ResourceScatter")
+# The scopes TF 1.x puts gradients, saving and summaries under.
+_MACHINERY_SCOPE = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|summaries)/")
+_GRADIENTS_SCOPE = re.compile(r"(^|/)gradients(_\d+)?/")
+_PLACEHOLDER_TYPES = frozenset({"Placeholder", "PlaceholderWithDefault", "PlaceholderV2"})
+_VARIABLE_TYPES = frozenset({"VariableV2", "Variable", "VarHandleOp"})
+_VARIABLE_READS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd"})
+# Ops through which an input reaches a loop or a function body (it meets weights there).
+_CONTROL_FLOW_TYPES = frozenset({"Enter", "While", "StatelessWhile", "If", "StatelessIf",
+                                 "PartitionedCall", "StatefulPartitionedCall"})
+
+
+def placeholders(graph):
+    """Returns the graph's placeholders' tensor names, in the graph's order.
+
+    Example:
+
+        placeholders(graph)  # ['input_ids:0', 'keep_prob:0']
+    """
+    return [outputs[0] for name, (kind, _, outputs) in _nodes(graph).items()
+            if kind in _PLACEHOLDER_TYPES and outputs and not _is_machinery(name, kind)]
+
+
+def candidate_outputs(graph):
+    """Returns the tensors of the forward pass that nothing else in it reads, in the graph's order.
+
+    Args:
+        graph: a `tf.Graph` or a `GraphDef` (a `.meta`'s `graph_def`, a
+            frozen graph).
+
+    Returns:
+        Tensor names such as `['logits/BiasAdd:0', 'ArgMax:0']`; empty when
+        the graph has no placeholder.
+
+    Example:
+
+        candidate_outputs(graph)  # ['logits/BiasAdd:0'] for a classifier's training graph
+    """
+    nodes = _nodes(graph)
+    consumers = {}
+    for name, (_, inputs, _) in nodes.items():
+        for tensor in inputs:
+            consumers.setdefault(_op_of(tensor), set()).add(name)
+    machinery = {name for name, (kind, _, _) in nodes.items() if _is_machinery(name, kind)}
+    sources = [name for name, (kind, _, _) in nodes.items()
+               if kind in _PLACEHOLDER_TYPES and name not in machinery]
+    forward = _reachable(sources, consumers, machinery)
+    compared = set()
+    if any(_GRADIENTS_SCOPE.search(name) for name in machinery):
+        # A training graph: what a label placeholder feeds is the loss and its
+        # metrics, and what they read of the forward pass is its output.
+        batched = _batched_placeholders(graph)
+        labels = [name for name in sources if name in batched
+                  and _is_label(name, nodes, consumers, machinery)]
+        loss_side = _reachable(labels, consumers, machinery)
+        forward -= loss_side
+        compared = {tensor for name in loss_side for tensor in nodes[name][1]
+                    if _op_of(tensor) in forward}
+    read = set()
+    for name in forward:
+        read.update(tensor for tensor in nodes[name][1] if _op_of(tensor) in forward)
+    return [tensor for name, (kind, _, outputs) in nodes.items()
+            if name in forward and kind not in _PLACEHOLDER_TYPES
+            for tensor in outputs if tensor not in read or tensor in compared]
+
+
+def listed(names, limit=8):
+    """Returns tensor names joined for a message, the first `limit` of them.
+
+    Example:
+
+    >>> listed(["logits:0", "ArgMax:0"]), listed(["a:0", "b:0", "c:0"], limit=2)
+    ('logits:0, ArgMax:0', 'a:0, b:0, ...')
+    """
+    return ", ".join(names[:limit]) + (", ..." if len(names) > limit else "")
+
+
+def describe_candidates(names):
+    """Returns `candidate_outputs`' names as a message says them, or "" when there are none.
+
+    Example:
+
+    >>> describe_candidates(["logits/BiasAdd:0"])
+    'one of its candidate outputs (tensors nothing in its forward pass reads): logits/BiasAdd:0'
+    """
+    if not names:
+        return ""
+    return f"one of its candidate outputs (tensors nothing in its forward pass reads): " \
+           f"{listed(names)}"
+
+
+def _is_machinery(name, kind):
+    return (kind in _MACHINERY_TYPES or kind.startswith(_MACHINERY_PREFIXES)
+            or bool(_MACHINERY_SCOPE.search(name + "/")))
+
+
+def _reachable(starts, consumers, excluded):
+    """The ops reachable from `starts` through data inputs, `starts` included, none of `excluded`."""
+    seen = set()
+    stack = [name for name in starts if name not in excluded]
+    while stack:
+        name = stack.pop()
+        if name in seen:
+            continue
+        seen.add(name)
+        stack.extend(consumer for consumer in consumers.get(name, ())
+                     if consumer not in seen and consumer not in excluded)
+    return seen
+
+
+def _is_label(placeholder, nodes, consumers, machinery):
+    """Whether nothing a placeholder feeds reads a weight or enters a loop or function.
+
+    An input meets the weights (`MatMul(x, kernel)`); a label meets the model's
+    output after the last weight (`SparseSoftmaxCrossEntropyWithLogits(logits, labels)`).
+    """
+    for name in _reachable([placeholder], consumers, machinery):
+        kind, inputs, _ = nodes[name]
+        if kind in _CONTROL_FLOW_TYPES or kind in _VARIABLE_READS:
+            return False
+        if any(_reads_variable(tensor, nodes) for tensor in inputs):
+            return False
+    return True
+
+
+def _batched_placeholders(graph):
+    """The placeholders of rank 1 or more: a label has a batch; a keep probability has not."""
+    if hasattr(graph, "get_operations"):
+        return {op.name for op in graph.get_operations() if op.type in _PLACEHOLDER_TYPES
+                and op.outputs and (op.outputs[0].shape.rank or 0) >= 1}
+    graph_def = getattr(graph, "graph_def", graph)
+    return {node.name for node in graph_def.node if node.op in _PLACEHOLDER_TYPES
+            and "shape" in node.attr and not node.attr["shape"].shape.unknown_rank
+            and len(node.attr["shape"].shape.dim) >= 1}
+
+
+def _reads_variable(tensor, nodes):
+    """Whether `tensor` is a variable, or a read of one (`kernel/read`, `ReadVariableOp`)."""
+    kind, inputs, _ = nodes.get(_op_of(tensor), ("", (), ()))
+    if kind in _VARIABLE_TYPES or kind in _VARIABLE_READS:
+        return True
+    return kind == "Identity" and any(
+        nodes.get(_op_of(source), ("",))[0] in _VARIABLE_TYPES for source in inputs)
+
+
+def _op_of(tensor):
+    return tensor.rsplit(":", 1)[0]
+
+
+def _nodes(graph):
+    """Returns `{op name: (type, data input tensors, output tensors)}`, in the graph's order.
+
+    A GraphDef does not say how many outputs a node has: its outputs are
+    output 0 and those other nodes read.
+    """
+    if hasattr(graph, "get_operations"):
+        return {op.name: (op.type, [tensor.name for tensor in op.inputs],
+                          [tensor.name for tensor in op.outputs])
+                for op in graph.get_operations()}
+    graph_def = getattr(graph, "graph_def", graph)  # A MetaGraphDef holds its GraphDef.
+    nodes = {}
+    used = {}
+    for node in graph_def.node:
+        inputs = [name if ":" in name else name + ":0"
+                  for name in node.input if not name.startswith("^")]
+        nodes[node.name] = (node.op, inputs, [f"{node.name}:0"])
+        for tensor in inputs:
+            used.setdefault(_op_of(tensor), set()).add(tensor)
+    for name, (kind, inputs, outputs) in nodes.items():
+        extra = sorted(used.get(name, set()) - set(outputs),
+                       key=lambda tensor: int(tensor.rsplit(":", 1)[1]))
+        nodes[name] = (kind, inputs, outputs + extra)
+    return nodes
