@@ -7,6 +7,7 @@ import numpy as np
 from migrate import files
 from migrate.errors import ArgumentError
 from migrate.errors import first_line
+from migrate.verification import feature_values
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
 _FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, the batch "
@@ -178,6 +179,26 @@ def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input
     return rng.standard_normal(shape).astype(dtype)
 
 
+def graph_values(graph, tensor, settings, index, seed, assets=None):
+    """Values for a raw-feature placeholder read from the graph (`feature_values`), or None.
+
+    A string placeholder gets the vocabulary its lookup table holds, or
+    strings for hash buckets; a number the graph cuts at `Bucketize`
+    boundaries gets one value inside every bucket in turn. Other
+    placeholders: None (`make_inputs` draws them).
+    """
+    if tensor.shape.rank is None:
+        return None
+    shape = [settings.batch_size if position == 0 and size is None else size
+             for position, size in enumerate(tensor.shape.as_list())]
+    input_shape = settings.shape_for(index)
+    if input_shape is not None:
+        shape = [shape[0], *input_shape]
+    if any(size is None for size in shape):
+        return None
+    return feature_values.placeholder_values(graph, tensor, shape, seed=seed, assets=assets)
+
+
 def constant_feed(tensor, value, batch_size):
     """Returns `value` filled at the placeholder's shape, the batch dimension set to `batch_size`.
 
@@ -199,7 +220,7 @@ def constant_feed(tensor, value, batch_size):
     return np.full(shape, value, dtype)
 
 
-def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
+def build_feed(graph, output, settings, keras_input_names, *, arrays=None, assets=None):
     """Decides what the legacy graph is fed and makes the arrays.
 
     Args:
@@ -211,6 +232,8 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             like them, and to check found placeholders' dtypes).
         arrays: `{tensor name: array}` given directly, in place of the
             settings' inputs file.
+        assets: a SavedModel's `{asset tensor name: path}`, where generated
+            string inputs find vocabulary files (see `graph_values`).
 
     Returns:
         A `LegacyFeed`.
@@ -264,6 +287,10 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             continue
         shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
         seed = settings.seed if index == 0 else [settings.seed, index]
+        from_graph = graph_values(graph, tensor, settings, index, seed, assets)
+        if from_graph is not None:
+            arrays[name] = from_graph
+            continue
         arrays[name] = make_inputs(shape, tensor.dtype.as_numpy_dtype,
                                    batch_size=settings.batch_size,
                                    input_shape=settings.shape_for(index),

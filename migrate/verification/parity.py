@@ -268,9 +268,10 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
             (beyond size-1 axes).
     """
     keras_names = inputs_lib.keras_input_names(model)
+    output_groups = keras_output_names(model)
     settings = legacy_graph.signature_settings(
         checkpoint, settings, keras_names,
-        [name for names, _ in keras_output_names(model) for name in sorted(names)])
+        [name for names, _ in output_groups for name in sorted(names)], output_groups)
     feed, legacy_outputs, _, legacy = legacy_run.run_legacy(checkpoint, settings, keras_names,
                                                             ema=ema, arrays=arrays)
     keras_result = _run_keras(model, feed.keras_inputs(by_name=inputs_lib.takes_dict(model)))
