@@ -117,3 +117,44 @@ def rows():
             "hours": np.array([[5.0], [15.0], [30.0], [45.0], [12.0]], np.float32),
             "color": np.array([["red"], ["green"], ["blue"], ["purple"], ["teal"]], object),
             "city": np.array([["Paris"], ["Lagos"], ["Lima"], ["Oslo"], ["Pune"]], object)}
+
+
+# The columns of tests/data/estimators/dnn_classifier (scripts/make_estimator_artifacts.py).
+ESTIMATOR_COLORS = ("red", "green", "blue", "yellow")
+ESTIMATOR_HOURS_BOUNDARIES = (10.0, 20.0, 40.0)
+
+
+def dnn_classifier_twin():
+    """The Keras 3 twin a user writes by hand for the TF 2.15 DNNClassifier artifact.
+
+    Each column as the input layer computes it for one value per feature
+    (an embedding's combiner over one id is that id's row), concatenated in
+    the input layer's order: the columns sorted by name.
+    """
+    import keras
+
+    layers = keras.layers
+    inputs = {name: keras.Input((1,), name=name) for name in ("age", "income", "hours")}
+    inputs.update({name: keras.Input((1,), dtype="string", name=name)
+                   for name in ("color", "city", "tags")})
+
+    def embedded(ids, rows, dimension, name):
+        return layers.Flatten()(layers.Embedding(rows, dimension, name=name)(ids))
+
+    color = layers.StringLookup(vocabulary=list(ESTIMATOR_COLORS), num_oov_indices=2)
+    hours = layers.Discretization(bin_boundaries=list(ESTIMATOR_HOURS_BOUNDARIES))
+    columns = [
+        inputs["age"],
+        embedded(layers.Hashing(16)(inputs["city"]), 16, 2, "city_embedding"),
+        embedded(color(inputs["color"]), len(ESTIMATOR_COLORS) + 2, 3, "color_embedding"),
+        layers.CategoryEncoding(len(ESTIMATOR_HOURS_BOUNDARIES) + 1,
+                                output_mode="one_hot")(hours(inputs["hours"])),
+        layers.Rescaling(0.5, offset=-1.5)(inputs["income"]),
+        embedded(layers.Hashing(8)(inputs["tags"]), 8, 2, "tags_embedding"),
+    ]
+    net = layers.Concatenate()(columns)
+    for index, units in enumerate((8, 6)):
+        net = layers.Dense(units, activation="relu", name=f"hiddenlayer_{index}")(net)
+    logits = layers.Dense(3, name="logits")(net)
+    probabilities = layers.Softmax(name="probabilities")(logits)
+    return keras.Model(inputs, {"logits": logits, "probabilities": probabilities})
