@@ -34,12 +34,24 @@ def _columns(tf):
             fc.embedding_column(city, 2)]
 
 
-def _define(tf):
-    """Builds the serving graph in the default graph; returns `(examples, logits, probabilities)`."""
+def _define(tf, *, raw=False):
+    """Builds the serving graph in the default graph; returns `(inputs, logits, probabilities)`.
+
+    `inputs` is `{"examples": serialized tf.Example placeholder}`, or with
+    `raw` one placeholder per feature (an Estimator's raw serving input).
+    """
     v1 = tf.compat.v1
     columns = _columns(tf)
-    examples = v1.placeholder(tf.string, [None], name="input_example_tensor")
-    features = v1.io.parse_example(examples, v1.feature_column.make_parse_example_spec(columns))
+    if raw:
+        features = {name: v1.placeholder(tf.string if name in ("color", "city") else tf.float32,
+                                         [None, 1], name=name)
+                    for name in ("age", "hours", "color", "city")}
+        inputs = dict(features)
+    else:
+        examples = v1.placeholder(tf.string, [None], name="input_example_tensor")
+        features = v1.io.parse_example(examples,
+                                       v1.feature_column.make_parse_example_spec(columns))
+        inputs = {"examples": examples}
     with v1.variable_scope("dnn"):
         with v1.variable_scope("input_from_feature_columns"):
             net = v1.feature_column.input_layer(features, columns)
@@ -52,38 +64,49 @@ def _define(tf):
                 if name != "logits":
                     net = tf.nn.relu(net)
     logits = tf.identity(net, name="logits")
-    return examples, logits, tf.nn.softmax(logits, name="probabilities")
+    return inputs, logits, tf.nn.softmax(logits, name="probabilities")
 
 
 def write(directory):
-    """Writes `directory/model_dir/model.ckpt-1` (with `.meta`) and `directory/export/1`.
+    """Writes `directory/model_dir/model.ckpt-1` (with `.meta`), and `directory/export/1`
+    (tf.Example signature) and `directory/raw_export/1` (raw features), as an Estimator does.
 
     Returns:
-        `(checkpoint prefix, SavedModel directory)`.
+        `(checkpoint prefix, tf.Example export, raw-feature export)`.
     """
     import tensorflow as tf
 
     v1 = tf.compat.v1
     prefix = os.path.join(directory, "model_dir", "model.ckpt-1")
-    export = os.path.join(directory, "export", "1")
+    exports = [os.path.join(directory, "export", "1"), os.path.join(directory, "raw_export", "1")]
     graph = tf.Graph()
     with graph.as_default():
         v1.set_random_seed(3)
-        examples, logits, probabilities = _define(tf)
+        inputs, logits, probabilities = _define(tf)
         v1.train.get_or_create_global_step()
         saver = v1.train.Saver()
         with v1.Session() as session:
             session.run([v1.global_variables_initializer(), v1.tables_initializer()])
             os.makedirs(os.path.dirname(prefix), exist_ok=True)
             saver.save(session, prefix[:-2], global_step=1)
-            builder = v1.saved_model.Builder(export)
-            signature = v1.saved_model.predict_signature_def(
-                {"examples": examples}, {"logits": logits, "probabilities": probabilities})
-            builder.add_meta_graph_and_variables(
-                session, ["serve"], signature_def_map={"serving_default": signature},
-                main_op=v1.tables_initializer())
-            builder.save()
-    return prefix, export
+            _export(v1, session, exports[0], inputs, logits, probabilities)
+    with tf.Graph().as_default():
+        inputs, logits, probabilities = _define(tf, raw=True)
+        with v1.Session() as session:
+            v1.train.Saver().restore(session, prefix)
+            _export(v1, session, exports[1], inputs, logits, probabilities)
+    return (prefix, *exports)
+
+
+def _export(v1, session, directory, inputs, logits, probabilities):
+    """A TF1 SavedModel whose main op initializes the tables, as an Estimator's export."""
+    builder = v1.saved_model.Builder(directory)
+    signature = v1.saved_model.predict_signature_def(
+        inputs, {"logits": logits, "probabilities": probabilities})
+    builder.add_meta_graph_and_variables(
+        session, ["serve"], signature_def_map={"serving_default": signature},
+        main_op=v1.tables_initializer())
+    builder.save()
 
 
 def keras_twin():
@@ -115,8 +138,8 @@ def rows():
     """Raw rows with every vocabulary value, OOV values and every hours bucket."""
     return {"age": np.array([[25.0], [40.0], [61.5], [33.0], [48.0]], np.float32),
             "hours": np.array([[5.0], [15.0], [30.0], [45.0], [12.0]], np.float32),
-            "color": np.array([["red"], ["green"], ["blue"], ["purple"], ["teal"]], object),
-            "city": np.array([["Paris"], ["Lagos"], ["Lima"], ["Oslo"], ["Pune"]], object)}
+            "color": np.array([["red"], ["green"], ["blue"], ["purple"], ["teal"]], str),
+            "city": np.array([["Paris"], ["Lagos"], ["Lima"], ["Oslo"], ["Pune"]], str)}
 
 
 # The columns of tests/data/estimators/dnn_classifier (scripts/make_estimator_artifacts.py).

@@ -179,3 +179,24 @@ def test_batch_converts_an_estimator_model_dir_and_its_newest_export(twin_draft,
     assert [(item.relative, item.status) for item in report.items] == [
         ("dnn_classifier/export/example/2", "converted"),
         ("dnn_classifier/model.ckpt-30", "converted")], report.summary()
+
+
+def test_raw_feature_export_gets_strings_from_the_graph_and_real_rows_by_name(
+        own_graph, tmp_path, cli_in_process):
+    # The raw export's string placeholders are fed vocabulary words, OOV values and
+    # strings for the hash buckets (not floats), after its main op filled the table.
+    draft = str(tmp_path / "table.toml")
+    result = cli_in_process("suggest", f"--checkpoint={own_graph[2]}",
+                            "--model=feature_column_graphs:keras_twin", f"--output={draft}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verify PASS" in result.stdout and "batch 5" in result.stdout
+    # Real rows by feature name feed both graphs (serialized for the tf.Example export).
+    rows = tmp_path / "rows.npz"
+    np.savez(rows, **feature_column_graphs.rows())
+    for export in own_graph[1:]:
+        result = cli_in_process("convert", f"--checkpoint={export}", f"--table={draft}",
+                                "--model=feature_column_graphs:keras_twin", f"--inputs={rows}",
+                                f"--output={tmp_path / os.path.basename(os.path.dirname(export))}",
+                                "--verify")
+        assert result.returncode == 0, result.stderr
+        assert "verified: PASS" in result.stdout and "batch 5" in result.stdout, result.stdout

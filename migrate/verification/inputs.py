@@ -199,6 +199,24 @@ def graph_values(graph, tensor, settings, index, seed, assets=None):
     return feature_values.placeholder_values(graph, tensor, shape, seed=seed, assets=assets)
 
 
+def _with_covering_batch(graph, input_names, settings, assets):
+    """`settings` with as many rows as show every vocabulary entry and bucket of raw features.
+
+    Placeholders of unknown batch size that the graph looks up in a
+    vocabulary or cuts into buckets (`feature_values`) get at least the rows
+    that cover them; never fewer than the settings' batch size.
+    """
+    rows = settings.batch_size
+    for name in input_names:
+        if not _has_tensor(graph, name):
+            continue  # The loop below names it in its error.
+        tensor = graph.get_tensor_by_name(name)
+        if tensor.shape.rank and tensor.shape[0] is None:
+            rows = max(rows, feature_values.facts(graph, tensor, assets=assets).covering_rows)
+    return settings if rows == settings.batch_size else dataclasses.replace(settings,
+                                                                            batch_size=rows)
+
+
 def constant_feed(tensor, value, batch_size):
     """Returns `value` filled at the placeholder's shape, the batch dimension set to `batch_size`.
 
@@ -278,6 +296,7 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None, asset
         input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
         _check_dtypes(graph, output_text, input_names, keras_input_names, needed)
         _check_per_input_counts(settings, input_names)
+    settings = _with_covering_batch(graph, input_names, settings, assets)
     arrays = {}
     for index, name in enumerate(input_names):
         tensor = tensor_by_name(graph, name, "input_tensors")
