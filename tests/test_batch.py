@@ -348,6 +348,38 @@ def test_latest_only_follows_each_state_file_and_reports_a_bad_one(tmp_path):
         "no_state/model.ckpt-10", "stale/model.ckpt-5"]
 
 
+def test_an_estimator_model_dir_is_a_checkpoint_directory(tmp_path):
+    # As tf.estimator leaves it: checkpoints and their state file, the training
+    # graph as graph.pbtxt, events, an eval directory and timestamped exports.
+    model_dir = tmp_path / "models" / "dnn"
+    model_dir.mkdir(parents=True)
+    for step in (1, 200, 1000):
+        for suffix in (".index", ".meta", ".data-00000-of-00001"):
+            (model_dir / f"model.ckpt-{step}{suffix}").write_bytes(b"")
+    (model_dir / "checkpoint").write_text('model_checkpoint_path: "model.ckpt-1000"\n'
+                                          'all_model_checkpoint_paths: "model.ckpt-200"\n'
+                                          'all_model_checkpoint_paths: "model.ckpt-1000"\n')
+    (model_dir / "graph.pbtxt").write_text("node {}\n")
+    (model_dir / "events.out.tfevents.1712345678.host").write_bytes(b"")
+    (model_dir / "eval").mkdir()
+    (model_dir / "eval" / "events.out.tfevents.1712345679.host").write_bytes(b"")
+    for stamp in ("1712345678", "1712349999"):
+        export = model_dir / "export" / "best_exporter" / stamp
+        (export / "variables").mkdir(parents=True)
+        (export / "saved_model.pb").write_bytes(b"")
+        (export / "variables" / "variables.index").write_bytes(b"")
+    scan = batch.find_checkpoints(str(tmp_path / "models"), latest_only=True)
+    assert [found.relative for found in scan.found] == [
+        "dnn/export/best_exporter/1712349999", "dnn/model.ckpt-1000"]
+    assert scan.notes == [{"path": "dnn/export/best_exporter",
+                           "note": "2 timestamped exports; took the newest, 1712349999"}]
+    assert scan.failures == []
+    everything = batch.find_checkpoints(str(tmp_path / "models"))
+    assert [found.relative for found in everything.found] == [
+        "dnn/export/best_exporter/1712345678", "dnn/export/best_exporter/1712349999",
+        "dnn/model.ckpt-1", "dnn/model.ckpt-200", "dnn/model.ckpt-1000"]
+
+
 def test_state_files_are_read_as_tensorflow_reads_them_without_it(tmp_path):
     from migrate.source import state_file
 

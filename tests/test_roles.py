@@ -23,6 +23,20 @@ from migrate.source.roles import role_from_name
     ("bn/moving_variance", "float32", Role.MODEL_STATE),
     ("vocabulary", "string", Role.UNKNOWN),
     ("counter", "int32", Role.UNKNOWN),
+    # A Keras optimizer in a TF1 graph (an Estimator given optimizer="Adam").
+    ("training/Adam/dnn/hiddenlayer_0/kernel/m", "float32", Role.OPTIMIZER_SLOT),
+    ("training/Adam/dnn/hiddenlayer_0/kernel/v", "float32", Role.OPTIMIZER_SLOT),
+    ("training/Ftrl_1/linear/linear_model/age/weights/accumulator", "float32",
+     Role.OPTIMIZER_SLOT),
+    ("training/Adam/beta_1", "float32", Role.BOOKKEEPING),
+    ("training/Adam/learning_rate", "float32", Role.BOOKKEEPING),
+    ("training/Adam/decay", "float32", Role.BOOKKEEPING),
+    ("training/Adam/iter", "int64", Role.BOOKKEEPING),
+    ("training/Adagrad/iterations", "int64", Role.BOOKKEEPING),
+    # TF1 optimizers' slots of a linear model (tf.estimator's defaults).
+    ("linear/linear_model/age/weights/Ftrl", "float32", Role.OPTIMIZER_SLOT),
+    ("linear/linear_model/age/weights/Ftrl_1", "float32", Role.OPTIMIZER_SLOT),
+    ("dnn/hiddenlayer_0/kernel/ProximalAdagrad", "float32", Role.OPTIMIZER_SLOT),
 ])
 def test_name_rules(name, dtype, role):
     assert role_from_name(name, dtype) is role
@@ -59,3 +73,24 @@ def test_without_a_graph_name_rules_decide():
     roles = classify({"a/kernel": "float32", "a/kernel/Adam": "float32"})
     assert roles["a/kernel"][:2] == (Role.TRAINABLE, RoleSource.NAME_RULE)
     assert roles["a/kernel/Adam"][:2] == (Role.OPTIMIZER_SLOT, RoleSource.NAME_RULE)
+
+
+def test_keras_optimizer_state_in_a_graph_is_slots_and_bookkeeping_never_unknown():
+    # As a TF 2.15 Estimator trained with optimizer="Adam" saves it: the graph
+    # lists the slots and hyperparameters as global, not trainable, variables.
+    dtypes = {"dnn/hiddenlayer_0/kernel": "float32", "global_step": "int64",
+              "training/Adam/dnn/hiddenlayer_0/kernel/m": "float32",
+              "training/Adam/dnn/hiddenlayer_0/kernel/v": "float32",
+              "training/Adam/beta_1": "float32", "training/Adam/beta_2": "float32",
+              "training/Adam/decay": "float32", "training/Adam/learning_rate": "float32"}
+    roles = classify(dtypes, {"trainable": {"dnn/hiddenlayer_0/kernel"},
+                              "global_step": {"global_step"}, "global": set(dtypes)})
+    assert roles["training/Adam/dnn/hiddenlayer_0/kernel/m"] == (
+        Role.OPTIMIZER_SLOT, RoleSource.GRAPH,
+        "Keras optimizer slot 'm' of trainable dnn/hiddenlayer_0/kernel")
+    assert roles["training/Adam/dnn/hiddenlayer_0/kernel/v"][:2] == (Role.OPTIMIZER_SLOT,
+                                                                     RoleSource.GRAPH)
+    for name in ("training/Adam/beta_1", "training/Adam/beta_2", "training/Adam/decay",
+                 "training/Adam/learning_rate"):
+        assert roles[name][0] is Role.BOOKKEEPING, name
+    assert not [name for name, (role, _, _) in roles.items() if role is Role.UNKNOWN]

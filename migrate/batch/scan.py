@@ -54,7 +54,8 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
     A prefix is any `<name>.index` file (or a V1 checkpoint); a directory
     holding `saved_model.pb` is one SavedModel (not scanned further); a
     `.pb` or `.pbtxt` file in a directory without checkpoints is a frozen
-    GraphDef. The walk goes through
+    GraphDef. An Estimator's `model_dir` is a checkpoint directory (its
+    `graph.pbtxt` is the training graph, its exports SavedModels). The walk goes through
     `migrate.files` (local paths, or URLs of any `tf.io.gfile` filesystem)
     and scans every directory once: symlinked directories come after the
     real ones (so a directory is found under its own path), and a symlink
@@ -65,7 +66,8 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
     Args:
         input_dir: the directory to scan, recursively (local, gs://, ...).
         latest_only: per directory, only the newest entry of its `checkpoint`
-            state file (without a state file: the highest step, noted).
+            state file (without a state file: the highest step, noted); of
+            an Estimator's timestamped exports, the newest (noted).
         exclude: directories to leave out, such as the batch's own output.
 
     Returns:
@@ -134,6 +136,8 @@ def find_checkpoints(input_dir, *, latest_only=False, exclude=()):
                     or directory_identity(path) in excluded):
                 continue
             (linked if _is_link(path) else subdirectories).append((path, chain))
+        if latest_only:
+            subdirectories = _newest_export(result, root, directory, subdirectories)
         stack.extend(reversed(subdirectories))
     result.found.sort(key=lambda found: natural_key(found.relative))
     return result
@@ -186,6 +190,25 @@ def _add_prefixes(result, root, directory, names, latest_only):
             prefix=path, relative=_relative(root, path),
             source_bytes=sum(files.size(name) for name in owned)))
     return True
+
+
+def _newest_export(result, root, directory, subdirectories):
+    """Keeps, of the SavedModels an exporter wrote side by side, the newest (noted).
+
+    An Estimator exports into `<model_dir>/export/<exporter>/<timestamp>/`,
+    one directory per export, named by its time in seconds: versions of one
+    model, as the checkpoints beside them are.
+    """
+    exports = [(int(files.basename(path)), path) for path, _ in subdirectories
+               if files.basename(path).isdigit()
+               and any(files.exists(files.join(path, name)) for name in locate.SAVED_MODEL_FILES)]
+    if len(exports) < 2:
+        return subdirectories
+    _, newest = max(exports)
+    older = {path for _, path in exports if path != newest}
+    result.notes.append({"path": _relative(root, directory) or ".", "note": (
+        f"{len(exports)} timestamped exports; took the newest, {files.basename(newest)}")})
+    return [entry for entry in subdirectories if entry[0] not in older]
 
 
 def _add_source(result, root, path, source_files):

@@ -49,6 +49,19 @@ _OPTIMIZER_NAMES = (
 )
 _SLOT_PATTERN = re.compile(r".+/(?:%s)(?:_\d+)?" % "|".join(_OPTIMIZER_NAMES))
 _EMA_PATTERN = re.compile(r".+/%s(?:_\d+)?" % EMA_SUFFIX)
+# A Keras optimizer built in a TF1 graph (an Estimator given `optimizer="Adam"`,
+# or a tf.keras model trained in graph mode) keeps its state under
+# `training/<optimizer>/`: one name component for a hyperparameter or its
+# iteration count (`training/Adam/beta_1`, `iter`), more for a slot of a
+# variable (`training/Adam/dnn/hiddenlayer_0/kernel/m`, `/v`).
+_KERAS_OPTIMIZER_NAMES = (
+    "Adam", "AdamW", "Adamax", "Nadam", "SGD", "RMSprop", "Adagrad", "Adadelta", "Ftrl",
+    "ProximalAdagrad", "Lion", "Adafactor", "LossScaleOptimizer",
+)
+_KERAS_OPTIMIZER_SCOPE = r"(?:.*/)?training(?:_\d+)?/(?:%s)(?:_\d+)?/" % "|".join(
+    _KERAS_OPTIMIZER_NAMES)
+_KERAS_SLOT_PATTERN = re.compile(_KERAS_OPTIMIZER_SCOPE + r"(?P<variable>.+)/(?P<slot>[^/]+)")
+_KERAS_HYPERPARAMETER_PATTERN = re.compile(_KERAS_OPTIMIZER_SCOPE + r"[^/]+")
 _BOOKKEEPING_PATTERN = re.compile(
     r"(?:.*/)?(?:global_step|beta[12]_power(?:_\d+)?|step|iterations|learning_rate|"
     r"loss_scale|good_steps|train_step)")
@@ -74,12 +87,16 @@ def role_from_name(name, dtype=None):
     <Role.OPTIMIZER_SLOT: 'optimizer_slot'>
     >>> role_from_name("conv1/BatchNorm/moving_mean")
     <Role.MODEL_STATE: 'model_state'>
+    >>> role_from_name("training/Adam/dnn/hiddenlayer_0/kernel/m")
+    <Role.OPTIMIZER_SLOT: 'optimizer_slot'>
+    >>> role_from_name("training/Adam/beta_1")
+    <Role.BOOKKEEPING: 'bookkeeping'>
     """
     if _EMA_PATTERN.fullmatch(name):
         return Role.EMA_SHADOW
-    if _SLOT_PATTERN.fullmatch(name):
+    if _SLOT_PATTERN.fullmatch(name) or _KERAS_SLOT_PATTERN.fullmatch(name):
         return Role.OPTIMIZER_SLOT
-    if _BOOKKEEPING_PATTERN.fullmatch(name):
+    if _BOOKKEEPING_PATTERN.fullmatch(name) or _KERAS_HYPERPARAMETER_PATTERN.fullmatch(name):
         return Role.BOOKKEEPING
     if _MODEL_STATE_PATTERN.fullmatch(name):
         return Role.MODEL_STATE
@@ -116,6 +133,7 @@ def classify(variables, collections=None, source=RoleSource.GRAPH):
     averaged = collections.get("moving_average", set())
     for name, dtype in variables.items():
         owner = name.rpartition("/")[0]
+        keras_slot = _KERAS_SLOT_PATTERN.fullmatch(name)
         if name in trainable:
             roles[name] = (Role.TRAINABLE, source, "in TRAINABLE_VARIABLES")
         elif name in global_step:
@@ -128,6 +146,10 @@ def classify(variables, collections=None, source=RoleSource.GRAPH):
                 roles[name] = (Role.EMA_SHADOW, RoleSource.NAME_RULE, "name looks like ema_shadow")
         elif owner in trainable:
             roles[name] = (Role.OPTIMIZER_SLOT, source, f"slot of trainable {owner}")
+        elif keras_slot and keras_slot.group("variable") in trainable:
+            roles[name] = (Role.OPTIMIZER_SLOT, source,
+                           f"Keras optimizer slot {keras_slot.group('slot')!r} of trainable "
+                           f"{keras_slot.group('variable')}")
         elif name in model:
             roles[name] = (Role.MODEL_STATE, source, "in MODEL_VARIABLES, not trainable")
         else:

@@ -91,6 +91,8 @@ def compatible(source, target):
 
 
 def _compatible_layout(source, target):
+    if source.layout == items_lib.VOCABULARY_OOV_ROLL:
+        return _compatible_roll(source, target)
     family = "rnn_cell" if source.layout in items_lib.RNN_LAYOUTS else "attention"
     if target.kind != family:
         return None
@@ -114,6 +116,22 @@ def _compatible_layout(source, target):
     if _name_bonus(source, target):
         evidence.append("name agrees")
     return score, (), evidence
+
+
+def _compatible_roll(source, target):
+    """A vocabulary's rows (OOV buckets last) fill a lookup's embedding or kernel of their shape."""
+    (part, shape), = source.parts.items()
+    if target.shape is None or tuple(target.shape) != tuple(shape) or \
+            target.kind not in ("embeddings", "kernel"):
+        return None
+    buckets = source.parameters["oov_buckets"]
+    evidence = [f"shape {_text(shape)}, {part} -> {target.kind}",
+                f"{source.layout} layout: the graph looks its rows up by vocabulary id with "
+                f"{buckets} out-of-vocabulary bucket(s) after the vocabulary; StringLookup "
+                f"puts them first"]
+    if _name_bonus(source, target):
+        evidence.append("name agrees")
+    return _MATCH_SCORE + _NO_TRANSFORM_BONUS + _name_bonus(source, target), (), evidence
 
 
 def _name_bonus(source, target):

@@ -28,6 +28,7 @@ class DraftRule:
         target: the rule's target (with group references), None for a drop.
         folded_from: the rules a number fold merged, for keeping table order.
         also: for tied weights, further `(target, transforms)` of the one source.
+        parameters: a layout's `(key, value)` pairs the rule writes.
     """
 
     members: list
@@ -41,6 +42,7 @@ class DraftRule:
     target: str | None = None
     folded_from: tuple = ()
     also: tuple = ()
+    parameters: tuple = ()
 
     def literal(self):
         """Sets `match` and `target` for a rule standing for one pair."""
@@ -76,7 +78,8 @@ def fold(rules):
         source, target = rule.members[0]
         key = (tuple(_DIGITS.split(_stem(source, rule))[0::2]),
                None if target is None else tuple(_DIGITS.split(_stem(target, rule))[0::2]),
-               rule.transforms, rule.layout, rule.drop, rule.certain, rule.leaves)
+               rule.transforms, rule.layout, rule.drop, rule.certain, rule.leaves,
+               rule.parameters)
         groups.setdefault(key, []).append(rule)
     folded = []
     for group in groups.values():
@@ -184,7 +187,8 @@ def _fold_numbers(group):
     folded = DraftRule(members=[member for rule in group for member in rule.members],
                        transforms=first.transforms, layout=first.layout, drop=first.drop,
                        evidence=first.evidence, certain=first.certain, leaves=first.leaves,
-                       match=match, target=target, folded_from=tuple(group))
+                       match=match, target=target, folded_from=tuple(group),
+                       parameters=first.parameters)
     return folded
 
 
@@ -245,13 +249,14 @@ def check_folding(rules, make_text, intended):
         if wrong is None or len(rules[wrong].members) == 1:
             return [DraftRule(members=[member], transforms=rule.transforms, layout=rule.layout,
                               drop=rule.drop, evidence=rule.evidence,
-                              certain=rule.certain, also=rule.also).literal()
+                              certain=rule.certain, also=rule.also,
+                              parameters=rule.parameters).literal()
                     for rule in rules for member in rule.members]
         rule = rules[wrong]
         rules = rules[:wrong] + [
             DraftRule(members=[member], transforms=rule.transforms, layout=rule.layout,
                       drop=rule.drop, evidence=rule.evidence, certain=rule.certain,
-                      also=rule.also).literal()
+                      also=rule.also, parameters=rule.parameters).literal()
             for member in rule.members] + rules[wrong + 1:]
     return rules
 
@@ -282,6 +287,8 @@ def toml_text(rules, *, header, footer=()):
         lines.append(f"match = {_quote(rule.match)}")
         if rule.layout is not None:
             lines.append(f"layout = {_quote(rule.layout)}")
+        for key, value in rule.parameters:
+            lines.append(f"{key} = {_quote(value) if isinstance(value, str) else value}")
         if rule.drop:
             lines.append("drop = true")
         else:

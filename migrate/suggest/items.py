@@ -29,6 +29,7 @@ ATTENTION = "bert_attention"
 SIMPLE_RNN = "simple_rnn"
 SIMPLE_RNN_LEGACY = "simple_rnn_legacy_names"
 SIMPLE_RNN_LINEAR = "simple_rnn_linear_names"
+VOCABULARY_OOV_ROLL = "vocabulary_oov_roll"
 _SIMPLE_RNN_SCOPE = re.compile(r"(^|/)basic_rnn_cell$")
 _SIMPLE_RNN_LINEAR_SCOPE = re.compile(r"(^|/)BasicRNNCell$")
 _LSTM_LINEAR_SCOPE = re.compile(r"(^|/)BasicLSTMCell$")
@@ -68,6 +69,7 @@ class SourceItem:
         transforms: transforms the graph requires before any reshape (unpartition).
         note: evidence from the graph, for the rule's comment.
         position: index in creation order.
+        parameters: the layout's parameters the graph gave (`oov_buckets`).
     """
 
     name: str
@@ -81,6 +83,7 @@ class SourceItem:
     transforms: tuple = ()
     note: str = ""
     position: int = 0
+    parameters: dict = dataclasses.field(default_factory=dict)
 
 
 @dataclasses.dataclass
@@ -154,6 +157,15 @@ def source_items(variables, order, structure=None):
                 name=cell_scope, layer=cell_scope, kind=layout, shape=None,
                 dtype=members[0].dtype, variables=members, layout=layout,
                 parts={p: by_name[f"{cell_scope}/{p}"].shape for p in parts},
+                position=rank.get(variable.name, len(rank))))
+            continue
+        if structure is not None and variable.name in structure.vocabulary_oov:
+            # Rows looked up by vocabulary id, the OOV buckets last: rolled for StringLookup.
+            items.append(SourceItem(
+                name=scope, layer=scope, kind=VOCABULARY_OOV_ROLL, shape=tuple(variable.shape),
+                dtype=variable.dtype, variables=(variable,), layout=VOCABULARY_OOV_ROLL,
+                parts={part: tuple(variable.shape)},
+                parameters={"oov_buckets": structure.vocabulary_oov[variable.name]},
                 position=rank.get(variable.name, len(rank))))
             continue
         kind = source_kind(part)

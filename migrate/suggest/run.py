@@ -9,6 +9,7 @@ from migrate import pipeline
 from migrate.errors import ArgumentError
 from migrate.errors import MigrateError
 from migrate.errors import OutputError
+from migrate.mapping.layouts import feature_columns
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.planning import target as target_model
@@ -421,8 +422,9 @@ def _draft_rules(matches, unmatched_sources, drop_reasons):
         tied = [other for other in matches
                 if other is not match and other.source.name == match.source.name]
         rule = draft_writer.DraftRule(
-            members=[(match.source.name, match.target.name)], transforms=match.transforms,
-            layout=match.source.layout, evidence=", ".join(
+            members=[(match.source.name, _rule_target(match))], transforms=match.transforms,
+            layout=match.source.layout, parameters=_rule_parameters(match),
+            evidence=", ".join(
                 [*match.evidence, *(f"also {other.target.name}: " + ", ".join(other.evidence)
                                     for other in tied)]),
             certain=match.certain and all(other.certain for other in tied),
@@ -436,7 +438,7 @@ def _draft_rules(matches, unmatched_sources, drop_reasons):
     intended = {}
     for match in matches:
         for variable in match.source.variables:
-            intended.setdefault(variable.name, match.target.name)  # A tied rule's `target`.
+            intended.setdefault(variable.name, _rule_target(match))  # A tied rule's `target`.
     for rule in drop_rules:
         intended[rule.members[0][0]] = None
     rules = tied_rules + draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
@@ -446,6 +448,27 @@ def _draft_rules(matches, unmatched_sources, drop_reasons):
         return draft_writer.toml_text(candidate, header=["check"])
 
     return draft_writer.check_folding(rules, make_text, intended)
+
+
+def _rule_target(match):
+    """The rule's target: the weight, or for a one-weight layout (the roll) its layer."""
+    if match.source.layout == items_lib.VOCABULARY_OOV_ROLL:
+        return match.target.layer
+    return match.target.name
+
+
+def _rule_parameters(match):
+    """A layout's parameters the rule writes: what the graph gave, and parts not the defaults."""
+    if match.source.layout != items_lib.VOCABULARY_OOV_ROLL:
+        return ()
+    (part,) = match.source.parts
+    leaf = match.target.name.rpartition("/")[2]
+    written = [("oov_buckets", match.source.parameters["oov_buckets"])]
+    if part != feature_columns.SOURCE_PART:
+        written.append(("source_part", part))
+    if leaf != feature_columns.TARGET_PART:
+        written.append(("target_part", leaf))
+    return tuple(written)
 
 
 def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets, *,

@@ -8,6 +8,7 @@ from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
 from migrate.source import lookups
+from migrate.source import vocabulary
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.meta_graph import collection_keys
 
@@ -39,6 +40,9 @@ class GraphStructure:
             v1 loop's frame, a while_v2 `While` op), for variables read in
             one: a cell given to `bidirectional_dynamic_rnn` for both
             directions has its variables read by two loops.
+        vocabulary_oov: key -> K for variables whose rows are looked up by
+            vocabulary id with K > 0 out-of-vocabulary buckets after the
+            vocabulary (`vocabulary.oov_buckets`).
     """
 
     creation_order: list
@@ -48,6 +52,7 @@ class GraphStructure:
     undetermined_partitioned: set = dataclasses.field(default_factory=set)
     transposed_reads: set = dataclasses.field(default_factory=set)
     loops: dict = dataclasses.field(default_factory=dict)
+    vocabulary_oov: dict = dataclasses.field(default_factory=dict)
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -119,7 +124,8 @@ def _structure(order, graph_def, layer_of):
         {key for key, facts in found.items() if facts.strategy == lookups.MOD},
         _layer_ancestors(nodes, key_of_node, layer_of),
         {key for key, facts in found.items() if facts.strategy is None},
-        _transposed_reads(nodes, key_of_node), _loops_reading(nodes, key_of_node))
+        _transposed_reads(nodes, key_of_node), _loops_reading(nodes, key_of_node),
+        {key: buckets for key, buckets in vocabulary.oov_buckets(graph_def).items() if buckets})
 
 
 _WHILE_OPS = frozenset({"While", "StatelessWhile"})

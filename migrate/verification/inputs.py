@@ -11,6 +11,7 @@ from migrate.errors import first_line
 from migrate.errors import reason
 from migrate.source import graph_outputs
 from migrate.verification import input_graph
+from migrate.verification import feature_values
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
 # Ops whose tensors are no computed value a verification would name.
@@ -225,6 +226,44 @@ def make_inputs(placeholder_shape, dtype, *, batch_size, input_shape=None, input
     return rng.standard_normal(shape).astype(dtype)
 
 
+def graph_values(graph, tensor, settings, index, seed, assets=None):
+    """Values for a raw-feature placeholder read from the graph (`feature_values`), or None.
+
+    A string placeholder gets the vocabulary its lookup table holds, or
+    strings for hash buckets; a number the graph cuts at `Bucketize`
+    boundaries gets one value inside every bucket in turn. Other
+    placeholders: None (`make_inputs` draws them).
+    """
+    if tensor.shape.rank is None:
+        return None
+    shape = [settings.batch_size if position == 0 and size is None else size
+             for position, size in enumerate(tensor.shape.as_list())]
+    input_shape = settings.shape_for(index)
+    if input_shape is not None:
+        shape = [shape[0], *input_shape]
+    if any(size is None for size in shape):
+        return None
+    return feature_values.placeholder_values(graph, tensor, shape, seed=seed, assets=assets)
+
+
+def _with_covering_batch(graph, input_names, settings, assets):
+    """`settings` with as many rows as show every vocabulary entry and bucket of raw features.
+
+    Placeholders of unknown batch size that the graph looks up in a
+    vocabulary or cuts into buckets (`feature_values`) get at least the rows
+    that cover them; never fewer than the settings' batch size.
+    """
+    rows = settings.batch_size
+    for name in input_names:
+        if not _has_tensor(graph, name):
+            continue  # The loop below names it in its error.
+        tensor = graph.get_tensor_by_name(name)
+        if tensor.shape.rank and tensor.shape[0] is None:
+            rows = max(rows, feature_values.facts(graph, tensor, assets=assets).covering_rows)
+    return settings if rows == settings.batch_size else dataclasses.replace(settings,
+                                                                            batch_size=rows)
+
+
 def constant_feed(tensor, value, batch_size, shapes=()):
     """Returns `value` filled at the placeholder's shape, the batch dimension set to `batch_size`.
 
@@ -259,7 +298,7 @@ def _shape_list(shapes):
     return "; ".join(str(list(shape)) for shape in shapes) or "no input"
 
 
-def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
+def build_feed(graph, output, settings, keras_input_names, *, arrays=None, assets=None):
     """Decides what the legacy graph is fed and makes the arrays.
 
     Args:
@@ -271,6 +310,8 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             like them, and to check found placeholders' dtypes).
         arrays: `{tensor name: array}` given directly, in place of the
             settings' inputs file.
+        assets: a SavedModel's `{asset tensor name: path}`, where generated
+            string inputs find vocabulary files (see `graph_values`).
 
     Returns:
         A `LegacyFeed`.
@@ -315,6 +356,7 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         input_names = _order_like_keras([tensor.name for tensor in candidates], keras_names)
         _check_dtypes(graph, output_text, input_names, keras_input_names, needed)
         _check_per_input_counts(settings, input_names)
+    settings = _with_covering_batch(graph, input_names, settings, assets)
     arrays, facts, drawn = {}, {}, {}
     tensors = [tensor_by_name(graph, name, "input_tensors") for name in input_names]
     for tensor in tensors:
@@ -328,6 +370,10 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
             continue
         shape = tensor.shape.as_list() if tensor.shape.rank is not None else None
         seed = settings.seed if index == 0 else [settings.seed, index]
+        from_graph = graph_values(graph, tensor, settings, index, seed, assets)
+        if from_graph is not None:
+            arrays[name] = from_graph
+            continue
         input_max, ids, drawn[name] = _id_bound(tensor, facts[name], settings, index,
                                                 len(input_names))
         arrays[name] = make_inputs(shape, tensor.dtype.as_numpy_dtype, batch_size=batch_size,

@@ -33,6 +33,7 @@ from migrate.errors import reason
 from migrate.source import graph_outputs
 from migrate.source import locate
 from migrate.source.meta_graph import checkpoint_key
+from migrate.verification import feature_values
 from migrate.verify_settings import LEGACY_DROPOUT_OFF
 # Stateful random ops: each run draws new values.
 RANDOM_OPS = frozenset({"RandomUniform", "RandomUniformInt", "RandomStandardNormal",
@@ -60,6 +61,11 @@ class LegacyGraph:
             `builder 'module:callable'`, a SavedModel or a frozen graph).
         dropout_off: the dropout scopes whose constant keep probability was
             set to 1 (`char/while/dropout`), in graph order.
+        initializers: the ops run after the restore, before the graph is
+            (`table_initializers`): its lookup tables' initializers.
+        assets: `{asset tensor name: path}`: a SavedModel's asset files
+            (vocabularies), fed to the initializers in place of the paths
+            of the machine that exported it.
     """
 
     graph: object
@@ -67,6 +73,8 @@ class LegacyGraph:
     restore_path: str | None
     origin: str
     dropout_off: list
+    initializers: list = dataclasses.field(default_factory=list)
+    assets: dict = dataclasses.field(default_factory=dict)
 
 
 def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
@@ -105,9 +113,12 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
         # graph's holds the weights, which a copy would hold twice.
         with _dropout_rewritten(artifact.graph_def, legacy_dropout) as dropout_off:
             graph, saver = artifact.import_graph()
+        meta_graph = getattr(artifact, "meta_graph", None)
         return LegacyGraph(graph=graph, saver=saver,
                            restore_path=getattr(artifact, "variables_prefix", None),
-                           origin=artifact.description, dropout_off=dropout_off)
+                           origin=artifact.description, dropout_off=dropout_off,
+                           initializers=table_initializers(graph, meta_graph),
+                           assets=_asset_paths(meta_graph, getattr(artifact, "directory", None)))
     if checkpoint.builder is not None:
         origin = f"builder {checkpoint.builder!r}"
         with checkpoint.graph.as_default():
@@ -143,7 +154,53 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
             if len(saved) < len(variables):
                 saver = tf.compat.v1.train.Saver(var_list=saved)
     return LegacyGraph(graph=graph, saver=saver, restore_path=checkpoint.reader_path,
-                       origin=origin, dropout_off=dropout_off)
+                       origin=origin, dropout_off=dropout_off,
+                       initializers=table_initializers(graph, meta_graph_def))
+
+
+# Where a TF1 graph keeps what initializes its lookup tables, in the order
+# TensorFlow's SavedModel loader looks: the main op (which includes the table
+# initializers), the legacy init op, then the tables' own collection.
+_MAIN_OP_KEYS = ("saved_model_main_op", "legacy_init_op")
+_INIT_OP_SIGNATURE = "__saved_model_init_op"
+_TABLE_INITIALIZERS = "table_initializer"
+
+
+def table_initializers(graph, meta_graph=None):
+    """Returns the ops that initialize the graph's lookup tables, run after the restore.
+
+    A SavedModel's main op (its `__saved_model_init_op` signature, or the
+    `saved_model_main_op` / `legacy_init_op` collection), else the
+    `table_initializer` collection (`tf.compat.v1.tables_initializer`), else,
+    in a graph without collections (a frozen GraphDef), every table
+    initializer op. Without them the graph fails with "Table not initialized".
+
+    Args:
+        graph: the imported `tf.Graph`.
+        meta_graph: the MetaGraphDef it was imported from, or None.
+
+    Returns:
+        A list of ops (empty for a graph without lookup tables).
+    """
+    if meta_graph is not None and _INIT_OP_SIGNATURE in meta_graph.signature_def:
+        outputs = meta_graph.signature_def[_INIT_OP_SIGNATURE].outputs
+        if outputs:
+            name = next(iter(outputs.values())).name
+            return [graph.as_graph_element(name.split(":")[0])]
+    for key in (*_MAIN_OP_KEYS, _TABLE_INITIALIZERS):
+        found = [op for op in graph.get_collection(key) if hasattr(op, "type")]
+        if found:
+            return found
+    return [op for op in graph.get_operations()
+            if op.type in feature_values.TABLE_INITIALIZER_OPS]
+
+
+def _asset_paths(meta_graph, directory):
+    """`{tensor name: path in the SavedModel's assets/}` of a MetaGraphDef's asset files."""
+    if meta_graph is None or directory is None:
+        return {}
+    return {asset.tensor_info.name: files.join(directory, "assets", asset.filename)
+            for asset in meta_graph.asset_file_def}
 
 
 def _read_meta(meta_path):
@@ -345,7 +402,7 @@ def random_ops(graph, output):
     return sorted(found)
 
 
-def signature_settings(checkpoint, settings, keras_inputs, keras_outputs):
+def signature_settings(checkpoint, settings, keras_inputs, keras_outputs, keras_output_groups=None):
     """Returns `settings` with a SavedModel signature's tensors where they name none.
 
     The signature's inputs are fed to the Keras inputs named like their keys
@@ -357,6 +414,10 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs):
         settings: a `VerifySettings`.
         keras_inputs: `inputs.keras_input_names(model)`.
         keras_outputs: the names of the Keras model's outputs.
+        keras_output_groups: for a model of several outputs (a dict, such as
+            `logits` and `probabilities`), `[(names, key)]` of each
+            (`parity.keras_output_names`): every output the signature has
+            under one of its names is compared with it.
 
     Returns:
         A `VerifySettings` naming its output tensor.
@@ -390,11 +451,26 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs):
                                 f"output_tensor=None", option="output_tensor")
         return settings
     changes = {}
-    if settings.output_tensor is None:
+    pairs = _signature_output_pairs(signature, keras_output_groups or [])
+    if settings.output_tensor is None and pairs:
+        changes["output_pairs"] = pairs
+    elif settings.output_tensor is None:
         changes["output_tensor"] = _signature_output(signature, keras_outputs)
     if not settings.input_tensors:
         changes["input_tensors"] = _signature_inputs(signature, [name for name, _ in keras_inputs])
     return dataclasses.replace(settings, **changes) if changes else settings
+
+
+def _signature_output_pairs(signature, keras_output_groups):
+    """`((Keras output, tensor), ...)` of a multi-output model's outputs the signature names."""
+    if len(keras_output_groups) < 2:
+        return ()
+    pairs = []
+    for names, key in keras_output_groups:
+        named = [name for name in sorted(names) if name in signature.outputs]
+        if named:
+            pairs.append((str(key), signature.outputs[named[0]]))
+    return tuple(pairs)
 
 
 def _signature_output(signature, keras_outputs):

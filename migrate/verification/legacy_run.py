@@ -12,6 +12,7 @@ from migrate.errors import CheckpointError
 from migrate.errors import first_line
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.roles import EMA_SUFFIX
+from migrate.verification import examples
 from migrate.verification import inputs as inputs_lib
 from migrate.verification import legacy_graph
 from migrate.verify_settings import LEGACY_DROPOUT_AS_SAVED
@@ -117,6 +118,8 @@ def _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, ext
             try:
                 if saver is not None:
                     saver.restore(session, legacy.restore_path)
+                if legacy.initializers:
+                    session.run(legacy.initializers, _asset_feeds(graph, legacy.assets))
                 outputs = session.run(output, feed_dict)
                 again = session.run(output, feed_dict)
             except tf.errors.OpError as error:
@@ -138,13 +141,27 @@ def _feed_of(legacy, settings, keras_input_names, ema, arrays):
     graph = legacy.graph
     output = [inputs_lib.tensor_by_name(graph, name, "output_tensor")
               for _, name in settings.compared_outputs()]
-    feed = inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays)
+    feed = (examples.example_feed(graph, output, settings, keras_input_names, arrays=arrays,
+                                  assets=legacy.assets)
+            or inputs_lib.build_feed(graph, output, settings, keras_input_names, arrays=arrays,
+                                     assets=legacy.assets))
     if ema and legacy.restore_path is None:
         raise CheckpointError(
             f"The {legacy.origin} holds its weights as constants, without moving averages "
             f"to restore in their place. Expected ema=False. Received: ema=True",
             option="ema")
     return output, feed
+
+
+def _asset_feeds(graph, assets):
+    """Feeds each asset tensor the graph has its file's path in the SavedModel."""
+    feeds = {}
+    for name, path in assets.items():
+        try:
+            feeds[graph.get_tensor_by_name(name)] = path
+        except (KeyError, ValueError):
+            continue
+    return feeds
 
 
 def _difference(first, second):

@@ -256,9 +256,10 @@ def prepare(checkpoint, model, settings, *, ema=False, arrays=None):
 
 
 def _with_signature(checkpoint, model, settings, keras_names):
+    output_groups = keras_output_names(model)
     return legacy_graph.signature_settings(
         checkpoint, settings, keras_names,
-        [name for names, _ in keras_output_names(model) for name in sorted(names)])
+        [name for names, _ in output_groups for name in sorted(names)], output_groups)
 
 
 def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=None,

@@ -152,7 +152,7 @@ def names():
     >>> names()  # doctest: +NORMALIZE_WHITESPACE
     ['bert_attention', 'concat', 'cudnn_compatible_lstm', 'gru', 'gru_legacy_names',
      'lstm', 'lstm_legacy_names', 'lstm_linear_names', 'simple_rnn',
-     'simple_rnn_legacy_names', 'simple_rnn_linear_names', 'split']
+     'simple_rnn_legacy_names', 'simple_rnn_linear_names', 'split', 'vocabulary_oov_roll']
     """
     _load_builtin_converters()
     return sorted(_CONVERTERS)
@@ -162,7 +162,7 @@ def _load_builtin_converters():
     # Imported lazily so that `migrate.mapping.layouts` stays importable on its own;
     # each module registers its converters when imported.
     import importlib
-    for module in ("recurrent", "attention", "fused"):
+    for module in ("recurrent", "attention", "fused", "feature_columns"):
         try:
             importlib.import_module(f"migrate.mapping.layouts.{module}")
         except ModuleNotFoundError as error:
