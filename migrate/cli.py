@@ -19,6 +19,7 @@ from absl import flags
 
 from migrate import demo
 from migrate import errors
+from migrate import estimator
 from migrate import files
 from migrate import pipeline
 from migrate import progress
@@ -61,10 +62,11 @@ LINT = "lint"
 SUGGEST = "suggest"
 ZOO = "zoo"
 DEMO = "demo"
-ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, SUGGEST, ZOO, DEMO)
+PORT = "port"
+ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, SUGGEST, PORT, ZOO, DEMO)
 # Commands whose first seconds go to TensorFlow's import before anything is
 # printed (a batch and the demo say what they start themselves).
-_SLOW_TO_START = (INSPECT, PLAN, CONVERT, VERIFY, SUGGEST)
+_SLOW_TO_START = (INSPECT, PLAN, CONVERT, VERIFY, SUGGEST, PORT)
 
 # The command line's own flags, apart from absl's global ones (logging), so
 # that each command's --help lists exactly what it reads.
@@ -82,8 +84,8 @@ _CHECKPOINT = _define(
     flags.DEFINE_string, "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. "
     "train/model.ckpt-12000), a directory with a `checkpoint` state file, a TF1 SavedModel "
     "directory (Estimator export, simple_save, TF-Hub v1 module) or a frozen GraphDef "
-    "(.pb, .pbtxt).",
-    commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT, SUGGEST))
+    "(.pb, .pbtxt). For port: an Estimator model_dir or one of its exports.",
+    commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT, SUGGEST, PORT))
 _TABLE = _define(flags.DEFINE_string, "table", None, "Mapping table (TOML); for verify, it names "
                  "the TF1 variables behind each Keras layer in the layer-by-layer comparison "
                  "(default: the table recorded in the converted output's manifest); plan "
@@ -98,7 +100,8 @@ _ZOO = _define(
     "supplies the table, the model and the verify settings unless given explicitly.",
     commands=(PLAN, CONVERT, BATCH, VERIFY, LINT, DEMO))
 _OUTPUT = _define(flags.DEFINE_string, "output", None, "Output directory of the TF2 checkpoint "
-                  "(suggest: the draft table's TOML file).", commands=(CONVERT, CHECK, SUGGEST))
+                  "(suggest: the draft table's TOML file; port: the directory of model.py, "
+                  "table.toml and the weights).", commands=(CONVERT, CHECK, SUGGEST, PORT))
 _KEEP = _define(
     flags.DEFINE_enum, "keep", "trainable", "What the output carries: trainable weights only, "
     "or also the model's non-trainable weights (BatchNorm statistics).",
@@ -108,7 +111,7 @@ _EMA = _define(flags.DEFINE_bool, "ema", False,
                commands=(PLAN, CONVERT, BATCH, VERIFY, SUGGEST))
 _OVERWRITE = _define(flags.DEFINE_bool, "overwrite", False,
                      "Replace an existing output directory. For suggest: the draft table.",
-                     commands=(CONVERT, SUGGEST))
+                     commands=(CONVERT, SUGGEST, PORT))
 _DRY_RUN = _define(flags.DEFINE_bool, "dry_run", False, "Plan and check only; write nothing.",
                    commands=(CONVERT,))
 _ALLOW_NONFINITE = _define(
@@ -127,7 +130,7 @@ _USE_META = _define(flags.DEFINE_bool, "use_meta", True,
 _TAGS = _define(
     flags.DEFINE_string, "tags", None, "For a TF1 SavedModel --checkpoint: the tag set of the "
     "MetaGraphDef to read, separated by commas (default: serve; a TF-Hub v1 module: the empty "
-    "set, --tags=).", commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
+    "set, --tags=).", commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST, PORT))
 _SIGNATURE = _define(
     flags.DEFINE_string, "signature", None, "For a TF1 SavedModel --checkpoint: the "
     "SignatureDef whose inputs and outputs verification feeds and compares (default: "
@@ -144,7 +147,7 @@ _CONVERTED = _define(flags.DEFINE_string, "converted", None, "The converted outp
 _EXPORT = _define(
     flags.DEFINE_list, "export", [], "Also write the converted model in these formats inside the "
     "output directory: any of weights_h5 (model.weights.h5), keras (model.keras), saved_model "
-    "(saved_model/), separated by commas.", commands=(CONVERT, BATCH))
+    "(saved_model/), separated by commas.", commands=(CONVERT, BATCH, PORT))
 _VERIFY = _define(
     flags.DEFINE_bool, "verify", False, "Before the output is put in place, restore it into a "
     "fresh model and compare it with the legacy graph (the input flags as for verify); only a "
@@ -254,6 +257,12 @@ _BEAM_OPTIONS = _define(
     "string, e.g. \"--runner=DataflowRunner --project=P --region=R "
     "--temp_location=gs://B/tmp\"; without --runner: Beam's local FnApiRunner, in this "
     "process.", commands=(BATCH,))
+
+
+_VOCABULARY_DIR = _define(
+    flags.DEFINE_list, "vocabulary_dir", [], "Directories holding the vocabulary files an "
+    "Estimator's graph names by a path of the machine that trained it (found by file name; "
+    "an export's assets/ is searched anyway), separated by commas.", commands=(PORT,))
 
 
 class UsageError(Exception):
@@ -697,6 +706,16 @@ def _check_suggest():
     _check_verify_inputs()
 
 
+def command_port(options):
+    with _tensorflow_imported_quietly():
+        checkpoint = _open_checkpoint(options)
+    report = estimator.port(checkpoint, _OUTPUT.value, overwrite=_OVERWRITE.value,
+                            vocabulary_dirs=tuple(_VOCABULARY_DIR.value), options=options,
+                            show_progress=not _JSON.value)
+    _emit(report.to_json(), report.summary())
+    return SUCCESS_EXIT
+
+
 def command_zoo(options):
     del options  # Lists the entries only.
     entries = [zoo.get(name) for name in zoo.available()]
@@ -740,6 +759,8 @@ COMMANDS = {command.name: command for command in (
     Command(SUGGEST, "draft the mapping table from the checkpoint and the model, and prove it",
             command_suggest, (_needs("checkpoint"), _needs("model"), _needs("output")),
             check=_check_suggest),
+    Command(PORT, "write a canned Estimator (model_dir or export) as Keras code, its table and "
+            "its weights", command_port, (_needs("checkpoint"), _needs("output"))),
     Command(ZOO, "list the built-in conversions", command_zoo),
     Command(DEMO, "build a legacy checkpoint, convert it, verify it (the main job)",
             command_demo),

@@ -201,8 +201,9 @@ def _ids(writer, cat, *, feature_column_order):
     the lookup's order (an embedding's rows are rolled by the table instead).
     """
     raw = f'inputs["{cat.key}"]' if cat.key else None
-    base = writer.name(cat.name)
-    ids_name = writer.name(f"{base}_ids")
+    base = writer.name(cat.name if cat.kind in ("bucketized", "crossed")
+                       else f"{cat.name}_lookup")
+    ids_name = writer.name(f"{cat.name}_ids")
     if cat.kind == "bucketized":
         writer.emit(f'{base} = layers.Discretization(bin_boundaries={_literal(cat.boundaries)}, '
                     f'name="{base}")({raw})')
@@ -385,9 +386,22 @@ def _describe(spec):
     return what
 
 
-def write_table(spec, rules, *, source):
-    """Returns the text of `table.toml`: one exact rule per weight, the rolls said."""
+# Where a tf.estimator's optimizer keeps its state (a Keras optimizer given by
+# name: `training/Adam/<variable>/m`, `training/Adam/beta_1`, ...).
+TRAINING_SCOPE = "training/"
+
+
+def write_table(spec, rules, *, source, variables=()):
+    """Returns the text of `table.toml`: one exact rule per weight, the rolls said.
+
+    When `variables` (the checkpoint's names) holds optimizer state under
+    `training/` (which a checkpoint without a graph cannot tell from weights
+    by name), a last rule drops it, counted in the report.
+    """
     lines = [f"description = {json.dumps(f'{spec.kind} from {source} -> model.py:build')}", ""]
+    mapped = {variable for variable, _, _ in rules}
+    training = [name for name in variables
+                if name.startswith(TRAINING_SCOPE) and name not in mapped]
     for variable, target, transforms in rules:
         if transforms:
             lines.append("# A vocabulary's OOV buckets: the column's last rows, "
@@ -396,6 +410,9 @@ def write_table(spec, rules, *, source):
         if transforms:
             lines.append(f"transform = {json.dumps(transforms)}")
         lines.append("")
+    if training:
+        lines += ["# The optimizer's slots and hyperparameters: training state, not weights.",
+                  "[[rule]]", f"match = '{TRAINING_SCOPE}.*'", "drop = true", ""]
     return "\n".join(lines)
 
 

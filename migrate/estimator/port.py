@@ -146,9 +146,10 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
     options = options or ConversionOptions()
     checkpoint = pipeline.open_checkpoint(source, options)
     spec = read_spec(checkpoint, vocabulary_dirs=vocabulary_dirs)
-    label = os.path.basename(str(checkpoint.prefix).rstrip("/"))
+    label = str(checkpoint.prefix).rstrip("/")
     code, rules = keras_code.write_model_code(spec, source=label)
-    table_text = keras_code.write_table(spec, rules, source=label)
+    table_text = keras_code.write_table(spec, rules, source=label,
+                                        variables=checkpoint.variables)
     table = MappingTable.from_text(table_text, origin=keras_code.TABLE_FILE)
     factory = model_module(code).build
     conversion = pipeline.convert(
