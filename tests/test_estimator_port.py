@@ -171,3 +171,37 @@ def test_the_raw_inputs_are_the_estimators_features():
     inputs = keras_code.raw_inputs(spec)
     assert inputs == {"age": ("float32", (1,)), "color": ("string", (1,)),
                       "hours": ("float32", (1,)), "weekday": ("int64", (None,))}
+
+
+def test_the_documented_commands_run(cli_in_process, tmp_path, monkeypatch):
+    """docs/estimators.md's commands and example, on the combined classifier's artifacts."""
+    import re
+    import shlex
+    import sys
+
+    name = "dnn_linear_combined_classifier"
+    for part in ("model_dir", "export", "vocabularies"):
+        shutil.copytree(os.path.join(DATA, name, part), tmp_path / part)
+    with open(os.path.join(DATA, os.pardir, os.pardir, os.pardir, "docs", "estimators.md"),
+              encoding="utf-8") as file:
+        text = file.read()
+    commands = [line.strip() for line in text.splitlines()
+                if line.startswith("    python -m migrate ")]
+    assert len(commands) == 2
+    for command in commands:
+        result = cli_in_process(*shlex.split(command)[3:], cwd=str(tmp_path))
+        assert result.returncode == 0, (command, result.stderr)
+    assert (tmp_path / "ported_from_export" / "model.keras").exists()
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "model", raising=False)
+    namespace = {"__name__": "estimators_example"}
+    exec(compile(example, "estimators.md", "exec"), namespace)  # noqa: S102
+    sys.modules.pop("model", None)
+    probabilities = np.asarray(namespace["outputs"]["probabilities"])
+    assert probabilities.shape == (2, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    # Its first row is the Estimator's first saved row.
+    _, expected = _expected(name)
+    np.testing.assert_allclose(probabilities[0], expected["probabilities"][0], rtol=TOLERANCE)
