@@ -230,7 +230,8 @@ def _same_value(first, second):
 
 
 def convert(checkpoint, table, model, output, *, options=None, overwrite=False, dry_run=False,
-            show_progress=False, model_name=None, hash_sources=False, fill_model=None):
+            show_progress=False, model_name=None, hash_sources=False, fill_model=None,
+            extra_files=None):
     """Converts a legacy checkpoint into a TF2 checkpoint for `model`.
 
     Plans first (every name mapped, every target filled once, shapes and
@@ -265,6 +266,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             structure, and a weight whose stored bytes need no change
             (`Assignment.reshaped_sources`: reshapes only) is copied from the
             legacy data file straight into the output.
+        extra_files: `{file name: bytes}` written into the output with the
+            checkpoint, recorded in the manifest (`port` puts the model's
+            code and its table there).
 
     With `options.verify` (a `VerifySettings`), the output is restored from
     the temporary directory into a fresh model (built again from a factory or
@@ -351,6 +355,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             checkpoint=checkpoint, table=table, model=model, model_name=model_name,
             report=report, sources=sources.result(), options=options)
         export_lib.write(staging, model, options.exports)
+        for name, data in (extra_files or {}).items():
+            files.write_bytes(files.join(staging, name), data)
         if options.verify is not None:
             verified = staged.verify_staged(checkpoint, model_spec, model, staging, options,
                                             conversion_plan, unwritten_targets=_lost(report),

@@ -25,8 +25,8 @@ OUTPUT/<name>/:
 
 The vocabulary-file column of the combined classifier names a file under the
 training machine's temporary directory, absent from the model_dir as in real
-model directories; the file is also copied next to model_dir as
-`occupation_vocabulary.txt` so a test can supply it.
+model directories; the file is also copied next to model_dir, as
+`vocabularies/occupation.txt`, so a test can supply it.
 """
 
 import json
@@ -227,8 +227,8 @@ def _write_one(name, kind, make_estimator, columns, workdir, output):
         f.write('model_checkpoint_path: "%s"\n' % os.path.basename(newest))
         f.write('all_model_checkpoint_paths: "%s"\n' % os.path.basename(newest))
     if name == "dnn_linear_combined_classifier":
-        shutil.copy(os.path.join(workdir, "vocabularies", "occupation.txt"),
-                    os.path.join(target, "occupation_vocabulary.txt"))
+        shutil.copytree(os.path.join(workdir, "vocabularies"),
+                        os.path.join(target, "vocabularies"))
 
     with open(os.path.join(target, "predictions.json"), "w") as f:
         json.dump({

@@ -21,7 +21,7 @@ LAYERS = (
     ("output", ("migrate.output",)),
     ("verification", ("migrate.verification",)),
     ("jobs", ("migrate.pipeline", "migrate.suggest", "migrate.batch", "migrate.demo",
-              "migrate.zoo")),
+              "migrate.zoo", "migrate.estimator")),
     ("cli", ("migrate.cli", "migrate.__main__")),
 )
 # The package's own `__init__` gathers the public API from every layer.

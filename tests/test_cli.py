@@ -72,17 +72,17 @@ def test_command_help_shows_that_commands_flags_only(cli_in_process, arguments, 
 
 @pytest.mark.parametrize("arguments, message, hint", [
     ([], "Expected a command, one of inspect, plan, convert, batch, verify, check, lint, suggest, "
-     "zoo, demo. Received: nothing", "python -m migrate --help"),
+     "port, zoo, demo. Received: nothing", "python -m migrate --help"),
     (["frobnicate", "--checkpoint=c"], "Expected a command, one of inspect, plan, convert, batch, "
-     "verify, check, lint, suggest, zoo, demo. Received: frobnicate", "python -m migrate --help"),
+     "verify, check, lint, suggest, port, zoo, demo. Received: frobnicate", "python -m migrate --help"),
     (["convert", "--bogus"], "`convert` has no flag --bogus.", "python -m migrate convert --help"),
     (["convert", "--ouptut=o"], "`convert` has no flag --ouptut. Did you mean --output?",
      "python -m migrate convert --help"),
     (["inspect", "--checkpoint=c", "--output=o"],
-     "`inspect` does not use --output (a flag of convert, check, suggest).",
+     "`inspect` does not use --output (a flag of convert, check, suggest, port).",
      "python -m migrate inspect --help"),
     (["zoo", "--noverbose", "--nooverwrite"], "`zoo` does not use --overwrite (a flag of convert, "
-     "suggest).",
+     "suggest, port).",
      "python -m migrate zoo --help"),
     (["convert"], "`convert` needs --checkpoint; --output (unless --dry_run); --table and "
      "--model, or --zoo.", "python -m migrate convert --help"),
@@ -231,7 +231,7 @@ def test_a_script_names_itself_in_its_usage_errors():
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 2
     assert _error_line(result) == ("error: `inspect` does not use --output (a flag of convert, "
-                                   f"check, suggest). (see `python {path} --help`)")
+                                   f"check, suggest, port). (see `python {path} --help`)")
 
 
 def _printed_commands():

@@ -18,6 +18,7 @@ from migrate.cli.flags import DEMO
 from migrate.cli.flags import INSPECT
 from migrate.cli.flags import LINT
 from migrate.cli.flags import PLAN
+from migrate.cli.flags import PORT
 from migrate.cli.flags import PROGRAM
 from migrate.cli.flags import SUGGEST
 from migrate.cli.flags import VERIFY
@@ -29,5 +30,5 @@ from migrate.cli.main import run_command
 from migrate.cli.main import usage
 
 __all__ = ["ALL_COMMANDS", "BATCH", "CHECK", "COMMANDS", "CONVERT", "DEMO", "INSPECT", "LINT",
-           "PLAN", "PROGRAM", "SUGGEST", "VERIFY", "ZOO", "command_help", "main", "run",
+           "PLAN", "PORT", "PROGRAM", "SUGGEST", "VERIFY", "ZOO", "command_help", "main", "run",
            "run_command", "usage"]

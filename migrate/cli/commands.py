@@ -9,6 +9,7 @@ import shlex
 import sys
 
 from migrate import demo
+from migrate import estimator
 from migrate import files
 from migrate import pipeline
 from migrate import verify_settings
@@ -32,6 +33,7 @@ from migrate.cli.flags import FLAGS
 from migrate.cli.flags import INSPECT
 from migrate.cli.flags import LINT
 from migrate.cli.flags import PLAN
+from migrate.cli.flags import PORT
 from migrate.cli.flags import SUCCESS_EXIT
 from migrate.cli.flags import SUGGEST
 from migrate.cli.flags import VERIFY
@@ -48,7 +50,7 @@ from migrate.verification import restore as restore_lib
 
 # Commands whose first seconds go to TensorFlow's import before anything is
 # printed (a batch and the demo say what they start themselves).
-SLOW_TO_START = (INSPECT, PLAN, CONVERT, VERIFY, SUGGEST)
+SLOW_TO_START = (INSPECT, PLAN, CONVERT, VERIFY, SUGGEST, PORT)
 
 
 def command_inspect(options):
@@ -261,6 +263,16 @@ def _check_suggest():
     _check_verify_inputs()
 
 
+def command_port(options):
+    with settings.tensorflow_imported_quietly():
+        checkpoint = settings.open_checkpoint(options)
+    report = estimator.port(checkpoint, FLAGS.output, overwrite=FLAGS.overwrite,
+                            vocabulary_dirs=tuple(FLAGS.vocabulary_dir), options=options,
+                            show_progress=_shows_progress())
+    console.emit(report.to_json(), report.summary())
+    return SUCCESS_EXIT
+
+
 def command_zoo(options):
     del options  # Lists the entries only.
     entries = [zoo.get(name) for name in zoo.available()]
@@ -304,6 +316,8 @@ COMMANDS = {command.name: command for command in (
     Command(SUGGEST, "draft the mapping table from the checkpoint and the model, and prove it",
             command_suggest, (needs("checkpoint"), needs("model"), needs("output")),
             check=_check_suggest),
+    Command(PORT, "write a canned Estimator (model_dir or export) as Keras code, its table and "
+            "its weights", command_port, (needs("checkpoint"), needs("output"))),
     Command(ZOO, "list the built-in conversions", command_zoo),
     Command(DEMO, "build a legacy checkpoint, convert it, verify it (the main job)",
             command_demo),

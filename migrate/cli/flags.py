@@ -31,7 +31,8 @@ LINT = "lint"
 SUGGEST = "suggest"
 ZOO = "zoo"
 DEMO = "demo"
-ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, SUGGEST, ZOO, DEMO)
+PORT = "port"
+ALL_COMMANDS = (INSPECT, PLAN, CONVERT, BATCH, VERIFY, CHECK, LINT, SUGGEST, PORT, ZOO, DEMO)
 # Commands whose first seconds go to TensorFlow's import before anything is
 # printed (a batch and the demo say what they start themselves).
 _SLOW_TO_START = (INSPECT, PLAN, CONVERT, VERIFY, SUGGEST)
@@ -52,8 +53,8 @@ define(
     flags.DEFINE_string, "checkpoint", None, "Legacy TF1 checkpoint prefix (e.g. "
     "train/model.ckpt-12000), a directory with a `checkpoint` state file, a TF1 SavedModel "
     "directory (Estimator export, simple_save, TF-Hub v1 module) or a frozen GraphDef "
-    "(.pb, .pbtxt).",
-    commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT, SUGGEST))
+    "(.pb, .pbtxt). For port: an Estimator model_dir or one of its exports.",
+    commands=(INSPECT, PLAN, CONVERT, VERIFY, LINT, SUGGEST, PORT))
 define(flags.DEFINE_string, "table", None, "Mapping table (TOML); for verify, it names "
        "the TF1 variables behind each Keras layer in the layer-by-layer comparison "
        "(default: the table recorded in the converted output's manifest); plan "
@@ -68,7 +69,8 @@ define(
     "supplies the table, the model and the verify settings unless given explicitly.",
     commands=(PLAN, CONVERT, BATCH, VERIFY, LINT, DEMO))
 define(flags.DEFINE_string, "output", None, "Output directory of the TF2 checkpoint "
-       "(suggest: the draft table's TOML file).", commands=(CONVERT, CHECK, SUGGEST))
+       "(suggest: the draft table's TOML file; port: the directory of model.py, "
+       "table.toml and the weights).", commands=(CONVERT, CHECK, SUGGEST, PORT))
 define(
     flags.DEFINE_enum, "keep", "trainable", "What the output carries: trainable weights only, "
     "or also the model's non-trainable weights (BatchNorm statistics).",
@@ -78,7 +80,7 @@ define(flags.DEFINE_bool, "ema", False,
        commands=(PLAN, CONVERT, BATCH, VERIFY, SUGGEST))
 define(flags.DEFINE_bool, "overwrite", False,
        "Replace an existing output directory. For suggest: the draft table.",
-       commands=(CONVERT, SUGGEST))
+       commands=(CONVERT, SUGGEST, PORT))
 define(flags.DEFINE_bool, "dry_run", False, "Plan and check only; write nothing.",
        commands=(CONVERT,))
 define(
@@ -99,7 +101,7 @@ define(
     flags.DEFINE_string, "tags", None, "For a TF1 SavedModel --checkpoint: the tag set of the "
     "MetaGraphDef to read, separated by commas (default: serve; a TF-Hub v1 module: the empty "
     "set, --tags=; either way, the only tag set there is, said in the report).",
-    commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
+    commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST, PORT))
 define(
     flags.DEFINE_string, "signature", None, "For a TF1 SavedModel --checkpoint: the "
     "SignatureDef whose inputs and outputs verification feeds and compares (default: "
@@ -116,7 +118,7 @@ define(flags.DEFINE_string, "converted", None, "The converted output directory."
 define(
     flags.DEFINE_list, "export", [], "Also write the converted model in these formats inside the "
     "output directory: any of weights_h5 (model.weights.h5), keras (model.keras), saved_model "
-    "(saved_model/), separated by commas.", commands=(CONVERT, BATCH))
+    "(saved_model/), separated by commas.", commands=(CONVERT, BATCH, PORT))
 define(
     flags.DEFINE_bool, "verify", False, "Before the output is put in place, restore it into a "
     "fresh model and compare it with the legacy graph (the input flags as for verify); only a "
@@ -226,3 +228,7 @@ define(
     "string, e.g. \"--runner=DataflowRunner --project=P --region=R "
     "--temp_location=gs://B/tmp\"; without --runner: Beam's local FnApiRunner, in this "
     "process.", commands=(BATCH,))
+define(
+    flags.DEFINE_list, "vocabulary_dir", [], "Directories holding the vocabulary files an "
+    "Estimator's graph names by a path of the machine that trained it (found by file name; "
+    "an export's assets/ is searched anyway), separated by commas.", commands=(PORT,))

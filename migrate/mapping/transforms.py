@@ -16,6 +16,8 @@ Example:
 (4, 4)
 >>> output_spec(parse_all(["slice(-1, 1, 1001)"]), (2048, 1001), "float32")
 ((2048, 1000), 'float32')
+>>> apply_all(parse_all(["vocabulary_oov_roll(2)"]), np.arange(5)).tolist()
+[3, 4, 0, 1, 2]
 """
 
 import dataclasses
@@ -181,6 +183,20 @@ def _slice_spec(shape, dtype, arguments):
     return tuple(new_shape), dtype
 
 
+def _check_vocabulary_oov_roll(arguments):
+    if len(arguments) != 1 or not isinstance(arguments[0], int) or arguments[0] < 1:
+        raise TransformError(f"vocabulary_oov_roll takes the number of OOV buckets, an integer "
+                             f">= 1. Received: transform='vocabulary_oov_roll{_format(arguments)}'")
+
+
+def _vocabulary_oov_roll_spec(shape, dtype, arguments):
+    if not shape or shape[0] <= arguments[0]:
+        raise TransformError(
+            f"vocabulary_oov_roll({arguments[0]}) needs more rows than OOV buckets. "
+            f"Received: shape={list(shape)}")
+    return tuple(shape), dtype
+
+
 def _check_unpartition(arguments):
     if len(arguments) != 1 or not isinstance(arguments[0], int) or arguments[0] < 1:
         raise TransformError(
@@ -254,6 +270,13 @@ _DEFINITIONS = {
         lambda array, arguments: np.ascontiguousarray(
             array[_slice_index(array.shape, arguments)]),
         "slice(axis, start, stop)"),
+    # A feature column numbers a vocabulary's keys first and its OOV buckets after
+    # them; Keras' StringLookup and IntegerLookup put the OOV indices first. The
+    # last `n` rows (the buckets) move to the front, in order.
+    "vocabulary_oov_roll": _Definition(
+        _check_vocabulary_oov_roll, _vocabulary_oov_roll_spec,
+        lambda array, arguments: np.ascontiguousarray(np.roll(array, arguments[0], axis=0)),
+        "vocabulary_oov_roll(num_oov_buckets)"),
     "cast": _Definition(
         _check_cast, lambda shape, dtype, arguments: (tuple(shape), arguments[0]),
         lambda array, arguments: array.astype(numpy_dtype(arguments[0])), "cast(dtype)"),
@@ -361,6 +384,11 @@ def inverse(transforms, shape, dtype):
             steps.append(Transform("transpose", tuple(permutation)))
         elif transform.name == "cast":
             steps.append(Transform("cast", (dtype,)))
+        elif transform.name == "vocabulary_oov_roll":
+            raise TransformError(
+                "vocabulary_oov_roll has no inverse transform written as one. Expected "
+                "transforms that can be undone (reshape, transpose, squeeze, expand_dims, "
+                "cast). Received: transform='vocabulary_oov_roll'")
         elif transform.name in ("unpartition_mod", "slice"):
             raise TransformError(
                 f"{transform.name} has no inverse transform. Expected transforms that can be "

@@ -1,0 +1,11 @@
+"""Canned Estimators into Keras 3: read the Estimator from its graph, write its model and table.
+
+    report = port("model_dir", "ported")   # ported/model.py, table.toml, the weights
+"""
+
+from migrate.estimator.columns import EstimatorError
+from migrate.estimator.columns import EstimatorSpec
+from migrate.estimator.port import PortReport
+from migrate.estimator.port import port
+
+__all__ = ["EstimatorError", "EstimatorSpec", "PortReport", "port"]

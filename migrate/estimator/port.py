@@ -1,0 +1,162 @@
+"""`port`: a canned Estimator's model_dir (or export) in, a Keras model's code, table and weights out.
+
+The Estimator is read from its graph (`columns.read_estimator`), written as
+Keras code and a mapping table (`keras_code`), and its weights converted by
+the normal pipeline into the same output directory, so that
+
+    import migrate, model      # DIR/model.py
+    migrate.restore(model.build(), DIR)
+
+fills the ported model. The code is run here, from the text written, to
+build the model the conversion fills: what is converted is what the file
+builds.
+"""
+
+import dataclasses
+import os
+import types
+
+from migrate import files
+from migrate import pipeline
+from migrate.estimator import columns as columns_lib
+from migrate.estimator import keras_code
+from migrate.mapping.table import MappingTable
+from migrate.options import ConversionOptions
+
+# The text graph an Estimator writes beside its checkpoints, read when there is no .meta.
+GRAPH_TEXT_FILE = "graph.pbtxt"
+ASSETS_DIRECTORY = "assets"
+
+
+@dataclasses.dataclass
+class PortReport:
+    """What `port` wrote.
+
+    Attributes:
+        estimator: the Estimator's class name, e.g. `DNNClassifier`.
+        spec: the `columns.EstimatorSpec` read from the graph.
+        conversion: the `ConversionReport` of the weights.
+        output: the output directory.
+    """
+
+    estimator: str
+    spec: object
+    conversion: object
+    output: str
+
+    def summary(self):
+        spec = self.spec
+        lines = [f"ported {self.estimator} -> {self.output}/{keras_code.MODEL_FILE} "
+                 f"({keras_code.FACTORY}()), {keras_code.TABLE_FILE} and its weights"]
+        if spec.has_dnn:
+            lines.append(f"  dnn: hidden units {list(spec.hidden_units)}, {spec.activation}; "
+                         f"input layer: {', '.join(c.name for c in spec.dnn_columns)}")
+        if spec.has_linear:
+            lines.append(f"  linear: {', '.join(c.name for c in spec.linear_columns)}")
+        lines.append(self.conversion.summary())
+        return "\n".join(lines)
+
+    def to_json(self):
+        spec = self.spec
+        return {"estimator": self.estimator, "output": self.output,
+                "model": f"{keras_code.MODEL_FILE}:{keras_code.FACTORY}",
+                "table": keras_code.TABLE_FILE, "head": spec.head, "units": spec.units,
+                "n_classes": spec.n_classes, "hidden_units": list(spec.hidden_units),
+                "activation": spec.activation,
+                "dnn_columns": [_column_json(c) for c in spec.dnn_columns],
+                "linear_columns": [_column_json(c) for c in spec.linear_columns],
+                "conversion": self.conversion.to_json()}
+
+
+def _column_json(column):
+    found = {"name": column.name, "kind": column.kind}
+    if column.categorical is not None:
+        found["categorical"] = column.categorical.kind
+    return found
+
+
+def read_spec(checkpoint, *, vocabulary_dirs=()):
+    """Returns the `EstimatorSpec` of an opened checkpoint (model_dir or export)."""
+    graph = checkpoint.graph
+    if graph is None:
+        graph = _text_graph(checkpoint.prefix)
+    directories = list(vocabulary_dirs)
+    if checkpoint.artifact is not None:
+        # An export carries its vocabulary files in assets/.
+        directories.append(files.join(checkpoint.prefix, ASSETS_DIRECTORY))
+    return columns_lib.read_estimator(graph, checkpoint.variables,
+                                      vocabulary_dirs=tuple(directories))
+
+
+def _text_graph(prefix):
+    """The graph.pbtxt an Estimator writes in its model_dir, when the checkpoint has no .meta."""
+    path = files.join(os.path.dirname(prefix) or ".", GRAPH_TEXT_FILE)
+    if not files.exists(path):
+        raise columns_lib.EstimatorError(
+            f"{prefix} has no .meta and its directory no {GRAPH_TEXT_FILE}: the graph is what "
+            f"says which Estimator it is. Expected an Estimator model_dir or export.")
+    import tensorflow as tf
+    from google.protobuf import text_format
+
+    graph_def = tf.compat.v1.GraphDef()
+    text_format.Parse(files.read_bytes(path).decode("utf-8"), graph_def)
+    graph = tf.Graph()
+    with graph.as_default():
+        tf.compat.v1.import_graph_def(graph_def, name="")
+    return graph
+
+
+def model_module(code):
+    """Runs `model.py`'s text as a module and returns it (its `build` builds the model)."""
+    module = types.ModuleType("model")
+    module.__file__ = keras_code.MODEL_FILE
+    exec(compile(code, keras_code.MODEL_FILE, "exec"), module.__dict__)  # Our own text.
+    return module
+
+
+def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
+         show_progress=False):
+    """Writes a canned Estimator as Keras code, a mapping table and converted weights.
+
+    Args:
+        source: an Estimator model_dir (its newest checkpoint and `.meta`, or
+            `graph.pbtxt`), a checkpoint prefix in one, or one of its exports
+            (a SavedModel directory), or an opened `LegacyCheckpoint`.
+        output: the output directory; it must not exist unless `overwrite`.
+        overwrite: replace an existing output directory.
+        vocabulary_dirs: directories holding vocabulary files the graph names
+            by a path that does not exist here (an export's `assets/` is
+            searched anyway).
+        options: a `ConversionOptions` (exports, verification); the defaults when None.
+        show_progress: print the conversion's progress to standard error.
+
+    Returns:
+        A `PortReport`.
+
+    Raises:
+        EstimatorError: not a canned Estimator, or a column without a Keras
+            equivalent (named), or a vocabulary file that is not here.
+        CheckpointError, OutputError, PlanError: as `migrate.convert`.
+
+    Example:
+
+        report = port("model_dir", "ported")
+        print(report.summary())
+    """
+    options = options or ConversionOptions()
+    checkpoint = pipeline.open_checkpoint(source, options)
+    spec = read_spec(checkpoint, vocabulary_dirs=vocabulary_dirs)
+    label = str(checkpoint.prefix).rstrip("/")
+    code, rules = keras_code.write_model_code(spec, source=label)
+    table_text = keras_code.write_table(spec, rules, source=label,
+                                        variables=checkpoint.variables)
+    table = MappingTable.from_text(table_text, origin=keras_code.TABLE_FILE)
+    factory = model_module(code).build
+    conversion = pipeline.convert(
+        checkpoint, table, factory, output, options=options, overwrite=overwrite,
+        show_progress=show_progress, fill_model=True,
+        model_name=f"{keras_code.MODEL_FILE}:{keras_code.FACTORY}",
+        extra_files={keras_code.MODEL_FILE: code.encode("utf-8"),
+                     keras_code.TABLE_FILE: table_text.encode("utf-8")})
+    return PortReport(spec.kind, spec, conversion, str(output))
+

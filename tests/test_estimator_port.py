@@ -1,0 +1,207 @@
+"""`port`: canned Estimators written by TensorFlow 2.15's own tf.estimator, ported to Keras 3.
+
+The artifacts under tests/data/estimators/ were written by
+scripts/make_estimator_artifacts.py in a TensorFlow 2.15 virtualenv, with the
+Estimator's own predictions on fixed rows (out-of-vocabulary values, values
+on bucket boundaries, missing and repeated multivalent values); the ported
+model must give them back.
+"""
+
+import importlib.util
+import json
+import os
+import shutil
+
+import numpy as np
+import pytest
+
+from migrate import estimator
+from migrate.estimator import columns as columns_lib
+from migrate.estimator import keras_code
+from migrate.mapping import transforms
+from migrate.verification import restore as restore_lib
+
+DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "estimators")
+ESTIMATORS = ("dnn_regressor", "dnn_classifier", "linear_classifier",
+              "dnn_linear_combined_classifier")
+TOLERANCE = 1e-5
+
+
+def _vocabularies(name):
+    directory = os.path.join(DATA, name, "vocabularies")
+    return (directory,) if os.path.isdir(directory) else ()
+
+
+def _expected(name):
+    with open(os.path.join(DATA, name, "predictions.json")) as file:
+        saved = json.load(file)
+    rows = {}
+    for key, values in saved["rows"].items():
+        array = np.array(values)
+        rows[key] = array.astype(np.float32) if array.dtype.kind == "f" else array
+    return rows, {key: np.array(value) for key, value in saved["outputs"].items()}
+
+
+def _load_model_file(directory):
+    spec = importlib.util.spec_from_file_location("ported_model",
+                                                  os.path.join(directory, "model.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _assert_matches(outputs, expected):
+    for key, want in expected.items():
+        got = np.asarray(outputs[key]).reshape(want.shape)
+        relative = np.max(np.abs(got - want) / np.maximum(np.abs(want), 1e-6))
+        assert relative <= TOLERANCE, (key, relative, got, want)
+
+
+@pytest.mark.parametrize("source", ["model_dir", "export/example/1"])
+@pytest.mark.parametrize("name", ESTIMATORS)
+def test_port_matches_the_estimators_own_predictions(name, source, tmp_path):
+    output = tmp_path / "ported"
+    report = estimator.port(os.path.join(DATA, name, source), str(output),
+                            vocabulary_dirs=_vocabularies(name) if source == "model_dir" else ())
+    assert sorted(os.listdir(output)) == ["checkpoint", "ckpt.data-00000-of-00001",
+                                          "ckpt.index", "manifest.json", "model.py", "table.toml"]
+    model = _load_model_file(str(output)).build()
+    restored = restore_lib.restore(model, str(output))
+    assert len(restored.restored) == report.conversion.written_weights
+    rows, expected = _expected(name)
+    _assert_matches(model(rows), expected)
+
+
+def test_port_reads_the_estimator_and_its_columns():
+    report_spec = estimator.port.__module__  # The module is importable as documented.
+    assert report_spec == "migrate.estimator.port"
+    from migrate.source.checkpoint import LegacyCheckpoint
+    from migrate.estimator.port import read_spec
+
+    spec = read_spec(LegacyCheckpoint.open(os.path.join(DATA, "dnn_classifier", "model_dir")))
+    assert (spec.kind, spec.n_classes, spec.hidden_units, spec.activation) == (
+        "DNNClassifier", 3, (8, 6), "relu")
+    by_name = {column.name: column for column in spec.dnn_columns}
+    # The input layer's order: the columns sorted by name.
+    assert list(by_name) == sorted(by_name)
+    assert (by_name["income"].scale, by_name["income"].offset) == (0.5, -1.5)
+    color = by_name["color_embedding"].categorical
+    assert (color.kind, color.vocabulary, color.num_oov_buckets) == (
+        "vocabulary", ("red", "green", "blue", "yellow"), 2)
+    assert by_name["city_embedding"].combiner == "sqrtn"
+    assert by_name["hours_bucketized_indicator"].categorical.boundaries == (10.0, 20.0, 40.0)
+
+
+def test_the_oov_roll_is_what_makes_the_vocabulary_embedding_right(tmp_path):
+    """Without the roll the twin is silently wrong on every color row, OOV or not."""
+    output = tmp_path / "ported"
+    estimator.port(os.path.join(DATA, "dnn_classifier", "model_dir"), str(output))
+    table = (output / "table.toml").read_text()
+    assert 'transform = ["vocabulary_oov_roll(2)"]' in table
+    model = _load_model_file(str(output)).build()
+    restore_lib.restore(model, str(output))
+    rows, expected = _expected("dnn_classifier")
+    embedding = model.get_layer("color_embedding")
+    rolled = embedding.get_weights()[0]
+    embedding.set_weights([np.roll(rolled, -2, axis=0)])  # The feature column's order.
+    logits = np.asarray(model(rows)["logits"])
+    assert np.max(np.abs(logits - expected["logits"])) > 1e-3
+    assert transforms.apply_all(transforms.parse_all(["vocabulary_oov_roll(2)"]),
+                                np.arange(6)).tolist() == [4, 5, 0, 1, 2, 3]
+
+
+def test_the_ported_model_saves_to_keras_and_loads_back(tmp_path):
+    import keras
+
+    from migrate.options import ConversionOptions
+
+    output = tmp_path / "ported"
+    name = "dnn_linear_combined_classifier"
+    estimator.port(os.path.join(DATA, name, "export", "example", "1"), str(output),
+                   options=ConversionOptions(exports=("keras",)))
+    _load_model_file(str(output))  # Registers model.py's layers, as a user's import does.
+    loaded = keras.saving.load_model(str(output / "model.keras"))
+    rows, expected = _expected(name)
+    _assert_matches(loaded(rows), expected)
+
+
+def test_port_reads_graph_pbtxt_when_there_is_no_meta(tmp_path):
+    model_dir = tmp_path / "model_dir"
+    shutil.copytree(os.path.join(DATA, "dnn_classifier", "model_dir"), model_dir)
+    (model_dir / "model.ckpt-30.meta").unlink()
+    output = tmp_path / "ported"
+    estimator.port(str(model_dir), str(output))
+    model = _load_model_file(str(output)).build()
+    restore_lib.restore(model, str(output))
+    rows, expected = _expected("dnn_classifier")
+    _assert_matches(model(rows), expected)
+
+
+def test_port_command_line(cli_in_process, tmp_path):
+    name = "dnn_linear_combined_classifier"
+    model_dir = os.path.join(DATA, name, "model_dir")
+    output = tmp_path / "ported"
+    # The vocabulary file is named by the training machine's path: refused in one line.
+    refused = cli_in_process("port", f"--checkpoint={model_dir}", f"--output={output}")
+    assert refused.returncode == 1
+    assert refused.stderr.count("\n") == 1 and "occupation.txt" in refused.stderr
+    assert "--vocabulary_dir" in refused.stderr and "assets/" in refused.stderr
+    assert not output.exists()
+    done = cli_in_process("port", f"--checkpoint={model_dir}", f"--output={output}",
+                          f"--vocabulary_dir={_vocabularies(name)[0]}", "--json")
+    assert done.returncode == 0, done.stderr
+    document = json.loads(done.stdout)
+    assert document["estimator"] == "DNNLinearCombinedClassifier"
+    assert [column["name"] for column in document["linear_columns"]] == [
+        "color", "hours_bucketized", "weekday"]
+
+
+def test_columns_without_a_keras_equivalent_are_refused_by_name():
+    for name in ("color_shared_embedding", "tags_weighted_by_counts"):
+        with pytest.raises(columns_lib.EstimatorError, match=name):
+            columns_lib.refuse_unknown_column(name)
+
+
+def test_the_raw_inputs_are_the_estimators_features():
+    from migrate.source.checkpoint import LegacyCheckpoint
+    from migrate.estimator.port import read_spec
+
+    spec = read_spec(LegacyCheckpoint.open(
+        os.path.join(DATA, "linear_classifier", "export", "example", "1")))
+    inputs = keras_code.raw_inputs(spec)
+    assert inputs == {"age": ("float32", (1,)), "color": ("string", (1,)),
+                      "hours": ("float32", (1,)), "weekday": ("int64", (None,))}
+
+
+def test_the_documented_commands_run(cli_in_process, tmp_path, monkeypatch):
+    """docs/estimators.md's commands and example, on the combined classifier's artifacts."""
+    import re
+    import shlex
+    import sys
+
+    name = "dnn_linear_combined_classifier"
+    for part in ("model_dir", "export", "vocabularies"):
+        shutil.copytree(os.path.join(DATA, name, part), tmp_path / part)
+    with open(os.path.join(DATA, os.pardir, os.pardir, os.pardir, "docs", "estimators.md"),
+              encoding="utf-8") as file:
+        text = file.read()
+    commands = [line.strip() for line in text.splitlines()
+                if line.startswith("    python -m migrate ")]
+    assert len(commands) == 2
+    for command in commands:
+        result = cli_in_process(*shlex.split(command)[3:], cwd=str(tmp_path))
+        assert result.returncode == 0, (command, result.stderr)
+    assert (tmp_path / "ported_from_export" / "model.keras").exists()
+    (example,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "model", raising=False)
+    namespace = {"__name__": "estimators_example"}
+    exec(compile(example, "estimators.md", "exec"), namespace)  # noqa: S102
+    sys.modules.pop("model", None)
+    probabilities = np.asarray(namespace["outputs"]["probabilities"])
+    assert probabilities.shape == (2, 2)
+    np.testing.assert_allclose(probabilities.sum(axis=1), 1.0, rtol=1e-6)
+    # Its first row is the Estimator's first saved row.
+    _, expected = _expected(name)
+    np.testing.assert_allclose(probabilities[0], expected["probabilities"][0], rtol=TOLERANCE)
