@@ -149,6 +149,8 @@ class ConversionReport:
             lines.append(f"  verified: {'PASS' if self.verified['passed'] else 'FAIL'}, max "
                          f"relative diff {self.verified['max_rel_diff']:.3g} ({each}tolerance "
                          f"{self.verified['tolerance']:g}, batch {self.verified['batch']})")
+            if self.verified.get("squeezed"):  # A comparison rule (size-1 axes, class 0).
+                lines.append(f"    {self.verified['squeezed']}")
         if self.unwritten_targets and self.unwritten_at_initial:
             lines.append(f"  note: the output does not carry {len(self.unwritten_targets)} "
                          f"non-trainable model weight(s), but the checkpoint holds them at the "

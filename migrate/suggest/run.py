@@ -240,7 +240,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     ordered = [by_id[id(variable)] for variable in items_lib.creation_ordered(model)
                if id(variable) in by_id]
     targets = items_lib.target_items(
-        ordered, lambda weight: weight.trainable or options.keep == "model_state")
+        ordered, lambda weight: weight.trainable or options.keep == "model_state",
+        items_lib.layer_classes(model, target_model.weight_path))
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
     tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
