@@ -81,9 +81,10 @@ def lint_table(path, names=None):
     first_with_pattern = {}
     first_with_target = {}
     for rule in table.rules:
-        earlier = first_with_pattern.setdefault(rule.match, rule.index)
+        earlier = first_with_pattern.setdefault((rule.leave, rule.match), rule.index)
         if earlier != rule.index:
-            warnings.append(f"rule {rule.index} repeats the match of rule {earlier} and can "
+            key = "leave" if rule.leave else "match"
+            warnings.append(f"rule {rule.index} repeats the {key} of rule {earlier} and can "
                             f"never win: {rule.match!r}")
         if rule.target and rule.layout is None:
             # A tied-weights rule fills its `also` targets too: each counts once.
@@ -112,8 +113,9 @@ def lint_table(path, names=None):
 
 
 def _unused_rules(table, names):
-    wins = {rule.index: 0 for rule in table.rules}
-    shadowed = {rule.index: [] for rule in table.rules}
+    # A `leave` rule names Keras weights: the checkpoint's names say nothing of it.
+    wins = {rule.index: 0 for rule in table.rules if not rule.leave}
+    shadowed = {rule.index: [] for rule in table.rules if not rule.leave}
     for name in names:
         found = table.matches(name)
         if found:

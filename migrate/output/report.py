@@ -55,6 +55,8 @@ class ConversionReport:
         written_bytes: bytes of those weights.
         dropped: TF1 names a table rule dropped.
         unwritten_targets: model weights the output does not carry.
+        left_as_built: `[path, reason]` of each model weight a `leave` rule
+            leaves as the model built it (not in the output; the model sets it).
         unwritten_at_initial: True when the checkpoint holds every weight the
             output does not carry at the value the model initializes it to
             (BatchNorm statistics never updated): nothing is lost.
@@ -81,6 +83,7 @@ class ConversionReport:
     written_bytes: int = 0
     dropped: list = dataclasses.field(default_factory=list)
     unwritten_targets: list = dataclasses.field(default_factory=list)
+    left_as_built: list = dataclasses.field(default_factory=list)
     unwritten_at_initial: bool = False
     ema: bool = False
     ema_swapped: int = 0
@@ -151,6 +154,15 @@ class ConversionReport:
                          f"{self.verified['tolerance']:g}, batch {self.verified['batch']})")
             if self.verified.get("squeezed"):  # A comparison rule (size-1 axes, class 0).
                 lines.append(f"    {self.verified['squeezed']}")
+        if self.left_as_built:
+            lines.append(f"  left as the model built them (leave rules): "
+                         f"{len(self.left_as_built)} weight(s)")
+            by_reason = {}
+            for path, reason in self.left_as_built:
+                by_reason.setdefault(reason, []).append(path)
+            for reason, paths in by_reason.items():
+                shown = ", ".join(paths[:4]) + (f", ... ({len(paths)})" if len(paths) > 4 else "")
+                lines.append(f"    {shown}: {reason}")
         if self.unwritten_targets and self.unwritten_at_initial:
             lines.append(f"  note: the output does not carry {len(self.unwritten_targets)} "
                          f"non-trainable model weight(s), but the checkpoint holds them at the "
