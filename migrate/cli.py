@@ -139,6 +139,10 @@ _REPORT = _define(flags.DEFINE_string, "report", None,
                   "Also write the JSON report to this file.", commands=ALL_COMMANDS)
 _VERBOSE = _define(flags.DEFINE_bool, "verbose", False, "Show tracebacks and TensorFlow's logs.",
                    commands=ALL_COMMANDS)
+_GRAPH = _define(flags.DEFINE_bool, "graph", False, "Also list the legacy graph's placeholders "
+                 "(name, dtype, shape) and candidate outputs (tensors no forward op consumes, the "
+                 "last softmax, logits, the last layer norm): what --input_tensor and "
+                 "--output_tensor name.", commands=(INSPECT,))
 _CONVERTED = _define(flags.DEFINE_string, "converted", None, "The converted output directory.",
                      commands=(VERIFY,))
 _EXPORT = _define(
@@ -481,7 +485,7 @@ def _emit(document, summary):
 
 
 def command_inspect(options):
-    description = pipeline.inspect(_open_checkpoint(options))
+    description = pipeline.inspect(_open_checkpoint(options), graph=_GRAPH.value)
     _emit(description, inspect_summary(description))
     return SUCCESS_EXIT
 

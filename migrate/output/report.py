@@ -6,6 +6,7 @@ import numpy as np
 
 from migrate.options import FILE_NAMES
 from migrate.progress import format_bytes
+from migrate.source import graph_listing
 from migrate.source.roles import Role
 
 
@@ -270,6 +271,8 @@ def inspect_summary(description):
                      f"and why:")
         lines.extend(f"    {entry['name']}: {entry['reason']}"
                      for entry in description["not_weights"])
+    if "graph" in description:
+        lines.extend(graph_listing.summary_lines(description["graph"]))
     if description.get("folded"):
         lines.append("  folded: optimize_for_inference merged BatchNorm into the convolutions; "
                      "the Keras model must be the folded one (convolutions with a bias, no "
