@@ -6,6 +6,7 @@ import time
 from migrate import files
 from migrate import progress as progress_lib
 from migrate.errors import ArgumentError
+from migrate.errors import CheckpointError
 from migrate.errors import OutputError
 from migrate.mapping import layouts
 from migrate.mapping.layouts import tf1_graph
@@ -20,6 +21,7 @@ from migrate.output import report as report_lib
 from migrate.planning import target as target_model
 from migrate.planning.plan import make_plan
 from migrate.planning.target import load_model
+from migrate.source import graph_listing
 from migrate.source import lookups
 from migrate.source.checkpoint import LegacyCheckpoint
 from migrate.source.roles import KEEP_MODES
@@ -392,6 +394,8 @@ def conversion_report(checkpoint, table, conversion_plan, targets, *, options, o
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
         ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
+        left_as_built=[[weight.path, rule.reason]
+                       for weight, rule in conversion_plan.left_as_built],
         exports=list(options.exports), recovered=list(recovered),
         not_saved=list(checkpoint.not_saved))
 
@@ -401,18 +405,31 @@ def _lost(report):
     return [] if report.unwritten_at_initial else report.unwritten_targets
 
 
-def inspect(checkpoint, *, options=None):
+def inspect(checkpoint, *, options=None, graph=False):
     """Describes every variable of a legacy checkpoint and totals per role.
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
         options: a `ConversionOptions`; only `use_meta` and `builder` matter here.
+        graph: also list the legacy graph's placeholders and candidate
+            outputs (`migrate.source.graph_listing`), what verification feeds
+            and compares.
 
     Returns:
         `{"checkpoint", "format", "role_origin", "variables": [...], "roles": {...}}`;
-        `format` is "V2" or "V1" (TensorFlow's checkpoint formats).
+        `format` is "V2" or "V1" (TensorFlow's checkpoint formats); with
+        `graph`, also `"graph": {"placeholders", "outputs", "more_outputs"}`.
+
+    Raises:
+        CheckpointError: `graph` is asked for and the checkpoint has none (no
+            `.meta`, no builder).
     """
     checkpoint = open_checkpoint(checkpoint, options)
+    if graph and not checkpoint.has_graph:
+        raise CheckpointError(
+            f"The checkpoint has no graph to list. Expected {checkpoint.prefix}.meta beside it, "
+            f"or a builder (module:callable) that builds its graph. Received: "
+            f"checkpoint={checkpoint.prefix!r}, builder=None", option="builder")
     description = {
         "checkpoint": checkpoint.prefix,
         "format": checkpoint.checkpoint_format,
@@ -431,6 +448,8 @@ def inspect(checkpoint, *, options=None):
         description["not_weights"] = [{"name": name, "reason": why}
                                       for name, why in checkpoint.not_weights.items()]
         description["folded"] = checkpoint.folded
+    if graph:
+        description["graph"] = graph_listing.describe(checkpoint.graph)
     return description
 
 

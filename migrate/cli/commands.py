@@ -54,7 +54,7 @@ SLOW_TO_START = (INSPECT, PLAN, CONVERT, VERIFY, SUGGEST, PORT)
 
 
 def command_inspect(options):
-    description = pipeline.inspect(settings.open_checkpoint(options))
+    description = pipeline.inspect(settings.open_checkpoint(options), graph=FLAGS.graph)
     console.emit(description, inspect_summary(description))
     return SUCCESS_EXIT
 

@@ -113,6 +113,10 @@ define(flags.DEFINE_string, "report", None,
        "Also write the JSON report to this file.", commands=ALL_COMMANDS)
 define(flags.DEFINE_bool, "verbose", False, "Show tracebacks and TensorFlow's logs.",
        commands=ALL_COMMANDS)
+define(flags.DEFINE_bool, "graph", False, "Also list the legacy graph's placeholders "
+       "(name, dtype, shape) and candidate outputs (tensors no forward op consumes, the "
+       "last softmax, logits, the last layer norm): what --input_tensor and "
+       "--output_tensor name.", commands=(INSPECT,))
 define(flags.DEFINE_string, "converted", None, "The converted output directory.",
        commands=(VERIFY,))
 define(

@@ -84,11 +84,13 @@ def lint_table(path, names=None):
     first_with_target = {}
     for rule in table.rules:
         # A layout rule matches the scope of the parts it reads (`source_part`):
-        # rules of one `match` reading other parts take other names.
-        claimed = [first_with_pattern.setdefault((rule.match, part), rule.index)
+        # rules of one `match` reading other parts take other names. A `leave`
+        # rule's regex matches Keras weights, never a TF1 name.
+        claimed = [first_with_pattern.setdefault((rule.leave, rule.match, part), rule.index)
                    for part in _parts(rule)]
         if all(earlier != rule.index for earlier in claimed):
-            warnings.append(f"rule {rule.index} repeats the match of rule {min(claimed)} and can "
+            key = "leave" if rule.leave else "match"
+            warnings.append(f"rule {rule.index} repeats the {key} of rule {min(claimed)} and can "
                             f"never win: {rule.match!r}")
         if rule.target and rule.layout is None:
             # A tied-weights rule fills its `also` targets too: each counts once.
@@ -125,8 +127,9 @@ def _parts(rule):
 
 
 def _unused_rules(table, names):
-    wins = {rule.index: 0 for rule in table.rules}
-    shadowed = {rule.index: [] for rule in table.rules}
+    # A `leave` rule names Keras weights: the checkpoint's names say nothing of it.
+    wins = {rule.index: 0 for rule in table.rules if not rule.leave}
+    shadowed = {rule.index: [] for rule in table.rules if not rule.leave}
     for name in names:
         found = table.matches(name)
         if found:

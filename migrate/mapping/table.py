@@ -29,6 +29,16 @@ rule whose `match` fully matches a TF1 name wins:
     target = 'birnn/forward_lstm/lstm_cell'
     also = [{target = 'birnn/backward_lstm/lstm_cell'}]
 
+    [[rule]]
+    leave = 'normalization/(mean|variance|count)'   # Keras weight paths, no source
+    reason = 'preprocessing statistics the model sets itself'
+
+A `leave` rule names target weights the conversion leaves as the model built
+them, with its reason: no TF1 variable fills them (preprocessing statistics,
+a pooler the legacy model never had). They are counted in the plan and the
+report; a weight a rule also fills, or a `leave` that names no weight of the
+model, is a plan problem.
+
 Example:
 
 >>> table = MappingTable.from_text('''
@@ -38,6 +48,12 @@ Example:
 ... ''')
 >>> table.lookup("dense/kernel").target
 'classifier/kernel'
+>>> MappingTable.from_text('''
+... [[rule]]
+... leave = 'normalization/(mean|variance)'
+... reason = 'preprocessing statistics'
+... ''').left_as_built("normalization/mean").reason
+'preprocessing statistics'
 """
 
 import dataclasses
@@ -54,6 +70,7 @@ from migrate.mapping import pattern_cost
 from migrate.mapping import transforms as transforms_lib
 
 _RULE_KEYS = frozenset({"match", "target", "transform", "drop", "layout", "also"})
+_LEAVE_KEYS = frozenset({"leave", "reason"})
 _ALSO_KEYS = frozenset({"target", "transform"})
 _TABLE_KEYS = frozenset({"rule", "description"})
 _GROUP_REFERENCE = re.compile(r"\\(\d+)|\\g<(\w+)>")
@@ -74,6 +91,9 @@ class Rule:
     source fills besides `target` (the table's `also = [{target, transform}]`);
     for a layout rule, further Keras scopes the converted weights fill (a
     cell both directions of a bidirectional RNN share), without transforms.
+    A `leave` rule (`leave` True) matches Keras weight paths, not TF1 names:
+    `match` and `pattern` are its `leave` regex, `reason` says why the model
+    sets those weights itself.
     """
 
     index: int
@@ -85,9 +105,11 @@ class Rule:
     layout: str | None = None
     parameters: Mapping[str, Any] = dataclasses.field(default_factory=dict)
     also: tuple = ()
+    leave: bool = False
+    reason: str = ""
 
     def describe(self):
-        return f"rule {self.index} (match {self.match!r})"
+        return f"rule {self.index} ({'leave' if self.leave else 'match'} {self.match!r})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -193,6 +215,11 @@ class MappingTable:
                 return found
         return None
 
+    def left_as_built(self, path):
+        """Returns the first `leave` rule that fully matches the Keras weight `path`, or None."""
+        return next((rule for rule in self.rules
+                     if rule.leave and rule.pattern.fullmatch(path) is not None), None)
+
     def matches(self, name):
         """Returns every rule's `RuleMatch` for `name`, in table order (the first one wins)."""
         return [found for found in (_match_rule(rule, name) for rule in self.rules)
@@ -219,6 +246,8 @@ def load_table(table):
 
 
 def _match_rule(rule, name):
+    if rule.leave:
+        return None  # It names Keras weights, never a TF1 variable.
     if rule.layout is None:
         match = rule.pattern.fullmatch(name)
         if match is None:
@@ -244,6 +273,8 @@ def _parse_rule(index, entry, origin):
     if not isinstance(entry, dict):
         raise TableError(f"{where} is not a table of keys. Expected match = ..., target = ... "
                          f"entries. Received: {entry!r}")
+    if "leave" in entry:
+        return _parse_leave(index, entry, where)
     layout_name = entry.get("layout")
     allowed = set(_RULE_KEYS)
     converter = None
@@ -256,16 +287,10 @@ def _parse_rule(index, entry, origin):
     _refuse_unknown_keys(where, entry, allowed)
     match_text = entry.get("match")
     if not isinstance(match_text, str) or not match_text:
-        raise TableError(f"{where} needs `match`. Expected a regular expression string. "
+        raise TableError(f"{where} needs `match` (or `leave`, for target weights the model "
+                         f"sets itself). Expected a regular expression string. "
                          f"Received: match={match_text!r}")
-    try:
-        pattern = re.compile(match_text)
-    except re.error as error:
-        raise TableError(f"{where}: `match` {match_text!r} is not a valid regex: {error}. "
-                         f"Expected a Python regular expression. Received: match={match_text!r}"
-                         ) from None
-    _check_backtracking(pattern, where)
-    _check_cost(pattern, where)
+    pattern = _compile(match_text, where, "match")
     drop = entry.get("drop", False)
     if not isinstance(drop, bool):
         raise TableError(f"{where}: `drop` must be true or false. Received: drop={drop!r}")
@@ -308,6 +333,34 @@ def _parse_rule(index, entry, origin):
     return Rule(index=index, match=match_text, pattern=pattern, target=target,
                 transforms=parsed, drop=drop, layout=layout_name, parameters=parameters,
                 also=also)
+
+
+def _parse_leave(index, entry, where):
+    """Reads `leave = 'regex'` and `reason = '...'`: target weights the model sets itself."""
+    _refuse_unknown_keys(f"{where} (a `leave` rule)", entry, _LEAVE_KEYS)
+    text, why = entry.get("leave"), entry.get("reason")
+    if not isinstance(text, str) or not text:
+        raise TableError(f"{where}: `leave` names the Keras weights the model sets itself. "
+                         f"Expected a regular expression string. Received: leave={text!r}")
+    if not isinstance(why, str) or not why.strip():
+        raise TableError(f"{where}: `leave` needs `reason`, why the model sets these weights "
+                         f"itself (e.g. 'preprocessing statistics'). Expected a non-empty "
+                         f"string. Received: reason={why!r}")
+    pattern = _compile(text, where, "leave")
+    return Rule(index=index, match=text, pattern=pattern, leave=True, reason=why.strip())
+
+
+def _compile(text, where, key):
+    """Compiles a rule's regex, refusing one that is invalid or may backtrack for too long."""
+    try:
+        pattern = re.compile(text)
+    except re.error as error:
+        raise TableError(f"{where}: `{key}` {text!r} is not a valid regex: {error}. "
+                         f"Expected a Python regular expression. Received: {key}={text!r}"
+                         ) from None
+    _check_backtracking(pattern, where)
+    _check_cost(pattern, where)
+    return pattern
 
 
 def _parse_also(entries, pattern, where, *, drop, layout):

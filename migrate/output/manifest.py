@@ -175,6 +175,7 @@ def build(*, checkpoint, table, model, model_name, report, sources, options):
         "written": {"weights": report.written_weights, "bytes": report.written_bytes},
         "dropped": report.dropped,
         "unwritten_targets": report.unwritten_targets,
+        "left_as_built": report.left_as_built,
         "nonfinite": report.nonfinite,
         "exports": list(report.exports),
     }

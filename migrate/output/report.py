@@ -6,6 +6,7 @@ import numpy as np
 
 from migrate.options import FILE_NAMES
 from migrate.progress import format_bytes
+from migrate.source import graph_listing
 from migrate.source.roles import Role
 
 
@@ -71,6 +72,8 @@ class ConversionReport:
         written_bytes: bytes of those weights.
         dropped: TF1 names a table rule dropped.
         unwritten_targets: model weights the output does not carry.
+        left_as_built: `[path, reason]` of each model weight a `leave` rule
+            leaves as the model built it (not in the output; the model sets it).
         unwritten_at_initial: True when the checkpoint holds every weight the
             output does not carry at the value the model initializes it to
             (BatchNorm statistics never updated): nothing is lost.
@@ -99,6 +102,7 @@ class ConversionReport:
     written_bytes: int = 0
     dropped: list = dataclasses.field(default_factory=list)
     unwritten_targets: list = dataclasses.field(default_factory=list)
+    left_as_built: list = dataclasses.field(default_factory=list)
     unwritten_at_initial: bool = False
     ema: bool = False
     ema_swapped: int = 0
@@ -170,6 +174,17 @@ class ConversionReport:
             lines.append(f"  verified: {'PASS' if self.verified['passed'] else 'FAIL'}, max "
                          f"relative diff {self.verified['max_rel_diff']:.3g} ({each}tolerance "
                          f"{self.verified['tolerance']:g}, batch {self.verified['batch']})")
+            if self.verified.get("squeezed"):  # A comparison rule (size-1 axes, class 0).
+                lines.append(f"    {self.verified['squeezed']}")
+        if self.left_as_built:
+            lines.append(f"  left as the model built them (leave rules): "
+                         f"{len(self.left_as_built)} weight(s)")
+            by_reason = {}
+            for path, reason in self.left_as_built:
+                by_reason.setdefault(reason, []).append(path)
+            for reason, paths in by_reason.items():
+                shown = ", ".join(paths[:4]) + (f", ... ({len(paths)})" if len(paths) > 4 else "")
+                lines.append(f"    {shown}: {reason}")
         if self.unwritten_targets and self.unwritten_at_initial:
             lines.append(f"  note: the output does not carry {len(self.unwritten_targets)} "
                          f"non-trainable model weight(s), but the checkpoint holds them at the "
@@ -294,6 +309,8 @@ def inspect_summary(description):
                      for entry in description["not_weights"])
     if description.get("not_saved"):
         lines.append(f"  {not_saved_line(description['not_saved'])}")
+    if "graph" in description:
+        lines.extend(graph_listing.summary_lines(description["graph"]))
     if description.get("folded"):
         lines.append("  folded: optimize_for_inference merged BatchNorm into the convolutions; "
                      "the Keras model must be the folded one (convolutions with a bias, no "

@@ -177,6 +177,8 @@ class ConversionPlan:
         unwritten_targets: target weights the output will not carry (the
             model's non-trainable weights when only trainable ones are kept).
         ema_swapped: how many variables are read from their EMA shadow.
+        left_as_built: `(TargetWeight, Rule)` for each target weight a
+            `leave` rule leaves as the model built it (the rule says why).
         problems: every `Problem` found; empty when the plan can run.
     """
 
@@ -187,6 +189,7 @@ class ConversionPlan:
     kept: list = dataclasses.field(default_factory=list)
     unwritten_targets: list = dataclasses.field(default_factory=list)
     ema_swapped: int = 0
+    left_as_built: list = dataclasses.field(default_factory=list)
     problems: list = dataclasses.field(default_factory=list)
 
     def raise_for_problems(self):
@@ -349,6 +352,7 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
     _check_partitions(plan, partitioned or {}, variables, targets)
 
     required = {path for path, weight in targets.items() if weight.trainable or keep == "model_state"}
+    required -= _leave_as_built(plan, table, targets, filled)
     for path, sources in sorted(filled.items()):
         if len(sources) > 1:
             plan.problems.append(Problem(
@@ -360,10 +364,40 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
                 "keep=model_state", sources[0], None, path, targets[path].shape))
     for path in sorted(required - set(filled)):
         plan.problems.append(Problem(
-            "unfilled", "no source variable fills this target weight",
+            "unfilled", "no source variable fills this target weight (one the model sets "
+            "itself takes a `leave` rule with its reason)",
             target=path, target_shape=targets[path].shape))
-    plan.unwritten_targets = [targets[path] for path in sorted(set(targets) - required)]
+    left = {weight.path for weight, _ in plan.left_as_built}
+    plan.unwritten_targets = [targets[path] for path in sorted(set(targets) - required - left)]
     return plan
+
+
+def _leave_as_built(plan, table, targets, filled):
+    """Records the targets `leave` rules leave as the model built them; returns their paths.
+
+    A target that a rule also fills, and a `leave` rule that names no weight
+    of the model (a typo would otherwise leave nothing, silently), are problems.
+    """
+    left, used = set(), set()
+    for path in sorted(targets):
+        rule = table.left_as_built(path)
+        if rule is None:
+            continue
+        used.add(rule.index)
+        if path in filled:
+            plan.problems.append(Problem(
+                "collision", f"{rule.describe()} leaves it as the model built it, but "
+                f"{', '.join(filled[path])} fill(s) it: remove one of them",
+                target=path, target_shape=targets[path].shape))
+            continue
+        plan.left_as_built.append((targets[path], rule))
+        left.add(path)
+    for rule in table.rules:
+        if rule.leave and rule.index not in used:
+            plan.problems.append(Problem(
+                "no such target", f"{rule.describe()} leaves no weight: the model has none "
+                f"whose path it matches{_suggest(rule.match, targets)}"))
+    return left
 
 
 def _plan_plain(plan, found, variable, read_key, targets, filled):

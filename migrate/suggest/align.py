@@ -3,6 +3,7 @@
 import dataclasses
 import math
 
+from migrate.mapping import class_axis
 from migrate.mapping import layouts
 from migrate.suggest import items as items_lib
 
@@ -41,8 +42,10 @@ def compatible(source, target):
     Plain weights must agree in kind (when the TF1 name says one) and in
     shape, directly, after squeezing leading 1-sized axes (1x1 convolution ->
     Dense), or after a C-order reshape that keeps the output axis (a
-    convolution over the whole map -> Dense after Flatten). Cells and
-    attention blocks must give the target's shapes through their layout.
+    convolution over the whole map -> Dense after Flatten); a classifier's
+    1001 classes fill 1000 once the background class is sliced off
+    (`migrate.mapping.class_axis`). Cells and attention blocks must give the
+    target's shapes through their layout.
 
     Args:
         source: a `SourceItem`.
@@ -59,6 +62,10 @@ def compatible(source, target):
         return None
     if source.kind is not None and source.kind != target.kind:
         return None
+    cut = class_axis.background_cut(source.kind, source.shape, target.shape)
+    if cut is not None:  # 1001 classes into 1000: the shapes fit once class 0 is sliced off.
+        found = compatible(dataclasses.replace(source, shape=cut), target)
+        return None if found is None else class_axis.with_slice(found, source.shape)
     if source.kind is None and target.kind not in items_lib.WEIGHT_KINDS.values():
         kind_note = f"name says nothing; target {target.kind}"
     else:

@@ -29,6 +29,9 @@ class DraftRule:
         folded_from: the rules a number fold merged, for keeping table order.
         also: for tied weights, further `(target, transforms)` of the one source.
         parameters: a layout's `(key, value)` pairs the rule writes.
+        leave: a `leave` rule: `match` names Keras weights the model sets
+            itself (`members` are `(weight path, None)`), `reason` says why.
+        reason: a `leave` rule's reason.
     """
 
     members: list
@@ -43,6 +46,8 @@ class DraftRule:
     folded_from: tuple = ()
     also: tuple = ()
     parameters: tuple = ()
+    leave: bool = False
+    reason: str = ""
 
     def literal(self):
         """Sets `match` and `target` for a rule standing for one pair."""
@@ -280,8 +285,12 @@ def toml_text(rules, *, header, footer=()):
         if count > 1:
             source, target = rule.members[0]
             example = f"{count} matches, e.g. {source} -> {target or 'dropped'}; "
-        certainty = ("for you to confirm" if rule.drop else "certain" if rule.certain
-                     else f"{AMBIGUOUS_MARK}: not certain")
+        certainty = ("for you to confirm" if rule.drop or (rule.leave and not rule.certain)
+                     else "certain" if rule.certain else f"{AMBIGUOUS_MARK}: not certain")
+        if rule.leave:
+            lines += [f"# {rule.evidence}; {certainty}", "[[rule]]",
+                      f"leave = {_quote(rule.match)}", f"reason = {_quote(rule.reason)}"]
+            continue
         lines.append(f"# {example}{rule.evidence}; {certainty}")
         lines.append("[[rule]]")
         lines.append(f"match = {_quote(rule.match)}")

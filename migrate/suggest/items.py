@@ -17,6 +17,10 @@ KIND_ORDER = ("depthwise_kernel", "pointwise_kernel", "kernel", "embeddings", "g
               "bias", "moving_mean", "moving_variance")
 _EMBEDDING_NAME = re.compile(r"(^|_)embeddings?$")
 _DIGITS = re.compile(r"(\d+)")
+# Keras layers whose weight name does not say its kind: Keras 3's depthwise
+# convolutions call their kernel `kernel` (tf_keras and TF1 say depthwise).
+KINDS_BY_LAYER_CLASS = {("DepthwiseConv2D", "kernel"): "depthwise_kernel",
+                        ("DepthwiseConv1D", "kernel"): "depthwise_kernel"}
 
 # Recognised TF1 cells and blocks: the layout each becomes.
 LSTM = "lstm"
@@ -98,6 +102,8 @@ class TargetItem:
         dtype: dtype name.
         parts: for a layer, part -> shape.
         weights: the `TargetWeight`s it covers.
+        layer_class: the class name of the Keras layer that owns the weight
+            (`Normalization`, `DepthwiseConv2D`), or None when not known.
     """
 
     name: str
@@ -107,6 +113,7 @@ class TargetItem:
     dtype: str
     parts: dict = dataclasses.field(default_factory=dict)
     weights: tuple = ()
+    layer_class: str | None = None
 
 
 def source_kind(part):
@@ -257,12 +264,17 @@ def canonical_layer_order(items):
     return ordered
 
 
-def target_items(weights, kept):
+def target_items(weights, kept, layer_classes=None):
     """Groups the target weights into items, in the order the model created them.
+
+    A weight's kind is its name's (`kernel`, `gamma`, ...), or its layer
+    class's where the name does not say it (`KINDS_BY_LAYER_CLASS`).
 
     Args:
         weights: `TargetWeight`s in creation order.
         kept: a predicate on a `TargetWeight`: whether the conversion fills it.
+        layer_classes: `{weight path: class name of the layer owning it}`
+            (`layer_classes(model)`), or None.
 
     Returns:
         A list of `TargetItem`s: RNN cells and MultiHeadAttention layers as
@@ -299,9 +311,29 @@ def target_items(weights, kept):
                     weights=tuple(parts.values())))
             continue
         layer, _, leaf = weight.path.rpartition("/")
-        items.append(TargetItem(name=weight.path, layer=layer, kind=WEIGHT_KINDS.get(leaf, leaf),
-                                shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,)))
+        layer_class = (layer_classes or {}).get(weight.path)
+        kind = KINDS_BY_LAYER_CLASS.get((layer_class, leaf), WEIGHT_KINDS.get(leaf, leaf))
+        items.append(TargetItem(name=weight.path, layer=layer, kind=kind,
+                                shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,),
+                                layer_class=layer_class))
     return canonical_layer_order(items)
+
+
+def layer_classes(model, path_of):
+    """Returns `{weight path: class name of the innermost layer that owns the weight}`.
+
+    Args:
+        model: a built Keras model (Keras 3 or tf_keras).
+        path_of: `variable -> weight path` (`planning.target.weight_path`).
+    """
+    flatten = getattr(model, "_flatten_layers", None)
+    # Parents come before their sublayers: the innermost owner is written last.
+    layers = list(flatten(include_self=True, recursive=True)) if flatten else [model]
+    found = {}
+    for layer in layers:
+        for variable in getattr(layer, "weights", ()):
+            found[path_of(variable)] = type(layer).__name__
+    return found
 
 
 def creation_ordered(model):

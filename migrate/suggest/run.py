@@ -21,6 +21,7 @@ from migrate.suggest import by_value
 from migrate.suggest import draft_writer
 from migrate.suggest import items as items_lib
 from migrate.suggest import shared_cells
+from migrate.suggest import model_sets
 from migrate.suggest import tf1_structure
 from migrate.verification import parity as parity_lib
 from migrate.verify_settings import VerifySettings
@@ -45,6 +46,8 @@ class SuggestReport:
         dropped: source variables with no target, each `[name, shape]`; drafted as
             `drop = true` rules for the user to confirm.
         unfilled: target weights no source fills, each `[path, shape]`.
+        left_as_built: target weights the draft's `leave` rules leave as the
+            model built them, each `[path, shape, reason]`.
         ambiguous: groups of `[source layer, target layer]` pairs that only
             order told apart, left unsettled (no parity run, or it failed).
         settled: the same groups, when parity settled them by value.
@@ -72,6 +75,7 @@ class SuggestReport:
     parity_note: str = ""
     parity_failed: bool = False
     parity_option: str | None = None
+    left_as_built: list = dataclasses.field(default_factory=list)
 
     @property
     def unresolved(self):
@@ -105,7 +109,9 @@ class SuggestReport:
         lines = [f"suggest: {len(self.matches)} matches ({certain} certain, "
                  f"{len(self.matches) - certain} decided by order only), "
                  f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
-                 f"{len(self.unfilled)} target weight(s) unfilled"]
+                 f"{len(self.unfilled)} target weight(s) unfilled"
+                 + (f", {len(self.left_as_built)} left as the model built them"
+                    if self.left_as_built else "")]
         if self.dropped:
             lines.append("  dropped (the draft says why for each; confirm or map them):")
             lines += [f"    {name} {_text(shape)}" for name, shape in self.dropped]
@@ -117,6 +123,10 @@ class SuggestReport:
                 left = f"{source[0]} {_text(source[1])}" if source else "(none)"
                 right = f"{target[0]} {_text(target[1])}" if target else "(none)"
                 lines.append(f"    {left.ljust(width)}  <->  {right}")
+        if self.left_as_built:
+            lines.append("  left as the model built them (leave rules; no source fills them):")
+            lines += [f"    {path} {_text(shape)}: {reason}"
+                      for path, shape, reason in self.left_as_built]
         if self.settled:
             lines.append(f"  settled by value: {_settled_text(self.settled)}")
         for group in self.ambiguous:
@@ -145,6 +155,8 @@ class SuggestReport:
             "matches": self.matches,
             "dropped": [[name, list(shape)] for name, shape in self.dropped],
             "unfilled": [[path, list(shape)] for path, shape in self.unfilled],
+            "left_as_built": [[path, list(shape), reason]
+                              for path, shape, reason in self.left_as_built],
             "ambiguous": self.ambiguous, "settled": self.settled,
             "plan_problems": self.plan_problems, "unresolved": self.unresolved,
             "parity": None if self.parity is None else self.parity.to_json(),
@@ -255,7 +267,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     ordered = [by_id[id(variable)] for variable in items_lib.creation_ordered(model)
                if id(variable) in by_id]
     targets = items_lib.target_items(
-        ordered, lambda weight: weight.trainable or options.keep == "model_state")
+        ordered, lambda weight: weight.trainable or options.keep == "model_state",
+        items_lib.layer_classes(model, target_model.weight_path))
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
     tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
@@ -264,6 +277,10 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     shared = shared_cells.shared_cell_candidates(matches, unmatched_targets, structure)
     matches.extend(shared)
     unmatched_targets = _without(unmatched_targets, shared)
+    # Preprocessing statistics are the model's own; a weight no source can fill is left as
+    # built only while parity runs, and stays so only if the outputs then match.
+    left = model_sets.preprocessing(unmatched_targets)
+    unmatched_targets = model_sets.remaining(unmatched_targets, left)
     drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
                                                      unmatched_targets)
                     for item in unmatched_sources}
@@ -276,8 +293,12 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                                              else "output_tensor")
     parity_errors = []
 
+    never_had = model_sets.never_had(unmatched_targets, sources) if run_parity else []
+    left += never_had
+    unmatched_targets = model_sets.remaining(unmatched_targets, never_had)
+
     def prove(current_matches):
-        rules = _draft_rules(current_matches, unmatched_sources, drop_reasons)
+        rules = _draft_rules(current_matches, unmatched_sources, drop_reasons, left)
         text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
                         unmatched_targets, ambiguous=[], settled=[])
         table = MappingTable.from_text(text, origin=output or "<draft>")
@@ -335,7 +356,11 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         parity_note = (f"the legacy graph could not be compared: {parity_errors[-1][0]}"
                        if parity_errors else "the draft's plan has problems (listed above)")
         parity_option = parity_errors[-1][1] if parity_errors else None
-    rules = _draft_rules(matches, unmatched_sources, drop_reasons)
+    if never_had and not (parity is not None and parity.passed):
+        # Nothing confirmed that the outputs do without them: unfilled, for the user.
+        left = [item for item in left if all(item is not other for other in never_had)]
+        unmatched_targets = [*unmatched_targets, *(item.target for item in never_had)]
+    rules = _draft_rules(matches, unmatched_sources, drop_reasons, left)
     unconfirmed = [match for match in tied_unconfirmed
                    if any(match.target is target for target in unmatched_targets)]
     text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
@@ -357,7 +382,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         settled=[[list(pair) for pair in group] for group in settled],
         plan_problems=problems, parity=parity, parity_note=parity_note,
         parity_failed=bool(run_parity and parity is None and parity_errors and not problems),
-        parity_option=parity_option)
+        parity_option=parity_option,
+        left_as_built=[(weight.path, tuple(weight.shape), item.reason) for item in left
+                       for weight in item.target.weights])
 
 
 def _without(targets, matches):
@@ -411,7 +438,7 @@ def _apply_choice(matches, targets, choice):
     return changed
 
 
-def _draft_rules(matches, unmatched_sources, drop_reasons):
+def _draft_rules(matches, unmatched_sources, drop_reasons, left=()):
     mapping_rules, tied_rules, first_match = [], [], {}
     for match in matches:
         first_match.setdefault(match.source.name, match)
@@ -447,7 +474,9 @@ def _draft_rules(matches, unmatched_sources, drop_reasons):
     def make_text(candidate):
         return draft_writer.toml_text(candidate, header=["check"])
 
-    return draft_writer.check_folding(rules, make_text, intended)
+    # `leave` rules name Keras weights, so no TF1 name can reach them: they come last.
+    return (draft_writer.check_folding(rules, make_text, intended)
+            + model_sets.draft_rules(left))
 
 
 def _rule_target(match):
@@ -505,6 +534,8 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
                 continue
             left = f"{source[0]} {_text(source[1])}" if source else "(none)"
             footer.append(f"  {target[0]} {_text(target[1])}  <-  {left}")
+        footer.append("  (a weight the model sets itself, which no TF1 variable holds: a rule "
+                      "`leave = 'PATH'` with its `reason` leaves it as the model built it)")
     for match in unconfirmed_ties:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: {match.target.name} "
                       f"{_text(match.target.shape)} may be {match.source.name} transposed (tied "

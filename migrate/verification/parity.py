@@ -7,6 +7,7 @@ import numpy as np
 from migrate.errors import ArgumentError
 from migrate.errors import ModelError
 from migrate.errors import first_line
+from migrate.mapping import class_axis
 from migrate.verification import inputs as inputs_lib
 from migrate.verification import layers as layers_lib
 from migrate.verification import legacy_graph
@@ -42,7 +43,8 @@ class VerifyReport:
         dropout_off: the legacy graph's dropout scopes whose constant keep
             probability was set to 1 (`legacy_dropout="off"`).
         squeezed: how the outputs were compared when their shapes differed
-            only in layout (size-1 axes, merged leading axes), else None.
+            only in layout (size-1 axes, merged leading axes) or in a
+            background class (1001 legacy classes, 1000 Keras ones), else None.
     """
 
     output_tensor: str
@@ -270,7 +272,8 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
     planned, and never resolves a path or plans again (`migrate.verify` opens
     the checkpoint and plans, then calls this). The legacy graph runs in
     inference mode (`legacy_run.run_legacy`); outputs that differ only in
-    size-1 axes are compared without them, and the report says so.
+    size-1 axes are compared without them, legacy logits of 1001 classes
+    against 1000 without the background class 0, and the report says so.
 
     Args:
         checkpoint: the opened `LegacyCheckpoint`; its graph (the `.meta`
@@ -309,9 +312,12 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
                                                      legacy_outputs):
         keras_value = (np.asarray(keras_result) if keras_output is None
                        else keras_output_named(model, keras_result, keras_output))
+        legacy_output, background = class_axis.without_background_class(legacy_output,
+                                                                         keras_value)
         legacy_output, keras_value, note = squeeze_to_match(legacy_output, keras_value)
-        if note:
-            notes.append(note if len(legacy_outputs) == 1 else f"{tensor}: {note}")
+        for text in (background, note):
+            if text:
+                notes.append(text if len(legacy_outputs) == 1 else f"{tensor}: {text}")
         max_abs, max_rel = compare(legacy_output, keras_value, name=tensor)
         compared.append({"keras_output": keras_output, "output_tensor": tensor,
                          "shape": list(np.shape(legacy_output)), "max_abs_diff": max_abs,
