@@ -3,6 +3,8 @@
 import dataclasses
 import re
 
+from migrate.suggest import dataflow
+
 # The kind of weight a TF1 part name or a Keras weight name says it is.
 WEIGHT_KINDS = {
     "weights": "kernel", "kernel": "kernel", "biases": "bias", "bias": "bias",
@@ -64,6 +66,13 @@ class SourceItem:
         transforms: transforms the graph requires before any reshape (unpartition).
         note: evidence from the graph, for the rule's comment.
         position: index in creation order.
+        level: its dataflow level in the legacy graph (`dataflow.Use.level`),
+            or None when the graph does not show its use.
+        split: `(index, count)` for one of the parts a `tf.split` cuts its
+            product into (a fused query/key/value kernel), else ().
+        reshaped: the graph reshapes it between the variable and its use.
+        graph_kind: its kind is what the graph does with it, not its name.
+        on_path: its use reaches the compared outputs (or they are not known).
     """
 
     name: str
@@ -77,6 +86,11 @@ class SourceItem:
     transforms: tuple = ()
     note: str = ""
     position: int = 0
+    level: int | None = None
+    split: tuple = ()
+    reshaped: bool = False
+    graph_kind: bool = False
+    on_path: bool = True
 
 
 @dataclasses.dataclass
@@ -91,6 +105,8 @@ class TargetItem:
         dtype: dtype name.
         parts: for a layer, part -> shape.
         weights: the `TargetWeight`s it covers.
+        level: its dataflow level in the model's traced call, or None.
+        reshaped: the model reshapes it before its use (or uses it in an einsum).
     """
 
     name: str
@@ -100,6 +116,8 @@ class TargetItem:
     dtype: str
     parts: dict = dataclasses.field(default_factory=dict)
     weights: tuple = ()
+    level: int | None = None
+    reshaped: bool = False
 
 
 def source_kind(part):
@@ -152,6 +170,11 @@ def source_items(variables, order, structure=None):
                 position=rank.get(variable.name, len(rank))))
             continue
         kind = source_kind(part)
+        use = structure.uses.get(variable.name) if structure is not None else None
+        graph_kind = use is not None and use.kind is not None and (
+            kind is None or use.kind in dataflow.STRONG_KINDS or use.kind == kind)
+        if graph_kind:
+            kind = use.kind
         transforms, note = (), ""
         if structure is not None and variable.name in structure.partitions:
             count = structure.partitions[variable.name]
@@ -165,10 +188,25 @@ def source_items(variables, order, structure=None):
             else:
                 note = (f"saved from {count} partitions, looked up with partition_strategy='div' "
                         f"(rows kept in order)")
-        items.append(SourceItem(
+        item = SourceItem(
             name=variable.name, layer=scope if kind else variable.name, kind=kind,
             shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),
-            transforms=transforms, note=note, position=rank.get(variable.name, len(rank))))
+            transforms=transforms, note=note, position=rank.get(variable.name, len(rank)),
+            level=None if use is None else use.level, reshaped=use is not None and use.reshaped,
+            graph_kind=graph_kind, on_path=use is None or use.on_path)
+        if use is not None and use.split > 1 and item.shape and item.shape[-1] % use.split == 0:
+            # The product is cut into parts: one item per part, each 1/count of the last axis.
+            part_shape = (*item.shape[:-1], item.shape[-1] // use.split)
+            items.extend(dataclasses.replace(item, shape=part_shape, split=(index, use.split))
+                         for index in range(use.split))
+        else:
+            items.append(item)
+    if structure is not None and structure.uses:
+        for item in items:
+            if item.layout is not None:
+                levels = [structure.uses[variable.name].level for variable in item.variables
+                          if variable.name in structure.uses]
+                item.level = min(levels) if levels else None
     return canonical_layer_order(items)
 
 
@@ -200,7 +238,8 @@ def _cell_of(name, by_name):
             for parts, layout in _GRU_PARTS.items():
                 if parts <= under:
                     return scope, layout, tuple(sorted(parts))
-        if depth == 3 and scope.endswith("attention") and _ATTENTION_PARTS <= under:
+        # The parts say it, whatever the block's scope is called (`attention_1`).
+        if depth == 3 and _ATTENTION_PARTS <= under:
             return scope, ATTENTION, tuple(sorted(_ATTENTION_PARTS))
     return None
 
@@ -222,12 +261,16 @@ def canonical_layer_order(items):
     return ordered
 
 
-def target_items(weights, kept):
+def target_items(weights, kept, uses=None, group_attention=True):
     """Groups the target weights into items, in the order the model created them.
 
     Args:
         weights: `TargetWeight`s in creation order.
         kept: a predicate on a `TargetWeight`: whether the conversion fills it.
+        uses: `{weight path: dataflow.Use}` of the model's traced call, or None.
+        group_attention: MultiHeadAttention layers become one item (for a
+            source's attention block); False leaves their weights apart (for
+            projections the graph shows one by one, or a fused one split).
 
     Returns:
         A list of `TargetItem`s: RNN cells and MultiHeadAttention layers as
@@ -248,7 +291,7 @@ def target_items(weights, kept):
         if len(pieces) >= 3:
             attention.setdefault("/".join(pieces[:-2]), {})["/".join(pieces[-2:])] = weight
     for prefix, parts in attention.items():
-        if set(parts) == _KERAS_ATTENTION_PARTS:
+        if group_attention and set(parts) == _KERAS_ATTENTION_PARTS:
             groups[prefix] = ("attention", dict(sorted(parts.items())))
     items, emitted = [], set()
     for weight in weights:
@@ -258,15 +301,49 @@ def target_items(weights, kept):
             if group not in emitted:
                 emitted.add(group)
                 kind, parts = groups[group]
+                levels = [uses[member.path].level for member in parts.values()
+                          if uses and member.path in uses]
                 items.append(TargetItem(
                     name=group, layer=group, kind=kind, shape=None, dtype=weight.dtype,
                     parts={part: member.shape for part, member in parts.items()},
-                    weights=tuple(parts.values())))
+                    weights=tuple(parts.values()), level=min(levels) if levels else None))
             continue
         layer, _, leaf = weight.path.rpartition("/")
+        use = uses.get(weight.path) if uses else None
         items.append(TargetItem(name=weight.path, layer=layer, kind=WEIGHT_KINDS.get(leaf, leaf),
-                                shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,)))
+                                shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,),
+                                level=None if use is None else use.level,
+                                reshaped=use is not None and (use.reshaped or use.op == "Einsum")))
     return canonical_layer_order(items)
+
+
+def dataflow_ordered(items):
+    """Orders items by dataflow level; kind, shape and creation order break ties.
+
+    Sources and targets so ordered align as the data reaches them, whatever
+    order their code created them in. A layer takes the level where its
+    first weight meets the data (a norm's offset is added one step after its
+    scale multiplies, a batch norm's statistics meet the data apart), so its
+    weights stay together, in `KIND_ORDER`. Items whose level is unknown keep
+    their place after the item before them.
+    """
+    first, kinds = {}, {}
+    for item in items:
+        if item.level is not None:
+            first[item.layer] = min(first.get(item.layer, item.level), item.level)
+        if not getattr(item, "split", ()) or item.split[0] == 0:
+            kinds.setdefault(item.layer, []).append(item.kind)
+    # A scope holding two weights of one kind (`model/wte`, `model/wpe`) is not one layer.
+    several = {layer for layer, found in kinds.items() if len(set(found)) != len(found)}
+    keyed, last = [], 0
+    for index, item in enumerate(items):
+        if item.layer in several:
+            last = item.level if item.level is not None else last
+        else:
+            last = first.get(item.layer, last)
+        keyed.append(((last, KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER
+                       else len(KIND_ORDER), str(item.shape), index), item))
+    return [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
 
 def creation_ordered(model):

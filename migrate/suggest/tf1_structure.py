@@ -10,6 +10,7 @@ from migrate.errors import first_line
 from migrate.source import lookups
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.meta_graph import collection_keys
+from migrate.suggest import dataflow
 
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
@@ -35,6 +36,9 @@ class GraphStructure:
             its side): tied weights, such as an embedding reused as the
             output projection.
         ancestors: layer scope -> set of layer scopes whose variables feed it.
+        uses: checkpoint key -> `dataflow.Use`: what the forward graph does
+            with each variable, and where along the data's path.
+        outputs: the compared outputs the uses were traced to (empty: none given).
     """
 
     creation_order: list
@@ -43,6 +47,8 @@ class GraphStructure:
     ancestors: dict
     undetermined_partitioned: set = dataclasses.field(default_factory=set)
     transposed_reads: set = dataclasses.field(default_factory=set)
+    uses: dict = dataclasses.field(default_factory=dict)
+    outputs: tuple = ()
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -50,12 +56,13 @@ class GraphStructure:
                 second not in self.ancestors.get(first, ()))
 
 
-def read(meta_path, layer_of):
+def read(meta_path, layer_of, outputs=()):
     """Reads creation order, partitions and layer ancestry from a `.meta` file.
 
     Args:
         meta_path: path of the MetaGraphDef file.
         layer_of: checkpoint key -> layer scope (None for variables to ignore).
+        outputs: names of the compared output tensors (empty: not known).
 
     Returns:
         A `GraphStructure`.
@@ -73,15 +80,16 @@ def read(meta_path, layer_of):
         raise CheckpointError(
             f"Cannot read the graph in {meta_path}: {first_line(error)}") from None
     return _structure(collection_keys(meta_graph, _GLOBAL_VARIABLES), meta_graph.graph_def,
-                      layer_of)
+                      layer_of, outputs)
 
 
-def from_graph(graph, layer_of):
+def from_graph(graph, layer_of, outputs=()):
     """Reads the same facts as `read` from a `tf.Graph` (a `legacy_graphs` builder's).
 
     Args:
         graph: the `tf.Graph` the checkpoint's variables were defined in.
         layer_of: checkpoint key -> layer scope (None for variables to ignore).
+        outputs: names of the compared output tensors (empty: not known).
 
     Returns:
         A `GraphStructure`.
@@ -94,10 +102,10 @@ def from_graph(graph, layer_of):
     if not order:
         # A frozen graph: its weights are constants, in the order freezing kept.
         order = [op.name for op in graph.get_operations() if op.type == _CONSTANT_OP]
-    return _structure(order, graph.as_graph_def(), layer_of)
+    return _structure(order, graph.as_graph_def(), layer_of, outputs)
 
 
-def _structure(order, graph_def, layer_of):
+def _structure(order, graph_def, layer_of, outputs=()):
     order = list(dict.fromkeys(order))
     nodes = {node.name: node for node in graph_def.node}
     key_of_node = {}
@@ -114,7 +122,9 @@ def _structure(order, graph_def, layer_of):
         {key for key, facts in found.items() if facts.strategy == lookups.MOD},
         _layer_ancestors(nodes, key_of_node, layer_of),
         {key for key, facts in found.items() if facts.strategy is None},
-        _transposed_reads(nodes, key_of_node))
+        _transposed_reads(nodes, key_of_node),
+        dataflow.trace(dataflow.nodes_of_graph_def(graph_def), key_of_node, outputs=outputs),
+        tuple(outputs))
 
 
 _MATMUL_OPS = frozenset({"MatMul", "BatchMatMul", "BatchMatMulV2", "BatchMatMulV3"})
