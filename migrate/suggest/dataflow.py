@@ -139,6 +139,8 @@ def trace(nodes, variables, *, inputs=(), outputs=()):
     live = _ancestors(nodes, [name.split(":")[0] for name in outputs]) if outputs else None
     found = {}
     for key, key_uses in uses.items():
+        # Uses that reach the data (not an initializer's assignment or check).
+        key_uses = [use for use in key_uses if anchor[use[0]] in data] or key_uses
         on_path = [use for use in key_uses if live is None or use[0] in live]
         chosen = min(on_path or key_uses, key=lambda use: levels.get(anchor[use[0]], 0))
         node_name, index, reshaped, loop = chosen

@@ -147,7 +147,8 @@ def source_items(variables, order, structure=None):
     by_name = {variable.name: variable for variable in variables}
     claimed, cells = set(), {}
     for variable in variables:
-        cell = _cell_of(variable.name, by_name)
+        cell = _cell_of(variable.name, by_name,
+                        structure.uses if structure is not None else {})
         if cell is not None:
             scope, layout, parts = cell
             cells.setdefault(scope, (layout, parts))
@@ -210,8 +211,14 @@ def source_items(variables, order, structure=None):
     return canonical_layer_order(items)
 
 
-def _cell_of(name, by_name):
-    """Returns (scope, layout, parts) when `name` belongs to a recognised cell, else None."""
+def _cell_of(name, by_name, uses=None):
+    """Returns (scope, layout, parts) when `name` belongs to a recognised cell, else None.
+
+    Cells are known by their scope's name, or (`uses` from the graph) by what
+    the graph does: a kernel and bias used inside a while loop are a cell
+    whatever its scope is called (`multi_rnn_cell/cell_0/cell_1`), an LSTM
+    when the product is split into four gates, else a basic RNN cell.
+    """
     pieces = name.split("/")
     for depth in range(1, min(4, len(pieces))):
         scope = "/".join(pieces[:-depth])
@@ -226,6 +233,9 @@ def _cell_of(name, by_name):
                     return scope, layout, (kernel, bias, *peepholes)
         if depth == 1 and _CUDNN_SCOPE.search(scope) and {"kernel", "bias"} <= under:
             return scope, CUDNN_LSTM, ("kernel", "bias")
+        loop_cell = _loop_cell(scope, under, uses) if depth == 1 and uses else None
+        if loop_cell is not None:
+            return loop_cell
         if depth == 1 and _SIMPLE_RNN_SCOPE.search(scope):
             for kernel, bias, layout in (("kernel", "bias", SIMPLE_RNN),
                                          ("weights", "biases", SIMPLE_RNN_LEGACY)):
@@ -241,6 +251,18 @@ def _cell_of(name, by_name):
         # The parts say it, whatever the block's scope is called (`attention_1`).
         if depth == 3 and _ATTENTION_PARTS <= under:
             return scope, ATTENTION, tuple(sorted(_ATTENTION_PARTS))
+    return None
+
+
+def _loop_cell(scope, under, uses):
+    """(scope, layout, parts) of a kernel and bias the graph uses in a loop, else None."""
+    if _GRU_SCOPE.search(scope):
+        return None
+    for kernel, bias, layouts in (("kernel", "bias", (LSTM, SIMPLE_RNN)),
+                                  ("weights", "biases", (LSTM_LEGACY, SIMPLE_RNN_LEGACY))):
+        use = uses.get(f"{scope}/{kernel}")
+        if under == {kernel, bias} and use is not None and use.loop:
+            return scope, layouts[0] if use.split == 4 else layouts[1], (kernel, bias)
     return None
 
 
