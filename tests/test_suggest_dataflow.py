@@ -74,3 +74,55 @@ def test_misleading_names_and_creation_order_get_no_wrong_pair_marked_certain(tm
     assert report.decided_by["dataflow"] == 6
     settings = migrate.VerifySettings(output_tensor="outputs:0")
     assert migrate.suggest(prefix, _plain_model, verify=settings).parity.passed
+
+
+def test_an_attention_block_is_known_by_its_parts_whatever_its_scope(tmp_path):
+    import functools
+
+    from legacy_graphs import bert_encoder
+    from migrate.zoo import bert_encoder as zoo_bert_encoder
+
+    prefix = verify_graphs.save_graph(tmp_path, functools.partial(
+        bert_encoder.define_graph, attention_scope="attention_1"))
+    settings = migrate.VerifySettings(output_tensor=bert_encoder.OUTPUT_TENSOR,
+                                      input_shapes=[bert_encoder.INPUT_SHAPE],
+                                      input_max=[bert_encoder.INPUT_MAX])
+    report = migrate.suggest(prefix, zoo_bert_encoder.build_model, verify=settings)
+    assert report.ok and report.parity.passed, report.summary()
+    attention = report.table.lookup("bert/encoder/layer_1/attention_1/self/query/kernel")
+    assert attention.rule.layout == "bert_attention"
+    # The pooler does not feed the sequence output.
+    assert report.dropped == [("bert/pooler/dense/kernel", (32, 32)),
+                              ("bert/pooler/dense/bias", (32,))]
+    assert "not on the path to sequence_output:0" in report.text
+
+
+UNITS, FEATURES, STEPS = 3, 2, 4
+
+
+# A BasicRNNCell stack whose cells were named by their author: `cell_0/cell_1/kernel`.
+def _build_rnn_stack():
+    tf = verify_graphs.tf_v1()
+    data = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="data")
+    cells = [tf.nn.rnn_cell.BasicRNNCell(UNITS, name=f"cell_{index + 1}") for index in range(2)]
+    outputs, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.MultiRNNCell(cells), data, dtype=tf.float32)
+    tf.identity(outputs, name="outputs")
+
+
+def _rnn_stack_model():
+    import keras
+    keras.backend.clear_session()
+    data = keras.Input((STEPS, FEATURES), name="data")
+    net = keras.layers.SimpleRNN(UNITS, return_sequences=True, name="first")(data)
+    return keras.Model(data, keras.layers.SimpleRNN(UNITS, return_sequences=True,
+                                                    name="second")(net))
+
+
+def test_a_basic_rnn_cell_stack_is_known_by_its_loop_whatever_its_cells_are_named(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_rnn_stack)
+    report = migrate.suggest(prefix, _rnn_stack_model,
+                             verify=migrate.VerifySettings(output_tensor="outputs:0"))
+    assert report.ok and report.parity.passed, report.summary()
+    assert [(rule.layout, rule.target) for rule in report.table.rules] == [
+        ("simple_rnn", "first/simple_rnn_cell"), ("simple_rnn", "second/simple_rnn_cell")]
+    assert report.table.lookup("rnn/multi_rnn_cell/cell_0/cell_1/kernel") is not None
