@@ -44,7 +44,11 @@ def _build_misleading():
     variables = {}
     for scope in ("fc1", "fc2", "fc3"):  # fc1 is applied last.
         with tf.variable_scope(scope):
-            variables[scope] = (tf.get_variable("kernel", [4, 4]), tf.get_variable("bias", [4]))
+            if scope == "fc2":  # Names that say the other kind.
+                bias, kernel = tf.get_variable("kernel", [4]), tf.get_variable("bias", [4, 4])
+            else:
+                kernel, bias = tf.get_variable("kernel", [4, 4]), tf.get_variable("bias", [4])
+            variables[scope] = (kernel, bias)
     net = inputs
     for scope in ("fc3", "fc2", "fc1"):
         kernel, bias = variables[scope]
@@ -65,7 +69,8 @@ def _plain_model():
 def test_misleading_names_and_creation_order_get_no_wrong_pair_marked_certain(tmp_path):
     prefix = verify_graphs.save_graph(tmp_path, _build_misleading)
     truth = {f"{source}/{leaf}": f"{target}/{leaf}" for source, target in
-             (("fc3", "fc1"), ("fc2", "fc2"), ("fc1", "fc3")) for leaf in ("kernel", "bias")}
+             (("fc3", "fc1"), ("fc1", "fc3")) for leaf in ("kernel", "bias")}
+    truth.update({"fc2/bias": "fc2/kernel", "fc2/kernel": "fc2/bias"})
     report = migrate.suggest(prefix, _plain_model)  # No parity: certainty is the graph's alone.
     wrong = [match for match in report.matches
              if match["certain"] and truth[match["source"]] != match["target"]]

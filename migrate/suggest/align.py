@@ -1,5 +1,6 @@
 """Aligns source items with target items by kind, shape and order, and finds ambiguous matches."""
 
+import collections
 import dataclasses
 import math
 
@@ -187,8 +188,12 @@ def align(sources, targets):
         return cache[key]
 
     matches, unmatched_sources, unmatched_targets = _align_in_order(sources, targets, fit)
+    offsets = collections.Counter(match.target.flow - match.source.flow for match in matches
+                                  if match.target.flow is not None
+                                  and match.source.flow is not None)
+    offset = offsets.most_common(1)[0][0] if offsets else None
     for match in matches:
-        match.decided_by = _decided_in_order(match, sources, targets, fit)
+        match.decided_by = _decided_in_order(match, sources, targets, fit, offset)
     unmatched_sources, unmatched_targets = match_unique_fits(
         matches, unmatched_sources, unmatched_targets)
     balanced_sources, balanced_targets = _balanced(unmatched_sources, unmatched_targets, fit)
@@ -206,24 +211,27 @@ def align(sources, targets):
     return matches, unmatched_sources, unmatched_targets
 
 
-def _decided_in_order(match, sources, targets, fit):
+def _decided_in_order(match, sources, targets, fit, offset):
     """What decided a pair the in-order alignment made: dataflow, name or order.
 
     Dataflow decides when both sides' graphs place the pair (the legacy
-    graph says the source's kind by its use, the model's call its level) and
-    no other item at either's level fits the other: then kind, dataflow
-    position and shape agree with no rival.
+    graph says the source's kind by its use, the model's call its level), at
+    the levels most pairs share (a source layer the model lacks shifts what
+    follows it), and no other item at either's level fits the other: then
+    kind, dataflow position and shape agree with no rival.
     """
     source, target = match.source, match.target
-    rivals = [other for other in targets if other is not target and other.level == target.level
-              and fit(source, other) is not None]
-    rivals += [other for other in sources if other is not source and other.level == source.level
-               and fit(other, target) is not None]
+    rival_targets = [other for other in targets if other is not target
+                     and other.flow == target.flow and fit(source, other) is not None]
+    rival_sources = [other for other in sources if other is not source
+                     and other.flow == source.flow and fit(other, target) is not None]
     graph_kind = source.graph_kind or source.layout is not None
-    if source.level is not None and target.level is not None and graph_kind and not rivals:
+    if (source.flow is not None and target.flow is not None and graph_kind
+            and not rival_targets and not rival_sources
+            and target.flow - source.flow == offset):
         return DATAFLOW
-    if rivals and _name_bonus(source, target) and not any(
-            _name_bonus(source, other) for other in rivals if other in targets):
+    if (rival_targets or rival_sources) and _name_bonus(source, target) and not any(
+            _name_bonus(source, other) for other in rival_targets):
         return NAME
     return ORDER
 
@@ -373,7 +381,7 @@ _DECIDED_WORDS = {DATAFLOW: "dataflow: kind, position and shape agree, no rival"
 def _parallel(structure, first, second, by_layer):
     """Whether two source layers may be parallel branches: the graph's ancestry says so,
     and the dataflow (when it places both) puts them at the same level."""
-    levels = [{match.source.level for match in by_layer[layer]} for layer in (first, second)]
+    levels = [{match.source.flow for match in by_layer[layer]} for layer in (first, second)]
     if None not in levels[0] | levels[1] and levels[0] != levels[1]:
         return False
     return structure.parallel(first, second)

@@ -45,8 +45,6 @@ _NORM_OPS = frozenset({"Rsqrt", "FusedBatchNorm", "FusedBatchNormV3"})
 _ONE_HOT_OPS = frozenset({"OneHot"})
 _INPUT_OPS = frozenset({"Placeholder", "PlaceholderWithDefault"})
 _NOT_FORWARD = ("gradients", "save", "ExponentialMovingAverage")
-# Kinds the graph says for sure (the op itself names them).
-STRONG_KINDS = frozenset({"kernel", "depthwise_kernel", "embeddings"})
 _SEARCH_DEPTH = 4
 
 
@@ -154,14 +152,19 @@ def trace(nodes, variables, *, inputs=(), outputs=()):
 
 def _data_dependent(nodes, consumers, fed):
     """Nodes whose value depends on the fed inputs' values (not only on their shapes)."""
-    found, stack = set(), [name for name in fed if name in nodes]
+    return _reach([name for name in fed if name in nodes], lambda name: [
+        consumer for consumer in consumers.get(name, ()) if nodes[consumer].op not in _SHAPE_OPS])
+
+
+def _reach(starts, neighbours):
+    """`starts` and every node `neighbours` leads to from them."""
+    found, stack = set(), list(starts)
     while stack:
         name = stack.pop()
         if name in found:
             continue
         found.add(name)
-        stack.extend(consumer for consumer in consumers.get(name, ())
-                     if consumer not in found and nodes[consumer].op not in _SHAPE_OPS)
+        stack.extend(other for other in neighbours(name) if other not in found)
     return found
 
 
@@ -208,43 +211,62 @@ def _uses_of(name, nodes, consumers):
 
 def _levels(nodes, use_nodes, data):
     """Dataflow level of every node: the uses of variables on its longest data path."""
-    memo, in_progress = {}, set()
-    for start in nodes:
+
+    def inputs_of(name):
+        return nodes[name].inputs if name in data else None  # Off the data: level 0.
+
+    def level(name, input_levels):
+        return max(input_levels, default=0) + (1 if name in use_nodes else 0)
+
+    return fold_inputs(nodes, inputs_of, level, missing=0)
+
+
+def fold_inputs(names, inputs_of, combine, *, missing, memo=None):
+    """Computes `combine(name, [its inputs' values])` for `names`, inputs first.
+
+    Iterative (graphs are deep); a while loop's back edge, still in progress
+    when its source is reached again, contributes nothing.
+
+    Args:
+        names: the nodes to compute.
+        inputs_of: node name -> its input names, or None for a node that
+            takes `missing` as its value (unknown, or not to follow).
+        combine: `(name, input values) -> value`.
+        missing: the value of nodes `inputs_of` gives None for.
+        memo: a dict of values already computed (filled in place).
+
+    Returns:
+        The dict of every value computed.
+    """
+    memo = {} if memo is None else memo
+    in_progress = set()
+    for start in names:
         stack = [start]
         while stack:
             name = stack[-1]
             if name in memo:
                 stack.pop()
                 continue
-            node = nodes.get(name)
-            if node is None or name not in data:
-                memo[name] = 0
+            inputs = inputs_of(name)
+            if inputs is None:
+                memo[name] = missing
                 stack.pop()
                 continue
-            pending = [source for source in node.inputs
+            pending = [source for source in inputs
                        if source not in memo and source not in in_progress]
             if pending and name not in in_progress:
                 in_progress.add(name)
                 stack.extend(pending)
                 continue
-            # A loop's back edge (still in progress) contributes nothing.
-            value = max([memo.get(source, 0) for source in node.inputs] or [0])
-            memo[name] = value + (1 if name in use_nodes else 0)
+            memo[name] = combine(name, [memo[source] for source in inputs if source in memo])
             in_progress.discard(name)
             stack.pop()
     return memo
 
 
 def _ancestors(nodes, names):
-    found, stack = set(), [name for name in names if name in nodes]
-    while stack:
-        name = stack.pop()
-        if name in found:
-            continue
-        found.add(name)
-        stack.extend(source for source in nodes[name].inputs
-                     if source in nodes and source not in found)
-    return found
+    return _reach([name for name in names if name in nodes],
+                  lambda name: [source for source in nodes[name].inputs if source in nodes])
 
 
 def _kind(node, index, nodes):

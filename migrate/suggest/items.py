@@ -17,6 +17,7 @@ WEIGHT_KINDS = {
 # weights in another order (slim beta before gamma, Keras gamma first) align.
 KIND_ORDER = ("depthwise_kernel", "pointwise_kernel", "kernel", "embeddings", "gamma", "beta",
               "bias", "moving_mean", "moving_variance")
+_STATISTICS = ("moving_mean", "moving_variance")
 _EMBEDDING_NAME = re.compile(r"(^|_)embeddings?$")
 
 # Recognised TF1 cells and blocks: the layout each becomes.
@@ -73,6 +74,7 @@ class SourceItem:
         reshaped: the graph reshapes it between the variable and its use.
         graph_kind: its kind is what the graph does with it, not its name.
         on_path: its use reaches the compared outputs (or they are not known).
+        flow: its layer's dataflow level, set by `dataflow_ordered`.
     """
 
     name: str
@@ -91,6 +93,7 @@ class SourceItem:
     reshaped: bool = False
     graph_kind: bool = False
     on_path: bool = True
+    flow: int | None = None
 
 
 @dataclasses.dataclass
@@ -107,6 +110,8 @@ class TargetItem:
         weights: the `TargetWeight`s it covers.
         level: its dataflow level in the model's traced call, or None.
         reshaped: the model reshapes it before its use (or uses it in an einsum).
+        flow: its layer's dataflow level, set by `dataflow_ordered` (None
+            when not ordered by dataflow).
     """
 
     name: str
@@ -118,6 +123,7 @@ class TargetItem:
     weights: tuple = ()
     level: int | None = None
     reshaped: bool = False
+    flow: int | None = None
 
 
 def source_kind(part):
@@ -172,8 +178,9 @@ def source_items(variables, order, structure=None):
             continue
         kind = source_kind(part)
         use = structure.uses.get(variable.name) if structure is not None else None
-        graph_kind = use is not None and use.kind is not None and (
-            kind is None or use.kind in dataflow.STRONG_KINDS or use.kind == kind)
+        # What the graph does with it wins over its name, but for statistics (named
+        # reliably by the layer that keeps them, and combined among themselves first).
+        graph_kind = use is not None and use.kind is not None and kind not in _STATISTICS
         if graph_kind:
             kind = use.kind
         transforms, note = (), ""
@@ -360,9 +367,10 @@ def dataflow_ordered(items):
     keyed, last = [], 0
     for index, item in enumerate(items):
         if item.layer in several:
-            last = item.level if item.level is not None else last
+            item.flow = item.level
         else:
-            last = first.get(item.layer, last)
+            item.flow = first.get(item.layer)
+        last = item.flow if item.flow is not None else last
         keyed.append(((last, KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER
                        else len(KIND_ORDER), str(item.shape), index), item))
     return [item for _, item in sorted(keyed, key=lambda pair: pair[0])]

@@ -40,7 +40,8 @@ class SuggestReport:
         table: the draft as a `MappingTable`.
         text: the draft's TOML text (rules with their evidence in comments).
         output: where the draft was written, or None.
-        matches: one dict per match: source, target, transforms, evidence, certain.
+        matches: one dict per match: source, target, transforms, evidence,
+            certain, decided_by (`dataflow`, `shape`, `name` or `order`).
         dropped: source variables with no target, each `[name, shape]`; drafted as
             `drop = true` rules for the user to confirm.
         unfilled: target weights no source fills, each `[path, shape]`.
@@ -166,11 +167,20 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             resolve_ambiguous=BY_VALUE):
     """Drafts a mapping table from a legacy checkpoint and a Keras model, and proves it.
 
-    Every kept source variable is matched to a target weight by kind (the
-    names' `weights`/`kernel`, `beta`, ...), shape (or a squeeze or reshape
-    for 1x1 and whole-map convolutions that became Dense layers), creation
-    order (the `.meta` collection against the order the model built its
-    variables) and the graph (partitioned lookups, parallel branches). LSTM,
+    Every kept source variable is matched to a target weight by kind, shape
+    (or a squeeze or reshape for 1x1 and whole-map convolutions that became
+    Dense layers, or a reshape the graph makes before the use) and position.
+    With a graph (a `.meta`, or a builder's), the kind is what the graph does
+    with the variable and the position where the data reaches it: the legacy
+    forward graph and the model's call traced into a `tf.function` are read
+    alike (`dataflow`), and both sides align in that order; names and
+    creation order (the `.meta` collection against the order the model built
+    its variables) break ties, and are all there is without a graph. A
+    product `tf.split` cuts into parts drafts a `split` layout. Variables the
+    compared outputs do not depend on are dropped ("not on the path to
+    OUTPUT"). A match is certain only when kind, dataflow position and shape
+    agree with no rival; each says what decided it (dataflow, shape, name,
+    order). Partitioned lookups and parallel branches come from the graph. LSTM,
     GRU and BERT attention scopes become layout rules. Repeating rules are
     folded into regex groups, each with a comment giving its evidence.
     Variables with no target become `drop = true` rules, listed. The draft
@@ -264,7 +274,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
     matches.extend(tied)
     unmatched_targets = _without(unmatched_targets, tied)
-    matches, unmatched_sources = _whole_splits(matches, unmatched_sources)
+    matches, unmatched_sources, unmatched_targets = _whole_splits(matches, unmatched_sources,
+                                                                  unmatched_targets)
     drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
                                                      unmatched_targets)
                     for item in unmatched_sources}
@@ -379,11 +390,15 @@ def _unique_items(items):
     return found
 
 
-def _whole_splits(matches, unmatched_sources):
+def _whole_splits(matches, unmatched_sources, unmatched_targets):
     """Keeps a split source's parts only when every part found its target.
 
     A fused product cut into parts is one variable: one `split` rule fills
-    all its targets, or it is dropped whole (its parts are left over).
+    all its targets, or it is dropped whole (its parts left over, the
+    targets they took free again).
+
+    Returns:
+        `(matches, unmatched_sources, unmatched_targets)`.
     """
     parts = {}
     for match in matches:
@@ -393,8 +408,9 @@ def _whole_splits(matches, unmatched_sources):
               if sorted(match.source.split[0] for match in found)
               != list(range(found[0].source.split[1]))}
     kept = [match for match in matches if match.source.name not in broken]
-    left = [match.source for match in matches if match.source.name in broken]
-    return kept, _unique_items(unmatched_sources + left)
+    freed = [match for match in matches if match.source.name in broken]
+    return (kept, _unique_items(unmatched_sources + [match.source for match in freed]),
+            unmatched_targets + [match.target for match in freed])
 
 
 def _without(targets, matches):

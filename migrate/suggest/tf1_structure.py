@@ -188,33 +188,18 @@ def _layer_ancestors(nodes, key_of_node, layer_of):
             consumers[source].append(node.name)
     memo = {}
 
+    def inputs_of(name):
+        node = nodes.get(name)
+        return None if node is None else _inputs(node)
+
+    def combine(name, values):
+        value = node_bit.get(name, 0)
+        for other in values:
+            value |= other
+        return value
+
     def bits_of(start):
-        # Iterative post-order: graphs are deep, and while loops make cycles,
-        # whose back edges contribute nothing.
-        stack, in_progress = [start], set()
-        while stack:
-            name = stack[-1]
-            if name in memo:
-                stack.pop()
-                continue
-            node = nodes.get(name)
-            if node is None:
-                memo[name] = 0
-                stack.pop()
-                continue
-            pending = [source for source in _inputs(node)
-                       if source not in memo and source not in in_progress]
-            if pending and name not in in_progress:
-                in_progress.add(name)
-                stack.extend(pending)
-                continue
-            value = node_bit.get(name, 0)
-            for source in _inputs(node):
-                value |= memo.get(source, 0)
-            memo[name] = value
-            in_progress.discard(name)
-            stack.pop()
-        return memo[start]
+        return dataflow.fold_inputs([start], inputs_of, combine, missing=0, memo=memo)[start]
 
     found = {layer: 0 for layer in layers}
     for name, key in key_of_node.items():
