@@ -169,8 +169,11 @@ def attention_layer(layer_input, *, attention_mask, num_attention_heads, size_pe
 
 
 def transformer_model(input_tensor, *, attention_mask, config, batch_size, seq_length,
-                      is_training):
+                      is_training, attention_scope="attention"):
     """`modeling.transformer_model`: `layer_N/{attention,intermediate,output}` scopes.
+
+    `attention_scope` names the attention block's scope (code that opens
+    `attention` twice gets `attention_1`).
 
     Returns the `[batch_size, seq_length, hidden]` output of the last block.
     """
@@ -181,7 +184,7 @@ def transformer_model(input_tensor, *, attention_mask, config, batch_size, seq_l
     for layer_index in range(config.num_hidden_layers):
         with tf.variable_scope(f"layer_{layer_index}"):
             layer_input = prev_output
-            with tf.variable_scope("attention"):
+            with tf.variable_scope(attention_scope):
                 with tf.variable_scope("self"):
                     attention_output = attention_layer(
                         layer_input, attention_mask=attention_mask,
@@ -208,7 +211,7 @@ def transformer_model(input_tensor, *, attention_mask, config, batch_size, seq_l
     return tf.reshape(prev_output, [batch_size, seq_length, hidden_size])
 
 
-def bert_model(input_ids, *, config, is_training):
+def bert_model(input_ids, *, config, is_training, attention_scope="attention"):
     """Builds BERT's `bert/{embeddings,encoder,pooler}` scopes on `input_ids`.
 
     Token types are all 0 and the input mask all 1, as when every position
@@ -218,6 +221,7 @@ def bert_model(input_ids, *, config, is_training):
         input_ids: `[batch, seq]` int32 tensor.
         config: a `BertConfig`.
         is_training: boolean scalar tensor that enables dropout.
+        attention_scope: the scope of each block's attention.
 
     Returns:
         `(sequence_output, pooled_output)`: `[batch, seq, hidden]` and
@@ -256,7 +260,8 @@ def bert_model(input_ids, *, config, is_training):
             attention_mask = tf.ones([batch_size, seq_length, 1], tf.float32) * to_mask
             sequence_output = transformer_model(
                 embedding_output, attention_mask=attention_mask, config=config,
-                batch_size=batch_size, seq_length=seq_length, is_training=is_training)
+                batch_size=batch_size, seq_length=seq_length, is_training=is_training,
+                attention_scope=attention_scope)
         with tf.variable_scope("pooler"):
             first_token_tensor = tf.squeeze(sequence_output[:, 0:1, :], axis=1)
             pooled_output = tf.layers.dense(first_token_tensor, hidden_size, activation=tf.tanh,
@@ -264,11 +269,13 @@ def bert_model(input_ids, *, config, is_training):
     return sequence_output, pooled_output
 
 
-def define_graph(config=DEFAULT_CONFIG):
+def define_graph(config=DEFAULT_CONFIG, *, attention_scope="attention"):
     """Builds the inference graph in the current default graph.
 
     Args:
         config: a preset name from `CONFIGS` or a `BertConfig`.
+        attention_scope: the scope of each block's attention (`attention_1`
+            in code that opened `attention` before).
 
     Returns:
         `(input_ids, sequence_output)`: the `[None, None]` int32 placeholder
@@ -280,7 +287,8 @@ def define_graph(config=DEFAULT_CONFIG):
     input_ids = tf.placeholder(tf.int32, [None, None], name="input_ids")
     is_training = tf.placeholder_with_default(False, [], name="is_training")
     sequence_output, pooled_output = bert_model(input_ids, config=config,
-                                                is_training=is_training)
+                                                is_training=is_training,
+                                                attention_scope=attention_scope)
     tf.identity(pooled_output, name=POOLED_OUTPUT_TENSOR.split(":")[0])
     return input_ids, tf.identity(sequence_output, name=OUTPUT_TENSOR.split(":")[0])
 

@@ -1,5 +1,6 @@
 """Aligns source items with target items by kind, shape and order, and finds ambiguous matches."""
 
+import collections
 import dataclasses
 import math
 
@@ -26,6 +27,8 @@ class Match:
         evidence: the evidence, in words.
         certain: False when another candidate fits equally (see `ambiguous_with`).
         ambiguous_with: the other target layers that fit this source equally.
+        decided_by: the evidence that chose the pair among its candidates:
+            one of `DECIDED_BY`.
     """
 
     source: object
@@ -34,6 +37,12 @@ class Match:
     evidence: list
     certain: bool = True
     ambiguous_with: tuple = ()
+    decided_by: str = "order"
+
+
+# What can decide a pair, strongest first.
+DATAFLOW, SHAPE, NAME, ORDER = "dataflow", "shape", "name", "order"
+DECIDED_BY = (DATAFLOW, SHAPE, NAME, ORDER)
 
 
 def compatible(source, target):
@@ -78,16 +87,29 @@ def compatible(source, target):
     if _name_bonus(source, target):
         kind_note += "; name agrees"
     target_shape = tuple(target.shape)
+    if source.split:
+        index, count = source.split
+        if math.prod(shape) != math.prod(target_shape):
+            return None
+        return score, tuple(transforms), [
+            f"part {index + 1} of {count} of its product, which tf.split cuts in the graph "
+            f"({_text(shape)} -> {_text(target_shape)})", kind_note]
     if shape == target_shape:
         return score + _NO_TRANSFORM_BONUS, tuple(transforms), [f"shape {_text(shape)}", kind_note]
-    if source.kind not in (None, "kernel") or len(shape) <= len(target_shape):
+    if source.kind not in (None, "kernel"):
         return None
     extra = len(shape) - len(target_shape)
-    if shape[extra:] == target_shape and all(size == 1 for size in shape[:extra]):
+    if extra > 0 and shape[extra:] == target_shape and all(size == 1 for size in shape[:extra]):
         axes = ", ".join(str(axis) for axis in range(extra))
         transforms.append(f"squeeze({axes})")
         return score, tuple(transforms), [
             f"shape {_text(shape)} -> {_text(target_shape)} by squeezing 1-sized axes", kind_note]
+    if (source.kind is not None and (source.reshaped or target.reshaped)
+            and math.prod(shape) == math.prod(target_shape)):
+        transforms.append(f"reshape({', '.join(str(size) for size in target_shape)})")
+        return score, tuple(transforms), [
+            f"shape {_text(shape)} -> {_text(target_shape)}: the graph reshapes it before its "
+            f"use (C order)", kind_note]
     if (len(target_shape) == 2 and math.prod(shape) == math.prod(target_shape)
             and shape[-1] == target_shape[-1]):
         transforms.append(f"reshape(-1, {target_shape[-1]})")
@@ -183,13 +205,20 @@ def align(sources, targets):
     def fit(source, target):
         key = (source.kind, source.shape, source.layout, tuple(source.parts.items()),
                source.transforms, source.dtype, source.layer.split("/")[-1], source.name,
+               source.split, source.reshaped,
                target.kind, target.shape, tuple(target.parts.items()), target.dtype,
-               target.layer.split("/")[-1], target.name)
+               target.layer.split("/")[-1], target.name, target.reshaped)
         if key not in cache:
             cache[key] = compatible(source, target)
         return cache[key]
 
     matches, unmatched_sources, unmatched_targets = _align_in_order(sources, targets, fit)
+    offsets = collections.Counter(match.target.flow - match.source.flow for match in matches
+                                  if match.target.flow is not None
+                                  and match.source.flow is not None)
+    offset = offsets.most_common(1)[0][0] if offsets else None
+    for match in matches:
+        match.decided_by = _decided_in_order(match, sources, targets, fit, offset)
     unmatched_sources, unmatched_targets = match_unique_fits(
         matches, unmatched_sources, unmatched_targets)
     balanced_sources, balanced_targets = _balanced(unmatched_sources, unmatched_targets, fit)
@@ -199,11 +228,37 @@ def align(sources, targets):
         unmatched_sources = [item for item in unmatched_sources if id(item) not in paired]
         unmatched_targets = [item for item in unmatched_targets if id(item) not in paired]
         for match in crossed:
-            match.evidence.append("out of creation order (aligned among the items order left)")
+            match.evidence.append("out of order (aligned among the items order left)")
+            match.certain, match.decided_by = False, ORDER
         matches += crossed
     position = {id(item): index for index, item in enumerate(sources)}
     matches = sorted(matches, key=lambda match: position[id(match.source)])
     return matches, unmatched_sources, unmatched_targets
+
+
+def _decided_in_order(match, sources, targets, fit, offset):
+    """What decided a pair the in-order alignment made: dataflow, name or order.
+
+    Dataflow decides when both sides' graphs place the pair (the legacy
+    graph says the source's kind by its use, the model's call its level), at
+    the levels most pairs share (a source layer the model lacks shifts what
+    follows it), and no other item at either's level fits the other: then
+    kind, dataflow position and shape agree with no rival.
+    """
+    source, target = match.source, match.target
+    rival_targets = [other for other in targets if other is not target
+                     and other.flow == target.flow and fit(source, other) is not None]
+    rival_sources = [other for other in sources if other is not source
+                     and other.flow == source.flow and fit(other, target) is not None]
+    graph_kind = source.graph_kind or source.layout is not None
+    if (source.flow is not None and target.flow is not None and graph_kind
+            and not rival_targets and not rival_sources
+            and target.flow - source.flow == offset):
+        return DATAFLOW
+    if (rival_targets or rival_sources) and _name_bonus(source, target) and not any(
+            _name_bonus(source, other) for other in rival_targets):
+        return NAME
+    return ORDER
 
 
 def _balanced(sources, targets, fit):
@@ -295,10 +350,14 @@ def mark_ambiguous(matches, structure):
         by_layer.setdefault(match.source.layer, []).append(match)
     if structure is None:
         for match in matches:
-            match.evidence.append("order (no graph to tell parallel branches apart)")
+            match.evidence.append(f"{match.decided_by} (no graph to tell parallel branches "
+                                  f"apart)")
+            match.certain = False
         return []
     signature = {}
     for layer, layer_matches in by_layer.items():
+        if all(match.decided_by == DATAFLOW for match in layer_matches):
+            continue  # The dataflow placed it with no rival: no branch is parallel to it.
         key = tuple(sorted((str(m.source.kind), str(m.source.shape), str(m.source.parts))
                            for m in layer_matches))
         signature.setdefault(key, []).append(layer)
@@ -312,7 +371,7 @@ def mark_ambiguous(matches, structure):
             seed = remaining.pop(0)
             group = [seed]
             for other in list(remaining):
-                if any(structure.parallel(member, other) for member in group):
+                if any(_parallel(structure, member, other, by_layer) for member in group):
                     group.append(other)
                     remaining.remove(other)
             if len(group) > 1:
@@ -333,8 +392,24 @@ def mark_ambiguous(matches, structure):
         ambiguous.append([(layer, targets[layer]) for layer in group])
     for match in matches:
         if match.certain:
-            match.evidence.append("order")
+            match.evidence.append(_DECIDED_WORDS[match.decided_by])
+        # Certain only when kind, dataflow position and shape agree with no rival.
+        match.certain = match.certain and match.decided_by == DATAFLOW
     return ambiguous
+
+
+_DECIDED_WORDS = {DATAFLOW: "dataflow: kind, position and shape agree, no rival",
+                  SHAPE: "shape", NAME: "name (among rivals at the same position)",
+                  ORDER: "order"}
+
+
+def _parallel(structure, first, second, by_layer):
+    """Whether two source layers may be parallel branches: the graph's ancestry says so,
+    and the dataflow (when it places both) puts them at the same level."""
+    levels = [{match.source.flow for match in by_layer[layer]} for layer in (first, second)]
+    if None not in levels[0] | levels[1] and levels[0] != levels[1]:
+        return False
+    return structure.parallel(first, second)
 
 
 UNIQUE_SHAPE = ("the only free target this fits, and it fits no other free source "
@@ -371,7 +446,8 @@ def match_unique_fits(matches, unmatched_sources, unmatched_targets):
             if any(target in fits[id(other)] for other in sources if other is not source):
                 continue
             _, transforms, evidence = compatible(source, target)
-            matches.append(Match(source, target, transforms, [*evidence, UNIQUE_SHAPE]))
+            matches.append(Match(source, target, transforms, [*evidence, UNIQUE_SHAPE],
+                                 certain=False, decided_by=SHAPE))
             sources.remove(source)
             targets.remove(target)
             changed = True

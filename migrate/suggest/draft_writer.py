@@ -28,10 +28,12 @@ class DraftRule:
         target: the rule's target (with group references), None for a drop.
         folded_from: the rules a number fold merged, for keeping table order.
         also: for tied weights, further `(target, transforms)` of the one source.
-        parameters: a layout's `(key, value)` pairs the rule writes.
+        parameters: a layout's parameters, `(key, value)` pairs (a `split`
+            rule's `source_part`, `target_parts`, `axis`, `reshape`).
         leave: a `leave` rule: `match` names Keras weights the model sets
             itself (`members` are `(weight path, None)`), `reason` says why.
         reason: a `leave` rule's reason.
+        decided_by: what chose an uncertain pair (dataflow, shape, name, order).
     """
 
     members: list
@@ -48,6 +50,7 @@ class DraftRule:
     parameters: tuple = ()
     leave: bool = False
     reason: str = ""
+    decided_by: str = ""
 
     def literal(self):
         """Sets `match` and `target` for a rule standing for one pair."""
@@ -84,7 +87,7 @@ def fold(rules):
         key = (tuple(_DIGITS.split(_stem(source, rule))[0::2]),
                None if target is None else tuple(_DIGITS.split(_stem(target, rule))[0::2]),
                rule.transforms, rule.layout, rule.drop, rule.certain, rule.leaves,
-               rule.parameters)
+               rule.parameters, rule.decided_by)
         groups.setdefault(key, []).append(rule)
     folded = []
     for group in groups.values():
@@ -113,7 +116,7 @@ def _fold_leaves(rules):
         target_stem, _, target_leaf = (target or "").rpartition("/")
         if (rule.layout is None and not rule.drop and source_stem and target_stem
                 and source_leaf == target_leaf and not _DIGITS.search(source_leaf)):
-            key = (source_stem, target_stem, rule.transforms, rule.certain)
+            key = (source_stem, target_stem, rule.transforms, rule.certain, rule.decided_by)
             if key in groups:
                 groups[key].append(rule)
                 continue
@@ -123,12 +126,13 @@ def _fold_leaves(rules):
     for rule in order:
         source, target = rule.members[0]
         key = (source.rpartition("/")[0], (target or "").rpartition("/")[0], rule.transforms,
-               rule.certain)
+               rule.certain, rule.decided_by)
         group = groups.get(key) if rule.layout is None and not rule.drop else None
         if group and group[0] is rule and len(group) > 1:
             merged.append(DraftRule(
                 members=[member for item in group for member in item.members],
                 transforms=rule.transforms, evidence=rule.evidence, certain=rule.certain,
+                decided_by=rule.decided_by,
                 leaves=tuple(item.members[0][0].rpartition("/")[2] for item in group)))
         else:
             merged.append(rule)
@@ -193,7 +197,7 @@ def _fold_numbers(group):
                        transforms=first.transforms, layout=first.layout, drop=first.drop,
                        evidence=first.evidence, certain=first.certain, leaves=first.leaves,
                        match=match, target=target, folded_from=tuple(group),
-                       parameters=first.parameters)
+                       parameters=first.parameters, decided_by=first.decided_by)
     return folded
 
 
@@ -252,16 +256,13 @@ def check_folding(rules, make_text, intended):
         if wrong is None and all(table.lookup(name) is not None for name in intended):
             return rules
         if wrong is None or len(rules[wrong].members) == 1:
-            return [DraftRule(members=[member], transforms=rule.transforms, layout=rule.layout,
-                              drop=rule.drop, evidence=rule.evidence,
-                              certain=rule.certain, also=rule.also,
-                              parameters=rule.parameters).literal()
+            return [dataclasses.replace(rule, members=[member], match="", target=None,
+                                        leaves=(), folded_from=()).literal()
                     for rule in rules for member in rule.members]
         rule = rules[wrong]
         rules = rules[:wrong] + [
-            DraftRule(members=[member], transforms=rule.transforms, layout=rule.layout,
-                      drop=rule.drop, evidence=rule.evidence, certain=rule.certain,
-                      also=rule.also, parameters=rule.parameters).literal()
+            dataclasses.replace(rule, members=[member], match="", target=None, leaves=(),
+                                folded_from=()).literal()
             for member in rule.members] + rules[wrong + 1:]
     return rules
 
@@ -286,7 +287,9 @@ def toml_text(rules, *, header, footer=()):
             source, target = rule.members[0]
             example = f"{count} matches, e.g. {source} -> {target or 'dropped'}; "
         certainty = ("for you to confirm" if rule.drop or (rule.leave and not rule.certain)
-                     else "certain" if rule.certain else f"{AMBIGUOUS_MARK}: not certain")
+                     else "certain" if rule.certain
+                     else f"not certain (decided by {rule.decided_by})" if rule.decided_by
+                     else f"{AMBIGUOUS_MARK}: not certain")
         if rule.leave:
             lines += [f"# {rule.evidence}; {certainty}", "[[rule]]",
                       f"leave = {_quote(rule.match)}", f"reason = {_quote(rule.reason)}"]
@@ -296,12 +299,12 @@ def toml_text(rules, *, header, footer=()):
         lines.append(f"match = {_quote(rule.match)}")
         if rule.layout is not None:
             lines.append(f"layout = {_quote(rule.layout)}")
-        for key, value in rule.parameters:
-            lines.append(f"{key} = {_quote(value) if isinstance(value, str) else value}")
         if rule.drop:
             lines.append("drop = true")
         else:
             lines.append(f"target = {_quote(rule.target)}")
+        for key, value in rule.parameters:
+            lines.append(f"{key} = {_value(value)}")
         if rule.transforms:
             quoted = ", ".join(_quote(text) for text in rule.transforms)
             lines.append(f"transform = [{quoted}]")
@@ -321,6 +324,17 @@ def toml_text(rules, *, header, footer=()):
 def _comments(texts):
     """Comment lines for `texts`; a text of several lines (a parity report) comments each."""
     return [f"# {line}".rstrip() for text in texts for line in text.splitlines() or [""]]
+
+
+def _value(value):
+    """A layout parameter as TOML: a string, a list of strings, an integer or a boolean."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_quote(item) for item in value) + "]"
+    return _quote(value)
 
 
 def _quote(text):

@@ -3,6 +3,8 @@
 import dataclasses
 import re
 
+from migrate.suggest import dataflow
+
 # The kind of weight a TF1 part name or a Keras weight name says it is.
 WEIGHT_KINDS = {
     "weights": "kernel", "kernel": "kernel", "biases": "bias", "bias": "bias",
@@ -15,6 +17,7 @@ WEIGHT_KINDS = {
 # weights in another order (slim beta before gamma, Keras gamma first) align.
 KIND_ORDER = ("depthwise_kernel", "pointwise_kernel", "kernel", "embeddings", "gamma", "beta",
               "bias", "moving_mean", "moving_variance")
+_STATISTICS = ("moving_mean", "moving_variance")
 _EMBEDDING_NAME = re.compile(r"(^|_)embeddings?$")
 _DIGITS = re.compile(r"(\d+)")
 # Keras layers whose weight name does not say its kind: Keras 3's depthwise
@@ -74,6 +77,14 @@ class SourceItem:
         note: evidence from the graph, for the rule's comment.
         position: index in creation order.
         parameters: the layout's parameters the graph gave (`oov_buckets`).
+        level: its dataflow level in the legacy graph (`dataflow.Use.level`),
+            or None when the graph does not show its use.
+        split: `(index, count)` for one of the parts a `tf.split` cuts its
+            product into (a fused query/key/value kernel), else ().
+        reshaped: the graph reshapes it between the variable and its use.
+        graph_kind: its kind is what the graph does with it, not its name.
+        on_path: its use reaches the compared outputs (or they are not known).
+        flow: its layer's dataflow level, set by `dataflow_ordered`.
     """
 
     name: str
@@ -88,6 +99,12 @@ class SourceItem:
     note: str = ""
     position: int = 0
     parameters: dict = dataclasses.field(default_factory=dict)
+    level: int | None = None
+    split: tuple = ()
+    reshaped: bool = False
+    graph_kind: bool = False
+    on_path: bool = True
+    flow: int | None = None
 
 
 @dataclasses.dataclass
@@ -104,6 +121,10 @@ class TargetItem:
         weights: the `TargetWeight`s it covers.
         layer_class: the class name of the Keras layer that owns the weight
             (`Normalization`, `DepthwiseConv2D`), or None when not known.
+        level: its dataflow level in the model's traced call, or None.
+        reshaped: the model reshapes it before its use (or uses it in an einsum).
+        flow: its layer's dataflow level, set by `dataflow_ordered` (None
+            when not ordered by dataflow).
     """
 
     name: str
@@ -114,6 +135,9 @@ class TargetItem:
     parts: dict = dataclasses.field(default_factory=dict)
     weights: tuple = ()
     layer_class: str | None = None
+    level: int | None = None
+    reshaped: bool = False
+    flow: int | None = None
 
 
 def source_kind(part):
@@ -144,7 +168,8 @@ def source_items(variables, order, structure=None):
     by_name = {variable.name: variable for variable in variables}
     claimed, cells = set(), {}
     for variable in variables:
-        cell = _cell_of(variable.name, by_name)
+        cell = _cell_of(variable.name, by_name,
+                        structure.uses if structure is not None else {})
         if cell is not None:
             scope, layout, parts = cell
             cells.setdefault(scope, (layout, parts))
@@ -176,6 +201,12 @@ def source_items(variables, order, structure=None):
                 position=rank.get(variable.name, len(rank))))
             continue
         kind = source_kind(part)
+        use = structure.uses.get(variable.name) if structure is not None else None
+        # What the graph does with it wins over its name, but for statistics (named
+        # reliably by the layer that keeps them, and combined among themselves first).
+        graph_kind = use is not None and use.kind is not None and kind not in _STATISTICS
+        if graph_kind:
+            kind = use.kind
         transforms, note = (), ""
         if structure is not None and variable.name in structure.partitions:
             count = structure.partitions[variable.name]
@@ -189,10 +220,25 @@ def source_items(variables, order, structure=None):
             else:
                 note = (f"saved from {count} partitions, looked up with partition_strategy='div' "
                         f"(rows kept in order)")
-        items.append(SourceItem(
+        item = SourceItem(
             name=variable.name, layer=scope if kind else variable.name, kind=kind,
             shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),
-            transforms=transforms, note=note, position=rank.get(variable.name, len(rank))))
+            transforms=transforms, note=note, position=rank.get(variable.name, len(rank)),
+            level=None if use is None else use.level, reshaped=use is not None and use.reshaped,
+            graph_kind=graph_kind, on_path=use is None or use.on_path)
+        if use is not None and use.split > 1 and item.shape and item.shape[-1] % use.split == 0:
+            # The product is cut into parts: one item per part, each 1/count of the last axis.
+            part_shape = (*item.shape[:-1], item.shape[-1] // use.split)
+            items.extend(dataclasses.replace(item, shape=part_shape, split=(index, use.split))
+                         for index in range(use.split))
+        else:
+            items.append(item)
+    if structure is not None and structure.uses:
+        for item in items:
+            if item.layout is not None:
+                levels = [structure.uses[variable.name].level for variable in item.variables
+                          if variable.name in structure.uses]
+                item.level = min(levels) if levels else None
     return canonical_layer_order(items)
 
 
@@ -211,8 +257,14 @@ def numbered_order(name):
                  for part in name.split("/"))
 
 
-def _cell_of(name, by_name):
-    """Returns (scope, layout, parts) when `name` belongs to a recognised cell, else None."""
+def _cell_of(name, by_name, uses=None):
+    """Returns (scope, layout, parts) when `name` belongs to a recognised cell, else None.
+
+    Cells are known by their scope's name, or (`uses` from the graph) by what
+    the graph does: a kernel and bias used inside a while loop are a cell
+    whatever its scope is called (`multi_rnn_cell/cell_0/cell_1`), an LSTM
+    when the product is split into four gates, else a basic RNN cell.
+    """
     pieces = name.split("/")
     for depth in range(1, min(4, len(pieces))):
         scope = "/".join(pieces[:-depth])
@@ -227,6 +279,9 @@ def _cell_of(name, by_name):
                     return scope, layout, (kernel, bias, *peepholes)
         if depth == 1 and _CUDNN_SCOPE.search(scope) and {"kernel", "bias"} <= under:
             return scope, CUDNN_LSTM, ("kernel", "bias")
+        loop_cell = _loop_cell(scope, under, uses) if depth == 1 and uses else None
+        if loop_cell is not None:
+            return loop_cell
         if depth == 1 and _SIMPLE_RNN_SCOPE.search(scope):
             for kernel, bias, layout in (("kernel", "bias", SIMPLE_RNN),
                                          ("weights", "biases", SIMPLE_RNN_LEGACY)):
@@ -242,8 +297,21 @@ def _cell_of(name, by_name):
             for parts, layout in _GRU_PARTS.items():
                 if parts <= under:
                     return scope, layout, tuple(sorted(parts))
-        if depth == 3 and scope.endswith("attention") and _ATTENTION_PARTS <= under:
+        # The parts say it, whatever the block's scope is called (`attention_1`).
+        if depth == 3 and _ATTENTION_PARTS <= under:
             return scope, ATTENTION, tuple(sorted(_ATTENTION_PARTS))
+    return None
+
+
+def _loop_cell(scope, under, uses):
+    """(scope, layout, parts) of a kernel and bias the graph uses in a loop, else None."""
+    if _GRU_SCOPE.search(scope):
+        return None
+    for kernel, bias, layouts in (("kernel", "bias", (LSTM, SIMPLE_RNN)),
+                                  ("weights", "biases", (LSTM_LEGACY, SIMPLE_RNN_LEGACY))):
+        use = uses.get(f"{scope}/{kernel}")
+        if under == {kernel, bias} and use is not None and use.loop:
+            return scope, layouts[0] if use.split == 4 else layouts[1], (kernel, bias)
     return None
 
 
@@ -264,7 +332,7 @@ def canonical_layer_order(items):
     return ordered
 
 
-def target_items(weights, kept, layer_classes=None):
+def target_items(weights, kept, uses=None, group_attention=True, layer_classes=None):
     """Groups the target weights into items, in the order the model created them.
 
     A weight's kind is its name's (`kernel`, `gamma`, ...), or its layer
@@ -273,6 +341,10 @@ def target_items(weights, kept, layer_classes=None):
     Args:
         weights: `TargetWeight`s in creation order.
         kept: a predicate on a `TargetWeight`: whether the conversion fills it.
+        uses: `{weight path: dataflow.Use}` of the model's traced call, or None.
+        group_attention: MultiHeadAttention layers become one item (for a
+            source's attention block); False leaves their weights apart (for
+            projections the graph shows one by one, or a fused one split).
         layer_classes: `{weight path: class name of the layer owning it}`
             (`layer_classes(model)`), or None.
 
@@ -295,7 +367,7 @@ def target_items(weights, kept, layer_classes=None):
         if len(pieces) >= 3:
             attention.setdefault("/".join(pieces[:-2]), {})["/".join(pieces[-2:])] = weight
     for prefix, parts in attention.items():
-        if set(parts) == _KERAS_ATTENTION_PARTS:
+        if group_attention and set(parts) == _KERAS_ATTENTION_PARTS:
             groups[prefix] = ("attention", dict(sorted(parts.items())))
     items, emitted = [], set()
     for weight in weights:
@@ -305,17 +377,22 @@ def target_items(weights, kept, layer_classes=None):
             if group not in emitted:
                 emitted.add(group)
                 kind, parts = groups[group]
+                levels = [uses[member.path].level for member in parts.values()
+                          if uses and member.path in uses]
                 items.append(TargetItem(
                     name=group, layer=group, kind=kind, shape=None, dtype=weight.dtype,
                     parts={part: member.shape for part, member in parts.items()},
-                    weights=tuple(parts.values())))
+                    weights=tuple(parts.values()), level=min(levels) if levels else None))
             continue
         layer, _, leaf = weight.path.rpartition("/")
+        use = uses.get(weight.path) if uses else None
         layer_class = (layer_classes or {}).get(weight.path)
         kind = KINDS_BY_LAYER_CLASS.get((layer_class, leaf), WEIGHT_KINDS.get(leaf, leaf))
         items.append(TargetItem(name=weight.path, layer=layer, kind=kind,
                                 shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,),
-                                layer_class=layer_class))
+                                layer_class=layer_class,
+                                level=None if use is None else use.level,
+                                reshaped=use is not None and (use.reshaped or use.op == "Einsum")))
     return canonical_layer_order(items)
 
 
@@ -334,6 +411,36 @@ def layer_classes(model, path_of):
         for variable in getattr(layer, "weights", ()):
             found[path_of(variable)] = type(layer).__name__
     return found
+
+
+def dataflow_ordered(items):
+    """Orders items by dataflow level; kind, shape and creation order break ties.
+
+    Sources and targets so ordered align as the data reaches them, whatever
+    order their code created them in. A layer takes the level where its
+    first weight meets the data (a norm's offset is added one step after its
+    scale multiplies, a batch norm's statistics meet the data apart), so its
+    weights stay together, in `KIND_ORDER`. Items whose level is unknown keep
+    their place after the item before them.
+    """
+    first, kinds = {}, {}
+    for item in items:
+        if item.level is not None:
+            first[item.layer] = min(first.get(item.layer, item.level), item.level)
+        if not getattr(item, "split", ()) or item.split[0] == 0:
+            kinds.setdefault(item.layer, []).append(item.kind)
+    # A scope holding two weights of one kind (`model/wte`, `model/wpe`) is not one layer.
+    several = {layer for layer, found in kinds.items() if len(set(found)) != len(found)}
+    keyed, last = [], 0
+    for index, item in enumerate(items):
+        if item.layer in several:
+            item.flow = item.level
+        else:
+            item.flow = first.get(item.layer)
+        last = item.flow if item.flow is not None else last
+        keyed.append(((last, KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER
+                       else len(KIND_ORDER), str(item.shape), index), item))
+    return [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
 
 def creation_ordered(model):

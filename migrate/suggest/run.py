@@ -18,6 +18,7 @@ from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
 from migrate.suggest import align as align_lib
 from migrate.suggest import by_value
+from migrate.suggest import dataflow
 from migrate.suggest import draft_writer
 from migrate.suggest import items as items_lib
 from migrate.suggest import shared_cells
@@ -42,7 +43,8 @@ class SuggestReport:
         table: the draft as a `MappingTable`.
         text: the draft's TOML text (rules with their evidence in comments).
         output: where the draft was written, or None.
-        matches: one dict per match: source, target, transforms, evidence, certain.
+        matches: one dict per match: source, target, transforms, evidence,
+            certain, decided_by (`dataflow`, `shape`, `name` or `order`).
         dropped: source variables with no target, each `[name, shape]`; drafted as
             `drop = true` rules for the user to confirm.
         unfilled: target weights no source fills, each `[path, shape]`.
@@ -99,6 +101,14 @@ class SuggestReport:
         return lines
 
     @property
+    def decided_by(self):
+        """How many matches each kind of evidence decided: `{dataflow, shape, name, order: n}`."""
+        counts = dict.fromkeys(align_lib.DECIDED_BY, 0)
+        for match in self.matches:
+            counts[match["decided_by"]] += 1
+        return counts
+
+    @property
     def ok(self):
         """True when the draft planned clean, nothing is unresolved and parity (if run) passed."""
         return not self.unresolved
@@ -106,8 +116,8 @@ class SuggestReport:
     def summary(self, parity_suffix=""):
         """Returns the lines a person reads; `parity_suffix` as for `unresolved_lines`."""
         certain = sum(1 for match in self.matches if match["certain"])
-        lines = [f"suggest: {len(self.matches)} matches ({certain} certain, "
-                 f"{len(self.matches) - certain} decided by order only), "
+        decided = ", ".join(f"{kind} {count}" for kind, count in self.decided_by.items())
+        lines = [f"suggest: {len(self.matches)} matches ({certain} certain; decided by {decided}), "
                  f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
                  f"{len(self.unfilled)} target weight(s) unfilled"
                  + (f", {len(self.left_as_built)} left as the model built them"
@@ -152,7 +162,7 @@ class SuggestReport:
     def to_json(self):
         return {
             "ok": self.ok, "output": self.output, "rules": len(self.table),
-            "matches": self.matches,
+            "matches": self.matches, "decided_by": self.decided_by,
             "dropped": [[name, list(shape)] for name, shape in self.dropped],
             "unfilled": [[path, list(shape)] for path, shape in self.unfilled],
             "left_as_built": [[path, list(shape), reason]
@@ -184,11 +194,20 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
             resolve_ambiguous=BY_VALUE):
     """Drafts a mapping table from a legacy checkpoint and a Keras model, and proves it.
 
-    Every kept source variable is matched to a target weight by kind (the
-    names' `weights`/`kernel`, `beta`, ...), shape (or a squeeze or reshape
-    for 1x1 and whole-map convolutions that became Dense layers), creation
-    order (the `.meta` collection against the order the model built its
-    variables) and the graph (partitioned lookups, parallel branches). LSTM,
+    Every kept source variable is matched to a target weight by kind, shape
+    (or a squeeze or reshape for 1x1 and whole-map convolutions that became
+    Dense layers, or a reshape the graph makes before the use) and position.
+    With a graph (a `.meta`, or a builder's), the kind is what the graph does
+    with the variable and the position where the data reaches it: the legacy
+    forward graph and the model's call traced into a `tf.function` are read
+    alike (`dataflow`), and both sides align in that order; names and
+    creation order (the `.meta` collection against the order the model built
+    its variables) break ties, and are all there is without a graph. A
+    product `tf.split` cuts into parts drafts a `split` layout. Variables the
+    compared outputs do not depend on are dropped ("not on the path to
+    OUTPUT"). A match is certain only when kind, dataflow position and shape
+    agree with no rival; each says what decided it (dataflow, shape, name,
+    order). Partitioned lookups and parallel branches come from the graph. LSTM,
     GRU and BERT attention scopes become layout rules. Repeating rules are
     folded into regex groups, each with a comment giving its evidence.
     Variables with no target become `drop = true` rules, listed. The draft
@@ -256,24 +275,35 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     layer_of = {item_variable.name: item.layer
                 for item in items_lib.source_items(kept, order=())
                 for item_variable in item.variables}
+    outputs = _legacy_outputs(verify)
     if checkpoint.meta_path is not None:
-        structure = tf1_structure.read(checkpoint.meta_path, layer_of.get)
+        structure = tf1_structure.read(checkpoint.meta_path, layer_of.get, outputs)
     elif checkpoint.has_graph:  # A legacy_graphs builder's graph stands in for the .meta.
-        structure = tf1_structure.from_graph(checkpoint.graph, layer_of.get)
+        structure = tf1_structure.from_graph(checkpoint.graph, layer_of.get, outputs)
     sources = items_lib.source_items(kept, structure.creation_order if structure else (),
                                      structure)
+    off_path = [item for item in sources if not item.on_path] if outputs else []
+    sources = [item for item in sources if item.on_path or not outputs]
     weights = target_model.weights(model)
     by_id = {id(variable): weight for weight, variable in weights.values()}
     ordered = [by_id[id(variable)] for variable in items_lib.creation_ordered(model)
                if id(variable) in by_id]
+    # The model's call is traced only when the legacy graph shows its uses too.
+    target_uses = dataflow.trace_model(model) if structure is not None and structure.uses else {}
     targets = items_lib.target_items(
-        ordered, lambda weight: weight.trainable or options.keep == "model_state",
-        items_lib.layer_classes(model, target_model.weight_path))
+        ordered, lambda weight: weight.trainable or options.keep == "model_state", target_uses,
+        group_attention=any(item.layout == items_lib.ATTENTION for item in sources),
+        layer_classes=items_lib.layer_classes(model, target_model.weight_path))
+    if target_uses:
+        sources = items_lib.dataflow_ordered(sources)
+        targets = items_lib.dataflow_ordered(targets)
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
     tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
     matches.extend(tied)
     unmatched_targets = _without(unmatched_targets, tied)
+    matches, unmatched_sources, unmatched_targets = _whole_splits(matches, unmatched_sources,
+                                                                  unmatched_targets)
     shared = shared_cells.shared_cell_candidates(matches, unmatched_targets, structure)
     matches.extend(shared)
     unmatched_targets = _without(unmatched_targets, shared)
@@ -284,6 +314,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
                                                      unmatched_targets)
                     for item in unmatched_sources}
+    not_on_path = f"not on the path to {', '.join(outputs)}"
+    drop_reasons.update({item.name: not_on_path for item in off_path})
+    unmatched_sources = _unique_items(unmatched_sources + off_path)
 
     run_parity = verify is not None and checkpoint.runs_own_graph
     parity_note = "" if run_parity else (
@@ -373,7 +406,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         table=table, text=text, output=output,
         matches=[{"source": match.source.name, "target": match.target.name,
                   "layout": match.source.layout, "transforms": list(match.transforms),
-                  "evidence": match.evidence, "certain": match.certain} for match in matches],
+                  "evidence": match.evidence, "certain": match.certain,
+                  "decided_by": match.decided_by} for match in matches],
         dropped=[(variable.name, tuple(variable.shape)) for item in unmatched_sources
                  for variable in item.variables],
         unfilled=[(weight.path, tuple(weight.shape)) for item in unmatched_targets
@@ -385,6 +419,47 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         parity_option=parity_option,
         left_as_built=[(weight.path, tuple(weight.shape), item.reason) for item in left
                        for weight in item.target.weights])
+
+
+def _legacy_outputs(verify):
+    """The legacy tensors `verify` compares (empty without settings)."""
+    if verify is None:
+        return ()
+    pairs = [tensor for _, tensor in (verify.output_pairs or ())]
+    return tuple(pairs or ([verify.output_tensor] if verify.output_tensor else []))
+
+
+def _unique_items(items):
+    """`items` without repeats (a split source's parts are one variable), in order."""
+    seen, found = set(), []
+    for item in items:
+        if item.name not in seen:
+            seen.add(item.name)
+            found.append(item)
+    return found
+
+
+def _whole_splits(matches, unmatched_sources, unmatched_targets):
+    """Keeps a split source's parts only when every part found its target.
+
+    A fused product cut into parts is one variable: one `split` rule fills
+    all its targets, or it is dropped whole (its parts left over, the
+    targets they took free again).
+
+    Returns:
+        `(matches, unmatched_sources, unmatched_targets)`.
+    """
+    parts = {}
+    for match in matches:
+        if match.source.split:
+            parts.setdefault(match.source.name, []).append(match)
+    broken = {name for name, found in parts.items()
+              if sorted(match.source.split[0] for match in found)
+              != list(range(found[0].source.split[1]))}
+    kept = [match for match in matches if match.source.name not in broken]
+    freed = [match for match in matches if match.source.name in broken]
+    return (kept, _unique_items(unmatched_sources + [match.source for match in freed]),
+            unmatched_targets + [match.target for match in freed])
 
 
 def _without(targets, matches):
@@ -438,8 +513,33 @@ def _apply_choice(matches, targets, choice):
     return changed
 
 
+def _split_rule(parts):
+    """One `split` layout rule for the matches of a fused source's parts (in part order)."""
+    parts = sorted(parts, key=lambda match: match.source.split[0])
+    scope, _, leaf = parts[0].source.name.rpartition("/")
+    names = [match.target.name.split("/") for match in parts]
+    common = 0
+    while all(len(name) > common + 1 and name[common] == names[0][common] for name in names):
+        common += 1
+    target = "/".join(names[0][:common])
+    reshape = any(tuple(match.target.shape) != tuple(match.source.shape) for match in parts)
+    return draft_writer.DraftRule(
+        members=[(scope, target)], layout="split", evidence=", ".join(parts[0].evidence),
+        certain=all(match.certain for match in parts),
+        decided_by=parts[0].decided_by if not all(match.certain for match in parts) else "",
+        parameters=(("source_part", leaf),
+                    ("target_parts", ["/".join(name[common:]) for name in names]),
+                    ("axis", -1), ("reshape", reshape))).literal()
+
+
 def _draft_rules(matches, unmatched_sources, drop_reasons, left=()):
     mapping_rules, tied_rules, first_match = [], [], {}
+    split_parts = {}
+    for match in matches:
+        if match.source.split:
+            split_parts.setdefault(match.source.name, []).append(match)
+    split_rules = [_split_rule(parts) for parts in split_parts.values()]
+    matches = [match for match in matches if not match.source.split]
     for match in matches:
         first_match.setdefault(match.source.name, match)
     for match in matches:
@@ -455,6 +555,7 @@ def _draft_rules(matches, unmatched_sources, drop_reasons, left=()):
                 [*match.evidence, *(f"also {other.target.name}: " + ", ".join(other.evidence)
                                     for other in tied)]),
             certain=match.certain and all(other.certain for other in tied),
+            decided_by="" if match.certain else match.decided_by,
             also=tuple((other.target.name, other.transforms) for other in tied))
         # A tied rule stays literal, ahead of every folded rule, so none takes its name.
         (tied_rules if tied else mapping_rules).append(rule.literal() if tied else rule)
@@ -466,9 +567,12 @@ def _draft_rules(matches, unmatched_sources, drop_reasons, left=()):
     for match in matches:
         for variable in match.source.variables:
             intended.setdefault(variable.name, _rule_target(match))  # A tied rule's `target`.
+    for rule in split_rules:
+        scope, target = rule.members[0]
+        intended[f"{scope}/{dict(rule.parameters)['source_part']}"] = target
     for rule in drop_rules:
         intended[rule.members[0][0]] = None
-    rules = tied_rules + draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
+    rules = split_rules + tied_rules + draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
         drop_rules, [name for name, target in intended.items() if target is not None])
 
     def make_text(candidate):

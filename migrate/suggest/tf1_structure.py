@@ -11,6 +11,7 @@ from migrate.source import lookups
 from migrate.source import vocabulary
 from migrate.source.meta_graph import checkpoint_key
 from migrate.source.meta_graph import collection_keys
+from migrate.suggest import dataflow
 
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
@@ -43,6 +44,9 @@ class GraphStructure:
         vocabulary_oov: key -> K for variables whose rows are looked up by
             vocabulary id with K > 0 out-of-vocabulary buckets after the
             vocabulary (`vocabulary.oov_buckets`).
+        uses: checkpoint key -> `dataflow.Use`: what the forward graph does
+            with each variable, and where along the data's path.
+        outputs: the compared outputs the uses were traced to (empty: none given).
     """
 
     creation_order: list
@@ -53,6 +57,8 @@ class GraphStructure:
     transposed_reads: set = dataclasses.field(default_factory=set)
     loops: dict = dataclasses.field(default_factory=dict)
     vocabulary_oov: dict = dataclasses.field(default_factory=dict)
+    uses: dict = dataclasses.field(default_factory=dict)
+    outputs: tuple = ()
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -60,12 +66,13 @@ class GraphStructure:
                 second not in self.ancestors.get(first, ()))
 
 
-def read(meta_path, layer_of):
+def read(meta_path, layer_of, outputs=()):
     """Reads creation order, partitions and layer ancestry from a `.meta` file.
 
     Args:
         meta_path: path of the MetaGraphDef file.
         layer_of: checkpoint key -> layer scope (None for variables to ignore).
+        outputs: names of the compared output tensors (empty: not known).
 
     Returns:
         A `GraphStructure`.
@@ -83,15 +90,16 @@ def read(meta_path, layer_of):
         raise CheckpointError(
             f"Cannot read the graph in {meta_path}: {first_line(error)}") from None
     return _structure(collection_keys(meta_graph, _GLOBAL_VARIABLES), meta_graph.graph_def,
-                      layer_of)
+                      layer_of, outputs)
 
 
-def from_graph(graph, layer_of):
+def from_graph(graph, layer_of, outputs=()):
     """Reads the same facts as `read` from a `tf.Graph` (a `legacy_graphs` builder's).
 
     Args:
         graph: the `tf.Graph` the checkpoint's variables were defined in.
         layer_of: checkpoint key -> layer scope (None for variables to ignore).
+        outputs: names of the compared output tensors (empty: not known).
 
     Returns:
         A `GraphStructure`.
@@ -104,10 +112,10 @@ def from_graph(graph, layer_of):
     if not order:
         # A frozen graph: its weights are constants, in the order freezing kept.
         order = [op.name for op in graph.get_operations() if op.type == _CONSTANT_OP]
-    return _structure(order, graph.as_graph_def(), layer_of)
+    return _structure(order, graph.as_graph_def(), layer_of, outputs)
 
 
-def _structure(order, graph_def, layer_of):
+def _structure(order, graph_def, layer_of, outputs=()):
     order = list(dict.fromkeys(order))
     nodes = {node.name: node for node in graph_def.node}
     key_of_node = {}
@@ -125,7 +133,9 @@ def _structure(order, graph_def, layer_of):
         _layer_ancestors(nodes, key_of_node, layer_of),
         {key for key, facts in found.items() if facts.strategy is None},
         _transposed_reads(nodes, key_of_node), _loops_reading(nodes, key_of_node),
-        {key: buckets for key, buckets in vocabulary.oov_buckets(graph_def).items() if buckets})
+        {key: buckets for key, buckets in vocabulary.oov_buckets(graph_def).items() if buckets},
+        dataflow.trace(dataflow.nodes_of_graph_def(graph_def), key_of_node, outputs=outputs),
+        tuple(outputs))
 
 
 _WHILE_OPS = frozenset({"While", "StatelessWhile"})
@@ -216,33 +226,18 @@ def _layer_ancestors(nodes, key_of_node, layer_of):
             consumers[source].append(node.name)
     memo = {}
 
+    def inputs_of(name):
+        node = nodes.get(name)
+        return None if node is None else _inputs(node)
+
+    def combine(name, values):
+        value = node_bit.get(name, 0)
+        for other in values:
+            value |= other
+        return value
+
     def bits_of(start):
-        # Iterative post-order: graphs are deep, and while loops make cycles,
-        # whose back edges contribute nothing.
-        stack, in_progress = [start], set()
-        while stack:
-            name = stack[-1]
-            if name in memo:
-                stack.pop()
-                continue
-            node = nodes.get(name)
-            if node is None:
-                memo[name] = 0
-                stack.pop()
-                continue
-            pending = [source for source in _inputs(node)
-                       if source not in memo and source not in in_progress]
-            if pending and name not in in_progress:
-                in_progress.add(name)
-                stack.extend(pending)
-                continue
-            value = node_bit.get(name, 0)
-            for source in _inputs(node):
-                value |= memo.get(source, 0)
-            memo[name] = value
-            in_progress.discard(name)
-            stack.pop()
-        return memo[start]
+        return dataflow.fold_inputs([start], inputs_of, combine, missing=0, memo=memo)[start]
 
     found = {layer: 0 for layer in layers}
     for name, key in key_of_node.items():

@@ -1,0 +1,133 @@
+"""suggest matches by dataflow: GPT-2 into keras-hub, misleading names, shuffled creation order."""
+
+import json
+
+import migrate
+import suggest_models
+import verify_graphs
+from legacy_graphs import gpt2
+
+GPT2_SETTINGS = dict(output_tensor=gpt2.OUTPUT_TENSOR,
+                     input_pairs=[("token_ids", gpt2.INPUT_TENSOR)],
+                     keras_feeds=[("padding_mask", 1)], input_shapes=[gpt2.INPUT_SHAPE],
+                     input_max=[gpt2.INPUT_MAX])
+
+
+def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(tmp_path):
+    (tmp_path / "gpt2").mkdir()
+    prefix = verify_graphs.save_graph(tmp_path / "gpt2", gpt2.define_graph)
+    settings = migrate.VerifySettings(**GPT2_SETTINGS)
+    draft = tmp_path / "draft.toml"
+    report = migrate.suggest(prefix, suggest_models.gpt2_backbone, verify=settings,
+                             output=str(draft))
+    assert report.ok and report.parity.passed, report.summary()
+    assert report.dropped == [] and report.unfilled == []
+    split = [rule for rule in report.table.rules if rule.layout == "split"]
+    assert len(split) == 4  # c_attn w and b of both blocks, sizes from the graph's tf.split.
+    assert report.decided_by["dataflow"] >= 24
+    projection = report.table.lookup("model/h0/attn/c_proj/w")
+    assert projection.target == "transformer_layer_0/self_attention/attention_output/kernel"
+    assert [str(step) for step in projection.rule.transforms] == ["reshape(2, 8, 16)"]
+    # The unedited draft converts and proves.
+    output = tmp_path / "converted"
+    migrate.convert(prefix, str(draft), suggest_models.gpt2_backbone(), str(output),
+                    options=migrate.ConversionOptions(verify=settings))
+    with open(output / "manifest.json", encoding="utf-8") as file:
+        verified = json.load(file)["verified"]
+    assert verified["passed"] and verified["max_rel_diff"] <= 1e-5
+
+
+# Three same-shape dense layers: created last to first, scopes named against the data's order.
+def _build_misleading():
+    tf = verify_graphs.tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, 4], name="inputs")
+    variables = {}
+    for scope in ("fc1", "fc2", "fc3"):  # fc1 is applied last.
+        with tf.variable_scope(scope):
+            if scope == "fc2":  # Names that say the other kind.
+                bias, kernel = tf.get_variable("kernel", [4]), tf.get_variable("bias", [4, 4])
+            else:
+                kernel, bias = tf.get_variable("kernel", [4, 4]), tf.get_variable("bias", [4])
+            variables[scope] = (kernel, bias)
+    net = inputs
+    for scope in ("fc3", "fc2", "fc1"):
+        kernel, bias = variables[scope]
+        net = tf.tanh(tf.matmul(net, kernel) + bias)
+    tf.identity(net, name="outputs")
+
+
+def _plain_model():
+    import keras
+    keras.backend.clear_session()
+    inputs = keras.Input((4,), name="inputs")
+    net = inputs
+    for name in ("fc1", "fc2", "fc3"):
+        net = keras.layers.Dense(4, activation="tanh", name=name)(net)
+    return keras.Model(inputs, net)
+
+
+def test_misleading_names_and_creation_order_get_no_wrong_pair_marked_certain(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_misleading)
+    truth = {f"{source}/{leaf}": f"{target}/{leaf}" for source, target in
+             (("fc3", "fc1"), ("fc1", "fc3")) for leaf in ("kernel", "bias")}
+    truth.update({"fc2/bias": "fc2/kernel", "fc2/kernel": "fc2/bias"})
+    report = migrate.suggest(prefix, _plain_model)  # No parity: certainty is the graph's alone.
+    wrong = [match for match in report.matches
+             if match["certain"] and truth[match["source"]] != match["target"]]
+    assert wrong == []
+    assert all(truth[match["source"]] == match["target"] for match in report.matches)
+    assert report.decided_by["dataflow"] == 6
+    settings = migrate.VerifySettings(output_tensor="outputs:0")
+    assert migrate.suggest(prefix, _plain_model, verify=settings).parity.passed
+
+
+def test_an_attention_block_is_known_by_its_parts_whatever_its_scope(tmp_path):
+    import functools
+
+    from legacy_graphs import bert_encoder
+    from migrate.zoo import bert_encoder as zoo_bert_encoder
+
+    prefix = verify_graphs.save_graph(tmp_path, functools.partial(
+        bert_encoder.define_graph, attention_scope="attention_1"))
+    settings = migrate.VerifySettings(output_tensor=bert_encoder.OUTPUT_TENSOR,
+                                      input_shapes=[bert_encoder.INPUT_SHAPE],
+                                      input_max=[bert_encoder.INPUT_MAX])
+    report = migrate.suggest(prefix, zoo_bert_encoder.build_model, verify=settings)
+    assert report.ok and report.parity.passed, report.summary()
+    attention = report.table.lookup("bert/encoder/layer_1/attention_1/self/query/kernel")
+    assert attention.rule.layout == "bert_attention"
+    # The pooler does not feed the sequence output.
+    assert report.dropped == [("bert/pooler/dense/kernel", (32, 32)),
+                              ("bert/pooler/dense/bias", (32,))]
+    assert "not on the path to sequence_output:0" in report.text
+
+
+UNITS, FEATURES, STEPS = 3, 2, 4
+
+
+# A BasicRNNCell stack whose cells were named by their author: `cell_0/cell_1/kernel`.
+def _build_rnn_stack():
+    tf = verify_graphs.tf_v1()
+    data = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="data")
+    cells = [tf.nn.rnn_cell.BasicRNNCell(UNITS, name=f"cell_{index + 1}") for index in range(2)]
+    outputs, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.MultiRNNCell(cells), data, dtype=tf.float32)
+    tf.identity(outputs, name="outputs")
+
+
+def _rnn_stack_model():
+    import keras
+    keras.backend.clear_session()
+    data = keras.Input((STEPS, FEATURES), name="data")
+    net = keras.layers.SimpleRNN(UNITS, return_sequences=True, name="first")(data)
+    return keras.Model(data, keras.layers.SimpleRNN(UNITS, return_sequences=True,
+                                                    name="second")(net))
+
+
+def test_a_basic_rnn_cell_stack_is_known_by_its_loop_whatever_its_cells_are_named(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_rnn_stack)
+    report = migrate.suggest(prefix, _rnn_stack_model,
+                             verify=migrate.VerifySettings(output_tensor="outputs:0"))
+    assert report.ok and report.parity.passed, report.summary()
+    assert [(rule.layout, rule.target) for rule in report.table.rules] == [
+        ("simple_rnn", "first/simple_rnn_cell"), ("simple_rnn", "second/simple_rnn_cell")]
+    assert report.table.lookup("rnn/multi_rnn_cell/cell_0/cell_1/kernel") is not None
