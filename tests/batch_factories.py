@@ -67,13 +67,21 @@ def counted_model():
 
 
 def _before_open(action):
-    """Makes the worker call `action(path)` before it opens each checkpoint."""
+    """Makes the worker call `action(path)` before it opens each checkpoint, or converts one by
+    a copy plan (this worker built the model: it planned, and converts by its plans too)."""
     from migrate import pipeline
+    from migrate.batch import copy_plan
 
     opened = pipeline.open_checkpoint
+    executed = copy_plan.execute
 
     def open_checkpoint(checkpoint, options=None, **keywords):
         action(checkpoint)
         return opened(checkpoint, options, **keywords)
 
+    def execute(plan, prefix, output, **keywords):
+        action(prefix)
+        return executed(plan, prefix, output, **keywords)
+
     pipeline.open_checkpoint = open_checkpoint
+    copy_plan.execute = execute

@@ -1,11 +1,14 @@
 """Runs a batch conversion as an Apache Beam pipeline (Dataflow, Flink, Spark, or the DirectRunner).
 
 Needs the optional `beam` extra (`pip install 'tf1-migrate[beam]'`). The
-pipeline does the same per-checkpoint conversion as the local runner: each
-DoFn instance starts one `migrate.batch.worker` process in `setup`
-(TensorFlow imported and the model built once) and reuses it; failed
-checkpoints, including one that kills that process, go to a dead-letter
-output that becomes part of the batch report while the others go on.
+pipeline does the same per-checkpoint conversion as the local runner: the
+copy plans (`migrate.batch.copy_plan`) are made once, while the pipeline is
+constructed, and shipped with the DoFn; each DoFn instance starts one
+`migrate.batch.worker` process in `setup` and reuses it. That worker
+converts the checkpoints a plan covers without importing TensorFlow, and
+imports it and builds the model only for a checkpoint no plan covers.
+Failed checkpoints, including one that kills that process, go to a
+dead-letter output that becomes part of the batch report while the others go on.
 
 Example:
 
@@ -42,21 +45,23 @@ class ConvertCheckpoints(beam.DoFn):
     """Converts each job in a worker process started once per DoFn instance, in `setup`.
 
     Beam runs `setup` once per DoFn instance and reuses the instance across
-    bundles, so the worker process, its TensorFlow import and its model are
-    paid for once per instance (one per SDK harness thread: cap those
-    threads, see the README). Results of checkpoints that failed go to the
+    bundles, so the worker process (and, for checkpoints no copy plan
+    covers, its TensorFlow import and its model) is paid for once per
+    instance (one per SDK harness thread: cap those threads, see the README). Results of checkpoints that failed go to the
     `DEAD_LETTER` output, the others to the main output; no checkpoint makes
     the pipeline fail, so Beam never retries a bundle over a bad input.
 
     Args:
         settings: `BatchSettings.to_json()`.
         verbose: let the worker's standard error through.
+        plans: `{layout digest: CopyPlan text}` (`batch_worker.plan_copies`).
     """
 
-    def __init__(self, settings, verbose=False):
+    def __init__(self, settings, verbose=False, plans=None):
         super().__init__()
         self._settings = settings
         self._verbose = verbose
+        self._plans = dict(plans or {})
         self._worker = None
 
     def setup(self):
@@ -92,7 +97,8 @@ class ConvertCheckpoints(beam.DoFn):
     def _start_or_error(self):
         """Returns a ready `WorkerProcess`, or the reason it could not start."""
         worker = batch_worker.WorkerProcess(
-            batch_worker.BatchSettings.from_json(self._settings), verbose=self._verbose)
+            batch_worker.BatchSettings.from_json(self._settings), verbose=self._verbose,
+            plans=self._plans, with_model=False)
         try:
             worker.start()
             worker.wait_ready()
@@ -102,7 +108,7 @@ class ConvertCheckpoints(beam.DoFn):
         return worker
 
 
-def add_conversion(pipeline, jobs, settings, results_path, *, verbose=False):
+def add_conversion(pipeline, jobs, settings, results_path, *, verbose=False, plans=None):
     """Adds the batch conversion to a Beam pipeline: jobs in, one JSON file of results out.
 
     Converted and skipped checkpoints come out of the main output, failed ones
@@ -116,6 +122,8 @@ def add_conversion(pipeline, jobs, settings, results_path, *, verbose=False):
         results_path: where `{"converted": [...], "dead_letter": [...]}` of
             `ItemResult` documents is written.
         verbose: let the workers' standard error through.
+        plans: `{layout digest: CopyPlan text}` for the jobs whose `layout`
+            names one (`batch_worker.plan_copies`).
 
     Returns:
         The final `PCollection`.
@@ -124,7 +132,7 @@ def add_conversion(pipeline, jobs, settings, results_path, *, verbose=False):
                | "Checkpoints" >> beam.Create([job.to_json() for job in jobs])
                # Spreads the checkpoints over the runner's workers.
                | "Spread" >> beam.Reshuffle()
-               | "Convert" >> beam.ParDo(ConvertCheckpoints(settings.to_json(), verbose))
+               | "Convert" >> beam.ParDo(ConvertCheckpoints(settings.to_json(), verbose, plans))
                .with_outputs(DEAD_LETTER, main=CONVERTED))
     converted = outputs[CONVERTED] | "GatherConverted" >> beam.combiners.ToList()
     dead_letter = outputs[DEAD_LETTER] | "GatherDeadLetter" >> beam.combiners.ToList()
@@ -151,9 +159,17 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
         The `batch_worker.ItemResult`s: the converted ones, then the dead letters.
     """
     results_path = files.join(output_dir, f"{RESULTS_MARK}{uuid.uuid4().hex[:8]}.json")
+    # Planned here, once per source layout, in one worker process of this machine, for the
+    # checkpoints whose outputs are not up to date (a rerun with nothing to do plans nothing).
+    stale = [job for job in jobs if batch_worker.skipped_result(job, settings) is None]
+    plans, planned, planner = batch_worker.plan_copies(stale, settings, verbose=verbose)
+    if planner is not None:
+        planner.stop()
+    planned = {job.relative: job for job in planned}
+    jobs = [planned.get(job.relative, job) for job in jobs]
     try:
         with beam.Pipeline(options=pipeline_options(pipeline_args)) as pipeline:
-            add_conversion(pipeline, jobs, settings, results_path, verbose=verbose)
+            add_conversion(pipeline, jobs, settings, results_path, verbose=verbose, plans=plans)
         documents = json.loads(files.read_bytes(results_path))
     finally:
         if files.exists(results_path):

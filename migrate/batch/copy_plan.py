@@ -260,10 +260,11 @@ def execute(plan, prefix, output, *, options, hash_sources=False):
             f"Checkpoint {prefix} is not of the layout the batch planned from {plan.planned_from} "
             f"(its .index or .meta changed since). Expected the same keys, shapes, dtypes and "
             f"graph. Received: checkpoint={prefix!r}")
-    shard_paths = {locate.data_shard_number(path): path for path in locate.data_files(prefix)}
+    source_paths = locate.source_files(prefix, use_meta=options.use_meta)
+    shard_paths = {locate.data_shard_number(path): path for path in source_paths
+                   if path not in (prefix + locate.INDEX_SUFFIX, prefix + locate.META_SUFFIX)}
     checkpoint_lib.check_shard_sizes(prefix, shard_paths, bundle_index.extents_of(entries))
     stored = bundle_index.StoredTensors(prefix, entries, shard_paths)
-    source_paths = locate.source_files(prefix, use_meta=options.use_meta)
     recovered = atomic.recover_previous(output)
     try:
         atomic.check_output(output, overwrite=True, source_files=source_paths)

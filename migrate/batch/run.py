@@ -171,9 +171,13 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     """Converts every legacy checkpoint under `input_dir`, mirroring its layout under `output_dir`.
 
     `input_dir/run1/model.ckpt-1000` becomes the converted output directory
-    `output_dir/run1/model.ckpt-1000/` (with its `manifest.json`). TensorFlow
-    is imported and the model built once per worker process, not per
-    checkpoint. A checkpoint that fails, or whose worker dies in native code
+    `output_dir/run1/model.ckpt-1000/` (with its `manifest.json`). When every
+    weight is stored bytes copied or a NumPy transform (`copy_plan`), the
+    conversion is planned once per source layout, in one worker process that
+    imports TensorFlow and builds the model, and the other workers convert
+    without importing TensorFlow; otherwise TensorFlow is imported and the
+    model built once per worker process, not per checkpoint. A checkpoint
+    that fails, or whose worker dies in native code
     or hangs, is reported and the others go on. Outputs whose manifest matches
     the source's fingerprint (its `.index`, `.meta` and data files' names and
     sizes: no data is read), the table, the model and the whole

@@ -24,6 +24,7 @@ import dataclasses
 import enum
 import json
 import os
+import re
 import selectors
 import signal
 import subprocess
@@ -56,6 +57,13 @@ _STOP_SECONDS = 10
 DEFAULT_TIMEOUT_SECONDS = 1800.0
 _READ_BYTES = 1 << 16
 _CRASH_NOTE_CHARACTERS = 300
+# Lines that never say why a worker died: absl's note before the first log
+# line of a process, and TensorFlow's INFO, WARNING and ERROR lines ("I0000
+# 00:00:... cudart_stub.cc:31] ...", "E0000 ... failed call to cuInit"),
+# which a worker that imports TensorFlow only for this checkpoint (the others
+# were copied by a plan) writes after the job started. A failed CHECK is "F...".
+_NOT_A_CAUSE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
+                          r"|[IWE]\d{4} \d\d:\d\d:\d\d")
 
 
 class Status(str, enum.Enum):
@@ -527,7 +535,8 @@ class WorkerProcess:
             return ""
         self._log.seek(self._log_offset)
         text = self._log.read().decode("utf-8", "replace")
-        lines = [line.strip() for line in text.splitlines() if line.strip()]
+        lines = [line.strip() for line in text.splitlines()
+                 if line.strip() and not _NOT_A_CAUSE.match(line.strip())]
         if not lines:
             return ""
         return (lines[-1] if last else lines[0])[:_CRASH_NOTE_CHARACTERS]
