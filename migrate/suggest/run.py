@@ -247,9 +247,10 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
     matches.extend(tied)
     unmatched_targets = _without(unmatched_targets, tied)
-    shared = shared_cells.shared_cell_candidates(matches, unmatched_targets, structure)
+    shared, taken = shared_cells.shared_cell_candidates(matches, unmatched_targets, structure)
     matches.extend(shared)
-    unmatched_targets = _without(unmatched_targets, shared)
+    unmatched_targets = [target for target in unmatched_targets
+                         if all(target is not other for other in taken)]
     drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
                                                      unmatched_targets)
                     for item in unmatched_sources}

@@ -533,7 +533,8 @@ def _relative_name(anchor, name):
 
 def _eligible(graph, layer_variables, candidates):
     """Maps each layer to the candidates that are its own: they depend on every one of its
-    variables and on none of a later layer's (a layer's output cannot)."""
+    variables (that any candidate depends on) and on none of a later layer's (a layer's output
+    cannot)."""
     bits, masks = {}, {}
     for _, names in layer_variables:
         for name in names:
@@ -545,7 +546,11 @@ def _eligible(graph, layer_variables, candidates):
         for tensor in op.inputs:
             mask |= masks.get(tensor.op.name, 0)
         masks[op.name] = mask
-    needs = [sum(bits[name] for name in set(names)) for _, names in layer_variables]
+    # A variable no candidate depends on (read only by a training branch) asks for nothing.
+    reached = 0
+    for tensor in candidates:
+        reached |= masks.get(tensor.op.name, 0)
+    needs = [sum(bits[name] for name in set(names)) & reached for _, names in layer_variables]
     eligible = {}
     for position, (layer_name, _) in enumerate(layer_variables):
         need = needs[position]
