@@ -1,11 +1,11 @@
-"""Cells run by several loops: one TF1 cell that fills several Keras recurrent layers.
+"""Cells run by both loops of a bidirectional RNN: one TF1 cell, two Keras directions.
 
 `tf.nn.bidirectional_dynamic_rnn(cell, cell, ...)` given the same cell for
 both directions creates its variables once, under `fw/`; the backward loop
 reads them too. Keras' `Bidirectional` keeps a forward and a backward layer
 with weights of their own, so the one cell fills both: its layout rule gets
 `also = [{target = '<backward scope>'}]`. The graph shows it: the cell's
-variables are read by two while loops.
+variables are read by the `fw` and the `bw` while loops.
 """
 
 from migrate.suggest import align as align_lib
@@ -16,15 +16,14 @@ _DIRECTIONS = ("forward", "backward")
 
 
 def shared_cell_candidates(matches, unmatched_targets, structure):
-    """Finds free recurrent targets a matched cell fills too, because the graph runs it twice.
+    """Finds the backward (or forward) direction a matched cell fills too: the graph runs it twice.
 
-    A cell whose variables `structure.loops` shows read by N loops fills its
-    matched target and N - 1 more its layout fits: first the matched
-    target's other direction (`forward_...` <-> `backward_...`), taken back
-    from a cell that order put there when that cell fits exactly one free
-    target instead (which it then gets); else the free targets it fits that
-    no other such cell fits, when there are exactly N - 1. Anything less
-    certain is left to the draft's unfilled list.
+    A `fw` cell whose variables `structure.loops` shows read by a `bw` loop
+    too fills its matched target's other direction (`forward_...` <->
+    `backward_...`) as well, taken back from a cell that order put there
+    when that cell fits exactly one free target instead (which it then
+    gets). Anything less certain (a decoder cell shared by a training and an
+    inference loop) is left to the draft's unfilled list.
 
     Args:
         matches: the `align.Match`es made; a match moved off the other
@@ -44,20 +43,13 @@ def shared_cell_candidates(matches, unmatched_targets, structure):
             continue
         loops = set().union(*(structure.loops.get(variable.name, ())
                               for variable in match.source.variables))
-        if len(loops) > 1:
+        if (len(loops) == 2 and "fw" in match.source.name.split("/")
+                and any("bw" in loop.split("/") for loop in loops)):
             shared.append((match, sorted(loops)))
     found, free, taken = [], list(unmatched_targets), []
     for match, loops in shared:
         evidence = SHARED_BY_GRAPH.format(count=len(loops), loops=", ".join(loops))
         chosen = _other_direction_taken_back(match, matches, free, taken, shared)
-        if not chosen:
-            rivals = [other for other, _ in shared if other is not match]
-            chosen = [target for target in free
-                      if align_lib.compatible(match.source, target) is not None
-                      and not any(align_lib.compatible(other.source, target) is not None
-                                  for other in rivals)]
-        if len(chosen) != len(loops) - 1:
-            continue
         for target in chosen:
             _, _, fits = align_lib.compatible(match.source, target)
             found.append(align_lib.Match(match.source, target, (), [*fits, evidence]))
