@@ -325,26 +325,37 @@ def tf0x_lstm_stack_model():
     return keras.Model(inputs, keras.layers.Dense(CLASSES, name="softmax")(net))
 
 
-# 9. A seq2seq-style encoder whose one LSTMCell is given to bidirectional_dynamic_rnn for both
+# 9. A seq2seq model whose encoder's one LSTMCell is given to bidirectional_dynamic_rnn for both
 #    directions (`cell_fw=cell, cell_bw=cell`): only `encoder/fw/lstm_cell/*` exist, and the
-#    backward loop reads them. Then a projection of every step onto the vocabulary.
-def build_shared_cell_bidirectional():
+#    backward loop reads them. The decoder starts from the forward final state; the encoder's
+#    mean output is the decoder's context at every step (feature frames in, as speech models fed).
+def build_shared_cell_seq2seq():
     tf = tf_v1()
-    ids = tf.placeholder(tf.int32, [None, STEPS], name="encoder_inputs")
-    embedding = tf.get_variable("embedding", [LM_VOCAB, LM_EMBED])
-    embedded = tf.nn.embedding_lookup(embedding, ids)
+    encoder_inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="encoder_inputs")
+    decoder_inputs = tf.placeholder(tf.float32, [None, STEPS, FEATURES], name="decoder_inputs")
     cell = tf.nn.rnn_cell.LSTMCell(UNITS)
-    (forward, backward), _ = tf.nn.bidirectional_dynamic_rnn(
-        cell_fw=cell, cell_bw=cell, inputs=embedded, dtype=tf.float32, scope="encoder")
-    outputs = tf.concat([forward, backward], axis=2)
-    tf.identity(tf.layers.dense(outputs, LM_VOCAB, name="output_projection"), name="logits")
+    (forward, backward), (state_fw, _) = tf.nn.bidirectional_dynamic_rnn(
+        cell_fw=cell, cell_bw=cell, inputs=encoder_inputs, dtype=tf.float32, scope="encoder")
+    context = tf.reduce_mean(tf.concat([forward, backward], axis=2), axis=1)
+    decoded, _ = tf.nn.dynamic_rnn(tf.nn.rnn_cell.LSTMCell(UNITS), decoder_inputs,
+                                   initial_state=state_fw, scope="decoder")
+    context = tf.tile(context[:, None], [1, STEPS, 1])
+    logits = tf.layers.dense(tf.concat([decoded, context], axis=2), CLASSES, name="output_projection")
+    tf.identity(logits, name="logits")
 
 
-def shared_cell_bidirectional_model():
+def shared_cell_seq2seq_model():
     import keras
-    ids = keras.Input((STEPS,), dtype="int32", name="encoder_inputs")
-    net = keras.layers.Embedding(LM_VOCAB, LM_EMBED, name="embedding")(ids)
+    encoder_inputs = keras.Input((STEPS, FEATURES), name="encoder_inputs")
+    decoder_inputs = keras.Input((STEPS, FEATURES), name="decoder_inputs")
     # Named: the wrapper names its copies forward_<name> and backward_<name>.
-    net = keras.layers.Bidirectional(keras.layers.LSTM(UNITS, return_sequences=True, name="lstm"),
-                                     name="encoder")(net)
-    return keras.Model(ids, keras.layers.Dense(LM_VOCAB, name="output_projection")(net))
+    encoded, forward_h, forward_c, _, _ = keras.layers.Bidirectional(
+        keras.layers.LSTM(UNITS, return_sequences=True, return_state=True, name="lstm"),
+        name="encoder")(encoder_inputs)
+    context = keras.layers.GlobalAveragePooling1D(name="context")(encoded)
+    decoded = keras.layers.LSTM(UNITS, return_sequences=True, name="decoder")(
+        decoder_inputs, initial_state=[forward_h, forward_c])
+    context = keras.layers.RepeatVector(STEPS, name="repeat")(context)
+    joined = keras.layers.Concatenate(name="joined")([decoded, context])
+    return keras.Model([encoder_inputs, decoder_inputs],
+                       keras.layers.Dense(CLASSES, name="output_projection")(joined))

@@ -206,3 +206,37 @@ def test_graph_known_non_trainable_unknowns_are_left_out_of_trainable_only_conve
     sources["vocab_path"] = SourceVariable("vocab_path", (), "string", Role.UNKNOWN,
                                            RoleSource.NAME_RULE, "name looks like unknown")
     assert ("unknown role", "vocab_path", None) in _kinds(make_plan(sources, TABLE, dict(TARGETS)))
+
+
+def test_a_layout_rule_fills_its_also_scopes_with_the_same_converted_weights():
+    import numpy as np
+
+    # One cell both directions of a Bidirectional share (`bidirectional_dynamic_rnn(cell, cell)`).
+    sources = _sources(("birnn/fw/lstm_cell/kernel", (5, 8)), ("birnn/fw/lstm_cell/bias", (8,)))
+    cells = ("birnn/forward_lstm/lstm_cell", "birnn/backward_lstm/lstm_cell")
+    targets = _targets(*((f"{cell}/{part}", shape, True) for cell in cells for part, shape in (
+        ("kernel", (3, 8)), ("recurrent_kernel", (2, 8)), ("bias", (8,)))))
+    table = MappingTable.from_text("""
+[[rule]]
+match = 'birnn/fw/lstm_cell'
+layout = 'lstm'
+target = 'birnn/forward_lstm/lstm_cell'
+also = [{target = 'birnn/backward_lstm/lstm_cell'}]
+forget_bias = 1.0
+""")
+    plan = make_plan(sources, table, targets)
+    assert plan.problems == []
+    (assignment,) = plan.assignments  # The sources are read once.
+    assert sorted(assignment.targets) == sorted(targets)
+    arrays = [np.arange(40, dtype="float32").reshape(5, 8), np.zeros(8, "float32")]
+    converted = assignment.convert(arrays)
+    for part in ("kernel", "recurrent_kernel", "bias"):
+        np.testing.assert_array_equal(converted[f"{cells[0]}/{part}"],
+                                      converted[f"{cells[1]}/{part}"])
+
+    # An `also` scope of another size is named as the rule's own would be.
+    smaller = dict(targets, **_targets(("birnn/backward_lstm/lstm_cell/kernel", (3, 4), True)))
+    problems = [problem.describe() for problem in make_plan(sources, table, smaller).problems]
+    assert problems == ["shape mismatch: birnn/fw/lstm_cell/kernel ? -> "
+                        "birnn/backward_lstm/lstm_cell/kernel [3, 4]: rule 1 (match "
+                        "'birnn/fw/lstm_cell'): layout 'lstm' gives [3, 8]"], problems

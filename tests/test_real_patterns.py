@@ -4,6 +4,8 @@ Each graph of `real_patterns` is saved once per session with its `.meta`; each t
 table unaided, converts with the unedited draft (`convert --verify`) and compares at 1e-5.
 """
 
+import json
+
 import pytest
 
 import migrate
@@ -269,16 +271,32 @@ def test_a_tf0x_basic_lstm_cell_stack_is_drafted_and_proven_on_the_command_line(
     assert "verified: PASS" in result.stdout, result.stdout
 
 
-def test_one_cell_for_both_directions_fills_the_bidirectional_layer(saved, tmp_path):
+def test_one_cell_for_both_directions_fills_the_bidirectional_layer(saved, tmp_path,
+                                                                    cli_in_process):
     # bidirectional_dynamic_rnn(cell, cell, ...): only `encoder/fw/lstm_cell/*` exist.
-    prefix = saved("shared_cell_bidirectional", real_patterns.build_shared_cell_bidirectional)
-    settings = _settings("logits:0", input_max=[real_patterns.LM_VOCAB])
-    report, converted = _suggest_and_convert(prefix, real_patterns.shared_cell_bidirectional_model,
-                                             settings, tmp_path)
+    prefix = saved("shared_cell_seq2seq", real_patterns.build_shared_cell_seq2seq)
+    report = migrate.suggest(prefix, real_patterns.shared_cell_seq2seq_model,
+                             output=str(tmp_path / "draft.toml"), verify=_settings("logits:0"))
+    assert report.ok and report.parity.max_rel_diff <= TOLERANCE, report.summary()
     cell = report.table.lookup("encoder/fw/lstm_cell/kernel")
     assert (cell.rule.layout, cell.target) == ("lstm", "encoder/forward_lstm/lstm_cell")
     assert cell.also == (("encoder/backward_lstm/lstm_cell", ()),)
     assert "shared cell: the graph runs it in 2 loops" in report.text
     assert report.dropped == [] and report.unfilled == []
-    trainable = converted.roles["trainable"]
-    assert trainable["kept"] == trainable["count"] == 5
+    result = cli_in_process("convert", f"--checkpoint={prefix}", f"--table={report.output}",
+                            "--model=real_patterns:shared_cell_seq2seq_model",
+                            f"--output={tmp_path / 'converted'}", "--verify",
+                            "--output_tensor=logits:0", f"--tolerance={TOLERANCE}")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "verified: PASS" in result.stdout, result.stdout
+    # The trainable variables are the cell, the decoder's and the projection's, each kept once.
+    assert "trainable               6      6" in result.stdout, result.stdout
+    # The encoder returns its states too: it is compared on its sequence, both directions merged.
+    result = cli_in_process("verify", f"--checkpoint={prefix}",
+                            "--model=real_patterns:shared_cell_seq2seq_model",
+                            f"--converted={tmp_path / 'converted'}", "--output_tensor=logits:0",
+                            "--layers", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    encoder = json.loads(result.stdout)["layers"][0]
+    assert encoder["layer"] == "encoder" and encoder["max_rel_diff"] <= TOLERANCE, encoder
+    assert encoder["legacy_tensor"].startswith("concat(encoder/fw/"), encoder

@@ -122,3 +122,34 @@ def test_alignment_uses_layouts_squeezes_and_element_counts():
     ]
     assert [item.name for item in unmatched_sources] == ["net/aux/weights"]
     assert unmatched_targets == []
+
+
+def test_a_cell_the_graph_runs_in_two_loops_fills_the_other_direction_only_then():
+    from migrate.suggest import align
+    from migrate.suggest import shared_cells
+    from migrate.suggest.tf1_structure import GraphStructure
+
+    variables = [_variable("enc/fw/lstm_cell/kernel", (12, 16)),
+                 _variable("enc/fw/lstm_cell/bias", (16,))]
+    sources = items.source_items(variables, order=[variable.name for variable in variables])
+    targets = items.target_items([
+        _target(f"bi/{direction}_lstm/lstm_cell/{part}", shape)
+        for direction in ("forward", "backward")
+        for part, shape in (("kernel", (8, 16)), ("recurrent_kernel", (4, 16)), ("bias", (16,)))
+    ], kept=lambda weight: True)
+    matches, _, free = align.align(sources, targets)
+    assert [(m.source.name, m.target.name) for m in matches] == [
+        ("enc/fw/lstm_cell", "bi/forward_lstm/lstm_cell")]
+    loops = frozenset({"enc/fw/fw/while", "enc/bw/bw/while"})
+    structure = GraphStructure([], {}, set(), {}, loops={variable.name: loops
+                                                         for variable in variables})
+    found, taken = shared_cells.shared_cell_candidates(matches, free, structure)
+    assert [(m.source.name, m.target.name) for m in found] == [
+        ("enc/fw/lstm_cell", "bi/backward_lstm/lstm_cell")]
+    assert taken == free and "the graph runs it in 2 loops" in found[0].evidence[-1]
+    # One loop reads it, two that are not a bw one (a decoder's training and inference loops),
+    # or no graph: the backward layer stays unfilled, for the user to see.
+    assert shared_cells.shared_cell_candidates(matches, free, None) == ([], [])
+    for other in ({"x/while"}, {"train/decoder/while", "infer/decoder/while"}):
+        alone = GraphStructure([], {}, set(), {}, loops={variables[0].name: frozenset(other)})
+        assert shared_cells.shared_cell_candidates(matches, free, alone) == ([], [])

@@ -304,9 +304,10 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     unmatched_targets = _without(unmatched_targets, tied)
     matches, unmatched_sources, unmatched_targets = _whole_splits(matches, unmatched_sources,
                                                                   unmatched_targets)
-    shared = shared_cells.shared_cell_candidates(matches, unmatched_targets, structure)
+    shared, taken = shared_cells.shared_cell_candidates(matches, unmatched_targets, structure)
     matches.extend(shared)
-    unmatched_targets = _without(unmatched_targets, shared)
+    unmatched_targets = [target for target in unmatched_targets
+                         if all(target is not other for other in taken)]
     # Preprocessing statistics are the model's own; a weight no source can fill is left as
     # built only while parity runs, and stays so only if the outputs then match.
     left = model_sets.preprocessing(unmatched_targets)

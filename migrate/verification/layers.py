@@ -6,12 +6,18 @@ of their own, that is its twin: an embedding's lookup (the Gather reading the
 variable), a recurrent layer's output sequence (the TensorArray gathered
 after the while loop whose body reads the variables, or its transpose); a
 Bidirectional layer's twin is its two loops' sequences, merged as Keras
-merges them. A recurrent layer whose output exists only inside a loop (a
+merges them; a cell unrolled statically (TF 0.x `tf.nn.rnn`: one cell call
+per step, no loop) has the stack of its steps' outputs; a layer of several
+tables (token and position embeddings, summed) the tensor where its lookups
+meet. A recurrent layer whose output exists only inside a loop (a
 MultiRNNCell's inner cells) is "not compared", never counted as agreeing.
 Other layers take, among the legacy tensors under the variables' scope (or,
-if none fits, its parent scopes) that depend on the fed inputs and hold as
-many values as the layer's output, the closest in value. The first layer whose difference
-exceeds the tolerance is where the conversion went wrong.
+if none fits, its parent scopes; for variables of no scope, the ops just
+after their reads) that depend on the fed inputs, on every one of the
+layer's variables and on no later layer's, and hold as many values as the
+layer's output, the closest in value. A layer of several outputs (an RNN
+with `return_state`) is compared on its first. The first layer whose
+difference exceeds the tolerance is where the conversion went wrong.
 """
 
 import dataclasses
@@ -527,7 +533,8 @@ def _relative_name(anchor, name):
 
 def _eligible(graph, layer_variables, candidates):
     """Maps each layer to the candidates that are its own: they depend on every one of its
-    variables and on none of a later layer's (a layer's output cannot)."""
+    variables (that any candidate depends on) and on none of a later layer's (a layer's output
+    cannot)."""
     bits, masks = {}, {}
     for _, names in layer_variables:
         for name in names:
@@ -539,7 +546,11 @@ def _eligible(graph, layer_variables, candidates):
         for tensor in op.inputs:
             mask |= masks.get(tensor.op.name, 0)
         masks[op.name] = mask
-    needs = [sum(bits[name] for name in set(names)) for _, names in layer_variables]
+    # A variable no candidate depends on (read only by a training branch) asks for nothing.
+    reached = 0
+    for tensor in candidates:
+        reached |= masks.get(tensor.op.name, 0)
+    needs = [sum(bits[name] for name in set(names)) & reached for _, names in layer_variables]
     eligible = {}
     for position, (layer_name, _) in enumerate(layer_variables):
         need = needs[position]
