@@ -439,7 +439,8 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
         input_shapes: per input, the shape without the batch dimension where
             the placeholder leaves sizes unknown (one entry for all).
         input_max: integer inputs are drawn from `[0, input_max)`: one int
-            for all inputs or one per input.
+            for all inputs or one per input; without it, ids are drawn below
+            the row count of the embedding table the graph indexes with them.
         batch_size: rows in the generated batch.
         seed: NumPy seed of the generated batch.
         tolerance: largest accepted `max_rel_diff`.

@@ -82,8 +82,10 @@ class VerifySettings:
             shape of the arrays the paired inputs take.
         input_shapes: per input, its shape without the batch dimension (or
             None to use the placeholder's); one entry applies to all inputs.
-        input_max: per input, integer values are drawn from `[0, input_max)`;
-            one entry applies to all inputs.
+        input_max: per input, integer values (and ids a float input holds)
+            are drawn from `[0, input_max)`; one entry applies to all inputs
+            (up to the rows of the table each input indexes). Without it, ids
+            are drawn below the row count of the table the graph indexes.
         feeds: `{placeholder: number or bool}` for placeholders the Keras model
             does not take (`istate:0`, `keep_prob:0`), each filled with that
             constant at the placeholder's shape, the batch dimension set to
