@@ -158,12 +158,12 @@ _PARITY_COMMANDS = (VERIFY, CONVERT, BATCH, SUGGEST)
 _FLAG_OF_OPTION = {"feeds": "feed", "input_tensors": "input_tensor",
                    "input_shapes": "input_shape", "inputs_file": "inputs",
                    "input_pairs": "input_tensor", "output_pairs": "output_tensor",
-                   "keras_feeds": "keras_feed"}
+                   "keras_feeds": "keras_feed", "batch_axes": "batch_axis"}
 # The verification options whose fit only the legacy graph can tell.
 _GRAPH_INPUT_OPTIONS = frozenset({"output_tensor", "input_tensor", "input_tensors",
                                   "input_shape", "input_shapes", "input_max", "feeds",
                                   "input_pairs", "output_pairs", "keras_feeds",
-                                  "inputs_file", "legacy_dropout"})
+                                  "inputs_file", "legacy_dropout", "batch_axes"})
 _INPUT_TENSOR = _define(
     flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
     "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0), or "
@@ -186,7 +186,13 @@ _INPUT_SHAPE = _define(
     commands=_PARITY_COMMANDS)
 _INPUT_MAX = _define(
     flags.DEFINE_string, "input_max", None, "Integer inputs are drawn from [0, input_max): one "
-    "bound per input separated by ';' (e.g. '50;2'); one applies to all.",
+    "bound per input separated by ';' (e.g. '50;2'); one applies to all. Default for ids: the "
+    "rows of the embedding table the graph indexes with them.",
+    commands=_PARITY_COMMANDS)
+_BATCH_AXIS = _define(
+    flags.DEFINE_string, "batch_axis", None, "The axis of each input's batch, one per input "
+    "separated by ';' (e.g. '1' for a time-major [T, B] placeholder); default: read from the "
+    "graph (axis 1 where an RNN unstacks the input as it is, else 0).",
     commands=_PARITY_COMMANDS)
 _FEED = _define(
     flags.DEFINE_multi_string, "feed", [], "NAME=VALUE: fill a placeholder the Keras model does "
@@ -429,6 +435,8 @@ def _verify_settings():
         given["input_shapes"] = verify_settings.parse_input_shapes(_INPUT_SHAPE.value)
     if _INPUT_MAX.value is not None:
         given["input_max"] = verify_settings.parse_input_max(_INPUT_MAX.value)
+    if _BATCH_AXIS.value is not None:
+        given["batch_axes"] = verify_settings.parse_batch_axes(_BATCH_AXIS.value)
     if _FEED.value:
         given["feeds"] = dict(verify_settings.parse_feed(text) for text in _FEED.value)
     if _KERAS_FEED.value:
@@ -611,7 +619,7 @@ def _check_parity_flags():
     """convert and batch: the verification flags go with --verify, which needs an output tensor."""
     if not _VERIFY.value:
         for flag in (_KEEP_FAILED, _INPUT_TENSOR, _OUTPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX,
-                     _FEED, _KERAS_FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE,
+                     _BATCH_AXIS, _FEED, _KERAS_FEED, _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE,
                      _LEGACY_DROPOUT):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for --verify.")
@@ -628,6 +636,8 @@ def _check_verify_inputs():
         verify_settings.parse_input_shapes(_INPUT_SHAPE.value)
     if _INPUT_MAX.value is not None:
         verify_settings.parse_input_max(_INPUT_MAX.value)
+    if _BATCH_AXIS.value is not None:
+        verify_settings.parse_batch_axes(_BATCH_AXIS.value)
     for text in _FEED.value + _KERAS_FEED.value:
         verify_settings.parse_feed(text)
     for flag in (_INPUT_TENSOR, _OUTPUT_TENSOR):
@@ -691,8 +701,8 @@ def command_suggest(options):
 def _check_suggest():
     """suggest runs parity only with an output tensor; the other input flags need it."""
     if _OUTPUT_TENSOR.value is None and not _checkpoint_has_signature():
-        for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _FEED, _KERAS_FEED, _INPUTS,
-                     _BATCH_SIZE, _SEED, _TOLERANCE, _LEGACY_DROPOUT):
+        for flag in (_INPUT_TENSOR, _INPUT_SHAPE, _INPUT_MAX, _BATCH_AXIS, _FEED, _KERAS_FEED,
+                     _INPUTS, _BATCH_SIZE, _SEED, _TOLERANCE, _LEGACY_DROPOUT):
             if FLAGS[flag.name].present:
                 raise UsageError(f"--{flag.name} is for parity, which needs --output_tensor.")
     _check_verify_inputs()

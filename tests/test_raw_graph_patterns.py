@@ -121,9 +121,51 @@ def test_a_time_major_input_gets_its_batch_on_axis_1(saved, tmp_path):
     assert (fed["shape"], fed["batch_axis"], report.parity.batch_size) == ([patterns.STEPS, 3],
                                                                            1, 3)
     ids = np.random.default_rng(1).integers(0, patterns.VOCAB, size=(6, 4)).astype(np.int32)
-    real = migrate.verify(prefix, _restored(patterns.time_major_encoder_model, tmp_path),
-                          output_tensor="logits:0", inputs={"encoder_inputs:0": ids})
+    model = _restored(patterns.time_major_encoder_model, tmp_path)
+    real = migrate.verify(prefix, model, output_tensor="logits:0",
+                          inputs={"encoder_inputs:0": ids})
     assert real.passed and real.batch_size == 4, real.summary()
+    # The axis given wins over the graph's: [2, 6] read time-major is a batch of 6.
+    with pytest.raises(migrate.ModelError, match=r"Expected \[6, 3\]\. Received: "
+                       r"keras_output_shape=\[2, 3\]"):
+        migrate.verify(prefix, model, output_tensor="logits:0", input_shape=(6,), batch_axes=0)
+    with pytest.raises(migrate.ArgumentError, match=r"has no axis 2\. .*batch_axes naming 2"):
+        migrate.verify(prefix, model, output_tensor="logits:0", input_shape=(6,), batch_axes=2)
+
+
+def test_the_batch_axis_flag_names_a_time_major_input(saved, tmp_path, cli_in_process):
+    prefix = saved(patterns.build_time_major_encoder)
+    common = ["verify", f"--checkpoint={prefix}", "--output_tensor=logits:0",
+              "--model=raw_graph_patterns:time_major_encoder_model", "--input_shape=6",
+              f"--converted={tmp_path / 'converted'}"]
+    result = cli_in_process("convert", f"--checkpoint={prefix}",
+                            f"--table={_write_encoder_table(tmp_path)}",
+                            "--model=raw_graph_patterns:time_major_encoder_model",
+                            f"--output={tmp_path / 'converted'}")
+    assert result.returncode == 0, result.stderr
+    result = cli_in_process(*common, "--batch_axis=1", "--batch_size=3")
+    assert result.returncode == 0, result.stderr
+    assert "batch 3" in result.stdout
+    result = cli_in_process(*common, "--batch_axis=one")
+    assert result.returncode == 2
+    assert "Received: batch_axis='one'" in result.stderr
+
+
+def _write_encoder_table(tmp_path):
+    return verify_graphs.write_table(tmp_path / "encoder.toml", """
+[[rule]]
+match = 'embedding'
+target = 'embedding/embeddings'
+
+[[rule]]
+match = 'encoder/lstm_cell'
+layout = 'lstm'
+target = 'encoder/lstm_cell'
+
+[[rule]]
+match = 'projection/(kernel|bias)'
+target = 'projection/\\1'
+""")
 
 
 def test_a_fixed_batch_of_one_holds_under_an_input_shape(saved, tmp_path):

@@ -311,9 +311,10 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         _check_per_input_counts(settings, input_names)
     arrays, facts, drawn = {}, {}, {}
     tensors = [tensor_by_name(graph, name, "input_tensors") for name in input_names]
-    for tensor in tensors:
+    for index, tensor in enumerate(tensors):
         check_feedable(graph, tensor, "input_tensors")
-        facts[tensor.name] = input_graph.input_facts(tensor)
+        facts[tensor.name] = _with_batch_axis(input_graph.input_facts(tensor), tensor,
+                                              settings.axis_for(index))
     batch_size = _batch_size(tensors, facts, settings.batch_size)
     for index, tensor in enumerate(tensors):
         name = tensor.name
@@ -359,6 +360,21 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
         feed.keras_arrays = _keras_arrays(feed, keras_only, settings, all_keras_inputs)
         feed.keras_order = [name for name, _ in all_keras_inputs]
     return feed
+
+
+def _with_batch_axis(facts, tensor, axis):
+    """The graph's facts, with the batch axis given in the settings (None: the graph's).
+
+    Raises:
+        ArgumentError: the axis is not one of the placeholder's.
+    """
+    if axis is None:
+        return facts
+    if tensor.shape.rank is not None and axis >= max(tensor.shape.rank, 1):
+        raise ArgumentError(f"Placeholder {describe_placeholder(tensor)} has no axis {axis}. "
+                            f"Expected its batch axis among its {tensor.shape.rank} axes. "
+                            f"Received: batch_axes naming {axis}", option="batch_axes")
+    return dataclasses.replace(facts, batch_axis=axis, batch_axis_from="batch_axes")
 
 
 def _batch_size(tensors, facts, batch_size):
@@ -502,7 +518,7 @@ def _check_per_input_counts(settings, input_names):
     given; found placeholders are known only here, and an extra entry must
     not be ignored silently.
     """
-    for name in ("input_shapes", "input_max"):
+    for name in ("input_shapes", "input_max", "batch_axes"):
         values = getattr(settings, name)
         if len(values) > 1 and len(values) != len(input_names):
             raise ArgumentError(
