@@ -120,6 +120,7 @@ def test_a_time_major_input_gets_its_batch_on_axis_1(saved, tmp_path):
     fed = report.parity.inputs["encoder_inputs:0"]
     assert (fed["shape"], fed["batch_axis"], report.parity.batch_size) == ([patterns.STEPS, 3],
                                                                            1, 3)
+    assert fed["batch_axis_from"].endswith("unstacks its axis 0 as time"), fed
     ids = np.random.default_rng(1).integers(0, patterns.VOCAB, size=(6, 4)).astype(np.int32)
     model = _restored(patterns.time_major_encoder_model, tmp_path)
     real = migrate.verify(prefix, model, output_tensor="logits:0",

@@ -25,6 +25,8 @@ class LegacyFeed:
         batch_axes: `{placeholder: axis}` of the inputs whose batch is not on
             axis 0 (time-major); the Keras model takes their arrays with the
             batch moved to axis 0.
+        batch_axis_from: `{placeholder: why}` for those axes (the loop that
+            unstacks the input, or `batch_axes` when given).
         drawn: `{placeholder: how}` of generated ids (their bound and where it
             came from), for the report.
     """
@@ -35,6 +37,7 @@ class LegacyFeed:
     keras_arrays: dict = dataclasses.field(default_factory=dict)
     keras_order: list = dataclasses.field(default_factory=list)
     batch_axes: dict = dataclasses.field(default_factory=dict)
+    batch_axis_from: dict = dataclasses.field(default_factory=dict)
     drawn: dict = dataclasses.field(default_factory=dict)
 
     def keras_array(self, name):
@@ -81,6 +84,7 @@ class LegacyFeed:
                 described[name]["keras_name"] = keras_of[name]
             if name in self.batch_axes:
                 described[name]["batch_axis"] = self.batch_axes[name]
+                described[name]["batch_axis_from"] = self.batch_axis_from.get(name, "")
             if name in self.drawn:
                 described[name]["values"] = self.drawn[name]
         for name, array in self.keras_arrays.items():
@@ -355,6 +359,8 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None):
                       keras_names=keras_names[:len(input_names)],
                       batch_axes={name: facts[name].batch_axis for name in input_names
                                   if facts[name].batch_axis},
+                      batch_axis_from={name: facts[name].batch_axis_from for name in input_names
+                                       if facts[name].batch_axis},
                       drawn={name: text for name, text in drawn.items() if text})
     if keras_only or settings.keras_feeds or settings.input_pairs:
         feed.keras_arrays = _keras_arrays(feed, keras_only, settings, all_keras_inputs)
