@@ -204,3 +204,36 @@ def test_a_layers_resnet_without_its_meta_is_drafted_in_its_names_order(saved, t
     targets = {match["source"]: match["target"] for match in report.matches}
     assert targets["conv2d_10/bias"] == "conv10/bias"
     assert targets["batch_normalization_12/beta"] == "bn12/beta"
+
+
+@pytest.mark.parametrize("time_major", [True, False])
+@pytest.mark.parametrize("tf1_loops", [True, False])
+def test_the_graph_tells_an_inputs_batch_axis_and_id_range(time_major, tf1_loops):
+    """TF 1.x loops (TensorArrayScatterV3) and while_v2 (TensorListFromTensor), time-major
+    or transposed by dynamic_rnn; static_rnn's Unpack."""
+    import contextlib
+
+    from legacy_graphs import compat
+    from migrate.verification import input_graph
+
+    tf = verify_graphs.tf_v1()
+    graph = tf.Graph()
+    with compat.tf1_control_flow() if tf1_loops else contextlib.nullcontext(), \
+            graph.as_default():
+        ids = tf.placeholder(tf.float32, [None, None], name="ids")
+        table = tf.get_variable("table", [patterns.VOCAB, patterns.EMBED])
+        embedded = tf.nn.embedding_lookup(table, tf.cast(ids, tf.int32))
+        tf.nn.dynamic_rnn(tf.nn.rnn_cell.BasicRNNCell(2), embedded, dtype=tf.float32,
+                          time_major=time_major)
+        frames = tf.placeholder(tf.float32, [None, 3, 2], name="frames")
+        tf.nn.static_rnn(tf.nn.rnn_cell.BasicRNNCell(2), tf.unstack(frames, axis=1),
+                         dtype=tf.float32, scope="static")
+        steps = tf.placeholder(tf.float32, [3, None, 2], name="steps")
+        tf.nn.static_rnn(tf.nn.rnn_cell.BasicRNNCell(2), tf.unstack(steps),
+                         dtype=tf.float32, scope="static_time_major")
+    facts = input_graph.input_facts(graph.get_tensor_by_name("ids:0"))
+    assert (facts.batch_axis, facts.id_rows, facts.id_table, facts.cast_to_int) == (
+        1 if time_major else 0, patterns.VOCAB, "table", True)
+    static = input_graph.input_facts(graph.get_tensor_by_name("frames:0"))
+    assert (static.batch_axis, static.id_rows) == (0, None)
+    assert input_graph.input_facts(graph.get_tensor_by_name("steps:0")).batch_axis == 1
