@@ -457,7 +457,7 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
            input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE, seed=0,
            tolerance=DEFAULT_TOLERANCE, ema=False, layers=False, table=None, converted=None,
            settings=None, input_tensor=None, input_shape=None, options=None, builder=None,
-           legacy_dropout=None, keras_feeds=None):
+           legacy_dropout=None, keras_feeds=None, batch_axes=None):
     """Compares the legacy graph's output with the Keras model's on one batch.
 
     The legacy graph is imported from the checkpoint's `.meta` (or built by
@@ -492,7 +492,11 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
         input_shapes: per input, the shape without the batch dimension where
             the placeholder leaves sizes unknown (one entry for all).
         input_max: integer inputs are drawn from `[0, input_max)`: one int
-            for all inputs or one per input.
+            for all inputs or one per input; without it, ids are drawn below
+            the row count of the embedding table the graph indexes with them.
+        batch_axes: the axis of each input's batch (one int for all, or one
+            per input), e.g. 1 for a time-major `[T, B]` placeholder; None
+            reads it from the graph (an RNN unstacking the input as it is).
         batch_size: rows in the generated batch.
         seed: NumPy seed of the generated batch.
         tolerance: largest accepted `max_rel_diff`.
@@ -538,7 +542,8 @@ def verify(checkpoint, model, *, output_tensor=None, input_tensors=None, feeds=N
             output_tensor=output_tensor, input_tensors=input_tensors, feeds=feeds, inputs=inputs,
             input_shapes=input_shapes, input_max=input_max, batch_size=batch_size, seed=seed,
             tolerance=tolerance, layers=layers, input_tensor=input_tensor,
-            input_shape=input_shape, legacy_dropout=legacy_dropout, keras_feeds=keras_feeds)
+            input_shape=input_shape, legacy_dropout=legacy_dropout, keras_feeds=keras_feeds,
+            batch_axes=batch_axes)
     elif legacy_dropout is not None:
         settings = dataclasses.replace(settings, legacy_dropout=legacy_dropout)
     if builder is not None:

@@ -52,6 +52,13 @@ def _check_shape(shape):
                             f"dimension, such as (10, 1). Received: input_shape={shape!r}")
 
 
+def _check_axis(value):
+    if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+        raise ArgumentError(f"Expected batch_axes to hold non-negative axes (1 for a time-major "
+                            f"[T, B] input), or None to read it from the graph. Received: "
+                            f"batch_axis={value!r}", option="batch_axes")
+
+
 def _check_max(value):
     if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
         raise ArgumentError(f"Expected input_max to be a positive integer (integer inputs are "
@@ -82,8 +89,15 @@ class VerifySettings:
             shape of the arrays the paired inputs take.
         input_shapes: per input, its shape without the batch dimension (or
             None to use the placeholder's); one entry applies to all inputs.
-        input_max: per input, integer values are drawn from `[0, input_max)`;
-            one entry applies to all inputs.
+        batch_axes: per input, the axis of its batch dimension (1 for a
+            time-major `[T, B]` placeholder), or None to read it from the
+            graph (an RNN that unstacks the input as it is: axis 1; else 0);
+            one entry applies to all inputs. The Keras model takes the same
+            arrays with the batch moved to axis 0.
+        input_max: per input, integer values (and ids a float input holds)
+            are drawn from `[0, input_max)`; one entry applies to all inputs
+            (up to the rows of the table each input indexes). Without it, ids
+            are drawn below the row count of the table the graph indexes.
         feeds: `{placeholder: number or bool}` for placeholders the Keras model
             does not take (`istate:0`, `keep_prob:0`), each filled with that
             constant at the placeholder's shape, the batch dimension set to
@@ -132,6 +146,7 @@ class VerifySettings:
     keras_feeds: tuple = ()
     input_shapes: tuple = ()
     input_max: tuple = ()
+    batch_axes: tuple = ()
     feeds: tuple = ()
     inputs_file: str | None = None
     batch_size: int = DEFAULT_BATCH_SIZE
@@ -156,12 +171,17 @@ class VerifySettings:
         """Returns the `input_max` given for input `index`, or None."""
         return _pick(self.input_max, index)
 
+    def axis_for(self, index):
+        """Returns the batch axis given for input `index`, or None (read from the graph)."""
+        return _pick(self.batch_axes, index)
+
     def to_json(self):
         document = dataclasses.asdict(self)
         document["input_tensors"] = list(self.input_tensors)
         document["input_shapes"] = [None if shape is None else list(shape)
                                     for shape in self.input_shapes]
         document["input_max"] = list(self.input_max)
+        document["batch_axes"] = list(self.batch_axes)
         document["feeds"] = dict(self.feeds)
         document["input_pairs"] = [list(pair) for pair in self.input_pairs]
         document["output_pairs"] = [list(pair) for pair in self.output_pairs]
@@ -231,14 +251,15 @@ def _inputs(settings):
         "input_pairs": input_pairs, "input_tensors": input_tensors,
         "keras_feeds": tuple(sorted(keras_feeds.items())),
         "input_shapes": _per_input("input_shapes", settings.input_shapes, _check_shape),
-        "input_max": _per_input("input_max", settings.input_max, _check_max)}
+        "input_max": _per_input("input_max", settings.input_max, _check_max),
+        "batch_axes": _per_input("batch_axes", settings.batch_axes, _check_axis)}
     feeds = dict(settings.feeds)
     for name, value in feeds.items():
         _check_names("feeds", [name])
         _check_feed_value(name, value)
     normalized["feeds"] = tuple(sorted(
         (_tensor_name(name), value) for name, value in feeds.items()))
-    for name in ("input_shapes", "input_max"):
+    for name in ("input_shapes", "input_max", "batch_axes"):
         count = len(normalized[name])
         if count > 1 and input_tensors and count != len(input_tensors):
             raise ArgumentError(
@@ -353,6 +374,21 @@ def parse_input_max(text):
     except ValueError:
         raise ArgumentError(f"Expected input_max such as '50' or '50;2' (one integer per "
                             f"input). Received: input_max={text!r}") from None
+
+
+def parse_batch_axes(text):
+    """Parses per-input batch axes written `1` or `0;1` (one axis for all when there is no `;`).
+
+    Example:
+
+    >>> parse_batch_axes("0;1")
+    (0, 1)
+    """
+    try:
+        return tuple(int(value) for value in text.split(";"))
+    except ValueError:
+        raise ArgumentError(f"Expected batch_axis such as '1' or '0;1' (one axis per input). "
+                            f"Received: batch_axis={text!r}", option="batch_axes") from None
 
 
 def parse_feed(text):

@@ -8,8 +8,6 @@ image placeholder has a fixed batch of 1 and whose logits are transposed time-ma
 `ctc_loss`. Each `build_*` builds in the default graph (`verify_graphs.save_graph`).
 """
 
-import os
-
 from verify_graphs import tf_v1
 
 IMAGE, CONV1, CONV2, HIDDEN, DIGITS = 8, 4, 6, 8, 3
@@ -73,14 +71,10 @@ def tagger_model():
 
 
 def freeze(prefix, output_node, path):
-    """Freezes a checkpoint's graph as TF1 users did: import the .meta, restore, freeze."""
-    tf = tf_v1()
-    graph = tf.Graph()
-    with graph.as_default(), tf.Session(graph=graph) as session:
-        tf.train.import_meta_graph(prefix + ".meta").restore(session, prefix)
-        frozen = tf.graph_util.convert_variables_to_constants(
-            session, graph.as_graph_def(), [output_node])
-    tf.io.write_graph(frozen, os.path.dirname(path), os.path.basename(path), as_text=False)
+    """Freezes a checkpoint's graph as TF1 users did (`legacy_graphs.exports.write_frozen`)."""
+    from legacy_graphs import exports
+
+    exports.write_frozen(tf_v1(), prefix, output_node, path)
     return path
 
 

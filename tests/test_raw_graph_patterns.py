@@ -120,10 +120,53 @@ def test_a_time_major_input_gets_its_batch_on_axis_1(saved, tmp_path):
     fed = report.parity.inputs["encoder_inputs:0"]
     assert (fed["shape"], fed["batch_axis"], report.parity.batch_size) == ([patterns.STEPS, 3],
                                                                            1, 3)
+    assert fed["batch_axis_from"].endswith("unstacks its axis 0 as time"), fed
     ids = np.random.default_rng(1).integers(0, patterns.VOCAB, size=(6, 4)).astype(np.int32)
-    real = migrate.verify(prefix, _restored(patterns.time_major_encoder_model, tmp_path),
-                          output_tensor="logits:0", inputs={"encoder_inputs:0": ids})
+    model = _restored(patterns.time_major_encoder_model, tmp_path)
+    real = migrate.verify(prefix, model, output_tensor="logits:0",
+                          inputs={"encoder_inputs:0": ids})
     assert real.passed and real.batch_size == 4, real.summary()
+    # The axis given wins over the graph's: [2, 6] read time-major is a batch of 6.
+    with pytest.raises(migrate.ModelError, match=r"Expected \[6, 3\]\. Received: "
+                       r"keras_output_shape=\[2, 3\]"):
+        migrate.verify(prefix, model, output_tensor="logits:0", input_shape=(6,), batch_axes=0)
+    with pytest.raises(migrate.ArgumentError, match=r"has no axis 2\. .*batch_axes naming 2"):
+        migrate.verify(prefix, model, output_tensor="logits:0", input_shape=(6,), batch_axes=2)
+
+
+def test_the_batch_axis_flag_names_a_time_major_input(saved, tmp_path, cli_in_process):
+    prefix = saved(patterns.build_time_major_encoder)
+    common = ["verify", f"--checkpoint={prefix}", "--output_tensor=logits:0",
+              "--model=raw_graph_patterns:time_major_encoder_model", "--input_shape=6",
+              f"--converted={tmp_path / 'converted'}"]
+    result = cli_in_process("convert", f"--checkpoint={prefix}",
+                            f"--table={_write_encoder_table(tmp_path)}",
+                            "--model=raw_graph_patterns:time_major_encoder_model",
+                            f"--output={tmp_path / 'converted'}")
+    assert result.returncode == 0, result.stderr
+    result = cli_in_process(*common, "--batch_axis=1", "--batch_size=3")
+    assert result.returncode == 0, result.stderr
+    assert "batch 3" in result.stdout
+    result = cli_in_process(*common, "--batch_axis=one")
+    assert result.returncode == 2
+    assert "Received: batch_axis='one'" in result.stderr
+
+
+def _write_encoder_table(tmp_path):
+    return verify_graphs.write_table(tmp_path / "encoder.toml", """
+[[rule]]
+match = 'embedding'
+target = 'embedding/embeddings'
+
+[[rule]]
+match = 'encoder/lstm_cell'
+layout = 'lstm'
+target = 'encoder/lstm_cell'
+
+[[rule]]
+match = 'projection/(kernel|bias)'
+target = 'projection/\\1'
+""")
 
 
 def test_a_fixed_batch_of_one_holds_under_an_input_shape(saved, tmp_path):
@@ -161,3 +204,36 @@ def test_a_layers_resnet_without_its_meta_is_drafted_in_its_names_order(saved, t
     targets = {match["source"]: match["target"] for match in report.matches}
     assert targets["conv2d_10/bias"] == "conv10/bias"
     assert targets["batch_normalization_12/beta"] == "bn12/beta"
+
+
+@pytest.mark.parametrize("time_major", [True, False])
+@pytest.mark.parametrize("tf1_loops", [True, False])
+def test_the_graph_tells_an_inputs_batch_axis_and_id_range(time_major, tf1_loops):
+    """TF 1.x loops (TensorArrayScatterV3) and while_v2 (TensorListFromTensor), time-major
+    or transposed by dynamic_rnn; static_rnn's Unpack."""
+    import contextlib
+
+    from legacy_graphs import compat
+    from migrate.verification import input_graph
+
+    tf = verify_graphs.tf_v1()
+    graph = tf.Graph()
+    with compat.tf1_control_flow() if tf1_loops else contextlib.nullcontext(), \
+            graph.as_default():
+        ids = tf.placeholder(tf.float32, [None, None], name="ids")
+        table = tf.get_variable("table", [patterns.VOCAB, patterns.EMBED])
+        embedded = tf.nn.embedding_lookup(table, tf.cast(ids, tf.int32))
+        tf.nn.dynamic_rnn(tf.nn.rnn_cell.BasicRNNCell(2), embedded, dtype=tf.float32,
+                          time_major=time_major)
+        frames = tf.placeholder(tf.float32, [None, 3, 2], name="frames")
+        tf.nn.static_rnn(tf.nn.rnn_cell.BasicRNNCell(2), tf.unstack(frames, axis=1),
+                         dtype=tf.float32, scope="static")
+        steps = tf.placeholder(tf.float32, [3, None, 2], name="steps")
+        tf.nn.static_rnn(tf.nn.rnn_cell.BasicRNNCell(2), tf.unstack(steps),
+                         dtype=tf.float32, scope="static_time_major")
+    facts = input_graph.input_facts(graph.get_tensor_by_name("ids:0"))
+    assert (facts.batch_axis, facts.id_rows, facts.id_table, facts.cast_to_int) == (
+        1 if time_major else 0, patterns.VOCAB, "table", True)
+    static = input_graph.input_facts(graph.get_tensor_by_name("frames:0"))
+    assert (static.batch_axis, static.id_rows) == (0, None)
+    assert input_graph.input_facts(graph.get_tensor_by_name("steps:0")).batch_axis == 1

@@ -174,8 +174,8 @@ def _check_parity_flags():
     """convert and batch: the verification flags go with --verify, which needs an output tensor."""
     if not FLAGS.verify:
         for name in ("keep_failed", "input_tensor", "output_tensor", "input_shape", "input_max",
-                     "feed", "keras_feed", "inputs", "batch_size", "seed", "tolerance",
-                     "legacy_dropout"):
+                     "batch_axis", "feed", "keras_feed", "inputs", "batch_size", "seed",
+                     "tolerance", "legacy_dropout"):
             if FLAGS[name].present:
                 raise UsageError(f"--{name} is for --verify.")
         return
@@ -191,6 +191,8 @@ def _check_verify_inputs():
         verify_settings.parse_input_shapes(FLAGS.input_shape)
     if FLAGS.input_max is not None:
         verify_settings.parse_input_max(FLAGS.input_max)
+    if FLAGS.batch_axis is not None:
+        verify_settings.parse_batch_axes(FLAGS.batch_axis)
     for text in FLAGS.feed + FLAGS.keras_feed:
         verify_settings.parse_feed(text)
     for name in ("input_tensor", "output_tensor"):
@@ -256,8 +258,8 @@ def command_suggest(options):
 def _check_suggest():
     """suggest runs parity only with an output tensor; the other input flags need it."""
     if FLAGS.output_tensor is None and not checkpoint_has_signature():
-        for name in ("input_tensor", "input_shape", "input_max", "feed", "keras_feed", "inputs",
-                     "batch_size", "seed", "tolerance", "legacy_dropout"):
+        for name in ("input_tensor", "input_shape", "input_max", "batch_axis", "feed",
+                     "keras_feed", "inputs", "batch_size", "seed", "tolerance", "legacy_dropout"):
             if FLAGS[name].present:
                 raise UsageError(f"--{name} is for parity, which needs --output_tensor.")
     _check_verify_inputs()

@@ -136,12 +136,12 @@ PARITY_COMMANDS = (VERIFY, CONVERT, BATCH, SUGGEST)
 FLAG_OF_OPTION = {"feeds": "feed", "input_tensors": "input_tensor",
                    "input_shapes": "input_shape", "inputs_file": "inputs",
                    "input_pairs": "input_tensor", "output_pairs": "output_tensor",
-                   "keras_feeds": "keras_feed"}
+                   "keras_feeds": "keras_feed", "batch_axes": "batch_axis"}
 # The verification options whose fit only the legacy graph can tell.
 GRAPH_INPUT_OPTIONS = frozenset({"output_tensor", "input_tensor", "input_tensors",
                                   "input_shape", "input_shapes", "input_max", "feeds",
                                   "input_pairs", "output_pairs", "keras_feeds",
-                                  "inputs_file", "legacy_dropout"})
+                                  "inputs_file", "legacy_dropout", "batch_axes"})
 define(
     flags.DEFINE_string, "input_tensor", None, "Legacy input placeholders fed to the Keras "
     "model's inputs in order, separated by commas (e.g. input_ids:0,token_type_ids:0), or "
@@ -164,7 +164,13 @@ define(
     commands=PARITY_COMMANDS)
 define(
     flags.DEFINE_string, "input_max", None, "Integer inputs are drawn from [0, input_max): one "
-    "bound per input separated by ';' (e.g. '50;2'); one applies to all.",
+    "bound per input separated by ';' (e.g. '50;2'); one applies to all. Default for ids: the "
+    "rows of the embedding table the graph indexes with them.",
+    commands=PARITY_COMMANDS)
+define(
+    flags.DEFINE_string, "batch_axis", None, "The axis of each input's batch, one per input "
+    "separated by ';' (e.g. '1' for a time-major [T, B] placeholder); default: read from the "
+    "graph (axis 1 where an RNN unstacks the input as it is, else 0).",
     commands=PARITY_COMMANDS)
 define(
     flags.DEFINE_multi_string, "feed", [], "NAME=VALUE: fill a placeholder the Keras model does "

@@ -109,6 +109,8 @@ def verify_settings_of_flags():
         given["input_shapes"] = verify_settings.parse_input_shapes(FLAGS.input_shape)
     if FLAGS.input_max is not None:
         given["input_max"] = verify_settings.parse_input_max(FLAGS.input_max)
+    if FLAGS.batch_axis is not None:
+        given["batch_axes"] = verify_settings.parse_batch_axes(FLAGS.batch_axis)
     if FLAGS.feed:
         given["feeds"] = dict(verify_settings.parse_feed(text) for text in FLAGS.feed)
     if FLAGS.keras_feed:

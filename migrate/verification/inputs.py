@@ -32,6 +32,8 @@ class LegacyFeed:
         batch_axes: `{placeholder: axis}` of the inputs whose batch is not on
             axis 0 (time-major); the Keras model takes their arrays with the
             batch moved to axis 0.
+        batch_axis_from: `{placeholder: why}` for those axes (the loop that
+            unstacks the input, or `batch_axes` when given).
         drawn: `{placeholder: how}` of generated ids (their bound and where it
             came from), for the report.
     """
@@ -42,6 +44,7 @@ class LegacyFeed:
     keras_arrays: dict = dataclasses.field(default_factory=dict)
     keras_order: list = dataclasses.field(default_factory=list)
     batch_axes: dict = dataclasses.field(default_factory=dict)
+    batch_axis_from: dict = dataclasses.field(default_factory=dict)
     drawn: dict = dataclasses.field(default_factory=dict)
 
     def keras_array(self, name):
@@ -88,6 +91,7 @@ class LegacyFeed:
                 described[name]["keras_name"] = keras_of[name]
             if name in self.batch_axes:
                 described[name]["batch_axis"] = self.batch_axes[name]
+                described[name]["batch_axis_from"] = self.batch_axis_from.get(name, "")
             if name in self.drawn:
                 described[name]["values"] = self.drawn[name]
         for name, array in self.keras_arrays.items():
@@ -359,9 +363,10 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None, asset
     settings = _with_covering_batch(graph, input_names, settings, assets)
     arrays, facts, drawn = {}, {}, {}
     tensors = [tensor_by_name(graph, name, "input_tensors") for name in input_names]
-    for tensor in tensors:
+    for index, tensor in enumerate(tensors):
         check_feedable(graph, tensor, "input_tensors")
-        facts[tensor.name] = input_graph.input_facts(tensor)
+        facts[tensor.name] = _with_batch_axis(input_graph.input_facts(tensor), tensor,
+                                              settings.axis_for(index))
     batch_size = _batch_size(tensors, facts, settings.batch_size)
     for index, tensor in enumerate(tensors):
         name = tensor.name
@@ -406,11 +411,28 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None, asset
                       keras_names=keras_names[:len(input_names)],
                       batch_axes={name: facts[name].batch_axis for name in input_names
                                   if facts[name].batch_axis},
+                      batch_axis_from={name: facts[name].batch_axis_from for name in input_names
+                                       if facts[name].batch_axis},
                       drawn={name: text for name, text in drawn.items() if text})
     if keras_only or settings.keras_feeds or settings.input_pairs:
         feed.keras_arrays = _keras_arrays(feed, keras_only, settings, all_keras_inputs)
         feed.keras_order = [name for name, _ in all_keras_inputs]
     return feed
+
+
+def _with_batch_axis(facts, tensor, axis):
+    """The graph's facts, with the batch axis given in the settings (None: the graph's).
+
+    Raises:
+        ArgumentError: the axis is not one of the placeholder's.
+    """
+    if axis is None:
+        return facts
+    if tensor.shape.rank is not None and axis >= max(tensor.shape.rank, 1):
+        raise ArgumentError(f"Placeholder {describe_placeholder(tensor)} has no axis {axis}. "
+                            f"Expected its batch axis among its {tensor.shape.rank} axes. "
+                            f"Received: batch_axes naming {axis}", option="batch_axes")
+    return dataclasses.replace(facts, batch_axis=axis, batch_axis_from="batch_axes")
 
 
 def _batch_size(tensors, facts, batch_size):
@@ -554,7 +576,7 @@ def _check_per_input_counts(settings, input_names):
     given; found placeholders are known only here, and an extra entry must
     not be ignored silently.
     """
-    for name in ("input_shapes", "input_max"):
+    for name in ("input_shapes", "input_max", "batch_axes"):
         values = getattr(settings, name)
         if len(values) > 1 and len(values) != len(input_names):
             raise ArgumentError(

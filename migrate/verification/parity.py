@@ -179,16 +179,16 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
                             input_shapes=None, input_max=None, batch_size=DEFAULT_BATCH_SIZE,
                             seed=0, tolerance=DEFAULT_TOLERANCE, layers=False, input_tensor=None,
                             input_shape=None, keep_failed=False, keras_feeds=None,
-                            legacy_dropout=None):
+                            legacy_dropout=None, batch_axes=None):
     """Returns the `VerifySettings` that `verify`'s keyword arguments describe.
 
     `input_tensor` (one name, or names separated by commas) and `input_shape`
     (one shape for all inputs) are the single-input spellings of
-    `input_tensors` and `input_shapes`; an integer `input_max` applies to all.
-    Names written `KERAS=TENSOR` (or a dict `{Keras name: tensor}`) pair the
-    Keras model's inputs, or outputs for `output_tensor`, with the legacy
-    graph's tensors. `keep_failed` matters only to `convert`; `legacy_dropout`
-    None is the settings' default ("off").
+    `input_tensors` and `input_shapes`; an integer `input_max` or
+    `batch_axes` applies to all. Names written `KERAS=TENSOR` (or a dict
+    `{Keras name: tensor}`) pair the Keras model's inputs, or outputs for
+    `output_tensor`, with the legacy graph's tensors. `keep_failed` matters
+    only to `convert`; `legacy_dropout` None is the settings' default ("off").
 
     Example:
 
@@ -222,12 +222,15 @@ def settings_from_arguments(*, output_tensor=None, input_tensors=None, feeds=Non
         input_shapes = [input_shape]
     if isinstance(input_max, int) and not isinstance(input_max, bool):
         input_max = [input_max]
+    if isinstance(batch_axes, int) and not isinstance(batch_axes, bool):
+        batch_axes = [batch_axes]
     # Without output_tensor, a SavedModel's signature names the output
     # (`legacy_graph.signature_settings`); other sources refuse it there.
     return VerifySettings(
         output_tensor=output_tensor, input_tensors=tuple(input_tensors or ()),
         input_pairs=input_pairs, output_pairs=output_pairs, keras_feeds=dict(keras_feeds or {}),
-        input_shapes=input_shapes, input_max=input_max, feeds=dict(feeds or {}),
+        input_shapes=input_shapes, input_max=input_max, batch_axes=batch_axes,
+        feeds=dict(feeds or {}),
         inputs_file=inputs if isinstance(inputs, str) else None, batch_size=batch_size,
         seed=seed, tolerance=tolerance, layers=layers, keep_failed=keep_failed,
         **({} if legacy_dropout is None else {"legacy_dropout": legacy_dropout}))
