@@ -128,7 +128,8 @@ _USE_META = _define(flags.DEFINE_bool, "use_meta", True,
 _TAGS = _define(
     flags.DEFINE_string, "tags", None, "For a TF1 SavedModel --checkpoint: the tag set of the "
     "MetaGraphDef to read, separated by commas (default: serve; a TF-Hub v1 module: the empty "
-    "set, --tags=; either way, the only tag set there is, said in the report).", commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
+    "set, --tags=; either way, the only tag set there is, said in the report).",
+    commands=(INSPECT, PLAN, CONVERT, BATCH, VERIFY, LINT, SUGGEST))
 _SIGNATURE = _define(
     flags.DEFINE_string, "signature", None, "For a TF1 SavedModel --checkpoint: the "
     "SignatureDef whose inputs and outputs verification feeds and compares (default: "

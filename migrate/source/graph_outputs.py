@@ -6,11 +6,12 @@ forward pass is what the placeholders feed, less the training machinery
 (gradients, optimizer updates, saving, summaries, initialisation). In a
 training graph (one with gradients), a label placeholder (one with a batch
 that meets the model only after its last weight, as `labels` meets `logits`
-in the loss) and what it feeds (the
-loss, the metrics) are training too, and the forward tensors they read (the logits) are candidates.
+in the loss) and what it feeds (the loss, the metrics) are training too, and
+the forward tensors they read (the logits) are candidates.
 
-Works on a `tf.Graph` or a `GraphDef` (top-level nodes; a function's body
-stays inside its call), so a listing needs no import of the graph.
+Works on a `tf.Graph`, a `GraphDef` or a `MetaGraphDef` (top-level nodes; a
+function's body stays inside its call), so a listing needs no import of the
+graph.
 """
 
 import re
@@ -50,8 +51,8 @@ def candidate_outputs(graph):
     """Returns the tensors of the forward pass that nothing else in it reads, in the graph's order.
 
     Args:
-        graph: a `tf.Graph` or a `GraphDef` (a `.meta`'s `graph_def`, a
-            frozen graph).
+        graph: a `tf.Graph`, a `GraphDef` (a frozen graph's) or a
+            `MetaGraphDef` (a `.meta`'s).
 
     Returns:
         Tensor names such as `['logits/BiasAdd:0', 'ArgMax:0']`; empty when
@@ -120,7 +121,7 @@ def _is_machinery(name, kind):
 
 
 def _reachable(starts, consumers, excluded):
-    """The ops reachable from `starts` through data inputs, `starts` included, none of `excluded`."""
+    """The ops reachable from `starts` by data inputs, `starts` included, none of `excluded`."""
     seen = set()
     stack = [name for name in starts if name not in excluded]
     while stack:
