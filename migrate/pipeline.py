@@ -272,11 +272,12 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             checkpoint, recorded in the manifest (`port` puts the model's
             code and its table there).
 
-    With `options.verify` (a `VerifySettings`), the output is restored from
-    the temporary directory into a fresh model (built again from a factory or
-    `module:callable`, else cloned) and compared with the legacy graph before
-    it is renamed into place; the manifest and the report record the result
-    under `verified`.
+    With `options.verify` (a `VerifySettings`), the settings are checked
+    against the legacy graph before any weight is read (`parity.prepare`);
+    the output is restored from the temporary directory into a fresh model
+    (built again from a factory or `module:callable`, else cloned) and
+    compared with the legacy graph before it is renamed into place; the
+    manifest and the report record the result under `verified`.
 
     Returns:
         A `ConversionReport`.

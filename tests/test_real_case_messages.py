@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 
 import migrate
+import tf1_builders
 import verify_graphs
 from migrate.mapping import lint
 from migrate.output.report import inspect_summary
@@ -178,6 +179,15 @@ def test_candidate_outputs_leave_out_training_and_read_graph_defs_alike(training
     with graph.as_default():
         build_inference_graph()
     assert graph_outputs.candidate_outputs(graph) == ["probabilities:0"]
+    # A TF 1.x RNN loop: its outputs first; its counters, and the zero state sized by the
+    # batch (it reads only the input's shape), never.
+    graph = tf.Graph()
+    with graph.as_default():
+        tf1_builders.build_char_rnn()
+    found = graph_outputs.candidate_outputs(graph)
+    assert found[0] == "outputs:0", found
+    assert not any("ZeroState" in name or graph.get_tensor_by_name(name).dtype.is_integer
+                   for name in found), found
 
 
 @pytest.fixture(scope="module")

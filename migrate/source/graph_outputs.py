@@ -2,15 +2,17 @@
 
 A candidate output is a tensor of the forward pass that nothing else in the
 forward pass reads: `logits`, `probabilities`, the predictions' `ArgMax`. The
-forward pass is what the placeholders feed, less the training machinery
-(gradients, optimizer updates, saving, summaries, initialisation). In a
+forward pass is what the placeholders' values feed (not their shapes), less
+the training machinery (gradients, optimizer updates, saving, summaries,
+initialisation). In a
 training graph (one with gradients), a label placeholder (one with a batch
 that meets the model only after its last weight, as `labels` meets `logits`
-in the loss) and what it feeds (the
-loss, the metrics) are training too, and the forward tensors they read (the logits) are candidates.
+in the loss) and what it feeds (the loss, the metrics) are training too, and
+the forward tensors they read (the logits) are candidates.
 
-Works on a `tf.Graph` or a `GraphDef` (top-level nodes; a function's body
-stays inside its call), so a listing needs no import of the graph.
+Works on a `tf.Graph`, a `GraphDef` or a `MetaGraphDef` (top-level nodes; a
+function's body stays inside its call), so a listing needs no import of the
+graph.
 """
 
 import re
@@ -27,6 +29,14 @@ _MACHINERY_PREFIXES = ("Apply", "ResourceApply", "SparseApply", "ResourceSparseA
 # The scopes TF 1.x puts gradients, saving and summaries under.
 _MACHINERY_SCOPE = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|summaries)/")
 _GRADIENTS_SCOPE = re.compile(r"(^|/)gradients(_\d+)?/")
+_SHAPE_TYPES = frozenset({"Shape", "ShapeN", "Size", "Rank"})
+# What `_kind_of` tells apart: handles and counters are never listed, integers after values.
+_HANDLE, _COUNTER, _INTEGER, _VALUE = "handle", "counter", "integer", "value"
+# GraphDef attributes naming a node's output type, and TensorFlow's `DataType` numbers
+# (types.proto): integers and booleans; strings, resources and variants.
+_DTYPE_ATTRS = ("output_type", "out_type", "DstT", "dtype", "T")
+_INTEGER_TYPES = frozenset({3, 4, 5, 6, 9, 10, 17, 22, 23})
+_HANDLE_TYPES = frozenset({7, 20, 21})
 _PLACEHOLDER_TYPES = frozenset({"Placeholder", "PlaceholderWithDefault", "PlaceholderV2"})
 _VARIABLE_TYPES = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _VARIABLE_READS = frozenset({"ReadVariableOp", "ResourceGather", "ResourceGatherNd"})
@@ -42,7 +52,7 @@ def placeholders(graph):
 
         placeholders(graph)  # ['input_ids:0', 'keep_prob:0']
     """
-    return [outputs[0] for name, (kind, _, outputs) in _nodes(graph).items()
+    return [outputs[0] for name, (kind, _, outputs, _) in _nodes(graph).items()
             if kind in _PLACEHOLDER_TYPES and outputs and not _is_machinery(name, kind)]
 
 
@@ -50,8 +60,8 @@ def candidate_outputs(graph):
     """Returns the tensors of the forward pass that nothing else in it reads, in the graph's order.
 
     Args:
-        graph: a `tf.Graph` or a `GraphDef` (a `.meta`'s `graph_def`, a
-            frozen graph).
+        graph: a `tf.Graph`, a `GraphDef` (a frozen graph's) or a
+            `MetaGraphDef` (a `.meta`'s).
 
     Returns:
         Tensor names such as `['logits/BiasAdd:0', 'ArgMax:0']`; empty when
@@ -63,13 +73,15 @@ def candidate_outputs(graph):
     """
     nodes = _nodes(graph)
     consumers = {}
-    for name, (_, inputs, _) in nodes.items():
+    for name, (_, inputs, _, _) in nodes.items():
         for tensor in inputs:
             consumers.setdefault(_op_of(tensor), set()).add(name)
-    machinery = {name for name, (kind, _, _) in nodes.items() if _is_machinery(name, kind)}
-    sources = [name for name, (kind, _, _) in nodes.items()
+    machinery = {name for name, (kind, *_) in nodes.items() if _is_machinery(name, kind)}
+    sources = [name for name, (kind, *_) in nodes.items()
                if kind in _PLACEHOLDER_TYPES and name not in machinery]
-    forward = _reachable(sources, consumers, machinery)
+    # What reads only a placeholder's shape (a zero state sized by the batch) is no output.
+    shapes = {name for name, (kind, *_) in nodes.items() if kind in _SHAPE_TYPES}
+    forward = _reachable(sources, consumers, machinery | shapes)
     compared = set()
     if any(_GRADIENTS_SCOPE.search(name) for name in machinery):
         # A training graph: what a label placeholder feeds is the loss and its
@@ -77,17 +89,23 @@ def candidate_outputs(graph):
         batched = _batched_placeholders(graph)
         labels = [name for name in sources if name in batched
                   and _is_label(name, nodes, consumers, machinery)]
-        loss_side = _reachable(labels, consumers, machinery)
+        loss_side = _reachable(labels, consumers, machinery | shapes)
         forward -= loss_side
         compared = {tensor for name in loss_side for tensor in nodes[name][1]
                     if _op_of(tensor) in forward}
     read = set()
     for name in forward:
         read.update(tensor for tensor in nodes[name][1] if _op_of(tensor) in forward)
-    return [tensor for name, (kind, _, outputs) in nodes.items()
-            if name in forward and kind not in _PLACEHOLDER_TYPES
-            for tensor in outputs if tensor not in read or tensor in compared]
-
+    found = [(name, tensor) for name, (kind, _, outputs, _) in nodes.items()
+             if name in forward and kind not in _PLACEHOLDER_TYPES
+             for tensor in outputs if tensor not in read or tensor in compared]
+    kinds = {tensor: _kind_of(graph, nodes, tensor) for _, tensor in found}
+    depth = _depths(nodes, forward)
+    # Values first (not ids or predictions' classes), the deepest first: the
+    # model's outputs lie deep; a loop's pass-through values, shallow.
+    found = sorted((item for item in found if kinds[item[1]] not in (_HANDLE, _COUNTER)),
+                   key=lambda item: (kinds[item[1]] == _INTEGER, -depth[item[0]]))
+    return [tensor for _, tensor in found]
 
 def listed(names, limit=8):
     """Returns tensor names joined for a message, the first `limit` of them.
@@ -114,13 +132,46 @@ def describe_candidates(names):
            f"{listed(names)}"
 
 
+def _depths(nodes, forward):
+    """Each forward op's longest chain of forward ops from a placeholder, in graph order.
+
+    Graph order puts an op after its inputs except around a TF 1.x loop's back
+    edge (`NextIteration`), which is not followed.
+    """
+    depth = {}
+    for name, (_, inputs, _, _) in nodes.items():
+        if name in forward:
+            depth[name] = 1 + max((depth.get(_op_of(tensor), 0) for tensor in inputs), default=0)
+    return depth
+
+
+def _kind_of(graph, nodes, tensor):
+    """`_HANDLE`, `_COUNTER` (an integer scalar), `_INTEGER`, `_VALUE`, or None when unknown.
+
+    A `tf.Graph` knows each tensor's dtype and rank; a GraphDef node's dtype
+    attribute says its first output's type only, and no rank.
+    """
+    if hasattr(graph, "get_tensor_by_name"):
+        found = graph.get_tensor_by_name(tensor)
+        if found.dtype.name in ("resource", "variant", "string"):
+            return _HANDLE
+        if found.dtype.is_integer or found.dtype.is_bool:
+            return _COUNTER if found.shape.rank == 0 else _INTEGER
+        return _VALUE
+    node = nodes[_op_of(tensor)]
+    dtype = node[3] if tensor.endswith(":0") else None
+    if dtype in _HANDLE_TYPES:
+        return _HANDLE
+    return _INTEGER if dtype in _INTEGER_TYPES else None
+
+
 def _is_machinery(name, kind):
     return (kind in _MACHINERY_TYPES or kind.startswith(_MACHINERY_PREFIXES)
             or bool(_MACHINERY_SCOPE.search(name + "/")))
 
 
 def _reachable(starts, consumers, excluded):
-    """The ops reachable from `starts` through data inputs, `starts` included, none of `excluded`."""
+    """The ops reachable from `starts` by data inputs, `starts` included, none of `excluded`."""
     seen = set()
     stack = [name for name in starts if name not in excluded]
     while stack:
@@ -140,7 +191,7 @@ def _is_label(placeholder, nodes, consumers, machinery):
     output after the last weight (`SparseSoftmaxCrossEntropyWithLogits(logits, labels)`).
     """
     for name in _reachable([placeholder], consumers, machinery):
-        kind, inputs, _ = nodes[name]
+        kind, inputs, *_ = nodes[name]
         if kind in _CONTROL_FLOW_TYPES or kind in _VARIABLE_READS:
             return False
         if any(_reads_variable(tensor, nodes) for tensor in inputs):
@@ -161,7 +212,7 @@ def _batched_placeholders(graph):
 
 def _reads_variable(tensor, nodes):
     """Whether `tensor` is a variable, or a read of one (`kernel/read`, `ReadVariableOp`)."""
-    kind, inputs, _ = nodes.get(_op_of(tensor), ("", (), ()))
+    kind, inputs, *_ = nodes.get(_op_of(tensor), ("", (), (), None))
     if kind in _VARIABLE_TYPES or kind in _VARIABLE_READS:
         return True
     return kind == "Identity" and any(
@@ -173,14 +224,15 @@ def _op_of(tensor):
 
 
 def _nodes(graph):
-    """Returns `{op name: (type, data input tensors, output tensors)}`, in the graph's order.
+    """Returns `{op name: (type, data input tensors, output tensors, dtype)}`, in graph order.
 
     A GraphDef does not say how many outputs a node has: its outputs are
-    output 0 and those other nodes read.
+    output 0 and those other nodes read. `dtype` is a GraphDef node's
+    `DataType` number for its first output where an attribute says it, else None.
     """
     if hasattr(graph, "get_operations"):
         return {op.name: (op.type, [tensor.name for tensor in op.inputs],
-                          [tensor.name for tensor in op.outputs])
+                          [tensor.name for tensor in op.outputs], None)
                 for op in graph.get_operations()}
     graph_def = getattr(graph, "graph_def", graph)  # A MetaGraphDef holds its GraphDef.
     nodes = {}
@@ -188,11 +240,12 @@ def _nodes(graph):
     for node in graph_def.node:
         inputs = [name if ":" in name else name + ":0"
                   for name in node.input if not name.startswith("^")]
-        nodes[node.name] = (node.op, inputs, [f"{node.name}:0"])
+        dtype = next((node.attr[key].type for key in _DTYPE_ATTRS if key in node.attr), None)
+        nodes[node.name] = (node.op, inputs, [f"{node.name}:0"], dtype)
         for tensor in inputs:
             used.setdefault(_op_of(tensor), set()).add(tensor)
-    for name, (kind, inputs, outputs) in nodes.items():
+    for name, (kind, inputs, outputs, dtype) in nodes.items():
         extra = sorted(used.get(name, set()) - set(outputs),
                        key=lambda tensor: int(tensor.rsplit(":", 1)[1]))
-        nodes[name] = (kind, inputs, outputs + extra)
+        nodes[name] = (kind, inputs, outputs + extra, dtype)
     return nodes
