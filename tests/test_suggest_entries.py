@@ -286,3 +286,22 @@ def test_a_layer_no_source_can_fill_is_left_only_when_the_compared_outputs_match
     assert not unproven.ok and unproven.left_as_built == []
     assert [path for path, _ in unproven.unfilled] == ["pooler/kernel", "pooler/bias"]
     assert "`leave = 'PATH'`" in unproven.text
+
+
+def test_keras_applications_efficientnet_has_its_normalization_left_and_depthwise_kernels_kinded():
+    import keras
+
+    from migrate.planning import target as target_model
+    from migrate.suggest import model_sets
+
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3))
+    targets = items.target_items(
+        [weight for weight, _ in target_model.weights(model).values()], lambda weight: True,
+        items.layer_classes(model, target_model.weight_path))
+    left = model_sets.preprocessing(targets)
+    assert [item.target.name for item in left] == [
+        "normalization/mean", "normalization/variance", "normalization/count"]
+    assert all(item.certain and item.reason.startswith("preprocessing statistics")
+               for item in left)
+    depthwise = [target for target in targets if target.layer_class == "DepthwiseConv2D"]
+    assert len(depthwise) == 16 and {target.kind for target in depthwise} == {"depthwise_kernel"}

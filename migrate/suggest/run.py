@@ -174,9 +174,16 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     for 1x1 and whole-map convolutions that became Dense layers), creation
     order (the `.meta` collection against the order the model built its
     variables) and the graph (partitioned lookups, parallel branches). LSTM,
-    GRU and BERT attention scopes become layout rules. Repeating rules are
+    GRU and BERT attention scopes become layout rules; a Keras weight's kind
+    comes from its layer's class where its name does not say it (Keras 3's
+    `DepthwiseConv2D` calls its depthwise kernel `kernel`), and a
+    classifier's 1001 classes (tf-slim's background class 0) fill a 1000-class
+    model with `slice(-1, 1, 1001)`. Repeating rules are
     folded into regex groups, each with a comment giving its evidence.
-    Variables with no target become `drop = true` rules, listed. The draft
+    Variables with no target become `drop = true` rules, listed. Target
+    weights the model sets itself become `leave` rules with their reason:
+    a `Normalization` layer's statistics always, and a weight no source can
+    fill (a pooler the legacy model never had) when parity passes without it. The draft
     then has to plan clean and, when the graph can run (a `.meta` and
     `verify` settings naming the output; the placeholders are found as
     `migrate.verify` finds them), pass parity. Matches that only order
@@ -273,7 +280,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         if verify is not None else NO_OUTPUT_TENSOR)
     parity_errors = []
 
-    never_had = model_sets.never_had(unmatched_targets, sources) if run_parity else []
+    # A possible tied weight is the tie's to settle, by the graph or by value.
+    never_had = (model_sets.never_had(_without(unmatched_targets, tied_unconfirmed), sources)
+                 if run_parity else [])
     left += never_had
     unmatched_targets = model_sets.remaining(unmatched_targets, never_had)
 
