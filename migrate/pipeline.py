@@ -300,7 +300,8 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         written_bytes=sum(targets[path].nbytes for path in conversion_plan.target_paths),
         dropped=[variable.name for variable, _ in conversion_plan.dropped],
         unwritten_targets=[weight.path for weight in conversion_plan.unwritten_targets],
-        left_as_built=[[weight.path, rule.reason] for weight, rule in conversion_plan.left_as_built],
+        left_as_built=[[weight.path, rule.reason]
+                       for weight, rule in conversion_plan.left_as_built],
         ema=options.ema, ema_swapped=conversion_plan.ema_swapped, dry_run=dry_run,
         exports=list(options.exports), recovered=recovered)
     if dry_run:
