@@ -1,6 +1,8 @@
 """`suggest` drafts what names alone miss: Keras 3 depthwise kernels, slim's 1001 classes,
 and the target weights a model sets itself; verification compares logits without class 0."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -150,14 +152,8 @@ def test_a_leave_rule_names_keras_weights_with_its_reason_and_never_a_tf1_name()
     ("target = 'x'", "needs `match` (or `leave`"),
 ])
 def test_a_bad_leave_rule_is_refused_when_the_table_is_read(entry, message):
-    with pytest.raises(migrate.TableError, match=re_escape(message)):
+    with pytest.raises(migrate.TableError, match=re.escape(message)):
         _table(f"[[rule]]\n{entry}\n")
-
-
-def re_escape(text):
-    import re
-
-    return re.escape(text)
 
 
 def _plan(table, keep="model_state"):
