@@ -9,11 +9,11 @@ import pytest
 import migrate
 from migrate.mapping import class_axis
 from migrate.planning.target import TargetWeight
-from migrate.suggest import align
-from migrate.suggest import items
 from migrate.source.checkpoint import SourceVariable
 from migrate.source.roles import Role
 from migrate.source.roles import RoleSource
+from migrate.suggest import align
+from migrate.suggest import items
 
 
 def _variable(name, shape):
