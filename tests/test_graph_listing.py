@@ -60,7 +60,7 @@ def test_the_listing_finds_the_placeholders_and_the_outputs_a_user_compares():
         {"name": "learning_rate:0", "dtype": "float32", "shape": [], "forward": False},
         {"name": "labels:0", "dtype": "int32", "shape": [None, 3], "forward": True}]
     outputs = {entry["name"]: entry["why"] for entry in listing["outputs"]}
-    assert outputs["logits:0"] == [graph_listing.LOGITS]
+    assert outputs["logits:0"] == [graph_listing.LOGITS, graph_listing.NAMED]
     assert outputs["probabilities:0"] == [graph_listing.NO_FORWARD_CONSUMER,
                                           graph_listing.LAST_SOFTMAX]
     assert outputs["LayerNorm/mul:0"] == [graph_listing.LAST_LAYER_NORM]

@@ -1,17 +1,19 @@
 """`suggest` drafts what names alone miss: Keras 3 depthwise kernels, slim's 1001 classes,
 and the target weights a model sets itself; verification compares logits without class 0."""
 
+import re
+
 import numpy as np
 import pytest
 
 import migrate
 from migrate.mapping import class_axis
 from migrate.planning.target import TargetWeight
-from migrate.suggest import align
-from migrate.suggest import items
 from migrate.source.checkpoint import SourceVariable
 from migrate.source.roles import Role
 from migrate.source.roles import RoleSource
+from migrate.suggest import align
+from migrate.suggest import items
 
 
 def _variable(name, shape):
@@ -150,14 +152,8 @@ def test_a_leave_rule_names_keras_weights_with_its_reason_and_never_a_tf1_name()
     ("target = 'x'", "needs `match` (or `leave`"),
 ])
 def test_a_bad_leave_rule_is_refused_when_the_table_is_read(entry, message):
-    with pytest.raises(migrate.TableError, match=re_escape(message)):
+    with pytest.raises(migrate.TableError, match=re.escape(message)):
         _table(f"[[rule]]\n{entry}\n")
-
-
-def re_escape(text):
-    import re
-
-    return re.escape(text)
 
 
 def _plan(table, keep="model_state"):
@@ -286,3 +282,22 @@ def test_a_layer_no_source_can_fill_is_left_only_when_the_compared_outputs_match
     assert not unproven.ok and unproven.left_as_built == []
     assert [path for path, _ in unproven.unfilled] == ["pooler/kernel", "pooler/bias"]
     assert "`leave = 'PATH'`" in unproven.text
+
+
+def test_keras_applications_efficientnet_has_its_normalization_left_and_depthwise_kernels_kinded():
+    import keras
+
+    from migrate.planning import target as target_model
+    from migrate.suggest import model_sets
+
+    model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3))
+    targets = items.target_items(
+        [weight for weight, _ in target_model.weights(model).values()], lambda weight: True,
+        items.layer_classes(model, target_model.weight_path))
+    left = model_sets.preprocessing(targets)
+    assert [item.target.name for item in left] == [
+        "normalization/mean", "normalization/variance", "normalization/count"]
+    assert all(item.certain and item.reason.startswith("preprocessing statistics")
+               for item in left)
+    depthwise = [target for target in targets if target.layer_class == "DepthwiseConv2D"]
+    assert len(depthwise) == 16 and {target.kind for target in depthwise} == {"depthwise_kernel"}

@@ -10,7 +10,8 @@ TensorArrayGatherV3:0`). This reads them from the graph itself:
 - candidate outputs: forward tensors that no forward op consumes (what the
   model computes last: logits, a loss, an accuracy), and the named ones a
   comparison usually wants: the last softmax, the last op of each scope
-  whose name says `logits`, and the last layer norm.
+  whose name says `logits`, the last layer norm, and identities named at the
+  top level (`tf.identity(x, name="pooled_output")`).
 
 The forward pass is what the placeholders reach, leaving out the training
 graph: the gradients (`gradients/...`), summaries, and what only feeds a
@@ -36,6 +37,13 @@ _SOURCE_TYPES = ("IteratorGetNext", "IteratorGetNextSync")
 _PLUMBING_TYPES = ("Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
                    "RefExit", "NextIteration", "RefNextIteration", "LoopCond", "ControlTrigger")
 _SHAPE_TYPES = ("Shape", "ShapeN", "Size", "Rank", "BroadcastArgs", "BroadcastGradientArgs")
+# Ops that read only their input's shape: what follows them (an RNN's zero state) does not
+# depend on the values fed, so it is no forward output.
+_SHAPE_READERS = (*_SHAPE_TYPES, "ZerosLike", "OnesLike")
+# Functional control flow: its outputs pass through an Identity each, unused ones included
+# (a loop's counter, an unused final state).
+_FUNCTIONAL_CONTROL_FLOW = ("While", "StatelessWhile", "If", "StatelessIf", "Case",
+                            "StatelessCase")
 _TRAINING_SCOPE = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?)/")
 _LOGITS = re.compile(r"(^|/)[^/]*logits[^/]*(/|$)", re.IGNORECASE)
 _LAYER_NORM = re.compile(r"(^|/)(LayerNorm|layer_norm|layernorm|ln_f|ln_\d+)(_\d+)?(/|$)",
@@ -47,6 +55,7 @@ NO_FORWARD_CONSUMER = "no forward consumer"
 LAST_SOFTMAX = "last softmax"
 LOGITS = "logits"
 LAST_LAYER_NORM = "last layer norm"
+NAMED = "named at the top level"
 
 
 def describe(graph):
@@ -60,7 +69,7 @@ def describe(graph):
         [{"name", "dtype", "shape", "why"}], "more_outputs": N}`: tensor
         names with `:0`, shapes with None for unknown sizes (None for an
         unknown rank), `why` one or more of `NO_FORWARD_CONSUMER`,
-        `LAST_SOFTMAX`, `LOGITS`, `LAST_LAYER_NORM`, and `more_outputs` the
+        `LAST_SOFTMAX`, `LOGITS`, `LAST_LAYER_NORM`, `NAMED`, and `more_outputs` the
         terminal tensors past `MAX_TERMINAL_OUTPUTS` left out of the list.
     """
     edges = _Edges(graph.get_operations())
@@ -74,7 +83,8 @@ def describe(graph):
     reasons = {}
     terminal = [op for op in computed
                 if not any(consumer in forward for consumer in edges.consumers[op.name])
-                and op.name not in edges.controlling and _is_value(op.outputs[0])]
+                and op.name not in edges.controlling and _is_value(op.outputs[0])
+                and not _passes_control_flow_output(op, edges)]
     for op in terminal[:MAX_TERMINAL_OUTPUTS]:
         reasons.setdefault(op, []).append(NO_FORWARD_CONSUMER)
     softmaxes = [op for op in computed if op.type == "Softmax"]
@@ -82,6 +92,9 @@ def describe(graph):
         reasons.setdefault(softmaxes[-1], []).append(LAST_SOFTMAX)
     for op in _last_of_scopes(computed, _LOGITS):
         reasons.setdefault(op, []).append(LOGITS)
+    for op in computed:  # `tf.identity(x, name="pooled_output")`: named to be fetched.
+        if op.type == "Identity" and "/" not in op.name and _is_value(op.outputs[0]):
+            reasons.setdefault(op, []).append(NAMED)
     norms = _last_of_scopes(computed, _LAYER_NORM)
     if norms:
         reasons.setdefault(norms[-1], []).append(LAST_LAYER_NORM)
@@ -100,6 +113,7 @@ class _Edges:
         self.consumers = {op.name: [] for op in operations}
         self.inputs = {}
         self.controlling = set()  # Ops other ops wait for: used, even with no data consumer.
+        self.types = {op.name: op.type for op in operations}
         for op in operations:
             producers = [tensor.op.name for tensor in op.inputs]
             self.inputs[op.name] = producers
@@ -118,10 +132,16 @@ def _last_of_scopes(operations, pattern):
     return list(last.values())
 
 
+def _passes_control_flow_output(op, edges):
+    """An Identity of a functional loop's or cond's output (how TF 2 control flow names them)."""
+    return op.type == "Identity" and any(edges.types[producer] in _FUNCTIONAL_CONTROL_FLOW
+                                         for producer in edges.inputs[op.name])
+
+
 def _is_value(tensor):
     """A number a comparison can use (not a shape, flag, handle or control-flow variant)."""
     dtype = tensor.dtype
-    return ((dtype.is_floating or dtype.is_integer) and tensor.op.type not in _SHAPE_TYPES)
+    return ((dtype.is_floating or dtype.is_integer) and tensor.op.type not in _SHAPE_READERS)
 
 
 def summary_lines(listing):
@@ -210,7 +230,10 @@ def _forward(edges, update_only):
              if op.type in (*_PLACEHOLDER_TYPES, *_SOURCE_TYPES) and outside(op.name)]
     reached = set(queue)
     while queue:
-        for consumer in edges.consumers[queue.pop()]:
+        name = queue.pop()
+        if edges.types[name] in _SHAPE_READERS:
+            continue
+        for consumer in edges.consumers[name]:
             if consumer not in reached and outside(consumer):
                 reached.add(consumer)
                 queue.append(consumer)

@@ -208,9 +208,16 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     OUTPUT"). A match is certain only when kind, dataflow position and shape
     agree with no rival; each says what decided it (dataflow, shape, name,
     order). Partitioned lookups and parallel branches come from the graph. LSTM,
-    GRU and BERT attention scopes become layout rules. Repeating rules are
+    GRU and BERT attention scopes become layout rules; a Keras weight's kind
+    comes from its layer's class where its name does not say it (Keras 3's
+    `DepthwiseConv2D` calls its depthwise kernel `kernel`), and a
+    classifier's 1001 classes (tf-slim's background class 0) fill a 1000-class
+    model with `slice(-1, 1, 1001)`. Repeating rules are
     folded into regex groups, each with a comment giving its evidence.
-    Variables with no target become `drop = true` rules, listed. The draft
+    Variables with no target become `drop = true` rules, listed. Target
+    weights the model sets itself become `leave` rules with their reason:
+    a `Normalization` layer's statistics always, and a weight no source can
+    fill (a pooler the legacy model never had) when parity passes without it. The draft
     then has to plan clean and, when the graph can run (a `.meta` and
     `verify` settings naming the output; the placeholders are found as
     `migrate.verify` finds them), pass parity. Matches that only order
@@ -327,7 +334,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                                              else "output_tensor")
     parity_errors = []
 
-    never_had = model_sets.never_had(unmatched_targets, sources) if run_parity else []
+    # A possible tied weight is the tie's to settle, by the graph or by value.
+    never_had = (model_sets.never_had(_without(unmatched_targets, tied_unconfirmed), sources)
+                 if run_parity else [])
     left += never_had
     unmatched_targets = model_sets.remaining(unmatched_targets, never_had)
 
