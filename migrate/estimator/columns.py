@@ -151,7 +151,7 @@ class EstimatorSpec:
         return self.dnn_columns + self.linear_columns
 
 
-def read_estimator(graph, variables, *, vocabulary_dirs=()):
+def read_estimator(graph, variables, *, vocabulary_dirs=(), feature_names=None):
     """Returns the `EstimatorSpec` of a canned Estimator's graph.
 
     Args:
@@ -160,6 +160,9 @@ def read_estimator(graph, variables, *, vocabulary_dirs=()):
         variables: the checkpoint's variables by name (`LegacyCheckpoint.variables`).
         vocabulary_dirs: directories searched, in order, for a vocabulary
             file the graph names by a path that does not exist here.
+        feature_names: `{tensor name: feature key}` of the graph's raw
+            feature inputs where the graph alone does not name them (an
+            export's signature inputs).
 
     Raises:
         EstimatorError: not a canned Estimator, or a column without a Keras equivalent.
@@ -178,14 +181,16 @@ def read_estimator(graph, variables, *, vocabulary_dirs=()):
             f"{LINEAR_SCOPE}/bias_weights). Received: no such variable among "
             f"{len(names)} variables")
     ops = {op.name: op for op in graph.get_operations()}
+    feature_names = feature_names or {}
     logits_bias = "dnn/logits/bias" if has_dnn else f"{LINEAR_SCOPE}/bias_weights"
     units = int(variables[logits_bias].shape[-1])
     head = _head(ops)
     hidden_units, activation, dnn_columns = (), None, ()
     if has_dnn:
         hidden_units, activation = _hidden_layers(ops, variables)
-        dnn_columns = _dnn_columns(ops, variables, vocabulary_dirs)
-    linear_columns = _linear_columns(ops, variables, vocabulary_dirs) if has_linear else ()
+        dnn_columns = _dnn_columns(ops, variables, vocabulary_dirs, feature_names)
+    linear_columns = (_linear_columns(ops, variables, vocabulary_dirs, feature_names)
+                      if has_linear else ())
     return EstimatorSpec(head=head, units=units, hidden_units=hidden_units,
                          activation=activation, dnn_columns=dnn_columns,
                          linear_columns=linear_columns)
@@ -239,7 +244,7 @@ def _scope_ops(ops, scope):
     return [op for name, op in ops.items() if name.startswith(scope + "/")]
 
 
-def _dnn_columns(ops, variables, vocabulary_dirs):
+def _dnn_columns(ops, variables, vocabulary_dirs, feature_names):
     concat = ops.get(f"{DNN_INPUT_SCOPE}/concat")
     if concat is None:
         raise EstimatorError(f"Expected the DNN's input layer {DNN_INPUT_SCOPE}/concat in the "
@@ -251,7 +256,7 @@ def _dnn_columns(ops, variables, vocabulary_dirs):
         scope = f"{DNN_INPUT_SCOPE}/{segment}"
         width = int(tensor.shape[-1])
         columns.append(_dense_column(name, scope, _scope_ops(ops, scope), width, ops,
-                                     variables, vocabulary_dirs))
+                                     variables, vocabulary_dirs, feature_names))
     return tuple(columns)
 
 
@@ -262,7 +267,8 @@ def _column_name(segment, segments):
     return segment
 
 
-def _dense_column(name, scope, scope_ops, width, ops, variables, vocabulary_dirs):
+def _dense_column(name, scope, scope_ops, width, ops, variables, vocabulary_dirs,
+                  feature_names):
     refuse_unknown_column(name)
     types = {op.type for op in scope_ops}
     if name.endswith("_embedding"):
@@ -272,12 +278,14 @@ def _dense_column(name, scope, scope_ops, width, ops, variables, vocabulary_dirs
                                  f"in the checkpoint.")
         base = name[:-len("_embedding")]
         categorical = _categorical(base, scope, scope_ops, ops, vocabulary_dirs,
-                                   num_ids=int(variables[variable].shape[0]))
+                                   num_ids=int(variables[variable].shape[0]),
+                                   feature_names=feature_names)
         return Column(name, "embedding", width=width, categorical=categorical,
                       combiner=_combiner(name, scope_ops), variable=variable)
     if name.endswith("_indicator") or "Bucketize" in types and name.endswith("_bucketized"):
         base = name[:-len("_indicator")] if name.endswith("_indicator") else name
-        categorical = _categorical(base, scope, scope_ops, ops, vocabulary_dirs, num_ids=width)
+        categorical = _categorical(base, scope, scope_ops, ops, vocabulary_dirs, num_ids=width,
+                                   feature_names=feature_names)
         return Column(name, "indicator", width=width, categorical=categorical)
     return _numeric_column(name, scope_ops, width)
 
@@ -350,9 +358,9 @@ def _in_data_order(scope_ops):
 
 
 def _constant(tensor):
-    """A scalar Const's value (through Identity), else None."""
+    """A scalar Const's value (through Identity and Cast), else None."""
     op = tensor.op
-    while op.type == "Identity":
+    while op.type in ("Identity", "Cast"):
         op = op.inputs[0].op
     if op.type != "Const":
         return None
@@ -370,11 +378,11 @@ def _combiner(name, scope_ops):
     return found.pop()
 
 
-def _categorical(name, scope, scope_ops, ops, vocabulary_dirs, *, num_ids):
+def _categorical(name, scope, scope_ops, ops, vocabulary_dirs, *, num_ids, feature_names):
     """The categorical column `name` read from the ops of the scope that uses it."""
     refuse_unknown_column(name)
     if "_X_" in name:
-        return _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids)
+        return _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids, feature_names)
     scope_ops = _defining_ops(name, scope, scope_ops, ops)
     types = [op.type for op in scope_ops]
     if "Bucketize" in types:
@@ -445,8 +453,7 @@ def _vocabulary(name, table, scope_ops, ops, vocabulary_dirs, num_ids):
         if not op.inputs or op.inputs[0].op is not table:
             continue
         if op.type in ("LookupTableImportV2", "InitializeTableV2", "InitializeTable"):
-            from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
-            values = tensor_util.MakeNdarray(op.inputs[1].op.get_attr("value"))
+            values = _array(op.inputs[1])
             keys = tuple(value.decode() if isinstance(value, bytes) else int(value)
                          for value in values.tolist())
         elif op.type in ("InitializeTableFromTextFileV2", "InitializeTableFromTextFile"):
@@ -475,6 +482,19 @@ def _vocabulary(name, table, scope_ops, ops, vocabulary_dirs, num_ids):
                        vocabulary_file=source, num_oov_buckets=num_oov, default_value=default)
 
 
+def _array(tensor):
+    """A constant's value, through the Identity and Cast ops between it and its use."""
+    from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
+
+    op = tensor.op
+    while op.type in ("Identity", "Cast"):
+        op = op.inputs[0].op
+    if op.type != "Const":
+        raise EstimatorError(f"Expected a constant behind {tensor.op.name}. Received: "
+                             f"{op.type} {op.name}")
+    return tensor_util.MakeNdarray(op.get_attr("value"))
+
+
 def _text_constant(tensor):
     from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
 
@@ -500,7 +520,7 @@ def _read_vocabulary(name, path, vocabulary_dirs, key_dtype):
     return tuple(lines if key_dtype == "string" else [int(line) for line in lines])
 
 
-def _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids):
+def _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids, feature_names):
     cross = next((op for op in scope_ops if op.type in ("SparseCross", "SparseCrossHashed")),
                  None)
     if cross is None:
@@ -509,32 +529,104 @@ def _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids):
     if hash_key is not None and hash_key != DEFAULT_CROSS_HASH_KEY:
         raise EstimatorError(f"Crossed column {name!r} hashes with key {hash_key}; Keras' "
                              f"HashedCrossing uses the default key {DEFAULT_CROSS_HASH_KEY}.")
-    count = len(cross.get_attr("sparse_types")) + len(cross.get_attr("dense_types"))
-    if len(cross.get_attr("dense_types")):
-        raise EstimatorError(f"Crossed column {name!r} crosses a dense raw feature, whose "
-                             f"place in the hash the graph decides apart from its order; port "
-                             f"writes crosses of categorical columns.")
-    values = list(cross.inputs)[count:2 * count]
+    sparse_count = len(cross.get_attr("sparse_types"))
+    dense_count = len(cross.get_attr("dense_types"))
+    count = sparse_count + dense_count
+    # The op hashes its sparse inputs first, then its dense ones (raw features
+    # given densely), whatever order the column listed them in.
+    values = (list(cross.inputs)[sparse_count:2 * sparse_count]
+              + list(cross.inputs)[3 * sparse_count:3 * sparse_count + dense_count])
     leaves = name.split("_X_")
     if len(leaves) != count:
         raise EstimatorError(f"Crossed column {name!r} names {len(leaves)} inputs but crosses "
                              f"{count}.")
-    ordered = []
     scope = "/".join(cross.name.split("/")[:-1])
     parent = scope.rpartition("/")[0]
-    for tensor in values:
-        leaf = _leaf_of(tensor, leaves, ordered)
-        ordered.append(leaf)
+    ordered = [None] * count
+    # Categorical inputs first (their ops name them), raw features after (by key).
+    for index, tensor in enumerate(values):
+        if not _is_raw(tensor, parent):
+            ordered[index] = _leaf_of(tensor, leaves, ordered)
+    for index, tensor in enumerate(values):
+        if ordered[index] is None:
+            ordered[index] = _raw_leaf(tensor, leaves, ordered, parent, feature_names)
     inputs = []
     for leaf, tensor in zip(ordered, values):
-        if tensor.dtype.name == "string":  # A raw string feature, hashed by the cross itself.
-            inputs.append(Categorical(leaf, "raw", leaf, 0, "string"))
+        if _is_raw(tensor, parent):
+            dtype = "string" if tensor.dtype.name == "string" else "int64"
+            inputs.append(Categorical(leaf, "raw", leaf, 0, dtype))
             continue
         leaf_scope = f"{parent}/{leaf}"
         leaf_ops = _scope_ops(ops, leaf_scope) or scope_ops
         inputs.append(_categorical(leaf, leaf_scope, leaf_ops, ops, vocabulary_dirs,
-                                   num_ids=None))
+                                   num_ids=None, feature_names=feature_names))
     return Categorical(name, "crossed", None, num_ids, "int64", crossed=tuple(inputs))
+
+
+# Ops between a raw feature and a cross: a dense feature made sparse (values
+# gathered where they are not missing), reshaped or cast.
+_PASS_THROUGH = ("Identity", "Cast", "GatherNd", "Reshape")
+
+
+def _raw_source(tensor, parent):
+    """The raw feature tensor (made outside the feature-column call) a cross input is, or None."""
+    while tensor.op.name.startswith(parent + "/"):
+        if tensor.op.type not in _PASS_THROUGH or not tensor.op.inputs:
+            return None
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
+def _is_raw(tensor, parent):
+    return _raw_source(tensor, parent) is not None
+
+
+def _raw_leaf(tensor, leaves, taken, parent, feature_names):
+    """Which raw feature a cross's input is: by its parsed key, its signature key, or its users."""
+    left = [leaf for leaf in leaves if leaf not in taken]
+    source = _raw_source(tensor, parent)
+    source = tensor if source is None else source
+    key = feature_names.get(source.name) or _parsed_key(source)
+    if key in left:
+        return key
+    for consumer in source.consumers():
+        for leaf in left:
+            if consumer.name.startswith(f"{parent}/{leaf}/") or \
+                    consumer.name.startswith(f"{parent}/{leaf}_1/"):
+                return leaf
+    if len(left) == 1:
+        return left[0]
+    raise EstimatorError(f"Cannot tell which raw feature of the cross {tensor.op.name} is "
+                         f"which. Received: features {left}")
+
+
+def _parsed_key(tensor):
+    """The feature key of a ParseExample output, else None."""
+    op = tensor.op
+    if op.type not in ("ParseExample", "ParseExampleV2"):
+        return None
+    index = tensor.value_index
+    sparse = op.get_attr("num_sparse") if op.type == "ParseExampleV2" else op.get_attr("Nsparse")
+    if op.type == "ParseExampleV2":
+        sparse_keys = _strings(op.inputs[2])
+        dense_keys = _strings(op.inputs[3])
+    else:
+        sparse_keys = [_text_constant(t) for t in op.inputs[2:2 + sparse]]
+        dense_keys = [_text_constant(t) for t in op.inputs[2 + sparse:2 + sparse
+                                                           + op.get_attr("Ndense")]]
+    if sparse <= index < 2 * sparse:
+        return sparse_keys[index - sparse]
+    if 3 * sparse <= index < 3 * sparse + len(dense_keys):
+        return dense_keys[index - 3 * sparse]
+    return None
+
+
+def _strings(tensor):
+    from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
+
+    values = tensor_util.MakeNdarray(tensor.op.get_attr("value"))
+    return [value.decode() if isinstance(value, bytes) else str(value)
+            for value in values.reshape(-1).tolist()]
 
 
 def _leaf_of(tensor, leaves, taken):
@@ -565,7 +657,7 @@ def _ancestor_types(tensor, depth=12):
     return found
 
 
-def _linear_columns(ops, variables, vocabulary_dirs):
+def _linear_columns(ops, variables, vocabulary_dirs, feature_names):
     sums = [op for name, op in ops.items() if name.endswith(f"/{_LINEAR_SUM}")
             and name.startswith(LINEAR_SCOPE)]
     if not sums:
@@ -590,12 +682,14 @@ def _linear_columns(ops, variables, vocabulary_dirs):
                 raise EstimatorError(f"Linear column {name!r} combines with {combiner} "
                                      f"(sparse_combiner); port writes the default, sum.")
             categorical = _categorical(name, f"{scope}/{name}", column_ops, ops,
-                                       vocabulary_dirs, num_ids=rows)
+                                       vocabulary_dirs, num_ids=rows,
+                                       feature_names=feature_names)
             columns.append(Column(name, "categorical", width=rows, categorical=categorical,
                                   variable=variable))
         elif any(op.type == "Bucketize" for op in column_ops):
             categorical = _categorical(name, f"{scope}/{name}", column_ops, ops,
-                                       vocabulary_dirs, num_ids=rows)
+                                       vocabulary_dirs, num_ids=rows,
+                                       feature_names=feature_names)
             columns.append(Column(name, "categorical", width=rows, categorical=categorical,
                                   variable=variable))
         else:

@@ -81,11 +81,17 @@ def read_spec(checkpoint, *, vocabulary_dirs=()):
     if graph is None:
         graph = _text_graph(checkpoint.prefix)
     directories = list(vocabulary_dirs)
-    if checkpoint.artifact is not None:
-        # An export carries its vocabulary files in assets/.
+    feature_names = {}
+    meta_graph = getattr(checkpoint.artifact, "meta_graph", None)
+    if meta_graph is not None:
+        # An export carries its vocabulary files in assets/, and its signatures
+        # name the raw features' placeholders.
         directories.append(files.join(checkpoint.prefix, ASSETS_DIRECTORY))
+        for signature in meta_graph.signature_def.values():
+            feature_names.update({info.name: key for key, info in signature.inputs.items()})
     return columns_lib.read_estimator(graph, checkpoint.variables,
-                                      vocabulary_dirs=tuple(directories))
+                                      vocabulary_dirs=tuple(directories),
+                                      feature_names=feature_names)
 
 
 def _text_graph(prefix):
