@@ -158,6 +158,23 @@ def test_port_command_line(cli_in_process, tmp_path):
         "color", "hours_bucketized", "weekday"]
 
 
+def test_a_tf_1_0_contrib_learn_dnn_is_ported(tmp_path):
+    """TF 1.0's iris quickstart: weights/biases in one partition, the column "", a centered bias."""
+    from legacy_graphs import contrib_learn_dnn
+
+    _, rows, expected = contrib_learn_dnn.write_model_dir(str(tmp_path / "model_dir"))
+    output = tmp_path / "ported"
+    report = estimator.port(str(tmp_path / "model_dir"), str(output))
+    assert (report.estimator, report.spec.hidden_units) == ("DNNClassifier", (10, 20, 10))
+    table = (output / "table.toml").read_text()
+    assert "match = 'dnn/hiddenlayer_0/weights'" in table
+    model = _load_model_file(str(output)).build()
+    restore_lib.restore(model, str(output))
+    assert np.any(model.get_layer("centered_bias").get_weights()[0] != 0)
+    logits = np.asarray(model({"": rows})["logits"])
+    np.testing.assert_allclose(logits, expected, rtol=TOLERANCE, atol=1e-6)
+
+
 def test_columns_without_a_keras_equivalent_are_refused_by_name():
     for name in ("color_shared_embedding", "tags_weighted_by_counts"):
         with pytest.raises(columns_lib.EstimatorError, match=name):

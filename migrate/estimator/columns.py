@@ -115,10 +115,11 @@ class EstimatorSpec:
         activation: the hidden layers' activation (a Keras name).
         dnn_columns: the DNN input layer's columns, in concatenation order.
         linear_columns: the linear model's columns, in summation order.
-        variables: `{checkpoint variable: Keras weight path}` of every weight.
-        rolled: `{checkpoint variable: OOV buckets}` of the embeddings of
-            vocabulary columns with OOV buckets, whose rows StringLookup's
-            order needs rolled.
+        layer_weights: the names of a hidden layer's two variables:
+            `("kernel", "bias")`, or `("weights", "biases")` for TF 1.0's
+            `tf.contrib.learn`.
+        centered_bias: contrib.learn's `centered_bias_weight`, added to the
+            logits, or None.
     """
 
     head: str
@@ -127,6 +128,8 @@ class EstimatorSpec:
     activation: str | None
     dnn_columns: tuple
     linear_columns: tuple
+    layer_weights: tuple = ("kernel", "bias")
+    centered_bias: str | None = None
 
     @property
     def has_dnn(self):
@@ -170,12 +173,14 @@ def read_estimator(graph, variables, *, vocabulary_dirs=(), feature_names=None):
     names = set(variables)
     has_dnn = "dnn/logits/kernel" in names
     has_linear = f"{LINEAR_SCOPE}/bias_weights" in names
+    if "dnn/logits/weights" in names and not has_linear:
+        return _contrib_learn_dnn(graph, variables)
     if not has_dnn and not has_linear:
-        if any(name.startswith("dnn/hiddenlayer_0/weights") for name in names):
+        if any(name.startswith("linear/") for name in names):
             raise EstimatorError(
-                "This is a tf.contrib.learn Estimator (dnn/hiddenlayer_0/weights): its "
-                "columns are not feature columns v2, which port reads. Expected a "
-                "tf.estimator model_dir (TensorFlow 1.4 or later).")
+                "This is a tf.contrib.learn linear model (linear/..., no linear_model scope); "
+                "port writes contrib.learn's DNNs of real-valued columns, and tf.estimator's "
+                "canned Estimators. Expected a tf.estimator model_dir.")
         raise EstimatorError(
             "Expected a canned Estimator's graph (variables dnn/logits/kernel or "
             f"{LINEAR_SCOPE}/bias_weights). Received: no such variable among "
@@ -196,6 +201,45 @@ def read_estimator(graph, variables, *, vocabulary_dirs=(), feature_names=None):
                          linear_columns=linear_columns)
 
 
+# Scopes of TF 1.0's tf.contrib.learn DNN.
+CONTRIB_INPUT_SCOPE = "dnn/input_from_feature_columns/input_from_feature_columns"
+CONTRIB_CENTERED_BIAS = "centered_bias_weight"
+_CLASSIFIER_LOSSES = ("softmax_cross_entropy", "sigmoid_cross_entropy", "probabilities")
+
+
+def _contrib_learn_dnn(graph, variables):
+    """A DNN Estimator as TF 1.0's tf.contrib.learn saved it (weights, biases, part_0)."""
+    ops = {op.name: op for op in graph.get_operations()}
+    units = int(variables["dnn/logits/biases"].shape[-1])
+    head = ("classifier" if any(marker in name for name in ops for marker in _CLASSIFIER_LOSSES)
+            else "regressor")
+    hidden_units, activation = _hidden_layers(ops, variables, weights=("weights", "biases"))
+    concat = ops.get(f"{CONTRIB_INPUT_SCOPE}/concat")
+    if concat is None:
+        raise EstimatorError(f"Expected contrib.learn's input layer {CONTRIB_INPUT_SCOPE}/concat "
+                             f"in the graph. Received: no such op")
+    inputs = list(concat.inputs) if concat.type == "Identity" else _inputs_of(concat)
+    columns = []
+    for tensor in inputs:
+        if tensor.op.name.startswith(CONTRIB_INPUT_SCOPE + "/"):
+            name = _segment(tensor.op.name, CONTRIB_INPUT_SCOPE)
+            scope_ops = _scope_ops(ops, f"{CONTRIB_INPUT_SCOPE}/{name}")
+            if any(op.type not in _SHAPE_OPS for op in scope_ops) or any(
+                    variable.startswith(f"dnn/input_from_feature_columns/{name}")
+                    for variable in variables):
+                raise EstimatorError(
+                    f"contrib.learn feature column {name!r} is not a real-valued column; "
+                    f"port writes contrib.learn's real-valued columns only.")
+        else:
+            # The features were a bare array: contrib.learn's column named "".
+            name = ""
+        columns.append(Column(name, "numeric", key=name, width=int(tensor.shape[-1])))
+    centered = CONTRIB_CENTERED_BIAS if CONTRIB_CENTERED_BIAS in variables else None
+    return EstimatorSpec(head=head, units=units, hidden_units=hidden_units,
+                         activation=activation, dnn_columns=tuple(columns), linear_columns=(),
+                         layer_weights=("weights", "biases"), centered_bias=centered)
+
+
 def _head(ops):
     if any(name.startswith("head/predictions/probabilities") for name in ops):
         return "classifier"
@@ -205,12 +249,12 @@ def _head(ops):
                          "Received: no op under head/")
 
 
-def _hidden_layers(ops, variables):
+def _hidden_layers(ops, variables, weights=("kernel", "bias")):
     units, activations = [], set()
     index = 0
-    while f"dnn/hiddenlayer_{index}/kernel" in variables:
+    while f"dnn/hiddenlayer_{index}/{weights[0]}" in variables:
         scope = f"dnn/hiddenlayer_{index}"
-        units.append(int(variables[f"{scope}/kernel"].shape[1]))
+        units.append(int(variables[f"{scope}/{weights[0]}"].shape[1]))
         if any(name.startswith(f"{scope}/batchnorm") for name in variables):
             raise EstimatorError(f"{scope} has batch normalization (batch_norm=True), which "
                                  f"port does not write. Expected a DNN without batch_norm.")

@@ -49,8 +49,9 @@ class PortReport:
         lines = [f"ported {self.estimator} -> {self.output}/{keras_code.MODEL_FILE} "
                  f"({keras_code.FACTORY}()), {keras_code.TABLE_FILE} and its weights"]
         if spec.has_dnn:
+            names = ", ".join(column.name or '""' for column in spec.dnn_columns)
             lines.append(f"  dnn: hidden units {list(spec.hidden_units)}, {spec.activation}; "
-                         f"input layer: {', '.join(c.name for c in spec.dnn_columns)}")
+                         f"input layer: {names}")
         if spec.has_linear:
             lines.append(f"  linear: {', '.join(c.name for c in spec.linear_columns)}")
         lines.append(self.conversion.summary())
