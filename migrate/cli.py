@@ -708,7 +708,7 @@ def _check_suggest():
 
 def command_port(options):
     with _tensorflow_imported_quietly():
-        checkpoint = _open_checkpoint(options)
+        checkpoint = pipeline.open_checkpoint(estimator.newest_export(_CHECKPOINT.value), options)
     report = estimator.port(checkpoint, _OUTPUT.value, overwrite=_OVERWRITE.value,
                             vocabulary_dirs=tuple(_VOCABULARY_DIR.value), options=options,
                             show_progress=not _JSON.value)
