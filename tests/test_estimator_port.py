@@ -175,6 +175,35 @@ def test_a_tf_1_0_contrib_learn_dnn_is_ported(tmp_path):
     np.testing.assert_allclose(logits, expected, rtol=TOLERANCE, atol=1e-6)
 
 
+def test_a_normalizer_that_is_not_affine_is_refused_by_name():
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        values = tf.compat.v1.placeholder(tf.float32, [None, 1])
+        with tf.name_scope("income_1"):
+            tf.math.log(values - 1.0)
+    scope_ops = [op for op in graph.get_operations() if op.name.startswith("income_1/")]
+    with pytest.raises(columns_lib.EstimatorError, match=r"'income' .*not affine \(Log"):
+        columns_lib._numeric_column("income", scope_ops, 1)
+
+
+def test_a_checkpoint_that_is_no_estimator_is_refused_in_one_line(cli_in_process, tmp_path):
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session() as session:
+        tf.compat.v1.get_variable("conv/kernel", [3, 3])
+        session.run(tf.compat.v1.global_variables_initializer())
+        tf.compat.v1.train.Saver().save(session, str(tmp_path / "model.ckpt"))
+    result = cli_in_process("port", f"--checkpoint={tmp_path / 'model.ckpt'}",
+                            f"--output={tmp_path / 'ported'}")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "Expected a canned Estimator's graph" in result.stderr
+    assert not (tmp_path / "ported").exists()
+
+
 def test_columns_without_a_keras_equivalent_are_refused_by_name():
     for name in ("color_shared_embedding", "tags_weighted_by_counts"):
         with pytest.raises(columns_lib.EstimatorError, match=name):
