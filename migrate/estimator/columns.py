@@ -289,13 +289,16 @@ def _scope_ops(ops, scope):
 
 
 def _dnn_columns(ops, variables, vocabulary_dirs, feature_names):
-    concat = ops.get(f"{DNN_INPUT_SCOPE}/concat")
-    if concat is None:
+    first = ops.get("dnn/hiddenlayer_0/MatMul") or ops.get("dnn/logits/MatMul")
+    concat = first.inputs[0].op if first is not None else None
+    if concat is None or not concat.name.startswith(DNN_INPUT_SCOPE + "/concat"):
         raise EstimatorError(f"Expected the DNN's input layer {DNN_INPUT_SCOPE}/concat in the "
-                             f"graph. Received: no such op")
-    segments = [_segment(tensor.op.name, DNN_INPUT_SCOPE) for tensor in _inputs_of(concat)]
+                             f"graph. Received: {concat.name if concat is not None else 'none'}")
+    # Concatenating one column is an Identity of it.
+    inputs = list(concat.inputs) if concat.type == "Identity" else _inputs_of(concat)
+    segments = [_segment(tensor.op.name, DNN_INPUT_SCOPE) for tensor in inputs]
     columns = []
-    for segment, tensor in zip(segments, _inputs_of(concat)):
+    for segment, tensor in zip(segments, inputs):
         name = _column_name(segment, segments)
         scope = f"{DNN_INPUT_SCOPE}/{segment}"
         width = int(tensor.shape[-1])
@@ -320,6 +323,10 @@ def _dense_column(name, scope, scope_ops, width, ops, variables, vocabulary_dirs
         if variable not in variables:
             raise EstimatorError(f"Column {name!r}: its embedding variable {variable} is not "
                                  f"in the checkpoint.")
+        if any("clip_by_norm" in op.name for op in scope_ops):
+            raise EstimatorError(f"Embedding column {name!r} clips its vectors (max_norm), "
+                                 f"which Keras' Embedding does not do. Expected "
+                                 f"embedding_column without max_norm.")
         base = name[:-len("_embedding")]
         categorical = _categorical(base, scope, scope_ops, ops, vocabulary_dirs,
                                    num_ids=int(variables[variable].shape[0]),
