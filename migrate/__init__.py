@@ -7,6 +7,7 @@ The public API, gathered here:
     report = migrate.convert("train/model.ckpt-3", table, model, "converted",
                              options=migrate.ConversionOptions(keep="model_state"))
     migrate.restore(fresh_model, "converted")
+    migrate.port("model_dir", "ported")   # a canned Estimator: ported/model.py and its weights
 """
 
 from migrate.version import __version__  # noqa: F401  (the package version, `migrate.__version__`)
@@ -14,6 +15,8 @@ from migrate.version import __version__  # noqa: F401  (the package version, `mi
 from migrate.batch.run import BatchInterrupted
 from migrate.batch.run import BatchReport
 from migrate.batch.run import convert_batch
+from migrate.estimator import PortReport
+from migrate.estimator import port
 from migrate.errors import ArgumentError
 from migrate.errors import CheckpointError
 from migrate.errors import MigrateError
@@ -46,7 +49,8 @@ from migrate.verify_settings import VerifySettings
 __all__ = [
     "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions",
     "ConversionPlan", "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError",
-    "ModelError", "OutputError", "PlanError", "Problem", "RestoreReport", "Role", "RoleSource",
-    "Rule", "SourceVariable", "SuggestReport", "TableError", "VerificationError", "VerifyReport",
-    "VerifySettings", "convert", "convert_batch", "inspect", "plan", "restore", "suggest", "verify",
+    "ModelError", "OutputError", "PlanError", "PortReport", "Problem", "RestoreReport", "Role",
+    "RoleSource", "Rule", "SourceVariable", "SuggestReport", "TableError", "VerificationError",
+    "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect", "plan", "port",
+    "restore", "suggest", "verify",
 ]

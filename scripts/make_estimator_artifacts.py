@@ -8,7 +8,10 @@ is gone since TensorFlow 2.16.
     /work/venv-tf215/bin/python scripts/make_estimator_artifacts.py [--output=tests/data/estimators]
 
 For each estimator (DNNRegressor, a 3-class DNNClassifier, a binary
-LinearClassifier with a crossed column, a binary DNNLinearCombinedClassifier)
+LinearClassifier with a crossed column, a binary DNNLinearCombinedClassifier,
+a LinearRegressor with the other columns: integer vocabulary, integer hash
+bucket, identity with a default, a vocabulary without OOV buckets, a cross of
+raw features, a numeric column of two values)
 it trains a few steps on synthetic data with fixed seeds and writes, under
 OUTPUT/<name>/:
 
@@ -66,6 +69,11 @@ def _synthetic_rows(count, seed):
         "tags": tags,
         "weekday": rng.randint(0, 7, size=(count, 1)).astype(np.int64),
         "occupation": rng.choice(_OCCUPATIONS, size=(count, 1)),
+        "size": rng.uniform(0, 4, size=(count, 2)).astype(np.float32),
+        "zipcode": rng.choice([75001, 10115, 1010, 8001], size=(count, 1)).astype(np.int64),
+        "store": rng.randint(0, 500, size=(count, 1)).astype(np.int64),
+        "shelf": rng.randint(0, 12, size=(count, 1)).astype(np.int64),
+        "grade": rng.choice(["A", "B", "C", ""], size=(count, 1)),
     }
 
 
@@ -83,6 +91,15 @@ def _fixed_rows():
         "occupation": np.array(
             [["nurse"], ["pilot"], ["clerk"], ["welder"], ["chef"], ["driver"]]
         ),
+        "size": np.array([[0.5, 1.0], [2.0, 3.5], [1.0, 0.0], [3.0, 3.0], [0.0, 2.5],
+                          [4.0, 1.5]], np.float32),
+        # 99999 and 12345 are in no vocabulary: OOV buckets.
+        "zipcode": np.array([[75001], [99999], [1010], [12345], [8001], [10115]], np.int64),
+        "store": np.array([[3], [77], [499], [0], [123], [42]], np.int64),
+        # 12 and 40 are out of the identity column's range: its default.
+        "shelf": np.array([[0], [11], [12], [5], [40], [3]], np.int64),
+        # "D" is no grade (dropped: no OOV bucket, no default), "" is missing.
+        "grade": np.array([["A"], ["D"], ["C"], [""], ["B"], ["A"]]),
     }
 
 
@@ -148,7 +165,21 @@ def _estimators(fc, workdir):
     config = lambda d: tf.estimator.RunConfig(
         model_dir=d, tf_random_seed=42, keep_checkpoint_max=1,
         save_summary_steps=1000000, log_step_count_steps=1000000)
+    regressor_columns = [
+        fc.numeric_column("size", shape=(2,), normalizer_fn=lambda x: x * 0.25 + 1.0),
+        fc.categorical_column_with_vocabulary_list(
+            "zipcode", vocabulary_list=[75001, 10115, 1010, 8001], num_oov_buckets=2),
+        fc.categorical_column_with_hash_bucket("store", hash_bucket_size=10, dtype=tf.int64),
+        fc.categorical_column_with_identity("shelf", num_buckets=12, default_value=0),
+        fc.categorical_column_with_vocabulary_list("grade", vocabulary_list=["A", "B", "C"]),
+        # Keys given as raw features: the cross hashes their strings itself.
+        fc.crossed_column(["grade", "color"], hash_bucket_size=16),
+    ]
     return [
+        ("linear_regressor", "regressor",
+         lambda d: tf.estimator.LinearRegressor(
+             feature_columns=regressor_columns, optimizer="Ftrl", config=config(d)),
+         regressor_columns),
         ("dnn_regressor", "regressor",
          lambda d: tf.estimator.DNNRegressor(
              hidden_units=[8, 4], feature_columns=_dnn_columns(fc),

@@ -23,7 +23,7 @@ from migrate.verification import restore as restore_lib
 
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "estimators")
 ESTIMATORS = ("dnn_regressor", "dnn_classifier", "linear_classifier",
-              "dnn_linear_combined_classifier")
+              "dnn_linear_combined_classifier", "linear_regressor")
 TOLERANCE = 1e-5
 
 
@@ -57,8 +57,10 @@ def _assert_matches(outputs, expected):
         assert relative <= TOLERANCE, (key, relative, got, want)
 
 
-@pytest.mark.parametrize("source", ["model_dir", "export/example/1"])
-@pytest.mark.parametrize("name", ESTIMATORS)
+@pytest.mark.parametrize("name, source", [
+    *((name, source) for name in ESTIMATORS for source in ("model_dir", "export/example/1")),
+    # Raw feature placeholders, named only by the export's signature.
+    ("linear_regressor", "export/raw/1")])
 def test_port_matches_the_estimators_own_predictions(name, source, tmp_path):
     output = tmp_path / "ported"
     report = estimator.port(os.path.join(DATA, name, source), str(output),
@@ -156,10 +158,79 @@ def test_port_command_line(cli_in_process, tmp_path):
         "color", "hours_bucketized", "weekday"]
 
 
+def test_a_tf_1_0_contrib_learn_dnn_is_ported(tmp_path):
+    """TF 1.0's iris quickstart: weights/biases in one partition, the column "", a centered bias."""
+    from legacy_graphs import contrib_learn_dnn
+
+    _, rows, expected = contrib_learn_dnn.write_model_dir(str(tmp_path / "model_dir"))
+    output = tmp_path / "ported"
+    report = estimator.port(str(tmp_path / "model_dir"), str(output))
+    assert (report.estimator, report.spec.hidden_units) == ("DNNClassifier", (10, 20, 10))
+    table = (output / "table.toml").read_text()
+    assert "match = 'dnn/hiddenlayer_0/weights'" in table
+    model = _load_model_file(str(output)).build()
+    restore_lib.restore(model, str(output))
+    assert np.any(model.get_layer("centered_bias").get_weights()[0] != 0)
+    logits = np.asarray(model({"": rows})["logits"])
+    np.testing.assert_allclose(logits, expected, rtol=TOLERANCE, atol=1e-6)
+
+
+def test_a_normalizer_that_is_not_affine_is_refused_by_name():
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default():
+        values = tf.compat.v1.placeholder(tf.float32, [None, 1])
+        with tf.name_scope("income_1"):
+            tf.math.log(values - 1.0)
+    scope_ops = [op for op in graph.get_operations() if op.name.startswith("income_1/")]
+    with pytest.raises(columns_lib.EstimatorError, match=r"'income' .*not affine \(Log"):
+        columns_lib._numeric_column("income", scope_ops, 1)
+
+
+def test_a_checkpoint_that_is_no_estimator_is_refused_in_one_line(cli_in_process, tmp_path):
+    import tensorflow as tf
+
+    graph = tf.Graph()
+    with graph.as_default(), tf.compat.v1.Session() as session:
+        tf.compat.v1.get_variable("conv/kernel", [3, 3])
+        session.run(tf.compat.v1.global_variables_initializer())
+        tf.compat.v1.train.Saver().save(session, str(tmp_path / "model.ckpt"))
+    result = cli_in_process("port", f"--checkpoint={tmp_path / 'model.ckpt'}",
+                            f"--output={tmp_path / 'ported'}")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1
+    assert "Expected a canned Estimator's graph" in result.stderr
+    assert not (tmp_path / "ported").exists()
+
+
 def test_columns_without_a_keras_equivalent_are_refused_by_name():
     for name in ("color_shared_embedding", "tags_weighted_by_counts"):
         with pytest.raises(columns_lib.EstimatorError, match=name):
             columns_lib.refuse_unknown_column(name)
+
+
+def test_the_other_columns_are_read_as_they_ran():
+    """Integer vocabulary and hash, identity with a default, no OOV buckets, a raw cross."""
+    from migrate.source.checkpoint import LegacyCheckpoint
+    from migrate.estimator.port import read_spec
+
+    spec = read_spec(LegacyCheckpoint.open(os.path.join(DATA, "linear_regressor", "model_dir")))
+    by_name = {column.name: column for column in spec.linear_columns}
+    assert spec.kind == "LinearRegressor"
+    assert (by_name["size"].width, by_name["size"].scale, by_name["size"].offset) == (
+        2, 0.25, 1.0)
+    zipcode = by_name["zipcode"].categorical
+    assert (zipcode.dtype, zipcode.vocabulary, zipcode.num_oov_buckets) == (
+        "int64", (75001, 10115, 1010, 8001), 2)
+    assert (by_name["store"].categorical.kind, by_name["store"].categorical.dtype) == (
+        "hash", "int64")
+    assert by_name["shelf"].categorical.default_value == 0
+    assert by_name["grade"].categorical.default_value == -1
+    cross = by_name["color_X_grade"].categorical
+    # crossed_column(["grade", "color"]): hashed in the order given, not the name's.
+    assert [(leaf.kind, leaf.key) for leaf in cross.crossed] == [
+        ("raw", "grade"), ("raw", "color")]
 
 
 def test_the_raw_inputs_are_the_estimators_features():

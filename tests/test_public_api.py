@@ -10,10 +10,10 @@ def test_exported_names_are_pinned():
     assert sorted(migrate.__all__) == sorted([
         "ArgumentError", "BatchInterrupted", "BatchReport", "CheckpointError", "ConversionOptions",
         "ConversionPlan", "ConversionReport", "LegacyCheckpoint", "MappingTable", "MigrateError",
-        "ModelError", "OutputError", "PlanError", "Problem", "RestoreReport", "Role", "RoleSource",
-        "Rule", "SourceVariable", "SuggestReport", "TableError", "VerificationError",
-        "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect", "plan", "restore",
-        "suggest", "verify",
+        "ModelError", "OutputError", "PlanError", "PortReport", "Problem", "RestoreReport", "Role",
+        "RoleSource", "Rule", "SourceVariable", "SuggestReport", "TableError", "VerificationError",
+        "VerifyReport", "VerifySettings", "convert", "convert_batch", "inspect", "plan", "port",
+        "restore", "suggest", "verify",
     ])
     for name in migrate.__all__:
         assert getattr(migrate, name) is not None

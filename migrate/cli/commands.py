@@ -267,7 +267,7 @@ def _check_suggest():
 
 def command_port(options):
     with settings.tensorflow_imported_quietly():
-        checkpoint = settings.open_checkpoint(options)
+        checkpoint = pipeline.open_checkpoint(estimator.newest_export(FLAGS.checkpoint), options)
     report = estimator.port(checkpoint, FLAGS.output, overwrite=FLAGS.overwrite,
                             vocabulary_dirs=tuple(FLAGS.vocabulary_dir), options=options,
                             show_progress=_shows_progress())

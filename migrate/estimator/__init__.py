@@ -6,6 +6,7 @@
 from migrate.estimator.columns import EstimatorError
 from migrate.estimator.columns import EstimatorSpec
 from migrate.estimator.port import PortReport
+from migrate.estimator.port import newest_export
 from migrate.estimator.port import port
 
-__all__ = ["EstimatorError", "EstimatorSpec", "PortReport", "port"]
+__all__ = ["EstimatorError", "EstimatorSpec", "PortReport", "newest_export", "port"]

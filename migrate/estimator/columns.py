@@ -115,10 +115,11 @@ class EstimatorSpec:
         activation: the hidden layers' activation (a Keras name).
         dnn_columns: the DNN input layer's columns, in concatenation order.
         linear_columns: the linear model's columns, in summation order.
-        variables: `{checkpoint variable: Keras weight path}` of every weight.
-        rolled: `{checkpoint variable: OOV buckets}` of the embeddings of
-            vocabulary columns with OOV buckets, whose rows StringLookup's
-            order needs rolled.
+        layer_weights: the names of a hidden layer's two variables:
+            `("kernel", "bias")`, or `("weights", "biases")` for TF 1.0's
+            `tf.contrib.learn`.
+        centered_bias: contrib.learn's `centered_bias_weight`, added to the
+            logits, or None.
     """
 
     head: str
@@ -127,6 +128,8 @@ class EstimatorSpec:
     activation: str | None
     dnn_columns: tuple
     linear_columns: tuple
+    layer_weights: tuple = ("kernel", "bias")
+    centered_bias: str | None = None
 
     @property
     def has_dnn(self):
@@ -151,7 +154,7 @@ class EstimatorSpec:
         return self.dnn_columns + self.linear_columns
 
 
-def read_estimator(graph, variables, *, vocabulary_dirs=()):
+def read_estimator(graph, variables, *, vocabulary_dirs=(), feature_names=None):
     """Returns the `EstimatorSpec` of a canned Estimator's graph.
 
     Args:
@@ -160,6 +163,9 @@ def read_estimator(graph, variables, *, vocabulary_dirs=()):
         variables: the checkpoint's variables by name (`LegacyCheckpoint.variables`).
         vocabulary_dirs: directories searched, in order, for a vocabulary
             file the graph names by a path that does not exist here.
+        feature_names: `{tensor name: feature key}` of the graph's raw
+            feature inputs where the graph alone does not name them (an
+            export's signature inputs).
 
     Raises:
         EstimatorError: not a canned Estimator, or a column without a Keras equivalent.
@@ -167,28 +173,71 @@ def read_estimator(graph, variables, *, vocabulary_dirs=()):
     names = set(variables)
     has_dnn = "dnn/logits/kernel" in names
     has_linear = f"{LINEAR_SCOPE}/bias_weights" in names
+    if "dnn/logits/weights" in names and not has_linear:
+        return _contrib_learn_dnn(graph, variables)
     if not has_dnn and not has_linear:
-        if any(name.startswith("dnn/hiddenlayer_0/weights") for name in names):
+        if any(name.startswith("linear/") for name in names):
             raise EstimatorError(
-                "This is a tf.contrib.learn Estimator (dnn/hiddenlayer_0/weights): its "
-                "columns are not feature columns v2, which port reads. Expected a "
-                "tf.estimator model_dir (TensorFlow 1.4 or later).")
+                "This is a tf.contrib.learn linear model (linear/..., no linear_model scope); "
+                "port writes contrib.learn's DNNs of real-valued columns, and tf.estimator's "
+                "canned Estimators. Expected a tf.estimator model_dir.")
         raise EstimatorError(
             "Expected a canned Estimator's graph (variables dnn/logits/kernel or "
             f"{LINEAR_SCOPE}/bias_weights). Received: no such variable among "
             f"{len(names)} variables")
     ops = {op.name: op for op in graph.get_operations()}
+    feature_names = feature_names or {}
     logits_bias = "dnn/logits/bias" if has_dnn else f"{LINEAR_SCOPE}/bias_weights"
     units = int(variables[logits_bias].shape[-1])
     head = _head(ops)
     hidden_units, activation, dnn_columns = (), None, ()
     if has_dnn:
         hidden_units, activation = _hidden_layers(ops, variables)
-        dnn_columns = _dnn_columns(ops, variables, vocabulary_dirs)
-    linear_columns = _linear_columns(ops, variables, vocabulary_dirs) if has_linear else ()
+        dnn_columns = _dnn_columns(ops, variables, vocabulary_dirs, feature_names)
+    linear_columns = (_linear_columns(ops, variables, vocabulary_dirs, feature_names)
+                      if has_linear else ())
     return EstimatorSpec(head=head, units=units, hidden_units=hidden_units,
                          activation=activation, dnn_columns=dnn_columns,
                          linear_columns=linear_columns)
+
+
+# Scopes of TF 1.0's tf.contrib.learn DNN.
+CONTRIB_INPUT_SCOPE = "dnn/input_from_feature_columns/input_from_feature_columns"
+CONTRIB_CENTERED_BIAS = "centered_bias_weight"
+_CLASSIFIER_LOSSES = ("softmax_cross_entropy", "sigmoid_cross_entropy", "probabilities")
+
+
+def _contrib_learn_dnn(graph, variables):
+    """A DNN Estimator as TF 1.0's tf.contrib.learn saved it (weights, biases, part_0)."""
+    ops = {op.name: op for op in graph.get_operations()}
+    units = int(variables["dnn/logits/biases"].shape[-1])
+    head = ("classifier" if any(marker in name for name in ops for marker in _CLASSIFIER_LOSSES)
+            else "regressor")
+    hidden_units, activation = _hidden_layers(ops, variables, weights=("weights", "biases"))
+    concat = ops.get(f"{CONTRIB_INPUT_SCOPE}/concat")
+    if concat is None:
+        raise EstimatorError(f"Expected contrib.learn's input layer {CONTRIB_INPUT_SCOPE}/concat "
+                             f"in the graph. Received: no such op")
+    inputs = list(concat.inputs) if concat.type == "Identity" else _inputs_of(concat)
+    columns = []
+    for tensor in inputs:
+        if tensor.op.name.startswith(CONTRIB_INPUT_SCOPE + "/"):
+            name = _segment(tensor.op.name, CONTRIB_INPUT_SCOPE)
+            scope_ops = _scope_ops(ops, f"{CONTRIB_INPUT_SCOPE}/{name}")
+            if any(op.type not in _SHAPE_OPS for op in scope_ops) or any(
+                    variable.startswith(f"dnn/input_from_feature_columns/{name}")
+                    for variable in variables):
+                raise EstimatorError(
+                    f"contrib.learn feature column {name!r} is not a real-valued column; "
+                    f"port writes contrib.learn's real-valued columns only.")
+        else:
+            # The features were a bare array: contrib.learn's column named "".
+            name = ""
+        columns.append(Column(name, "numeric", key=name, width=int(tensor.shape[-1])))
+    centered = CONTRIB_CENTERED_BIAS if CONTRIB_CENTERED_BIAS in variables else None
+    return EstimatorSpec(head=head, units=units, hidden_units=hidden_units,
+                         activation=activation, dnn_columns=tuple(columns), linear_columns=(),
+                         layer_weights=("weights", "biases"), centered_bias=centered)
 
 
 def _head(ops):
@@ -200,12 +249,12 @@ def _head(ops):
                          "Received: no op under head/")
 
 
-def _hidden_layers(ops, variables):
+def _hidden_layers(ops, variables, weights=("kernel", "bias")):
     units, activations = [], set()
     index = 0
-    while f"dnn/hiddenlayer_{index}/kernel" in variables:
+    while f"dnn/hiddenlayer_{index}/{weights[0]}" in variables:
         scope = f"dnn/hiddenlayer_{index}"
-        units.append(int(variables[f"{scope}/kernel"].shape[1]))
+        units.append(int(variables[f"{scope}/{weights[0]}"].shape[1]))
         if any(name.startswith(f"{scope}/batchnorm") for name in variables):
             raise EstimatorError(f"{scope} has batch normalization (batch_norm=True), which "
                                  f"port does not write. Expected a DNN without batch_norm.")
@@ -239,19 +288,22 @@ def _scope_ops(ops, scope):
     return [op for name, op in ops.items() if name.startswith(scope + "/")]
 
 
-def _dnn_columns(ops, variables, vocabulary_dirs):
-    concat = ops.get(f"{DNN_INPUT_SCOPE}/concat")
-    if concat is None:
+def _dnn_columns(ops, variables, vocabulary_dirs, feature_names):
+    first = ops.get("dnn/hiddenlayer_0/MatMul") or ops.get("dnn/logits/MatMul")
+    concat = first.inputs[0].op if first is not None else None
+    if concat is None or not concat.name.startswith(DNN_INPUT_SCOPE + "/concat"):
         raise EstimatorError(f"Expected the DNN's input layer {DNN_INPUT_SCOPE}/concat in the "
-                             f"graph. Received: no such op")
-    segments = [_segment(tensor.op.name, DNN_INPUT_SCOPE) for tensor in _inputs_of(concat)]
+                             f"graph. Received: {concat.name if concat is not None else 'none'}")
+    # Concatenating one column is an Identity of it.
+    inputs = list(concat.inputs) if concat.type == "Identity" else _inputs_of(concat)
+    segments = [_segment(tensor.op.name, DNN_INPUT_SCOPE) for tensor in inputs]
     columns = []
-    for segment, tensor in zip(segments, _inputs_of(concat)):
+    for segment, tensor in zip(segments, inputs):
         name = _column_name(segment, segments)
         scope = f"{DNN_INPUT_SCOPE}/{segment}"
         width = int(tensor.shape[-1])
         columns.append(_dense_column(name, scope, _scope_ops(ops, scope), width, ops,
-                                     variables, vocabulary_dirs))
+                                     variables, vocabulary_dirs, feature_names))
     return tuple(columns)
 
 
@@ -262,7 +314,8 @@ def _column_name(segment, segments):
     return segment
 
 
-def _dense_column(name, scope, scope_ops, width, ops, variables, vocabulary_dirs):
+def _dense_column(name, scope, scope_ops, width, ops, variables, vocabulary_dirs,
+                  feature_names):
     refuse_unknown_column(name)
     types = {op.type for op in scope_ops}
     if name.endswith("_embedding"):
@@ -270,14 +323,20 @@ def _dense_column(name, scope, scope_ops, width, ops, variables, vocabulary_dirs
         if variable not in variables:
             raise EstimatorError(f"Column {name!r}: its embedding variable {variable} is not "
                                  f"in the checkpoint.")
+        if any("clip_by_norm" in op.name for op in scope_ops):
+            raise EstimatorError(f"Embedding column {name!r} clips its vectors (max_norm), "
+                                 f"which Keras' Embedding does not do. Expected "
+                                 f"embedding_column without max_norm.")
         base = name[:-len("_embedding")]
         categorical = _categorical(base, scope, scope_ops, ops, vocabulary_dirs,
-                                   num_ids=int(variables[variable].shape[0]))
+                                   num_ids=int(variables[variable].shape[0]),
+                                   feature_names=feature_names)
         return Column(name, "embedding", width=width, categorical=categorical,
                       combiner=_combiner(name, scope_ops), variable=variable)
     if name.endswith("_indicator") or "Bucketize" in types and name.endswith("_bucketized"):
         base = name[:-len("_indicator")] if name.endswith("_indicator") else name
-        categorical = _categorical(base, scope, scope_ops, ops, vocabulary_dirs, num_ids=width)
+        categorical = _categorical(base, scope, scope_ops, ops, vocabulary_dirs, num_ids=width,
+                                   feature_names=feature_names)
         return Column(name, "indicator", width=width, categorical=categorical)
     return _numeric_column(name, scope_ops, width)
 
@@ -350,9 +409,9 @@ def _in_data_order(scope_ops):
 
 
 def _constant(tensor):
-    """A scalar Const's value (through Identity), else None."""
+    """A scalar Const's value (through Identity and Cast), else None."""
     op = tensor.op
-    while op.type == "Identity":
+    while op.type in ("Identity", "Cast"):
         op = op.inputs[0].op
     if op.type != "Const":
         return None
@@ -370,11 +429,11 @@ def _combiner(name, scope_ops):
     return found.pop()
 
 
-def _categorical(name, scope, scope_ops, ops, vocabulary_dirs, *, num_ids):
+def _categorical(name, scope, scope_ops, ops, vocabulary_dirs, *, num_ids, feature_names):
     """The categorical column `name` read from the ops of the scope that uses it."""
     refuse_unknown_column(name)
     if "_X_" in name:
-        return _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids)
+        return _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids, feature_names)
     scope_ops = _defining_ops(name, scope, scope_ops, ops)
     types = [op.type for op in scope_ops]
     if "Bucketize" in types:
@@ -445,8 +504,7 @@ def _vocabulary(name, table, scope_ops, ops, vocabulary_dirs, num_ids):
         if not op.inputs or op.inputs[0].op is not table:
             continue
         if op.type in ("LookupTableImportV2", "InitializeTableV2", "InitializeTable"):
-            from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
-            values = tensor_util.MakeNdarray(op.inputs[1].op.get_attr("value"))
+            values = _array(op.inputs[1])
             keys = tuple(value.decode() if isinstance(value, bytes) else int(value)
                          for value in values.tolist())
         elif op.type in ("InitializeTableFromTextFileV2", "InitializeTableFromTextFile"):
@@ -475,6 +533,19 @@ def _vocabulary(name, table, scope_ops, ops, vocabulary_dirs, num_ids):
                        vocabulary_file=source, num_oov_buckets=num_oov, default_value=default)
 
 
+def _array(tensor):
+    """A constant's value, through the Identity and Cast ops between it and its use."""
+    from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
+
+    op = tensor.op
+    while op.type in ("Identity", "Cast"):
+        op = op.inputs[0].op
+    if op.type != "Const":
+        raise EstimatorError(f"Expected a constant behind {tensor.op.name}. Received: "
+                             f"{op.type} {op.name}")
+    return tensor_util.MakeNdarray(op.get_attr("value"))
+
+
 def _text_constant(tensor):
     from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
 
@@ -500,7 +571,7 @@ def _read_vocabulary(name, path, vocabulary_dirs, key_dtype):
     return tuple(lines if key_dtype == "string" else [int(line) for line in lines])
 
 
-def _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids):
+def _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids, feature_names):
     cross = next((op for op in scope_ops if op.type in ("SparseCross", "SparseCrossHashed")),
                  None)
     if cross is None:
@@ -509,32 +580,104 @@ def _crossed(name, scope_ops, ops, vocabulary_dirs, num_ids):
     if hash_key is not None and hash_key != DEFAULT_CROSS_HASH_KEY:
         raise EstimatorError(f"Crossed column {name!r} hashes with key {hash_key}; Keras' "
                              f"HashedCrossing uses the default key {DEFAULT_CROSS_HASH_KEY}.")
-    count = len(cross.get_attr("sparse_types")) + len(cross.get_attr("dense_types"))
-    if len(cross.get_attr("dense_types")):
-        raise EstimatorError(f"Crossed column {name!r} crosses a dense raw feature, whose "
-                             f"place in the hash the graph decides apart from its order; port "
-                             f"writes crosses of categorical columns.")
-    values = list(cross.inputs)[count:2 * count]
+    sparse_count = len(cross.get_attr("sparse_types"))
+    dense_count = len(cross.get_attr("dense_types"))
+    count = sparse_count + dense_count
+    # The op hashes its sparse inputs first, then its dense ones (raw features
+    # given densely), whatever order the column listed them in.
+    values = (list(cross.inputs)[sparse_count:2 * sparse_count]
+              + list(cross.inputs)[3 * sparse_count:3 * sparse_count + dense_count])
     leaves = name.split("_X_")
     if len(leaves) != count:
         raise EstimatorError(f"Crossed column {name!r} names {len(leaves)} inputs but crosses "
                              f"{count}.")
-    ordered = []
     scope = "/".join(cross.name.split("/")[:-1])
     parent = scope.rpartition("/")[0]
-    for tensor in values:
-        leaf = _leaf_of(tensor, leaves, ordered)
-        ordered.append(leaf)
+    ordered = [None] * count
+    # Categorical inputs first (their ops name them), raw features after (by key).
+    for index, tensor in enumerate(values):
+        if not _is_raw(tensor, parent):
+            ordered[index] = _leaf_of(tensor, leaves, ordered)
+    for index, tensor in enumerate(values):
+        if ordered[index] is None:
+            ordered[index] = _raw_leaf(tensor, leaves, ordered, parent, feature_names)
     inputs = []
     for leaf, tensor in zip(ordered, values):
-        if tensor.dtype.name == "string":  # A raw string feature, hashed by the cross itself.
-            inputs.append(Categorical(leaf, "raw", leaf, 0, "string"))
+        if _is_raw(tensor, parent):
+            dtype = "string" if tensor.dtype.name == "string" else "int64"
+            inputs.append(Categorical(leaf, "raw", leaf, 0, dtype))
             continue
         leaf_scope = f"{parent}/{leaf}"
         leaf_ops = _scope_ops(ops, leaf_scope) or scope_ops
         inputs.append(_categorical(leaf, leaf_scope, leaf_ops, ops, vocabulary_dirs,
-                                   num_ids=None))
+                                   num_ids=None, feature_names=feature_names))
     return Categorical(name, "crossed", None, num_ids, "int64", crossed=tuple(inputs))
+
+
+# Ops between a raw feature and a cross: a dense feature made sparse (values
+# gathered where they are not missing), reshaped or cast.
+_PASS_THROUGH = ("Identity", "Cast", "GatherNd", "Reshape")
+
+
+def _raw_source(tensor, parent):
+    """The raw feature tensor (made outside the feature-column call) a cross input is, or None."""
+    while tensor.op.name.startswith(parent + "/"):
+        if tensor.op.type not in _PASS_THROUGH or not tensor.op.inputs:
+            return None
+        tensor = tensor.op.inputs[0]
+    return tensor
+
+
+def _is_raw(tensor, parent):
+    return _raw_source(tensor, parent) is not None
+
+
+def _raw_leaf(tensor, leaves, taken, parent, feature_names):
+    """Which raw feature a cross's input is: by its parsed key, its signature key, or its users."""
+    left = [leaf for leaf in leaves if leaf not in taken]
+    source = _raw_source(tensor, parent)
+    source = tensor if source is None else source
+    key = feature_names.get(source.name) or _parsed_key(source)
+    if key in left:
+        return key
+    for consumer in source.consumers():
+        for leaf in left:
+            if consumer.name.startswith(f"{parent}/{leaf}/") or \
+                    consumer.name.startswith(f"{parent}/{leaf}_1/"):
+                return leaf
+    if len(left) == 1:
+        return left[0]
+    raise EstimatorError(f"Cannot tell which raw feature of the cross {tensor.op.name} is "
+                         f"which. Received: features {left}")
+
+
+def _parsed_key(tensor):
+    """The feature key of a ParseExample output, else None."""
+    op = tensor.op
+    if op.type not in ("ParseExample", "ParseExampleV2"):
+        return None
+    index = tensor.value_index
+    sparse = op.get_attr("num_sparse") if op.type == "ParseExampleV2" else op.get_attr("Nsparse")
+    if op.type == "ParseExampleV2":
+        sparse_keys = _strings(op.inputs[2])
+        dense_keys = _strings(op.inputs[3])
+    else:
+        sparse_keys = [_text_constant(t) for t in op.inputs[2:2 + sparse]]
+        dense_keys = [_text_constant(t) for t in op.inputs[2 + sparse:2 + sparse
+                                                           + op.get_attr("Ndense")]]
+    if sparse <= index < 2 * sparse:
+        return sparse_keys[index - sparse]
+    if 3 * sparse <= index < 3 * sparse + len(dense_keys):
+        return dense_keys[index - 3 * sparse]
+    return None
+
+
+def _strings(tensor):
+    from tensorflow.python.framework import tensor_util  # Deferred: TensorFlow.
+
+    values = tensor_util.MakeNdarray(tensor.op.get_attr("value"))
+    return [value.decode() if isinstance(value, bytes) else str(value)
+            for value in values.reshape(-1).tolist()]
 
 
 def _leaf_of(tensor, leaves, taken):
@@ -565,7 +708,7 @@ def _ancestor_types(tensor, depth=12):
     return found
 
 
-def _linear_columns(ops, variables, vocabulary_dirs):
+def _linear_columns(ops, variables, vocabulary_dirs, feature_names):
     sums = [op for name, op in ops.items() if name.endswith(f"/{_LINEAR_SUM}")
             and name.startswith(LINEAR_SCOPE)]
     if not sums:
@@ -590,12 +733,14 @@ def _linear_columns(ops, variables, vocabulary_dirs):
                 raise EstimatorError(f"Linear column {name!r} combines with {combiner} "
                                      f"(sparse_combiner); port writes the default, sum.")
             categorical = _categorical(name, f"{scope}/{name}", column_ops, ops,
-                                       vocabulary_dirs, num_ids=rows)
+                                       vocabulary_dirs, num_ids=rows,
+                                       feature_names=feature_names)
             columns.append(Column(name, "categorical", width=rows, categorical=categorical,
                                   variable=variable))
         elif any(op.type == "Bucketize" for op in column_ops):
             categorical = _categorical(name, f"{scope}/{name}", column_ops, ops,
-                                       vocabulary_dirs, num_ids=rows)
+                                       vocabulary_dirs, num_ids=rows,
+                                       feature_names=feature_names)
             columns.append(Column(name, "categorical", width=rows, categorical=categorical,
                                   variable=variable))
         else:

@@ -28,6 +28,8 @@ MODEL_FILE = "model.py"
 TABLE_FILE = "table.toml"
 FACTORY = "build"
 LINEAR_BIAS_LAYER = "linear_bias"
+# The Input layer's name of contrib.learn's feature "" (a bare array).
+UNNAMED_FEATURE = "features"
 
 _HEADER = '''"""{kind} as Keras 3 code, written by `python -m migrate port` from {source}.
 
@@ -39,6 +41,8 @@ The converted weights are in this file's directory:
     ported = model.build()
     migrate.restore(ported, DIRECTORY_OF_THIS_FILE)
 """
+
+import warnings
 
 import keras
 import tensorflow as tf
@@ -322,8 +326,9 @@ def write_model_code(spec, *, source):
     writer.emit("inputs = {")
     for key, (dtype, shape) in raw_inputs(spec).items():
         writer.names.add(key)
+        # contrib.learn fed a bare array as the feature "", which is no layer name.
         writer.emit(f'    "{key}": keras.Input(shape={shape!r}, dtype="{dtype}", '
-                    f'name="{key}"),')
+                    f'name="{key or UNNAMED_FEATURE}"),')
     writer.emit("}")
     logits_parts = []
     if spec.has_dnn:
@@ -340,12 +345,18 @@ def write_model_code(spec, *, source):
             name = writer.name(f"hiddenlayer_{index}")
             writer.emit(f'net = layers.Dense({units}, activation="{spec.activation}", '
                         f'name="{name}")(net)')
-            for part in ("kernel", "bias"):
-                writer.rules.append((f"dnn/hiddenlayer_{index}/{part}", f"{name}/{part}", []))
+            for part, keras_part in zip(spec.layer_weights, ("kernel", "bias")):
+                writer.rules.append((f"dnn/hiddenlayer_{index}/{part}", f"{name}/{keras_part}",
+                                     []))
         logits_name = writer.name("dnn_logits" if spec.has_linear else "logits")
         writer.emit(f'dnn_logits = layers.Dense({spec.units}, name="{logits_name}")(net)')
-        for part in ("kernel", "bias"):
-            writer.rules.append((f"dnn/logits/{part}", f"{logits_name}/{part}", []))
+        for part, keras_part in zip(spec.layer_weights, ("kernel", "bias")):
+            writer.rules.append((f"dnn/logits/{part}", f"{logits_name}/{keras_part}", []))
+        if spec.centered_bias is not None:
+            writer.emit("# contrib.learn's centered bias, trained apart and added to the logits.")
+            bias = writer.name("centered_bias")
+            writer.emit(f'dnn_logits = AddBias({spec.units}, name="{bias}")(dnn_logits)')
+            writer.rules.append((spec.centered_bias, f"{bias}/bias", []))
         logits_parts.append("dnn_logits")
     if spec.has_linear:
         writer.emit()
@@ -374,7 +385,14 @@ def write_model_code(spec, *, source):
         outputs = '{"predictions": logits}'
         described = "a dict holding `predictions`"
     model_name = re.sub(r"(?<!^)(?=[A-Z][a-z])", "_", spec.kind).lower()
-    writer.emit(f'return keras.Model(inputs, {outputs}, name="{model_name}")')
+    if "" in raw_inputs(spec):
+        writer.emit("# The feature keyed \"\" has an Input named otherwise: Keras warns of it.")
+        writer.emit("with warnings.catch_warnings():")
+        writer.emit('    warnings.filterwarnings("ignore", message="When providing `inputs` as a '
+                    'dict")')
+        writer.emit(f'    return keras.Model(inputs, {outputs}, name="{model_name}")')
+    else:
+        writer.emit(f'return keras.Model(inputs, {outputs}, name="{model_name}")')
     header = _HEADER.format(kind=_describe(spec), source=source, outputs=described)
     return header + "\n".join(writer.lines) + "\n", writer.rules
 

@@ -49,8 +49,9 @@ class PortReport:
         lines = [f"ported {self.estimator} -> {self.output}/{keras_code.MODEL_FILE} "
                  f"({keras_code.FACTORY}()), {keras_code.TABLE_FILE} and its weights"]
         if spec.has_dnn:
+            names = ", ".join(column.name or '""' for column in spec.dnn_columns)
             lines.append(f"  dnn: hidden units {list(spec.hidden_units)}, {spec.activation}; "
-                         f"input layer: {', '.join(c.name for c in spec.dnn_columns)}")
+                         f"input layer: {names}")
         if spec.has_linear:
             lines.append(f"  linear: {', '.join(c.name for c in spec.linear_columns)}")
         lines.append(self.conversion.summary())
@@ -81,11 +82,17 @@ def read_spec(checkpoint, *, vocabulary_dirs=()):
     if graph is None:
         graph = _text_graph(checkpoint.prefix)
     directories = list(vocabulary_dirs)
-    if checkpoint.artifact is not None:
-        # An export carries its vocabulary files in assets/.
+    feature_names = {}
+    meta_graph = getattr(checkpoint.artifact, "meta_graph", None)
+    if meta_graph is not None:
+        # An export carries its vocabulary files in assets/, and its signatures
+        # name the raw features' placeholders.
         directories.append(files.join(checkpoint.prefix, ASSETS_DIRECTORY))
+        for signature in meta_graph.signature_def.values():
+            feature_names.update({info.name: key for key, info in signature.inputs.items()})
     return columns_lib.read_estimator(graph, checkpoint.variables,
-                                      vocabulary_dirs=tuple(directories))
+                                      vocabulary_dirs=tuple(directories),
+                                      feature_names=feature_names)
 
 
 def _text_graph(prefix):
@@ -106,6 +113,24 @@ def _text_graph(prefix):
     return graph
 
 
+def newest_export(path):
+    """For an export base (`export/NAME` holding `<timestamp>/saved_model.pb`), the newest export.
+
+    Anything else is returned unchanged.
+
+    Example:
+
+    >>> newest_export("model_dir")
+    'model_dir'
+    """
+    if not isinstance(path, str) or not files.is_directory(path) or files.exists(
+            files.join(path, "saved_model.pb")):
+        return path
+    stamps = [name for name in files.listdir(path)
+              if name.isdigit() and files.exists(files.join(path, name, "saved_model.pb"))]
+    return files.join(path, max(stamps, key=int)) if stamps else path
+
+
 def model_module(code):
     """Runs `model.py`'s text as a module and returns it (its `build` builds the model)."""
     module = types.ModuleType("model")
@@ -120,8 +145,9 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
 
     Args:
         source: an Estimator model_dir (its newest checkpoint and `.meta`, or
-            `graph.pbtxt`), a checkpoint prefix in one, or one of its exports
-            (a SavedModel directory), or an opened `LegacyCheckpoint`.
+            `graph.pbtxt`), a checkpoint prefix in one, one of its exports (a
+            SavedModel directory, or the export base holding them by
+            timestamp: the newest), or an opened `LegacyCheckpoint`.
         output: the output directory; it must not exist unless `overwrite`.
         overwrite: replace an existing output directory.
         vocabulary_dirs: directories holding vocabulary files the graph names
@@ -144,7 +170,7 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
         print(report.summary())
     """
     options = options or ConversionOptions()
-    checkpoint = pipeline.open_checkpoint(source, options)
+    checkpoint = pipeline.open_checkpoint(newest_export(source), options)
     spec = read_spec(checkpoint, vocabulary_dirs=vocabulary_dirs)
     label = str(checkpoint.prefix).rstrip("/")
     code, rules = keras_code.write_model_code(spec, source=label)

@@ -18,6 +18,9 @@ Example:
 ((2048, 1000), 'float32')
 >>> apply_all(parse_all(["vocabulary_oov_roll(2)"]), np.arange(5)).tolist()
 [3, 4, 0, 1, 2]
+>>> apply_all(inverse(parse_all(["vocabulary_oov_roll(2)"]), (5,), "int64"),
+...           np.array([3, 4, 0, 1, 2])).tolist()
+[0, 1, 2, 3, 4]
 """
 
 import dataclasses
@@ -385,10 +388,8 @@ def inverse(transforms, shape, dtype):
         elif transform.name == "cast":
             steps.append(Transform("cast", (dtype,)))
         elif transform.name == "vocabulary_oov_roll":
-            raise TransformError(
-                "vocabulary_oov_roll has no inverse transform written as one. Expected "
-                "transforms that can be undone (reshape, transpose, squeeze, expand_dims, "
-                "cast). Received: transform='vocabulary_oov_roll'")
+            # Rolling the other way is rolling the vocabulary's rows to the front.
+            steps.append(Transform("vocabulary_oov_roll", (shape[0] - transform.arguments[0],)))
         elif transform.name in ("unpartition_mod", "slice"):
             raise TransformError(
                 f"{transform.name} has no inverse transform. Expected transforms that can be "
