@@ -20,6 +20,7 @@ from migrate.source.roles import Role
 from migrate.verification import examples
 from migrate.verification import feature_values
 from migrate.verification import legacy_graph
+from migrate.verification import legacy_run
 
 ESTIMATORS = os.path.join(os.path.dirname(__file__), "data", "estimators")
 DNN_CLASSIFIER = os.path.join(ESTIMATORS, "dnn_classifier")
@@ -200,3 +201,25 @@ def test_raw_feature_export_gets_strings_from_the_graph_and_real_rows_by_name(
                                 "--verify")
         assert result.returncode == 0, result.stderr
         assert "verified: PASS" in result.stdout and "batch 5" in result.stdout, result.stdout
+
+
+def test_vocabulary_files_from_the_exports_assets_and_identity_ids_bounded_by_the_graph():
+    # Written by TF 2.15: a vocabulary file listed in the saved_model_assets collection,
+    # named in the graph by the training machine's path; an identity column of 7 ids.
+    export = os.path.join(ESTIMATORS, "dnn_linear_combined_classifier", "export", "example", "1")
+    legacy = legacy_graph.load(migrate.LegacyCheckpoint.open(export))
+    assert list(legacy.assets.values()) == [os.path.join(export, "assets", "occupation.txt")]
+    features = {feature.key: feature for feature in examples.parsed_features(
+        legacy.graph.get_tensor_by_name("input_example_tensor:0"))}
+    occupation = feature_values.facts(legacy.graph, features["occupation"].tensor,
+                                      assets=legacy.assets)
+    assert occupation.vocabulary == ["clerk", "driver", "nurse", "teacher", "welder"]
+    assert occupation.hashed
+    weekday = feature_values.facts(legacy.graph, features["weekday"].tensor)
+    assert weekday.id_bound == 7
+    assert feature_values.values(weekday, "int64", 9).tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+    import tensorflow as tf
+
+    with tf.compat.v1.Session(graph=legacy.graph) as session:
+        legacy.saver.restore(session, legacy.restore_path)
+        session.run(legacy.initializers, legacy_run._asset_feeds(legacy.graph, legacy.assets))

@@ -183,12 +183,27 @@ def table_initializers(graph, meta_graph=None):
             if op.type in feature_values.TABLE_INITIALIZER_OPS]
 
 
+_ASSETS_COLLECTION = "saved_model_assets"
+
+
 def _asset_paths(meta_graph, directory):
-    """`{tensor name: path in the SavedModel's assets/}` of a MetaGraphDef's asset files."""
+    """`{tensor name: path in the SavedModel's assets/}` of a MetaGraphDef's asset files.
+
+    Listed in its `asset_file_def`, or (as TF 1.x and tf.estimator wrote
+    them) in the `saved_model_assets` collection.
+    """
+    from tensorflow.core.protobuf import meta_graph_pb2
+
     if meta_graph is None or directory is None:
         return {}
+    assets = list(meta_graph.asset_file_def)
+    if _ASSETS_COLLECTION in meta_graph.collection_def:
+        for packed in meta_graph.collection_def[_ASSETS_COLLECTION].any_list.value:
+            asset = meta_graph_pb2.AssetFileDef()
+            if packed.Unpack(asset):
+                assets.append(asset)
     return {asset.tensor_info.name: files.join(directory, "assets", asset.filename)
-            for asset in meta_graph.asset_file_def}
+            for asset in assets}
 
 
 def _read_meta(meta_path):
