@@ -143,6 +143,12 @@ def test_dnn_classifier_twin_is_proven_by_convert_verify_with_its_draft(twin_dra
                             f"--output={tmp_path / 'out'}", "--verify")
     assert result.returncode == 0, result.stderr
     assert "verified: PASS" in result.stdout
+    # The default signature classifies (classes, scores): the error names the one that fits.
+    result = cli_in_process("convert", f"--checkpoint={export}", f"--table={draft}",
+                            f"--model={TWIN}", f"--output={tmp_path / 'default'}", "--verify")
+    assert result.returncode != 0
+    assert "or signature naming 'predict', whose outputs are named like them" in result.stderr
+    assert not os.path.exists(tmp_path / "default")
     # Without the roll, the same twin is wrong on the OOV and vocabulary rows.
     unrolled = tmp_path / "unrolled.toml"
     unrolled.write_text(open(draft).read().replace(

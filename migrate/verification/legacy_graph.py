@@ -454,7 +454,8 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs, keras_
     if settings.output_tensor is None and pairs:
         changes["output_pairs"] = pairs
     elif settings.output_tensor is None:
-        changes["output_tensor"] = _signature_output(signature, keras_outputs)
+        changes["output_tensor"] = _signature_output(
+            signature, keras_outputs, _signatures_naming(artifact, signature, keras_outputs))
     if not settings.input_tensors:
         changes["input_tensors"] = _signature_inputs(signature, [name for name, _ in keras_inputs])
     return dataclasses.replace(settings, **changes) if changes else settings
@@ -472,18 +473,29 @@ def _signature_output_pairs(signature, keras_output_groups):
     return tuple(pairs)
 
 
-def _signature_output(signature, keras_outputs):
+def _signatures_naming(artifact, signature, keras_outputs):
+    """The artifact's other signatures with an output named like a Keras output (`predict`)."""
+    definitions = getattr(getattr(artifact, "meta_graph", None), "signature_def", {})
+    return [name for name, definition in sorted(definitions.items())
+            if name != signature.name and set(definition.outputs) & set(keras_outputs)]
+
+
+def _signature_output(signature, keras_outputs, others=()):
     outputs = signature.outputs
     for name in keras_outputs:
         if name in outputs:
             return outputs[name]
     if len(outputs) == 1:
         return next(iter(outputs.values()))
+    # An Estimator's default signature classifies (classes, scores); its
+    # `predict` signature has the logits and probabilities a Keras twin returns.
+    also = (f", or signature naming {' or '.join(map(repr, others))}, whose outputs are named "
+            f"like them" if others else "")
     raise ArgumentError(
         f"The signature {signature.name!r} has {len(outputs)} outputs and none is named like "
         f"the Keras model's outputs ({', '.join(keras_outputs) or 'unnamed'}). Expected "
         f"output_tensor naming one of {', '.join(f'{key}={name}' for key, name in outputs.items())}"
-        f". Received: output_tensor=None", option="output_tensor")
+        f"{also}. Received: output_tensor=None", option="output_tensor")
 
 
 def _signature_inputs(signature, keras_names):
