@@ -229,3 +229,20 @@ def test_vocabulary_files_from_the_exports_assets_and_identity_ids_bounded_by_th
     with tf.compat.v1.Session(graph=legacy.graph) as session:
         legacy.saver.restore(session, legacy.restore_path)
         session.run(legacy.initializers, legacy_run._asset_feeds(legacy.graph, legacy.assets))
+
+
+@pytest.mark.parametrize("estimator, expected", [
+    # A crossed column hashes the crossing of color's ids: its rows are not rolled.
+    ("linear_classifier", {"linear/linear_model/color/weights": 1}),
+    # A vocabulary without buckets (default_value=0) looks up its rows in order.
+    ("dnn_linear_combined_classifier", {
+        "dnn/input_from_feature_columns/input_layer/occupation_embedding/embedding_weights": 1,
+        "linear/linear_model/color/weights": 0}),
+])
+def test_vocabulary_lookups_of_the_estimators_as_tf_2_15_saved_them(estimator, expected):
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    meta_graph = meta_graph_pb2.MetaGraphDef()
+    with open(os.path.join(ESTIMATORS, estimator, "model_dir", "model.ckpt-30.meta"), "rb") as file:
+        meta_graph.ParseFromString(file.read())
+    assert vocabulary.oov_buckets(meta_graph.graph_def) == expected
