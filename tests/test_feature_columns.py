@@ -164,14 +164,26 @@ def test_dnn_classifier_twin_is_proven_by_convert_verify_with_its_draft(twin_dra
     assert "first divergent layer color_embedding" in result.stdout + result.stderr
 
 
-def test_keras_optimizer_state_of_the_estimator_is_counted_not_unknown():
-    checkpoint = migrate.LegacyCheckpoint.open(os.path.join(DNN_CLASSIFIER, "model_dir"))
+@pytest.mark.parametrize("estimator, slot, per_variable, hyperparameter", [
+    ("dnn_classifier", "training/Adam/dnn/hiddenlayer_0/kernel/m", 2, "training/Adam/beta_1"),
+    ("dnn_regressor", "training/Adagrad/dnn/logits/kernel/accumulator", 1,
+     "training/Adagrad/learning_rate"),
+    ("linear_classifier", "training/Ftrl/linear/linear_model/color/weights/linear", 2,
+     "training/Ftrl/learning_rate_power"),
+    ("dnn_linear_combined_classifier", "training/Ftrl/linear/linear_model/hours_bucketized/"
+     "weights/accumulator", None, "training/Ftrl/iter"),
+])
+def test_keras_optimizer_state_of_the_estimators_is_counted_not_unknown(
+        estimator, slot, per_variable, hyperparameter):
+    checkpoint = migrate.LegacyCheckpoint.open(os.path.join(ESTIMATORS, estimator, "model_dir"))
     roles = {name: variable.role for name, variable in checkpoint.variables.items()}
     assert not [name for name, role in roles.items() if role is Role.UNKNOWN]
     slots = [name for name, role in roles.items() if role is Role.OPTIMIZER_SLOT]
-    assert "training/Adam/dnn/hiddenlayer_0/kernel/m" in slots
-    assert len(slots) == 2 * len([role for role in roles.values() if role is Role.TRAINABLE])
-    assert roles["training/Adam/beta_1"] is Role.BOOKKEEPING
+    assert slot in slots
+    if per_variable is not None:
+        trainable = [role for role in roles.values() if role is Role.TRAINABLE]
+        assert len(slots) == per_variable * len(trainable)
+    assert roles[hyperparameter] is Role.BOOKKEEPING
 
 
 def test_batch_converts_an_estimator_model_dir_and_its_newest_export(twin_draft, tmp_path):
