@@ -219,12 +219,23 @@ def placeholder_values(graph, tensor, shape, *, seed=0, assets=None):
     Used for string placeholders (which a normal draw cannot fill) and
     numbers the graph cuts into buckets.
     """
-    import tensorflow as tf
-
-    found = facts(graph, tensor, assets=assets)
-    is_string = tensor.dtype == tf.string
-    if not (is_string or found.vocabulary or found.boundaries):
+    found = placeholder_facts(graph, tensor, assets=assets)
+    if found is None:
         return None
     count = int(np.prod(shape)) if shape else 1
+    is_string = tensor.dtype.name == "string"
     drawn = values(found, "string" if is_string else tensor.dtype.as_numpy_dtype, count, seed=seed)
     return drawn.reshape(shape)
+
+
+def placeholder_facts(graph, tensor, *, assets=None):
+    """The `FeatureFacts` of a placeholder whose values come from the graph, else None.
+
+    A string placeholder, or a number looked up in a vocabulary or cut into
+    buckets; token ids gathered from an embedding are drawn as before (with
+    `input_max`).
+    """
+    found = facts(graph, tensor, assets=assets)
+    if tensor.dtype.name == "string" or found.vocabulary or found.boundaries:
+        return found
+    return None
