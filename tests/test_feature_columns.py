@@ -20,6 +20,7 @@ from migrate.source.roles import Role
 from migrate.verification import examples
 from migrate.verification import feature_values
 from migrate.verification import legacy_graph
+from migrate.verification import legacy_run
 
 ESTIMATORS = os.path.join(os.path.dirname(__file__), "data", "estimators")
 DNN_CLASSIFIER = os.path.join(ESTIMATORS, "dnn_classifier")
@@ -142,6 +143,12 @@ def test_dnn_classifier_twin_is_proven_by_convert_verify_with_its_draft(twin_dra
                             f"--output={tmp_path / 'out'}", "--verify")
     assert result.returncode == 0, result.stderr
     assert "verified: PASS" in result.stdout
+    # The default signature classifies (classes, scores): the error names the one that fits.
+    result = cli_in_process("convert", f"--checkpoint={export}", f"--table={draft}",
+                            f"--model={TWIN}", f"--output={tmp_path / 'default'}", "--verify")
+    assert result.returncode != 0
+    assert "or signature naming 'predict', whose outputs are named like them" in result.stderr
+    assert not os.path.exists(tmp_path / "default")
     # Without the roll, the same twin is wrong on the OOV and vocabulary rows.
     unrolled = tmp_path / "unrolled.toml"
     unrolled.write_text(open(draft).read().replace(
@@ -157,14 +164,26 @@ def test_dnn_classifier_twin_is_proven_by_convert_verify_with_its_draft(twin_dra
     assert "first divergent layer color_embedding" in result.stdout + result.stderr
 
 
-def test_keras_optimizer_state_of_the_estimator_is_counted_not_unknown():
-    checkpoint = migrate.LegacyCheckpoint.open(os.path.join(DNN_CLASSIFIER, "model_dir"))
+@pytest.mark.parametrize("estimator, slot, per_variable, hyperparameter", [
+    ("dnn_classifier", "training/Adam/dnn/hiddenlayer_0/kernel/m", 2, "training/Adam/beta_1"),
+    ("dnn_regressor", "training/Adagrad/dnn/logits/kernel/accumulator", 1,
+     "training/Adagrad/learning_rate"),
+    ("linear_classifier", "training/Ftrl/linear/linear_model/color/weights/linear", 2,
+     "training/Ftrl/learning_rate_power"),
+    ("dnn_linear_combined_classifier", "training/Ftrl/linear/linear_model/hours_bucketized/"
+     "weights/accumulator", None, "training/Ftrl/iter"),
+])
+def test_keras_optimizer_state_of_the_estimators_is_counted_not_unknown(
+        estimator, slot, per_variable, hyperparameter):
+    checkpoint = migrate.LegacyCheckpoint.open(os.path.join(ESTIMATORS, estimator, "model_dir"))
     roles = {name: variable.role for name, variable in checkpoint.variables.items()}
     assert not [name for name, role in roles.items() if role is Role.UNKNOWN]
     slots = [name for name, role in roles.items() if role is Role.OPTIMIZER_SLOT]
-    assert "training/Adam/dnn/hiddenlayer_0/kernel/m" in slots
-    assert len(slots) == 2 * len([role for role in roles.values() if role is Role.TRAINABLE])
-    assert roles["training/Adam/beta_1"] is Role.BOOKKEEPING
+    assert slot in slots
+    if per_variable is not None:
+        trainable = [role for role in roles.values() if role is Role.TRAINABLE]
+        assert len(slots) == per_variable * len(trainable)
+    assert roles[hyperparameter] is Role.BOOKKEEPING
 
 
 def test_batch_converts_an_estimator_model_dir_and_its_newest_export(twin_draft, tmp_path):
@@ -200,3 +219,42 @@ def test_raw_feature_export_gets_strings_from_the_graph_and_real_rows_by_name(
                                 "--verify")
         assert result.returncode == 0, result.stderr
         assert "verified: PASS" in result.stdout and "batch 5" in result.stdout, result.stdout
+
+
+def test_vocabulary_files_from_the_exports_assets_and_identity_ids_bounded_by_the_graph():
+    # Written by TF 2.15: a vocabulary file listed in the saved_model_assets collection,
+    # named in the graph by the training machine's path; an identity column of 7 ids.
+    export = os.path.join(ESTIMATORS, "dnn_linear_combined_classifier", "export", "example", "1")
+    legacy = legacy_graph.load(migrate.LegacyCheckpoint.open(export))
+    assert list(legacy.assets.values()) == [os.path.join(export, "assets", "occupation.txt")]
+    features = {feature.key: feature for feature in examples.parsed_features(
+        legacy.graph.get_tensor_by_name("input_example_tensor:0"))}
+    occupation = feature_values.facts(legacy.graph, features["occupation"].tensor,
+                                      assets=legacy.assets)
+    assert occupation.vocabulary == ["clerk", "driver", "nurse", "teacher", "welder"]
+    assert occupation.hashed
+    weekday = feature_values.facts(legacy.graph, features["weekday"].tensor)
+    assert weekday.id_bound == 7
+    assert feature_values.values(weekday, "int64", 9).tolist() == [0, 1, 2, 3, 4, 5, 6, 0, 1]
+    import tensorflow as tf
+
+    with tf.compat.v1.Session(graph=legacy.graph) as session:
+        legacy.saver.restore(session, legacy.restore_path)
+        session.run(legacy.initializers, legacy_run._asset_feeds(legacy.graph, legacy.assets))
+
+
+@pytest.mark.parametrize("estimator, expected", [
+    # A crossed column hashes the crossing of color's ids: its rows are not rolled.
+    ("linear_classifier", {"linear/linear_model/color/weights": 1}),
+    # A vocabulary without buckets (default_value=0) looks up its rows in order.
+    ("dnn_linear_combined_classifier", {
+        "dnn/input_from_feature_columns/input_layer/occupation_embedding/embedding_weights": 1,
+        "linear/linear_model/color/weights": 0}),
+])
+def test_vocabulary_lookups_of_the_estimators_as_tf_2_15_saved_them(estimator, expected):
+    from tensorflow.core.protobuf import meta_graph_pb2
+
+    meta_graph = meta_graph_pb2.MetaGraphDef()
+    with open(os.path.join(ESTIMATORS, estimator, "model_dir", "model.ckpt-30.meta"), "rb") as file:
+        meta_graph.ParseFromString(file.read())
+    assert vocabulary.oov_buckets(meta_graph.graph_def) == expected

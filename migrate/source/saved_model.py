@@ -175,10 +175,12 @@ def open_saved_model(directory, *, tags=None, signature=None):
 def _signature(meta_graph, names, signature, is_hub, directory):
     if signature is None:
         default = HUB_SIGNATURE if is_hub else SERVING_SIGNATURE
+        # `__saved_model_init_op` holds the main op, not a model's inputs and outputs.
+        callable_names = [name for name in names if not name.startswith("__")]
         if default in names:
             signature = default
-        elif len(names) == 1:
-            (signature,) = names
+        elif len(callable_names) == 1:
+            (signature,) = callable_names
         else:
             return None
     if signature not in names:

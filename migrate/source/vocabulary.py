@@ -19,6 +19,7 @@ _READ_OPS = frozenset({"Identity", "ReadVariableOp", "Snapshot"})
 _GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
 _LOOKUP_OPS = frozenset({"LookupTableFind", "LookupTableFindV2"})
 _HASH_OPS = frozenset({"StringToHashBucketFast", "StringToHashBucketStrong", "StringToHashBucket"})
+_CROSS_OPS = frozenset({"SparseCross", "SparseCrossHashed", "SparseCrossV2"})
 _PART = re.compile(r"^(.*)/part_\d+$")
 # How far upstream of a gather's ids the lookup is looked for: the column's
 # own ops (select, unique, sparse plumbing), never another column's.
@@ -88,6 +89,8 @@ def _buckets_behind(nodes, ids):
         if node.op in _LOOKUP_OPS:
             lookup = True
             continue  # Upstream of the lookup are the raw values and the table.
+        if node.op in _CROSS_OPS:
+            continue  # A crossed column hashes the crossing: its ids are no vocabulary's.
         if node.op in _HASH_OPS:
             buckets = max(buckets, node.attr["num_buckets"].i)
         for text in node.input:

@@ -22,6 +22,7 @@ _HASH_OPS = frozenset({"StringToHashBucketFast", "StringToHashBucketStrong", "St
 _KEYS_INITIALIZERS = frozenset({"InitializeTable", "InitializeTableV2", "LookupTableImport",
                                 "LookupTableImportV2"})
 _FILE_INITIALIZERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
+_GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
 TABLE_INITIALIZER_OPS = _KEYS_INITIALIZERS | _FILE_INITIALIZERS
 _WHOLE_LINE = -2
 _LINE_NUMBER = -1
@@ -42,18 +43,21 @@ class FeatureFacts:
         hashed: it is hashed into buckets (a hash-bucket column, or a
             vocabulary's out-of-vocabulary buckets).
         boundaries: the sorted `Bucketize` boundaries it is cut at.
+        id_bound: for integer ids the graph checks to be below a constant
+            (an identity column's `num_buckets`), that constant.
     """
 
     vocabulary: list = dataclasses.field(default_factory=list)
     hashed: bool = False
     boundaries: list = dataclasses.field(default_factory=list)
+    id_bound: int | None = None
 
     @property
     def covering_rows(self):
-        """Rows that show every vocabulary entry, out-of-vocabulary values and bucket once."""
+        """Rows that show every vocabulary entry, out-of-vocabulary values, bucket and id once."""
         vocabulary = len(self.vocabulary) + (len(_OOV_VALUES) if self.hashed else 0)
         return min(MAX_COVERING_ROWS, max(vocabulary, len(self.boundaries) + 1 if
-                                          self.boundaries else 0))
+                                          self.boundaries else 0, self.id_bound or 0))
 
 
 def facts(graph, tensor, *, assets=None):
@@ -70,6 +74,7 @@ def facts(graph, tensor, *, assets=None):
         A `FeatureFacts`.
     """
     found = FeatureFacts()
+    is_ids = tensor.dtype.is_integer
     seen, queue = {tensor.op.name}, [tensor]
     while queue and len(seen) < _MAX_OPS_WALKED:
         current = queue.pop(0)
@@ -85,8 +90,39 @@ def facts(graph, tensor, *, assets=None):
                 found.hashed = True
             elif op.type == "Bucketize":
                 found.boundaries = sorted(set(found.boundaries) | set(op.get_attr("boundaries")))
+            elif is_ids:
+                bound = _id_bound(op, current)
+                if bound:
+                    found.id_bound = min(found.id_bound or bound, bound)
             queue.extend(op.outputs)
     return found
+
+
+def _id_bound(op, current):
+    """The ids' bound an op shows: a `Less` check, a one-hot depth, the rows gathered from."""
+    if op.type == "Less" and op.inputs[0] is current:
+        return _scalar(op.inputs[1])
+    if op.type == "OneHot" and op.inputs[0] is current:
+        return _scalar(op.inputs[1])
+    if op.type in _GATHER_OPS and len(op.inputs) > 1 and op.inputs[1] is current:
+        params = op.inputs[0]
+        if params.op.type == "VarHandleOp":
+            shape = params.op.get_attr("shape")
+            return shape.dim[0].size if shape.dim and shape.dim[0].size > 0 else None
+        if params.shape.rank:
+            return params.shape[0]
+    return None
+
+
+def _scalar(tensor):
+    """A constant scalar integer's value, else None."""
+    from tensorflow.python.framework import tensor_util
+
+    value = tensor_util.constant_value(tensor)
+    if value is None or np.size(value) != 1 or not np.issubdtype(np.asarray(value).dtype,
+                                                                  np.integer):
+        return None
+    return int(np.asarray(value).reshape(()))
 
 
 def _table_keys(graph, handle, assets):
@@ -143,7 +179,7 @@ def values(found, dtype, count, *, seed=0, input_max=None):
     graph hashes them, or distinct strings for hash buckets. Numbers: one
     inside every bucket the boundaries make (never on a boundary, where a
     rounding would decide), else a seeded normal draw (integers: the
-    vocabulary, or `[0, input_max)`).
+    vocabulary, every id below the bound the graph checks, or `[0, input_max)`).
 
     Example:
 
@@ -168,6 +204,8 @@ def values(found, dtype, count, *, seed=0, input_max=None):
         inside = ([bounds[0] - gap / 4] + [(low + high) / 2 for low, high in zip(bounds, bounds[1:])]
                   + [bounds[-1] + gap / 4])
         return np.array([inside[index % len(inside)] for index in range(count)], dtype)
+    if found.id_bound and np.issubdtype(dtype, np.integer):
+        return np.arange(count, dtype=dtype) % found.id_bound
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, input_max or 2, size=count).astype(dtype)
     if dtype == np.bool_:
@@ -181,12 +219,23 @@ def placeholder_values(graph, tensor, shape, *, seed=0, assets=None):
     Used for string placeholders (which a normal draw cannot fill) and
     numbers the graph cuts into buckets.
     """
-    import tensorflow as tf
-
-    found = facts(graph, tensor, assets=assets)
-    is_string = tensor.dtype == tf.string
-    if not (is_string or found.vocabulary or found.boundaries):
+    found = placeholder_facts(graph, tensor, assets=assets)
+    if found is None:
         return None
     count = int(np.prod(shape)) if shape else 1
+    is_string = tensor.dtype.name == "string"
     drawn = values(found, "string" if is_string else tensor.dtype.as_numpy_dtype, count, seed=seed)
     return drawn.reshape(shape)
+
+
+def placeholder_facts(graph, tensor, *, assets=None):
+    """The `FeatureFacts` of a placeholder whose values come from the graph, else None.
+
+    A string placeholder, or a number looked up in a vocabulary or cut into
+    buckets; token ids gathered from an embedding are drawn as before (with
+    `input_max`).
+    """
+    found = facts(graph, tensor, assets=assets)
+    if tensor.dtype.name == "string" or found.vocabulary or found.boundaries:
+        return found
+    return None

@@ -262,8 +262,10 @@ def _with_covering_batch(graph, input_names, settings, assets):
         if not _has_tensor(graph, name):
             continue  # The loop below names it in its error.
         tensor = graph.get_tensor_by_name(name)
-        if tensor.shape.rank and tensor.shape[0] is None:
-            rows = max(rows, feature_values.facts(graph, tensor, assets=assets).covering_rows)
+        found = (feature_values.placeholder_facts(graph, tensor, assets=assets)
+                 if tensor.shape.rank and tensor.shape[0] is None else None)
+        if found is not None:
+            rows = max(rows, found.covering_rows)
     return settings if rows == settings.batch_size else dataclasses.replace(settings,
                                                                             batch_size=rows)
 

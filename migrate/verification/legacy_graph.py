@@ -195,12 +195,27 @@ def table_initializers(graph, meta_graph=None):
             if op.type in feature_values.TABLE_INITIALIZER_OPS]
 
 
+_ASSETS_COLLECTION = "saved_model_assets"
+
+
 def _asset_paths(meta_graph, directory):
-    """`{tensor name: path in the SavedModel's assets/}` of a MetaGraphDef's asset files."""
+    """`{tensor name: path in the SavedModel's assets/}` of a MetaGraphDef's asset files.
+
+    Listed in its `asset_file_def`, or (as TF 1.x and tf.estimator wrote
+    them) in the `saved_model_assets` collection.
+    """
+    from tensorflow.core.protobuf import meta_graph_pb2
+
     if meta_graph is None or directory is None:
         return {}
+    assets = list(meta_graph.asset_file_def)
+    if _ASSETS_COLLECTION in meta_graph.collection_def:
+        for packed in meta_graph.collection_def[_ASSETS_COLLECTION].any_list.value:
+            asset = meta_graph_pb2.AssetFileDef()
+            if packed.Unpack(asset):
+                assets.append(asset)
     return {asset.tensor_info.name: files.join(directory, "assets", asset.filename)
-            for asset in meta_graph.asset_file_def}
+            for asset in assets}
 
 
 def _read_meta(meta_path):
@@ -455,7 +470,8 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs, keras_
     if settings.output_tensor is None and pairs:
         changes["output_pairs"] = pairs
     elif settings.output_tensor is None:
-        changes["output_tensor"] = _signature_output(signature, keras_outputs)
+        changes["output_tensor"] = _signature_output(
+            signature, keras_outputs, _signatures_naming(artifact, signature, keras_outputs))
     if not settings.input_tensors:
         changes["input_tensors"] = _signature_inputs(signature, [name for name, _ in keras_inputs])
     return dataclasses.replace(settings, **changes) if changes else settings
@@ -473,18 +489,29 @@ def _signature_output_pairs(signature, keras_output_groups):
     return tuple(pairs)
 
 
-def _signature_output(signature, keras_outputs):
+def _signatures_naming(artifact, signature, keras_outputs):
+    """The artifact's other signatures with an output named like a Keras output (`predict`)."""
+    definitions = getattr(getattr(artifact, "meta_graph", None), "signature_def", {})
+    return [name for name, definition in sorted(definitions.items())
+            if name != signature.name and set(definition.outputs) & set(keras_outputs)]
+
+
+def _signature_output(signature, keras_outputs, others=()):
     outputs = signature.outputs
     for name in keras_outputs:
         if name in outputs:
             return outputs[name]
     if len(outputs) == 1:
         return next(iter(outputs.values()))
+    # An Estimator's default signature classifies (classes, scores); its
+    # `predict` signature has the logits and probabilities a Keras twin returns.
+    also = (f", or signature naming {' or '.join(map(repr, others))}, whose outputs are named "
+            f"like them" if others else "")
     raise ArgumentError(
         f"The signature {signature.name!r} has {len(outputs)} outputs and none is named like "
         f"the Keras model's outputs ({', '.join(keras_outputs) or 'unnamed'}). Expected "
         f"output_tensor naming one of {', '.join(f'{key}={name}' for key, name in outputs.items())}"
-        f". Received: output_tensor=None", option="output_tensor")
+        f"{also}. Received: output_tensor=None", option="output_tensor")
 
 
 def _signature_inputs(signature, keras_names):
