@@ -11,7 +11,9 @@ For each estimator (DNNRegressor, a 3-class DNNClassifier, a binary
 LinearClassifier with a crossed column, a binary DNNLinearCombinedClassifier,
 a LinearRegressor with the other columns: integer vocabulary, integer hash
 bucket, identity with a default, a vocabulary without OOV buckets, a cross of
-raw features, a numeric column of two values)
+raw features, a numeric column of two values; and a 3-class
+DNNLinearCombinedClassifier as TensorFlow 1.x wrote them, with
+tf.compat.v1.estimator and feature columns v1, its model_dir only)
 it trains a few steps on synthetic data with fixed seeds and writes, under
 OUTPUT/<name>/:
 
@@ -200,11 +202,37 @@ def _estimators(fc, workdir):
              dnn_feature_columns=deep_columns, dnn_hidden_units=[6, 4],
              dnn_activation_fn=tf.nn.elu, config=config(d)),
          wide_columns + deep_columns),
+        _v1_estimator(),
     ]
 
 
+# The estimator written as TensorFlow 1.x wrote them: tf.compat.v1.estimator with
+# feature columns v1 (scopes without `_1`, heads under dnn/head/); no exports.
+V1_NAME = "v1_dnn_linear_combined_classifier"
+
+
+def _v1_estimator():
+    fc = tf.compat.v1.feature_column
+    hours = fc.bucketized_column(fc.numeric_column("hours"), boundaries=_HOURS_BOUNDARIES)
+    color = fc.categorical_column_with_vocabulary_list(
+        "color", vocabulary_list=_COLORS, num_oov_buckets=1)
+    deep = [
+        fc.numeric_column("income", normalizer_fn=lambda x: (x - 3.0) / 2.0),
+        fc.embedding_column(color, dimension=2),
+        fc.indicator_column(hours),
+    ]
+    wide = [color, hours, fc.crossed_column([color, hours], hash_bucket_size=12)]
+    return (V1_NAME, "multiclass",
+            lambda d: tf.compat.v1.estimator.DNNLinearCombinedClassifier(
+                linear_feature_columns=wide, dnn_feature_columns=deep,
+                dnn_hidden_units=[4], n_classes=3,
+                config=tf.estimator.RunConfig(model_dir=d, tf_random_seed=42,
+                                              keep_checkpoint_max=1)),
+            wide + deep)
+
+
 def _used_features(columns, rows):
-    spec = tf.feature_column.make_parse_example_spec(columns)
+    spec = tf.compat.v1.feature_column.make_parse_example_spec(columns)
     return {name: rows[name] for name in sorted(spec)}
 
 
@@ -232,7 +260,7 @@ def _write_one(name, kind, make_estimator, columns, workdir, output):
     target = os.path.join(output, name)
     shutil.rmtree(target, ignore_errors=True)
     os.makedirs(target)
-    exports = {
+    exports = {} if name == V1_NAME else {
         "example": tf.estimator.export.build_parsing_serving_input_receiver_fn(
             tf.feature_column.make_parse_example_spec(columns)),
         # Eager tensors give the placeholders' dtypes and shapes (batch free).

@@ -60,7 +60,9 @@ def _assert_matches(outputs, expected):
 @pytest.mark.parametrize("name, source", [
     *((name, source) for name in ESTIMATORS for source in ("model_dir", "export/example/1")),
     # Raw feature placeholders, named only by the export's signature.
-    ("linear_regressor", "export/raw/1")])
+    ("linear_regressor", "export/raw/1"),
+    # As TensorFlow 1.x wrote them: feature columns v1, the head under dnn/head/.
+    ("v1_dnn_linear_combined_classifier", "model_dir")])
 def test_port_matches_the_estimators_own_predictions(name, source, tmp_path):
     output = tmp_path / "ported"
     report = estimator.port(os.path.join(DATA, name, source), str(output),

@@ -240,10 +240,15 @@ def _contrib_learn_dnn(graph, variables):
                          layer_weights=("weights", "biases"), centered_bias=centered)
 
 
+# TF 2.x names the head `head/`; TF 1.x's Estimators `dnn/head/` or `linear/head/`.
+_HEAD = re.compile(r"(^|/)head/")
+_PROBABILITIES = re.compile(r"(^|/)head/predictions/probabilities")
+
+
 def _head(ops):
-    if any(name.startswith("head/predictions/probabilities") for name in ops):
+    if any(_PROBABILITIES.search(name) for name in ops):
         return "classifier"
-    if any(name.startswith("head/predictions/") or name.startswith("head/") for name in ops):
+    if any(_HEAD.search(name) for name in ops):
         return "regressor"
     raise EstimatorError("Expected the graph of a canned Estimator's head (head/predictions/...). "
                          "Received: no op under head/")

@@ -21,7 +21,6 @@ column's order (`CategoricalIds(rotate=n)`).
 import json
 import re
 
-from migrate.estimator.columns import DNN_INPUT_SCOPE
 from migrate.estimator.columns import LINEAR_SCOPE
 
 MODEL_FILE = "model.py"
@@ -432,7 +431,3 @@ def write_table(spec, rules, *, source, variables=()):
         lines += ["# The optimizer's slots and hyperparameters: training state, not weights.",
                   "[[rule]]", f"match = '{TRAINING_SCOPE}.*'", "drop = true", ""]
     return "\n".join(lines)
-
-
-__all__ = ["DNN_INPUT_SCOPE", "FACTORY", "MODEL_FILE", "TABLE_FILE", "raw_inputs",
-           "write_model_code", "write_table"]

@@ -1,4 +1,4 @@
-"""`port`: a canned Estimator's model_dir (or export) in, a Keras model's code, table and weights out.
+"""`port`: a canned Estimator's model_dir (or export) in; Keras code, its table and weights out.
 
 The Estimator is read from its graph (`columns.read_estimator`), written as
 Keras code and a mapping table (`keras_code`), and its weights converted by
