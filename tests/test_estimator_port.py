@@ -15,6 +15,7 @@ import shutil
 import numpy as np
 import pytest
 
+import docs_text
 from migrate import estimator
 from migrate.estimator import columns as columns_lib
 from migrate.estimator import keras_code
@@ -248,24 +249,22 @@ def test_the_raw_inputs_are_the_estimators_features():
 
 def test_the_documented_commands_run(cli_in_process, tmp_path, monkeypatch):
     """docs/estimators.md's commands and example, on the combined classifier's artifacts."""
-    import re
     import shlex
     import sys
 
     name = "dnn_linear_combined_classifier"
     for part in ("model_dir", "export", "vocabularies"):
         shutil.copytree(os.path.join(DATA, name, part), tmp_path / part)
-    with open(os.path.join(DATA, os.pardir, os.pardir, os.pardir, "docs", "estimators.md"),
-              encoding="utf-8") as file:
-        text = file.read()
-    commands = [line.strip() for line in text.splitlines()
-                if line.startswith("    python -m migrate ")]
+    blocks = [block for block in docs_text.blocks(docs_text.page("estimators"))
+              if block.runner and block.runner.endswith("::test_the_documented_commands_run")]
+    commands = [command.line for block in blocks if block.kind == "sh"
+                for command in docs_text.commands(block.body)]
     assert len(commands) == 2
     for command in commands:
         result = cli_in_process(*shlex.split(command)[3:], cwd=str(tmp_path))
         assert result.returncode == 0, (command, result.stderr)
     assert (tmp_path / "ported_from_export" / "model.keras").exists()
-    (example,) = re.findall(r"```python\n(.*?)```", text, re.DOTALL)
+    (example,) = [block.body for block in blocks if block.kind == "python"]
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(sys, "path", list(sys.path))
     monkeypatch.delitem(sys.modules, "model", raising=False)

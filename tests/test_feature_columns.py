@@ -258,3 +258,25 @@ def test_vocabulary_lookups_of_the_estimators_as_tf_2_15_saved_them(estimator, e
     with open(os.path.join(ESTIMATORS, estimator, "model_dir", "model.ckpt-30.meta"), "rb") as file:
         meta_graph.ParseFromString(file.read())
     assert vocabulary.oov_buckets(meta_graph.graph_def) == expected
+
+
+def test_the_documented_twin_commands_run(cli_in_process, tmp_path, monkeypatch):
+    """docs/estimators.md's suggest and convert of a hand-written twin, with the DNNClassifier's
+    export in export/ and the twin's factory in my_twin.py."""
+    import shlex
+
+    import docs_text
+
+    shutil.copytree(os.path.join(DNN_CLASSIFIER, "export"), tmp_path / "export")
+    (tmp_path / "my_twin.py").write_text(
+        "from feature_column_graphs import dnn_classifier_twin as build\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    runner = "tests/test_feature_columns.py::test_the_documented_twin_commands_run"
+    (block,) = [block for block in docs_text.blocks(docs_text.page("estimators"))
+                if block.runner == runner]
+    commands = docs_text.commands(block.body)
+    assert [shlex.split(command.line)[3] for command in commands] == ["suggest", "convert"]
+    for command in commands:
+        result = cli_in_process(*shlex.split(command.line)[3:], cwd=str(tmp_path))
+        assert result.returncode == 0, (command.line, result.stdout, result.stderr)
+    assert "verified: PASS" in result.stdout
