@@ -190,6 +190,12 @@ def test_a_constant_feed_takes_the_shape_of_the_inputs(saved, tmp_path):
                                       feeds={"input_mask": 1}, tolerance=TOLERANCE)
     report, _ = _suggest_and_convert(prefix, patterns.masked_pooling_model, settings, tmp_path)
     assert report.parity.inputs["input_mask:0"]["shape"] == [2, 6]
+    # Real ids from a file: the mask takes their shape, batch included.
+    ids = np.random.default_rng(2).integers(0, patterns.VOCAB, size=(3, 5)).astype(np.int32)
+    real = migrate.verify(prefix, _restored(patterns.masked_pooling_model, tmp_path),
+                          output_tensor="logits:0", feeds={"input_mask": 1},
+                          inputs={"input_ids": ids})
+    assert real.passed and real.inputs["input_mask:0"]["shape"] == [3, 5], real.summary()
 
 
 def test_a_layers_resnet_without_its_meta_is_drafted_in_its_names_order(saved, tmp_path):
