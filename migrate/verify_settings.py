@@ -369,11 +369,7 @@ def parse_input_max(text):
     >>> parse_input_max("50;2")
     (50, 2)
     """
-    try:
-        return tuple(int(value) for value in text.split(";"))
-    except ValueError:
-        raise ArgumentError(f"Expected input_max such as '50' or '50;2' (one integer per "
-                            f"input). Received: input_max={text!r}") from None
+    return _parse_integers(text, "input_max", "'50' or '50;2' (one integer per input)")
 
 
 def parse_batch_axes(text):
@@ -384,11 +380,16 @@ def parse_batch_axes(text):
     >>> parse_batch_axes("0;1")
     (0, 1)
     """
+    return _parse_integers(text, "batch_axis", "'1' or '0;1' (one axis per input)",
+                           option="batch_axes")
+
+
+def _parse_integers(text, field, example, option=None):
     try:
         return tuple(int(value) for value in text.split(";"))
     except ValueError:
-        raise ArgumentError(f"Expected batch_axis such as '1' or '0;1' (one axis per input). "
-                            f"Received: batch_axis={text!r}", option="batch_axes") from None
+        raise ArgumentError(f"Expected {field} such as {example}. Received: {field}={text!r}",
+                            option=option) from None
 
 
 def parse_feed(text):

@@ -190,6 +190,12 @@ def test_a_constant_feed_takes_the_shape_of_the_inputs(saved, tmp_path):
                                       feeds={"input_mask": 1}, tolerance=TOLERANCE)
     report, _ = _suggest_and_convert(prefix, patterns.masked_pooling_model, settings, tmp_path)
     assert report.parity.inputs["input_mask:0"]["shape"] == [2, 6]
+    # Real ids from a file: the mask takes their shape, batch included.
+    ids = np.random.default_rng(2).integers(0, patterns.VOCAB, size=(3, 5)).astype(np.int32)
+    real = migrate.verify(prefix, _restored(patterns.masked_pooling_model, tmp_path),
+                          output_tensor="logits:0", feeds={"input_mask": 1},
+                          inputs={"input_ids": ids})
+    assert real.passed and real.inputs["input_mask:0"]["shape"] == [3, 5], real.summary()
 
 
 def test_a_layers_resnet_without_its_meta_is_drafted_in_its_names_order(saved, tmp_path):
@@ -237,3 +243,24 @@ def test_the_graph_tells_an_inputs_batch_axis_and_id_range(time_major, tf1_loops
     static = input_graph.input_facts(graph.get_tensor_by_name("frames:0"))
     assert (static.batch_axis, static.id_rows) == (0, None)
     assert input_graph.input_facts(graph.get_tensor_by_name("steps:0")).batch_axis == 1
+
+
+def test_only_a_vector_added_to_a_product_with_a_weight_is_a_bias():
+    import tensorflow as tf
+
+    from migrate.source import frozen_graph
+
+    graph = tf.Graph()
+    with graph.as_default():
+        inputs = tf.compat.v1.placeholder(tf.float32, [None, 3, 2], name="inputs")
+        kernel = tf.constant(np.ones((2, 2), np.float32), name="kernel")
+        projected = tf.matmul(inputs, kernel)
+        net = tf.add(projected, tf.constant([0.5, 0.1], name="bias"), name="plus_bias")
+        net += tf.matmul(inputs, kernel) + tf.constant(np.ones((3, 2), np.float32),
+                                                        name="positions")
+        scores = tf.matmul(net, net, transpose_b=True)
+        tf.add(scores, tf.constant([1.0, 2.0, 3.0], name="score_offset"))
+    constants = frozen_graph.classify_constants(graph.as_graph_def())
+    assert constants["bias"].reason == ("a bias: added by AddV2 plus_bias to BatchMatMulV2 "
+                                        "MatMul, a product with a weight")
+    assert not constants["positions"].is_weight and not constants["score_offset"].is_weight

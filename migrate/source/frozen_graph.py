@@ -6,8 +6,8 @@ reads and folds BatchNorm into the convolution before it (new constants
 `CONV_weights` and `CONV_bn_offset`); there a weight is known by where it is
 used: the weight input of a MatMul, Conv2D, DepthwiseConv2dNative, BiasAdd,
 FusedBatchNorm, of the Add/Mul arithmetic of a BatchNorm, the table of an
-embedding Gather, or a bias added with a plain `Add` to a product with a weight
-(`tf.matmul(x, W) + b`, the raw-op style). Every other constant is listed with
+embedding Gather, or a bias (a vector) added with a plain `Add` to a product with
+a weight (`tf.matmul(x, W) + b`, the raw-op style). Every other constant is listed with
 the reason it is not a weight.
 """
 
@@ -243,7 +243,8 @@ def _weight_decision(node, dtype, consumers, nodes):
         if (consumer.op in _ARITHMETIC_OPS and _BATCH_NORM_SCOPE.search(consumer.name)
                 and rank):  # A scalar there is the epsilon.
             return True, f"an operand of BatchNorm arithmetic {consumer.op} {consumer.name}"
-        product = _weight_product(consumer, position, nodes) if rank else None
+        # A bias is a vector; a table added to a product (positions, a mask) is not.
+        product = _weight_product(consumer, position, nodes) if rank == 1 else None
         if consumer.op in _ADD_OPS and product is not None:
             return True, (f"a bias: added by {consumer.op} {consumer.name} to {product.op} "
                           f"{product.name}, a product with a weight")

@@ -388,6 +388,9 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None, asset
                                    seed=seed, name=name, batch_axis=facts[name].batch_axis,
                                    ids=ids)
     shapes = [np.shape(arrays[name]) for name in input_names]
+    # Constant feeds take the batch the inputs have (an inputs file's rows too).
+    batch_size = next((shape[facts[name].batch_axis] for name, shape in zip(input_names, shapes)
+                       if len(shape) > facts[name].batch_axis), batch_size)
     for name, value in feeds.items():
         tensor = tensor_by_name(graph, name, "feeds")
         check_feedable(graph, tensor, "feeds")
@@ -454,10 +457,11 @@ def _id_bound(tensor, facts, settings, index, count):
     Integer inputs and float inputs the graph casts to integers are ids: bounded
     by `input_max`, else by the row count of the table they index. A float
     input given its own `input_max` (one per input, or the one input) is drawn
-    as ids too: an entry is never ignored.
+    as ids too: an entry is never ignored. The one bound for all inputs
+    stops at a smaller table's rows (type ids beside word ids).
 
     Raises:
-        ArgumentError: `input_max` goes past the table the ids index.
+        ArgumentError: an input's own `input_max` goes past the table its ids index.
     """
     given = settings.max_for(index)
     own = len(settings.input_max) > 1 or count == 1
