@@ -515,10 +515,11 @@ def _static_steps(graph, variable_ops, order):
             last_op = graph.get_operation_by_name(last.split(":")[0])
         except KeyError:
             return None
-        last_tensor = last_op.outputs[int(last.rpartition(":")[2] or 0)] if last_op.outputs else None
-        if last_tensor is None or last_tensor.shape.as_list() != outputs[-1].shape.as_list():
+        index = int(last.rpartition(":")[2] or 0)
+        if index >= len(last_op.outputs) or (
+                str(last_op.outputs[index].shape) != str(outputs[-1].shape)):
             return None
-        return outputs + [last_tensor]
+        return outputs + [last_op.outputs[index]]
     return None
 
 
