@@ -273,8 +273,12 @@ def _kind(node, index, nodes):
     op = node.op
     others = [source for position, source in enumerate(node.inputs) if position != index]
     if op in _PRODUCT_OPS:
-        if any(_behind(nodes, other, _ONE_HOT_OPS) for other in others):
-            return "embeddings"  # A lookup written as a one-hot product.
+        # A lookup written as a one-hot product: the one-hot is the operand itself (a
+        # product of features that merely include one-hot columns, as an Estimator's input
+        # layer concatenates indicator columns, is a kernel's).
+        if any(_behind(nodes, other, _ONE_HOT_OPS, through=_PASS_OPS | _RESHAPE_OPS)
+               for other in others):
+            return "embeddings"
         return "kernel"
     if op in _DEPTHWISE_OPS:
         return "depthwise_kernel"
@@ -295,8 +299,9 @@ def _kind(node, index, nodes):
     return None
 
 
-def _behind(nodes, name, ops, depth=_SEARCH_DEPTH):
-    """True when an op of `ops` produces `name` within `depth` steps back."""
+def _behind(nodes, name, ops, depth=_SEARCH_DEPTH, through=None):
+    """True when an op of `ops` produces `name` within `depth` steps back (only through ops
+    of `through`, when given)."""
     frontier = [name]
     for _ in range(depth):
         following = []
@@ -306,7 +311,8 @@ def _behind(nodes, name, ops, depth=_SEARCH_DEPTH):
                 continue
             if node.op in ops:
                 return True
-            following.extend(node.inputs)
+            if through is None or node.op in through:
+                following.extend(node.inputs)
         frontier = following
     return False
 

@@ -299,12 +299,12 @@ def toml_text(rules, *, header, footer=()):
         lines.append(f"match = {_quote(rule.match)}")
         if rule.layout is not None:
             lines.append(f"layout = {_quote(rule.layout)}")
+        for key, value in rule.parameters:
+            lines.append(f"{key} = {_value(value)}")
         if rule.drop:
             lines.append("drop = true")
         else:
             lines.append(f"target = {_quote(rule.target)}")
-        for key, value in rule.parameters:
-            lines.append(f"{key} = {_value(value)}")
         if rule.transforms:
             quoted = ", ".join(_quote(text) for text in rule.transforms)
             lines.append(f"transform = [{quoted}]")
