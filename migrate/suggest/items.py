@@ -263,8 +263,9 @@ def _cell_of(name, by_name, uses=None):
 
 def _loop_cell(scope, under, uses):
     """(scope, layout, parts) of a kernel and bias the graph uses in a loop, else None."""
-    if _GRU_SCOPE.search(scope):
-        return None
+    own = scope.rpartition("/")[2]
+    if _GRU_SCOPE.search(scope) or own in ("gates", "candidate"):
+        return None  # A GRU's two products, recognised as one cell by its scope.
     for kernel, bias, layouts in (("kernel", "bias", (LSTM, SIMPLE_RNN)),
                                   ("weights", "biases", (LSTM_LEGACY, SIMPLE_RNN_LEGACY))):
         use = uses.get(f"{scope}/{kernel}")
