@@ -156,20 +156,22 @@ def _text(shape):
 def align(sources, targets):
     """Matches source items to target items, keeping both in order, maximising the score.
 
-    A longest-common-subsequence alignment: both sides are in creation
-    order, and a model that builds its layers in the graph's order aligns
-    item for item. A leftover source that fits exactly one free target goes
-    there whatever its order (`match_unique_fits`). What is then left over on
-    both sides is aligned once more among itself, in groups with no more
-    free targets than sources (`_balanced`): a model that builds some layers in another order than the
-    graph (keras-hub's BertBackbone creates its segment embedding after the
-    positions, and each block's second LayerNorm before its dense layers)
-    still has them matched, by kind, shape and the order of the leftovers;
-    the evidence says so. Items left over then stay unmatched.
+    A longest-common-subsequence alignment: both sides are in dataflow order
+    (`items.dataflow_ordered`) where both graphs show it, else in creation
+    order, and a model whose data passes its layers as the graph's does
+    aligns item for item. Each pair says what decided it (`DECIDED_BY`). A
+    leftover source that fits exactly one free target goes there whatever
+    its order (`match_unique_fits`). What is then left over on both sides is
+    aligned once more among itself, in groups with no more free targets than
+    sources (`_balanced`): a model that builds some layers in another order
+    than the graph (keras-hub's BertBackbone creates its segment embedding
+    after the positions, and each block's second LayerNorm before its dense
+    layers) still has them matched, by kind, shape and the order of the
+    leftovers; the evidence says so. Items left over then stay unmatched.
 
     Args:
-        sources: `SourceItem`s in creation order.
-        targets: `TargetItem`s in creation order.
+        sources: `SourceItem`s in dataflow (or creation) order.
+        targets: `TargetItem`s in the same order.
 
     Returns:
         `(matches, unmatched_sources, unmatched_targets)`.
@@ -242,7 +244,8 @@ def _forced(sources, targets, fit, matches):
     """
     rows, columns = len(sources), len(targets)
     fits = [[fit(source, target) is not None for target in targets] for source in sources]
-    # ahead[i][j]: most pairs of sources[:i] with targets[:j]; behind[i][j]: of sources[i:], targets[j:].
+    # ahead[i][j]: most pairs of sources[:i] with targets[:j];
+    # behind[i][j]: of sources[i:] with targets[j:].
     ahead = [[0] * (columns + 1) for _ in range(rows + 1)]
     for i in range(1, rows + 1):
         row, above, fit_row = ahead[i], ahead[i - 1], fits[i - 1]
