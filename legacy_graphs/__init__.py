@@ -35,6 +35,7 @@ BUILDER_NAMES = (
         "inception_v3",
         "two_branch_convnet",
         "google_bert",
+        "gpt2",
         "mobilenet_v2",
 )
 

@@ -56,12 +56,12 @@ def _build_misleading():
     tf.identity(net, name="outputs")
 
 
-def _plain_model():
+def _plain_model(names=("fc1", "fc2", "fc3")):
     import keras
     keras.backend.clear_session()
     inputs = keras.Input((4,), name="inputs")
     net = inputs
-    for name in ("fc1", "fc2", "fc3"):
+    for name in names:
         net = keras.layers.Dense(4, activation="tanh", name=name)(net)
     return keras.Model(inputs, net)
 
@@ -77,8 +77,9 @@ def test_misleading_names_and_creation_order_get_no_wrong_pair_marked_certain(tm
     assert wrong == []
     assert all(truth[match["source"]] == match["target"] for match in report.matches)
     assert report.decided_by["dataflow"] == 6
-    settings = migrate.VerifySettings(output_tensor="outputs:0")
-    assert migrate.suggest(prefix, _plain_model, verify=settings).parity.passed
+    # A model with a layer fewer: which two source layers it holds, nothing says for certain.
+    report = migrate.suggest(prefix, lambda: _plain_model(("fc1", "fc3")))
+    assert len(report.matches) == 4 and not any(match["certain"] for match in report.matches)
 
 
 def test_an_attention_block_is_known_by_its_parts_whatever_its_scope(tmp_path):

@@ -1,6 +1,5 @@
 """Aligns source items with target items by kind, shape and order, and finds ambiguous matches."""
 
-import collections
 import dataclasses
 import math
 
@@ -182,20 +181,22 @@ def _text(shape):
 def align(sources, targets):
     """Matches source items to target items, keeping both in order, maximising the score.
 
-    A longest-common-subsequence alignment: both sides are in creation
-    order, and a model that builds its layers in the graph's order aligns
-    item for item. A leftover source that fits exactly one free target goes
-    there whatever its order (`match_unique_fits`). What is then left over on
-    both sides is aligned once more among itself, in groups with no more
-    free targets than sources (`_balanced`): a model that builds some layers in another order than the
-    graph (keras-hub's BertBackbone creates its segment embedding after the
-    positions, and each block's second LayerNorm before its dense layers)
-    still has them matched, by kind, shape and the order of the leftovers;
-    the evidence says so. Items left over then stay unmatched.
+    A longest-common-subsequence alignment: both sides are in dataflow order
+    (`items.dataflow_ordered`) where both graphs show it, else in creation
+    order, and a model whose data passes its layers as the graph's does
+    aligns item for item. Each pair says what decided it (`DECIDED_BY`). A
+    leftover source that fits exactly one free target goes there whatever
+    its order (`match_unique_fits`). What is then left over on both sides is
+    aligned once more among itself, in groups with no more free targets than
+    sources (`_balanced`): a model that builds some layers in another order
+    than the graph (keras-hub's BertBackbone creates its segment embedding
+    after the positions, and each block's second LayerNorm before its dense
+    layers) still has them matched, by kind, shape and the order of the
+    leftovers; the evidence says so. Items left over then stay unmatched.
 
     Args:
-        sources: `SourceItem`s in creation order.
-        targets: `TargetItem`s in creation order.
+        sources: `SourceItem`s in dataflow (or creation) order.
+        targets: `TargetItem`s in the same order.
 
     Returns:
         `(matches, unmatched_sources, unmatched_targets)`.
@@ -213,12 +214,9 @@ def align(sources, targets):
         return cache[key]
 
     matches, unmatched_sources, unmatched_targets = _align_in_order(sources, targets, fit)
-    offsets = collections.Counter(match.target.flow - match.source.flow for match in matches
-                                  if match.target.flow is not None
-                                  and match.source.flow is not None)
-    offset = offsets.most_common(1)[0][0] if offsets else None
+    forced = _forced(sources, targets, fit, matches)
     for match in matches:
-        match.decided_by = _decided_in_order(match, sources, targets, fit, offset)
+        match.decided_by = _decided_in_order(match, sources, targets, fit, id(match) in forced)
     unmatched_sources, unmatched_targets = match_unique_fits(
         matches, unmatched_sources, unmatched_targets)
     balanced_sources, balanced_targets = _balanced(unmatched_sources, unmatched_targets, fit)
@@ -236,14 +234,16 @@ def align(sources, targets):
     return matches, unmatched_sources, unmatched_targets
 
 
-def _decided_in_order(match, sources, targets, fit, offset):
+def _decided_in_order(match, sources, targets, fit, forced):
     """What decided a pair the in-order alignment made: dataflow, name or order.
 
     Dataflow decides when both sides' graphs place the pair (the legacy
-    graph says the source's kind by its use, the model's call its level), at
-    the levels most pairs share (a source layer the model lacks shifts what
-    follows it), and no other item at either's level fits the other: then
-    kind, dataflow position and shape agree with no rival.
+    graph says the source's kind by its use, the model's call its level),
+    every alignment that pairs as many items makes it (`_forced`: no source
+    the model lacks, or target the source lacks, could take its place), and
+    no other item at either's level fits the other (what the level order
+    cannot tell apart, creation order sorted): then kind, dataflow position
+    and shape agree with no rival.
     """
     source, target = match.source, match.target
     rival_targets = [other for other in targets if other is not target
@@ -251,14 +251,56 @@ def _decided_in_order(match, sources, targets, fit, offset):
     rival_sources = [other for other in sources if other is not source
                      and other.flow == source.flow and fit(other, target) is not None]
     graph_kind = source.graph_kind or source.layout is not None
-    if (source.flow is not None and target.flow is not None and graph_kind
-            and not rival_targets and not rival_sources
-            and target.flow - source.flow == offset):
+    if (source.flow is not None and target.flow is not None and graph_kind and forced
+            and not rival_targets and not rival_sources):
         return DATAFLOW
     if (rival_targets or rival_sources) and _name_bonus(source, target) and not any(
             _name_bonus(source, other) for other in rival_targets):
         return NAME
     return ORDER
+
+
+def _forced(sources, targets, fit, matches):
+    """`id`s of the matches every in-order alignment with the most fitting pairs makes.
+
+    Counting pairs only (names weigh nothing), a match is forced when no
+    alignment of as many pairs leaves its source or target unpaired or pairs
+    either with another item.
+    """
+    rows, columns = len(sources), len(targets)
+    fits = [[fit(source, target) is not None for target in targets] for source in sources]
+    # ahead[i][j]: most pairs of sources[:i] with targets[:j];
+    # behind[i][j]: of sources[i:] with targets[j:].
+    ahead = [[0] * (columns + 1) for _ in range(rows + 1)]
+    for i in range(1, rows + 1):
+        row, above, fit_row = ahead[i], ahead[i - 1], fits[i - 1]
+        for j in range(1, columns + 1):
+            row[j] = max(above[j], row[j - 1], above[j - 1] + 1 if fit_row[j - 1] else 0)
+    behind = [[0] * (columns + 1) for _ in range(rows + 1)]
+    for i in range(rows - 1, -1, -1):
+        row, below, fit_row = behind[i], behind[i + 1], fits[i]
+        for j in range(columns - 1, -1, -1):
+            row[j] = max(below[j], row[j + 1], below[j + 1] + 1 if fit_row[j] else 0)
+    total = ahead[rows][columns]
+    index_of = {id(item): index for index, item in enumerate(sources)}
+    column_of = {id(item): index for index, item in enumerate(targets)}
+    found = set()
+    for match in matches:
+        i, j = index_of[id(match.source)], column_of[id(match.target)]
+        if ahead[i][j] + 1 + behind[i + 1][j + 1] != total:
+            continue  # Not in any alignment of the most pairs.
+        if any(ahead[i][k] + behind[i + 1][k] == total for k in range(columns + 1)):
+            continue  # The source may go unpaired.
+        if any(ahead[k][j] + behind[k][j + 1] == total for k in range(rows + 1)):
+            continue  # The target may go unpaired.
+        if any(k != j and fits[i][k] and ahead[i][k] + 1 + behind[i + 1][k + 1] == total
+               for k in range(columns)):
+            continue
+        if any(k != i and fits[k][j] and ahead[k][j] + 1 + behind[k + 1][j + 1] == total
+               for k in range(rows)):
+            continue
+        found.add(id(match))
+    return found
 
 
 def _balanced(sources, targets, fit):

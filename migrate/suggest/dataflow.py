@@ -333,13 +333,17 @@ def _split_after(node, nodes, consumers):
     return 0
 
 
-def trace_model(model):
+def trace_model(model, paths):
     """Traces a Keras model's call and returns `{weight path: Use}`, or {} when it cannot.
 
     The model is called on symbolic inputs of its own input structure (a
     dict for keras-hub's backbones) inside a `tf.function`; the captured
     variable handles are its weights. Needs the TensorFlow backend and a model
     that knows its inputs (functional, or built by calling it).
+
+    Args:
+        model: the Keras model (Keras 3, or Keras 2 through tf-keras).
+        paths: `{weight path: variable}` of the model's weights.
     """
     import tensorflow as tf
 
@@ -348,11 +352,13 @@ def trace_model(model):
     except (AttributeError, ValueError):
         return {}
     handles = {}
-    for weight in model.weights:
-        value = getattr(weight, "value", weight)
-        handle = getattr(value, "handle", None)
+    for path, variable in paths.items():
+        # A Keras 3 variable holds a tf.Variable; a Keras 2 weight is one.
+        handle = getattr(getattr(variable, "value", variable), "handle", None)
+        if handle is None:
+            handle = getattr(variable, "handle", None)
         if handle is not None:
-            handles[id(handle)] = weight.path
+            handles[id(handle)] = path
 
     def spec(tensor):
         shape = [None, *list(tensor.shape)[1:]]

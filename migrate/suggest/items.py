@@ -305,8 +305,9 @@ def _cell_of(name, by_name, uses=None):
 
 def _loop_cell(scope, under, uses):
     """(scope, layout, parts) of a kernel and bias the graph uses in a loop, else None."""
-    if _GRU_SCOPE.search(scope):
-        return None
+    own = scope.rpartition("/")[2]
+    if _GRU_SCOPE.search(scope) or own in ("gates", "candidate"):
+        return None  # A GRU's two products, recognised as one cell by its scope.
     for kernel, bias, layouts in (("kernel", "bias", (LSTM, SIMPLE_RNN)),
                                   ("weights", "biases", (LSTM_LEGACY, SIMPLE_RNN_LEGACY))):
         use = uses.get(f"{scope}/{kernel}")
@@ -417,26 +418,35 @@ def dataflow_ordered(items):
     """Orders items by dataflow level; kind, shape and creation order break ties.
 
     Sources and targets so ordered align as the data reaches them, whatever
-    order their code created them in. A layer takes the level where its
-    first weight meets the data (a norm's offset is added one step after its
-    scale multiplies, a batch norm's statistics meet the data apart), so its
-    weights stay together, in `KIND_ORDER`. Items whose level is unknown keep
-    their place after the item before them.
+    order their code created them in. A layer's weights used one level after
+    another take the first one's level (a bias is added one step after its
+    kernel multiplies, a batch norm's statistics meet the data apart), so
+    they stay together, in `KIND_ORDER`. A scope holding two weights of one
+    kind (`model/wte`, `model/wpe`) is no layer: each keeps its own level.
+    Items whose level is unknown keep their place after the item before them.
+    Sets each item's `flow` to the level it is ordered by.
     """
-    first, kinds = {}, {}
+    layers = {}
     for item in items:
-        if item.level is not None:
-            first[item.layer] = min(first.get(item.layer, item.level), item.level)
-        if not getattr(item, "split", ()) or item.split[0] == 0:
-            kinds.setdefault(item.layer, []).append(item.kind)
-    # A scope holding two weights of one kind (`model/wte`, `model/wpe`) is not one layer.
-    several = {layer for layer, found in kinds.items() if len(set(found)) != len(found)}
+        layers.setdefault(item.layer, []).append(item)
+    for members in layers.values():
+        kinds = [item.kind for item in members
+                 if not getattr(item, "split", ()) or item.split[0] == 0]
+        if len(set(kinds)) != len(kinds):
+            for item in members:
+                item.flow = item.level
+            continue
+        start, previous = None, None
+        for item in sorted((item for item in members if item.level is not None),
+                           key=lambda item: item.level):
+            if previous is None or item.level - previous > 1:
+                start = item.level
+            item.flow, previous = start, item.level
+        for item in members:
+            if item.level is None:
+                item.flow = None
     keyed, last = [], 0
     for index, item in enumerate(items):
-        if item.layer in several:
-            item.flow = item.level
-        else:
-            item.flow = first.get(item.layer)
         last = item.flow if item.flow is not None else last
         keyed.append(((last, KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER
                        else len(KIND_ORDER), str(item.shape), index), item))

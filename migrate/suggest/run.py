@@ -296,7 +296,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     ordered = [by_id[id(variable)] for variable in items_lib.creation_ordered(model)
                if id(variable) in by_id]
     # The model's call is traced only when the legacy graph shows its uses too.
-    target_uses = dataflow.trace_model(model) if structure is not None and structure.uses else {}
+    target_uses = (dataflow.trace_model(model, {path: variable for path, (_, variable)
+                                                 in weights.items()})
+                   if structure is not None and structure.uses else {})
     targets = items_lib.target_items(
         ordered, lambda weight: weight.trainable or options.keep == "model_state", target_uses,
         group_attention=any(item.layout == items_lib.ATTENTION for item in sources),
