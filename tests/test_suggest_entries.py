@@ -25,17 +25,6 @@ def _target(path, shape):
     return TargetWeight(path, tuple(shape), "float32", True)
 
 
-def _mobilenet_v2():
-    import keras
-
-    from legacy_graphs import mobilenet_v2
-
-    # As a user builds it: the application, sized like the checkpoint, scoring logits.
-    return keras.applications.MobileNetV2(
-        weights=None, input_shape=mobilenet_v2.INPUT_SHAPE, alpha=mobilenet_v2.DEPTH_MULTIPLIER,
-        classes=1000, classifier_activation=None)
-
-
 def test_slim_mobilenet_v2_1001_classes_drafted_unaided_and_proven(legacy_checkpoint, tmp_path):
     from legacy_graphs import mobilenet_v2
 
@@ -44,7 +33,7 @@ def test_slim_mobilenet_v2_1001_classes_drafted_unaided_and_proven(legacy_checkp
     settings = migrate.VerifySettings(input_tensors=(mobilenet_v2.INPUT_TENSOR,),
                                       output_tensor=mobilenet_v2.OUTPUT_TENSOR, tolerance=1e-5)
     options = migrate.ConversionOptions(keep="model_state")
-    report = migrate.suggest(prefix, _mobilenet_v2, output=draft, options=options,
+    report = migrate.suggest(prefix, mobilenet_v2.keras_model, output=draft, options=options,
                              verify=settings)
     assert report.ok and report.dropped == [] and report.unfilled == [], report.summary()
     # Keras 3's DepthwiseConv2D calls its weight `kernel`: the layer's class says what it is.
@@ -56,9 +45,9 @@ def test_slim_mobilenet_v2_1001_classes_drafted_unaided_and_proven(legacy_checkp
     assert [str(step) for step in bias.transforms] == [class_axis.SLICE]
     assert "background class 0" in report.text
     assert report.parity.squeezed.startswith("compared without the background class 0")
-    converted = migrate.convert(prefix, draft, _mobilenet_v2, str(tmp_path / "converted"),
-                                options=migrate.ConversionOptions(keep="model_state",
-                                                                  verify=settings))
+    converted = migrate.convert(prefix, draft, mobilenet_v2.keras_model,
+                                str(tmp_path / "converted"), options=migrate.ConversionOptions(
+                                    keep="model_state", verify=settings))
     assert converted.verified["passed"] and converted.verified["max_rel_diff"] <= 1e-5
     assert "background class 0" in converted.summary()
 
