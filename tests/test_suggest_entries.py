@@ -225,6 +225,18 @@ def _convnet_with_pooler():
         "pooled": keras.layers.Dense(3, activation="tanh", name="pooler")(flat)})
 
 
+def _convnet_with_an_extra_layer():
+    """A layer the legacy model never had, on the path to the compared output."""
+    import keras
+
+    from legacy_graphs import small_convnet as legacy
+
+    inputs = keras.Input(legacy.INPUT_SHAPE, name="images")
+    logits = keras.layers.Dense(legacy.NUM_CLASSES, name="logits")(
+        _small_convnet_body(keras, inputs))
+    return keras.Model(inputs, keras.layers.Dense(legacy.NUM_CLASSES, name="extra")(logits))
+
+
 def _small_convnet_settings(output="logits/BiasAdd:0"):
     from legacy_graphs import small_convnet as legacy
     from migrate.verification.parity import settings_from_arguments
@@ -289,3 +301,15 @@ def test_keras_applications_efficientnet_has_its_normalization_left_and_depthwis
                for item in left)
     depthwise = [target for target in targets if target.layer_class == "DepthwiseConv2D"]
     assert len(depthwise) == 16 and {target.kind for target in depthwise} == {"depthwise_kernel"}
+
+
+def test_a_layer_no_source_fills_on_the_compared_path_stays_unfilled(legacy_checkpoint):
+    prefix = legacy_checkpoint("small_convnet")
+    report = migrate.suggest(prefix, _convnet_with_an_extra_layer,
+                             options=migrate.ConversionOptions(keep="model_state"),
+                             verify=_small_convnet_settings())
+    assert not report.ok and report.left_as_built == [] and "\nleave = " not in report.text
+    assert not report.parity.passed  # Run with the layer as built: the outputs need it.
+    assert [path for path, _ in report.unfilled] == ["extra/kernel", "extra/bias"]
+    assert "unfilled: extra/kernel [5, 5]: no source variable fills this target weight" in \
+        report.plan_problems
