@@ -131,6 +131,22 @@ def _expanded_conv(tf, slim, inputs, outputs, stride, expansion):
         return tf.identity(net, name="output")
 
 
+def keras_model():
+    """Returns the Keras model this checkpoint ports into, as a user builds it: built.
+
+    `keras.applications.MobileNetV2` of the same size (`alpha` is the depth
+    multiplier) with 1000 classes, scoring logits (no softmax), so that they
+    compare with the legacy logits without the background class. Keras 3,
+    so call it in a process without `TF_USE_LEGACY_KERAS`
+    (`--model=legacy_graphs.mobilenet_v2:keras_model`).
+    """
+    import keras  # pylint: disable=g-import-not-at-top
+
+    return keras.applications.MobileNetV2(
+        weights=None, input_shape=INPUT_SHAPE, alpha=DEPTH_MULTIPLIER, classes=1000,
+        classifier_activation=None)
+
+
 def write_checkpoint(output_dir, *, steps=2, seed=0):
     """Trains MobileNetV2 a few momentum steps on seeded random images and saves it.
 

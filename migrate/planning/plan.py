@@ -364,8 +364,7 @@ def make_plan(variables, table, targets, *, keep="trainable", ema_shadows=None,
                 "keep=model_state", sources[0], None, path, targets[path].shape))
     for path in sorted(required - set(filled)):
         plan.problems.append(Problem(
-            "unfilled", "no source variable fills this target weight (one the model sets "
-            "itself takes a `leave` rule with its reason)",
+            "unfilled", "no source variable fills this target weight",
             target=path, target_shape=targets[path].shape))
     left = {weight.path for weight, _ in plan.left_as_built}
     plan.unwritten_targets = [targets[path] for path in sorted(set(targets) - required - left)]

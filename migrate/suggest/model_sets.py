@@ -20,9 +20,9 @@ from migrate.suggest import draft_writer
 PREPROCESSING_CLASSES = ("Normalization",)
 PREPROCESSING_REASON = ("preprocessing statistics: the model's {layer_class} layer sets them "
                         "(constructor or adapt()); no TF1 variable holds them")
-NEVER_HAD_REASON = ("no source variable of this kind and shape: a layer the legacy model never "
-                    "had (such as a pooler); the compared outputs match with it as the model "
-                    "built it")
+NEVER_HAD_REASON = ("no source variable fits {example}: a layer the legacy model never had "
+                    "(such as a pooler); the compared outputs match with it as the model built "
+                    "it")
 
 
 @dataclasses.dataclass
@@ -48,10 +48,23 @@ def preprocessing(targets):
 
 
 def never_had(targets, sources):
-    """Returns a `Left` for each target item that no source item can fill at all."""
-    return [Left(target, NEVER_HAD_REASON, False) for target in targets
-            if target.shape is not None
-            and all(align_lib.compatible(source, target) is None for source in sources)]
+    """Returns a `Left` for each free target item of a layer no source can fill.
+
+    A layer is one the legacy model never had when one of its free weights
+    fits no source item at all (no kind and shape fits); its other free
+    weights go with it (a pooler's bias has the shape of many biases).
+
+    Args:
+        targets: the free `TargetItem`s.
+        sources: every `SourceItem`.
+    """
+    unfillable = {}
+    for target in targets:
+        if (target.shape is not None and target.layer not in unfillable
+                and all(align_lib.compatible(source, target) is None for source in sources)):
+            unfillable[target.layer] = f"{target.name} {_text(target.shape)}"
+    return [Left(target, NEVER_HAD_REASON.format(example=unfillable[target.layer]), False)
+            for target in targets if target.layer in unfillable]
 
 
 def remaining(targets, left):

@@ -217,8 +217,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     Variables with no target become `drop = true` rules, listed. Target
     weights the model sets itself become `leave` rules with their reason:
     a `Normalization` layer's statistics always, and a weight no source can
-    fill (a pooler the legacy model never had) when parity passes without it. The draft
-    then has to plan clean and, when the graph can run (a `.meta` and
+    fill (a pooler the legacy model never had) when parity passes without
+    it. The draft then has to plan clean and, when the graph can run (a `.meta` and
     `verify` settings naming the output; the placeholders are found as
     `migrate.verify` finds them), pass parity. Matches that only order
     decided between parallel identical layers are settled by value: when
@@ -405,6 +405,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         # Nothing confirmed that the outputs do without them: unfilled, for the user.
         left = [item for item in left if all(item is not other for other in never_had)]
         unmatched_targets = [*unmatched_targets, *(item.target for item in never_had)]
+        problems = [*problems, *(f"unfilled: {weight.path} {_text(weight.shape)}: no source "
+                                 f"variable fills this target weight"
+                                 for item in never_had for weight in item.target.weights)]
     rules = _draft_rules(matches, unmatched_sources, drop_reasons, left)
     unconfirmed = [match for match in tied_unconfirmed
                    if any(match.target is target for target in unmatched_targets)]
