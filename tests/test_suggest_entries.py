@@ -1,6 +1,7 @@
 """`suggest` drafts what names alone miss: Keras 3 depthwise kernels, slim's 1001 classes,
 and the target weights a model sets itself; verification compares logits without class 0."""
 
+import os
 import re
 
 import numpy as np
@@ -25,31 +26,40 @@ def _target(path, shape):
     return TargetWeight(path, tuple(shape), "float32", True)
 
 
-def test_slim_mobilenet_v2_1001_classes_drafted_unaided_and_proven(legacy_checkpoint, tmp_path):
-    from legacy_graphs import mobilenet_v2
+def test_slim_mobilenet_v2_1001_classes_drafted_unaided_and_proven(legacy_checkpoint, tmp_path,
+                                                                     cli_in_process):
+    """docs/targets.md's MobileNetV2 commands, run as printed (the build is the session's)."""
+    import shlex
+    import shutil
 
-    prefix = legacy_checkpoint("mobilenet_v2")
-    draft = str(tmp_path / "draft.toml")
-    settings = migrate.VerifySettings(input_tensors=(mobilenet_v2.INPUT_TENSOR,),
-                                      output_tensor=mobilenet_v2.OUTPUT_TENSOR, tolerance=1e-5)
-    options = migrate.ConversionOptions(keep="model_state")
-    report = migrate.suggest(prefix, mobilenet_v2.keras_model, output=draft, options=options,
-                             verify=settings)
-    assert report.ok and report.dropped == [] and report.unfilled == [], report.summary()
+    import docs_text
+
+    runner = ("tests/test_suggest_entries.py::"
+              "test_slim_mobilenet_v2_1001_classes_drafted_unaided_and_proven")
+    (block,) = [block for block in docs_text.blocks(docs_text.page("targets"))
+                if block.runner == runner]
+    build, *commands = [shlex.split(command.line) for command in docs_text.commands(block.body)]
+    assert build == ["python", "-m", "legacy_graphs", "mobilenet_v2", "--output_dir=mobilenet"]
+    shutil.copytree(os.path.dirname(legacy_checkpoint("mobilenet_v2")), tmp_path / "mobilenet")
+    assert [command[3] for command in commands] == ["inspect", "suggest", "convert"]
+    printed = []
+    for command in commands:
+        result = cli_in_process(*command[3:], cwd=str(tmp_path))
+        assert result.returncode == 0, (command, result.stdout, result.stderr)
+        printed.append(result.stdout)
+    inspected, suggested, converted = printed
+    assert "candidate outputs (for --output_tensor):" in inspected and "logits:0" in inspected
+    assert "0 source variable(s) dropped, 0 target weight(s) unfilled" in suggested, suggested
+    assert "compared without the background class 0" in suggested
+    table = migrate.MappingTable.load(str(tmp_path / "mobilenet.toml"))
     # Keras 3's DepthwiseConv2D calls its weight `kernel`: the layer's class says what it is.
-    depthwise = report.table.lookup("MobilenetV2/expanded_conv_3/depthwise/depthwise_weights")
+    depthwise = table.lookup("MobilenetV2/expanded_conv_3/depthwise/depthwise_weights")
     assert depthwise.target == "block_3_depthwise/kernel"
-    logits = report.table.lookup("MobilenetV2/Logits/Conv2d_1c_1x1/weights").rule
+    logits = table.lookup("MobilenetV2/Logits/Conv2d_1c_1x1/weights").rule
     assert [str(step) for step in logits.transforms] == ["squeeze(0, 1)", class_axis.SLICE]
-    bias = report.table.lookup("MobilenetV2/Logits/Conv2d_1c_1x1/biases").rule
+    bias = table.lookup("MobilenetV2/Logits/Conv2d_1c_1x1/biases").rule
     assert [str(step) for step in bias.transforms] == [class_axis.SLICE]
-    assert "background class 0" in report.text
-    assert report.parity.squeezed.startswith("compared without the background class 0")
-    converted = migrate.convert(prefix, draft, mobilenet_v2.keras_model,
-                                str(tmp_path / "converted"), options=migrate.ConversionOptions(
-                                    keep="model_state", verify=settings))
-    assert converted.verified["passed"] and converted.verified["max_rel_diff"] <= 1e-5
-    assert "background class 0" in converted.summary()
+    assert "verified: PASS" in converted and "background class 0" in converted, converted
 
 
 def test_a_keras_3_depthwise_kernel_has_the_depthwise_kind_by_its_layer_class():
