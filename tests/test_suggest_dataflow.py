@@ -132,3 +132,33 @@ def test_a_basic_rnn_cell_stack_is_known_by_its_loop_whatever_its_cells_are_name
     assert [(rule.layout, rule.target) for rule in report.table.rules] == [
         ("simple_rnn", "first/simple_rnn_cell"), ("simple_rnn", "second/simple_rnn_cell")]
     assert report.table.lookup("rnn/multi_rnn_cell/cell_0/cell_1/kernel") is not None
+
+
+def _subclassed_model():
+    """The same three layers in a subclassed model that builds the last one first."""
+    import keras
+    import numpy as np
+
+    class ThreeLayers(keras.Model):
+        def __init__(self):
+            super().__init__(name="three_layers")
+            self.fc1, self.fc2, self.fc3 = (keras.layers.Dense(4, activation="tanh", name=name)
+                                            for name in ("fc1", "fc2", "fc3"))
+            self.fc3.build((None, 4))
+
+        def call(self, inputs):
+            return self.fc3(self.fc2(self.fc1(inputs)))
+
+    keras.backend.clear_session()
+    model = ThreeLayers()
+    model(np.zeros((1, 4), "float32"))
+    return model
+
+
+def test_a_subclassed_model_is_traced_on_the_shape_it_was_built_with(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_misleading)
+    report = migrate.suggest(prefix, _subclassed_model)
+    found = {match["source"]: match["target"].split("/")[-2:] for match in report.matches}
+    assert found["fc3/kernel"] == ["fc1", "kernel"] and found["fc1/bias"] == ["fc3", "bias"]
+    assert found["fc2/bias"] == ["fc2", "kernel"]
+    assert all(match["certain"] for match in report.matches), report.summary()

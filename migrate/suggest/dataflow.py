@@ -333,13 +333,38 @@ def _split_after(node, nodes, consumers):
     return 0
 
 
+def _input_structures(model):
+    """Input structures to trace `model` with, best first: its own symbolic inputs, or
+    (a subclassed model built by calling it) the shape it was built with, as floats, then ints."""
+    try:
+        return [model.input]
+    except (AttributeError, ValueError):
+        pass
+    built = getattr(model, "_build_shapes_dict", None) or {}
+    if len(built) != 1:
+        return []
+    (shape,) = built.values()
+    if not isinstance(shape, (tuple, list)) or not all(
+            size is None or isinstance(size, int) for size in shape):
+        return []
+    return [_Symbolic(tuple(shape), dtype) for dtype in ("float32", "int32")]
+
+
+@dataclasses.dataclass(frozen=True)
+class _Symbolic:
+    """A stand-in for a Keras input: its shape and dtype name."""
+
+    shape: tuple
+    dtype: str
+
+
 def trace_model(model, paths):
     """Traces a Keras model's call and returns `{weight path: Use}`, or {} when it cannot.
 
     The model is called on symbolic inputs of its own input structure (a
-    dict for keras-hub's backbones) inside a `tf.function`; the captured
-    variable handles are its weights. Needs the TensorFlow backend and a model
-    that knows its inputs (functional, or built by calling it).
+    dict for keras-hub's backbones; a subclassed model built by calling it,
+    on the shape it was built with) inside a `tf.function`; the captured
+    variable handles are its weights. Needs the TensorFlow backend.
 
     Args:
         model: the Keras model (Keras 3, or Keras 2 through tf-keras).
@@ -347,10 +372,7 @@ def trace_model(model, paths):
     """
     import tensorflow as tf
 
-    try:
-        structure = model.input
-    except (AttributeError, ValueError):
-        return {}
+    structures = _input_structures(model)
     handles = {}
     for path, variable in paths.items():
         # A Keras 3 variable holds a tf.Variable; a Keras 2 weight is one.
@@ -360,19 +382,22 @@ def trace_model(model, paths):
         if handle is not None:
             handles[id(handle)] = path
 
-    def spec(tensor):
-        shape = [None, *list(tensor.shape)[1:]]
-        return tf.TensorSpec(shape, tf.as_dtype(str(getattr(tensor.dtype, "name",
-                                                               tensor.dtype))))
+    def call(inputs):
+        return model(inputs, training=False)
 
-    try:
-        specs = tf.nest.map_structure(spec, structure)
-
-        def call(inputs):
-            return model(inputs, training=False)
-
-        function = tf.function(call).get_concrete_function(specs)
-    except Exception:  # Any model code may refuse to trace; the draft falls back to order.
+    function = None
+    for structure in structures:
+        try:
+            specs = tf.nest.map_structure(
+                lambda tensor: tf.TensorSpec([None, *list(tensor.shape)[1:]],
+                                             tf.as_dtype(str(getattr(tensor.dtype, "name",
+                                                                     tensor.dtype)))),
+                structure)
+            function = tf.function(call).get_concrete_function(specs)
+            break
+        except Exception:  # Any model code may refuse to trace; the draft falls back to order.
+            continue
+    if function is None:
         return {}
     graph = function.graph
     variables = {internal.op.name: handles[id(external)]
