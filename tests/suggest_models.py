@@ -13,18 +13,3 @@ def small_convnet_without_batch_norm():
     net = keras.layers.MaxPooling2D(2)(net)
     net = keras.layers.Flatten()(net)
     return keras.Model(images, keras.layers.Dense(legacy.NUM_CLASSES, name="logits")(net))
-
-
-def gpt2_backbone():
-    """keras-hub's GPT2Backbone in `legacy_graphs.gpt2`'s tiny size (a fresh Keras session)."""
-    import keras
-    import keras_hub
-
-    from legacy_graphs import gpt2
-
-    keras.backend.clear_session()
-    hparams = gpt2.get_config()
-    return keras_hub.models.GPT2Backbone(
-        vocabulary_size=hparams.n_vocab, num_layers=hparams.n_layer, num_heads=hparams.n_head,
-        hidden_dim=hparams.n_embd, intermediate_dim=4 * hparams.n_embd,
-        max_sequence_length=hparams.n_ctx)

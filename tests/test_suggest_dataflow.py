@@ -1,25 +1,32 @@
 """suggest matches by dataflow: GPT-2 into keras-hub, misleading names, shuffled creation order."""
 
 import json
+import os
 
 import migrate
-import suggest_models
 import verify_graphs
-from legacy_graphs import gpt2
-
-GPT2_SETTINGS = dict(output_tensor=gpt2.OUTPUT_TENSOR,
-                     input_pairs=[("token_ids", gpt2.INPUT_TENSOR)],
-                     keras_feeds=[("padding_mask", 1)], input_shapes=[gpt2.INPUT_SHAPE],
-                     input_max=[gpt2.INPUT_MAX])
 
 
-def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(tmp_path):
-    (tmp_path / "gpt2").mkdir()
-    prefix = verify_graphs.save_graph(tmp_path / "gpt2", gpt2.define_graph)
-    settings = migrate.VerifySettings(**GPT2_SETTINGS)
-    draft = tmp_path / "draft.toml"
-    report = migrate.suggest(prefix, suggest_models.gpt2_backbone, verify=settings,
-                             output=str(draft))
+def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(legacy_checkpoint, tmp_path,
+                                                           monkeypatch):
+    """docs/targets.md's GPT-2 example, run as printed (the build is the session's)."""
+    import shlex
+    import shutil
+
+    import docs_text
+
+    runner = ("tests/test_suggest_dataflow.py::"
+              "test_gpt2_is_drafted_unaided_into_keras_hub_and_proven")
+    build, example = [block for block in docs_text.blocks(docs_text.page("targets"))
+                      if block.runner == runner]
+    (command,) = docs_text.commands(build.body)
+    assert shlex.split(command.line) == ["python", "-m", "legacy_graphs", "gpt2",
+                                         "--output_dir=gpt2"]
+    shutil.copytree(os.path.dirname(legacy_checkpoint("gpt2")), tmp_path / "gpt2")
+    monkeypatch.chdir(tmp_path)
+    namespace = {"__name__": "gpt2_example"}
+    exec(compile(example.body, "targets.md", "exec"), namespace)  # noqa: S102
+    report = namespace["report"]
     assert report.ok and report.parity.passed, report.summary()
     assert report.dropped == [] and report.unfilled == []
     split = [rule for rule in report.table.rules if rule.layout == "split"]
@@ -29,10 +36,7 @@ def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(tmp_path):
     assert projection.target == "transformer_layer_0/self_attention/attention_output/kernel"
     assert [str(step) for step in projection.rule.transforms] == ["reshape(2, 8, 16)"]
     # The unedited draft converts and proves.
-    output = tmp_path / "converted"
-    migrate.convert(prefix, str(draft), suggest_models.gpt2_backbone(), str(output),
-                    options=migrate.ConversionOptions(verify=settings))
-    with open(output / "manifest.json", encoding="utf-8") as file:
+    with open(tmp_path / "gpt2_converted" / "manifest.json", encoding="utf-8") as file:
         verified = json.load(file)["verified"]
     assert verified["passed"] and verified["max_rel_diff"] <= 1e-5
 
