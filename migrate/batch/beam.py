@@ -47,7 +47,8 @@ class ConvertCheckpoints(beam.DoFn):
     Beam runs `setup` once per DoFn instance and reuses the instance across
     bundles, so the worker process (and, for checkpoints no copy plan
     covers, its TensorFlow import and its model) is paid for once per
-    instance (one per SDK harness thread: cap those threads, see the README). Results of checkpoints that failed go to the
+    instance (one per SDK harness thread: cap those threads, see docs/batch.md). Results of
+    checkpoints that failed go to the
     `DEAD_LETTER` output, the others to the main output; no checkpoint makes
     the pipeline fail, so Beam never retries a bundle over a bad input.
 

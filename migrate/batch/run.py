@@ -377,8 +377,9 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
             batch_worker.run_in_process(remaining, settings, on_result=on_result)
         else:
             # Planned once per source layout; the workers that copy import no TensorFlow.
-            plans, remaining, planner = batch_worker.plan_copies(remaining, settings,
-                                                                 verbose=verbose)
+            plans, remaining, planner = batch_worker.plan_copies(
+                remaining, settings, verbose=verbose,
+                timeout_per_checkpoint=timeout_per_checkpoint)
             batch_worker.run_pool(remaining, settings, workers=workers, on_result=on_result,
                                   verbose=verbose, timeout_per_checkpoint=timeout_per_checkpoint,
                                   plans=plans, ready=[planner] if planner else [])

@@ -449,14 +449,26 @@ class WorkerProcess:
             return ItemResult.for_job(job, Status.FAILED, self._death()), False
         return ItemResult.from_json(message), True
 
-    def request_plan(self, job):
+    def request_plan(self, job, *, timeout=DEFAULT_TIMEOUT_SECONDS):
         """Asks the (ready) worker for a copy plan made from `job`'s checkpoint.
 
+        Args:
+            job: the `Job` whose checkpoint is planned.
+            timeout: seconds the planning may take (a checkpoint can hang a
+                worker while it is planned as while it is converted).
+
         Returns:
-            `(CopyPlan text, "")`, or `(None, why not)`; a worker that died
-            is stopped then.
+            `(CopyPlan text, "")`, or `(None, why not)`; a worker that died,
+            or sent nothing in time, is stopped then.
         """
         self._send({PLAN_KEY: job.to_json()})
+        if b"\n" not in self._buffer:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    self.stop(kill=True)
+                    return None, (f"timed out: no plan after {timeout:g} s "
+                                  f"(timeout_per_checkpoint); the worker was killed")
         message = self._read_message()
         if message is None:
             reason = self._death()
@@ -542,7 +554,8 @@ class WorkerProcess:
         return (lines[-1] if last else lines[0])[:_CRASH_NOTE_CHARACTERS]
 
 
-def plan_copies(jobs, settings, *, verbose=False):
+def plan_copies(jobs, settings, *, verbose=False,
+                timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS):
     """Plans copies once per source layout, in one worker process that imports TensorFlow.
 
     Each job's layout is read from its `.index` (and `.meta`) without
@@ -555,6 +568,8 @@ def plan_copies(jobs, settings, *, verbose=False):
         jobs: the `Job`s.
         settings: a `BatchSettings`.
         verbose: let the planning worker's standard error through.
+        timeout_per_checkpoint: seconds the planning of one checkpoint may take;
+            a worker that hangs on it is killed, and its layout not planned.
 
     Returns:
         `(plans, jobs, planner)`: `{layout digest: CopyPlan text}`; the jobs,
@@ -583,7 +598,7 @@ def plan_copies(jobs, settings, *, verbose=False):
                 planner = WorkerProcess(settings, verbose=verbose)
                 planner.start()
                 planner.wait_ready()
-            text, _ = planner.request_plan(job)
+            text, _ = planner.request_plan(job, timeout=timeout_per_checkpoint)
             if text is not None and copy_plan.CopyPlan.from_text(text).layout == layout:
                 plans[layout] = text
             if not planner.alive:  # It died on this checkpoint.
