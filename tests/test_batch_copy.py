@@ -110,7 +110,7 @@ def _both_paths(prefix, table, model, tmp_path, options):
     expected_report = pipeline.convert(checkpoint, loaded, model, expected, options=options,
                                        model_name=MODEL, fill_model=False)
     plan = copy_plan.CopyPlan.from_text(copy_plan.make(
-        checkpoint, loaded, model, options=options, model_name=MODEL).to_text())
+        checkpoint, loaded, model, options=options, model_name=MODEL).to_text(), loaded)
     copied = str(tmp_path / "copied")
     report = copy_plan.execute(plan, prefix, copied, options=options)
     return expected, copied, expected_report, report

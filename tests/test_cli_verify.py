@@ -42,6 +42,7 @@ def broken_table(tmp_path_factory):
     return str(path)
 
 
+@pytest.fixture(scope="module")
 def bert_style(tmp_path_factory):
     directory = tmp_path_factory.mktemp("cli_bert_style")
     prefix = verify_graphs.save_graph(directory, verify_graphs.build_bert_style)

@@ -24,7 +24,7 @@ Example:
 import base64
 import dataclasses
 import hashlib
-import pickle
+import json
 import time
 
 import numpy as np
@@ -39,6 +39,8 @@ from migrate.output import checkpoint as output_checkpoint
 from migrate.output import direct_read
 from migrate.output import manifest as manifest_lib
 from migrate.output import report as report_lib
+from migrate.mapping import transforms as transforms_lib
+from migrate.planning import plan as plan_lib
 from migrate.planning import target as target_model
 from migrate.source import bundle_index
 from migrate.source import checkpoint as checkpoint_lib
@@ -108,12 +110,86 @@ class CopyPlan:
     unwritten: tuple | None = None
 
     def to_text(self):
-        """Returns the plan as text, for a worker of the same toolkit version (`from_text`)."""
-        return base64.b64encode(pickle.dumps(self, protocol=pickle.HIGHEST_PROTOCOL)).decode()
+        """Returns the plan as JSON text, for a worker of the same toolkit version (`from_text`).
+
+        Data only: an assignment names its table rule by index, its transforms
+        by their text, and arrays are their dtype, shape and bytes.
+        """
+        return json.dumps({
+            "layout": self.layout, "planned_from": self.planned_from,
+            "steps": [{"outputs": [dataclasses.astuple(output) for output in step.outputs],
+                       "assignment": _assignment_json(step.assignment)}
+                      for step in self.steps],
+            "object_graph": base64.b64encode(self.object_graph).decode("ascii"),
+            "report": {field.name: getattr(self.report, field.name)
+                       for field in dataclasses.fields(self.report)},
+            "manifest": self.manifest,
+            "unwritten": None if self.unwritten is None else [
+                [key, target, _array_json(value)] for key, target, value in self.unwritten]},
+            default=_plain)
 
     @classmethod
-    def from_text(cls, text):
-        return pickle.loads(base64.b64decode(text))
+    def from_text(cls, text, table):
+        """Reads `to_text`'s plan; `table` is the `MappingTable` it was planned with."""
+        document = json.loads(text)
+        return cls(
+            layout=document["layout"], planned_from=document["planned_from"],
+            steps=tuple(Step(tuple(Output(key, target, dtype, tuple(shape), source)
+                                   for key, target, dtype, shape, source in step["outputs"]),
+                             _assignment_of(step["assignment"], table))
+                        for step in document["steps"]),
+            object_graph=base64.b64decode(document["object_graph"]),
+            report=report_lib.ConversionReport(**document["report"]),
+            manifest=document["manifest"],
+            unwritten=None if document["unwritten"] is None else tuple(
+                (key, target, _array_of(value)) for key, target, value in document["unwritten"]))
+
+    @staticmethod
+    def layout_of(text):
+        """The layout digest of a plan's text, read without its table."""
+        return json.loads(text)["layout"]
+
+
+def _plain(value):
+    """JSON for the NumPy scalars and tuples a layout's parameters may hold."""
+    if isinstance(value, np.generic):
+        return value.item()
+    raise TypeError(f"Cannot write {type(value).__name__} into a copy plan. Received: {value!r}")
+
+
+def _assignment_json(assignment):
+    if assignment is None:
+        return None
+    return {"rule": assignment.rule.index, "sources": assignment.sources,
+            "read_keys": assignment.read_keys, "targets": assignment.targets,
+            "parts": assignment.parts, "target_parts": assignment.target_parts,
+            "parameters": assignment.parameters, "target_shapes": assignment.target_shapes,
+            "target_transforms": [[str(step) for step in steps]
+                                  for steps in assignment.target_transforms]}
+
+
+def _assignment_of(document, table):
+    if document is None:
+        return None
+    rule = table.rules[document["rule"] - 1]
+    return plan_lib.Assignment(
+        rule=rule, sources=tuple(document["sources"]), read_keys=tuple(document["read_keys"]),
+        targets=tuple(document["targets"]), parts=tuple(document["parts"]),
+        target_parts=tuple(document["target_parts"]), parameters=document["parameters"],
+        target_shapes=tuple(tuple(shape) for shape in document["target_shapes"]),
+        target_transforms=tuple(transforms_lib.parse_all(texts)
+                                for texts in document["target_transforms"]))
+
+
+def _array_json(array):
+    array = np.ascontiguousarray(array)
+    return {"dtype": array.dtype.str, "shape": list(array.shape),
+            "bytes": base64.b64encode(array.tobytes()).decode("ascii")}
+
+
+def _array_of(document):
+    return np.frombuffer(base64.b64decode(document["bytes"]),
+                         dtype=np.dtype(document["dtype"])).reshape(document["shape"]).copy()
 
 
 def may_copy(options):

@@ -245,7 +245,7 @@ class Converter:
 
     Args:
         settings: a `BatchSettings`.
-        plans: `{layout digest: copy_plan.CopyPlan}`.
+        plans: `{layout digest: CopyPlan text}` (`copy_plan.CopyPlan.to_text`).
         with_model: build the model now (else on the first job no plan covers).
 
     Raises:
@@ -255,17 +255,23 @@ class Converter:
 
     def __init__(self, settings, *, plans=None, with_model=True):
         self._settings = settings
-        self._plans = dict(plans or {})
         self._table = MappingTable.from_text(settings.table_text, origin=settings.table)
         if self._table.sha256 != settings.table_sha256:
             raise errors.TableError(
                 f"Mapping table {settings.table} is not the one the batch started with: expected "
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
+        self._plans = {}
+        self.add_plans(plans or {})
         self._model = self._load_model() if with_model else None
 
     def add_plans(self, plans):
-        """Converts the jobs of these layouts by their `copy_plan.CopyPlan`s from now on."""
-        self._plans.update(plans)
+        """Converts the jobs of these layouts by their copy plans from now on.
+
+        Args:
+            plans: `{layout digest: CopyPlan text}`, read against this table.
+        """
+        self._plans.update({layout: copy_plan.CopyPlan.from_text(text, self._table)
+                            for layout, text in plans.items()})
 
     def _load_model(self):
         factory = target_model.load_factory(self._settings.model)
@@ -599,7 +605,7 @@ def plan_copies(jobs, settings, *, verbose=False,
                 planner.start()
                 planner.wait_ready()
             text, _ = planner.request_plan(job, timeout=timeout_per_checkpoint)
-            if text is not None and copy_plan.CopyPlan.from_text(text).layout == layout:
+            if text is not None and copy_plan.CopyPlan.layout_of(text) == layout:
                 plans[layout] = text
             if not planner.alive:  # It died on this checkpoint.
                 planner = None
@@ -729,7 +735,7 @@ def main():
 
     start = json.loads(sys.stdin.readline())
     sys.path[:0] = [path for path in start["sys_path"] if path not in sys.path]
-    plans = _plans_from_text(start.get(PLANS_KEY, {}))
+    plans = start.get(PLANS_KEY, {})
     with_model = start.get(WITH_MODEL_KEY, True)
     try:
         if with_model:  # A copy worker imports TensorFlow only for a job of another layout.
@@ -748,14 +754,11 @@ def main():
             send(converter.plan_copy(Job.from_json(message[PLAN_KEY])))
             continue
         if PLANS_KEY in message:
-            converter.add_plans(_plans_from_text(message[PLANS_KEY]))
+            converter.add_plans(message[PLANS_KEY])
             continue
         send(converter.convert(Job.from_json(message)).to_json())
     return 0
 
-
-def _plans_from_text(texts):
-    return {layout: copy_plan.CopyPlan.from_text(text) for layout, text in texts.items()}
 
 
 def exit_now(code):

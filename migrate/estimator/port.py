@@ -13,8 +13,9 @@ builds.
 """
 
 import dataclasses
+import importlib.util
 import os
-import types
+import tempfile
 
 from migrate import files
 from migrate import pipeline
@@ -132,10 +133,20 @@ def newest_export(path):
 
 
 def model_module(code):
-    """Runs `model.py`'s text as a module and returns it (its `build` builds the model)."""
-    module = types.ModuleType("model")
-    module.__file__ = keras_code.MODEL_FILE
-    exec(compile(code, keras_code.MODEL_FILE, "exec"), module.__dict__)  # Our own text.
+    """Imports `model.py`'s text as the module a user imports and returns it (its `build`
+    builds the model).
+
+    The text is written to a temporary `model.py` and imported from there, as
+    `--model=module:callable` imports a user's module: the toolkit never
+    evaluates text of its own either.
+    """
+    with tempfile.TemporaryDirectory() as directory:
+        path = os.path.join(directory, keras_code.MODEL_FILE)
+        with open(path, "w", encoding="utf-8") as file:
+            file.write(code)
+        spec = importlib.util.spec_from_file_location("model", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
     return module
 
 
