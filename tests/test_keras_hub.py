@@ -239,7 +239,8 @@ def test_verify_settings_pairs_validate_and_round_trip_and_old_documents_load():
 def test_docs_keras_hub_commands_run_as_written(cli_in_process, bert_tiny, tmp_path):
     text = docs_text.page("targets")
     section = text[text.index("## Porting into keras-hub"):text.index("## keras.applications")]
-    (block,) = [block for block in docs_text.blocks(section) if block.kind == "sh"]
+    runner = "tests/test_keras_hub.py::test_docs_keras_hub_commands_run_as_written"
+    (block,) = [block for block in docs_text.blocks(section) if block.runner == runner]
     build, *commands = [shlex.split(command.line) for command in docs_text.commands(block.body)]
     assert build == ["python", "-m", "legacy_graphs", "google_bert", "--output_dir=bert"]
     # What that command writes (the session's build of it, with the same defaults).

@@ -68,7 +68,7 @@ def test_a_keras_3_depthwise_kernel_has_the_depthwise_kind_by_its_layer_class():
     weights = [_target("conv_dw_1/kernel", (3, 3, 8, 1)),
                _target("conv_pw_1/kernel", (1, 1, 8, 16))]
     classes = {"conv_dw_1/kernel": "DepthwiseConv2D", "conv_pw_1/kernel": "Conv2D"}
-    targets = items.target_items(weights, lambda weight: True, classes)
+    targets = items.target_items(weights, lambda weight: True, layer_classes=classes)
     assert [(target.kind, target.layer_class) for target in targets] == [
         ("depthwise_kernel", "DepthwiseConv2D"), ("kernel", "Conv2D")]
     matches, unmatched_sources, unmatched_targets = align.align(sources, targets)
@@ -303,7 +303,7 @@ def test_keras_applications_efficientnet_has_its_normalization_left_and_depthwis
     model = keras.applications.EfficientNetB0(weights=None, input_shape=(32, 32, 3))
     targets = items.target_items(
         [weight for weight, _ in target_model.weights(model).values()], lambda weight: True,
-        items.layer_classes(model, target_model.weight_path))
+        layer_classes=items.layer_classes(model, target_model.weight_path))
     left = model_sets.preprocessing(targets)
     assert [item.target.name for item in left] == [
         "normalization/mean", "normalization/variance", "normalization/count"]

@@ -303,6 +303,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         ordered, lambda weight: weight.trainable or options.keep == "model_state", target_uses,
         group_attention=any(item.layout == items_lib.ATTENTION for item in sources),
         layer_classes=items_lib.layer_classes(model, target_model.weight_path))
+    created = {id(target): index for index, target in enumerate(targets)}
     if target_uses:
         sources = items_lib.dataflow_ordered(sources)
         targets = items_lib.dataflow_ordered(targets)
@@ -319,7 +320,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                          if all(target is not other for other in taken)]
     # Preprocessing statistics are the model's own; a weight no source can fill is left as
     # built only while parity runs, and stays so only if the outputs then match.
-    left = model_sets.preprocessing(unmatched_targets)
+    # Written in the order the model made them (`mean`, `variance`, `count`), not the dataflow's.
+    left = model_sets.preprocessing(
+        sorted(unmatched_targets, key=lambda target: created.get(id(target), 0)))
     unmatched_targets = model_sets.remaining(unmatched_targets, left)
     drop_reasons = {item.name: align_lib.drop_reason(item, targets, matches, unmatched_sources,
                                                      unmatched_targets)
