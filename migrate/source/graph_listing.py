@@ -87,8 +87,8 @@ def describe(graph):
     # Unlike `candidate_outputs` (which lists every unread output tensor, the deepest first,
     # for a message), a person reads this list: an op with any forward consumer is no end of
     # the forward pass, and control flow's plumbing and non-values are left out.
-    terminal = [op for op in computed
-                if not any(consumer in forward for consumer in walk.consumers.get(op.name, ()))
+    unread = walk.unread(forward)
+    terminal = [op for op in computed if unread.issuperset(walk.nodes[op.name][2])
                 and op.name not in walk.controlling and _is_value(op.outputs[0])
                 and not _passes_control_flow_output(op, walk)]
     for op in terminal[:MAX_TERMINAL_OUTPUTS]:

@@ -96,6 +96,13 @@ class GraphNodes:
         """Returns the names of the ops whose outputs op `name` reads, each once."""
         return list(dict.fromkeys(_op_of(tensor) for tensor in self.nodes[name][1]))
 
+    def unread(self, forward):
+        """Returns the output tensors of the ops in `forward` that no op in `forward` reads."""
+        read = {tensor for name in forward for tensor in self.nodes[name][1]
+                if _op_of(tensor) in forward}
+        return {tensor for name in forward for tensor in self.nodes[name][2]
+                if tensor not in read}
+
     def reach(self, starts, excluded, stops=()):
         """Returns the ops reachable from `starts` by data edges, `starts` included, none of
         `excluded`; an op of a type in `stops` is reached but not passed."""
@@ -155,12 +162,10 @@ def candidate_outputs(graph):
         forward -= loss_side
         compared = {tensor for name in loss_side for tensor in nodes[name][1]
                     if _op_of(tensor) in forward}
-    read = set()
-    for name in forward:
-        read.update(tensor for tensor in nodes[name][1] if _op_of(tensor) in forward)
+    unread = walk.unread(forward)
     found = [(name, tensor) for name, (kind, _, outputs, _) in nodes.items()
              if name in forward and kind not in _PLACEHOLDER_TYPES
-             for tensor in outputs if tensor not in read or tensor in compared]
+             for tensor in outputs if tensor in unread or tensor in compared]
     kinds = {tensor: _kind_of(graph, nodes, tensor) for _, tensor in found}
     depth = _depths(nodes, forward)
     # Values first (not ids or predictions' classes), the deepest first: the
