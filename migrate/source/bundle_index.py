@@ -202,7 +202,20 @@ def extents_of(entries):
 def _message_fields(message):
     """Returns `{field number: [values]}` of a protobuf message: ints for varint and fixed
     fields, bytes for length-delimited ones; None when the bytes are not a message."""
+    found = _wire_fields(message)
+    if found is None:
+        return None
     fields = {}
+    for number, _, value in found:
+        fields.setdefault(number, []).append(value)
+    return fields
+
+
+def _wire_fields(message):
+    """Returns a protobuf message's fields in order, as `(number, wire type, value)` with
+    ints for varint and fixed fields and bytes for length-delimited ones; None when the
+    bytes are not a message. The one parser `entry_layout` and `stored_extents` share."""
+    found = []
     position = 0
     try:
         while position < len(message):
@@ -223,10 +236,10 @@ def _message_fields(message):
                 position += width
             else:
                 return None
-            fields.setdefault(number, []).append(value)
+            found.append((number, wire_type, value))
     except _Malformed:
         return None
-    return fields
+    return found
 
 
 class _Malformed(Exception):
@@ -340,38 +353,17 @@ def stored_extents(index_bytes):
         return None
     extents = {}
     for key, value in records:
-        fields = _scalar_fields(value) if key != _HEADER_KEY else None
+        found = _wire_fields(value) if key != _HEADER_KEY else None
+        # The last of each field wins, as in protobuf; a field that is not a varint counts
+        # as present, with no value.
+        fields = None if found is None else {
+            number: field if wire_type == 0 else None for number, wire_type, field in found}
         # Field 7 holds a partitioned variable's slices; fields 3-5 shard, offset, size.
         if fields is None or _ENTRY_SLICES in fields:
             continue
         extents[key.decode("utf-8", "backslashreplace")] = tuple(
             fields.get(number) or 0 for number in _ENTRY_LOCATION)
     return extents
-
-
-def _scalar_fields(message):
-    """Returns `{field number: value}` of a protobuf message's varint fields (other fields
-    present map to None), or None when the bytes are not a message."""
-    fields = {}
-    position = 0
-    try:
-        while position < len(message):
-            tag, position = _varint(message, position)
-            number, wire_type = tag >> 3, tag & 7
-            if wire_type == 0:
-                fields[number], position = _varint(message, position)
-                continue
-            fields[number] = None
-            if wire_type == 2:
-                length, position = _varint(message, position)
-                position += length
-            elif wire_type in _FIXED_BYTES:
-                position += _FIXED_BYTES[wire_type]
-            else:
-                return None
-    except _Malformed:
-        return None
-    return fields if position == len(message) else None
 
 
 def read_index(index_bytes):

@@ -16,6 +16,8 @@ TensorArrayGatherV3:0`). This reads them from the graph itself:
 The forward pass is what the placeholders reach, leaving out the training
 graph: the gradients (`gradients/...`), summaries, and what only feeds a
 variable update or a saver (optimizer steps, moving averages, metrics).
+The graph is read and walked by `graph_outputs.GraphNodes`, the walk behind
+the error messages' candidate outputs too.
 
 Example:
 
@@ -25,13 +27,14 @@ Example:
 
 import re
 
+from migrate.source import graph_outputs
+
 # Ops that write state or record: what only feeds them is training, not the forward pass.
 _SINK_TYPES = frozenset({
     "Assign", "AssignAdd", "AssignSub", "AssignVariableOp", "AssignAddVariableOp",
     "AssignSubVariableOp", "ScatterAdd", "ScatterSub", "ScatterUpdate", "ScatterNdUpdate",
     "ResourceScatterAdd", "ResourceScatterUpdate", "SaveV2", "Save", "SaveSlices", "RestoreV2",
     "NoOp", "Assert"})
-_PLACEHOLDER_TYPES = ("Placeholder", "PlaceholderWithDefault", "PlaceholderV2")
 _SOURCE_TYPES = ("IteratorGetNext", "IteratorGetNextSync")
 # Control flow's own ops, and ops that only give shapes: never an output to compare.
 _PLUMBING_TYPES = ("Switch", "RefSwitch", "Merge", "RefMerge", "Enter", "RefEnter", "Exit",
@@ -72,19 +75,22 @@ def describe(graph):
         `LAST_SOFTMAX`, `LOGITS`, `LAST_LAYER_NORM`, `NAMED`, and `more_outputs` the
         terminal tensors past `MAX_TERMINAL_OUTPUTS` left out of the list.
     """
-    edges = _Edges(graph.get_operations())
-    update_only = _update_only(edges)
-    forward = _forward(edges, update_only)
-    placeholders = [op for op in edges.operations if op.type in _PLACEHOLDER_TYPES
-                    and not _TRAINING_SCOPE.search(op.name + "/")]
-    listed = [{**_tensor(op.outputs[0]), "forward": op.name in forward} for op in placeholders]
-    computed = [op for op in edges.operations if op.name in forward
-                and op.type not in (*_PLACEHOLDER_TYPES, *_PLUMBING_TYPES) and op.outputs]
+    walk = graph_outputs.GraphNodes(graph)
+    operations = graph.get_operations()
+    placeholders = walk.placeholders()
+    forward = _forward(walk, placeholders, _update_only(walk))
+    listed = [{**_tensor(graph.get_operation_by_name(name).outputs[0]), "forward": name in forward}
+              for name in placeholders]
+    computed = [op for op in operations if op.name in forward and op.name not in placeholders
+                and op.type not in _PLUMBING_TYPES and op.outputs]
     reasons = {}
-    terminal = [op for op in computed
-                if not any(consumer in forward for consumer in edges.consumers[op.name])
-                and op.name not in edges.controlling and _is_value(op.outputs[0])
-                and not _passes_control_flow_output(op, edges)]
+    # Unlike `candidate_outputs` (which lists every unread output tensor, the deepest first,
+    # for a message), a person reads this list: an op with any forward consumer is no end of
+    # the forward pass, and control flow's plumbing and non-values are left out.
+    unread = walk.unread(forward)
+    terminal = [op for op in computed if unread.issuperset(walk.nodes[op.name][2])
+                and op.name not in walk.controlling and _is_value(op.outputs[0])
+                and not _passes_control_flow_output(op, walk)]
     for op in terminal[:MAX_TERMINAL_OUTPUTS]:
         reasons.setdefault(op, []).append(NO_FORWARD_CONSUMER)
     softmaxes = [op for op in computed if op.type == "Softmax"]
@@ -98,28 +104,11 @@ def describe(graph):
     norms = _last_of_scopes(computed, _LAYER_NORM)
     if norms:
         reasons.setdefault(norms[-1], []).append(LAST_LAYER_NORM)
-    order = {op.name: index for index, op in enumerate(edges.operations)}
+    order = {name: index for index, name in enumerate(walk.nodes)}
     outputs = [{**_tensor(op.outputs[0]), "why": why}
                for op, why in sorted(reasons.items(), key=lambda item: order[item[0].name])]
     return {"placeholders": listed, "outputs": outputs,
             "more_outputs": max(0, len(terminal) - MAX_TERMINAL_OUTPUTS)}
-
-
-class _Edges:
-    """The graph's data edges by op name, read once (TensorFlow's `consumers()` is slow)."""
-
-    def __init__(self, operations):
-        self.operations = operations
-        self.consumers = {op.name: [] for op in operations}
-        self.inputs = {}
-        self.controlling = set()  # Ops other ops wait for: used, even with no data consumer.
-        self.types = {op.name: op.type for op in operations}
-        for op in operations:
-            producers = [tensor.op.name for tensor in op.inputs]
-            self.inputs[op.name] = producers
-            for producer in producers:
-                self.consumers[producer].append(op.name)
-            self.controlling.update(control.name for control in op.control_inputs)
 
 
 def _last_of_scopes(operations, pattern):
@@ -132,10 +121,10 @@ def _last_of_scopes(operations, pattern):
     return list(last.values())
 
 
-def _passes_control_flow_output(op, edges):
+def _passes_control_flow_output(op, walk):
     """An Identity of a functional loop's or cond's output (how TF 2 control flow names them)."""
-    return op.type == "Identity" and any(edges.types[producer] in _FUNCTIONAL_CONTROL_FLOW
-                                         for producer in edges.inputs[op.name])
+    return op.type == "Identity" and any(walk.nodes[producer][0] in _FUNCTIONAL_CONTROL_FLOW
+                                         for producer in walk.producers(op.name))
 
 
 def _is_value(tensor):
@@ -193,48 +182,38 @@ def _tensor(tensor):
             "shape": None if shape.rank is None else shape.as_list()}
 
 
-def _is_summary(op):
-    return op.type.endswith(("Summary", "SummaryV2"))
-
-
-def _update_only(edges):
+def _update_only(walk):
     """Names of the ops whose outputs only feed variable updates and savers.
 
     A summary records a value the model reports (its loss, an accuracy), so
-    what it reads is kept, though the summary itself is no output.
+    what it reads is kept, though the summary itself is no output. (Hence
+    not `walk.machinery`, which holds the summaries: what only feeds one is
+    listed here as a reported value.)
     """
-    sinks = {op.name for op in edges.operations
-             if op.type in _SINK_TYPES or op.type.startswith((
+    sinks = {name for name, (kind, *_) in walk.nodes.items()
+             if kind in _SINK_TYPES or kind.startswith((
                  "Apply", "ResourceApply", "ResourceSparseApply", "SparseApply"))}
     update_only, pending = set(sinks), list(sinks)
     while pending:
-        for producer in edges.inputs[pending.pop()]:
+        for producer in walk.producers(pending.pop()):
             # The gradients stay out: what feeds them (the loss) is the forward pass's end.
             if producer in update_only or _TRAINING_SCOPE.search(producer + "/"):
                 continue
-            if all(consumer in update_only for consumer in edges.consumers[producer]):
+            if all(consumer in update_only for consumer in walk.consumers.get(producer, ())):
                 update_only.add(producer)
                 pending.append(producer)
     return update_only
 
 
-def _forward(edges, update_only):
-    """Names of the ops the placeholders (or an input iterator) reach outside the training graph."""
-    summaries = {op.name for op in edges.operations if _is_summary(op)}
+def _forward(walk, placeholders, update_only):
+    """Names of the ops the placeholders (or an input iterator) reach outside the training graph.
 
-    def outside(name):
-        return (name not in update_only and name not in summaries
-                and not _TRAINING_SCOPE.search(name + "/"))
-
-    queue = [op.name for op in edges.operations
-             if op.type in (*_PLACEHOLDER_TYPES, *_SOURCE_TYPES) and outside(op.name)]
-    reached = set(queue)
-    while queue:
-        name = queue.pop()
-        if edges.types[name] in _SHAPE_READERS:
-            continue
-        for consumer in edges.consumers[name]:
-            if consumer not in reached and outside(consumer):
-                reached.add(consumer)
-                queue.append(consumer)
-    return reached
+    Wider than `candidate_outputs`' forward pass: an iterator starts it too, and an op that
+    reads only a shape is in it (so its input has a forward consumer), though not passed.
+    """
+    excluded = update_only | {name for name, (kind, *_) in walk.nodes.items()
+                              if kind.endswith(("Summary", "SummaryV2"))
+                              or _TRAINING_SCOPE.search(name + "/")}
+    starts = placeholders + [name for name, (kind, *_) in walk.nodes.items()
+                             if kind in _SOURCE_TYPES]
+    return walk.reach(starts, excluded, stops=_SHAPE_READERS)

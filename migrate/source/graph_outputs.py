@@ -13,6 +13,11 @@ the forward tensors they read (the logits) are candidates.
 Works on a `tf.Graph`, a `GraphDef` or a `MetaGraphDef` (top-level nodes; a
 function's body stays inside its call), so a listing needs no import of the
 graph.
+
+`GraphNodes` is the one walk of a graph: its ops and data edges read once,
+its placeholders, the training machinery and what a set of sources reaches.
+`candidate_outputs` and `graph_listing.describe` (`inspect --graph`) both
+build on it.
 """
 
 import re
@@ -45,6 +50,75 @@ _CONTROL_FLOW_TYPES = frozenset({"Enter", "While", "StatelessWhile", "If", "Stat
                                  "PartitionedCall", "StatefulPartitionedCall"})
 
 
+class GraphNodes:
+    """A graph's top-level ops and data edges, read once, and the walks over them.
+
+    Args:
+        graph: a `tf.Graph`, a `GraphDef` or a `MetaGraphDef`.
+
+    Attributes:
+        graph: what was read.
+        nodes: `{op name: (type, data input tensors, output tensors, dtype)}`,
+            in graph order (see `_nodes`).
+        consumers: `{op name: names of the ops reading one of its outputs}`.
+        controlling: names of the ops other ops wait for (control inputs).
+        machinery: names of the training machinery's and bookkeeping's ops
+            (gradients, optimizer updates, saving, summaries, initialisation).
+
+    Example:
+
+        walk = GraphNodes(graph)
+        walk.reach(walk.placeholders(), excluded=walk.machinery)  # the forward pass
+    """
+
+    def __init__(self, graph):
+        self.graph = graph
+        self.nodes = _nodes(graph)
+        self.consumers = {}
+        for name, (_, inputs, _, _) in self.nodes.items():
+            for tensor in inputs:
+                self.consumers.setdefault(_op_of(tensor), set()).add(name)
+        if hasattr(graph, "get_operations"):
+            self.controlling = {control.name for op in graph.get_operations()
+                                for control in op.control_inputs}
+        else:
+            self.controlling = {name[1:].split(":")[0] for node in _graph_def(graph).node
+                                for name in node.input if name.startswith("^")}
+        self.machinery = {name for name, (kind, *_) in self.nodes.items()
+                          if _is_machinery(name, kind)}
+
+    def placeholders(self):
+        """Returns the names of the placeholder ops outside the machinery, in graph order."""
+        return [name for name, (kind, _, outputs, _) in self.nodes.items()
+                if kind in _PLACEHOLDER_TYPES and outputs and name not in self.machinery]
+
+    def producers(self, name):
+        """Returns the names of the ops whose outputs op `name` reads, each once."""
+        return list(dict.fromkeys(_op_of(tensor) for tensor in self.nodes[name][1]))
+
+    def unread(self, forward):
+        """Returns the output tensors of the ops in `forward` that no op in `forward` reads."""
+        read = {tensor for name in forward for tensor in self.nodes[name][1]
+                if _op_of(tensor) in forward}
+        return {tensor for name in forward for tensor in self.nodes[name][2]
+                if tensor not in read}
+
+    def reach(self, starts, excluded, stops=()):
+        """Returns the ops reachable from `starts` by data edges, `starts` included, none of
+        `excluded`; an op of a type in `stops` is reached but not passed."""
+        seen = set()
+        stack = [name for name in starts if name not in excluded]
+        while stack:
+            name = stack.pop()
+            if name in seen:
+                continue
+            seen.add(name)
+            if self.nodes[name][0] not in stops:
+                stack.extend(consumer for consumer in self.consumers.get(name, ())
+                             if consumer not in seen and consumer not in excluded)
+        return seen
+
+
 def placeholders(graph):
     """Returns the graph's placeholders' tensor names, in the graph's order.
 
@@ -52,8 +126,8 @@ def placeholders(graph):
 
         placeholders(graph)  # ['input_ids:0', 'keep_prob:0']
     """
-    return [outputs[0] for name, (kind, _, outputs, _) in _nodes(graph).items()
-            if kind in _PLACEHOLDER_TYPES and outputs and not _is_machinery(name, kind)]
+    walk = GraphNodes(graph)
+    return [walk.nodes[name][2][0] for name in walk.placeholders()]
 
 
 def candidate_outputs(graph):
@@ -71,34 +145,27 @@ def candidate_outputs(graph):
 
         candidate_outputs(graph)  # ['logits/BiasAdd:0'] for a classifier's training graph
     """
-    nodes = _nodes(graph)
-    consumers = {}
-    for name, (_, inputs, _, _) in nodes.items():
-        for tensor in inputs:
-            consumers.setdefault(_op_of(tensor), set()).add(name)
-    machinery = {name for name, (kind, *_) in nodes.items() if _is_machinery(name, kind)}
-    sources = [name for name, (kind, *_) in nodes.items()
-               if kind in _PLACEHOLDER_TYPES and name not in machinery]
+    walk = GraphNodes(graph)
+    nodes, consumers, machinery = walk.nodes, walk.consumers, walk.machinery
+    sources = walk.placeholders()
     # What reads only a placeholder's shape (a zero state sized by the batch) is no output.
     shapes = {name for name, (kind, *_) in nodes.items() if kind in _SHAPE_TYPES}
-    forward = _reachable(sources, consumers, machinery | shapes)
+    forward = walk.reach(sources, machinery | shapes)
     compared = set()
     if any(_GRADIENTS_SCOPE.search(name) for name in machinery):
         # A training graph: what a label placeholder feeds is the loss and its
         # metrics, and what they read of the forward pass is its output.
         batched = _batched_placeholders(graph)
         labels = [name for name in sources if name in batched
-                  and _is_label(name, nodes, consumers, machinery)]
-        loss_side = _reachable(labels, consumers, machinery | shapes)
+                  and _is_label(name, walk)]
+        loss_side = walk.reach(labels, machinery | shapes)
         forward -= loss_side
         compared = {tensor for name in loss_side for tensor in nodes[name][1]
                     if _op_of(tensor) in forward}
-    read = set()
-    for name in forward:
-        read.update(tensor for tensor in nodes[name][1] if _op_of(tensor) in forward)
+    unread = walk.unread(forward)
     found = [(name, tensor) for name, (kind, _, outputs, _) in nodes.items()
              if name in forward and kind not in _PLACEHOLDER_TYPES
-             for tensor in outputs if tensor not in read or tensor in compared]
+             for tensor in outputs if tensor in unread or tensor in compared]
     kinds = {tensor: _kind_of(graph, nodes, tensor) for _, tensor in found}
     depth = _depths(nodes, forward)
     # Values first (not ids or predictions' classes), the deepest first: the
@@ -170,31 +237,17 @@ def _is_machinery(name, kind):
             or bool(_MACHINERY_SCOPE.search(name + "/")))
 
 
-def _reachable(starts, consumers, excluded):
-    """The ops reachable from `starts` by data inputs, `starts` included, none of `excluded`."""
-    seen = set()
-    stack = [name for name in starts if name not in excluded]
-    while stack:
-        name = stack.pop()
-        if name in seen:
-            continue
-        seen.add(name)
-        stack.extend(consumer for consumer in consumers.get(name, ())
-                     if consumer not in seen and consumer not in excluded)
-    return seen
-
-
-def _is_label(placeholder, nodes, consumers, machinery):
+def _is_label(placeholder, walk):
     """Whether nothing a placeholder feeds reads a weight or enters a loop or function.
 
     An input meets the weights (`MatMul(x, kernel)`); a label meets the model's
     output after the last weight (`SparseSoftmaxCrossEntropyWithLogits(logits, labels)`).
     """
-    for name in _reachable([placeholder], consumers, machinery):
-        kind, inputs, *_ = nodes[name]
+    for name in walk.reach([placeholder], walk.machinery):
+        kind, inputs, *_ = walk.nodes[name]
         if kind in _CONTROL_FLOW_TYPES or kind in _VARIABLE_READS:
             return False
-        if any(_reads_variable(tensor, nodes) for tensor in inputs):
+        if any(_reads_variable(tensor, walk.nodes) for tensor in inputs):
             return False
     return True
 
@@ -204,8 +257,7 @@ def _batched_placeholders(graph):
     if hasattr(graph, "get_operations"):
         return {op.name for op in graph.get_operations() if op.type in _PLACEHOLDER_TYPES
                 and op.outputs and (op.outputs[0].shape.rank or 0) >= 1}
-    graph_def = getattr(graph, "graph_def", graph)
-    return {node.name for node in graph_def.node if node.op in _PLACEHOLDER_TYPES
+    return {node.name for node in _graph_def(graph).node if node.op in _PLACEHOLDER_TYPES
             and "shape" in node.attr and not node.attr["shape"].shape.unknown_rank
             and len(node.attr["shape"].shape.dim) >= 1}
 
@@ -234,10 +286,9 @@ def _nodes(graph):
         return {op.name: (op.type, [tensor.name for tensor in op.inputs],
                           [tensor.name for tensor in op.outputs], None)
                 for op in graph.get_operations()}
-    graph_def = getattr(graph, "graph_def", graph)  # A MetaGraphDef holds its GraphDef.
     nodes = {}
     used = {}
-    for node in graph_def.node:
+    for node in _graph_def(graph).node:
         inputs = [name if ":" in name else name + ":0"
                   for name in node.input if not name.startswith("^")]
         dtype = next((node.attr[key].type for key in _DTYPE_ATTRS if key in node.attr), None)
@@ -249,3 +300,7 @@ def _nodes(graph):
                        key=lambda tensor: int(tensor.rsplit(":", 1)[1]))
         nodes[name] = (kind, inputs, outputs + extra, dtype)
     return nodes
+
+
+def _graph_def(graph):
+    return getattr(graph, "graph_def", graph)  # A MetaGraphDef holds its GraphDef.
