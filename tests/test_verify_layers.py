@@ -476,7 +476,7 @@ def test_a_layer_returning_its_states_is_compared_on_its_sequence(tmp_path):
 
 
 # TF 0.x's static stack of three BasicLSTMCells, the first cut as if TF1 kept Keras' gate order.
-_TF0X_FIRST_LAYER_MISTAKE = f"""
+_TF0X_FIRST_LAYER_MISTAKE = """
 [[rule]]
 match = 'RNN/MultiRNNCell/Cell0/BasicLSTMCell/Linear/Bias'
 target = 'lstm_0/lstm_cell/bias'
@@ -488,7 +488,7 @@ target = 'lstm_0/lstm_cell'
 source_part = 'Linear/Matrix'
 target_parts = ['kernel', 'recurrent_kernel']
 axis = 0
-sizes = [{{features}}, {{units}}]
+sizes = [{features}, {units}]
 
 [[rule]]
 match = 'RNN/MultiRNNCell/Cell(\\d)/BasicLSTMCell'

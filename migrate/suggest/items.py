@@ -3,7 +3,6 @@
 import dataclasses
 import re
 
-from migrate.suggest import dataflow
 
 # The kind of weight a TF1 part name or a Keras weight name says it is.
 WEIGHT_KINDS = {
