@@ -146,7 +146,7 @@ def candidate_outputs(graph):
         candidate_outputs(graph)  # ['logits/BiasAdd:0'] for a classifier's training graph
     """
     walk = GraphNodes(graph)
-    nodes, consumers, machinery = walk.nodes, walk.consumers, walk.machinery
+    nodes, machinery = walk.nodes, walk.machinery
     sources = walk.placeholders()
     # What reads only a placeholder's shape (a zero state sized by the batch) is no output.
     shapes = {name for name, (kind, *_) in nodes.items() if kind in _SHAPE_TYPES}
