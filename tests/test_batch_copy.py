@@ -20,7 +20,8 @@ import migrate
 from migrate import pipeline
 from migrate import zoo
 from migrate.batch import copy_plan
-from migrate.batch import worker as batch_worker
+from migrate.batch import jobs as batch_jobs
+from migrate.batch import pool as batch_pool
 from migrate.mapping.table import MappingTable
 from migrate.mapping.table import load_table
 from migrate.output import bundle
@@ -182,7 +183,7 @@ def test_copy_workers_convert_with_tensorflow_and_keras_unimportable(prefix, tmp
     options = migrate.ConversionOptions()
     table_text = open(ENTRY.table_path, encoding="utf-8").read()
     table = MappingTable.from_text(table_text, origin=ENTRY.table_path)
-    settings = batch_worker.BatchSettings(table=ENTRY.table_path, table_text=table_text,
+    settings = batch_jobs.BatchSettings(table=ENTRY.table_path, table_text=table_text,
                                           table_sha256=table.sha256, model=MODEL,
                                           check_current=False)
     checkpoint = pipeline.open_checkpoint(prefix, options)
@@ -197,7 +198,7 @@ def test_copy_workers_convert_with_tensorflow_and_keras_unimportable(prefix, tmp
     for step, source in enumerate(sources, 1):
         layout, _ = copy_plan.source_layout(source, use_meta=True)
         assert layout == plan.layout
-        jobs.append(batch_worker.Job(source=source, relative=f"model.ckpt-{step}",
+        jobs.append(batch_jobs.Job(source=source, relative=f"model.ckpt-{step}",
                                      output=str(tmp_path / "out" / f"model.ckpt-{step}"),
                                      layout=layout))
     # The workers import these from a directory put first on their path, where importing
@@ -210,7 +211,7 @@ def test_copy_workers_convert_with_tensorflow_and_keras_unimportable(prefix, tmp
     monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
         [str(blocked), *sys.path[:1], os.environ.get("PYTHONPATH", "")]))
     monkeypatch.syspath_prepend(str(blocked))
-    results = batch_worker.run_pool(jobs, settings, workers=2,
+    results = batch_pool.run_pool(jobs, settings, workers=2,
                                     plans={plan.layout: plan.to_text()})
     assert [(result.relative, result.status, result.reason) for result in sorted(
         results, key=lambda result: result.relative)] == [

@@ -100,13 +100,13 @@ def test_dead_letter_output_holds_exactly_the_failed_results(train, tmp_path):
     from apache_beam.testing import util as beam_testing
 
     from migrate.batch import beam as beam_runner
-    from migrate.batch import worker as batch_worker
+    from migrate.batch import jobs as batch_jobs
 
     text = open(ENTRY.table_path, encoding="utf-8").read()
-    settings = batch_worker.BatchSettings(
+    settings = batch_jobs.BatchSettings(
         table=ENTRY.table_path, table_text=text,
         table_sha256=migrate.MappingTable.from_text(text).sha256, model=ENTRY.model_factory)
-    jobs = [batch_worker.Job(source=os.path.join(train, relative), relative=relative,
+    jobs = [batch_jobs.Job(source=os.path.join(train, relative), relative=relative,
                              output=str(tmp_path / relative)) for relative in (
         "run1/model.ckpt-1", CORRUPT)]
 

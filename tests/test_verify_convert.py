@@ -68,6 +68,7 @@ def test_keep_failed_keeps_the_output_with_the_failure_recorded(prefix, tmp_path
 
 
 def test_batch_worker_verifies_each_checkpoint_and_says_why_one_failed(prefix, tmp_path):
+    from migrate.batch import jobs
     from migrate.batch import worker
 
     options = _options(keep="trainable")
@@ -75,11 +76,11 @@ def test_batch_worker_verifies_each_checkpoint_and_says_why_one_failed(prefix, t
     assert type(options).from_json(json.loads(json.dumps(options.to_json()))) == options
     from migrate.mapping.table import MappingTable
 
-    settings = worker.BatchSettings(
+    settings = jobs.BatchSettings(
         table=ENTRY.table_path, table_text=open(ENTRY.table_path).read(),
         table_sha256=MappingTable.load(ENTRY.table_path).sha256, model=ENTRY.model_factory,
         options=options)
-    job = worker.Job(source=prefix, relative="model", output=str(tmp_path / "out"))
+    job = jobs.Job(source=prefix, relative="model", output=str(tmp_path / "out"))
     result = worker.Converter(settings).convert(job)
-    assert result.status == worker.Status.FAILED
+    assert result.status == jobs.Status.FAILED
     assert "differs from the legacy graph" in result.reason and not os.path.exists(job.output)

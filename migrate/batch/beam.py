@@ -26,7 +26,8 @@ from apache_beam.options.pipeline_options import StandardOptions
 
 from migrate import errors
 from migrate import files
-from migrate.batch import worker as batch_worker
+from migrate.batch import jobs as batch_jobs
+from migrate.batch import pool as batch_pool
 
 RESULTS_MARK = ".batch-results-"
 # The runner used when the pipeline arguments name none. Beam's default, the
@@ -55,7 +56,7 @@ class ConvertCheckpoints(beam.DoFn):
     Args:
         settings: `BatchSettings.to_json()`.
         verbose: let the worker's standard error through.
-        plans: `{layout digest: CopyPlan text}` (`batch_worker.plan_copies`).
+        plans: `{layout digest: CopyPlan text}` (`batch_pool.plan_copies`).
     """
 
     def __init__(self, settings, verbose=False, plans=None):
@@ -71,12 +72,12 @@ class ConvertCheckpoints(beam.DoFn):
         self._worker = self._start_or_error()
 
     def process(self, job_document):
-        job = batch_worker.Job.from_json(job_document)
-        if not isinstance(self._worker, batch_worker.WorkerProcess):
+        job = batch_jobs.Job.from_json(job_document)
+        if not isinstance(self._worker, batch_pool.WorkerProcess):
             # Only after a worker died on its checkpoint (or could not start).
             self._worker = self._start_or_error()
         if isinstance(self._worker, str):
-            result = batch_worker.ItemResult.for_job(job, batch_worker.Status.FAILED,
+            result = batch_jobs.ItemResult.for_job(job, batch_jobs.Status.FAILED,
                                                      self._worker)
             self._worker = None
         else:
@@ -85,20 +86,20 @@ class ConvertCheckpoints(beam.DoFn):
             if not alive:
                 self._worker.stop()
                 self._worker = None
-        if result.status == batch_worker.Status.FAILED.value:
+        if result.status == batch_jobs.Status.FAILED.value:
             yield beam.pvalue.TaggedOutput(DEAD_LETTER, result.to_json())
         else:
             yield result.to_json()
 
     def teardown(self):
-        if isinstance(self._worker, batch_worker.WorkerProcess):
+        if isinstance(self._worker, batch_pool.WorkerProcess):
             self._worker.stop()
         self._worker = None
 
     def _start_or_error(self):
         """Returns a ready `WorkerProcess`, or the reason it could not start."""
-        worker = batch_worker.WorkerProcess(
-            batch_worker.BatchSettings.from_json(self._settings), verbose=self._verbose,
+        worker = batch_pool.WorkerProcess(
+            batch_jobs.BatchSettings.from_json(self._settings), verbose=self._verbose,
             plans=self._plans, with_model=False)
         try:
             worker.start()
@@ -118,13 +119,13 @@ def add_conversion(pipeline, jobs, settings, results_path, *, verbose=False, pla
 
     Args:
         pipeline: a `beam.Pipeline`.
-        jobs: the `batch_worker.Job`s.
-        settings: a `batch_worker.BatchSettings`.
+        jobs: the `batch_jobs.Job`s.
+        settings: a `batch_jobs.BatchSettings`.
         results_path: where `{"converted": [...], "dead_letter": [...]}` of
             `ItemResult` documents is written.
         verbose: let the workers' standard error through.
         plans: `{layout digest: CopyPlan text}` for the jobs whose `layout`
-            names one (`batch_worker.plan_copies`).
+            names one (`batch_pool.plan_copies`).
 
     Returns:
         The final `PCollection`.
@@ -148,8 +149,8 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
     """Runs the conversion of `jobs` as a Beam pipeline and waits for it.
 
     Args:
-        jobs: the `batch_worker.Job`s.
-        settings: a `batch_worker.BatchSettings`.
+        jobs: the `batch_jobs.Job`s.
+        settings: a `batch_jobs.BatchSettings`.
         output_dir: the batch's output directory; the results pass through a
             hidden file there, so the runner's workers must be able to write it.
         pipeline_args: Beam's own arguments, e.g. `["--runner=FlinkRunner", ...]`;
@@ -157,13 +158,13 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
         verbose: let the workers' standard error through.
 
     Returns:
-        The `batch_worker.ItemResult`s: the converted ones, then the dead letters.
+        The `batch_jobs.ItemResult`s: the converted ones, then the dead letters.
     """
     results_path = files.join(output_dir, f"{RESULTS_MARK}{uuid.uuid4().hex[:8]}.json")
     # Planned here, once per source layout, in one worker process of this machine, for the
     # checkpoints whose outputs are not up to date (a rerun with nothing to do plans nothing).
-    stale = [job for job in jobs if batch_worker.skipped_result(job, settings) is None]
-    plans, planned, planner = batch_worker.plan_copies(stale, settings, verbose=verbose)
+    stale = [job for job in jobs if batch_jobs.skipped_result(job, settings) is None]
+    plans, planned, planner = batch_pool.plan_copies(stale, settings, verbose=verbose)
     if planner is not None:
         planner.stop()
     planned = {job.relative: job for job in planned}
@@ -175,7 +176,7 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
     finally:
         if files.exists(results_path):
             files.remove(results_path)
-    return [batch_worker.ItemResult.from_json(document)
+    return [batch_jobs.ItemResult.from_json(document)
             for document in documents[CONVERTED] + documents[DEAD_LETTER]]
 
 

@@ -47,7 +47,7 @@ def settings_key(settings):
 
     Example:
 
-    >>> from migrate.batch.worker import BatchSettings
+    >>> from migrate.batch.jobs import BatchSettings
     >>> key = settings_key(BatchSettings(table="t.toml", table_text="", table_sha256="ab",
     ...                                  model="m:f"))
     >>> sorted(key)

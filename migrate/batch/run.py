@@ -16,10 +16,12 @@ from migrate import errors
 from migrate import files
 from migrate import progress as progress_lib
 from migrate.batch import failures
+from migrate.batch import jobs as batch_jobs
+from migrate.batch import pool as batch_pool
 from migrate.batch import scan
 from migrate.batch import worker as batch_worker
+from migrate.batch.jobs import Status
 from migrate.batch.scan import find_checkpoints
-from migrate.batch.worker import Status
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.output import atomic
@@ -58,7 +60,7 @@ class BatchReport:
         table, table_sha256, model, keep, ema: how it converted.
         runner: "local" or "beam".
         workers: local worker processes (0: in this process).
-        items: one `batch_worker.ItemResult` per checkpoint (and per
+        items: one `batch_jobs.ItemResult` per checkpoint (and per
             directory that could not be scanned), in natural order.
         scan_notes: `ScanResult.notes`.
         seconds: wall time.
@@ -167,7 +169,7 @@ Received: timeout_per_checkpoint=0
 def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, workers=1,
                   force=False, options=None, runner=LOCAL_RUNNER, beam_options=(), show_progress=False,
                   verbose=False, hash_sources=False, recheck_outputs=False, retry_failed=False,
-                  timeout_per_checkpoint=batch_worker.DEFAULT_TIMEOUT_SECONDS):
+                  timeout_per_checkpoint=batch_pool.DEFAULT_TIMEOUT_SECONDS):
     """Converts every legacy checkpoint under `input_dir`, mirroring its layout under `output_dir`.
 
     `input_dir/run1/model.ckpt-1000` becomes the converted output directory
@@ -251,7 +253,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
                 f"Expected {name} to be True or False. Received: {name}={value!r}")
     input_dir, output_dir = scan.strip_slashes(input_dir), scan.strip_slashes(output_dir)
     loaded, text = _table_and_text(table)
-    settings = batch_worker.BatchSettings(
+    settings = batch_jobs.BatchSettings(
         table=loaded.origin, table_text=text, table_sha256=loaded.sha256,
         model=_factory_text(model), options=options or ConversionOptions(), force=force,
         hash_sources=hash_sources, recheck_outputs=recheck_outputs)
@@ -269,7 +271,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     except Exception as error:
         raise errors.OutputError(
             f"Cannot create output directory {output_dir}: {errors.first_line(error)}") from None
-    jobs = [batch_worker.Job(source=found.prefix, relative=found.relative,
+    jobs = [batch_jobs.Job(source=found.prefix, relative=found.relative,
                              output=files.join(output_dir, found.relative),
                              source_bytes=found.source_bytes) for found in scanned.found]
     notes = list(scanned.notes)
@@ -283,7 +285,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         ema=settings.options.ema, runner=runner,
         workers=workers if runner == LOCAL_RUNNER else 0, items=[], scan_notes=notes,
         report_path=files.join(output_dir, REPORT_NAME))
-    report.items = [batch_worker.ItemResult(source=failure["path"], relative=failure["relative"],
+    report.items = [batch_jobs.ItemResult(source=failure["path"], relative=failure["relative"],
                                             output="", status=Status.FAILED.value,
                                             reason=failure["reason"])
                     for failure in scanned.failures]
@@ -295,7 +297,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         record = remembered.get(job.relative)
         if (record is not None and not (force or retry_failed)
                 and failures.still_fails(record, job.source, key)):
-            results.append(batch_worker.ItemResult.for_job(
+            results.append(batch_jobs.ItemResult.for_job(
                 job, Status.FAILED, record["reason"],
                 verify_failed=bool(record.get("verify_failed")), deterministic=True,
                 fingerprint=record["fingerprint"], failed_before=True))
@@ -320,7 +322,7 @@ def _finish(report, results, jobs, started, remembered, key):
     deterministic failures as they stand now.
     """
     done = {result.relative for result in results}
-    missing = [batch_worker.ItemResult.for_job(
+    missing = [batch_jobs.ItemResult.for_job(
         job, Status.NOT_STARTED, "the batch was interrupted before this checkpoint was converted")
         for job in jobs if job.relative not in done]
     report.items.extend(results + missing)
@@ -351,7 +353,7 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
     # starts a worker (each imports TensorFlow and builds the model).
     remaining = []
     for job in jobs:
-        skipped = batch_worker.skipped_result(job, settings)
+        skipped = batch_jobs.skipped_result(job, settings)
         if skipped is None:
             remaining.append(job)
         else:
@@ -377,10 +379,10 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
             batch_worker.run_in_process(remaining, settings, on_result=on_result)
         else:
             # Planned once per source layout; the workers that copy import no TensorFlow.
-            plans, remaining, planner = batch_worker.plan_copies(
+            plans, remaining, planner = batch_pool.plan_copies(
                 remaining, settings, verbose=verbose,
                 timeout_per_checkpoint=timeout_per_checkpoint)
-            batch_worker.run_pool(remaining, settings, workers=workers, on_result=on_result,
+            batch_pool.run_pool(remaining, settings, workers=workers, on_result=on_result,
                                   verbose=verbose, timeout_per_checkpoint=timeout_per_checkpoint,
                                   plans=plans, ready=[planner] if planner else [])
     finally:

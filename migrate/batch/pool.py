@@ -1,0 +1,404 @@
+"""The parent side of a batch's worker processes: starts them, feeds them jobs, survives their deaths.
+
+`WorkerProcess` is one worker seen from the batch: a worker that dies or
+hangs turns into a failed result for its checkpoint only. `plan_copies`
+plans copies once per source layout in one worker that imports TensorFlow;
+`run_pool` converts the jobs in several workers, replacing any that die.
+
+Example:
+
+    settings = jobs.BatchSettings(table="table.toml", table_text=text, table_sha256=digest,
+                                  model="migrate.zoo.small_convnet:build_model")
+    plans, jobs, planner = plan_copies(jobs, settings)
+    results = run_pool(jobs, settings, workers=2, plans=plans,
+                       ready=[planner] if planner else ())
+"""
+
+import collections
+import dataclasses
+import json
+import os
+import re
+import selectors
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+from migrate import errors
+from migrate.batch import copy_plan
+from migrate.batch.jobs import ItemResult
+from migrate.batch.jobs import Status
+from migrate.batch.worker import ERROR_KEY
+from migrate.batch.worker import ERROR_KIND_KEY
+from migrate.batch.worker import PLAN_KEY
+from migrate.batch.worker import PLANS_KEY
+from migrate.batch.worker import REASON_KEY
+from migrate.batch.worker import WITH_MODEL_KEY
+from migrate.batch.worker import WORKER_MODULE
+
+_STOP_SECONDS = 10
+# A checkpoint whose worker sends no result for this long is given up on:
+# generous, since a multi-GB checkpoint on a slow filesystem takes minutes.
+DEFAULT_TIMEOUT_SECONDS = 1800.0
+_READ_BYTES = 1 << 16
+_CRASH_NOTE_CHARACTERS = 300
+# Lines that never say why a worker died: absl's note before the first log
+# line of a process, and TensorFlow's INFO, WARNING and ERROR lines ("I0000
+# 00:00:... cudart_stub.cc:31] ...", "E0000 ... failed call to cuInit"),
+# which a worker that imports TensorFlow only for this checkpoint (the others
+# were copied by a plan) writes after the job started. A failed CHECK is "F...".
+_NOT_A_CAUSE = re.compile(r"WARNING: All log messages before absl::InitializeLog\(\)"
+                          r"|[IWE]\d{4} \d\d:\d\d:\d\d")
+
+
+class WorkerProcess:
+    """One worker process, seen from the batch: a death turns into a failed result.
+
+    Args:
+        settings: a `BatchSettings`.
+        verbose: let the worker's standard error through (TensorFlow's logs).
+        plans: `{layout digest: CopyPlan text}` (`plan_copies`): the worker
+            converts the jobs of those layouts by them.
+        with_model: import TensorFlow and build the model at start; without
+            it (and with plans), the worker imports TensorFlow only for a
+            job no plan covers.
+    """
+
+    def __init__(self, settings, *, verbose=False, plans=None, with_model=True):
+        self._settings = settings
+        self._verbose = verbose
+        self._plans = dict(plans or {})
+        self.with_model = with_model or not self._plans
+        self._process = None
+        self._log = None
+        self._buffer = b""
+        self.job = None
+        self.submitted_at = None
+        self._log_offset = 0
+
+    def start(self):
+        """Starts the process; it imports TensorFlow and builds the model meanwhile (unless it
+        has copy plans)."""
+        environment = dict(os.environ)
+        environment.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+        if self._settings.options.builder:
+            environment["TF_USE_LEGACY_KERAS"] = "1"
+        else:
+            # Keras 2 behind tf.keras is only for legacy builders' graphs.
+            environment.pop("TF_USE_LEGACY_KERAS", None)
+        self._log = None if self._verbose else tempfile.TemporaryFile()
+        self._process = subprocess.Popen(
+            [sys.executable, "-m", WORKER_MODULE], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+            stderr=self._log, env=environment, close_fds=True)
+        # The worker finds the model factory's module where this process does.
+        self._send({"settings": self._settings.to_json(), PLANS_KEY: self._plans,
+                    WITH_MODEL_KEY: self.with_model,
+                    "sys_path": [path for path in sys.path if path]})
+
+    def wait_ready(self):
+        """Waits until the model is built.
+
+        Raises:
+            MigrateError: the worker could not load the table or the model
+                (the same error class as in this process), or died.
+        """
+        message = self._read_message()
+        if message is None:
+            raise errors.ModelError(
+                f"A batch worker died while starting: {self._death(last_line=True)}")
+        if ERROR_KEY in message:
+            kind = getattr(errors, message.get(ERROR_KIND_KEY, ""), None)
+            if not (isinstance(kind, type) and issubclass(kind, errors.MigrateError)):
+                kind = errors.MigrateError
+            raise kind(message[ERROR_KEY])
+
+    @property
+    def alive(self):
+        """False once the process is stopped (or died and was stopped)."""
+        return self._process is not None
+
+    def fileno(self):
+        return self._process.stdout.fileno()
+
+    def submit(self, job):
+        self.job = job
+        self.submitted_at = time.monotonic()
+        if self._log is not None:
+            self._log_offset = self._log.seek(0, os.SEEK_END)
+        try:
+            self._send(job.to_json())
+        except BrokenPipeError:
+            pass  # It died; `collect` reads the end of its output and says how.
+
+    def collect(self):
+        """Waits for the submitted job's result; a dead worker's job comes back as failed.
+
+        Returns:
+            `(ItemResult, alive)`.
+        """
+        job, self.job = self.job, None
+        message = self._read_message()
+        if message is None:
+            return ItemResult.for_job(job, Status.FAILED, self._death()), False
+        return ItemResult.from_json(message), True
+
+    def request_plan(self, job, *, timeout=DEFAULT_TIMEOUT_SECONDS):
+        """Asks the (ready) worker for a copy plan made from `job`'s checkpoint.
+
+        Args:
+            job: the `Job` whose checkpoint is planned.
+            timeout: seconds the planning may take (a checkpoint can hang a
+                worker while it is planned as while it is converted).
+
+        Returns:
+            `(CopyPlan text, "")`, or `(None, why not)`; a worker that died,
+            or sent nothing in time, is stopped then.
+        """
+        self._send({PLAN_KEY: job.to_json()})
+        if b"\n" not in self._buffer:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self, selectors.EVENT_READ)
+                if not selector.select(timeout):
+                    self.stop(kill=True)
+                    return None, (f"timed out: no plan after {timeout:g} s "
+                                  f"(timeout_per_checkpoint); the worker was killed")
+        message = self._read_message()
+        if message is None:
+            reason = self._death()
+            self.stop()
+            return None, reason
+        return message.get(PLAN_KEY), message.get(REASON_KEY, "")
+
+    def add_plans(self, plans):
+        """Hands the (ready, idle) worker copy plans for the jobs that follow."""
+        self._plans.update(plans)
+        self._send({PLANS_KEY: plans})
+
+    def time_out(self, seconds):
+        """Kills a worker that sent no result for its job in time; returns the job as failed."""
+        job, self.job = self.job, None
+        self.stop(kill=True)
+        return ItemResult.for_job(
+            job, Status.FAILED, f"timed out: no result after {seconds:g} s "
+                                f"(timeout_per_checkpoint); the worker was killed")
+
+    def stop(self, *, kill=False):
+        """Ends the process: closes its input, then kills it if it does not exit.
+
+        Args:
+            kill: kill it at once (it is hung, or the batch was interrupted).
+        """
+        if self._process is None:
+            return
+        try:
+            self._process.stdin.close()
+        except OSError:
+            pass
+        try:
+            if kill:
+                self._process.kill()
+            self._process.wait(timeout=_STOP_SECONDS)
+        except subprocess.TimeoutExpired:
+            self._process.kill()
+            self._process.wait()
+        self._process.stdout.close()
+        if self._log is not None:
+            self._log.close()
+        self._process = None
+
+    def _send(self, document):
+        self._process.stdin.write((json.dumps(document) + "\n").encode("utf-8"))
+        self._process.stdin.flush()
+
+    def _read_message(self):
+        while b"\n" not in self._buffer:
+            chunk = os.read(self.fileno(), _READ_BYTES)
+            if not chunk:
+                return None
+            self._buffer += chunk
+        line, _, self._buffer = self._buffer.partition(b"\n")
+        return json.loads(line)
+
+    def _death(self, *, last_line=False):
+        code = self._process.wait()
+        if code < 0:
+            how = f"the worker process died with {signal.Signals(-code).name}"
+        else:
+            how = f"the worker process exited with code {code}"
+        note = self._log_line(last=last_line)
+        where = "" if last_line else " while converting this checkpoint"
+        return how + where + (f" ({note})" if note else "")
+
+    def _log_line(self, *, last):
+        """Returns a line the worker wrote to standard error since the job started, if any.
+
+        The first line of a crash is the native error (TensorFlow's failed
+        CHECK, or faulthandler's "Fatal Python error"); the last line of a
+        start-up failure is the Python exception.
+        """
+        if self._log is None:
+            return ""
+        self._log.seek(self._log_offset)
+        text = self._log.read().decode("utf-8", "replace")
+        lines = [line.strip() for line in text.splitlines()
+                 if line.strip() and not _NOT_A_CAUSE.match(line.strip())]
+        if not lines:
+            return ""
+        return (lines[-1] if last else lines[0])[:_CRASH_NOTE_CHARACTERS]
+
+
+def plan_copies(jobs, settings, *, verbose=False,
+                timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS):
+    """Plans copies once per source layout, in one worker process that imports TensorFlow.
+
+    Each job's layout is read from its `.index` (and `.meta`) without
+    TensorFlow; the first checkpoint of each layout is planned
+    (`copy_plan.make`), and the jobs of a layout that planned as a copy get
+    its digest as their `layout`. The others keep the TensorFlow path, where
+    each is planned on its own and fails, if it does, with its own line.
+
+    Args:
+        jobs: the `Job`s.
+        settings: a `BatchSettings`.
+        verbose: let the planning worker's standard error through.
+        timeout_per_checkpoint: seconds the planning of one checkpoint may take;
+            a worker that hangs on it is killed, and its layout not planned.
+
+    Returns:
+        `(plans, jobs, planner)`: `{layout digest: CopyPlan text}`; the jobs,
+        in order, with their `layout` set where a plan applies; and the
+        planning worker, ready, holding the plans (for `run_pool`), or None.
+
+    Raises:
+        MigrateError: the worker could not load the table or the model.
+    """
+    if not copy_plan.may_copy(settings.options):
+        return {}, list(jobs), None
+    layouts = {}
+    for job in jobs:
+        layout, _ = copy_plan.source_layout(job.source, use_meta=settings.options.use_meta)
+        if layout is not None:
+            layouts[job.relative] = layout
+    plans, tried = {}, set()
+    planner = None
+    try:
+        for job in jobs:
+            layout = layouts.get(job.relative)
+            if layout is None or layout in tried:
+                continue
+            tried.add(layout)
+            if planner is None:
+                planner = WorkerProcess(settings, verbose=verbose)
+                planner.start()
+                planner.wait_ready()
+            text, _ = planner.request_plan(job, timeout=timeout_per_checkpoint)
+            if text is not None and copy_plan.CopyPlan.layout_of(text) == layout:
+                plans[layout] = text
+            if not planner.alive:  # It died on this checkpoint.
+                planner = None
+        if planner is not None and plans:
+            planner.add_plans(plans)
+    except BaseException:
+        if planner is not None:
+            planner.stop(kill=True)
+        raise
+    return plans, [dataclasses.replace(job, layout=layouts[job.relative])
+                   if layouts.get(job.relative) in plans else job for job in jobs], planner
+
+
+def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
+             timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS, plans=None, ready=()):
+    """Converts jobs in `workers` worker processes, replacing any that die or hang.
+
+    Args:
+        jobs: the `Job`s.
+        settings: a `BatchSettings`.
+        workers: number of worker processes (at least 1).
+        on_result: called with each `ItemResult` as it arrives.
+        verbose: let the workers' standard error through.
+        timeout_per_checkpoint: seconds a worker may take over one checkpoint;
+            a worker that sends no result in that time is killed, its
+            checkpoint reported as timed out, and a fresh worker goes on.
+        plans: `{layout digest: CopyPlan text}` from `plan_copies`; the
+            workers import TensorFlow only for jobs of no planned layout.
+        ready: started, ready workers to use first (`plan_copies`'s planner);
+            the pool stops them too.
+
+    Returns:
+        The `ItemResult`s in completion order.
+
+    Raises:
+        MigrateError: a worker could not load the table or the model.
+
+    Example:
+
+        results = run_pool(jobs, settings, workers=2, on_result=print)
+    """
+    pending = collections.deque(jobs)
+    pool = list(ready)
+    fresh_workers = [WorkerProcess(settings, verbose=verbose, plans=plans, with_model=False)
+                     for _ in range(min(workers, len(jobs)) - len(pool))]
+    results = []
+    selector = selectors.DefaultSelector()
+    finished = False
+
+    def dispatch(worker):
+        if pending:
+            worker.submit(pending.popleft())
+            selector.register(worker, selectors.EVENT_READ)
+
+    def deliver(result):
+        results.append(result)
+        if on_result is not None:
+            on_result(result)
+
+    def replace(worker):
+        pool.remove(worker)
+        if not pending:
+            return
+        # One like it: a worker with the model stays one (a copy worker imports no TensorFlow).
+        fresh = WorkerProcess(settings, verbose=verbose, plans=plans,
+                              with_model=worker.with_model)
+        pool.append(fresh)
+        fresh.start()
+        fresh.wait_ready()
+        dispatch(fresh)
+
+    try:
+        pool.extend(fresh_workers)
+        for worker in fresh_workers:
+            worker.start()
+        for worker in fresh_workers:
+            worker.wait_ready()
+        for worker in pool:
+            dispatch(worker)
+        while selector.get_map():
+            now = time.monotonic()
+            busy = [key.fileobj for key in selector.get_map().values()]
+            deadline = min(worker.submitted_at for worker in busy) + timeout_per_checkpoint
+            ready = selector.select(timeout=max(deadline - now, 0.0))
+            for key, _ in ready:
+                worker = key.fileobj
+                selector.unregister(worker)
+                result, alive = worker.collect()
+                deliver(result)
+                if alive:
+                    dispatch(worker)
+                else:
+                    worker.stop()
+                    replace(worker)
+            now = time.monotonic()
+            for worker in [key.fileobj for key in selector.get_map().values()]:
+                if now - worker.submitted_at >= timeout_per_checkpoint:
+                    selector.unregister(worker)
+                    deliver(worker.time_out(timeout_per_checkpoint))
+                    replace(worker)
+        finished = True
+    finally:
+        selector.close()
+        for worker in pool:
+            # Interrupted (Ctrl-C) or failing: do not wait for conversions in flight.
+            worker.stop(kill=not finished)
+    return results
