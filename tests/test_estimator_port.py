@@ -188,7 +188,7 @@ def test_a_normalizer_that_is_not_affine_is_refused_by_name():
             tf.math.log(values - 1.0)
     scope_ops = [op for op in graph.get_operations() if op.name.startswith("income_1/")]
     with pytest.raises(columns_lib.EstimatorError, match=r"'income' .*not affine \(Log"):
-        columns_lib._numeric_column("income", scope_ops, 1)
+        columns_lib.numeric_column("income", scope_ops, 1)
 
 
 def test_a_checkpoint_that_is_no_estimator_is_refused_in_one_line(cli_in_process, tmp_path):

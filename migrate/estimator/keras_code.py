@@ -21,7 +21,7 @@ column's order (`CategoricalIds(rotate=n)`).
 import json
 import re
 
-from migrate.estimator.columns import LINEAR_SCOPE
+from migrate.estimator.spec import LINEAR_SCOPE
 
 MODEL_FILE = "model.py"
 TABLE_FILE = "table.toml"

@@ -1,6 +1,6 @@
 """`port`: a canned Estimator's model_dir (or export) in; Keras code, its table and weights out.
 
-The Estimator is read from its graph (`columns.read_estimator`), written as
+The Estimator is read from its graph (`spec.read_estimator`), written as
 Keras code and a mapping table (`keras_code`), and its weights converted by
 the normal pipeline into the same output directory, so that
 
@@ -19,8 +19,9 @@ import tempfile
 
 from migrate import files
 from migrate import pipeline
-from migrate.estimator import columns as columns_lib
 from migrate.estimator import keras_code
+from migrate.estimator import spec as spec_lib
+from migrate.estimator.columns import EstimatorError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 
@@ -35,7 +36,7 @@ class PortReport:
 
     Attributes:
         estimator: the Estimator's class name, e.g. `DNNClassifier`.
-        spec: the `columns.EstimatorSpec` read from the graph.
+        spec: the `spec.EstimatorSpec` read from the graph.
         conversion: the `ConversionReport` of the weights.
         output: the output directory.
     """
@@ -91,16 +92,16 @@ def read_spec(checkpoint, *, vocabulary_dirs=()):
         directories.append(files.join(checkpoint.prefix, ASSETS_DIRECTORY))
         for signature in meta_graph.signature_def.values():
             feature_names.update({info.name: key for key, info in signature.inputs.items()})
-    return columns_lib.read_estimator(graph, checkpoint.variables,
-                                      vocabulary_dirs=tuple(directories),
-                                      feature_names=feature_names)
+    return spec_lib.read_estimator(graph, checkpoint.variables,
+                                   vocabulary_dirs=tuple(directories),
+                                   feature_names=feature_names)
 
 
 def _text_graph(prefix):
     """The graph.pbtxt an Estimator writes in its model_dir, when the checkpoint has no .meta."""
     path = files.join(os.path.dirname(prefix) or ".", GRAPH_TEXT_FILE)
     if not files.exists(path):
-        raise columns_lib.EstimatorError(
+        raise EstimatorError(
             f"{prefix} has no .meta and its directory no {GRAPH_TEXT_FILE}: the graph is what "
             f"says which Estimator it is. Expected an Estimator model_dir or export.")
     import tensorflow as tf
