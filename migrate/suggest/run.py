@@ -1,6 +1,5 @@
 """`migrate.suggest`: draft a table from a checkpoint and a model, then prove it."""
 
-import dataclasses
 import os
 import re
 import tempfile
@@ -9,11 +8,9 @@ from migrate import pipeline
 from migrate.errors import ArgumentError
 from migrate.errors import MigrateError
 from migrate.errors import OutputError
-from migrate.mapping.layouts import feature_columns
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
 from migrate.planning import target as target_model
-from migrate.planning.plan import pair_by_shape
 from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
 from migrate.suggest import align as align_lib
@@ -23,171 +20,18 @@ from migrate.suggest import draft_writer
 from migrate.suggest import items as items_lib
 from migrate.suggest import shared_cells
 from migrate.suggest import model_sets
+from migrate.suggest import report as report_lib
+from migrate.suggest import rules as rules_lib
 from migrate.suggest import tf1_structure
+from migrate.suggest.report import SuggestReport
 from migrate.verification import parity as parity_lib
 from migrate.verify_settings import VerifySettings
 
 SETTLED_BY_VALUE = "settled by value: the model's outputs match the legacy graph's"
 # Why parity was not run without verify settings (the library names no command-line flag).
 NO_OUTPUT_TENSOR = "no output_tensor: give verify settings naming the output tensor to compare"
-_PROBLEMS_LISTED = 5
 # `resolve_ambiguous`'s default: the layer-by-layer comparison settles them.
 BY_VALUE = "by_value"
-
-
-@dataclasses.dataclass
-class SuggestReport:
-    """A drafted table and what proves (or does not prove) it.
-
-    Attributes:
-        table: the draft as a `MappingTable`.
-        text: the draft's TOML text (rules with their evidence in comments).
-        output: where the draft was written, or None.
-        matches: one dict per match: source, target, transforms, evidence,
-            certain, decided_by (`dataflow`, `shape`, `name` or `order`).
-        dropped: source variables with no target, each `[name, shape]`; drafted as
-            `drop = true` rules for the user to confirm.
-        unfilled: target weights no source fills, each `[path, shape]`.
-        left_as_built: target weights the draft's `leave` rules leave as the
-            model built them, each `[path, shape, reason]`.
-        ambiguous: groups of `[source layer, target layer]` pairs that only
-            order told apart, left unsettled (no parity run, or it failed).
-        settled: the same groups, when parity settled them by value.
-        plan_problems: `Problem.describe()` texts of the draft's plan.
-        parity: the `VerifyReport` of the draft, or None when it was not run.
-        parity_note: why parity was not run (or could not compare), when it was not.
-        parity_failed: parity was asked for and could not compare (the
-            legacy graph refused to run, or the outputs' shapes differ):
-            unresolved, `parity_note` says why.
-        parity_option: the option that would let parity run or compare
-            (`output_tensor`, `builder`, `input_shape`, `feeds`, ...), as an
-            error's `option`; None when none would.
-    """
-
-    table: MappingTable
-    text: str
-    output: str | None
-    matches: list
-    dropped: list
-    unfilled: list
-    ambiguous: list
-    settled: list
-    plan_problems: list
-    parity: object = None
-    parity_note: str = ""
-    parity_failed: bool = False
-    parity_option: str | None = None
-    left_as_built: list = dataclasses.field(default_factory=list)
-
-    @property
-    def unresolved(self):
-        """Everything that keeps the draft from being proven, as one line each."""
-        return self.unresolved_lines()
-
-    def unresolved_lines(self, parity_suffix=""):
-        """`unresolved`, with `parity_suffix` after the note of parity that could not compare.
-
-        A caller names `parity_option` its own way there (the command line, by its flag).
-        """
-        lines = [f"unfilled target {path} {_text(shape)}" for path, shape in self.unfilled]
-        lines += ["ambiguous: " + ", ".join(f"{source} -> {target}" for source, target in group)
-                  for group in self.ambiguous]
-        lines += [f"plan: {problem}" for problem in self.plan_problems]
-        if self.parity is not None and not self.parity.passed:
-            # The verdict line; the layer-by-layer table is in the summary.
-            lines.append(f"parity: {self.parity.summary().splitlines()[0]}")
-        if self.parity_failed:
-            lines.append(f"parity: {self.parity_note}{parity_suffix}")
-        return lines
-
-    @property
-    def decided_by(self):
-        """How many matches each kind of evidence decided: `{dataflow, shape, name, order: n}`."""
-        counts = dict.fromkeys(align_lib.DECIDED_BY, 0)
-        for match in self.matches:
-            counts[match["decided_by"]] += 1
-        return counts
-
-    @property
-    def ok(self):
-        """True when the draft planned clean, nothing is unresolved and parity (if run) passed."""
-        return not self.unresolved
-
-    def summary(self, parity_suffix=""):
-        """Returns the lines a person reads; `parity_suffix` as for `unresolved_lines`."""
-        certain = sum(1 for match in self.matches if match["certain"])
-        decided = ", ".join(f"{kind} {count}" for kind, count in self.decided_by.items())
-        lines = [f"suggest: {len(self.matches)} matches ({certain} certain; decided by {decided}), "
-                 f"{len(self.table)} rules, {len(self.dropped)} source variable(s) dropped, "
-                 f"{len(self.unfilled)} target weight(s) unfilled"
-                 + (f", {len(self.left_as_built)} left as the model built them"
-                    if self.left_as_built else "")]
-        if self.dropped:
-            lines.append("  dropped (the draft says why for each; confirm or map them):")
-            lines += [f"    {name} {_text(shape)}" for name, shape in self.dropped]
-        if self.unfilled:
-            lines.append("  unfilled target weights, beside the dropped sources of the same shape:")
-            pairs = _pair(self.dropped, self.unfilled)
-            width = max(len(f"{s[0]} {_text(s[1])}") if s else 6 for s, _ in pairs)
-            for source, target in pairs:
-                left = f"{source[0]} {_text(source[1])}" if source else "(none)"
-                right = f"{target[0]} {_text(target[1])}" if target else "(none)"
-                lines.append(f"    {left.ljust(width)}  <->  {right}")
-        if self.left_as_built:
-            lines.append("  left as the model built them (leave rules; no source fills them):")
-            lines += [f"    {path} {_text(shape)}: {reason}"
-                      for path, shape, reason in self.left_as_built]
-        if self.settled:
-            lines.append(f"  settled by value: {_settled_text(self.settled)}")
-        for group in self.ambiguous:
-            lines.append("  AMBIGUOUS (same weights, parallel branches; order chose): " +
-                         ", ".join(f"{s} -> {t}" for s, t in group))
-        more = len(self.plan_problems) - _PROBLEMS_LISTED
-        lines.append("  plan: clean" if not self.plan_problems else
-                     f"  plan: {len(self.plan_problems)} problem(s): " + "; ".join(
-                         self.plan_problems[:_PROBLEMS_LISTED])
-                     + (f"; and {more} more (all in the draft)" if more > 0 else ""))
-        lines.append(f"  parity: {self.parity.summary()}" if self.parity is not None
-                     else f"  parity: not run ({self.parity_note}){parity_suffix}")
-        where = f" -> {self.output}" if self.output else ""
-        if not self.ok:
-            verdict = f"NOT proven ({len(self.unresolved)} unresolved)"
-        elif self.parity is None:
-            verdict = f"planned clean, not proven: {self.parity_note}{parity_suffix}"
-        else:
-            verdict = "proven"
-        lines.append(f"draft {verdict}{where}")
-        return "\n".join(lines)
-
-    def to_json(self):
-        return {
-            "ok": self.ok, "output": self.output, "rules": len(self.table),
-            "matches": self.matches, "decided_by": self.decided_by,
-            "dropped": [[name, list(shape)] for name, shape in self.dropped],
-            "unfilled": [[path, list(shape)] for path, shape in self.unfilled],
-            "left_as_built": [[path, list(shape), reason]
-                              for path, shape, reason in self.left_as_built],
-            "ambiguous": self.ambiguous, "settled": self.settled,
-            "plan_problems": self.plan_problems, "unresolved": self.unresolved,
-            "parity": None if self.parity is None else self.parity.to_json(),
-            "parity_note": self.parity_note, "parity_failed": self.parity_failed,
-            "parity_option": self.parity_option,
-        }
-
-
-def _text(shape):
-    return "[" + ", ".join(str(size) for size in shape) + "]"
-
-
-def _settled_text(groups):
-    layers = sum(len(group) for group in groups)
-    example = ", ".join(f"{source} -> {target}" for source, target in groups[0])
-    return (f"{len(groups)} group(s) of {layers} parallel layers with the same weights, where "
-            f"order chose and the outputs confirm it (e.g. {example})")
-
-
-def _pair(sources, targets):
-    return pair_by_shape(sources, targets, lambda item: tuple(item[1]), lambda item: tuple(item[1]))
 
 
 def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, verify=None,
@@ -346,7 +190,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     unmatched_targets = model_sets.remaining(unmatched_targets, never_had)
 
     def prove(current_matches):
-        rules = _draft_rules(current_matches, unmatched_sources, drop_reasons, left)
+        rules = rules_lib.draft_rules(current_matches, unmatched_sources, drop_reasons, left)
         text = _text_of(rules, checkpoint, model, current_matches, unmatched_sources,
                         unmatched_targets, ambiguous=[], settled=[])
         table = MappingTable.from_text(text, origin=output or "<draft>")
@@ -408,10 +252,10 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         # Nothing confirmed that the outputs do without them: unfilled, for the user.
         left = [item for item in left if all(item is not other for other in never_had)]
         unmatched_targets = [*unmatched_targets, *(item.target for item in never_had)]
-        problems = [*problems, *(f"unfilled: {weight.path} {_text(weight.shape)}: no source "
-                                 f"variable fills this target weight"
+        problems = [*problems, *(f"unfilled: {weight.path} {report_lib.shape_text(weight.shape)}: "
+                                 f"no source variable fills this target weight"
                                  for item in never_had for weight in item.target.weights)]
-    rules = _draft_rules(matches, unmatched_sources, drop_reasons, left)
+    rules = rules_lib.draft_rules(matches, unmatched_sources, drop_reasons, left)
     unconfirmed = [match for match in tied_unconfirmed
                    if any(match.target is target for target in unmatched_targets)]
     text = _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets,
@@ -531,97 +375,6 @@ def _apply_choice(matches, targets, choice):
     return changed
 
 
-def _split_rule(parts):
-    """One `split` layout rule for the matches of a fused source's parts (in part order)."""
-    parts = sorted(parts, key=lambda match: match.source.split[0])
-    scope, _, leaf = parts[0].source.name.rpartition("/")
-    names = [match.target.name.split("/") for match in parts]
-    common = 0
-    while all(len(name) > common + 1 and name[common] == names[0][common] for name in names):
-        common += 1
-    target = "/".join(names[0][:common])
-    reshape = any(tuple(match.target.shape) != tuple(match.source.shape) for match in parts)
-    return draft_writer.DraftRule(
-        members=[(scope, target)], layout="split", evidence=", ".join(parts[0].evidence),
-        certain=all(match.certain for match in parts),
-        decided_by=parts[0].decided_by if not all(match.certain for match in parts) else "",
-        parameters=(("source_part", leaf),
-                    ("target_parts", ["/".join(name[common:]) for name in names]),
-                    ("axis", -1), ("reshape", reshape))).literal()
-
-
-def _draft_rules(matches, unmatched_sources, drop_reasons, left=()):
-    mapping_rules, tied_rules, first_match = [], [], {}
-    split_parts = {}
-    for match in matches:
-        if match.source.split:
-            split_parts.setdefault(match.source.name, []).append(match)
-    split_rules = [_split_rule(parts) for parts in split_parts.values()]
-    matches = [match for match in matches if not match.source.split]
-    for match in matches:
-        first_match.setdefault(match.source.name, match)
-    for match in matches:
-        primary = first_match[match.source.name]
-        if match is not primary:
-            continue
-        tied = [other for other in matches
-                if other is not match and other.source.name == match.source.name]
-        rule = draft_writer.DraftRule(
-            members=[(match.source.name, _rule_target(match))], transforms=match.transforms,
-            layout=match.source.layout, parameters=_rule_parameters(match),
-            evidence=", ".join(
-                [*match.evidence, *(f"also {other.target.name}: " + ", ".join(other.evidence)
-                                    for other in tied)]),
-            certain=match.certain and all(other.certain for other in tied),
-            decided_by="" if match.certain else match.decided_by,
-            also=tuple((other.target.name, other.transforms) for other in tied))
-        # A tied rule stays literal, ahead of every folded rule, so none takes its name.
-        (tied_rules if tied else mapping_rules).append(rule.literal() if tied else rule)
-    drop_rules = [draft_writer.DraftRule(
-        members=[(variable.name, None)], drop=True,
-        evidence=drop_reasons[item.name])
-        for item in unmatched_sources for variable in item.variables]
-    intended = {}
-    for match in matches:
-        for variable in match.source.variables:
-            intended.setdefault(variable.name, _rule_target(match))  # A tied rule's `target`.
-    for rule in split_rules:
-        scope, target = rule.members[0]
-        intended[f"{scope}/{dict(rule.parameters)['source_part']}"] = target
-    for rule in drop_rules:
-        intended[rule.members[0][0]] = None
-    rules = split_rules + tied_rules + draft_writer.fold(mapping_rules) + draft_writer.fold_drops(
-        drop_rules, [name for name, target in intended.items() if target is not None])
-
-    def make_text(candidate):
-        return draft_writer.toml_text(candidate, header=["check"])
-
-    # `leave` rules name Keras weights, so no TF1 name can reach them: they come last.
-    return (draft_writer.check_folding(rules, make_text, intended)
-            + model_sets.draft_rules(left))
-
-
-def _rule_target(match):
-    """The rule's target: the weight, or for a one-weight layout (the roll) its layer."""
-    if match.source.layout == items_lib.VOCABULARY_OOV_ROLL:
-        return match.target.layer
-    return match.target.name
-
-
-def _rule_parameters(match):
-    """A layout's parameters the rule writes: what the graph gave, and parts not the defaults."""
-    if match.source.layout != items_lib.VOCABULARY_OOV_ROLL:
-        return ()
-    (part,) = match.source.parts
-    leaf = match.target.name.rpartition("/")[2]
-    written = [("oov_buckets", match.source.parameters["oov_buckets"])]
-    if part != feature_columns.SOURCE_PART:
-        written.append(("source_part", part))
-    if leaf != feature_columns.TARGET_PART:
-        written.append(("target_part", leaf))
-    return tuple(written)
-
-
 def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_targets, *,
              ambiguous, settled, problems=(), parity=None, parity_note="", unconfirmed_ties=()):
     header = [
@@ -643,7 +396,7 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
         footer.append(f"{draft_writer.AMBIGUOUS_MARK}: same weights in parallel branches, order "
                       f"chose: " + ", ".join(f"{source} -> {target}" for source, target in group))
     if settled:
-        footer.append(f"settled by value (parity): {_settled_text(settled)}")
+        footer.append(f"settled by value (parity): {report_lib.settled_text(settled)}")
     if unmatched_targets:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: no source variable fills these target "
                       f"weights (beside dropped sources of the same shape):")
@@ -651,19 +404,19 @@ def _text_of(rules, checkpoint, model, matches, unmatched_sources, unmatched_tar
                    for variable in item.variables]
         unfilled = [(weight.path, weight.shape) for item in unmatched_targets
                     for weight in item.weights]
-        for source, target in _pair(dropped, unfilled):
+        for source, target in report_lib.pair_entries(dropped, unfilled):
             if target is None:
                 continue
-            left = f"{source[0]} {_text(source[1])}" if source else "(none)"
-            footer.append(f"  {target[0]} {_text(target[1])}  <-  {left}")
+            left = f"{source[0]} {report_lib.shape_text(source[1])}" if source else "(none)"
+            footer.append(f"  {target[0]} {report_lib.shape_text(target[1])}  <-  {left}")
         footer.append("  (a weight the model sets itself, which no TF1 variable holds: a rule "
                       "`leave = 'PATH'` with its `reason` leaves it as the model built it)")
     for match in unconfirmed_ties:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: {match.target.name} "
-                      f"{_text(match.target.shape)} may be {match.source.name} transposed (tied "
-                      f"weights); the graph does not show it and no passing parity run confirmed "
-                      f"it: add `also = [{{target = '{match.target.name}', transform = "
-                      f"['transpose(1, 0)']}}]` to its rule if it is")
+                      f"{report_lib.shape_text(match.target.shape)} may be {match.source.name} "
+                      f"transposed (tied weights); the graph does not show it and no passing "
+                      f"parity run confirmed it: add `also = [{{target = '{match.target.name}', "
+                      f"transform = ['transpose(1, 0)']}}]` to its rule if it is")
     for problem in problems:
         footer.append(f"{draft_writer.UNRESOLVED_MARK}: plan: {problem}")
     if parity is not None:
