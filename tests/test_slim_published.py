@@ -48,7 +48,7 @@ def _published_copy(prefix, directory):
 
 def test_1001_class_v1_checkpoint_without_meta_matches_legacy_logits_without_background(
         trained, table, tmp_path):
-    from migrate.verification import inputs
+    from migrate.verification import legacy_feed
     from migrate.verification import legacy_run
     from migrate.verification import parity
     from migrate.zoo import resnet_v1_50
@@ -67,7 +67,7 @@ def test_1001_class_v1_checkpoint_without_meta_matches_legacy_logits_without_bac
     # The test keeps the `.meta` aside (beside the trained copy) to run the legacy graph.
     settings = parity.settings_from_arguments(**verify, batch_size=2)
     feed, (legacy_logits,), _, _ = legacy_run.run_legacy(
-        migrate.LegacyCheckpoint.open(trained), settings, inputs.keras_input_names(model))
+        migrate.LegacyCheckpoint.open(trained), settings, legacy_feed.keras_input_names(model))
     assert legacy_logits.shape == (2, 1001)
     keras_logits = np.asarray(model(feed.keras_inputs(), training=False))
     max_abs, max_rel = parity.compare(legacy_logits[:, 1:], keras_logits)

@@ -14,7 +14,9 @@ import numpy as np
 
 from migrate.errors import ArgumentError
 from migrate.verification import feature_values
+from migrate.verification import feed_arrays
 from migrate.verification import inputs as inputs_lib
+from migrate.verification import legacy_feed
 
 _PARSE_OPS = frozenset({"ParseExample", "ParseExampleV2"})
 _PASS_THROUGH_OPS = frozenset({"Identity", "Reshape", "ExpandDims", "Squeeze"})
@@ -113,7 +115,7 @@ def example_feed(graph, outputs, settings, keras_inputs, *, arrays=None, assets=
         graph: the imported legacy `tf.Graph`.
         outputs: the output tensors compared.
         settings: a `VerifySettings`.
-        keras_inputs: `inputs.keras_input_names(model)`.
+        keras_inputs: `legacy_feed.keras_input_names(model)`.
         arrays: `{name: array}` given directly, in place of the inputs file.
         assets: a SavedModel's `{asset tensor name: path}` (vocabulary files).
 
@@ -147,11 +149,11 @@ def example_feed(graph, outputs, settings, keras_inputs, *, arrays=None, assets=
             option="input_tensors")
     given = _given_rows(arrays, settings, features)
     rows = _rows(graph, features, given, settings, assets)
-    feed = inputs_lib.LegacyFeed(input_names=[placeholder.name],
+    feed = legacy_feed.LegacyFeed(input_names=[placeholder.name],
                                  arrays={placeholder.name: serialize(rows, features)})
     for name, value in dict(settings.feeds).items():
         tensor = inputs_lib.tensor_by_name(graph, name, "feeds")
-        feed.arrays[tensor.name] = inputs_lib.constant_feed(tensor, value, settings.batch_size)
+        feed.arrays[tensor.name] = feed_arrays.constant_feed(tensor, value, settings.batch_size)
     feed.keras_arrays = {name: rows[name] for name in keras_names}
     feed.keras_order = keras_names
     return feed
@@ -166,7 +168,7 @@ def _needed(graph, outputs):
 
 def _given_rows(arrays, settings, features):
     """Real rows by feature name, from `arrays` or the inputs file (`name` or `name:0`)."""
-    source = arrays if arrays is not None else inputs_lib.load_inputs_file(settings.inputs_file)
+    source = arrays if arrays is not None else feed_arrays.load_inputs_file(settings.inputs_file)
     given = {}
     for name, array in (source or {}).items():
         key = name[:-2] if name.endswith(":0") else name

@@ -30,7 +30,7 @@ from migrate.errors import ArgumentError
 from migrate.errors import MigrateError
 from migrate.errors import first_line
 from migrate.planning import target as target_model
-from migrate.verification import inputs as inputs_lib
+from migrate.verification import legacy_feed
 from migrate.verification import legacy_run
 
 _SKIPPED_OPS = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "Shape", "Size",
@@ -237,10 +237,10 @@ def compare_layers(checkpoint, model, settings, *, sources, ema=False, arrays=No
                         for tensor in tensors]
 
     feed, _, legacy, _ = legacy_run.run_legacy(
-        checkpoint, settings, inputs_lib.keras_input_names(model), ema=ema, arrays=arrays,
+        checkpoint, settings, legacy_feed.keras_input_names(model), ema=ema, arrays=arrays,
         extra_tensors=candidates)
     # The probe takes the model's own input structure (a dict for keras-hub's backbones).
-    outputs = probe(feed.keras_inputs(by_name=inputs_lib.takes_dict(model)), training=False)
+    outputs = probe(feed.keras_inputs(by_name=legacy_feed.takes_dict(model)), training=False)
     outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
     results = []
     for (layer, names, rules), output in zip(sources, outputs):

@@ -427,7 +427,7 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs, keras_
     Args:
         checkpoint: the opened `LegacyCheckpoint`.
         settings: a `VerifySettings`.
-        keras_inputs: `inputs.keras_input_names(model)`.
+        keras_inputs: `legacy_feed.keras_input_names(model)`.
         keras_outputs: the names of the Keras model's outputs.
         keras_output_groups: for a model of several outputs (a dict, such as
             `logits` and `probabilities`), `[(names, key)]` of each

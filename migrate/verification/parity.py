@@ -8,7 +8,7 @@ from migrate.errors import ArgumentError
 from migrate.errors import ModelError
 from migrate.errors import first_line
 from migrate.mapping import class_axis
-from migrate.verification import inputs as inputs_lib
+from migrate.verification import legacy_feed
 from migrate.verification import layers as layers_lib
 from migrate.verification import legacy_graph
 from migrate.verification import legacy_run
@@ -255,7 +255,7 @@ def prepare(checkpoint, model, settings, *, ema=False, arrays=None):
         ArgumentError: tensors, feeds or shapes that do not fit the graph.
         CheckpointError: no `.meta` and no builder, or the graph cannot be imported.
     """
-    keras_names = inputs_lib.keras_input_names(model)
+    keras_names = legacy_feed.keras_input_names(model)
     settings = _with_signature(checkpoint, model, settings, keras_names)
     return legacy_run.prepare(checkpoint, settings, keras_names, ema=ema, arrays=arrays)
 
@@ -305,11 +305,11 @@ def verify(checkpoint, model, settings, *, ema=False, plan=None, planned_model=N
         ModelError: the Keras output's shape differs from the legacy one
             (beyond size-1 axes).
     """
-    keras_names = inputs_lib.keras_input_names(model)
+    keras_names = legacy_feed.keras_input_names(model)
     settings = _with_signature(checkpoint, model, settings, keras_names)
     feed, legacy_outputs, _, legacy = legacy_run.run_legacy(checkpoint, settings, keras_names,
                                                             ema=ema, arrays=arrays, legacy=legacy)
-    keras_result = _run_keras(model, feed.keras_inputs(by_name=inputs_lib.takes_dict(model)))
+    keras_result = _run_keras(model, feed.keras_inputs(by_name=legacy_feed.takes_dict(model)))
     compared, notes = [], []
     for (keras_output, tensor), legacy_output in zip(settings.compared_outputs(),
                                                      legacy_outputs):
