@@ -2,7 +2,6 @@
 
 import os
 import re
-import tempfile
 
 from migrate import pipeline
 from migrate.errors import ArgumentError
@@ -10,6 +9,7 @@ from migrate.errors import MigrateError
 from migrate.errors import OutputError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
+from migrate.output import atomic
 from migrate.planning import target as target_model
 from migrate.source.roles import KEEP_MODES
 from migrate.source.roles import Role
@@ -263,7 +263,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
                     parity_note=parity_note, unconfirmed_ties=unconfirmed)
     table = MappingTable.from_text(text, origin=output or "<draft>")
     if output is not None:
-        _write_atomically(output, text)
+        atomic.write_file(output, text.encode("utf-8"))
     return SuggestReport(
         table=table, text=text, output=output,
         matches=[{"source": match.source.name, "target": match.target.name,
@@ -462,16 +462,3 @@ def _name_counters(model):
         return None
     counters = global_state.get_global_attribute("object_name_uids")
     return None if counters is None else dict(counters)
-
-
-def _write_atomically(path, text):
-    directory = os.path.dirname(os.path.abspath(path))
-    descriptor, temporary = tempfile.mkstemp(prefix=".partial-", suffix=".toml", dir=directory)
-    try:
-        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
-            file.write(text)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
