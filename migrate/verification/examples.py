@@ -128,7 +128,8 @@ def example_feed(graph, outputs, settings, keras_inputs, *, arrays=None, assets=
             given rows disagree in count.
     """
     feeds = set(dict(settings.feeds))
-    needed = [tensor for tensor in _needed(graph, outputs) if tensor.name not in feeds]
+    needed = [tensor for tensor in inputs_lib.dependent_on_all(graph, outputs)
+              if tensor.name not in feeds]
     if len(needed) != 1 or needed[0].dtype.name != "string":
         return None
     (placeholder,) = needed
@@ -157,13 +158,6 @@ def example_feed(graph, outputs, settings, keras_inputs, *, arrays=None, assets=
     feed.keras_arrays = {name: rows[name] for name in keras_names}
     feed.keras_order = keras_names
     return feed
-
-
-def _needed(graph, outputs):
-    found = {tensor.name for output in outputs
-             for tensor in inputs_lib.dependent_placeholders(graph, output)}
-    return [op.outputs[0] for op in graph.get_operations()
-            if op.outputs and op.outputs[0].name in found]
 
 
 def _given_rows(arrays, settings, features):

@@ -98,7 +98,7 @@ def build_feed(graph, output, settings, keras_input_names, *, arrays=None, asset
     keras_only = _keras_only_arrays(graph, arrays_from_file, all_keras_inputs, settings)
     keras_input_names = [(name, dtype) for name, dtype in all_keras_inputs
                          if name not in keras_only and name not in dict(settings.keras_feeds)]
-    needed = _dependent_on_all(graph, outputs)
+    needed = dependent_on_all(graph, outputs)
     feeds = dict(settings.feeds)
     keras_names = [name for name, _ in keras_input_names]
     if settings.input_pairs:
@@ -215,7 +215,7 @@ def _batch_size(tensors, facts, batch_size):
     return batch_size
 
 
-def _dependent_on_all(graph, outputs):
+def dependent_on_all(graph, outputs):
     """The placeholders any of `outputs` depends on, in graph order."""
     found = {tensor.name for output in outputs
              for tensor in dependent_placeholders(graph, output)}
