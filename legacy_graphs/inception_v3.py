@@ -56,14 +56,7 @@ def write_checkpoint(output_dir, *, steps=2, seed=0):
     Returns:
         The checkpoint prefix.
     """
-    tf = compat.import_tf_v1()
-    # As TF 1.x built it: its batch norm's `is_training` cond as Switch/Merge, reference
-    # variables; TensorFlow also builds and differentiates such a graph faster.
-    with compat.tf1_control_flow():
-        return training.train_and_save(
-            output_dir=output_dir,
-            build=training.image_classifier(define_graph, input_shape=INPUT_SHAPE,
-                                            num_classes=NUM_CLASSES, batch_size=BATCH_SIZE),
-            optimizer=lambda: tf.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM),
-            steps=steps,
-            seed=seed)
+    return training.train_image_classifier(
+        output_dir, define_graph, input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES,
+        batch_size=BATCH_SIZE, learning_rate=LEARNING_RATE, momentum=MOMENTUM, steps=steps,
+        seed=seed)

@@ -83,16 +83,8 @@ def write_checkpoint(output_dir, *, steps=6, seed=0, config=DEFAULT_CONFIG):
     Returns:
         The checkpoint prefix.
     """
-    tf = compat.import_tf_v1()
-    # As TF 1.x built it: its batch norm's `is_training` cond as Switch/Merge, reference
-    # variables; TensorFlow also builds and differentiates such a graph faster.
-    with compat.tf1_control_flow():
-        return training.train_and_save(
-            output_dir=output_dir,
-            build=training.image_classifier(lambda: define_graph(config), input_shape=INPUT_SHAPE,
-                                            num_classes=num_classes_for(config),
-                                            batch_size=BATCH_SIZE),
-            optimizer=lambda: tf.train.MomentumOptimizer(LEARNING_RATE, MOMENTUM),
-            steps=steps,
-            seed=seed)
+    return training.train_image_classifier(
+        output_dir, lambda: define_graph(config), input_shape=INPUT_SHAPE,
+        num_classes=num_classes_for(config), batch_size=BATCH_SIZE,
+        learning_rate=LEARNING_RATE, momentum=MOMENTUM, steps=steps, seed=seed)
 

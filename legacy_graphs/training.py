@@ -1,5 +1,6 @@
 """Trains a TF1 graph for a few steps and saves it the way TF1 users did."""
 
+import contextlib
 import os
 
 import numpy as np
@@ -93,3 +94,33 @@ def image_classifier(define_graph, *, input_shape, num_classes, batch_size):
     return softmax_classifier(define_graph, label_rank=1, make_batch=lambda rng: (
         rng.uniform(0.0, 1.0, (batch_size, *input_shape)).astype("float32"),
         rng.integers(0, num_classes, batch_size).astype("int32")))
+
+
+def train_image_classifier(output_dir, define_graph, *, input_shape, num_classes, batch_size,
+                           learning_rate, momentum, steps, seed, tf1_control_flow=True):
+    """Trains an image classifier with momentum on random images and saves it (`train_and_save`).
+
+    Args:
+        output_dir: directory that receives `model.ckpt-<steps>.*`.
+        define_graph: as for `softmax_classifier`.
+        input_shape, num_classes, batch_size: as for `image_classifier`.
+        learning_rate, momentum: the `MomentumOptimizer`'s.
+        steps: number of training steps.
+        seed: graph and data random seed.
+        tf1_control_flow: build the graph as TF 1.x did (`compat.tf1_control_flow`):
+            a batch norm's `is_training` cond as Switch/Merge, reference
+            variables; TensorFlow also builds and differentiates such a graph
+            faster.
+
+    Returns:
+        The checkpoint prefix.
+    """
+    tf = compat.import_tf_v1()
+    with compat.tf1_control_flow() if tf1_control_flow else contextlib.nullcontext():
+        return train_and_save(
+            output_dir=output_dir,
+            build=image_classifier(define_graph, input_shape=input_shape,
+                                   num_classes=num_classes, batch_size=batch_size),
+            optimizer=lambda: tf.train.MomentumOptimizer(learning_rate, momentum),
+            steps=steps,
+            seed=seed)
