@@ -241,6 +241,14 @@ def test_stored_plans_are_used_only_whole_and_for_the_same_settings(prefix, tmp_
     plans, jobs, planner = batch_pool.plan_copies([job], settings, store=store)
     assert (plans, [job.layout for job in jobs], planner, store.notes) == (
         {layout: text}, [layout], None, [])
+    # Read back, it writes what the TensorFlow path writes, byte for byte.
+    expected = str(tmp_path / "tensorflow")
+    pipeline.convert(pipeline.open_checkpoint(prefix, options), table, ENTRY.build_model(),
+                     expected, options=options, model_name=MODEL, fill_model=False)
+    copy_plan.execute(copy_plan.CopyPlan.from_text(store.get(layout), table), prefix,
+                      job.output, options=options)
+    assert _files(job.output) == _files(expected)
+    assert _manifest(job.output) == _manifest(expected)
     # Other options, or a forced batch: not used (another file; forced plans anew).
     other = dataclasses.replace(settings, options=migrate.ConversionOptions(keep="model_state"))
     forced = dataclasses.replace(settings, force=True)

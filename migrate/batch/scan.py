@@ -14,8 +14,6 @@ from migrate.source.state_file import newest_in_state_file
 
 DATA_INFIX = ".data-"
 _STEP_PART = re.compile(r"(\d+)")
-# A V2 checkpoint's own files: PREFIX.index, PREFIX.meta, PREFIX.data-0000K-of-NNNNN.
-_OWN_FILE = re.compile(r"(.+?)(?:\.index|\.meta|\.data-\d{5}-of-\d{5})$")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -184,12 +182,14 @@ def _add_prefixes(result, root, directory, names, latest_only):
         result.notes.append({"path": relative or ".", "note": (
             f"no `{STATE_FILE_NAME}` state file; took the highest step, {prefixes[-1]}")})
         prefixes = prefixes[-1:]
-    # Each prefix's own names, grouped in one pass over the directory's listing.
+    # Each V2 prefix's own names (.index, .meta, .data-*), grouped in one pass over the listing.
     named = collections.defaultdict(list)
     for name in names:
-        owner = _OWN_FILE.match(name)
-        if owner:
-            named[owner.group(1)].append(name)
+        for suffix in (locate.INDEX_SUFFIX, locate.META_SUFFIX):
+            if name.endswith(suffix):
+                named[name[:-len(suffix)]].append(name)
+        if DATA_INFIX in name:
+            named[name[:name.rindex(DATA_INFIX)]].append(name)
     for prefix in prefixes:
         path = files.join(directory, prefix)
         try:
