@@ -179,8 +179,12 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     weight is stored bytes copied or a NumPy transform (`copy_plan`), the
     conversion is planned once per source layout, in one worker process that
     imports TensorFlow and builds the model, and the other workers convert
-    without importing TensorFlow; otherwise TensorFlow is imported and the
-    model built once per worker process, not per checkpoint. A checkpoint
+    without importing TensorFlow; each such plan is kept in
+    `output_dir/batch_plans/` (`stored_plans`), and a later batch into the
+    same directory (local runner) plans nothing a stored plan covers: with
+    every checkpoint covered, no process imports TensorFlow. Otherwise
+    TensorFlow is imported and the model built once per worker process, not
+    per checkpoint. A checkpoint
     that fails, or whose worker dies in native code
     or hangs, is reported and the others go on. Outputs whose manifest matches
     the source's fingerprint (its `.index`, `.meta` and data files' names and
@@ -204,7 +208,8 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         workers: worker processes converting in parallel; 0 converts in this
             process, without crash isolation.
         force: convert again outputs that are up to date (and replace
-            directories that are not converted outputs).
+            directories that are not converted outputs), and plan anew what
+            the stored copy plans cover.
         options: a `ConversionOptions`, as for `migrate.convert`.
         runner: "local" (worker processes) or "beam" (an Apache Beam pipeline;
             needs the `beam` extra).

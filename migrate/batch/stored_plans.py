@@ -25,6 +25,7 @@ Example:
     text = store.get(layout)        # None: plan it, then store.put(layout, text)
 """
 
+import functools
 import hashlib
 import importlib.metadata
 import json
@@ -59,14 +60,26 @@ class PlanStore:
 
     def __init__(self, output_dir, settings, table, *, reuse=True):
         self._directory = files.join(output_dir, PLANS_DIRECTORY)
-        self._key = _settings_key(settings)
+        self._settings = settings
         self._table = table
         self._reuse = reuse
         self.notes = []
 
+    @functools.cached_property
+    def _settings_key(self):
+        # Looked up only when a plan is (a rerun with nothing to convert never asks).
+        versions = {"python": platform.python_version()}
+        for name in _RECORDED_DISTRIBUTIONS:
+            try:
+                versions[name] = importlib.metadata.version(name)
+            except importlib.metadata.PackageNotFoundError:
+                versions[name] = None
+        return {**failures.settings_key(self._settings), "table_path": self._settings.table,
+                "versions": versions}
+
     def key(self, layout):
         """Everything a plan for `layout` depends on, as a JSON-ready dict."""
-        return {**self._key, "layout": layout}
+        return {**self._settings_key, "layout": layout}
 
     def path(self, layout):
         """Where the plan for `layout` is kept: its file is named by the digest of its key."""
@@ -121,12 +134,3 @@ def open_store(output_dir, settings, table):
         return None
     return PlanStore(output_dir, settings, table, reuse=not settings.force)
 
-
-def _settings_key(settings):
-    versions = {"python": platform.python_version()}
-    for name in _RECORDED_DISTRIBUTIONS:
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return {**failures.settings_key(settings), "table_path": settings.table, "versions": versions}
