@@ -181,7 +181,7 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     imports TensorFlow and builds the model, and the other workers convert
     without importing TensorFlow; each such plan is kept in
     `output_dir/batch_plans/` (`stored_plans`), and a later batch into the
-    same directory (local runner) plans nothing a stored plan covers: with
+    same directory plans nothing a stored plan covers: with
     every checkpoint covered, no process imports TensorFlow. Otherwise
     TensorFlow is imported and the model built once per worker process, not
     per checkpoint. A checkpoint
@@ -364,13 +364,14 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
 
     `source_files`: `{relative: FoundCheckpoint.files}`, the scan's own
     finding, so that deciding what is up to date lists no directory again.
-    `store`: the output directory's `stored_plans.PlanStore` (local runner).
+    `store`: the output directory's `stored_plans.PlanStore`, or None.
     """
     if not jobs:
         return
     if runner == BEAM_RUNNER:
         results.extend(_beam_runner().run(jobs, settings, output_dir=output_dir,
-                                          pipeline_args=list(beam_options), verbose=verbose))
+                                          pipeline_args=list(beam_options), verbose=verbose,
+                                          store=store))
         return
     # Up-to-date outputs are found here, so a rerun with nothing to do never
     # starts a worker (each imports TensorFlow and builds the model).
