@@ -1,6 +1,7 @@
 """Measures conversion wall time, peak memory and throughput against two baselines.
 
-    python scripts/benchmark.py [--workloads=vgg_16,bert_base,batch,batch_vgg_16,partitioned]
+    python scripts/benchmark.py [--workloads=vgg_16,bert_base,batch,batch_vgg_16,batch_dense,
+                                              partitioned]
                                 [--repeats=N] [--workdir=D] [--output=F]
 
 Workloads (legacy checkpoints are built in the work directory, reused when
@@ -16,9 +17,20 @@ it already holds them):
              10 vgg_16-sized checkpoints (hard links to the vgg_16 one) and one
              damaged one (its `.index` cut short): `python -m migrate batch`,
              then its rerun (nothing changed: the 10 up to date, the damaged
-             one failed before), and the batch with `--workers=2`, against
+             one failed before), the batch again with the copy plan the first
+             run stored (its outputs removed: new checkpoints into the same
+             output directory, no TensorFlow imported), and the batch with
+             `--workers=2`, against
              this machine's plain file copy of the kept bytes (sequential read
              rate, write rate, and one copy's seconds).
+  batch_dense
+             all the steps of one run (`--latest_only=false`): 50 checkpoints
+             (hard links to one) of a stack of dense layers keeping about 100 MB
+             each (scripts/dense_stack.py; `--dense_checkpoints`,
+             `--dense_megabytes`), `python -m migrate batch` into an empty
+             output directory and again with the copy plan the first run
+             stored (its outputs removed: new checkpoints into the same
+             output directory), against the plain copy of their kept bytes.
   partitioned
              a 1.07 GB embedding saved by TF1 in 8 partitions
              (scripts/partitioned_embedding.py), converted with the `mod`
@@ -63,7 +75,7 @@ import time
 from absl import app
 from absl import flags
 
-WORKLOADS = ("vgg_16", "bert_base", "batch", "batch_vgg_16", "partitioned")
+WORKLOADS = ("vgg_16", "bert_base", "batch", "batch_vgg_16", "batch_dense", "partitioned")
 FLOOR = "floor"
 OURS = "ours"
 GUIDE = "guide"
@@ -80,6 +92,7 @@ RERUN = "rerun"
 DECISIONS = "decisions"
 PER_CHECKPOINT = "per_checkpoint"
 TWO_WORKERS = "2 workers"
+STORED_PLAN = "stored plan"
 
 _WORKLOADS = flags.DEFINE_list(
     "workloads", ",".join(WORKLOADS), f"Workloads to measure, any of {', '.join(WORKLOADS)}.")
@@ -97,6 +110,10 @@ _COLD_READ_LIMIT = flags.DEFINE_integer(
 _LARGE_BATCH_CHECKPOINTS = flags.DEFINE_integer(
     "large_batch_checkpoints", 10, "vgg_16-sized checkpoints in the batch_vgg_16 workload.",
     lower_bound=2)
+_DENSE_CHECKPOINTS = flags.DEFINE_integer(
+    "dense_checkpoints", 50, "Checkpoints in the batch_dense workload.", lower_bound=2)
+_DENSE_MEGABYTES = flags.DEFINE_float(
+    "dense_megabytes", 100.0, "Megabytes each batch_dense checkpoint keeps.", lower_bound=0.01)
 # The baselines run as child processes of this same script.
 _BASELINE = flags.DEFINE_enum("baseline", None, list(BASELINES), "Internal: run one baseline.")
 _CHECKPOINT = flags.DEFINE_string("checkpoint", None, "Internal: the guide's legacy checkpoint.")
@@ -117,7 +134,9 @@ RSS_VS_FLOOR = 1.10
 # the whole batch's wall per checkpoint against the same, and a rerun with
 # nothing to do (one checkpoint failed before, unchanged) against the first run.
 PER_CHECKPOINT_VS_COPY = 1.3
-WHOLE_BATCH_VS_COPY = 2.0
+WHOLE_BATCH_VS_COPY = 1.2
+# All the steps of one run, mid-size checkpoints: the whole batch against the plain copies.
+MANY_CHECKPOINTS_VS_COPY = 1.3
 RERUN_VS_FIRST = 0.03
 GUIDE_VS_OURS = 1.3
 # On a cold page cache the guide reads the optimizer slots from disk too.
@@ -175,6 +194,9 @@ def _workloads():
                           "migrate.zoo.small_convnet:build_model"),
         "batch_vgg_16": Workload("batch_vgg_16", "vgg_16", _zoo_table("vgg_16"),
                                  "migrate.zoo.vgg_16:build_model"),
+        # Built by scripts/dense_stack.py, which also writes its table; the model's width
+        # travels in the environment (`batch_dense_environment`).
+        "batch_dense": Workload("batch_dense", "dense_stack", "", "dense_stack:build_model"),
         # Built by scripts/partitioned_embedding.py, which also writes its tables.
         "partitioned": Workload("partitioned", "partitioned_embedding", "",
                                 "partitioned_embedding:build_model"),
@@ -467,11 +489,12 @@ def _report_items(output):
         return json.load(report)["items"]
 
 
-def _linked_checkpoints(prefix, directory, count):
+def _linked_checkpoints(prefix, directory, count, *, damaged=True):
     """Makes `count` checkpoints model.ckpt-1..count in `directory`: hard links to one checkpoint.
 
     A batch's cost per checkpoint does not depend on the values, and links
-    cost no disk; the outputs are real files.
+    cost no disk; the outputs are real files. With `damaged`, one more
+    checkpoint whose `.index` is cut short.
     """
     if _newest_prefix(directory) is not None:
         return directory
@@ -483,11 +506,13 @@ def _linked_checkpoints(prefix, directory, count):
         for name in names:
             os.link(os.path.join(source_directory, name),
                     os.path.join(directory, f"model.ckpt-{step}{name[len(base):]}"))
+    if not damaged:
+        return directory
     # One damaged checkpoint among them, after the others: its `.index` cut
     # short (a copy; the others' stay links), the rest links.
-    damaged = f"model.ckpt-{count + 1}"
+    damaged_base = f"model.ckpt-{count + 1}"
     for name in names:
-        target = os.path.join(directory, damaged + name[len(base):])
+        target = os.path.join(directory, damaged_base + name[len(base):])
         if name.endswith(".index"):
             with open(os.path.join(source_directory, name), "rb") as index:
                 content = index.read()
@@ -552,10 +577,17 @@ def measure_large_batch(workload, directory, workdir, repeats):
     command = _python("-m", "migrate", "batch", f"--input_dir={directory}",
                       f"--output_dir={output}", f"--table={workload.table}",
                       f"--model={workload.model}")
-    results = {BATCH: [], RERUN: [], DECISIONS: [], PER_CHECKPOINT: [], TWO_WORKERS: []}
+    results = {BATCH: [], RERUN: [], DECISIONS: [], PER_CHECKPOINT: [], TWO_WORKERS: [],
+               STORED_PLAN: []}
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
-        for run in (BATCH, RERUN):
+        for run in (BATCH, RERUN, STORED_PLAN):
+            if run == STORED_PLAN:
+                # New checkpoints into the same output directory: every one
+                # converted again, by the copy plan the first run stored.
+                _remove_outputs(output)
+                with open(os.path.join(output, "batch_report.json"), encoding="utf-8") as report:
+                    results[DECISIONS].append(json.load(report)["seconds"])
             # Exit code 1: the damaged checkpoint failed (and failed before).
             result = measure(command, exit_codes=(1,))
             print(f"  {workload.name} {run:<6} {result.seconds:6.2f} s "
@@ -569,10 +601,9 @@ def measure_large_batch(workload, directory, workdir, repeats):
                     results[PER_CHECKPOINT].extend(
                         item["seconds"] for item in json.load(report)["items"]
                         if item["status"] == "converted")
-        # The report's own time: the library call alone, without the process's
-        # start-up and imports (what the rerun spends deciding).
-        with open(os.path.join(output, "batch_report.json"), encoding="utf-8") as report:
-            results[DECISIONS].append(json.load(report)["seconds"])
+            # The rerun report's own time (read before the stored-plan run
+            # replaces it): the library call alone, without the process's
+            # start-up and imports (what the rerun spends deciding).
     # Both cores: two workers, each with its own TensorFlow and model.
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
@@ -582,6 +613,75 @@ def measure_large_batch(workload, directory, workdir, repeats):
         results[TWO_WORKERS].append(result)
     shutil.rmtree(output, ignore_errors=True)
     return results
+
+
+def _remove_outputs(output):
+    """Removes a batch's converted outputs, keeping its stored plans and remembered failures."""
+    kept = {"batch_plans", "batch_failures.json", "batch_report.json"}
+    for name in os.listdir(output):
+        if name not in kept:
+            shutil.rmtree(os.path.join(output, name))
+
+
+def _dense_checkpoint(directory, megabytes):
+    """Builds scripts/dense_stack.py's checkpoint and table in `directory`, or reuses them."""
+    existing = _newest_prefix(directory)
+    if existing is not None:
+        return existing
+    print(f"building dense_stack ({megabytes:g} MB kept) in {directory} ...", flush=True)
+    completed = subprocess.run(
+        _python(os.path.join(SCRIPTS, "dense_stack.py"), directory, str(megabytes)),
+        capture_output=True, text=True, check=True, env={**os.environ, **_QUIET_ENVIRONMENT})
+    return completed.stdout.strip().splitlines()[-1]
+
+
+def measure_dense_batch(workload, directory, table, workdir, repeats):
+    """Measures `batch` over every step checkpoint: into an empty output directory, and with the
+    copy plan the first run stored; returns `{run: [Measurement]}`."""
+    output = os.path.join(workdir, "out-batch-dense")
+    command = _python("-m", "migrate", "batch", f"--input_dir={directory}",
+                      f"--output_dir={output}", f"--table={table}", f"--model={workload.model}",
+                      "--latest_only=false")
+    results = {BATCH: [], STORED_PLAN: []}
+    for _ in range(repeats):
+        shutil.rmtree(output, ignore_errors=True)
+        for run in (BATCH, STORED_PLAN):
+            if run == STORED_PLAN:
+                _remove_outputs(output)
+            result = measure(command)
+            print(f"  {workload.name} {run:<11} {result.seconds:6.2f} s "
+                  f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
+            results[run].append(result)
+    shutil.rmtree(output, ignore_errors=True)
+    return results
+
+
+def dense_batch_rows(prefix, results, copies, count, kept_bytes):
+    """Returns `(figure rows, target rows)` for the batch of mid-size step checkpoints."""
+    source = _source_bytes(prefix)
+    copy_seconds = statistics.median(run["seconds"] for run in copies)
+    label = (f"batch of {count} dense_stack step checkpoints (hard links; {source / 1e6:.0f} MB "
+             f"each, {kept_bytes / 1e6:.0f} MB kept), `--latest_only=false`")
+    names = {BATCH: "`python -m migrate batch` (empty output directory: plans first)",
+             STORED_PLAN: "the same with the stored copy plan (outputs removed; no TensorFlow)"}
+    figures, targets = [], []
+    for run in (BATCH, STORED_PLAN):
+        seconds = _median_seconds(results[run])
+        figures.append(
+            f"| {label if run == BATCH else ''} | {names[run]} | {seconds:.2f} "
+            f"({_range([result.seconds for result in results[run]])}) | "
+            f"{_median_cpu(results[run]):.2f} | {_median_peak(results[run]) / 1e6:.0f} | "
+            f"{_throughput(count * source, seconds)} |")
+        ratio = seconds / count / copy_seconds
+        targets.append(
+            f"| batch_dense ({run}): whole run's wall / {count} / plain copy of one checkpoint's "
+            f"kept bytes | {ratio:.2f}x | <= {MANY_CHECKPOINTS_VS_COPY}x | "
+            f"{_verdict(ratio <= MANY_CHECKPOINTS_VS_COPY)} |")
+    figures.append(
+        f"| | plain copy of one checkpoint's kept bytes | {copy_seconds:.2f} "
+        f"({_range([run['seconds'] for run in copies])}) | — | — | "
+        f"{_throughput(kept_bytes, copy_seconds)} |")
+    return figures, targets
 
 
 def large_batch_rows(prefix, results, copies, count, kept_bytes):
@@ -606,6 +706,13 @@ def large_batch_rows(prefix, results, copies, count, kept_bytes):
         f"| | rerun inside `convert_batch` (its report's seconds: scan, {count} resume "
         f"decisions, report; no start-up or imports) | "
         f"{statistics.median(results[DECISIONS]):.2f} | — | — | — |",
+        f"| | with the stored copy plan (the outputs removed: new checkpoints into the same "
+        f"output directory; no TensorFlow imported) | "
+        f"{_median_seconds(results[STORED_PLAN]):.2f} "
+        f"({_range([result.seconds for result in results[STORED_PLAN]])}) | "
+        f"{_median_cpu(results[STORED_PLAN]):.2f} | "
+        f"{_median_peak(results[STORED_PLAN]) / 1e6:.0f} | "
+        f"{_throughput(count * source, _median_seconds(results[STORED_PLAN]))} |",
         f"| | `--workers=2` (both cores) | {_median_seconds(results[TWO_WORKERS]):.2f} "
         f"({_range([result.seconds for result in results[TWO_WORKERS]])}) | "
         f"{_median_cpu(results[TWO_WORKERS]):.2f} | "
@@ -623,6 +730,7 @@ def large_batch_rows(prefix, results, copies, count, kept_bytes):
     ]
     per_checkpoint = statistics.median(results[PER_CHECKPOINT]) / copy_seconds
     whole_run = batch_seconds / count / copy_seconds
+    stored = _median_seconds(results[STORED_PLAN]) / count / copy_seconds
     two_workers = _median_seconds(results[TWO_WORKERS]) / count / copy_seconds
     rerun = rerun_seconds / batch_seconds
     targets = [
@@ -632,6 +740,9 @@ def large_batch_rows(prefix, results, copies, count, kept_bytes):
         f"| batch_vgg_16: whole run's wall / {count} / plain copy (start-up, TensorFlow import "
         f"and model build, spread over {count} checkpoints) | {whole_run:.2f}x | "
         f"<= {WHOLE_BATCH_VS_COPY}x | {_verdict(whole_run <= WHOLE_BATCH_VS_COPY)} |",
+        f"| batch_vgg_16: the same with the copy plan the first run stored (new checkpoints "
+        f"into the same output directory) | {stored:.2f}x | <= {WHOLE_BATCH_VS_COPY}x | "
+        f"{_verdict(stored <= WHOLE_BATCH_VS_COPY)} |",
         f"| batch_vgg_16: the same with `--workers=2` | {two_workers:.2f}x | "
         f"<= {WHOLE_BATCH_VS_COPY}x | {_verdict(two_workers <= WHOLE_BATCH_VS_COPY)} |",
         f"| batch_vgg_16: rerun / first run (one deterministic failure among them) | "
@@ -928,7 +1039,7 @@ def main(argv):
         for name in _WORKLOADS.value:
             workload = workloads[name]
             # Workloads with one builder (vgg_16, batch_vgg_16) share its checkpoint.
-            prefix = (None if name == "partitioned" else _legacy_checkpoint(
+            prefix = (None if name in ("partitioned", "batch_dense") else _legacy_checkpoint(
                 workload, os.path.join(workdir, f"legacy-{workload.builder}")))
             if name == "batch_vgg_16":
                 roles = _roles(prefix)
@@ -943,6 +1054,23 @@ def main(argv):
                 copies = measure_copy(prefix, kept, workdir, _REPEATS.value)
                 rows = large_batch_rows(prefix, results, copies, _LARGE_BATCH_CHECKPOINTS.value,
                                         kept)
+            elif name == "batch_dense":
+                import dense_stack
+
+                megabytes = _DENSE_MEGABYTES.value
+                prefix = _dense_checkpoint(
+                    os.path.join(workdir, f"legacy-dense-{megabytes:g}"), megabytes)
+                os.environ[dense_stack.WIDTH_VARIABLE] = str(dense_stack.width_for(megabytes))
+                kept = _roles(prefix).get("trainable", {}).get("bytes", 0)
+                count = _DENSE_CHECKPOINTS.value
+                directory = _linked_checkpoints(
+                    prefix, os.path.join(workdir, f"legacy-batch-dense-{megabytes:g}-{count}"),
+                    count, damaged=False)
+                results = measure_dense_batch(
+                    workload, directory, os.path.join(os.path.dirname(prefix), "table.toml"),
+                    workdir, _REPEATS.value)
+                copies = measure_copy(prefix, kept, workdir, _REPEATS.value)
+                rows = dense_batch_rows(prefix, results, copies, count, kept)
             elif name == "partitioned":
                 prefix = _partitioned_checkpoint(os.path.join(workdir, "legacy-partitioned"))
                 results, partition = measure_partitioned(workload, prefix, workdir,

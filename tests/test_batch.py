@@ -15,6 +15,7 @@ import tensorflow as tf
 import batch_factories
 import migrate
 from conftest import run_cli
+from migrate.batch import copy_plan
 from migrate.batch import run as batch
 from migrate.output import manifest as manifest_lib
 from migrate import zoo
@@ -138,7 +139,10 @@ def test_batch_mirrors_the_layout_with_a_manifest_each_and_one_report(tree, firs
                                           for role in manifest["roles"].values())
         assert item.source_bytes == sum(entry["bytes"] for entry in manifest["source"]["files"])
         assert len(item.warnings) == 1 and "keep='model_state'" in item.warnings[0]
-    assert sorted(os.listdir(output)) == ["batch_report.json", "nested", "run1"]
+    # The copy plans kept for later batches into this directory: one per source layout.
+    assert sorted(os.listdir(output)) == ["batch_plans", "batch_report.json", "nested", "run1"]
+    layouts = {copy_plan.source_layout(item.source, use_meta=True)[0] for item in report.items}
+    assert len(os.listdir(os.path.join(output, "batch_plans"))) == len(layouts)
     document = json.load(open(os.path.join(output, "batch_report.json")))
     assert document == json.loads(json.dumps(report.to_json()))
     assert document["format"] == "tf1-migrate/batch-report/1" and document["ok"] is True

@@ -6,6 +6,7 @@ the same manifest; a copy worker must convert with TensorFlow and Keras
 unimportable.
 """
 
+import dataclasses
 import json
 import os
 import shutil
@@ -22,6 +23,7 @@ from migrate import zoo
 from migrate.batch import copy_plan
 from migrate.batch import jobs as batch_jobs
 from migrate.batch import pool as batch_pool
+from migrate.batch import stored_plans
 from migrate.mapping.table import MappingTable
 from migrate.mapping.table import load_table
 from migrate.output import bundle
@@ -219,3 +221,49 @@ def test_copy_workers_convert_with_tensorflow_and_keras_unimportable(prefix, tmp
     for job in jobs:
         assert _files(job.output) == _files(expected)
         assert manifest_lib.check(job.output).ok
+
+
+def test_stored_plans_are_used_only_whole_and_for_the_same_settings(prefix, tmp_path):
+    options = migrate.ConversionOptions()
+    table_text = open(ENTRY.table_path, encoding="utf-8").read()
+    table = MappingTable.from_text(table_text, origin=ENTRY.table_path)
+    settings = batch_jobs.BatchSettings(table=ENTRY.table_path, table_text=table_text,
+                                        table_sha256=table.sha256, model=MODEL)
+    text = copy_plan.make(pipeline.open_checkpoint(prefix, options), table, ENTRY.build_model(),
+                          options=options, model_name=MODEL).to_text()
+    layout = copy_plan.CopyPlan.layout_of(text)
+    output = str(tmp_path / "converted")
+    stored_plans.open_store(output, settings, table).put(layout, text)
+
+    # Every layout stored: nothing is planned, no worker is started.
+    job = batch_jobs.Job(source=prefix, relative="model.ckpt", output=f"{output}/model.ckpt")
+    store = stored_plans.open_store(output, settings, table)
+    plans, jobs, planner = batch_pool.plan_copies([job], settings, store=store)
+    assert (plans, [job.layout for job in jobs], planner, store.notes) == (
+        {layout: text}, [layout], None, [])
+    # Read back, it writes what the TensorFlow path writes, byte for byte.
+    expected = str(tmp_path / "tensorflow")
+    pipeline.convert(pipeline.open_checkpoint(prefix, options), table, ENTRY.build_model(),
+                     expected, options=options, model_name=MODEL, fill_model=False)
+    copy_plan.execute(copy_plan.CopyPlan.from_text(store.get(layout), table), prefix,
+                      job.output, options=options)
+    assert _files(job.output) == _files(expected)
+    assert _manifest(job.output) == _manifest(expected)
+    # Other options, or a forced batch: not used (another file; forced plans anew).
+    other = dataclasses.replace(settings, options=migrate.ConversionOptions(keep="model_state"))
+    forced = dataclasses.replace(settings, force=True)
+    for changed in (other, forced):
+        store = stored_plans.open_store(output, changed, table)
+        assert store.get(layout) is None and store.notes == []
+    # Damaged (cut short, or another plan under its name): planned anew, with a note.
+    path = stored_plans.open_store(output, settings, table).path(layout)
+    whole = open(path, "rb").read()
+    document = json.loads(whole)
+    document["plan"] = document["plan"].replace(layout, "0" * len(layout))
+    for damaged in (whole[:len(whole) // 2], json.dumps(document).encode()):
+        open(path, "wb").write(damaged)
+        store = stored_plans.open_store(output, settings, table)
+        assert store.get(layout) is None
+        assert [note["note"].split(" (")[0] for note in store.notes] == [
+            "stored copy plan cannot be used"]
+        assert store.notes[0]["path"] == f"batch_plans/{os.path.basename(path)}"

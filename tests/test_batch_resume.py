@@ -11,6 +11,7 @@ import pytest
 
 import batch_factories
 import migrate
+from migrate import files
 from migrate import zoo
 from migrate.output import atomic
 
@@ -269,6 +270,9 @@ def test_a_batch_process_imports_no_tensorflow_and_its_rerun_starts_no_worker(tr
     # rerun with every output up to date starts none. The process says what
     # it holds at the end (`-X importtime` would miss an import made while
     # standard error is silenced, as the command line does for TensorFlow's).
+    # Then training goes on: a new checkpoint is converted by the copy plan
+    # the first run stored, so no process of the batch builds the model.
+    tree = _copy_with_new_mtimes(tree, tmp_path / "train")
     log = tmp_path / "builds.txt"
     tests = os.path.dirname(batch_factories.__file__)
     environment = dict(os.environ, **{batch_factories.BUILD_LOG_VARIABLE: str(log)})
@@ -292,6 +296,30 @@ def test_a_batch_process_imports_no_tensorflow_and_its_rerun_starts_no_worker(tr
     assert result.stderr == "imported:\n"
     assert len(log.read_text().split()) == 1, "one model build: the first run's worker"
 
+    run1 = os.path.join(tree, "run1")
+    for name in os.listdir(run1):
+        if name.startswith("model.ckpt-3."):
+            shutil.copyfile(os.path.join(run1, name), os.path.join(run1, "model.ckpt-4" + name[12:]))
+    with open(os.path.join(run1, "checkpoint"), "a", encoding="utf-8") as state:
+        state.write('model_checkpoint_path: "model.ckpt-4"\n')
+    result = subprocess.run([sys.executable, "-c", command, *arguments, "--zoo=small_convnet"],
+                            capture_output=True, text=True, env=environment, timeout=600,
+                            check=False)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert result.stdout.splitlines()[1] == "  converted 1, skipped 0 (up to date), failed 0"
+    assert result.stderr.splitlines()[-1] == "imported:", result.stderr[-2000:]
+    assert len(log.read_text().split()) == 1, "no model build: the stored plan was used"
+    # The same checkpoint's bytes under a new name: the same output, but the manifest's source.
+    before, after = (tmp_path / "converted" / "run1" / name for name in ("model.ckpt-3",
+                                                                          "model.ckpt-4"))
+    assert sorted(os.listdir(before)) == sorted(os.listdir(after))
+    for name in os.listdir(before):
+        old, new = (open(folder / name, "rb").read() for folder in (before, after))
+        if name == "manifest.json":
+            old, new = ({key: value for key, value in json.loads(text).items()
+                         if key not in ("created", "source")} for text in (old, new))
+        assert old == new, name
+
 
 def test_exported_directories_count_as_present_outputs(tmp_path):
     from migrate.output import manifest as manifest_lib
@@ -308,3 +336,26 @@ def test_exported_directories_count_as_present_outputs(tmp_path):
     assert manifest_lib._outputs_present(str(output), manifest)
     (output / "saved_model" / "extra").write_bytes(b"")
     assert not manifest_lib._outputs_present(str(output), manifest)
+
+
+def test_a_rerun_lists_each_directory_once_and_globs_nothing(tree, tmp_path, monkeypatch):
+    # Up to date is decided from the scan's one listing of the checkpoints'
+    # directory (and one of the outputs' parent), however many checkpoints it holds.
+    output = str(tmp_path / "converted")
+    assert set(_statuses(_batch(tree, output)).values()) == {"converted"}
+    listed = []
+    listdir = files.listdir
+
+    def counting(directory):
+        listed.append(os.path.relpath(directory, tmp_path if str(tmp_path) in directory
+                                      else tree))
+        return listdir(directory)
+
+    def no_glob(pattern):
+        raise AssertionError(f"globbed {pattern}")
+
+    monkeypatch.setattr(files, "listdir", counting)
+    monkeypatch.setattr(files, "glob", no_glob)
+    report = _batch(tree, output)
+    assert set(_statuses(report).values()) == {"skipped"}, report.summary()
+    assert sorted(listed) == [".", "converted/run1", "run1"]

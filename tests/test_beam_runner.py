@@ -73,8 +73,9 @@ def test_failed_checkpoints_go_to_the_dead_letter_report_and_the_pipeline_comple
     assert document == json.loads(json.dumps(report.to_json()))
     # The results file the pipeline hands back is gone; the layout mirrors the input.
     # The corrupt checkpoint is remembered (tests/test_batch_failures.py); the crash is not.
-    assert sorted(os.listdir(output)) == ["batch_failures.json", "batch_report.json", "run1",
-                                          "run2"]
+    # The copy plans made at pipeline construction are kept for later batches.
+    assert sorted(os.listdir(output)) == ["batch_failures.json", "batch_plans",
+                                          "batch_report.json", "run1", "run2"]
     assert list(json.load(open(os.path.join(output, "batch_failures.json")))["failures"]) == [
         CORRUPT]
     assert sorted(os.listdir(os.path.join(output, "run1"))) == ["model.ckpt-1"]

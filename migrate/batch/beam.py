@@ -145,7 +145,7 @@ def add_conversion(pipeline, jobs, settings, results_path, *, verbose=False, pla
                                          beam.pvalue.AsSingleton(dead_letter)))
 
 
-def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
+def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False, store=None):
     """Runs the conversion of `jobs` as a Beam pipeline and waits for it.
 
     Args:
@@ -156,6 +156,8 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
         pipeline_args: Beam's own arguments, e.g. `["--runner=FlinkRunner", ...]`;
             without `--runner`, the pipeline runs in this process (`LOCAL_RUNNER`).
         verbose: let the workers' standard error through.
+        store: the output directory's `stored_plans.PlanStore` (a local
+            one), whose plans are used instead of planning, or None.
 
     Returns:
         The `batch_jobs.ItemResult`s: the converted ones, then the dead letters.
@@ -164,7 +166,8 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False):
     # Planned here, once per source layout, in one worker process of this machine, for the
     # checkpoints whose outputs are not up to date (a rerun with nothing to do plans nothing).
     stale = [job for job in jobs if batch_jobs.skipped_result(job, settings) is None]
-    plans, planned, planner = batch_pool.plan_copies(stale, settings, verbose=verbose)
+    plans, planned, planner = batch_pool.plan_copies(stale, settings, verbose=verbose,
+                                                     store=store)
     if planner is not None:
         planner.stop()
     planned = {job.relative: job for job in planned}

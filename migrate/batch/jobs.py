@@ -151,7 +151,11 @@ class ItemResult:
                    **fields)
 
     def to_json(self):
-        return dataclasses.asdict(self)
+        # Field by field (a batch report holds one per checkpoint): the only
+        # container is the list of warnings, which are strings.
+        document = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
+        document["warnings"] = list(self.warnings)
+        return document
 
     @classmethod
     def from_json(cls, document):
@@ -164,11 +168,27 @@ def role_bytes(roles):
                  for key in ("kept_bytes", "dropped_bytes", "left_out_bytes"))
 
 
-def current_manifest(job, settings):
-    """Returns the output's manifest if it already holds this conversion of this source, else None."""
-    try:
-        paths = locate.source_files(job.source, use_meta=settings.options.use_meta)
-    except errors.CheckpointError:
+def current_manifest(job, settings, *, source_files=None):
+    """Returns the output's manifest if it already holds this conversion of this source, else None.
+
+    Args:
+        job: the `Job`.
+        settings: the `BatchSettings`.
+        source_files: the checkpoint's files as the batch's scan found them
+            (`FoundCheckpoint.files`, `.meta` included; empty when one is
+            missing), so that the checkpoint's directory is not listed again;
+            None: found here.
+    """
+    use_meta = settings.options.use_meta
+    if source_files is None:
+        try:
+            paths = locate.source_files(job.source, use_meta=use_meta)
+        except errors.CheckpointError:
+            return None
+    else:
+        meta = job.source + locate.META_SUFFIX
+        paths = [path for path in source_files if use_meta or path != meta]
+    if not paths:
         return None
     return manifest.is_current(job.output, paths, table_sha256=settings.table_sha256,
                                model=settings.model, options=settings.options,
@@ -176,11 +196,14 @@ def current_manifest(job, settings):
                                recheck_outputs=settings.recheck_outputs)
 
 
-def skipped_result(job, settings):
-    """Returns a skipped `ItemResult` if the output is up to date (and not forced), else None."""
+def skipped_result(job, settings, *, source_files=None):
+    """Returns a skipped `ItemResult` if the output is up to date (and not forced), else None.
+
+    `source_files`: as for `current_manifest`.
+    """
     if settings.force:
         return None
-    current = current_manifest(job, settings)
+    current = current_manifest(job, settings, source_files=source_files)
     if current is None:
         return None
     kept, dropped, left_out = role_bytes(current["roles"])

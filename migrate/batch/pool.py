@@ -250,14 +250,17 @@ class WorkerProcess:
 
 
 def plan_copies(jobs, settings, *, verbose=False,
-                timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS):
+                timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS, store=None):
     """Plans copies once per source layout, in one worker process that imports TensorFlow.
 
     Each job's layout is read from its `.index` (and `.meta`) without
-    TensorFlow; the first checkpoint of each layout is planned
-    (`copy_plan.make`), and the jobs of a layout that planned as a copy get
-    its digest as their `layout`. The others keep the TensorFlow path, where
-    each is planned on its own and fails, if it does, with its own line.
+    TensorFlow; a layout whose plan the `store` holds is not planned again,
+    and the first checkpoint of each other layout is planned
+    (`copy_plan.make`, its plan then stored). The jobs of a layout that
+    planned as a copy get its digest as their `layout`. The others keep the
+    TensorFlow path, where each is planned on its own and fails, if it does,
+    with its own line. When the store holds every layout's plan, no worker
+    is started: nothing imports TensorFlow.
 
     Args:
         jobs: the `Job`s.
@@ -265,6 +268,7 @@ def plan_copies(jobs, settings, *, verbose=False,
         verbose: let the planning worker's standard error through.
         timeout_per_checkpoint: seconds the planning of one checkpoint may take;
             a worker that hangs on it is killed, and its layout not planned.
+        store: the output directory's `stored_plans.PlanStore`, or None.
 
     Returns:
         `(plans, jobs, planner)`: `{layout digest: CopyPlan text}`; the jobs,
@@ -289,6 +293,10 @@ def plan_copies(jobs, settings, *, verbose=False,
             if layout is None or layout in tried:
                 continue
             tried.add(layout)
+            stored = store.get(layout) if store is not None else None
+            if stored is not None:
+                plans[layout] = stored
+                continue
             if planner is None:
                 planner = WorkerProcess(settings, verbose=verbose)
                 planner.start()
@@ -296,6 +304,8 @@ def plan_copies(jobs, settings, *, verbose=False,
             text, _ = planner.request_plan(job, timeout=timeout_per_checkpoint)
             if text is not None and copy_plan.CopyPlan.layout_of(text) == layout:
                 plans[layout] = text
+                if store is not None:
+                    store.put(layout, text)
             if not planner.alive:  # It died on this checkpoint.
                 planner = None
         if planner is not None and plans:

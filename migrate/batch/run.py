@@ -19,6 +19,7 @@ from migrate.batch import failures
 from migrate.batch import jobs as batch_jobs
 from migrate.batch import pool as batch_pool
 from migrate.batch import scan
+from migrate.batch import stored_plans
 from migrate.batch import worker as batch_worker
 from migrate.batch.jobs import Status
 from migrate.batch.scan import find_checkpoints
@@ -105,7 +106,8 @@ class BatchReport:
         }
 
     def to_json(self):
-        document = dataclasses.asdict(self)
+        # Field by field: `dataclasses.asdict` would copy every item twice.
+        document = {field.name: getattr(self, field.name) for field in dataclasses.fields(self)}
         document["format"] = REPORT_FORMAT
         document["items"] = [item.to_json() for item in self.items]
         document["totals"] = self.totals()
@@ -177,8 +179,12 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
     weight is stored bytes copied or a NumPy transform (`copy_plan`), the
     conversion is planned once per source layout, in one worker process that
     imports TensorFlow and builds the model, and the other workers convert
-    without importing TensorFlow; otherwise TensorFlow is imported and the
-    model built once per worker process, not per checkpoint. A checkpoint
+    without importing TensorFlow; each such plan is kept in
+    `output_dir/batch_plans/` (`stored_plans`), and a later batch into the
+    same directory plans nothing a stored plan covers: with
+    every checkpoint covered, no process imports TensorFlow. Otherwise
+    TensorFlow is imported and the model built once per worker process, not
+    per checkpoint. A checkpoint
     that fails, or whose worker dies in native code
     or hangs, is reported and the others go on. Outputs whose manifest matches
     the source's fingerprint (its `.index`, `.meta` and data files' names and
@@ -202,7 +208,8 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
         workers: worker processes converting in parallel; 0 converts in this
             process, without crash isolation.
         force: convert again outputs that are up to date (and replace
-            directories that are not converted outputs).
+            directories that are not converted outputs), and plan anew what
+            the stored copy plans cover.
         options: a `ConversionOptions`, as for `migrate.convert`.
         runner: "local" (worker processes) or "beam" (an Apache Beam pipeline;
             needs the `beam` extra).
@@ -275,10 +282,15 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
                              output=files.join(output_dir, found.relative),
                              source_bytes=found.source_bytes) for found in scanned.found]
     notes = list(scanned.notes)
+    listed = {}
     for job in jobs:
-        # A run killed while replacing an output left NAME.previous-*.
+        # A run killed while replacing an output left NAME.previous-*; each
+        # output's parent directory is listed once for all of its outputs.
+        parent = files.dirname(job.output)
+        if parent not in listed:
+            listed[parent] = _listing(parent)
         notes.extend({"path": job.relative, "note": note}
-                     for note in atomic.recover_previous(job.output))
+                     for note in atomic.recover_previous(job.output, names=listed[parent]))
     report = BatchReport(
         input_dir=input_dir, output_dir=output_dir, table=loaded.origin,
         table_sha256=loaded.sha256, model=settings.model, keep=settings.options.keep,
@@ -303,24 +315,30 @@ def convert_batch(input_dir, output_dir, table, model, *, latest_only=False, wor
                 fingerprint=record["fingerprint"], failed_before=True))
         else:
             runnable.append(job)
+    # Copy plans kept from earlier batches into this output directory.
+    store = stored_plans.open_store(output_dir, settings, loaded)
     try:
         _run(runnable, settings, results, runner=runner, workers=workers, output_dir=output_dir,
              beam_options=beam_options, show_progress=show_progress, verbose=verbose,
-             timeout_per_checkpoint=timeout_per_checkpoint)
+             timeout_per_checkpoint=timeout_per_checkpoint,
+             source_files={found.relative: found.files for found in scanned.found}, store=store)
     except KeyboardInterrupt:
-        _finish(report, results, jobs, started, remembered, key)
+        _finish(report, results, jobs, started, remembered, key, store)
         raise BatchInterrupted(report) from None
-    _finish(report, results, jobs, started, remembered, key)
+    _finish(report, results, jobs, started, remembered, key, store)
     return report
 
 
-def _finish(report, results, jobs, started, remembered, key):
+def _finish(report, results, jobs, started, remembered, key, store):
     """Completes the report (jobs without a result were not started), writes it and the failures.
 
     The failures' record keeps what this run did not look at (checkpoints
     outside it, e.g. with `latest_only`) and, for its own checkpoints, the
-    deterministic failures as they stand now.
+    deterministic failures as they stand now. The stored plans' notes join
+    the scan's.
     """
+    if store is not None:
+        report.scan_notes.extend(store.notes)
     done = {result.relative for result in results}
     missing = [batch_jobs.ItemResult.for_job(
         job, Status.NOT_STARTED, "the batch was interrupted before this checkpoint was converted")
@@ -341,19 +359,26 @@ def _finish(report, results, jobs, started, remembered, key):
 
 
 def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, show_progress,
-         verbose, timeout_per_checkpoint):
-    """Converts `jobs`, appending each `ItemResult` to `results` as it arrives."""
+         verbose, timeout_per_checkpoint, source_files, store):
+    """Converts `jobs`, appending each `ItemResult` to `results` as it arrives.
+
+    `source_files`: `{relative: FoundCheckpoint.files}`, the scan's own
+    finding, so that deciding what is up to date lists no directory again.
+    `store`: the output directory's `stored_plans.PlanStore`, or None.
+    """
     if not jobs:
         return
     if runner == BEAM_RUNNER:
         results.extend(_beam_runner().run(jobs, settings, output_dir=output_dir,
-                                          pipeline_args=list(beam_options), verbose=verbose))
+                                          pipeline_args=list(beam_options), verbose=verbose,
+                                          store=store))
         return
     # Up-to-date outputs are found here, so a rerun with nothing to do never
     # starts a worker (each imports TensorFlow and builds the model).
     remaining = []
     for job in jobs:
-        skipped = batch_jobs.skipped_result(job, settings)
+        skipped = batch_jobs.skipped_result(job, settings,
+                                            source_files=source_files.get(job.relative))
         if skipped is None:
             remaining.append(job)
         else:
@@ -381,12 +406,20 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
             # Planned once per source layout; the workers that copy import no TensorFlow.
             plans, remaining, planner = batch_pool.plan_copies(
                 remaining, settings, verbose=verbose,
-                timeout_per_checkpoint=timeout_per_checkpoint)
+                timeout_per_checkpoint=timeout_per_checkpoint, store=store)
             batch_pool.run_pool(remaining, settings, workers=workers, on_result=on_result,
                                   verbose=verbose, timeout_per_checkpoint=timeout_per_checkpoint,
                                   plans=plans, ready=[planner] if planner else [])
     finally:
         progress.close()
+
+
+def _listing(directory):
+    """The names in `directory`; none when it does not exist yet (or cannot be listed)."""
+    try:
+        return files.listdir(directory)
+    except Exception:  # OSError or tf.errors.NotFoundError: nothing there to recover.
+        return []
 
 
 def _beam_runner():

@@ -1,5 +1,6 @@
 """Finds the legacy checkpoint prefixes under a directory, never going round a symlink loop."""
 
+import collections
 import dataclasses
 import os
 import re
@@ -23,11 +24,14 @@ class FoundCheckpoint:
         prefix: the full prefix, e.g. `train/run1/model.ckpt-1000`.
         relative: the prefix relative to the scanned directory, `/`-separated.
         source_bytes: size of its `.index`, data shards and `.meta`.
+        files: those files (`locate.source_files`, `.meta` included), found
+            in the directory's one listing; empty when a file is missing.
     """
 
     prefix: str
     relative: str
     source_bytes: int
+    files: tuple = ()
 
 
 @dataclasses.dataclass
@@ -178,17 +182,25 @@ def _add_prefixes(result, root, directory, names, latest_only):
         result.notes.append({"path": relative or ".", "note": (
             f"no `{STATE_FILE_NAME}` state file; took the highest step, {prefixes[-1]}")})
         prefixes = prefixes[-1:]
+    # Each V2 prefix's own names (.index, .meta, .data-*), grouped in one pass over the listing.
+    named = collections.defaultdict(list)
+    for name in names:
+        for suffix in (locate.INDEX_SUFFIX, locate.META_SUFFIX):
+            if name.endswith(suffix):
+                named[name[:-len(suffix)]].append(name)
+        if DATA_INFIX in name:
+            named[name[:name.rindex(DATA_INFIX)]].append(name)
     for prefix in prefixes:
         path = files.join(directory, prefix)
         try:
-            owned = locate.source_files(path)
+            owned = complete = tuple(locate.source_files(path, names=named[prefix]))
         except errors.CheckpointError:
             # Damaged (a shard missing): still found, and its conversion fails
             # with the reason; its size is what is there.
-            owned = files_named_after(path, names)
+            owned, complete = files_named_after(path, names), ()
         result.found.append(FoundCheckpoint(
             prefix=path, relative=_relative(root, path),
-            source_bytes=sum(files.size(name) for name in owned)))
+            source_bytes=sum(files.size(name) for name in owned), files=complete))
     return True
 
 
@@ -214,11 +226,12 @@ def _newest_export(result, root, directory, subdirectories):
 def _add_source(result, root, path, source_files):
     """Adds a SavedModel directory or a frozen GraphDef file, sized by its files."""
     try:
-        owned = source_files(path)
+        owned = tuple(source_files(path))
     except errors.CheckpointError:
-        owned = []  # A shard missing: still found, and its conversion fails with the reason.
+        owned = ()  # A shard missing: still found, and its conversion fails with the reason.
     result.found.append(FoundCheckpoint(prefix=path, relative=_relative(root, path),
-                                        source_bytes=sum(files.size(name) for name in owned)))
+                                        source_bytes=sum(files.size(name) for name in owned),
+                                        files=owned))
 
 
 def files_named_after(prefix, names=None):

@@ -213,7 +213,8 @@ define(
     flags.DEFINE_integer, "workers", 1, "Worker processes converting in parallel (0: in this "
     "process, without crash isolation).", commands=(BATCH,), lower_bound=0)
 define(flags.DEFINE_bool, "force", False,
-       "Convert again outputs that are already up to date.", commands=(BATCH,))
+       "Convert again outputs that are already up to date, and plan anew what the copy "
+       "plans stored in OUTPUT_DIR/batch_plans/ cover.", commands=(BATCH,))
 define(
     flags.DEFINE_bool, "retry_failed", False, "Convert again checkpoints that failed before for "
     "a reason of their own (damaged, a plan problem, a failed verification) although neither "

@@ -234,7 +234,7 @@ def remove_stale_partials(output_dir):
     return removed
 
 
-def recover_previous(output_dir):
+def recover_previous(output_dir, *, names=None):
     """Restores or removes the `NAME.previous-*` a run killed while replacing `output_dir` left.
 
     A kill between `_replace`'s two renames leaves the old output only under
@@ -250,6 +250,8 @@ def recover_previous(output_dir):
 
     Args:
         output_dir: a converted output directory (local or a gfile path).
+        names: the entries of its parent directory, when already listed (a
+            batch lists each output directory's parent once for all of them).
 
     Returns:
         One sentence per leftover found, saying what was done with it.
@@ -267,10 +269,12 @@ def recover_previous(output_dir):
         return []
     parent = files.dirname(output_dir) or "."
     mark = f"{files.basename(output_dir)}{PREVIOUS_MARK}"
-    try:
-        names = [name for name in files.listdir(parent) if name.startswith(mark)]
-    except Exception:  # OSError or tf.errors.NotFoundError: no parent yet, so nothing left over.
-        return []
+    if names is None:
+        try:
+            names = files.listdir(parent)
+        except Exception:  # OSError or tf.errors.NotFoundError: no parent yet, so nothing left over.
+            return []
+    names = [name for name in names if name.startswith(mark)]
     if not names or _conversion_running(output_dir):
         return []
     notes = []

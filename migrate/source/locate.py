@@ -284,37 +284,67 @@ def tensorflow_path(prefix):
     return prefix
 
 
-def source_files(prefix, *, use_meta=True):
+def source_files(prefix, *, use_meta=True, names=None):
     """Returns the files a conversion of `prefix` reads: its checkpoint files, `.meta` if used.
 
     A SavedModel directory or a frozen GraphDef (`source_kind`) gives its own
     files.
 
+    Args:
+        prefix: the checkpoint prefix (or SavedModel directory, or GraphDef file).
+        use_meta: include the `.meta`, when there is one.
+        names: the entries of the prefix's directory, when already listed (a
+            batch's scan): a V2 checkpoint's files are then found among them,
+            without listing or globbing the directory again.
+
     Raises:
         CheckpointError: a data shard is missing.
+
+    Example:
+
+        source_files("train/model.ckpt-3")  # [..index, ...data-00000-of-00001, ....meta]
     """
     kind, path = source_kind(prefix)
     if kind == KIND_SAVED_MODEL:
         return saved_model_files(path)
     if kind == KIND_FROZEN_GRAPH:
         return [path]
-    paths = data_files(prefix)
-    if checkpoint_format(prefix) == FORMAT_V2:
+    base = files.basename(prefix)
+    listed = names is not None and base + INDEX_SUFFIX in names
+    paths = data_files(prefix, names=names if listed else None)
+    if listed or checkpoint_format(prefix) == FORMAT_V2:
         paths = [prefix + INDEX_SUFFIX, *paths]
-    if use_meta and files.exists(prefix + META_SUFFIX):
+    if use_meta and (base + META_SUFFIX in names if listed
+                     else files.exists(prefix + META_SUFFIX)):
         paths.append(prefix + META_SUFFIX)
     return paths
 
 
-def data_files(prefix):
+def data_files(prefix, *, names=None):
     """Returns the prefix's data files, checking that none is missing.
 
     V2: the `.data-0000K-of-NNNNN` shards. V1: the single file, or its
     `-0000K-of-NNNNN` shards.
 
+    Args:
+        prefix: the checkpoint prefix.
+        names: the entries of a V2 prefix's directory, when already listed;
+            the shards are then found among them instead of by a glob.
+
     Raises:
         CheckpointError: a shard named by the others is absent, or there is none.
+
+    Example:
+
+    >>> data_files("train/model.ckpt-3", names=["model.ckpt-3.index", "checkpoint",
+    ...                                         "model.ckpt-3.data-00000-of-00001"])
+    ['train/model.ckpt-3.data-00000-of-00001']
     """
+    if names is not None:
+        data_name = files.basename(prefix) + ".data-"
+        found = sorted(files.join(files.dirname(prefix), name) for name in names
+                       if name.startswith(data_name))
+        return _complete_shards(prefix, found, _DATA_SHARD, _DATA_SHARD_NAME)
     if not files.exists(prefix + INDEX_SUFFIX):
         v1_shards = _v1_shard_paths(prefix)
         if v1_shards:
