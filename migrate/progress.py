@@ -77,6 +77,12 @@ class Progress:
             self._stream.flush()
         self._started = time.monotonic()
 
+    def note(self, message):
+        """Shows one line saying what the next seconds go to, before the first item is done."""
+        if self._enabled:
+            self._stream.write(("\r" if self._terminal else "") + message + "\n")
+            self._stream.flush()
+
     def advance(self, items=1, nbytes=0, note=""):
         if self._first_done is None:
             # The rate is measured from the first item done: the time before it

@@ -292,6 +292,8 @@ def test_a_batch_process_imports_no_tensorflow_and_its_rerun_starts_no_worker(tr
         assert result.returncode == 0, result.stderr[-2000:]
         assert result.stdout.splitlines()[1] == f"  {counts} (up to date), failed 0"
         assert result.stderr.splitlines()[-1] == "imported:", result.stderr[-2000:]
+        if counts.startswith("converted 1"):
+            assert "batch: planning the copies (TensorFlow import and model build)" in result.stderr
     # The rerun printed nothing else: no start line, no worker.
     assert result.stderr == "imported:\n"
     assert len(log.read_text().split()) == 1, "one model build: the first run's worker"
@@ -309,6 +311,7 @@ def test_a_batch_process_imports_no_tensorflow_and_its_rerun_starts_no_worker(tr
     assert result.stdout.splitlines()[1] == "  converted 1, skipped 0 (up to date), failed 0"
     assert result.stderr.splitlines()[-1] == "imported:", result.stderr[-2000:]
     assert len(log.read_text().split()) == 1, "no model build: the stored plan was used"
+    assert "planning the copies" not in result.stderr
     # The same checkpoint's bytes under a new name: the same output, but the manifest's source.
     before, after = (tmp_path / "converted" / "run1" / name for name in ("model.ckpt-3",
                                                                           "model.ckpt-4"))

@@ -250,7 +250,8 @@ class WorkerProcess:
 
 
 def plan_copies(jobs, settings, *, verbose=False,
-                timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS, store=None):
+                timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS, store=None,
+                on_planning=None):
     """Plans copies once per source layout, in one worker process that imports TensorFlow.
 
     Each job's layout is read from its `.index` (and `.meta`) without
@@ -269,6 +270,8 @@ def plan_copies(jobs, settings, *, verbose=False,
         timeout_per_checkpoint: seconds the planning of one checkpoint may take;
             a worker that hangs on it is killed, and its layout not planned.
         store: the output directory's `stored_plans.PlanStore`, or None.
+        on_planning: called once before the planning worker starts (its
+            TensorFlow import and model build take seconds), if it does.
 
     Returns:
         `(plans, jobs, planner)`: `{layout digest: CopyPlan text}`; the jobs,
@@ -298,6 +301,9 @@ def plan_copies(jobs, settings, *, verbose=False,
                 plans[layout] = stored
                 continue
             if planner is None:
+                if on_planning is not None:
+                    on_planning()
+                    on_planning = None
                 planner = WorkerProcess(settings, verbose=verbose)
                 planner.start()
                 planner.wait_ready()

@@ -389,11 +389,14 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
     progress = progress_lib.Progress("batch", len(remaining),
                                      sum(job.source_bytes for job in remaining),
                                      enabled=show_progress)
-    where = "in this process" if workers == 0 else f"with {min(workers, len(remaining))} worker(s)"
+    # In this process, TensorFlow is imported and the model built before the
+    # first checkpoint; with workers, only when a layout has no stored plan.
+    where, starting = (("in this process", "starting (TensorFlow import and model build) ...")
+                       if workers == 0 else
+                       (f"with {min(workers, len(remaining))} worker(s)", "starting ..."))
     progress.start(f"batch: {len(jobs)} checkpoint(s), {len(jobs) - len(remaining)} up to date; "
                    f"converting {len(remaining)} "
-                   f"({progress_lib.format_bytes(progress.total_bytes)}) {where}; "
-                   f"starting (TensorFlow import and model build) ...")
+                   f"({progress_lib.format_bytes(progress.total_bytes)}) {where}; {starting}")
 
     def on_result(result):
         results.append(result)
@@ -406,7 +409,9 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
             # Planned once per source layout; the workers that copy import no TensorFlow.
             plans, remaining, planner = batch_pool.plan_copies(
                 remaining, settings, verbose=verbose,
-                timeout_per_checkpoint=timeout_per_checkpoint, store=store)
+                timeout_per_checkpoint=timeout_per_checkpoint, store=store,
+                on_planning=lambda: progress.note(
+                    "batch: planning the copies (TensorFlow import and model build) ..."))
             batch_pool.run_pool(remaining, settings, workers=workers, on_result=on_result,
                                   verbose=verbose, timeout_per_checkpoint=timeout_per_checkpoint,
                                   plans=plans, ready=[planner] if planner else [])
