@@ -166,3 +166,65 @@ def test_a_subclassed_model_is_traced_on_the_shape_it_was_built_with(tmp_path):
     assert found["fc3/kernel"] == ["fc1", "kernel"] and found["fc1/bias"] == ["fc3", "bias"]
     assert found["fc2/bias"] == ["fc2", "kernel"]
     assert all(match["certain"] for match in report.matches), report.summary()
+
+
+WIDTH, HEADS, SEQUENCE = 8, 2, 4
+
+
+# BERT's projections in BERT's scopes, each scope holding another's: `self/key` the value
+# projection, `self/query` the key's, `self/value` the query's; created value, key, query.
+def _build_shuffled_attention():
+    import math
+
+    tf = verify_graphs.tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, SEQUENCE, WIDTH], name="inputs")
+    projections = {}
+    with tf.variable_scope("encoder/attention"):
+        for role, scope in (("value", "self/key"), ("key", "self/query"),
+                            ("query", "self/value"), ("output", "output/dense")):
+            with tf.variable_scope(scope):
+                projections[role] = (tf.get_variable("kernel", [WIDTH, WIDTH]),
+                                     tf.get_variable("bias", [WIDTH]))
+
+    def dense(net, role):
+        kernel, bias = projections[role]
+        return tf.nn.bias_add(tf.matmul(net, kernel), bias)
+
+    def heads(net):
+        net = tf.reshape(net, [-1, SEQUENCE, HEADS, WIDTH // HEADS])
+        return tf.transpose(net, [0, 2, 1, 3])
+
+    flat = tf.reshape(inputs, [-1, WIDTH])
+    query, key, value = (heads(dense(flat, role)) for role in ("query", "key", "value"))
+    scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(WIDTH // HEADS))
+    context = tf.matmul(tf.nn.softmax(scores), value)
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, WIDTH])
+    tf.identity(tf.reshape(dense(context, "output"), [-1, SEQUENCE, WIDTH]), name="outputs")
+
+
+def _attention_model():
+    import keras
+    keras.backend.clear_session()
+    inputs = keras.Input((SEQUENCE, WIDTH), name="inputs")
+    attention = keras.layers.MultiHeadAttention(HEADS, WIDTH // HEADS, name="attention")
+    return keras.Model(inputs, attention(inputs, inputs))
+
+
+def test_attention_projections_are_told_apart_by_the_graph_not_their_names(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_shuffled_attention)
+    truth = {f"encoder/attention/{scope}/{leaf}": f"attention/{target}/{leaf}"
+             for scope, target in (("self/key", "value"), ("self/query", "key"),
+                                   ("self/value", "query"), ("output/dense", "attention_output"))
+             for leaf in ("kernel", "bias")}
+    report = migrate.suggest(prefix, _attention_model)  # No parity: the graphs' word alone.
+    assert {match["source"]: match["target"] for match in report.matches} == truth
+    assert all(match["certain"] and match["decided_by"] == "dataflow"
+               for match in report.matches), report.summary()
+    settings = migrate.VerifySettings(output_tensor="outputs:0")
+    table = str(tmp_path / "draft.toml")
+    report = migrate.suggest(prefix, _attention_model, output=table, verify=settings)
+    assert report.ok and report.parity.passed, report.summary()
+    assert report.decided_by["dataflow"] == 8
+    converted = migrate.convert(prefix, table, _attention_model(), str(tmp_path / "converted"),
+                                options=migrate.ConversionOptions(verify=settings))
+    assert converted.verified["passed"] and converted.verified["max_rel_diff"] <= 1e-5

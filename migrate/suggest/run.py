@@ -18,11 +18,12 @@ from migrate.suggest import by_value
 from migrate.suggest import dataflow
 from migrate.suggest import draft_writer
 from migrate.suggest import items as items_lib
-from migrate.suggest import shared_cells
 from migrate.suggest import model_sets
 from migrate.suggest import report as report_lib
 from migrate.suggest import rules as rules_lib
+from migrate.suggest import shared_cells
 from migrate.suggest import tf1_structure
+from migrate.suggest import tied as tied_lib
 from migrate.suggest.report import SuggestReport
 from migrate.verification import parity as parity_lib
 from migrate.verify_settings import VerifySettings
@@ -153,7 +154,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         targets = items_lib.dataflow_ordered(targets)
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
-    tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
+    tied, tied_unconfirmed = tied_lib.tied_candidates(matches, unmatched_targets, structure)
     matches.extend(tied)
     unmatched_targets = _without(unmatched_targets, tied)
     matches, unmatched_sources, unmatched_targets = _whole_splits(matches, unmatched_sources,
