@@ -31,7 +31,13 @@ def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(legacy_checkpoint, tm
     assert report.dropped == [] and report.unfilled == []
     split = [rule for rule in report.table.rules if rule.layout == "split"]
     assert len(split) == 4  # c_attn w and b of both blocks, sizes from the graph's tf.split.
-    assert report.decided_by["dataflow"] >= 24
+    # Every pair by dataflow: the fused c_attn's parts are query, key and value by where the
+    # graph sends them, as keras-hub's projections are by where its call sends them.
+    assert report.decided_by == {"dataflow": 36, "shape": 0, "name": 0, "order": 0}
+    query = [match for match in report.matches
+             if match["target"] == "transformer_layer_1/self_attention/query/kernel"]
+    assert [match["source"] for match in query] == ["model/h1/attn/c_attn/w"]
+    assert any("the query projection in both graphs" in note for note in query[0]["evidence"])
     projection = report.table.lookup("model/h0/attn/c_proj/w")
     assert projection.target == "transformer_layer_0/self_attention/attention_output/kernel"
     assert [str(step) for step in projection.rule.transforms] == ["reshape(2, 8, 16)"]
@@ -42,9 +48,9 @@ def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(legacy_checkpoint, tm
 
 
 # Three same-shape dense layers: created last to first, scopes named against the data's order.
-def _build_misleading():
+def _build_misleading(width=4):
     tf = verify_graphs.tf_v1()
-    inputs = tf.placeholder(tf.float32, [None, 4], name="inputs")
+    inputs = tf.placeholder(tf.float32, [None, width], name="inputs")
     variables = {}
     for scope in ("fc1", "fc2", "fc3"):  # fc1 is applied last.
         with tf.variable_scope(scope):
@@ -101,6 +107,9 @@ def test_an_attention_block_is_known_by_its_parts_whatever_its_scope(tmp_path):
     assert report.ok and report.parity.passed, report.summary()
     attention = report.table.lookup("bert/encoder/layer_1/attention_1/self/query/kernel")
     assert attention.rule.layout == "bert_attention"
+    # The graph shows each projection in the role its scope names: the blocks pair by dataflow.
+    assert {match["decided_by"] for match in report.matches
+            if match["layout"] == "bert_attention"} == {"dataflow"}
     # The pooler does not feed the sequence output.
     assert report.dropped == [("bert/pooler/dense/kernel", (32, 32)),
                               ("bert/pooler/dense/bias", (32,))]
@@ -228,3 +237,46 @@ def test_attention_projections_are_told_apart_by_the_graph_not_their_names(tmp_p
     converted = migrate.convert(prefix, table, _attention_model(), str(tmp_path / "converted"),
                                 options=migrate.ConversionOptions(verify=settings))
     assert converted.verified["passed"] and converted.verified["max_rel_diff"] <= 1e-5
+
+
+class _NeverCalled:
+    """The three layers of `_subclassed_model`, returned before any call: no weights yet."""
+
+    def __call__(self):
+        import keras
+
+        class ThreeLayers(keras.Model):
+            def __init__(self):
+                super().__init__(name="three_layers")
+                self.fc1, self.fc2, self.fc3 = (keras.layers.Dense(4, activation="tanh", name=name)
+                                                for name in ("fc1", "fc2", "fc3"))
+
+            def call(self, inputs):
+                return self.fc3(self.fc2(self.fc1(inputs)))
+
+        keras.backend.clear_session()
+        return ThreeLayers()
+
+
+def test_a_subclassed_model_never_called_is_built_on_the_graphs_input_shapes(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_misleading)
+    report = migrate.suggest(prefix, _NeverCalled(),
+                             verify=migrate.VerifySettings(output_tensor="outputs:0"))
+    assert report.ok and report.parity.passed, report.summary()
+    assert report.decided_by["dataflow"] == 6  # Its call was traced, as a built model's is.
+
+
+def test_a_never_called_model_the_graph_cannot_size_says_what_to_give(tmp_path):
+    import functools
+
+    import pytest
+
+    prefix = verify_graphs.save_graph(tmp_path, functools.partial(_build_misleading, None))
+    with pytest.raises(migrate.ModelError, match=r"inputs:0 \[None, None\] has unknown sizes") \
+            as caught:
+        migrate.suggest(prefix, _NeverCalled())
+    assert caught.value.option == "input_shape"
+    # Given the width, it is built, drafted and proven.
+    report = migrate.suggest(prefix, _NeverCalled(), verify=migrate.VerifySettings(
+        output_tensor="outputs:0", input_shapes=[(4,)]))
+    assert report.ok and report.parity.passed, report.summary()
