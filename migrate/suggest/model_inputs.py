@@ -2,9 +2,10 @@
 
 A subclassed Keras model has no weights until it is called, and a draft
 needs its weights and its traced call. The legacy graph's placeholders say
-what the model takes: each becomes an array of zeros of its shape (an
-unknown batch size a small batch, other unknown sizes from the input
-shapes given), and the model is built by calling it on them.
+what the model takes: each becomes an array of zeros of its shape, a small
+batch first (as the model takes it, whichever axis the placeholder has it
+on), sizes the graph leaves unknown from the input shapes given, and the
+model is built by calling it on them.
 """
 
 import numpy as np
@@ -23,8 +24,9 @@ def zeros_for(inputs, verify=None):
             placeholders (`tf1_structure.GraphStructure.inputs`); unknown
             sizes are None.
         verify: a `VerifySettings` whose `input_tensors` choose and order
-            the placeholders and whose `input_shapes` give sizes the graph
-            leaves unknown, or None.
+            the placeholders (`feeds` leave some out), whose `input_shapes`
+            give sizes the graph leaves unknown and whose `batch_axes` say
+            where the batch is, or None.
 
     Returns:
         `() -> list of arrays`, which raises `ModelError` (option
@@ -52,8 +54,10 @@ def zeros_for(inputs, verify=None):
         found = []
         for index, (name, shape, dtype) in enumerate(inputs):
             given = verify.shape_for(index) if verify is not None else None
-            sizes = [BUILD_BATCH if shape[0] is None else shape[0],
-                     *(given if given is not None else shape[1:])]
+            # The model takes the batch first, whichever axis the graph's placeholder has it on.
+            axis = (verify.axis_for(index) if verify is not None else None) or 0
+            rest = [size for position, size in enumerate(shape) if position != axis]
+            sizes = [BUILD_BATCH, *(given if given is not None else rest)]
             if None in sizes:
                 raise ModelError(
                     f"The model has no weights, and the legacy graph's input {name}:0 "
