@@ -31,7 +31,13 @@ def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(legacy_checkpoint, tm
     assert report.dropped == [] and report.unfilled == []
     split = [rule for rule in report.table.rules if rule.layout == "split"]
     assert len(split) == 4  # c_attn w and b of both blocks, sizes from the graph's tf.split.
-    assert report.decided_by["dataflow"] >= 24
+    # Every pair by dataflow: the fused c_attn's parts are query, key and value by where the
+    # graph sends them, as keras-hub's projections are by where its call sends them.
+    assert report.decided_by == {"dataflow": 36, "shape": 0, "name": 0, "order": 0}
+    query = [match for match in report.matches
+             if match["target"] == "transformer_layer_1/self_attention/query/kernel"]
+    assert [match["source"] for match in query] == ["model/h1/attn/c_attn/w"]
+    assert any("the query projection in both graphs" in note for note in query[0]["evidence"])
     projection = report.table.lookup("model/h0/attn/c_proj/w")
     assert projection.target == "transformer_layer_0/self_attention/attention_output/kernel"
     assert [str(step) for step in projection.rule.transforms] == ["reshape(2, 8, 16)"]
@@ -42,9 +48,9 @@ def test_gpt2_is_drafted_unaided_into_keras_hub_and_proven(legacy_checkpoint, tm
 
 
 # Three same-shape dense layers: created last to first, scopes named against the data's order.
-def _build_misleading():
+def _build_misleading(width=4):
     tf = verify_graphs.tf_v1()
-    inputs = tf.placeholder(tf.float32, [None, 4], name="inputs")
+    inputs = tf.placeholder(tf.float32, [None, width], name="inputs")
     variables = {}
     for scope in ("fc1", "fc2", "fc3"):  # fc1 is applied last.
         with tf.variable_scope(scope):
@@ -101,6 +107,9 @@ def test_an_attention_block_is_known_by_its_parts_whatever_its_scope(tmp_path):
     assert report.ok and report.parity.passed, report.summary()
     attention = report.table.lookup("bert/encoder/layer_1/attention_1/self/query/kernel")
     assert attention.rule.layout == "bert_attention"
+    # The graph shows each projection in the role its scope names: the blocks pair by dataflow.
+    assert {match["decided_by"] for match in report.matches
+            if match["layout"] == "bert_attention"} == {"dataflow"}
     # The pooler does not feed the sequence output.
     assert report.dropped == [("bert/pooler/dense/kernel", (32, 32)),
                               ("bert/pooler/dense/bias", (32,))]
@@ -166,3 +175,108 @@ def test_a_subclassed_model_is_traced_on_the_shape_it_was_built_with(tmp_path):
     assert found["fc3/kernel"] == ["fc1", "kernel"] and found["fc1/bias"] == ["fc3", "bias"]
     assert found["fc2/bias"] == ["fc2", "kernel"]
     assert all(match["certain"] for match in report.matches), report.summary()
+
+
+WIDTH, HEADS, SEQUENCE = 8, 2, 4
+
+
+# BERT's projections in BERT's scopes, each scope holding another's: `self/key` the value
+# projection, `self/query` the key's, `self/value` the query's; created value, key, query.
+def _build_shuffled_attention():
+    import math
+
+    tf = verify_graphs.tf_v1()
+    inputs = tf.placeholder(tf.float32, [None, SEQUENCE, WIDTH], name="inputs")
+    projections = {}
+    with tf.variable_scope("encoder/attention"):
+        for role, scope in (("value", "self/key"), ("key", "self/query"),
+                            ("query", "self/value"), ("output", "output/dense")):
+            with tf.variable_scope(scope):
+                projections[role] = (tf.get_variable("kernel", [WIDTH, WIDTH]),
+                                     tf.get_variable("bias", [WIDTH]))
+
+    def dense(net, role):
+        kernel, bias = projections[role]
+        return tf.nn.bias_add(tf.matmul(net, kernel), bias)
+
+    def heads(net):
+        net = tf.reshape(net, [-1, SEQUENCE, HEADS, WIDTH // HEADS])
+        return tf.transpose(net, [0, 2, 1, 3])
+
+    flat = tf.reshape(inputs, [-1, WIDTH])
+    query, key, value = (heads(dense(flat, role)) for role in ("query", "key", "value"))
+    scores = tf.matmul(query, key, transpose_b=True) * (1.0 / math.sqrt(WIDTH // HEADS))
+    context = tf.matmul(tf.nn.softmax(scores), value)
+    context = tf.reshape(tf.transpose(context, [0, 2, 1, 3]), [-1, WIDTH])
+    tf.identity(tf.reshape(dense(context, "output"), [-1, SEQUENCE, WIDTH]), name="outputs")
+
+
+def _attention_model():
+    import keras
+    keras.backend.clear_session()
+    inputs = keras.Input((SEQUENCE, WIDTH), name="inputs")
+    attention = keras.layers.MultiHeadAttention(HEADS, WIDTH // HEADS, name="attention")
+    return keras.Model(inputs, attention(inputs, inputs))
+
+
+def test_attention_projections_are_told_apart_by_the_graph_not_their_names(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_shuffled_attention)
+    truth = {f"encoder/attention/{scope}/{leaf}": f"attention/{target}/{leaf}"
+             for scope, target in (("self/key", "value"), ("self/query", "key"),
+                                   ("self/value", "query"), ("output/dense", "attention_output"))
+             for leaf in ("kernel", "bias")}
+    report = migrate.suggest(prefix, _attention_model)  # No parity: the graphs' word alone.
+    assert {match["source"]: match["target"] for match in report.matches} == truth
+    assert all(match["certain"] and match["decided_by"] == "dataflow"
+               for match in report.matches), report.summary()
+    settings = migrate.VerifySettings(output_tensor="outputs:0")
+    table = str(tmp_path / "draft.toml")
+    report = migrate.suggest(prefix, _attention_model, output=table, verify=settings)
+    assert report.ok and report.parity.passed, report.summary()
+    assert report.decided_by["dataflow"] == 8
+    converted = migrate.convert(prefix, table, _attention_model(), str(tmp_path / "converted"),
+                                options=migrate.ConversionOptions(verify=settings))
+    assert converted.verified["passed"] and converted.verified["max_rel_diff"] <= 1e-5
+
+
+class _NeverCalled:
+    """The three layers of `_subclassed_model`, returned before any call: no weights yet."""
+
+    def __call__(self):
+        import keras
+
+        class ThreeLayers(keras.Model):
+            def __init__(self):
+                super().__init__(name="three_layers")
+                self.fc1, self.fc2, self.fc3 = (keras.layers.Dense(4, activation="tanh", name=name)
+                                                for name in ("fc1", "fc2", "fc3"))
+
+            def call(self, inputs):
+                return self.fc3(self.fc2(self.fc1(inputs)))
+
+        keras.backend.clear_session()
+        return ThreeLayers()
+
+
+def test_a_subclassed_model_never_called_is_built_on_the_graphs_input_shapes(tmp_path):
+    prefix = verify_graphs.save_graph(tmp_path, _build_misleading)
+    report = migrate.suggest(prefix, _NeverCalled(),
+                             verify=migrate.VerifySettings(output_tensor="outputs:0"))
+    assert report.ok and report.parity.passed, report.summary()
+    assert report.decided_by["dataflow"] == 6  # Its call was traced, as a built model's is.
+
+
+def test_a_never_called_model_the_graph_cannot_size_says_what_to_give(tmp_path):
+    import functools
+
+    import pytest
+
+    prefix = verify_graphs.save_graph(tmp_path, functools.partial(_build_misleading, None))
+    with pytest.raises(migrate.ModelError, match=r"inputs:0 \[None, None\] has unknown sizes") \
+            as caught:
+        migrate.suggest(prefix, _NeverCalled())
+    assert caught.value.option == "input_shape"
+    # Given the width, it is built, drafted and proven.
+    report = migrate.suggest(prefix, _NeverCalled(), verify=migrate.VerifySettings(
+        output_tensor="outputs:0", input_shapes=[(4,)]))
+    assert report.ok and report.parity.passed, report.summary()

@@ -101,11 +101,14 @@ def takes_checkpoint(factory):
         return False
 
 
-def build(factory):
+def build(factory, *, build_on=None):
     """Calls a model factory and checks that it returned a built Keras model.
 
     Args:
         factory: a callable without arguments that returns a built Keras model.
+        build_on: for a model with no weights yet (a subclassed model never
+            called), a callable that returns the arrays to build it by
+            calling it on (one array for one input), or None.
 
     Returns:
         The model.
@@ -129,18 +132,30 @@ def build(factory):
     if not hasattr(model, "trainable_weights") or not hasattr(model, "non_trainable_weights"):
         raise ModelError(f"Expected the model factory to return a Keras model. "
                          f"Received: type={type(model).__name__}")
+    if not model.weights and build_on is not None:
+        arrays = build_on()
+        try:
+            model(arrays[0] if len(arrays) == 1 else arrays, training=False)
+        except Exception as error:  # The user's model code: any error; the cause keeps it.
+            shapes = ", ".join(f"{list(array.shape)} {array.dtype}" for array in arrays)
+            raise ModelError(
+                f"The model has no weights, and calling it on zeros shaped like the legacy "
+                f"graph's inputs ({shapes}) failed: {reason(error)}. Expected a built model "
+                f"(call it on an input in the factory) or input shapes it takes. Received: "
+                f"model={model.name!r}", option="input_shape") from error
     if not model.weights:
         raise ModelError(f"The model has no weights. Expected a built model (call it on an "
                          f"input in the factory). Received: model={model.name!r}")
     return model
 
 
-def load_model(model, *, checkpoint=None):
+def load_model(model, *, checkpoint=None, build_on=None):
     """Returns a built Keras model from a model, a factory, or `module:callable` text.
 
     A factory with a `checkpoint` parameter is given `checkpoint` (the legacy
     checkpoint's prefix), to size the model from the variables' shapes (as
-    the `google_bert` zoo entry does).
+    the `google_bert` zoo entry does). A model with no weights yet is built
+    by calling it on `build_on()`'s arrays, when given (see `build`).
 
     Example:
 
@@ -149,8 +164,8 @@ def load_model(model, *, checkpoint=None):
     if isinstance(model, str):
         model = load_factory(model)
     if callable(model) and not hasattr(model, "trainable_weights"):
-        return build(with_checkpoint(model, checkpoint))
-    return build(lambda: model)
+        return build(with_checkpoint(model, checkpoint), build_on=build_on)
+    return build(lambda: model, build_on=build_on)
 
 
 def _name(factory):

@@ -70,6 +70,8 @@ def compatible(source, target):
         return None
     if source.kind is not None and source.kind != target.kind:
         return None
+    if source.role and target.role and source.role != target.role:
+        return None  # Both graphs show the projection, in different roles.
     cut = class_axis.background_cut(source.kind, source.shape, target.shape)
     if cut is not None:  # 1001 classes into 1000: the shapes fit once class 0 is sliced off.
         found = compatible(dataclasses.replace(source, shape=cut), target)
@@ -82,6 +84,8 @@ def compatible(source, target):
     transforms = list(source.transforms)
     if source.note:
         kind_note += f"; {source.note}"
+    if source.role and source.role == target.role:
+        kind_note += f"; the {source.role} projection in both graphs"
     score = _MATCH_SCORE + _name_bonus(source, target)
     if _name_bonus(source, target):
         kind_note += "; name agrees"
@@ -95,7 +99,7 @@ def compatible(source, target):
             f"({_text(shape)} -> {_text(target_shape)})", kind_note]
     if shape == target_shape:
         return score + _NO_TRANSFORM_BONUS, tuple(transforms), [f"shape {_text(shape)}", kind_note]
-    if source.kind not in (None, "kernel"):
+    if source.kind not in (None, "kernel") and not (source.role and source.role == target.role):
         return None
     extra = len(shape) - len(target_shape)
     if extra > 0 and shape[extra:] == target_shape and all(size == 1 for size in shape[:extra]):
@@ -103,12 +107,14 @@ def compatible(source, target):
         transforms.append(f"squeeze({axes})")
         return score, tuple(transforms), [
             f"shape {_text(shape)} -> {_text(target_shape)} by squeezing 1-sized axes", kind_note]
-    if (source.kind is not None and (source.reshaped or target.reshaped)
+    if (source.kind is not None and (source.reshaped or target.reshaped or (
+            source.role and source.role == target.role))
             and math.prod(shape) == math.prod(target_shape)):
         transforms.append(f"reshape({', '.join(str(size) for size in target_shape)})")
+        why = ("the graph reshapes it before its use" if source.reshaped or target.reshaped
+               else "the heads' axes, as the graph reshapes the projection's product")
         return score, tuple(transforms), [
-            f"shape {_text(shape)} -> {_text(target_shape)}: the graph reshapes it before its "
-            f"use (C order)", kind_note]
+            f"shape {_text(shape)} -> {_text(target_shape)}: {why} (C order)", kind_note]
     if (len(target_shape) == 2 and math.prod(shape) == math.prod(target_shape)
             and shape[-1] == target_shape[-1]):
         transforms.append(f"reshape(-1, {target_shape[-1]})")
@@ -206,9 +212,9 @@ def align(sources, targets):
     def fit(source, target):
         key = (source.kind, source.shape, source.layout, tuple(source.parts.items()),
                source.transforms, source.dtype, source.layer.split("/")[-1], source.name,
-               source.split, source.reshaped,
+               source.split, source.reshaped, source.role,
                target.kind, target.shape, tuple(target.parts.items()), target.dtype,
-               target.layer.split("/")[-1], target.name, target.reshaped)
+               target.layer.split("/")[-1], target.name, target.reshaped, target.role)
         if key not in cache:
             cache[key] = compatible(source, target)
         return cache[key]
@@ -400,8 +406,8 @@ def mark_ambiguous(matches, structure):
     for layer, layer_matches in by_layer.items():
         if all(match.decided_by == DATAFLOW for match in layer_matches):
             continue  # The dataflow placed it with no rival: no branch is parallel to it.
-        key = tuple(sorted((str(m.source.kind), str(m.source.shape), str(m.source.parts))
-                           for m in layer_matches))
+        key = tuple(sorted((str(m.source.kind), str(m.source.shape), str(m.source.parts),
+                            str(m.source.role)) for m in layer_matches))
         signature.setdefault(key, []).append(layer)
     groups = []
     for layers in signature.values():
@@ -526,65 +532,3 @@ def drop_reason(source, targets, matches, unmatched_sources, unmatched_targets):
     taken = ", ".join(f"{target.name} (filled by {holders.get(id(target), '?')})"
                       for target in fitting[:3])
     return f"the model's targets of this kind and shape ({shape}) are all filled: {taken}"
-
-
-TIED_BY_GRAPH = "tied weights: the graph reads this variable transposed"
-TIED_BY_VALUE = "tied weights: the only used source of the transposed shape"
-
-
-def tied_candidates(matches, unmatched_targets, structure):
-    """Finds free targets a used source fills as well, transposed (tied weights).
-
-    A TF1 model that reuses a matrix transposed (an autoencoder's decoder,
-    an embedding as the output projection `matmul(h, embedding,
-    transpose_b=True)`) has one variable where the Keras model has two
-    weights. A free 2-D target with the transposed shape of a used source is
-    a candidate: certain when the graph reads that source transposed, else
-    for a value comparison to confirm. A square matrix's transposed shape is
-    its own, so there the shapes say nothing about the orientation: the
-    graph's transposed read, or the value comparison, decides.
-
-    Args:
-        matches: the `Match`es made.
-        unmatched_targets: the free `TargetItem`s.
-        structure: a `tf1_structure.GraphStructure`, or None.
-
-    Returns:
-        `(confirmed, unconfirmed)`: lists of tied `Match`es (transform
-        `transpose(1, 0)`), confirmed by the graph or not.
-    """
-    used = {}
-    for match in matches:
-        if match.source.layout is None and match.source.shape is not None:
-            used.setdefault(match.source.name, match.source)
-    confirmed, unconfirmed = [], []
-    for target in unmatched_targets:
-        if target.shape is None or len(target.shape) != 2:
-            continue
-        flipped = tuple(reversed(target.shape))
-        fitting = [source for source in used.values()
-                   if tuple(source.shape) == flipped and source.dtype == target.dtype]
-        read_transposed = [source for source in fitting if structure is not None
-                           and source.name in structure.transposed_reads]
-        if len(read_transposed) == 1:
-            (source,) = read_transposed
-            confirmed.append(Match(source, target, _transposed(source), [
-                f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
-                TIED_BY_GRAPH]))
-        elif len(fitting) == 1 and not read_transposed:
-            (source,) = fitting
-            unconfirmed.append(Match(source, target, _transposed(source), [
-                f"shape {_text(source.shape)} transposed -> {_text(target.shape)}",
-                TIED_BY_VALUE]))
-    return confirmed, unconfirmed
-
-
-def _transposed(source):
-    """The transforms that make a 2-D source's transposed twin.
-
-    Only the transpose: the source's own transforms put a partitioned
-    embedding's rows in id order for its lookup, while a `matmul` or
-    `transpose` reads the parts concatenated, in the order they were saved.
-    """
-    del source  # The same for every source; kept for the call sites' symmetry.
-    return ("transpose(1, 0)",)

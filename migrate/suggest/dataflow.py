@@ -13,10 +13,16 @@ Two graphs of the same model give their uses in the same order of levels,
 however their code named or created the variables.
 
 A product cut by `tf.split` into parts (a fused query/key/value projection)
-is recorded on its kernel and bias, with the parts' count.
+is recorded on its kernel and bias, with the parts' count. The projections
+of an attention block are told apart by where their products go
+(`attention_roles`).
 """
 
 import dataclasses
+
+import numpy as np
+
+from migrate.suggest import attention_roles
 
 _VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops a variable's value passes through unchanged in content before its use.
@@ -62,6 +68,10 @@ class Use:
         split: how many parts `tf.split` cuts its product into (0: none).
         loop: it is used inside a while loop (a recurrent cell).
         on_path: the use reaches the compared outputs.
+        role: the attention projection its product is (`attention_roles.ROLES`),
+            or None.
+        part_roles: for a product cut by `tf.split`, each part's role (None
+            where the graph does not say it), else ().
     """
 
     kind: str | None
@@ -71,6 +81,8 @@ class Use:
     split: int = 0
     loop: bool = False
     on_path: bool = True
+    role: str | None = None
+    part_roles: tuple = ()
 
 
 @dataclasses.dataclass
@@ -79,6 +91,7 @@ class _Node:
     op: str
     inputs: list
     attrs: dict
+    ports: list = dataclasses.field(default_factory=list)  # The output port each input reads.
 
 
 def _forward(name):
@@ -87,7 +100,7 @@ def _forward(name):
 
 
 def nodes_of_graph_def(graph_def):
-    """`{name: node}` of a GraphDef's forward nodes (data inputs only, ports dropped)."""
+    """`{name: node}` of a GraphDef's forward nodes (data inputs only, with their ports)."""
     nodes = {}
     for node in graph_def.node:
         if not _forward(node.name):
@@ -95,12 +108,32 @@ def nodes_of_graph_def(graph_def):
         attrs = {}
         if "num_split" in node.attr:
             attrs["num_split"] = node.attr["num_split"].i
-        if node.op == "Const" and node.attr["value"].tensor.int_val:
-            attrs["int_val"] = list(node.attr["value"].tensor.int_val)
-        nodes[node.name] = _Node(node.name, node.op, [
-            text.lstrip("^").split(":")[0] for text in node.input if not text.startswith("^")],
-            attrs)
+        if "equation" in node.attr:
+            attrs["equation"] = node.attr["equation"].s.decode("utf-8", "replace")
+        if node.op == "Const":
+            values = _small_integers(node.attr["value"].tensor)
+            if values:
+                attrs["int_val"] = values
+        inputs = [text.split(":") for text in node.input if not text.startswith("^")]
+        nodes[node.name] = _Node(node.name, node.op, [pieces[0] for pieces in inputs], attrs,
+                                 [int(pieces[1]) if len(pieces) > 1 else 0 for pieces in inputs])
     return nodes
+
+
+# DataType enum values of int32 and int64, and their NumPy types.
+_INTEGER_TYPES = {3: "<i4", 9: "<i8"}
+
+
+def _small_integers(tensor):
+    """A small integer constant's values (a transpose's permutation), or []."""
+    if tensor.int_val:
+        return list(tensor.int_val)
+    if tensor.int64_val:
+        return list(tensor.int64_val)
+    if tensor.dtype in _INTEGER_TYPES and 0 < len(tensor.tensor_content) <= 64:
+        return [int(value) for value in np.frombuffer(tensor.tensor_content,
+                                                      _INTEGER_TYPES[tensor.dtype])]
+    return []
 
 
 def trace(nodes, variables, *, inputs=(), outputs=()):
@@ -135,6 +168,9 @@ def trace(nodes, variables, *, inputs=(), outputs=()):
               for found in uses.values() for use in found}
     levels = _levels(nodes, set(anchor.values()), data)
     live = _ancestors(nodes, [name.split(":")[0] for name in outputs]) if outputs else None
+    products = {use[0] for found in uses.values() for use in found
+                if nodes[use[0]].op in _PRODUCT_OPS}
+    roles = attention_roles.roles(nodes, data, products)
     found = {}
     for key, key_uses in uses.items():
         # Uses that reach the data (not an initializer's assignment or check).
@@ -143,11 +179,34 @@ def trace(nodes, variables, *, inputs=(), outputs=()):
         chosen = min(on_path or key_uses, key=lambda use: levels.get(anchor[use[0]], 0))
         node_name, index, reshaped, loop = chosen
         node = nodes[node_name]
-        found[key] = Use(kind=_kind(node, index, nodes), level=levels.get(anchor[node_name], 0),
-                         op=node.op, reshaped=reshaped, split=_split_after(node, nodes,
-                                                                           consumers),
-                         loop=loop or node.op in _LOOP_OPS, on_path=bool(on_path))
+        kind = _kind(node, index, nodes)
+        split = _split_after(node, nodes, consumers)
+        role = roles.get(node_name) if kind == "kernel" else (
+            roles.get(_product_behind(node, nodes)) if kind == "bias" else None)
+        found[key] = Use(kind=kind, level=levels.get(anchor[node_name], 0),
+                         op=node.op, reshaped=reshaped, split=split,
+                         loop=loop or node.op in _LOOP_OPS, on_path=bool(on_path),
+                         role=role if isinstance(role, str) else None,
+                         part_roles=tuple(role.get(part) for part in range(split))
+                         if isinstance(role, dict) and split else ())
     return found
+
+
+def _product_behind(node, nodes):
+    """The product a bias is added to (through reshapes), or None."""
+    frontier = list(node.inputs)
+    for _ in range(_SEARCH_DEPTH):
+        following = []
+        for current in frontier:
+            other = nodes.get(current)
+            if other is None:
+                continue
+            if other.op in _PRODUCT_OPS:
+                return current
+            if other.op in _PASS_OPS or other.op in _RESHAPE_OPS:
+                following.extend(other.inputs[:1])
+        frontier = following
+    return None
 
 
 def _data_dependent(nodes, consumers, fed):

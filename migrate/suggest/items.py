@@ -3,6 +3,8 @@
 import dataclasses
 import re
 
+from migrate.suggest import attention_roles
+
 
 # The kind of weight a TF1 part name or a Keras weight name says it is.
 WEIGHT_KINDS = {
@@ -55,6 +57,7 @@ _KERAS_ATTENTION_PARTS = frozenset(f"{part}/{leaf}" for part in
                                    for leaf in ("kernel", "bias"))
 _KERAS_RNN_PARTS = frozenset({"kernel", "recurrent_kernel", "bias"})
 # Layouts by the family a Keras target must belong to.
+_ROLE_ORDER = {role: index + 1 for index, role in enumerate(attention_roles.ROLES)}
 RNN_LAYOUTS = (LSTM, LSTM_LEGACY, LSTM_LINEAR, CUDNN_LSTM, GRU, GRU_LEGACY, SIMPLE_RNN, SIMPLE_RNN_LEGACY,
                SIMPLE_RNN_LINEAR)
 
@@ -84,6 +87,8 @@ class SourceItem:
         graph_kind: its kind is what the graph does with it, not its name.
         on_path: its use reaches the compared outputs (or they are not known).
         flow: its layer's dataflow level, set by `dataflow_ordered`.
+        role: the attention projection the graph shows it in (`query`, `key`,
+            `value`, `output`: `dataflow.Use.role`), or None.
     """
 
     name: str
@@ -104,6 +109,7 @@ class SourceItem:
     graph_kind: bool = False
     on_path: bool = True
     flow: int | None = None
+    role: str | None = None
 
 
 @dataclasses.dataclass
@@ -124,6 +130,8 @@ class TargetItem:
         reshaped: the model reshapes it before its use (or uses it in an einsum).
         flow: its layer's dataflow level, set by `dataflow_ordered` (None
             when not ordered by dataflow).
+        role: the attention projection the model's traced call shows it in,
+            or None.
     """
 
     name: str
@@ -137,6 +145,7 @@ class TargetItem:
     level: int | None = None
     reshaped: bool = False
     flow: int | None = None
+    role: str | None = None
 
 
 def source_kind(part):
@@ -224,11 +233,15 @@ def source_items(variables, order, structure=None):
             shape=tuple(variable.shape), dtype=variable.dtype, variables=(variable,),
             transforms=transforms, note=note, position=rank.get(variable.name, len(rank)),
             level=None if use is None else use.level, reshaped=use is not None and use.reshaped,
-            graph_kind=graph_kind, on_path=use is None or use.on_path)
+            graph_kind=graph_kind, on_path=use is None or use.on_path,
+            role=use.role if graph_kind else None)
         if use is not None and use.split > 1 and item.shape and item.shape[-1] % use.split == 0:
-            # The product is cut into parts: one item per part, each 1/count of the last axis.
+            # The product is cut into parts: one item per part, each 1/count of the last axis
+            # (a fused query/key/value projection: each part's role is where the graph sends it).
             part_shape = (*item.shape[:-1], item.shape[-1] // use.split)
-            items.extend(dataclasses.replace(item, shape=part_shape, split=(index, use.split))
+            roles = use.part_roles if graph_kind and use.part_roles else (None,) * use.split
+            items.extend(dataclasses.replace(item, shape=part_shape, split=(index, use.split),
+                                             role=roles[index])
                          for index in range(use.split))
         else:
             items.append(item)
@@ -296,10 +309,21 @@ def _cell_of(name, by_name, uses=None):
             for parts, layout in _GRU_PARTS.items():
                 if parts <= under:
                     return scope, layout, tuple(sorted(parts))
-        # The parts say it, whatever the block's scope is called (`attention_1`).
-        if depth == 3 and _ATTENTION_PARTS <= under:
+        # The parts say it, whatever the block's scope is called (`attention_1`), unless
+        # the graph shows a part playing another's role (`self/key` holding the values).
+        if depth == 3 and _ATTENTION_PARTS <= under and not _roles_contradict(scope, uses):
             return scope, ATTENTION, tuple(sorted(_ATTENTION_PARTS))
     return None
+
+
+def _roles_contradict(scope, uses):
+    """Whether the graph shows a BERT attention block's projection in another's role."""
+    for part, role in zip(("self/query", "self/key", "self/value", "output/dense"),
+                          attention_roles.ROLES):
+        use = (uses or {}).get(f"{scope}/{part}/kernel")
+        if use is not None and use.role is not None and use.role != role:
+            return True
+    return False
 
 
 def _loop_cell(scope, under, uses):
@@ -392,7 +416,8 @@ def target_items(weights, kept, uses=None, group_attention=True, layer_classes=N
                                 shape=tuple(weight.shape), dtype=weight.dtype, weights=(weight,),
                                 layer_class=layer_class,
                                 level=None if use is None else use.level,
-                                reshaped=use is not None and (use.reshaped or use.op == "Einsum")))
+                                reshaped=use is not None and (use.reshaped or use.op == "Einsum"),
+                                role=None if use is None else use.role))
     return canonical_layer_order(items)
 
 
@@ -423,6 +448,7 @@ def dataflow_ordered(items):
     they stay together, in `KIND_ORDER`. A scope holding two weights of one
     kind (`model/wte`, `model/wpe`) is no layer: each keeps its own level.
     Items whose level is unknown keep their place after the item before them.
+    An attention block's projections, at one level, go query, key, value.
     Sets each item's `flow` to the level it is ordered by.
     """
     layers = {}
@@ -448,7 +474,8 @@ def dataflow_ordered(items):
     for index, item in enumerate(items):
         last = item.flow if item.flow is not None else last
         keyed.append(((last, KIND_ORDER.index(item.kind) if item.kind in KIND_ORDER
-                       else len(KIND_ORDER), str(item.shape), index), item))
+                       else len(KIND_ORDER), _ROLE_ORDER.get(item.role, 0), str(item.shape),
+                       index), item))
     return [item for _, item in sorted(keyed, key=lambda pair: pair[0])]
 
 

@@ -18,11 +18,13 @@ from migrate.suggest import by_value
 from migrate.suggest import dataflow
 from migrate.suggest import draft_writer
 from migrate.suggest import items as items_lib
-from migrate.suggest import shared_cells
+from migrate.suggest import model_inputs
 from migrate.suggest import model_sets
 from migrate.suggest import report as report_lib
 from migrate.suggest import rules as rules_lib
+from migrate.suggest import shared_cells
 from migrate.suggest import tf1_structure
+from migrate.suggest import tied as tied_lib
 from migrate.suggest.report import SuggestReport
 from migrate.verification import parity as parity_lib
 from migrate.verify_settings import VerifySettings
@@ -62,7 +64,8 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
     weights the model sets itself become `leave` rules with their reason:
     a `Normalization` layer's statistics always, and a weight no source can
     fill (a pooler the legacy model never had) when parity passes without
-    it. The draft then has to plan clean and, when the graph can run (a `.meta` and
+    it. A subclassed model never called is built by calling it on zeros
+    shaped like the legacy graph's inputs. The draft then has to plan clean and, when the graph can run (a `.meta` and
     `verify` settings naming the output; the placeholders are found as
     `migrate.verify` finds them), pass parity. Matches that only order
     decided between parallel identical layers are settled by value: when
@@ -72,8 +75,9 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
 
     Args:
         checkpoint: a legacy checkpoint prefix or directory, or a `LegacyCheckpoint`.
-        model: a built Keras model, a factory returning one, or `module:callable`.
-            With parity, the draft's weights are assigned into it.
+        model: a built Keras model, a factory returning one, or `module:callable`
+            (a subclassed model never called is built on the legacy graph's
+            input shapes). With parity, the draft's weights are assigned into it.
         output: where to write the draft TOML (even when it is not proven),
             or None.
         overwrite: replace an existing `output` file.
@@ -117,7 +121,6 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         raise OutputError(f"The draft table {output} already exists; refusing to replace it.",
                           option="overwrite")
     checkpoint = pipeline.open_checkpoint(checkpoint, options)
-    model = target_model.load_model(model, checkpoint=checkpoint.prefix)
 
     kept_roles = KEEP_MODES[options.keep]
     kept = [variable for variable in checkpoint.variables.values()
@@ -131,6 +134,10 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         structure = tf1_structure.read(checkpoint.meta_path, layer_of.get, outputs)
     elif checkpoint.has_graph:  # A legacy_graphs builder's graph stands in for the .meta.
         structure = tf1_structure.from_graph(checkpoint.graph, layer_of.get, outputs)
+    # A subclassed model never called is built on zeros shaped like the graph's inputs.
+    model = target_model.load_model(model, checkpoint=checkpoint.prefix,
+                                    build_on=model_inputs.zeros_for(
+                                        structure.inputs if structure else (), verify))
     sources = items_lib.source_items(kept, structure.creation_order if structure else (),
                                      structure)
     off_path = [item for item in sources if not item.on_path] if outputs else []
@@ -153,7 +160,7 @@ def suggest(checkpoint, model, *, output=None, overwrite=False, options=None, ve
         targets = items_lib.dataflow_ordered(targets)
     matches, unmatched_sources, unmatched_targets = align_lib.align(sources, targets)
     ambiguous = align_lib.mark_ambiguous(matches, structure)
-    tied, tied_unconfirmed = align_lib.tied_candidates(matches, unmatched_targets, structure)
+    tied, tied_unconfirmed = tied_lib.tied_candidates(matches, unmatched_targets, structure)
     matches.extend(tied)
     unmatched_targets = _without(unmatched_targets, tied)
     matches, unmatched_sources, unmatched_targets = _whole_splits(matches, unmatched_sources,

@@ -47,6 +47,10 @@ class GraphStructure:
         uses: checkpoint key -> `dataflow.Use`: what the forward graph does
             with each variable, and where along the data's path.
         outputs: the compared outputs the uses were traced to (empty: none given).
+        inputs: `(name, shape, dtype name)` of the placeholders a feed fills
+            (not `placeholder_with_default`, not scalars such as `keep_prob`),
+            that the outputs depend on (all, when they are not known), in
+            graph order; unknown sizes are None.
     """
 
     creation_order: list
@@ -59,6 +63,7 @@ class GraphStructure:
     vocabulary_oov: dict = dataclasses.field(default_factory=dict)
     uses: dict = dataclasses.field(default_factory=dict)
     outputs: tuple = ()
+    inputs: tuple = ()
 
     def parallel(self, first, second):
         """True when neither layer feeds the other (parallel branches of the graph)."""
@@ -135,7 +140,38 @@ def _structure(order, graph_def, layer_of, outputs=()):
         _transposed_reads(nodes, key_of_node), _loops_reading(nodes, key_of_node),
         {key: buckets for key, buckets in vocabulary.oov_buckets(graph_def).items() if buckets},
         dataflow.trace(dataflow.nodes_of_graph_def(graph_def), key_of_node, outputs=outputs),
-        tuple(outputs))
+        tuple(outputs), _inputs_fed(nodes, outputs))
+
+
+def _inputs_fed(nodes, outputs):
+    """`(name, shape, dtype name)` of the data placeholders `outputs` depend on (see
+    `GraphStructure.inputs`)."""
+    from tensorflow.python.framework import dtypes
+
+    needed = None
+    if outputs:
+        needed, stack = set(), [name.split(":")[0] for name in outputs]
+        while stack:
+            name = stack.pop()
+            if name in needed or name not in nodes:
+                continue
+            needed.add(name)
+            stack.extend(_inputs(nodes[name]))
+    found = []
+    for name, node in nodes.items():
+        if node.op != "Placeholder" or _NOT_FORWARD.search(name) or (
+                needed is not None and name not in needed):
+            continue
+        shape = node.attr["shape"].shape
+        if shape.unknown_rank or not shape.dim:
+            continue
+        try:
+            dtype = dtypes.as_dtype(node.attr["dtype"].type).name
+        except TypeError:
+            continue
+        found.append((name, tuple(None if dim.size < 0 else int(dim.size) for dim in shape.dim),
+                      dtype))
+    return tuple(found)
 
 
 _WHILE_OPS = frozenset({"While", "StatelessWhile"})
