@@ -16,14 +16,15 @@ import dataclasses
 import numpy as np
 
 from migrate import files
+from migrate.verification import input_graph
 
 _LOOKUP_OPS = frozenset({"LookupTableFind", "LookupTableFindV2"})
 _HASH_OPS = frozenset({"StringToHashBucketFast", "StringToHashBucketStrong", "StringToHashBucket"})
 _KEYS_INITIALIZERS = frozenset({"InitializeTable", "InitializeTableV2", "LookupTableImport",
                                 "LookupTableImportV2"})
-_FILE_INITIALIZERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
+FILE_INITIALIZERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
 _GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
-TABLE_INITIALIZER_OPS = _KEYS_INITIALIZERS | _FILE_INITIALIZERS
+TABLE_INITIALIZER_OPS = _KEYS_INITIALIZERS | FILE_INITIALIZERS
 _WHOLE_LINE = -2
 _LINE_NUMBER = -1
 # How far downstream of a feature its column's ops are looked for, and how
@@ -139,7 +140,7 @@ def _table_keys(graph, handle, assets):
                 value = tensor_util.constant_value(op.inputs[1])
                 if value is not None:
                     keys += [_decoded(key) for key in np.asarray(value).reshape(-1)]
-            elif op.type in _FILE_INITIALIZERS:
+            elif op.type in FILE_INITIALIZERS:
                 keys += _file_keys(op, assets)
     return keys
 
@@ -196,8 +197,10 @@ def values(found, dtype, count, *, seed=0, input_max=None):
             cycle += list(_OOV_VALUES) if cycle else [f"value {index}" for index in range(count)]
         return np.array([cycle[index % len(cycle)] for index in range(count)], object)
     if found.vocabulary and np.issubdtype(dtype, np.integer):
-        return np.array([found.vocabulary[index % len(found.vocabulary)]
-                         for index in range(count)], dtype)
+        cycle = list(found.vocabulary)
+        if found.hashed:  # Out of the vocabulary: above its largest key.
+            cycle += [max(cycle) + 1 + index for index in range(len(_OOV_VALUES))]
+        return np.array([cycle[index % len(cycle)] for index in range(count)], dtype)
     if found.boundaries:
         bounds = found.boundaries
         gap = max((bounds[-1] - bounds[0]) / max(len(bounds) - 1, 1), 1.0)
@@ -206,6 +209,8 @@ def values(found, dtype, count, *, seed=0, input_max=None):
         return np.array([inside[index % len(inside)] for index in range(count)], dtype)
     if found.id_bound and np.issubdtype(dtype, np.integer):
         return np.arange(count, dtype=dtype) % found.id_bound
+    if found.hashed and np.issubdtype(dtype, np.integer):
+        return np.arange(count, dtype=dtype)  # Distinct values, hashed into the buckets.
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, input_max or 2, size=count).astype(dtype)
     if dtype == np.bool_:
@@ -231,11 +236,15 @@ def placeholder_values(graph, tensor, shape, *, seed=0, assets=None):
 def placeholder_facts(graph, tensor, *, assets=None):
     """The `FeatureFacts` of a placeholder whose values come from the graph, else None.
 
-    A string placeholder, or a number looked up in a vocabulary or cut into
-    buckets; token ids gathered from an embedding are drawn as before (with
-    `input_max`).
+    A string placeholder, a number looked up in a vocabulary, hashed or cut
+    into buckets, or categorical ids bounded downstream (an identity
+    column's, which reach their table through sparse ops); token ids gathered
+    straight from an embedding are drawn as before (with `input_max`).
     """
     found = facts(graph, tensor, assets=assets)
-    if tensor.dtype.name == "string" or found.vocabulary or found.boundaries:
+    if tensor.dtype.name == "string" or found.vocabulary or found.boundaries or found.hashed:
+        return found
+    if (found.id_bound and tensor.dtype.is_integer
+            and input_graph.input_facts(tensor).id_rows is None):
         return found
     return None
