@@ -206,7 +206,11 @@ def verify_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
     else:
         outputs = settings.compared_outputs()
     if not settings.input_tensors:
-        changes["input_pairs"] = training_graph.feature_inputs(graph, spec, outputs)
+        pairs = training_graph.feature_inputs(graph, spec, outputs)
+        if all(key for key, _ in pairs):
+            changes["input_pairs"] = pairs
+        else:  # contrib.learn's one feature, named "": fed by the one tensor found.
+            changes["input_tensors"] = tuple(name for _, name in pairs)
     return dataclasses.replace(settings, **changes)
 
 
