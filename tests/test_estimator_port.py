@@ -349,3 +349,26 @@ def test_the_documented_commands_run(cli_in_process, tmp_path, monkeypatch):
     # Its first row is the Estimator's first saved row.
     _, expected = _expected(name)
     np.testing.assert_allclose(probabilities[0], expected["probabilities"][0], rtol=TOLERANCE)
+
+
+def test_a_training_graph_whose_features_cannot_be_told_apart_is_refused_in_one_line():
+    import dataclasses
+
+    from migrate.estimator import training_graph
+    from migrate.estimator.port import read_spec
+    from migrate.source.checkpoint import LegacyCheckpoint
+
+    checkpoint = LegacyCheckpoint.open(os.path.join(DATA, "dnn_classifier", "model_dir"))
+    spec = read_spec(checkpoint)
+    outputs = training_graph.compared_outputs(checkpoint.graph, spec)
+    assert outputs == (("logits", "dnn/logits/BiasAdd:0"),
+                       ("probabilities", "head/predictions/probabilities:0"))
+    assert dict(training_graph.feature_inputs(checkpoint.graph, spec, outputs)) == {
+        "age": "IteratorGetNext:0", "city": "IteratorGetNext:1", "color": "IteratorGetNext:2",
+        "hours": "IteratorGetNext:3", "income": "IteratorGetNext:4", "tags": "IteratorGetNext:5"}
+    # A dequeued tensor read by no column the spec knows: which feature is it?
+    partial = dataclasses.replace(spec, dnn_columns=spec.dnn_columns[:-1])
+    with pytest.raises(columns_lib.EstimatorError, match=r"IteratorGetNext:5 \(no feature\)"
+                                                         r".*port the export") as refused:
+        training_graph.feature_inputs(checkpoint.graph, partial, outputs)
+    assert "\n" not in str(refused.value)
