@@ -110,7 +110,8 @@ def test_port_reads_the_estimator_and_its_columns():
 def test_the_oov_roll_is_what_makes_the_vocabulary_embedding_right(tmp_path):
     """Without the roll the twin is silently wrong on every color row, OOV or not."""
     output = tmp_path / "ported"
-    estimator.port(os.path.join(DATA, "dnn_classifier", "model_dir"), str(output))
+    # Its verification is test_port_matches_the_estimators_own_predictions's.
+    estimator.port(os.path.join(DATA, "dnn_classifier", "model_dir"), str(output), verify=False)
     table = (output / "table.toml").read_text()
     assert 'transform = ["vocabulary_oov_roll(2)"]' in table
     model = _load_model_file(str(output)).build()
@@ -133,7 +134,7 @@ def test_the_ported_model_saves_to_keras_and_loads_back(tmp_path):
     output = tmp_path / "ported"
     name = "dnn_linear_combined_classifier"
     estimator.port(os.path.join(DATA, name, "export", "example", "1"), str(output),
-                   options=ConversionOptions(exports=("keras",)))
+                   options=ConversionOptions(exports=("keras",)), verify=False)
     _load_model_file(str(output))  # Registers model.py's layers, as a user's import does.
     loaded = keras.saving.load_model(str(output / "model.keras"))
     rows, expected = _expected(name)
