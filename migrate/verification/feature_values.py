@@ -16,7 +16,6 @@ import dataclasses
 import numpy as np
 
 from migrate import files
-from migrate.verification import input_graph
 
 _LOOKUP_OPS = frozenset({"LookupTableFind", "LookupTableFindV2"})
 _HASH_OPS = frozenset({"StringToHashBucketFast", "StringToHashBucketStrong", "StringToHashBucket"})
@@ -46,12 +45,16 @@ class FeatureFacts:
         boundaries: the sorted `Bucketize` boundaries it is cut at.
         id_bound: for integer ids the graph checks to be below a constant
             (an identity column's `num_buckets`), that constant.
+        made_sparse: the graph gathers the values it keeps out of the dense
+            feature (`GatherNd`), as a categorical feature column makes its
+            input sparse (`to_sparse_input`) before taking its ids.
     """
 
     vocabulary: list = dataclasses.field(default_factory=list)
     hashed: bool = False
     boundaries: list = dataclasses.field(default_factory=list)
     id_bound: int | None = None
+    made_sparse: bool = False
 
     @property
     def covering_rows(self):
@@ -91,6 +94,8 @@ def facts(graph, tensor, *, assets=None):
                 found.hashed = True
             elif op.type == "Bucketize":
                 found.boundaries = sorted(set(found.boundaries) | set(op.get_attr("boundaries")))
+            elif op.type == "GatherNd" and op.inputs[0] is tensor:
+                found.made_sparse = True
             elif is_ids:
                 bound = _id_bound(op, current)
                 if bound:
@@ -237,14 +242,13 @@ def placeholder_facts(graph, tensor, *, assets=None):
     """The `FeatureFacts` of a placeholder whose values come from the graph, else None.
 
     A string placeholder, a number looked up in a vocabulary, hashed or cut
-    into buckets, or categorical ids bounded downstream (an identity
-    column's, which reach their table through sparse ops); token ids gathered
-    straight from an embedding are drawn as before (with `input_max`).
+    into buckets, or a categorical feature column's integer ids (made sparse,
+    then bounded: an identity column's); other integers (token ids gathered
+    from an embedding) are drawn as before (with `input_max`).
     """
     found = facts(graph, tensor, assets=assets)
     if tensor.dtype.name == "string" or found.vocabulary or found.boundaries or found.hashed:
         return found
-    if (found.id_bound and tensor.dtype.is_integer
-            and input_graph.input_facts(tensor).id_rows is None):
+    if found.id_bound and tensor.dtype.is_integer and found.made_sparse:
         return found
     return None
