@@ -19,6 +19,7 @@ import tempfile
 
 from migrate import files
 from migrate import pipeline
+from migrate.errors import CheckpointError
 from migrate.estimator import keras_code
 from migrate.estimator import spec as spec_lib
 from migrate.estimator import training_graph
@@ -165,9 +166,17 @@ def open_source(source, options=None):
         checkpoint = open_source("export/example")   # export/example/<newest>, `predict`
     """
     options = options or ConversionOptions()
-    if options.signature is None:
-        options = dataclasses.replace(options, signature=PREDICT_SIGNATURE)
-    return pipeline.open_checkpoint(newest_export(source), options)
+    source = newest_export(source)
+    if options.signature is not None:
+        return pipeline.open_checkpoint(source, options)
+    try:
+        return pipeline.open_checkpoint(
+            source, dataclasses.replace(options, signature=PREDICT_SIGNATURE))
+    except CheckpointError as error:
+        if error.option != "signature":
+            raise
+    # An export without one: its default signature, which verification may refuse.
+    return pipeline.open_checkpoint(source, options)
 
 
 def verify_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
