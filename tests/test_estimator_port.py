@@ -152,7 +152,8 @@ def test_port_reads_graph_pbtxt_when_there_is_no_meta(tmp_path):
                                                          r"--noverify") as refused:
         estimator.port(str(model_dir), str(output))
     assert "\n" not in str(refused.value) and not output.exists()
-    estimator.port(str(model_dir), str(output), verify=False)
+    report = estimator.port(str(model_dir), str(output), verify=False)
+    assert report.summary().endswith("not verified: written unproven (--noverify, verify=False)")
     model = _load_model_file(str(output)).build()
     restore_lib.restore(model, str(output))
     rows, expected = _expected("dnn_classifier")

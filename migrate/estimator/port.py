@@ -63,6 +63,8 @@ class PortReport:
         if spec.has_linear:
             lines.append(f"  linear: {', '.join(c.name for c in spec.linear_columns)}")
         lines.append(self.conversion.summary())
+        if self.conversion.verified is None:
+            lines.append("  not verified: written unproven (--noverify, verify=False)")
         return "\n".join(lines)
 
     def to_json(self):
