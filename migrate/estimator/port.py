@@ -181,7 +181,7 @@ def open_source(source, options=None):
     return pipeline.open_checkpoint(source, options)
 
 
-def verify_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
+def proof_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
     """Returns the `VerifySettings` that prove a port of `checkpoint`.
 
     An export is run through its signature, which names the raw features
@@ -235,7 +235,7 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), verify=True, op
     a number in every bucket), and their logits and probabilities (regressors:
     predictions) must agree within the tolerance: an export through its
     `predict` signature, a model_dir through its training graph, fed where it
-    dequeued its features (see `verify_settings`). A port that fails writes
+    dequeued its features (see `proof_settings`). A port that fails writes
     nothing (`VerificationError`).
 
     Args:
@@ -273,7 +273,7 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), verify=True, op
     options = options or ConversionOptions()
     checkpoint = open_source(source, options)
     spec = read_spec(checkpoint, vocabulary_dirs=vocabulary_dirs)
-    options = dataclasses.replace(options, verify=verify_settings(
+    options = dataclasses.replace(options, verify=proof_settings(
         checkpoint, spec, options.verify, vocabulary_dirs=vocabulary_dirs) if verify else None)
     label = str(checkpoint.prefix).rstrip("/")
     code, rules = keras_code.write_model_code(spec, source=label)
