@@ -190,7 +190,10 @@ class VerifySettings:
         document["input_pairs"] = [list(pair) for pair in self.input_pairs]
         document["output_pairs"] = [list(pair) for pair in self.output_pairs]
         document["keras_feeds"] = dict(self.keras_feeds)
+        # Left out when empty: the manifests of outputs verified before it existed stay current.
         document["asset_dirs"] = list(self.asset_dirs)
+        if not self.asset_dirs:
+            del document["asset_dirs"]
         return document
 
     def compared_outputs(self):
