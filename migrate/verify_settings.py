@@ -105,7 +105,10 @@ class VerifySettings:
         inputs_file: an `.npz` file of real arrays keyed by tensor name, for
             inputs and feeds alike; they win over generated values. A key
             naming a Keras input and no tensor of the graph is that Keras
-            input's array.
+            input's array (and its paired tensor's, with `input_pairs`).
+        asset_dirs: directories holding the files (vocabularies) the
+            graph's table initializers name by a path absent here, the
+            training machine's; found by file name.
         batch_size: rows of the generated batch.
         seed: NumPy seed of the generated batch.
         tolerance: the largest accepted max relative difference.
@@ -149,6 +152,7 @@ class VerifySettings:
     batch_axes: tuple = ()
     feeds: tuple = ()
     inputs_file: str | None = None
+    asset_dirs: tuple = ()
     batch_size: int = DEFAULT_BATCH_SIZE
     seed: int = 0
     tolerance: float = DEFAULT_TOLERANCE
@@ -186,6 +190,10 @@ class VerifySettings:
         document["input_pairs"] = [list(pair) for pair in self.input_pairs]
         document["output_pairs"] = [list(pair) for pair in self.output_pairs]
         document["keras_feeds"] = dict(self.keras_feeds)
+        # Left out when empty: the manifests of outputs verified before it existed stay current.
+        document["asset_dirs"] = list(self.asset_dirs)
+        if not self.asset_dirs:
+            del document["asset_dirs"]
         return document
 
     def compared_outputs(self):
@@ -270,6 +278,11 @@ def _inputs(settings):
                                              or not settings.inputs_file):
         raise ArgumentError(f"Expected inputs_file to be the path of an .npz file. "
                             f"Received: inputs_file={settings.inputs_file!r}")
+    if isinstance(settings.asset_dirs, str) or not all(
+            isinstance(directory, str) and directory for directory in settings.asset_dirs):
+        raise ArgumentError(f"Expected asset_dirs to be a list of directories. "
+                            f"Received: asset_dirs={settings.asset_dirs!r}", option="asset_dirs")
+    normalized["asset_dirs"] = tuple(settings.asset_dirs)
     return normalized
 
 

@@ -11,6 +11,7 @@ import importlib.util
 import json
 import os
 import shutil
+import sys
 
 import numpy as np
 import pytest
@@ -70,6 +71,15 @@ def test_port_matches_the_estimators_own_predictions(name, source, tmp_path):
                             vocabulary_dirs=_vocabularies(name) if source == "model_dir" else ())
     assert sorted(os.listdir(output)) == ["checkpoint", "ckpt.data-00000-of-00001",
                                           "ckpt.index", "manifest.json", "model.py", "table.toml"]
+    # port proved itself: the Estimator's graph (an export's predict signature, a
+    # model_dir's training graph fed where its iterator dequeued the features) and the
+    # ported model on the same raw rows.
+    verified = report.conversion.verified
+    assert verified["passed"] and verified["max_rel_diff"] <= TOLERANCE, verified
+    compared = {item["keras_output"] for item in verified["outputs"]}
+    assert compared == ({"predictions"} if "regressor" in name else {"logits", "probabilities"})
+    if source == "model_dir":
+        assert all(tensor.startswith("IteratorGetNext:") for tensor in verified["inputs"])
     model = _load_model_file(str(output)).build()
     restored = restore_lib.restore(model, str(output))
     assert len(restored.restored) == report.conversion.written_weights
@@ -100,7 +110,8 @@ def test_port_reads_the_estimator_and_its_columns():
 def test_the_oov_roll_is_what_makes_the_vocabulary_embedding_right(tmp_path):
     """Without the roll the twin is silently wrong on every color row, OOV or not."""
     output = tmp_path / "ported"
-    estimator.port(os.path.join(DATA, "dnn_classifier", "model_dir"), str(output))
+    # Its verification is test_port_matches_the_estimators_own_predictions's.
+    estimator.port(os.path.join(DATA, "dnn_classifier", "model_dir"), str(output), verify=False)
     table = (output / "table.toml").read_text()
     assert 'transform = ["vocabulary_oov_roll(2)"]' in table
     model = _load_model_file(str(output)).build()
@@ -123,7 +134,7 @@ def test_the_ported_model_saves_to_keras_and_loads_back(tmp_path):
     output = tmp_path / "ported"
     name = "dnn_linear_combined_classifier"
     estimator.port(os.path.join(DATA, name, "export", "example", "1"), str(output),
-                   options=ConversionOptions(exports=("keras",)))
+                   options=ConversionOptions(exports=("keras",)), verify=False)
     _load_model_file(str(output))  # Registers model.py's layers, as a user's import does.
     loaded = keras.saving.load_model(str(output / "model.keras"))
     rows, expected = _expected(name)
@@ -135,7 +146,14 @@ def test_port_reads_graph_pbtxt_when_there_is_no_meta(tmp_path):
     shutil.copytree(os.path.join(DATA, "dnn_classifier", "model_dir"), model_dir)
     (model_dir / "model.ckpt-30.meta").unlink()
     output = tmp_path / "ported"
-    estimator.port(str(model_dir), str(output))
+    # graph.pbtxt says which Estimator it is, but holds no Saver to run it with its
+    # weights: verifying is refused in one line, before anything is written.
+    with pytest.raises(columns_lib.EstimatorError, match=r"no \.meta.*port the export.*"
+                                                         r"--noverify") as refused:
+        estimator.port(str(model_dir), str(output))
+    assert "\n" not in str(refused.value) and not output.exists()
+    report = estimator.port(str(model_dir), str(output), verify=False)
+    assert report.summary().endswith("not verified: written unproven (--noverify, verify=False)")
     model = _load_model_file(str(output)).build()
     restore_lib.restore(model, str(output))
     rows, expected = _expected("dnn_classifier")
@@ -152,13 +170,63 @@ def test_port_command_line(cli_in_process, tmp_path):
     assert refused.stderr.count("\n") == 1 and "occupation.txt" in refused.stderr
     assert "--vocabulary_dir" in refused.stderr and "assets/" in refused.stderr
     assert not output.exists()
+    # Real rows by feature name (the Estimator's saved ones) prove the port from the
+    # model_dir: each fed where the training graph dequeued that feature.
+    rows, _ = _expected(name)
+    np.savez(tmp_path / "rows.npz", **rows)
     done = cli_in_process("port", f"--checkpoint={model_dir}", f"--output={output}",
-                          f"--vocabulary_dir={_vocabularies(name)[0]}", "--json")
+                          f"--vocabulary_dir={_vocabularies(name)[0]}",
+                          f"--inputs={tmp_path / 'rows.npz'}", "--json")
     assert done.returncode == 0, done.stderr
     document = json.loads(done.stdout)
     assert document["estimator"] == "DNNLinearCombinedClassifier"
     assert [column["name"] for column in document["linear_columns"]] == [
         "color", "hours_bucketized", "weekday"]
+    verified = document["conversion"]["verified"]
+    assert verified["passed"] and verified["batch"] == len(rows["age"])
+    assert verified["max_rel_diff"] <= TOLERANCE
+    fed = {item.get("keras_name"): tensor for tensor, item in verified["inputs"].items()}
+    assert fed["occupation"].startswith("IteratorGetNext:")
+    # Opting out: --noverify; the verification's flags then have nothing to do.
+    usage = cli_in_process("port", f"--checkpoint={model_dir}", f"--output={output}",
+                           "--noverify", f"--inputs={tmp_path / 'rows.npz'}")
+    assert usage.returncode == 2 and "--noverify" in usage.stderr
+
+
+def test_a_port_that_differs_from_the_estimator_fails_and_writes_nothing(
+        cli_in_process, tmp_path, monkeypatch):
+    """The vocabulary's rolled rows left out of the table: verification names the output."""
+    written = keras_code.write_table
+    monkeypatch.setattr(keras_code, "write_table", lambda *args, **kwargs: written(
+        *args, **kwargs).replace('transform = ["vocabulary_oov_roll(2)"]', "transform = []"))
+    output = tmp_path / "ported"
+    result = cli_in_process("port", f"--checkpoint={os.path.join(DATA, 'dnn_classifier')}"
+                            f"/model_dir", f"--output={output}")
+    assert result.returncode == 1
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert "nothing was written" in result.stderr
+    assert "on logits (dnn/logits/BiasAdd:0); first divergent layer color_embedding" in (
+        result.stderr)
+    assert not output.exists()
+
+
+def test_convert_verify_feeds_a_model_dirs_training_graph(cli_in_process, tmp_path,
+                                                          monkeypatch):
+    """A Keras model for an Estimator's model_dir, proven by convert --verify: the training
+    graph's features are fed where its tf.data iterator dequeued them."""
+    model_dir = os.path.join(DATA, "dnn_classifier", "model_dir")
+    ported = tmp_path / "ported"
+    estimator.port(model_dir, str(ported), verify=False)
+    monkeypatch.syspath_prepend(str(ported))
+    monkeypatch.delitem(sys.modules, "model", raising=False)
+    result = cli_in_process(
+        "convert", f"--checkpoint={model_dir}", f"--table={ported / 'table.toml'}",
+        "--model=model:build", f"--output={tmp_path / 'converted'}", "--verify",
+        "--output_tensor=logits=dnn/logits/BiasAdd:0,"
+        "probabilities=head/predictions/probabilities:0")
+    sys.modules.pop("model", None)
+    assert result.returncode == 0, result.stderr
+    assert "verified: PASS" in result.stdout
 
 
 def test_a_tf_1_0_contrib_learn_dnn_is_ported(tmp_path):
@@ -176,6 +244,12 @@ def test_a_tf_1_0_contrib_learn_dnn_is_ported(tmp_path):
     assert np.any(model.get_layer("centered_bias").get_weights()[0] != 0)
     logits = np.asarray(model({"": rows})["logits"])
     np.testing.assert_allclose(logits, expected, rtol=TOLERANCE, atol=1e-6)
+    # Proven through its training graph: fed at the data feeder's placeholder, the logits
+    # with the centered bias compared (the graph has no probabilities).
+    verified = report.conversion.verified
+    assert verified["passed"] and list(verified["inputs"]) == ["input:0"]
+    assert [item["output_tensor"] for item in verified["outputs"]] == [
+        contrib_learn_dnn.LOGITS_TENSOR]
 
 
 def test_a_normalizer_that_is_not_affine_is_refused_by_name():
@@ -277,3 +351,26 @@ def test_the_documented_commands_run(cli_in_process, tmp_path, monkeypatch):
     # Its first row is the Estimator's first saved row.
     _, expected = _expected(name)
     np.testing.assert_allclose(probabilities[0], expected["probabilities"][0], rtol=TOLERANCE)
+
+
+def test_a_training_graph_whose_features_cannot_be_told_apart_is_refused_in_one_line():
+    import dataclasses
+
+    from migrate.estimator import training_graph
+    from migrate.estimator.port import read_spec
+    from migrate.source.checkpoint import LegacyCheckpoint
+
+    checkpoint = LegacyCheckpoint.open(os.path.join(DATA, "dnn_classifier", "model_dir"))
+    spec = read_spec(checkpoint)
+    outputs = training_graph.compared_outputs(checkpoint.graph, spec)
+    assert outputs == (("logits", "dnn/logits/BiasAdd:0"),
+                       ("probabilities", "head/predictions/probabilities:0"))
+    assert dict(training_graph.feature_inputs(checkpoint.graph, spec, outputs)) == {
+        "age": "IteratorGetNext:0", "city": "IteratorGetNext:1", "color": "IteratorGetNext:2",
+        "hours": "IteratorGetNext:3", "income": "IteratorGetNext:4", "tags": "IteratorGetNext:5"}
+    # A dequeued tensor read by no column the spec knows: which feature is it?
+    partial = dataclasses.replace(spec, dnn_columns=spec.dnn_columns[:-1])
+    with pytest.raises(columns_lib.EstimatorError, match=r"IteratorGetNext:5 \(no feature\)"
+                                                         r".*port the export") as refused:
+        training_graph.feature_inputs(checkpoint.graph, partial, outputs)
+    assert "\n" not in str(refused.value)

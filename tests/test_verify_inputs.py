@@ -175,3 +175,20 @@ def test_found_placeholders_must_match_the_keras_inputs_in_dtype(bert_style):
     float_model = keras.Model([first, second], keras.layers.Add()([first, second]))
     with pytest.raises(migrate.ArgumentError, match=r"in dtype \(Keras: float32, float32\)"):
         migrate.verify(prefix, float_model, output_tensor="encoded:0", input_max=11)
+
+
+def test_a_training_graph_is_fed_the_batch_its_input_queue_dequeues(tmp_path):
+    """No placeholder: the model reads `dequeue_many`'s features, which a session can feed;
+    the labels it also dequeues and the training set baked into the graph are no input."""
+    import migrate
+
+    prefix = verify_graphs.save_graph(tmp_path, verify_graphs.build_queued_classifier)
+    table = verify_graphs.write_table(tmp_path / "table.toml", verify_graphs.QUEUED_TABLE)
+    model = verify_graphs.convert_and_restore(prefix, table,
+                                              verify_graphs.queued_classifier_model,
+                                              tmp_path / "converted")
+    report = migrate.verify(prefix, model, output_tensor="logits:0")
+    assert report.passed and report.max_rel_diff < TOLERANCE, report.summary()
+    (fed,) = report.inputs
+    assert fed == "fifo_queue_DequeueMany:0"
+    assert report.batch_size == verify_graphs.QUEUED_BATCH

@@ -110,3 +110,37 @@ def convert_and_restore(prefix, table, factory, output):
     model = factory()
     migrate.restore(model, str(output))
     return model
+
+
+# A TF 1.x training graph fed by an input queue (`shuffle_batch` style): its training set
+# baked in as constants, enqueued whole; the model reads the dequeued batch, no placeholder.
+QUEUED_BATCH = 4
+
+
+def build_queued_classifier():
+    tf = tf_v1()
+    rng = np.random.default_rng(1)
+    images = tf.constant(rng.normal(size=(16, HIDDEN)).astype(np.float32), name="train_images")
+    labels = tf.constant(rng.integers(0, 3, size=16), name="train_labels")
+    queue = tf.FIFOQueue(32, [tf.float32, tf.int64], shapes=[[HIDDEN], []])
+    queue.enqueue_many([images, labels])
+    features, targets = queue.dequeue_many(QUEUED_BATCH)
+    with tf.variable_scope("dense"):
+        kernel = tf.get_variable("kernel", [HIDDEN, 3])
+        bias = tf.get_variable("bias", [3])
+    logits = tf.identity(tf.matmul(features, kernel) + bias, name="logits")
+    tf.reduce_mean(tf.nn.sparse_softmax_cross_entropy_with_logits(labels=targets,
+                                                                  logits=logits), name="loss")
+
+
+QUEUED_TABLE = """
+[[rule]]
+match = 'dense/(kernel|bias)'
+target = 'dense/\\1'
+"""
+
+
+def queued_classifier_model():
+    import keras
+    images = keras.Input((HIDDEN,), name="images")
+    return keras.Model(images, keras.layers.Dense(3, name="dense")(images))

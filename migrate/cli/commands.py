@@ -5,6 +5,7 @@ library with keyword arguments, prints through `console`, and returns the
 exit code.
 """
 
+import dataclasses
 import shlex
 import sys
 
@@ -265,14 +266,31 @@ def _check_suggest():
     _check_verify_inputs()
 
 
+def _port_verifies():
+    """port proves its output unless given --noverify."""
+    return FLAGS.verify or not FLAGS["verify"].present
+
+
 def command_port(options):
+    verify = _port_verifies()
+    if verify and options.verify is None:
+        options = dataclasses.replace(options, verify=settings.verify_settings_of_flags())
     with settings.tensorflow_imported_quietly():
-        checkpoint = pipeline.open_checkpoint(estimator.newest_export(FLAGS.checkpoint), options)
-    report = estimator.port(checkpoint, FLAGS.output, overwrite=FLAGS.overwrite,
-                            vocabulary_dirs=tuple(FLAGS.vocabulary_dir), options=options,
-                            show_progress=_shows_progress())
+        checkpoint = estimator.open_source(FLAGS.checkpoint, options)
+    with settings.graph_misfits_as_input_errors():
+        report = estimator.port(checkpoint, FLAGS.output, overwrite=FLAGS.overwrite,
+                                vocabulary_dirs=tuple(FLAGS.vocabulary_dir), verify=verify,
+                                options=options, show_progress=_shows_progress())
     console.emit(report.to_json(), report.summary())
     return SUCCESS_EXIT
+
+
+def _check_port():
+    """The verification flags go with port's verification, which --noverify skips."""
+    if not _port_verifies():
+        for name in ("keep_failed", "inputs", "batch_size", "seed", "tolerance"):
+            if FLAGS[name].present:
+                raise UsageError(f"--{name} is for port's verification, which --noverify skips.")
 
 
 def command_zoo(options):
@@ -319,7 +337,8 @@ COMMANDS = {command.name: command for command in (
             command_suggest, (needs("checkpoint"), needs("model"), needs("output")),
             check=_check_suggest),
     Command(PORT, "write a canned Estimator (model_dir or export) as Keras code, its table and "
-            "its weights", command_port, (needs("checkpoint"), needs("output"))),
+            "its weights, proven", command_port, (needs("checkpoint"), needs("output")),
+            check=_check_port),
     Command(ZOO, "list the built-in conversions", command_zoo),
     Command(DEMO, "build a legacy checkpoint, convert it, verify it (the main job)",
             command_demo),

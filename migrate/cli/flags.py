@@ -105,8 +105,8 @@ define(
 define(
     flags.DEFINE_string, "signature", None, "For a TF1 SavedModel --checkpoint: the "
     "SignatureDef whose inputs and outputs verification feeds and compares (default: "
-    "serving_default; a TF-Hub v1 module: default).",
-    commands=(CONVERT, BATCH, VERIFY, SUGGEST))
+    "serving_default; a TF-Hub v1 module: default; port: predict).",
+    commands=(CONVERT, BATCH, VERIFY, SUGGEST, PORT))
 define(flags.DEFINE_bool, "json", False,
        "Print the JSON report instead of the summary.", commands=ALL_COMMANDS)
 define(flags.DEFINE_string, "report", None,
@@ -126,10 +126,11 @@ define(
 define(
     flags.DEFINE_bool, "verify", False, "Before the output is put in place, restore it into a "
     "fresh model and compare it with the legacy graph (the input flags as for verify); only a "
-    "passing conversion is kept.", commands=(CONVERT, BATCH))
+    "passing conversion is kept. port verifies unless given --noverify.",
+    commands=(CONVERT, BATCH, PORT))
 define(flags.DEFINE_bool, "keep_failed", False,
        "With --verify: keep an output that fails verification (still exit 1).",
-       commands=(CONVERT, BATCH))
+       commands=(CONVERT, BATCH, PORT))
 # Verification inputs: verify, convert/batch with --verify, and suggest proving its draft.
 PARITY_COMMANDS = (VERIFY, CONVERT, BATCH, SUGGEST)
 # Library options spelled otherwise on the command line, for the hints of errors.
@@ -185,14 +186,16 @@ define(
     commands=PARITY_COMMANDS, enum_values=["off", "as_saved"])
 define(flags.DEFINE_string, "inputs", None, "An .npz of real arrays by tensor name, "
        "for inputs and feeds alike (or by Keras input name, for Keras inputs no "
-       "placeholder feeds).", commands=PARITY_COMMANDS)
-define(flags.DEFINE_integer, "batch_size", 2, "Rows in the random batch.",
-       commands=(*PARITY_COMMANDS, DEMO))
+       "placeholder feeds; for port and an Estimator's signature: raw rows by feature name).",
+       commands=(*PARITY_COMMANDS, PORT))
+define(flags.DEFINE_integer, "batch_size", 2, "Rows in the random batch (at least as many as "
+       "show every vocabulary entry and bucket of raw features).",
+       commands=(*PARITY_COMMANDS, PORT, DEMO))
 define(flags.DEFINE_integer, "seed", 0, "Seed of the random batch.",
-       commands=(*PARITY_COMMANDS, DEMO))
+       commands=(*PARITY_COMMANDS, PORT, DEMO))
 define(flags.DEFINE_float, "tolerance", None, "Largest accepted relative "
        "difference (default: the zoo entry's, else 1e-5).",
-       commands=PARITY_COMMANDS)
+       commands=(*PARITY_COMMANDS, PORT))
 define(flags.DEFINE_bool, "layers", False, "Compare layer by layer and name the first "
        "layer that diverges (done anyway when parity fails).", commands=(VERIFY,))
 define(flags.DEFINE_string, "plot", None, "Write a PNG of the difference per layer "

@@ -19,15 +19,21 @@ import tempfile
 
 from migrate import files
 from migrate import pipeline
+from migrate.errors import CheckpointError
 from migrate.estimator import keras_code
 from migrate.estimator import spec as spec_lib
+from migrate.estimator import training_graph
 from migrate.estimator.columns import EstimatorError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
+from migrate.verify_settings import VerifySettings
 
 # The text graph an Estimator writes beside its checkpoints, read when there is no .meta.
 GRAPH_TEXT_FILE = "graph.pbtxt"
 ASSETS_DIRECTORY = "assets"
+# An export's signature with the logits and probabilities (or predictions) the
+# ported model returns; its default one classifies (classes, scores).
+PREDICT_SIGNATURE = "predict"
 
 
 @dataclasses.dataclass
@@ -57,6 +63,8 @@ class PortReport:
         if spec.has_linear:
             lines.append(f"  linear: {', '.join(c.name for c in spec.linear_columns)}")
         lines.append(self.conversion.summary())
+        if self.conversion.verified is None:
+            lines.append("  not verified: written unproven (--noverify, verify=False)")
         return "\n".join(lines)
 
     def to_json(self):
@@ -151,9 +159,84 @@ def model_module(code):
     return module
 
 
-def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
+def open_source(source, options=None):
+    """Opens what `port` reads: a model_dir or checkpoint prefix, or an export (the newest of
+    an export base), an export with its `predict` signature unless `options` name one.
+
+    Example:
+
+        checkpoint = open_source("export/example")   # export/example/<newest>, `predict`
+    """
+    options = options or ConversionOptions()
+    source = newest_export(source)
+    if options.signature is not None:
+        return pipeline.open_checkpoint(source, options)
+    try:
+        return pipeline.open_checkpoint(
+            source, dataclasses.replace(options, signature=PREDICT_SIGNATURE))
+    except CheckpointError as error:
+        if error.option != "signature":
+            raise
+    # An export without one: its default signature, which verification may refuse.
+    return pipeline.open_checkpoint(source, options)
+
+
+def proof_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
+    """Returns the `VerifySettings` that prove a port of `checkpoint`.
+
+    An export is run through its signature, which names the raw features
+    (or the serialized `tf.train.Example`s) and the outputs. A model_dir's
+    training graph names neither: its outputs are the head's
+    (`training_graph.compared_outputs`), and each raw feature is fed where
+    the training graph dequeued it (`training_graph.feature_inputs`);
+    vocabulary files come from `vocabulary_dirs`.
+
+    Args:
+        checkpoint: the opened `LegacyCheckpoint`.
+        spec: its `EstimatorSpec`.
+        settings: a `VerifySettings` (rows, batch, seed, tolerance) to start
+            from; the defaults when None. Tensors it names are kept.
+        vocabulary_dirs: as for `port`.
+
+    Raises:
+        EstimatorError: a model_dir whose graph cannot be fed (which tensor
+            is which feature, or where the logits are, cannot be told).
+    """
+    settings = settings or VerifySettings()
+    if checkpoint.artifact is not None:
+        return settings
+    if checkpoint.saved_graph_path is None:
+        raise EstimatorError(
+            f"Verification runs the Estimator's graph with its variables, and {checkpoint.prefix} "
+            f"has no .meta ({GRAPH_TEXT_FILE} holds no Saver). Expected the .meta beside the "
+            f"checkpoint, or an export: port the export, or skip the verification (--noverify).")
+    graph = checkpoint.graph
+    changes = {"asset_dirs": tuple(settings.asset_dirs) + tuple(vocabulary_dirs)}
+    if settings.output_tensor is None:
+        changes["output_pairs"] = outputs = training_graph.compared_outputs(graph, spec)
+    else:
+        outputs = settings.compared_outputs()
+    if not settings.input_tensors:
+        pairs = training_graph.feature_inputs(graph, spec, outputs)
+        if all(key for key, _ in pairs):
+            changes["input_pairs"] = pairs
+        else:  # contrib.learn's one feature, named "": fed by the one tensor found.
+            changes["input_tensors"] = tuple(name for _, name in pairs)
+    return dataclasses.replace(settings, **changes)
+
+
+def port(source, output, *, overwrite=False, vocabulary_dirs=(), verify=True, options=None,
          show_progress=False):
-    """Writes a canned Estimator as Keras code, a mapping table and converted weights.
+    """Writes a canned Estimator as Keras code, a mapping table and converted weights, proven.
+
+    Before the output is put in place, the ported model (restored from it) and
+    the Estimator's own graph run on the same raw rows (`--inputs` rows, or rows
+    generated from the graph: every vocabulary word, out-of-vocabulary values,
+    a number in every bucket), and their logits and probabilities (regressors:
+    predictions) must agree within the tolerance: an export through its
+    `predict` signature, a model_dir through its training graph, fed where it
+    dequeued its features (see `proof_settings`). A port that fails writes
+    nothing (`VerificationError`).
 
     Args:
         source: an Estimator model_dir (its newest checkpoint and `.meta`, or
@@ -165,15 +248,21 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
         vocabulary_dirs: directories holding vocabulary files the graph names
             by a path that does not exist here (an export's `assets/` is
             searched anyway).
-        options: a `ConversionOptions` (exports, verification); the defaults when None.
+        verify: prove the port (the default); False writes it unproven.
+        options: a `ConversionOptions` (exports; `verify` holds the rows,
+            batch, seed and tolerance of the verification); the defaults when None.
         show_progress: print the conversion's progress to standard error.
 
     Returns:
-        A `PortReport`.
+        A `PortReport`; `report.conversion.verified` holds the verification.
 
     Raises:
         EstimatorError: not a canned Estimator, or a column without a Keras
-            equivalent (named), or a vocabulary file that is not here.
+            equivalent (named), or a vocabulary file that is not here, or a
+            model_dir whose graph verification cannot feed.
+        VerificationError: the ported model's outputs differ from the
+            Estimator's (the output named); nothing was written unless
+            `options.verify.keep_failed`.
         CheckpointError, OutputError, PlanError: as `migrate.convert`.
 
     Example:
@@ -182,8 +271,10 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
         print(report.summary())
     """
     options = options or ConversionOptions()
-    checkpoint = pipeline.open_checkpoint(newest_export(source), options)
+    checkpoint = open_source(source, options)
     spec = read_spec(checkpoint, vocabulary_dirs=vocabulary_dirs)
+    options = dataclasses.replace(options, verify=proof_settings(
+        checkpoint, spec, options.verify, vocabulary_dirs=vocabulary_dirs) if verify else None)
     label = str(checkpoint.prefix).rstrip("/")
     code, rules = keras_code.write_model_code(spec, source=label)
     table_text = keras_code.write_table(spec, rules, source=label,
@@ -197,4 +288,3 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), options=None,
         extra_files={keras_code.MODEL_FILE: code.encode("utf-8"),
                      keras_code.TABLE_FILE: table_text.encode("utf-8")})
     return PortReport(spec.kind, spec, conversion, str(output))
-

@@ -27,7 +27,7 @@ from migrate.estimator.columns import refuse_unknown_column
 
 # The linear tower's scope, as TF 2.x's `tf.estimator` (feature columns v2) names it.
 LINEAR_SCOPE = "linear/linear_model"
-_LINEAR_SUM = "weighted_sum_no_bias"
+LINEAR_SUM = "weighted_sum_no_bias"
 _ACTIVATIONS = {"Relu": "relu", "Elu": "elu", "Selu": "selu", "Sigmoid": "sigmoid",
                 "Tanh": "tanh", "Relu6": "relu6", "Softplus": "softplus",
                 "LeakyRelu": "leaky_relu", "Softsign": "softsign"}
@@ -171,11 +171,11 @@ def _contrib_learn_dnn(graph, variables):
 
 # TF 2.x names the head `head/`; TF 1.x's Estimators `dnn/head/` or `linear/head/`.
 _HEAD = re.compile(r"(^|/)head/")
-_PROBABILITIES = re.compile(r"(^|/)head/predictions/probabilities")
+PROBABILITIES = re.compile(r"(^|/)head/predictions/probabilities")
 
 
 def _head(ops):
-    if any(_PROBABILITIES.search(name) for name in ops):
+    if any(PROBABILITIES.search(name) for name in ops):
         return "classifier"
     if any(_HEAD.search(name) for name in ops):
         return "regressor"
@@ -247,11 +247,11 @@ def _column_name(segment, segments):
 
 
 def _linear_columns(ops, variables, vocabulary_dirs, feature_names):
-    sums = [op for name, op in ops.items() if name.endswith(f"/{_LINEAR_SUM}")
+    sums = [op for name, op in ops.items() if name.endswith(f"/{LINEAR_SUM}")
             and name.startswith(LINEAR_SCOPE)]
     if not sums:
         raise EstimatorError(f"Expected the linear model's sum ({LINEAR_SCOPE}/.../"
-                             f"{_LINEAR_SUM}) in the graph. Received: no such op")
+                             f"{LINEAR_SUM}) in the graph. Received: no such op")
     total = sums[0]
     scope = total.name.rpartition("/")[0]
     columns = []

@@ -21,9 +21,9 @@ _LOOKUP_OPS = frozenset({"LookupTableFind", "LookupTableFindV2"})
 _HASH_OPS = frozenset({"StringToHashBucketFast", "StringToHashBucketStrong", "StringToHashBucket"})
 _KEYS_INITIALIZERS = frozenset({"InitializeTable", "InitializeTableV2", "LookupTableImport",
                                 "LookupTableImportV2"})
-_FILE_INITIALIZERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
+FILE_INITIALIZERS = frozenset({"InitializeTableFromTextFile", "InitializeTableFromTextFileV2"})
 _GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
-TABLE_INITIALIZER_OPS = _KEYS_INITIALIZERS | _FILE_INITIALIZERS
+TABLE_INITIALIZER_OPS = _KEYS_INITIALIZERS | FILE_INITIALIZERS
 _WHOLE_LINE = -2
 _LINE_NUMBER = -1
 # How far downstream of a feature its column's ops are looked for, and how
@@ -45,12 +45,16 @@ class FeatureFacts:
         boundaries: the sorted `Bucketize` boundaries it is cut at.
         id_bound: for integer ids the graph checks to be below a constant
             (an identity column's `num_buckets`), that constant.
+        made_sparse: the graph gathers the values it keeps out of the dense
+            feature (`GatherNd`), as a categorical feature column makes its
+            input sparse (`to_sparse_input`) before taking its ids.
     """
 
     vocabulary: list = dataclasses.field(default_factory=list)
     hashed: bool = False
     boundaries: list = dataclasses.field(default_factory=list)
     id_bound: int | None = None
+    made_sparse: bool = False
 
     @property
     def covering_rows(self):
@@ -90,6 +94,8 @@ def facts(graph, tensor, *, assets=None):
                 found.hashed = True
             elif op.type == "Bucketize":
                 found.boundaries = sorted(set(found.boundaries) | set(op.get_attr("boundaries")))
+            elif op.type == "GatherNd" and op.inputs[0] is tensor:
+                found.made_sparse = True
             elif is_ids:
                 bound = _id_bound(op, current)
                 if bound:
@@ -139,7 +145,7 @@ def _table_keys(graph, handle, assets):
                 value = tensor_util.constant_value(op.inputs[1])
                 if value is not None:
                     keys += [_decoded(key) for key in np.asarray(value).reshape(-1)]
-            elif op.type in _FILE_INITIALIZERS:
+            elif op.type in FILE_INITIALIZERS:
                 keys += _file_keys(op, assets)
     return keys
 
@@ -196,8 +202,10 @@ def values(found, dtype, count, *, seed=0, input_max=None):
             cycle += list(_OOV_VALUES) if cycle else [f"value {index}" for index in range(count)]
         return np.array([cycle[index % len(cycle)] for index in range(count)], object)
     if found.vocabulary and np.issubdtype(dtype, np.integer):
-        return np.array([found.vocabulary[index % len(found.vocabulary)]
-                         for index in range(count)], dtype)
+        cycle = list(found.vocabulary)
+        if found.hashed:  # Out of the vocabulary: above its largest key.
+            cycle += [max(cycle) + 1 + index for index in range(len(_OOV_VALUES))]
+        return np.array([cycle[index % len(cycle)] for index in range(count)], dtype)
     if found.boundaries:
         bounds = found.boundaries
         gap = max((bounds[-1] - bounds[0]) / max(len(bounds) - 1, 1), 1.0)
@@ -206,6 +214,8 @@ def values(found, dtype, count, *, seed=0, input_max=None):
         return np.array([inside[index % len(inside)] for index in range(count)], dtype)
     if found.id_bound and np.issubdtype(dtype, np.integer):
         return np.arange(count, dtype=dtype) % found.id_bound
+    if found.hashed and np.issubdtype(dtype, np.integer):
+        return np.arange(count, dtype=dtype)  # Distinct values, hashed into the buckets.
     if np.issubdtype(dtype, np.integer):
         return rng.integers(0, input_max or 2, size=count).astype(dtype)
     if dtype == np.bool_:
@@ -231,11 +241,14 @@ def placeholder_values(graph, tensor, shape, *, seed=0, assets=None):
 def placeholder_facts(graph, tensor, *, assets=None):
     """The `FeatureFacts` of a placeholder whose values come from the graph, else None.
 
-    A string placeholder, or a number looked up in a vocabulary or cut into
-    buckets; token ids gathered from an embedding are drawn as before (with
-    `input_max`).
+    A string placeholder, a number looked up in a vocabulary, hashed or cut
+    into buckets, or a categorical feature column's integer ids (made sparse,
+    then bounded: an identity column's); other integers (token ids gathered
+    from an embedding) are drawn as before (with `input_max`).
     """
     found = facts(graph, tensor, assets=assets)
-    if tensor.dtype.name == "string" or found.vocabulary or found.boundaries:
+    if tensor.dtype.name == "string" or found.vocabulary or found.boundaries or found.hashed:
+        return found
+    if found.id_bound and tensor.dtype.is_integer and found.made_sparse:
         return found
     return None

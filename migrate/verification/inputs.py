@@ -18,6 +18,14 @@ from migrate.verification import input_graph
 from migrate.verification import legacy_feed
 
 _PLACEHOLDER_OPS = frozenset({"Placeholder"})
+# Ops that hand a training graph its batch: a `tf.data` iterator's next element, an
+# input queue's dequeued batch (TF 1.x's `shuffle_batch`, contrib.learn's feeding queues).
+# A TF1 session feeds any feedable tensor, so verification feeds their outputs as it
+# feeds placeholders; the data behind them (a training set baked into the graph as a
+# constant, the files a queue reads) is never run.
+DEQUEUE_OPS = frozenset({"IteratorGetNext", "IteratorGetNextSync", "QueueDequeue",
+                         "QueueDequeueV2", "QueueDequeueMany", "QueueDequeueManyV2",
+                         "QueueDequeueUpTo", "QueueDequeueUpToV2"})
 # Ops whose tensors are no computed value a verification would name.
 _NOT_COMPUTED = frozenset({"VarHandleOp", "VariableV2", "Variable", "ReadVariableOp", "Const",
                            "AssignVariableOp", "Assign", "VarIsInitializedOp", "NoOp"})
@@ -25,26 +33,41 @@ _FEED_HOW = ("feed {which} with feeds={{{entries}}} (a constant at its shape, th
              "dimension set to the batch size) or give its array in the inputs file")
 
 
-def dependent_placeholders(graph, output):
-    """Returns the `Placeholder` tensors that `output` depends on, in graph order.
+def dependent_inputs(graph, output):
+    """Returns the tensors a run of `output` must be fed, in graph order.
 
-    `placeholder_with_default` ops are not among them: they run without a feed.
+    Those are the `Placeholder`s it depends on and, in a training graph, the
+    outputs of the iterator or queue ops that hand it its batch (`DEQUEUE_OPS`;
+    only those it reads: the labels an iterator also yields are no input of
+    the logits). `placeholder_with_default` ops are not among them: they run
+    without a feed.
 
     Example:
 
-        placeholders = dependent_placeholders(graph, graph.get_tensor_by_name("logits:0"))
+        inputs = dependent_inputs(graph, graph.get_tensor_by_name("logits:0"))
+        [tensor.name for tensor in inputs]  # ['IteratorGetNext:0', 'IteratorGetNext:3']
     """
     seen, stack, found = set(), [output.op], set()
+    dequeued = set()
     while stack:
         op = stack.pop()
         if op.name in seen:
             continue
         seen.add(op.name)
         if op.type in _PLACEHOLDER_OPS:
-            found.add(op.name)
-        stack.extend(tensor.op for tensor in op.inputs)
+            found.add(op.outputs[0].name)
+            continue
+        for tensor in op.inputs:
+            if tensor.op.type in DEQUEUE_OPS:
+                dequeued.add(tensor.name)
+            else:
+                stack.append(tensor.op)
         stack.extend(op.control_inputs)
-    return [op.outputs[0] for op in graph.get_operations() if op.name in found]
+    if output.op.type in DEQUEUE_OPS:
+        dequeued.add(output.name)
+    found |= dequeued
+    return [tensor for op in graph.get_operations() for tensor in op.outputs
+            if tensor.name in found]
 
 
 def _with_covering_batch(graph, input_names, settings, assets):
@@ -216,21 +239,29 @@ def _batch_size(tensors, facts, batch_size):
 
 
 def dependent_on_all(graph, outputs):
-    """The placeholders any of `outputs` depends on, in graph order."""
-    found = {tensor.name for output in outputs
-             for tensor in dependent_placeholders(graph, output)}
-    return [op.outputs[0] for op in graph.get_operations()
-            if op.outputs and op.outputs[0].name in found]
+    """The tensors any of `outputs` must be fed (`dependent_inputs`), in graph order."""
+    found = {tensor.name for output in outputs for tensor in dependent_inputs(graph, output)}
+    return [tensor for op in graph.get_operations() for tensor in op.outputs
+            if tensor.name in found]
 
 
 def _keras_only_arrays(graph, arrays_from_file, keras_inputs, settings):
-    """Takes out of `arrays_from_file` the arrays keyed by a Keras input and no graph tensor."""
+    """Takes out of `arrays_from_file` the arrays keyed by a Keras input and no graph tensor.
+
+    An array keyed by a Keras input that `input_pairs` pairs with a tensor is
+    that tensor's array (rows by feature name, for `IteratorGetNext:3`), and
+    stays; the others feed only the Keras model and are returned.
+    """
     keras_names = {name for name, _ in keras_inputs}
+    paired = dict(settings.input_pairs)
     found = {}
     for key in list(arrays_from_file):
         name = key[:-2] if key.endswith(":0") else key
         if name in keras_names and not _has_tensor(graph, key):
-            found[name] = arrays_from_file.pop(key)
+            if name in paired:
+                arrays_from_file.setdefault(paired[name], arrays_from_file.pop(key))
+            else:
+                found[name] = arrays_from_file.pop(key)
     legacy_feed.check_keras_names(settings.keras_feeds, keras_inputs, "keras_feeds")
     return found
 

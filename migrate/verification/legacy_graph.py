@@ -77,7 +77,7 @@ class LegacyGraph:
     assets: dict = dataclasses.field(default_factory=dict)
 
 
-def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
+def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF, asset_dirs=()):
     """Imports the legacy graph of an opened checkpoint, ready to be restored and run.
 
     A TF1 SavedModel's graph is its chosen MetaGraphDef, restored from its
@@ -93,6 +93,9 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
         checkpoint: the opened `LegacyCheckpoint`.
         legacy_dropout: `"off"` sets dropout's constant keep probabilities to 1;
             `"as_saved"` runs the graph as saved.
+        asset_dirs: for a checkpoint's graph, directories searched (by file
+            name) for the vocabulary files its table initializers name by a
+            path absent here; those found become `assets`.
 
     Returns:
         A `LegacyGraph`.
@@ -155,7 +158,8 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF):
                 saver = tf.compat.v1.train.Saver(var_list=saved)
     return LegacyGraph(graph=graph, saver=saver, restore_path=checkpoint.reader_path,
                        origin=origin, dropout_off=dropout_off,
-                       initializers=table_initializers(graph, meta_graph_def))
+                       initializers=table_initializers(graph, meta_graph_def),
+                       assets=_moved_files(graph, asset_dirs))
 
 
 # Where a TF1 graph keeps what initializes its lookup tables, in the order
@@ -216,6 +220,35 @@ def _asset_paths(meta_graph, directory):
                 assets.append(asset)
     return {asset.tensor_info.name: files.join(directory, "assets", asset.filename)
             for asset in assets}
+
+
+def _moved_files(graph, directories):
+    """`{file name tensor: path}` of the table files the graph names by a path absent here.
+
+    A training graph names its vocabulary files by the paths of the machine
+    that trained it; each is looked for by file name in `directories`.
+    """
+    from tensorflow.python.framework import tensor_util
+
+    found = {}
+    for op in graph.get_operations():
+        if op.type not in feature_values.FILE_INITIALIZERS or not directories:
+            continue
+        filename = op.inputs[1]
+        if filename.op.type != "Const":
+            continue
+        # Read from the Const itself: `tensor_util.constant_value` would mark the
+        # tensor unfeedable, and the path found here is fed to it.
+        path = tensor_util.MakeNdarray(filename.op.get_attr("value")).reshape(-1)[0]
+        path = path.decode("utf-8") if isinstance(path, bytes) else str(path)
+        if files.exists(path):
+            continue
+        for directory in directories:
+            candidate = files.join(directory, path.replace("\\", "/").rsplit("/", 1)[-1])
+            if files.exists(candidate):
+                found[filename.name] = candidate
+                break
+    return found
 
 
 def _read_meta(meta_path):
@@ -478,8 +511,13 @@ def signature_settings(checkpoint, settings, keras_inputs, keras_outputs, keras_
 
 
 def _signature_output_pairs(signature, keras_output_groups):
-    """`((Keras output, tensor), ...)` of a multi-output model's outputs the signature names."""
-    if len(keras_output_groups) < 2:
+    """`((Keras output, tensor), ...)` of a multi-output model's outputs the signature names.
+
+    A model of one output returned in a dict (`{"predictions": ...}`) is
+    compared by its key too: the model returns the dict, not the array.
+    """
+    if len(keras_output_groups) < 2 and not any(isinstance(key, str)
+                                                for _, key in keras_output_groups):
         return ()
     pairs = []
     for names, key in keras_output_groups:

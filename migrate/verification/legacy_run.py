@@ -42,7 +42,8 @@ def prepare(checkpoint, settings, keras_input_names, *, ema=False, arrays=None):
         ArgumentError: the tensors or feeds do not fit the graph.
         CheckpointError: the graph cannot be imported, or `ema` has nothing to restore.
     """
-    legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED)
+    legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED,
+                                   asset_dirs=settings.asset_dirs)
     with legacy.graph.as_default():
         _feed_of(legacy, settings, keras_input_names, ema, arrays)
     return legacy
@@ -81,12 +82,14 @@ def run_legacy(checkpoint, settings, keras_input_names, *, ema=False, arrays=Non
         ArgumentError: the tensors or feeds do not fit the graph.
     """
     if legacy is None:
-        legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED)
+        legacy = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_AS_SAVED,
+                                   asset_dirs=settings.asset_dirs)
     run = _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays, extra_tensors)
     if run[2] is None and settings.legacy_dropout == LEGACY_DROPOUT_OFF:
         # Not deterministic: again with dropout's constant keep probabilities
         # set to 1. Only then, so the report names dropout only where it acted.
-        rewritten = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_OFF)
+        rewritten = legacy_graph.load(checkpoint, legacy_dropout=LEGACY_DROPOUT_OFF,
+                                     asset_dirs=settings.asset_dirs)
         if rewritten.dropout_off:
             legacy = rewritten
             run = _run_twice(legacy, checkpoint, settings, keras_input_names, ema, arrays,

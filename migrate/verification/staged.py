@@ -92,8 +92,14 @@ def failure(report, *, kept, unwritten_targets=()):
         cause = (f"; the output does not carry {len(unwritten_targets)} non-trainable model "
                  f"weight(s) ({examples}), which keep='model_state' carries")
         option = "keep"
+    # With several outputs compared, the Keras model's name of the one furthest off too.
+    keras_output = next((item["keras_output"] for item in report.outputs
+                         if item["output_tensor"] == report.output_tensor
+                         and item["keras_output"] is not None), None)
+    output = (f"{keras_output} ({report.output_tensor})" if keras_output is not None
+              else report.output_tensor)
     return VerificationError(
         f"The converted model's output differs from the legacy graph's ({where}{cause}). "
         f"Expected max relative diff <= {report.tolerance:g}. Received: "
-        f"max_rel_diff={report.max_rel_diff:.3g} on {report.output_tensor}{layer}",
+        f"max_rel_diff={report.max_rel_diff:.3g} on {output}{layer}",
         option=option)
