@@ -26,10 +26,9 @@ from migrate.estimator import training_graph
 from migrate.estimator.columns import EstimatorError
 from migrate.mapping.table import MappingTable
 from migrate.options import ConversionOptions
+from migrate.source import meta_graph
 from migrate.verify_settings import VerifySettings
 
-# The text graph an Estimator writes beside its checkpoints, read when there is no .meta.
-GRAPH_TEXT_FILE = "graph.pbtxt"
 ASSETS_DIRECTORY = "assets"
 # An export's signature with the logits and probabilities (or predictions) the
 # ported model returns; its default one classifies (classes, scores).
@@ -86,11 +85,12 @@ def _column_json(column):
     return found
 
 
-def read_spec(checkpoint, *, vocabulary_dirs=()):
-    """Returns the `EstimatorSpec` of an opened checkpoint (model_dir or export)."""
-    graph = checkpoint.graph
-    if graph is None:
-        graph = _text_graph(checkpoint.prefix)
+def read_spec(checkpoint, *, graph=None, vocabulary_dirs=()):
+    """Returns the `EstimatorSpec` of an opened checkpoint (model_dir or export).
+
+    `graph`: its `source_graph`, when the caller holds it.
+    """
+    graph = graph if graph is not None else source_graph(checkpoint)
     directories = list(vocabulary_dirs)
     feature_names = {}
     meta_graph = getattr(checkpoint.artifact, "meta_graph", None)
@@ -105,18 +105,19 @@ def read_spec(checkpoint, *, vocabulary_dirs=()):
                                    feature_names=feature_names)
 
 
-def _text_graph(prefix):
-    """The graph.pbtxt an Estimator writes in its model_dir, when the checkpoint has no .meta."""
-    path = files.join(os.path.dirname(prefix) or ".", GRAPH_TEXT_FILE)
-    if not files.exists(path):
+def source_graph(checkpoint):
+    """The Estimator's graph: the checkpoint's own (its `.meta`, an export's), else the
+    `graph.pbtxt` an Estimator writes in its model_dir."""
+    if checkpoint.graph is not None:
+        return checkpoint.graph
+    graph_def = meta_graph.text_graph_def(checkpoint.prefix)
+    if graph_def is None:
         raise EstimatorError(
-            f"{prefix} has no .meta and its directory no {GRAPH_TEXT_FILE}: the graph is what "
-            f"says which Estimator it is. Expected an Estimator model_dir or export.")
+            f"{checkpoint.prefix} has no .meta and its directory no "
+            f"{meta_graph.TEXT_GRAPH_FILE}: the graph is what says which Estimator it is. "
+            f"Expected an Estimator model_dir or export.")
     import tensorflow as tf
-    from google.protobuf import text_format
 
-    graph_def = tf.compat.v1.GraphDef()
-    text_format.Parse(files.read_bytes(path).decode("utf-8"), graph_def)
     graph = tf.Graph()
     with graph.as_default():
         tf.compat.v1.import_graph_def(graph_def, name="")
@@ -181,7 +182,7 @@ def open_source(source, options=None):
     return pipeline.open_checkpoint(source, options)
 
 
-def proof_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
+def proof_settings(checkpoint, spec, settings=None, *, graph=None, vocabulary_dirs=()):
     """Returns the `VerifySettings` that prove a port of `checkpoint`.
 
     An export is run through its signature, which names the raw features
@@ -196,6 +197,7 @@ def proof_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
         spec: its `EstimatorSpec`.
         settings: a `VerifySettings` (rows, batch, seed, tolerance) to start
             from; the defaults when None. Tensors it names are kept.
+        graph: its `source_graph`, when the caller holds it.
         vocabulary_dirs: as for `port`.
 
     Raises:
@@ -205,12 +207,7 @@ def proof_settings(checkpoint, spec, settings=None, *, vocabulary_dirs=()):
     settings = settings or VerifySettings()
     if checkpoint.artifact is not None:
         return settings
-    if checkpoint.saved_graph_path is None:
-        raise EstimatorError(
-            f"Verification runs the Estimator's graph with its variables, and {checkpoint.prefix} "
-            f"has no .meta ({GRAPH_TEXT_FILE} holds no Saver). Expected the .meta beside the "
-            f"checkpoint, or an export: port the export, or skip the verification (--noverify).")
-    graph = checkpoint.graph
+    graph = graph if graph is not None else source_graph(checkpoint)
     changes = {"asset_dirs": tuple(settings.asset_dirs) + tuple(vocabulary_dirs)}
     if settings.output_tensor is None:
         changes["output_pairs"] = outputs = training_graph.compared_outputs(graph, spec)
@@ -240,7 +237,7 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), verify=True, op
 
     Args:
         source: an Estimator model_dir (its newest checkpoint and `.meta`, or
-            `graph.pbtxt`), a checkpoint prefix in one, one of its exports (a
+            `graph.pbtxt`: its variables restored by name), a checkpoint prefix in one, one of its exports (a
             SavedModel directory, or the export base holding them by
             timestamp: the newest), or an opened `LegacyCheckpoint`.
         output: the output directory; it must not exist unless `overwrite`.
@@ -272,9 +269,11 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), verify=True, op
     """
     options = options or ConversionOptions()
     checkpoint = open_source(source, options)
-    spec = read_spec(checkpoint, vocabulary_dirs=vocabulary_dirs)
+    graph = source_graph(checkpoint)
+    spec = read_spec(checkpoint, graph=graph, vocabulary_dirs=vocabulary_dirs)
     options = dataclasses.replace(options, verify=proof_settings(
-        checkpoint, spec, options.verify, vocabulary_dirs=vocabulary_dirs) if verify else None)
+        checkpoint, spec, options.verify, graph=graph,
+        vocabulary_dirs=vocabulary_dirs) if verify else None)
     label = str(checkpoint.prefix).rstrip("/")
     code, rules = keras_code.write_model_code(spec, source=label)
     table_text = keras_code.write_table(spec, rules, source=label,

@@ -18,6 +18,13 @@ from migrate.errors import CheckpointError
 from migrate.errors import did_you_mean
 from migrate.errors import reason
 
+# The op types of a TF1 variable: reference variables (`Variable`, `VariableV2`)
+# and resource variables' handles (`VarHandleOp`).
+VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp"})
+# The training graph tf.estimator and MonitoredTrainingSession write, as text,
+# in the directory of their checkpoints (there even when a `.meta` is not).
+TEXT_GRAPH_FILE = "graph.pbtxt"
+
 _COLLECTIONS = {
     "trainable": "trainable_variables",
     "model": "model_variables",
@@ -146,6 +153,27 @@ def checkpoint_key(variable):
     """Returns the key a TF1 Saver stores `variable` under (a partition's whole name)."""
     slice_info = getattr(variable, "_save_slice_info", None)
     return slice_info.full_name if slice_info else variable.op.name
+
+
+def text_graph_def(prefix):
+    """The `graph.pbtxt` GraphDef in a checkpoint's directory; None when there is none.
+
+    Raises:
+        CheckpointError: the file is there but is not a text GraphDef.
+    """
+    path = files.join(os.path.dirname(prefix) or ".", TEXT_GRAPH_FILE)
+    if not files.exists(path):
+        return None
+    from google.protobuf import text_format
+    from tensorflow.core.framework import graph_pb2
+
+    graph_def = graph_pb2.GraphDef()
+    try:
+        text_format.Parse(files.read_bytes(path).decode("utf-8"), graph_def)
+    except Exception as error:  # text_format.ParseError, UnicodeDecodeError and I/O errors.
+        raise CheckpointError(f"Cannot read {path}: {reason(error)}. Expected a GraphDef as "
+                              f"text, as tf.estimator writes it.") from None
+    return graph_def
 
 
 def collections_from_meta(meta_path):

@@ -14,7 +14,8 @@ hash op's `num_buckets`.
 
 import re
 
-_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
+from migrate.source.meta_graph import VARIABLE_OPS
+
 _READ_OPS = frozenset({"Identity", "ReadVariableOp", "Snapshot"})
 _GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
 _LOOKUP_OPS = frozenset({"LookupTableFind", "LookupTableFindV2"})
@@ -48,7 +49,7 @@ def oov_buckets(graph_def):
                 consumers.setdefault(_name(text), []).append(node)
     found = {}
     for node in graph_def.node:
-        if node.op not in _VARIABLE_OPS:
+        if node.op not in VARIABLE_OPS:
             continue
         match = _PART.match(node.name)
         key = match.group(1) if match else node.name

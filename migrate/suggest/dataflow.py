@@ -24,7 +24,6 @@ import numpy as np
 
 from migrate.suggest import attention_roles
 
-_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops a variable's value passes through unchanged in content before its use.
 _PASS_OPS = frozenset({"Identity", "ReadVariableOp", "Cast", "Enter", "Switch"})
 _RESHAPE_OPS = frozenset({"Reshape", "Squeeze", "ExpandDims"})

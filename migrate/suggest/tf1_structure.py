@@ -10,10 +10,10 @@ from migrate.errors import first_line
 from migrate.source import lookups
 from migrate.source import vocabulary
 from migrate.source.meta_graph import checkpoint_key
+from migrate.source.meta_graph import VARIABLE_OPS
 from migrate.source.meta_graph import collection_keys
 from migrate.suggest import dataflow
 
-_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
 _CONSTANT_OP = "Const"
 _PARTITION = re.compile(r"^(.*)/part_(\d+)$")
@@ -128,7 +128,7 @@ def _structure(order, graph_def, layer_of, outputs=()):
         if node.op == _CONSTANT_OP and layer_of(node.name):
             # A frozen graph's weight (a variable's constant keeps its name).
             key_of_node[node.name] = node.name
-        elif node.op in _VARIABLE_OPS:
+        elif node.op in VARIABLE_OPS:
             match = _PARTITION.match(node.name)
             key_of_node[node.name] = match.group(1) if match else node.name
     found = lookups.partitioned_variables(graph_def)

@@ -15,6 +15,8 @@ else ends the search, and the defaults hold (not ids; batch on axis 0).
 
 import dataclasses
 
+from migrate.source.meta_graph import VARIABLE_OPS
+
 # Ops whose output holds the input's values, axes unchanged.
 _SAME_AXES_OPS = frozenset({"Identity", "Cast", "Enter", "Switch", "Merge", "StopGradient",
                             "CheckNumerics"})
@@ -26,7 +28,6 @@ _INDICES_INPUT = 1
 # Ops that unstack a tensor along its first axis, time, for a loop over it (by the
 # input position of the tensor unstacked).
 _UNSTACK_INPUTS = {"TensorArrayScatterV3": 2, "TensorListFromTensor": 0}
-_VARIABLE_OPS = frozenset({"VarHandleOp", "VariableV2", "Variable"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -108,7 +109,7 @@ def _rows_of(params):
     if params.shape.rank and params.shape[0] is not None:
         return int(params.shape[0])
     op = _through_identity(params.op)
-    if op.type in _VARIABLE_OPS and "shape" in op.node_def.attr:
+    if op.type in VARIABLE_OPS and "shape" in op.node_def.attr:
         dims = op.node_def.attr["shape"].shape.dim
         if dims and dims[0].size > 0:
             return int(dims[0].size)

@@ -25,10 +25,11 @@ import itertools
 
 import numpy as np
 
+from migrate.source.meta_graph import VARIABLE_OPS
+
 _SKIPPED_OPS = frozenset({"Placeholder", "PlaceholderWithDefault", "Const", "Shape", "Size",
                           "Rank", "NoOp", "Assert"})
 _FLOAT_DTYPES = frozenset({"float16", "bfloat16", "float32", "float64"})
-_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops that only pass a variable's value on (outside any loop).
 _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
 _LOOKUP_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
@@ -357,7 +358,7 @@ def _eligible(graph, layer_variables, candidates):
             bits.setdefault(name, 1 << len(bits))
     for op in graph.get_operations():
         mask = 0
-        if op.type in _VARIABLE_OPS or op.type == "Const":  # A frozen graph's weights.
+        if op.type in VARIABLE_OPS or op.type == "Const":  # A frozen graph's weights.
             mask = bits.get(op.name) or bits.get(op.name.rsplit("/part_", 1)[0], 0)
         for tensor in op.inputs:
             mask |= masks.get(tensor.op.name, 0)
@@ -382,7 +383,7 @@ def _eligible(graph, layer_variables, candidates):
 
 def _variable_ops(graph, names):
     """The variable ops holding the checkpoint keys `names` (a partitioned one's parts too)."""
-    return [op for op in graph.get_operations() if op.type in _VARIABLE_OPS and (
+    return [op for op in graph.get_operations() if op.type in VARIABLE_OPS and (
         op.name in names or op.name.rsplit("/part_", 1)[0] in names)]
 
 

@@ -23,6 +23,8 @@ The op patterns rewritten, inside functions (while_v2 bodies) too:
 
 import contextlib
 import dataclasses
+import os
+import re
 
 import numpy as np
 
@@ -32,6 +34,7 @@ from migrate.errors import CheckpointError
 from migrate.errors import reason
 from migrate.source import graph_outputs
 from migrate.source import locate
+from migrate.source import meta_graph as meta_graph_lib
 from migrate.source.meta_graph import checkpoint_key
 from migrate.verification import feature_values
 from migrate.verify_settings import LEGACY_DROPOUT_OFF
@@ -130,11 +133,15 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF, asset_dirs=()):
         origin = checkpoint.saved_graph_path
         meta_graph_def = _read_meta(origin)
     else:
-        raise CheckpointError(
-            f"Verification runs the legacy graph, so it needs the checkpoint's graph. Expected "
-            f"{checkpoint.prefix}{locate.META_SUFFIX}, or a builder (module:callable) that builds "
-            f"the graph as the model's code did. Received: checkpoint={checkpoint.prefix!r}, "
-            f"builder=None", option="builder")
+        graph_def = meta_graph_lib.text_graph_def(checkpoint.prefix)
+        if graph_def is None:
+            raise CheckpointError(
+                f"Verification runs the legacy graph, so it needs the checkpoint's graph. "
+                f"Expected {checkpoint.prefix}{locate.META_SUFFIX} (or the "
+                f"{meta_graph_lib.TEXT_GRAPH_FILE} an Estimator writes beside it), or a builder "
+                f"(module:callable) that builds the graph as the model's code did. Received: "
+                f"checkpoint={checkpoint.prefix!r}, builder=None", option="builder")
+        return _text_graph(checkpoint, graph_def, legacy_dropout, asset_dirs)
     dropout_off = []
     if legacy_dropout == LEGACY_DROPOUT_OFF:
         dropout_off = neutralize_dropout(meta_graph_def.graph_def)
@@ -160,6 +167,65 @@ def load(checkpoint, *, legacy_dropout=LEGACY_DROPOUT_OFF, asset_dirs=()):
                        origin=origin, dropout_off=dropout_off,
                        initializers=table_initializers(graph, meta_graph_def),
                        assets=_moved_files(graph, asset_dirs))
+
+
+def _text_graph(checkpoint, graph_def, legacy_dropout, asset_dirs):
+    """The `graph.pbtxt` beside a checkpoint without `.meta`, its variables restored by name.
+
+    A bare GraphDef has no Saver and no variable collections: a Saver is made
+    over its variable ops that the checkpoint holds, each under its own name
+    (a variable saved whole as its one partition, `.../part_0`, under the
+    whole variable's).
+    """
+    import tensorflow as tf
+
+    origin = files.join(os.path.dirname(checkpoint.prefix) or ".",
+                        meta_graph_lib.TEXT_GRAPH_FILE)
+    dropout_off = []
+    if legacy_dropout == LEGACY_DROPOUT_OFF:
+        dropout_off = neutralize_dropout(graph_def)
+    graph = tf.Graph()
+    with graph.as_default():
+        try:
+            tf.compat.v1.import_graph_def(graph_def, name="")
+        except Exception as error:  # TensorFlow's many import errors, translated.
+            raise CheckpointError(f"Cannot import {origin}: {reason(error)}") from None
+        saved = {}
+        for node in graph_def.node:
+            if node.op not in meta_graph_lib.VARIABLE_OPS:
+                continue
+            key = node.name
+            whole = _PARTITION.match(key)
+            if key not in checkpoint.variables and whole and whole.group(1) in checkpoint.variables:
+                stored = checkpoint.variables[whole.group(1)]
+                if list(stored.shape) != _node_shape(node):
+                    raise CheckpointError(
+                        f"{origin} holds {node.name} {_node_shape(node)}, a partition of "
+                        f"{whole.group(1)} {list(stored.shape)}; a graph without its .meta "
+                        f"restores only whole variables. Expected the .meta beside "
+                        f"{checkpoint.prefix}.")
+                key = whole.group(1)
+            if key in checkpoint.variables:
+                variable = graph.get_tensor_by_name(node.name + ":0")
+                if node.op == "VarHandleOp":
+                    # A Saver takes a resource variable as a read of its handle.
+                    variable = tf.raw_ops.ReadVariableOp(resource=variable,
+                                                         dtype=node.attr["dtype"].type)
+                saved[key] = variable
+        if not saved:
+            raise CheckpointError(f"The graph of {origin} has no variables to restore.")
+        saver = tf.compat.v1.train.Saver(var_list=saved)
+    return LegacyGraph(graph=graph, saver=saver, restore_path=checkpoint.reader_path,
+                       origin=origin, dropout_off=dropout_off,
+                       initializers=table_initializers(graph),
+                       assets=_moved_files(graph, asset_dirs))
+
+
+_PARTITION = re.compile(r"^(.*)/part_\d+$")
+
+
+def _node_shape(node):
+    return [dim.size for dim in node.attr["shape"].shape.dim]
 
 
 # Where a TF1 graph keeps what initializes its lookup tables, in the order

@@ -16,6 +16,7 @@ from typing import Optional
 import numpy as np
 
 from migrate.mapping.layouts import LayoutError
+from migrate.source.meta_graph import VARIABLE_OPS
 
 # TF1 LSTM cells order their gate column blocks i, j, f, o.
 TF1_FORGET_GATE = 2
@@ -26,7 +27,6 @@ PROJECTION_REASON = (
     "the output projection (num_proj) maps h to num_proj units after every step and the "
     "kernel's recurrent rows have num_proj rows, not units; keras.layers.LSTM has no "
     "projection")
-_VARIABLE_OPS = frozenset({"VariableV2", "Variable", "VarHandleOp"})
 # Ops a variable's value passes through unchanged on its way into the cell:
 # reads, v1 while-loop frames (Enter) and identities added by while_v2 captures.
 _PASS_THROUGH_OPS = frozenset({"Identity", "RefIdentity", "ReadVariableOp", "Enter", "RefEnter",
@@ -264,14 +264,14 @@ class _GraphIndex:
     def variable_names(self):
         """Names of the variables of the top-level graph (partitions as one name)."""
         return sorted({_PART.sub("", node.name) for node in self._nodes[None].values()
-                       if node.op in _VARIABLE_OPS})
+                       if node.op in VARIABLE_OPS})
 
     def variable_parts(self, scope):
         """Names (relative to `scope`) of the variable ops under `scope`."""
         prefix = scope + "/"
         parts = set()
         for node in self._nodes[None].values():
-            if node.op in _VARIABLE_OPS and node.name.startswith(prefix):
+            if node.op in VARIABLE_OPS and node.name.startswith(prefix):
                 part = node.name[len(prefix):]
                 # Partitioned variables are stored as `<name>/part_<n>`.
                 head, _, tail = part.rpartition("/")
@@ -287,7 +287,7 @@ class _GraphIndex:
             node = self._nodes[location].get(name)
             if node is None:
                 return None
-            if node.op in _VARIABLE_OPS:
+            if node.op in VARIABLE_OPS:
                 return _PART.sub("", node.name)
             if node.op in _CONCAT_OPS:
                 return self._partitioned_variable_behind(location, node, depth)
