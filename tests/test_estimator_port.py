@@ -351,6 +351,23 @@ def test_the_documented_commands_run(cli_in_process, tmp_path, monkeypatch):
     np.testing.assert_allclose(probabilities[0], expected["probabilities"][0], rtol=TOLERANCE)
 
 
+def test_the_readme_estimators_section_runs(cli_in_process, tmp_path):
+    """README's Estimators command, on the combined classifier's artifacts: ported and proven."""
+    import shlex
+
+    name = "dnn_linear_combined_classifier"
+    for part in ("model_dir", "vocabularies"):
+        shutil.copytree(os.path.join(DATA, name, part), tmp_path / part)
+    (block,) = [block for block in docs_text.blocks(docs_text.page("README"))
+                if block.runner
+                and block.runner.endswith("::test_the_readme_estimators_section_runs")]
+    (command,) = docs_text.commands(block.body)
+    result = cli_in_process(*shlex.split(command.line)[3:], cwd=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    assert "verified: PASS" in result.stdout
+    assert {"model.py", "table.toml", "manifest.json"} <= set(os.listdir(tmp_path / "ported"))
+
+
 def test_a_training_graph_whose_features_cannot_be_told_apart_is_refused_in_one_line():
     import dataclasses
 

@@ -237,9 +237,10 @@ def port(source, output, *, overwrite=False, vocabulary_dirs=(), verify=True, op
 
     Args:
         source: an Estimator model_dir (its newest checkpoint and `.meta`, or
-            `graph.pbtxt`: its variables restored by name), a checkpoint prefix in one, one of its exports (a
-            SavedModel directory, or the export base holding them by
-            timestamp: the newest), or an opened `LegacyCheckpoint`.
+            `graph.pbtxt`: its variables restored by name), a checkpoint
+            prefix in one, one of its exports (a SavedModel directory, or the
+            export base holding them by timestamp: the newest), or an opened
+            `LegacyCheckpoint`.
         output: the output directory; it must not exist unless `overwrite`.
         overwrite: replace an existing output directory.
         vocabulary_dirs: directories holding vocabulary files the graph names
