@@ -192,20 +192,9 @@ def trace(nodes, variables, *, inputs=(), outputs=()):
 
 
 def _product_behind(node, nodes):
-    """The product a bias is added to (through reshapes), or None."""
-    frontier = list(node.inputs)
-    for _ in range(_SEARCH_DEPTH):
-        following = []
-        for current in frontier:
-            other = nodes.get(current)
-            if other is None:
-                continue
-            if other.op in _PRODUCT_OPS:
-                return current
-            if other.op in _PASS_OPS or other.op in _RESHAPE_OPS:
-                following.extend(other.inputs[:1])
-        frontier = following
-    return None
+    """The product a bias is added to (through reads and reshapes), or None."""
+    return _behind(nodes, node.inputs, _PRODUCT_OPS,
+                   through=_PASS_OPS | _RESHAPE_OPS, first_input_only=True)
 
 
 def _data_dependent(nodes, consumers, fed):
@@ -334,8 +323,7 @@ def _kind(node, index, nodes):
         # A lookup written as a one-hot product: the one-hot is the operand itself (a
         # product of features that merely include one-hot columns, as an Estimator's input
         # layer concatenates indicator columns, is a kernel's).
-        if any(_behind(nodes, other, _ONE_HOT_OPS, through=_PASS_OPS | _RESHAPE_OPS)
-               for other in others):
+        if _behind(nodes, others, _ONE_HOT_OPS, through=_PASS_OPS | _RESHAPE_OPS) is not None:
             return "embeddings"
         return "kernel"
     if op in _DEPTHWISE_OPS:
@@ -347,20 +335,23 @@ def _kind(node, index, nodes):
     if op == "BiasAdd":
         return "bias"
     if op in _ADD_OPS:
-        if any(_behind(nodes, other, _NORM_OPS) for other in others):
+        if _behind(nodes, others, _NORM_OPS) is not None:
             return "beta"
-        if any(_behind(nodes, other, _PRODUCT_OPS | _DEPTHWISE_OPS) for other in others):
+        if _behind(nodes, others, _PRODUCT_OPS | _DEPTHWISE_OPS) is not None:
             return "bias"
         return None
-    if op == "Mul" and any(_behind(nodes, other, _NORM_OPS) for other in others):
+    if op == "Mul" and _behind(nodes, others, _NORM_OPS) is not None:
         return "gamma"
     return None
 
 
-def _behind(nodes, name, ops, depth=_SEARCH_DEPTH, through=None):
-    """True when an op of `ops` produces `name` within `depth` steps back (only through ops
-    of `through`, when given)."""
-    frontier = [name]
+def _behind(nodes, names, ops, depth=_SEARCH_DEPTH, through=None, first_input_only=False):
+    """The node of `ops` that produces one of `names` within `depth` steps back, or None.
+
+    Only through ops of `through`, when given; only through each op's first
+    input (its data, not a reshape's shape) with `first_input_only`.
+    """
+    frontier = list(names)
     for _ in range(depth):
         following = []
         for current in frontier:
@@ -368,11 +359,11 @@ def _behind(nodes, name, ops, depth=_SEARCH_DEPTH, through=None):
             if node is None:
                 continue
             if node.op in ops:
-                return True
+                return current
             if through is None or node.op in through:
-                following.extend(node.inputs)
+                following.extend(node.inputs[:1] if first_input_only else node.inputs)
         frontier = following
-    return False
+    return None
 
 
 def _split_after(node, nodes, consumers):
