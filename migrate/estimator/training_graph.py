@@ -33,9 +33,9 @@ _ADD_OPS = ("Add", "AddV2", "BiasAdd")
 # The scopes feature columns are called in, before each column's own scope.
 _CALL_SCOPES = ("input_layer", "linear_model", "input_from_feature_columns")
 _KINDS = {"string": "string", "int64": "integer", "float32": "floating"}
-_NOT_FEEDABLE = ("Expected a model_dir whose .meta holds the Estimator's training graph, or an "
-                 "export: port the export (export/NAME/TIMESTAMP), whose signature names its "
-                 "inputs, or skip the verification (--noverify)")
+_NOT_FEEDABLE = ("Expected a model_dir whose .meta (or graph.pbtxt) holds the Estimator's "
+                 "training graph, or an export: port the export (export/NAME/TIMESTAMP), whose "
+                 "signature names its inputs, or skip the verification (--noverify)")
 
 
 def compared_outputs(graph, spec):
