@@ -62,6 +62,7 @@ targets ratios of this run's medians.
 
 import compileall
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -93,6 +94,7 @@ DECISIONS = "decisions"
 PER_CHECKPOINT = "per_checkpoint"
 TWO_WORKERS = "2 workers"
 STORED_PLAN = "stored plan"
+PAIRED_COPY = "paired copy"
 
 _WORKLOADS = flags.DEFINE_list(
     "workloads", ",".join(WORKLOADS), f"Workloads to measure, any of {', '.join(WORKLOADS)}.")
@@ -583,52 +585,54 @@ def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False, read_limit
     return runs
 
 
-def measure_batch_copy(prefix, kept_bytes, count, workdir, repeats):
-    """Times this machine's plain copy of a batch's kept bytes: `count` checkpoints, one file each.
+def plain_batch_copy(prefix, kept_bytes, count, workdir):
+    """Times one plain copy of a batch's kept bytes: `count` checkpoints, one file each.
 
     What a batch writes, done as plainly as it can be: for each checkpoint,
     the first `kept_bytes` of its data file are copied in 8 MB blocks (read
     one, write it) into a file of their own, one after another, the files
     kept until all are written (a batch's outputs stay too; writing
     gigabytes runs at the disk's sustained rate, which a single checkpoint's
-    copy, all in the page cache, does not reach). Returns `[seconds]`.
+    copy, all in the page cache, does not reach). Returns its seconds.
     """
     data = prefix + ".data-00000-of-00001"
     target = os.path.join(workdir, "plain-batch-copy")
     block = 8 << 20
-    runs = []
-    for repetition in range(repeats + 1):
-        shutil.rmtree(target, ignore_errors=True)
-        os.makedirs(target)
-        settle()
-        started = time.monotonic()
-        for index in range(count):
-            with open(data, "rb") as source, open(
-                    os.path.join(target, f"copy-{index}"), "wb") as output:
-                remaining = kept_bytes
-                while remaining > 0:
-                    chunk = source.read(min(block, remaining))
-                    if not chunk:
-                        break
-                    output.write(chunk)
-                    remaining -= len(chunk)
-        seconds = time.monotonic() - started
-        shutil.rmtree(target)
-        print(f"  plain copy of {count} x {kept_bytes / 1e6:.0f} MB "
-              f"{'(warm-up) ' if not repetition else ''}{seconds:6.2f} s", flush=True)
-        if repetition:
-            runs.append(seconds)
-    return runs
+    shutil.rmtree(target, ignore_errors=True)
+    os.makedirs(target)
+    settle()
+    started = time.monotonic()
+    for index in range(count):
+        with open(data, "rb") as source, open(
+                os.path.join(target, f"copy-{index}"), "wb") as output:
+            remaining = kept_bytes
+            while remaining > 0:
+                chunk = source.read(min(block, remaining))
+                if not chunk:
+                    break
+                output.write(chunk)
+                remaining -= len(chunk)
+    seconds = time.monotonic() - started
+    shutil.rmtree(target)
+    print(f"  plain copy of {count} x {kept_bytes / 1e6:.0f} MB {seconds:6.2f} s", flush=True)
+    return seconds
 
 
-def measure_large_batch(workload, directory, workdir, repeats):
-    """Measures `batch` over the linked checkpoints and its rerun; returns `{run: [...]}`."""
+def measure_large_batch(workload, directory, workdir, repeats, copy):
+    """Measures `batch` over the linked checkpoints and its rerun; returns `{run: [...]}`.
+
+    `copy()` times the plain copy of the batch's kept bytes; it runs just
+    before each batch run, whose ratio to it is taken within that pair
+    (`results[PAIRED_COPY][run]`): this machine's write rate drifts by
+    several times between minutes, and a pair sees the same.
+    """
     output = os.path.join(workdir, "out-batch-large")
     command = _python("-m", "migrate", "batch", f"--input_dir={directory}",
                       f"--output_dir={output}", f"--table={workload.table}",
                       f"--model={workload.model}")
     results = {BATCH: [], RERUN: [], DECISIONS: [], PER_CHECKPOINT: [], TWO_WORKERS: [],
-               STORED_PLAN: []}
+               STORED_PLAN: [], PAIRED_COPY: {BATCH: [], STORED_PLAN: [], TWO_WORKERS: []}}
+    copy()  # Warm-up: the source's pages, the first of many large writes.
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
         for run in (BATCH, RERUN, STORED_PLAN):
@@ -638,6 +642,8 @@ def measure_large_batch(workload, directory, workdir, repeats):
                 _remove_outputs(output)
                 with open(os.path.join(output, "batch_report.json"), encoding="utf-8") as report:
                     results[DECISIONS].append(json.load(report)["seconds"])
+            if run in results[PAIRED_COPY]:
+                results[PAIRED_COPY][run].append(copy())
             # Exit code 1: the damaged checkpoint failed (and failed before).
             result = measure(command, exit_codes=(1,))
             print(f"  {workload.name} {run:<6} {result.seconds:6.2f} s "
@@ -657,6 +663,7 @@ def measure_large_batch(workload, directory, workdir, repeats):
     # Both cores: two workers, each with its own TensorFlow and model.
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
+        results[PAIRED_COPY][TWO_WORKERS].append(copy())
         result = measure([*command, "--workers=2"], exit_codes=(1,))
         print(f"  {workload.name} {TWO_WORKERS} {result.seconds:6.2f} s "
               f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
@@ -685,19 +692,22 @@ def _dense_checkpoint(directory, megabytes):
     return completed.stdout.strip().splitlines()[-1]
 
 
-def measure_dense_batch(workload, directory, table, workdir, repeats):
+def measure_dense_batch(workload, directory, table, workdir, repeats, copy):
     """Measures `batch` over every step checkpoint: into an empty output directory, and with the
-    copy plan the first run stored; returns `{run: [Measurement]}`."""
+    copy plan the first run stored; returns `{run: [Measurement]}`, and under `PAIRED_COPY` the
+    plain copy (`copy()`) timed just before each run, as `measure_large_batch` does."""
     output = os.path.join(workdir, "out-batch-dense")
     command = _python("-m", "migrate", "batch", f"--input_dir={directory}",
                       f"--output_dir={output}", f"--table={table}", f"--model={workload.model}",
                       "--latest_only=false")
-    results = {BATCH: [], STORED_PLAN: []}
+    results = {BATCH: [], STORED_PLAN: [], PAIRED_COPY: {BATCH: [], STORED_PLAN: []}}
+    copy()  # Warm-up.
     for _ in range(repeats):
         shutil.rmtree(output, ignore_errors=True)
         for run in (BATCH, STORED_PLAN):
             if run == STORED_PLAN:
                 _remove_outputs(output)
+            results[PAIRED_COPY][run].append(copy())
             result = measure(command)
             print(f"  {workload.name} {run:<11} {result.seconds:6.2f} s "
                   f"{result.peak_bytes / 1e6:7.0f} MB", flush=True)
@@ -706,12 +716,20 @@ def measure_dense_batch(workload, directory, table, workdir, repeats):
     return results
 
 
-def dense_batch_rows(prefix, results, copies, count, kept_bytes):
-    """Returns `(figure rows, target rows)` for the batch of mid-size step checkpoints.
+def _ratio_to_paired_copy(results, run):
+    """The median, over rounds, of a run's wall over the plain copy timed just before it."""
+    return statistics.median(result.seconds / copy for result, copy in
+                             zip(results[run], results[PAIRED_COPY][run]))
 
-    `copies`: `measure_batch_copy`'s seconds, the plain copy of all `count`.
-    """
+
+def _paired_copies(results):
+    return [copy for copies in results[PAIRED_COPY].values() for copy in copies]
+
+
+def dense_batch_rows(prefix, results, count, kept_bytes):
+    """Returns `(figure rows, target rows)` for the batch of mid-size step checkpoints."""
     source = _source_bytes(prefix)
+    copies = _paired_copies(results)
     copy_seconds = statistics.median(copies)
     label = (f"batch of {count} dense_stack step checkpoints (hard links; {source / 1e6:.0f} MB "
              f"each, {kept_bytes / 1e6:.0f} MB kept), `--latest_only=false`")
@@ -725,24 +743,25 @@ def dense_batch_rows(prefix, results, copies, count, kept_bytes):
             f"({_range([result.seconds for result in results[run]])}) | "
             f"{_median_cpu(results[run]):.2f} | {_median_peak(results[run]) / 1e6:.0f} | "
             f"{_throughput(count * source, seconds)} |")
-        ratio = seconds / copy_seconds
+        ratio = _ratio_to_paired_copy(results, run)
         targets.append(
             f"| batch_dense ({run}): whole run's wall / plain copy of the {count} checkpoints' "
-            f"kept bytes | {ratio:.2f}x | <= {MANY_CHECKPOINTS_VS_COPY}x | "
+            f"kept bytes (timed just before it) | {ratio:.2f}x | <= {MANY_CHECKPOINTS_VS_COPY}x | "
             f"{_verdict(ratio <= MANY_CHECKPOINTS_VS_COPY)} |")
     figures.append(
-        f"| | plain copy of the {count} checkpoints' kept bytes, a file each | "
-        f"{copy_seconds:.2f} ({_range(copies)}) | — | — | "
+        f"| | plain copy of the {count} checkpoints' kept bytes, a file each (before each "
+        f"run) | {copy_seconds:.2f} ({_range(copies)}) | — | — | "
         f"{_throughput(count * kept_bytes, copy_seconds)} |")
     return figures, targets
 
 
-def large_batch_rows(prefix, results, copies, batch_copies, count, kept_bytes):
+def large_batch_rows(prefix, results, copies, count, kept_bytes):
     """Returns `(figure rows, target rows)` for the vgg_16-sized batch, its rerun and the copies.
 
-    `copies`: `measure_copy`'s runs, one checkpoint's kept bytes alone;
-    `batch_copies`: `measure_batch_copy`'s seconds, all `count` of them.
+    `copies`: `measure_copy`'s runs, one checkpoint's kept bytes alone; the
+    plain copies of all `count` are `results[PAIRED_COPY]`.
     """
+    batch_copies = _paired_copies(results)
     source = _source_bytes(prefix)
     batch_seconds = _median_seconds(results[BATCH])
     rerun_seconds = _median_seconds(results[RERUN])
@@ -785,16 +804,17 @@ def large_batch_rows(prefix, results, copies, batch_copies, count, kept_bytes):
         f"write {write_rate / 1e9:.2f} GB/s) | {copy_seconds:.2f} "
         f"({_range([run['seconds'] for run in copies])}) | — | — | "
         f"{_throughput(kept_bytes, copy_seconds)} |",
-        f"| | plain copy of the {count} checkpoints' kept bytes, a file each | "
-        f"{batch_copy_seconds:.2f} ({_range(batch_copies)}) | — | — | "
+        f"| | plain copy of the {count} checkpoints' kept bytes, a file each (before each "
+        f"run) | {batch_copy_seconds:.2f} ({_range(batch_copies)}) | — | — | "
         f"{_throughput(count * kept_bytes, batch_copy_seconds)} |",
     ]
-    # Against the copy of all of them: ten checkpoints' writes run at the
-    # disk's sustained rate, which one checkpoint's copy alone does not reach.
+    # Against the copy of all of them, timed just before each run: ten
+    # checkpoints' writes run at the disk's sustained rate, which one
+    # checkpoint's copy alone does not reach.
     per_checkpoint = statistics.median(results[PER_CHECKPOINT]) / (batch_copy_seconds / count)
-    whole_run = batch_seconds / batch_copy_seconds
-    stored = _median_seconds(results[STORED_PLAN]) / batch_copy_seconds
-    two_workers = _median_seconds(results[TWO_WORKERS]) / batch_copy_seconds
+    whole_run = _ratio_to_paired_copy(results, BATCH)
+    stored = _ratio_to_paired_copy(results, STORED_PLAN)
+    two_workers = _ratio_to_paired_copy(results, TWO_WORKERS)
     rerun = rerun_seconds / batch_seconds
     targets = [
         f"| batch_vgg_16: wall per checkpoint in the worker / plain copy of the {count} "
@@ -802,7 +822,8 @@ def large_batch_rows(prefix, results, copies, batch_copies, count, kept_bytes):
         f"{per_checkpoint:.2f}x | <= {PER_CHECKPOINT_VS_COPY}x | "
         f"{_verdict(per_checkpoint <= PER_CHECKPOINT_VS_COPY)} |",
         f"| batch_vgg_16: whole run's wall / plain copy of the {count} checkpoints' kept bytes "
-        f"(start-up, TensorFlow import and model build, spread over {count} checkpoints) | "
+        f"(timed just before it; start-up, TensorFlow import and model build, spread over "
+        f"{count} checkpoints) | "
         f"{whole_run:.2f}x | "
         f"<= {WHOLE_BATCH_VS_COPY}x | {_verdict(whole_run <= WHOLE_BATCH_VS_COPY)} |",
         f"| batch_vgg_16: the same with the copy plan the first run stored (new checkpoints "
@@ -1112,15 +1133,15 @@ def main(argv):
                 directory = _linked_checkpoints(
                     prefix, os.path.join(workdir, "legacy-batch-vgg_16"),
                     _LARGE_BATCH_CHECKPOINTS.value)
-                results = measure_large_batch(workload, directory, workdir, _REPEATS.value)
+                count = _LARGE_BATCH_CHECKPOINTS.value
+                results = measure_large_batch(
+                    workload, directory, workdir, _REPEATS.value,
+                    functools.partial(plain_batch_copy, prefix, kept, count, workdir))
                 # After the batches: the copy's buffers would otherwise be in
                 # the memory of every process this one starts (ru_maxrss counts
                 # a child's pages from before its exec).
                 copies = measure_copy(prefix, kept, workdir, _REPEATS.value)
-                batch_copies = measure_batch_copy(prefix, kept, _LARGE_BATCH_CHECKPOINTS.value,
-                                                  workdir, _REPEATS.value)
-                rows = large_batch_rows(prefix, results, copies, batch_copies,
-                                        _LARGE_BATCH_CHECKPOINTS.value, kept)
+                rows = large_batch_rows(prefix, results, copies, count, kept)
             elif name == "batch_dense":
                 import dense_stack
 
@@ -1135,9 +1156,9 @@ def main(argv):
                     count, damaged=False)
                 results = measure_dense_batch(
                     workload, directory, os.path.join(os.path.dirname(prefix), "table.toml"),
-                    workdir, _REPEATS.value)
-                copies = measure_batch_copy(prefix, kept, count, workdir, _REPEATS.value)
-                rows = dense_batch_rows(prefix, results, copies, count, kept)
+                    workdir, _REPEATS.value,
+                    functools.partial(plain_batch_copy, prefix, kept, count, workdir))
+                rows = dense_batch_rows(prefix, results, count, kept)
             elif name == "partitioned":
                 prefix = _partitioned_checkpoint(os.path.join(workdir, "legacy-partitioned"))
                 results, partition = measure_partitioned(workload, prefix, workdir,
