@@ -14,16 +14,15 @@ them with `FloorDiv` and `Maximum`.
 """
 
 import dataclasses
-import re
 
 from migrate import files
 from migrate.errors import CheckpointError
 from migrate.errors import first_line
+from migrate.source.meta_graph import PARTITION_NAME
 from migrate.source.meta_graph import VARIABLE_OPS
 
 MOD = "mod"
 DIV = "div"
-_PART = re.compile(r"^(.*)/part_(\d+)$")
 _PASS_THROUGH_OPS = frozenset({"Identity", "ReadVariableOp", "Cast", "Snapshot", "Enter"})
 _GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
 _MOD_OP = "FloorMod"
@@ -75,7 +74,7 @@ def partitioned_variables(graph_def):
     nodes = {node.name: node for node in graph_def.node}
     counts = {}
     for node in nodes.values():
-        match = _PART.match(node.name) if node.op in VARIABLE_OPS else None
+        match = PARTITION_NAME.match(node.name) if node.op in VARIABLE_OPS else None
         if match:
             counts[match.group(1)] = counts.get(match.group(1), 0) + 1
     strategies = {key: set() for key in counts}
@@ -115,7 +114,7 @@ def _partitioned_key(nodes, name):
     node = _through(nodes, name)
     if node is None or node.op not in VARIABLE_OPS:
         return None
-    match = _PART.match(node.name)
+    match = PARTITION_NAME.match(node.name)
     return match.group(1) if match else None
 
 

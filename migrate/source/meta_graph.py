@@ -10,6 +10,7 @@ graph; the graph itself is imported only when a caller needs it.
 
 import importlib
 import os
+import re
 
 import legacy_graphs
 from migrate import files
@@ -21,6 +22,8 @@ from migrate.errors import reason
 # The op types of a TF1 variable: reference variables (`Variable`, `VariableV2`)
 # and resource variables' handles (`VarHandleOp`).
 VARIABLE_OPS = frozenset({"Variable", "VariableV2", "VarHandleOp"})
+# A partitioned variable's parts: `NAME/part_N` (group 1 the whole variable, 2 the part).
+PARTITION_NAME = re.compile(r"^(.*)/part_(\d+)$")
 # The training graph tf.estimator and MonitoredTrainingSession write, as text,
 # in the directory of their checkpoints (there even when a `.meta` is not).
 TEXT_GRAPH_FILE = "graph.pbtxt"

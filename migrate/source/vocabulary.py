@@ -12,8 +12,7 @@ the ids a variable's gather reads come from a table lookup, and K is the
 hash op's `num_buckets`.
 """
 
-import re
-
+from migrate.source.meta_graph import PARTITION_NAME
 from migrate.source.meta_graph import VARIABLE_OPS
 
 _READ_OPS = frozenset({"Identity", "ReadVariableOp", "Snapshot"})
@@ -21,7 +20,6 @@ _GATHER_OPS = frozenset({"Gather", "GatherV2", "ResourceGather"})
 _LOOKUP_OPS = frozenset({"LookupTableFind", "LookupTableFindV2"})
 _HASH_OPS = frozenset({"StringToHashBucketFast", "StringToHashBucketStrong", "StringToHashBucket"})
 _CROSS_OPS = frozenset({"SparseCross", "SparseCrossHashed", "SparseCrossV2"})
-_PART = re.compile(r"^(.*)/part_\d+$")
 # How far upstream of a gather's ids the lookup is looked for: the column's
 # own ops (select, unique, sparse plumbing), never another column's.
 _MAX_UPSTREAM = 120
@@ -51,7 +49,7 @@ def oov_buckets(graph_def):
     for node in graph_def.node:
         if node.op not in VARIABLE_OPS:
             continue
-        match = _PART.match(node.name)
+        match = PARTITION_NAME.match(node.name)
         key = match.group(1) if match else node.name
         for gather in _gathers(node, consumers):
             buckets = _buckets_behind(nodes, _name(gather.input[1]))

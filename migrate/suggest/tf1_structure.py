@@ -10,13 +10,13 @@ from migrate.errors import first_line
 from migrate.source import lookups
 from migrate.source import vocabulary
 from migrate.source.meta_graph import checkpoint_key
+from migrate.source.meta_graph import PARTITION_NAME
 from migrate.source.meta_graph import VARIABLE_OPS
 from migrate.source.meta_graph import collection_keys
 from migrate.suggest import dataflow
 
 _READ_OPS = frozenset({"Identity", "ReadVariableOp"})
 _CONSTANT_OP = "Const"
-_PARTITION = re.compile(r"^(.*)/part_(\d+)$")
 # Ops under these scopes read variables to train or save them, not to compute the model.
 _NOT_FORWARD = re.compile(r"(^|/)(gradients(_\d+)?|save(_\d+)?|ExponentialMovingAverage)(/|$)")
 _GLOBAL_VARIABLES = "variables"
@@ -129,7 +129,7 @@ def _structure(order, graph_def, layer_of, outputs=()):
             # A frozen graph's weight (a variable's constant keeps its name).
             key_of_node[node.name] = node.name
         elif node.op in VARIABLE_OPS:
-            match = _PARTITION.match(node.name)
+            match = PARTITION_NAME.match(node.name)
             key_of_node[node.name] = match.group(1) if match else node.name
     found = lookups.partitioned_variables(graph_def)
     return GraphStructure(

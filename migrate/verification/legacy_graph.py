@@ -24,7 +24,6 @@ The op patterns rewritten, inside functions (while_v2 bodies) too:
 import contextlib
 import dataclasses
 import os
-import re
 
 import numpy as np
 
@@ -195,7 +194,7 @@ def _text_graph(checkpoint, graph_def, legacy_dropout, asset_dirs):
             if node.op not in meta_graph_lib.VARIABLE_OPS:
                 continue
             key = node.name
-            whole = _PARTITION.match(key)
+            whole = meta_graph_lib.PARTITION_NAME.match(key)
             if key not in checkpoint.variables and whole and whole.group(1) in checkpoint.variables:
                 stored = checkpoint.variables[whole.group(1)]
                 if list(stored.shape) != _node_shape(node):
@@ -221,7 +220,6 @@ def _text_graph(checkpoint, graph_def, legacy_dropout, asset_dirs):
                        assets=_moved_files(graph, asset_dirs))
 
 
-_PARTITION = re.compile(r"^(.*)/part_\d+$")
 
 
 def _node_shape(node):
