@@ -536,6 +536,18 @@ def _linked_checkpoints(prefix, directory, count, *, damaged=True):
     return directory
 
 
+def _kept_blocks(data, kept_bytes):
+    """Yields the first `kept_bytes` of the file `data`, read in 8 MB blocks, in order."""
+    with open(data, "rb") as source:
+        remaining = kept_bytes
+        while remaining > 0:
+            chunk = source.read(min(8 << 20, remaining))
+            if not chunk:
+                return
+            yield chunk
+            remaining -= len(chunk)
+
+
 def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False, read_limit=None):
     """Times this machine's plain copy of `kept_bytes` of the checkpoint's data, in this process.
 
@@ -547,7 +559,6 @@ def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False, read_limit
     """
     data = prefix + ".data-00000-of-00001"
     target = os.path.join(workdir, "plain-copy")
-    block = 8 << 20
     runs = []
     for repetition in range(repeats + 1):
         if cold:
@@ -557,15 +568,7 @@ def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False, read_limit
         if limited:
             read_limit.enter()
         started = time.monotonic()
-        chunks = []
-        with open(data, "rb") as source:
-            remaining = kept_bytes
-            while remaining > 0:
-                chunk = source.read(min(block, remaining))
-                if not chunk:
-                    break
-                chunks.append(chunk)
-                remaining -= len(chunk)
+        chunks = list(_kept_blocks(data, kept_bytes))
         read_done = time.monotonic()
         if limited:
             read_limit.leave()
@@ -597,21 +600,14 @@ def plain_batch_copy(prefix, kept_bytes, count, workdir):
     """
     data = prefix + ".data-00000-of-00001"
     target = os.path.join(workdir, "plain-batch-copy")
-    block = 8 << 20
     shutil.rmtree(target, ignore_errors=True)
     os.makedirs(target)
     settle()
     started = time.monotonic()
     for index in range(count):
-        with open(data, "rb") as source, open(
-                os.path.join(target, f"copy-{index}"), "wb") as output:
-            remaining = kept_bytes
-            while remaining > 0:
-                chunk = source.read(min(block, remaining))
-                if not chunk:
-                    break
+        with open(os.path.join(target, f"copy-{index}"), "wb") as output:
+            for chunk in _kept_blocks(data, kept_bytes):
                 output.write(chunk)
-                remaining -= len(chunk)
     seconds = time.monotonic() - started
     shutil.rmtree(target)
     print(f"  plain copy of {count} x {kept_bytes / 1e6:.0f} MB {seconds:6.2f} s", flush=True)
