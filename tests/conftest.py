@@ -104,6 +104,15 @@ def other_sources(legacy_checkpoint, tmp_path_factory):
             small_convnet, gru_classifier, directory))
 
 
+@pytest.fixture
+def faults_in_every_worker(monkeypatch):
+    """Installs `worker_faults` in every Python process the test starts (batch copy workers build
+    no model, so the faulty model factories never reach them)."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
+        [os.path.join(tests, "worker_faults_site"), tests, os.environ.get("PYTHONPATH", "")]))
+
+
 def run_cli(*arguments, cwd=None):
     """Runs `python -m migrate ARGUMENTS` and returns the CompletedProcess."""
     environment = dict(os.environ)

@@ -277,7 +277,7 @@ def test_cli_a_corrupt_checkpoint_fails_alone_and_the_exit_code_says_so(tree, tm
 
 
 def test_a_worker_that_dies_in_native_code_costs_only_its_checkpoint(
-        tree, tmp_path, monkeypatch):
+        tree, tmp_path, monkeypatch, faults_in_every_worker):
     # The worker really dies: the test's model factory makes it abort, as
     # TensorFlow does on a failed CHECK, when it opens this checkpoint.
     monkeypatch.setenv(batch_factories.CRASH_VARIABLE, "SIGABRT:run1/model.ckpt-1")

@@ -238,9 +238,9 @@ def test_stored_plans_are_used_only_whole_and_for_the_same_settings(prefix, tmp_
     # Every layout stored: nothing is planned, no worker is started.
     job = batch_jobs.Job(source=prefix, relative="model.ckpt", output=f"{output}/model.ckpt")
     store = stored_plans.open_store(output, settings, table)
-    plans, jobs, planner = batch_pool.plan_copies([job], settings, store=store)
-    assert (plans, [job.layout for job in jobs], planner, store.notes) == (
-        {layout: text}, [layout], None, [])
+    plans, jobs, ready = batch_pool.plan_copies([job], settings, store=store, copy_ahead=1)
+    assert (plans, [job.layout for job in jobs], ready, store.notes) == (
+        {layout: text}, [layout], [], [])
     # Read back, it writes what the TensorFlow path writes, byte for byte.
     expected = str(tmp_path / "tensorflow")
     pipeline.convert(pipeline.open_checkpoint(prefix, options), table, ENTRY.build_model(),
@@ -267,3 +267,107 @@ def test_stored_plans_are_used_only_whole_and_for_the_same_settings(prefix, tmp_
         assert [note["note"].split(" (")[0] for note in store.notes] == [
             "stored copy plan cannot be used"]
         assert store.notes[0]["path"] == f"batch_plans/{os.path.basename(path)}"
+
+
+def _partials(directory):
+    return [name for name in os.listdir(directory) if ".partial-" in name]
+
+
+@pytest.mark.parametrize("options", [
+    migrate.ConversionOptions(),
+    migrate.ConversionOptions(keep="model_state"),
+], ids=["trainable", "model_state"])
+def test_copied_ahead_of_its_plan_a_checkpoint_ends_byte_for_byte_as_the_plan_writes_it(
+        prefix, tmp_path, options):
+    table = load_table(ENTRY.table_path)
+    plan = copy_plan.CopyPlan.from_text(copy_plan.make(
+        pipeline.open_checkpoint(prefix, options), table, ENTRY.build_model(), options=options,
+        model_name=MODEL).to_text(), table)
+    _, entries = copy_plan.source_layout(prefix, use_meta=True)
+    # Told from the .index and the table alone: the plan's copies, in its order.
+    planned = [output.source for step in plan.steps for output in step.outputs]
+    assert copy_plan.staged_sources(entries, table, options) == planned
+    staged, reason = copy_plan.stage(prefix, str(tmp_path / "ahead"), table=table,
+                                     options=options)
+    assert reason == "" and staged.sources == tuple(planned) and staged.matches(plan)
+    # Waiting for the plan: only the temporary directory exists.
+    assert os.listdir(tmp_path) == _partials(tmp_path) != []
+    report = staged.finish(plan, options=options)
+    expected = copy_plan.execute(plan, prefix, str(tmp_path / "executed"), options=options)
+    assert _files(tmp_path / "ahead") == _files(tmp_path / "executed")
+    assert _manifest(tmp_path / "ahead") == _manifest(tmp_path / "executed")
+    assert manifest_lib.check(str(tmp_path / "ahead")).ok
+    assert report.seconds > 0 and report.written_weights == expected.written_weights
+    assert _partials(tmp_path) == []
+
+
+def test_what_a_plan_would_not_copy_as_stored_is_not_copied_ahead(prefix, tmp_path):
+    # A transpose: predicted from the table, nothing is written.
+    transforming = _transforming_checkpoint(tmp_path, seed=4)
+    table = MappingTable.from_text(TRANSFORMING_TABLE, origin="transforming.toml")
+    staged, reason = copy_plan.stage(transforming, str(tmp_path / "out"), table=table,
+                                     options=migrate.ConversionOptions())
+    assert staged is None and reason == "the plan is not expected to copy every weight as stored"
+    # EMA shadows are read in place of the weights: not told from names.
+    _, entries = copy_plan.source_layout(prefix, use_meta=True)
+    assert copy_plan.staged_sources(entries, load_table(ENTRY.table_path),
+                                    migrate.ConversionOptions(ema=True)) is None
+    # Copied ahead for one plan, then another comes: dropped, nothing left behind.
+    table = load_table(ENTRY.table_path)
+    options = migrate.ConversionOptions()
+    other_plan = copy_plan.make(pipeline.open_checkpoint(prefix, options), table,
+                                ENTRY.build_model(), options=options, model_name=MODEL)
+    staged, _ = copy_plan.stage(prefix, str(tmp_path / "out"), table=table,
+                                options=migrate.ConversionOptions(keep="model_state"))
+    assert not staged.matches(other_plan)
+    with pytest.raises(ValueError, match="Expected the plan the copies were staged for"):
+        staged.finish(other_plan, options=options)
+    staged.abandon()
+    assert _partials(tmp_path) == [] and not os.path.exists(tmp_path / "out")
+
+
+def test_damaged_bytes_copied_ahead_fail_when_the_plan_finishes_them(prefix, tmp_path):
+    options = migrate.ConversionOptions()
+    table = load_table(ENTRY.table_path)
+    plan = copy_plan.make(pipeline.open_checkpoint(prefix, options), table, ENTRY.build_model(),
+                          options=options, model_name=MODEL)
+    damaged = _copy_checkpoint(prefix, str(tmp_path / "damaged" / "model.ckpt-9"))
+    kernel = bundle_index.read_layout(open(damaged + ".index", "rb").read())["logits/kernel"]
+    with open(damaged + bundle.DATA_SUFFIX, "r+b") as data:
+        data.seek(kernel.offset + kernel.size // 2)
+        byte = data.read(1)[0]
+        data.seek(-1, os.SEEK_CUR)
+        data.write(bytes([byte ^ 0xFF]))
+    staged, reason = copy_plan.stage(damaged, str(tmp_path / "out"), table=table,
+                                     options=options)
+    assert reason == ""  # Checked when it finishes, as the TensorFlow path checks on reading.
+    with pytest.raises(migrate.CheckpointError, match="Checksum does not match"):
+        staged.finish(plan, options=options)
+    assert _partials(tmp_path) == [] and not os.path.exists(tmp_path / "out")
+
+
+@pytest.mark.parametrize("transforming", [False, True], ids=["stored_copies", "transposes"])
+def test_a_first_batch_copies_ahead_while_it_plans_and_writes_what_tensorflow_writes(
+        prefix, tmp_path, transforming):
+    options = migrate.ConversionOptions()
+    if transforming:
+        table_path = str(tmp_path / "transforming.toml")
+        open(table_path, "w", encoding="utf-8").write(TRANSFORMING_TABLE)
+        model, factory = _transforming_model, "test_batch_copy:_transforming_model"
+        sources = [_transforming_checkpoint(tmp_path / "train", seed=step) for step in (1, 2, 3)]
+    else:
+        table_path, model, factory = ENTRY.table_path, ENTRY.build_model, MODEL
+        sources = [_copy_checkpoint(prefix, str(tmp_path / "train" / f"model.ckpt-{step}"))
+                   for step in (1, 2, 3)]
+    report = migrate.convert_batch(str(tmp_path / "train"), str(tmp_path / "out"), table_path,
+                                   factory, latest_only=False, workers=1)
+    assert report.ok, report.summary()
+    assert [item.copied_ahead for item in report.items] == [not transforming] * 3
+    for source in sources:
+        relative = os.path.basename(source)
+        expected = str(tmp_path / "tensorflow" / relative)
+        pipeline.convert(pipeline.open_checkpoint(source, options), load_table(table_path),
+                         model(), expected, options=options, model_name=factory,
+                         fill_model=False)
+        assert _files(tmp_path / "out" / relative) == _files(expected)
+    assert _partials(tmp_path / "out") == []

@@ -124,8 +124,8 @@ def test_retry_failed_force_and_a_changed_checkpoint_are_retried(damaged_tree, t
     assert migrate.convert_batch.__kwdefaults__["retry_failed"] is False
 
 
-def test_a_killed_worker_is_not_remembered_and_its_checkpoint_is_retried(damaged_tree, tmp_path,
-                                                                         monkeypatch):
+def test_a_killed_worker_is_not_remembered_and_its_checkpoint_is_retried(
+        damaged_tree, tmp_path, monkeypatch, faults_in_every_worker):
     tree, _ = damaged_tree
     output = str(tmp_path / "converted")
     monkeypatch.setenv(batch_factories.CRASH_VARIABLE, f"SIGKILL:{PREFIXES[2]}")

@@ -10,6 +10,7 @@ import time
 import pytest
 
 import batch_factories
+import worker_faults
 import migrate
 from migrate import files
 from migrate import zoo
@@ -143,11 +144,12 @@ def test_recheck_outputs_rehashes_and_single_convert_output_is_resumable(tree, t
     assert migrate.convert_batch.__kwdefaults__["timeout_per_checkpoint"] == 1800
 
 
-def test_a_hung_worker_is_killed_and_the_batch_goes_on(tree, tmp_path, monkeypatch):
-    # The test's factory makes the worker sleep on opening run1/model.ckpt-2.
+def test_a_hung_worker_is_killed_and_the_batch_goes_on(tree, tmp_path, monkeypatch,
+                                                      faults_in_every_worker):
+    # Every worker sleeps on opening, copying ahead or finishing run1/model.ckpt-2.
     monkeypatch.setenv(batch_factories.HANG_VARIABLE, "run1/model.ckpt-2")
-    log = tmp_path / "builds.txt"
-    monkeypatch.setenv(batch_factories.BUILD_LOG_VARIABLE, str(log))
+    log = tmp_path / "hung.txt"
+    monkeypatch.setenv(worker_faults.HANG_LOG_VARIABLE, str(log))
     started = time.monotonic()
     report = migrate.convert_batch(tree, str(tmp_path / "converted"), ENTRY.table_path,
                                    "batch_factories:hanging_model", workers=1,
@@ -162,10 +164,13 @@ def test_a_hung_worker_is_killed_and_the_batch_goes_on(tree, tmp_path, monkeypat
     # A timeout is not remembered: the next run tries the checkpoint again.
     assert not failed.deterministic
     assert not os.path.exists(tmp_path / "converted" / "batch_failures.json")
-    hung, fresh = log.read_text().split()   # A fresh worker took the last checkpoint...
-    with pytest.raises(ProcessLookupError):
-        os.kill(int(hung), 0)                # ...and the hung one is gone.
-    assert int(fresh) != int(hung)
+    # The copy worker that hung copying it ahead, then the one that hung converting it:
+    # both killed, and a fresh worker took the last checkpoint.
+    hung = [int(line) for line in log.read_text().split()]
+    assert len(hung) == 2 and len(set(hung)) == 2
+    for process in hung:
+        with pytest.raises(ProcessLookupError):
+            os.kill(process, 0)
 
 
 def test_previous_directories_of_a_killed_overwrite_are_restored_or_removed(tree, tmp_path):

@@ -100,7 +100,7 @@ class ConvertCheckpoints(beam.DoFn):
         """Returns a ready `WorkerProcess`, or the reason it could not start."""
         worker = batch_pool.WorkerProcess(
             batch_jobs.BatchSettings.from_json(self._settings), verbose=self._verbose,
-            plans=self._plans, with_model=False)
+            plans=self._plans, with_model=not self._plans)
         try:
             worker.start()
             worker.wait_ready()
@@ -166,10 +166,10 @@ def run(jobs, settings, *, output_dir, pipeline_args=(), verbose=False, store=No
     # Planned here, once per source layout, in one worker process of this machine, for the
     # checkpoints whose outputs are not up to date (a rerun with nothing to do plans nothing).
     stale = [job for job in jobs if batch_jobs.skipped_result(job, settings) is None]
-    plans, planned, planner = batch_pool.plan_copies(stale, settings, verbose=verbose,
-                                                     store=store)
-    if planner is not None:
-        planner.stop()
+    plans, planned, ready = batch_pool.plan_copies(stale, settings, verbose=verbose,
+                                                   store=store)
+    for worker in ready:
+        worker.stop()
     planned = {job.relative: job for job in planned}
     jobs = [planned.get(job.relative, job) for job in jobs]
     try:

@@ -22,9 +22,11 @@ Example:
 """
 
 import base64
+import contextlib
 import dataclasses
 import hashlib
 import json
+import math
 import time
 
 import numpy as np
@@ -45,6 +47,7 @@ from migrate.planning import target as target_model
 from migrate.source import bundle_index
 from migrate.source import checkpoint as checkpoint_lib
 from migrate.source import locate
+from migrate.source import roles as roles_lib
 
 # Dtypes read here as NumPy reads them (bfloat16 and strings go through TensorFlow).
 _PLAIN_DTYPES = frozenset({"float16", "float32", "float64", "int8", "int16", "int32", "int64",
@@ -329,48 +332,238 @@ def execute(plan, prefix, output, *, options, hash_sources=False):
             short, or holds damaged bytes or NaN/Inf.
         OutputError: `output` cannot be written or is not a converted output.
     """
-    started = time.monotonic()
-    layout, entries = source_layout(prefix, use_meta=options.use_meta)
-    if layout != plan.layout:
-        raise errors.CheckpointError(
-            f"Checkpoint {prefix} is not of the layout the batch planned from {plan.planned_from} "
-            f"(its .index or .meta changed since). Expected the same keys, shapes, dtypes and "
-            f"graph. Received: checkpoint={prefix!r}")
-    source_paths = locate.source_files(prefix, use_meta=options.use_meta)
-    shard_paths = {locate.data_shard_number(path): path for path in source_paths
-                   if path not in (prefix + locate.INDEX_SUFFIX, prefix + locate.META_SUFFIX)}
-    checkpoint_lib.check_shard_sizes(prefix, shard_paths, bundle_index.extents_of(entries))
-    stored = bundle_index.StoredTensors(prefix, entries, shard_paths)
-    recovered = atomic.recover_previous(output)
+    copy = _Copy(prefix, output, options=options, hash_sources=hash_sources, plan=plan)
+    with copy.abandoned_on_error():
+        nonfinite = []
+        for step in plan.steps:
+            _write_step(step, copy.writer, copy.stored, copy.entries, nonfinite,
+                        options.allow_nonfinite)
+        return copy.finish(plan, nonfinite)
+
+
+def staged_sources(entries, table, options):
+    """The legacy keys a plan of this layout will most likely copy as stored, in its order.
+
+    Decided from the `.index` and the table alone, before the plan exists:
+    the tensors whose names say they are kept (`options.keep`; slots,
+    shadows and counters left out), each matched by a rule that only
+    reshapes it (no layout, no tied weights), stored whole as plain numbers,
+    largest first as `assign.largest_first` orders them. The plan has the
+    last word (`StagedCopy.finish`).
+
+    Args:
+        entries: `{key: bundle_index.EntryLayout}` (`source_layout`).
+        table: the `MappingTable`.
+        options: the `ConversionOptions`.
+
+    Returns:
+        The keys, or None when the plan is not expected to be all stored
+        copies (a kept tensor needs a transform, a layout, or no rule maps it).
+    """
+    if options.ema or options.builder:
+        return None
+    kept_roles = roles_lib.KEEP_MODES[options.keep]
+    sizes = {}
+    for key, entry in entries.items():
+        name = bundle.DATA_TYPE_NAMES.get(entry.dtype)
+        if roles_lib.role_from_name(key, name) not in kept_roles:
+            continue
+        found = table.lookup(key)
+        if found is not None and found.target is None:
+            continue  # A rule drops it.
+        if (found is None or found.rule.layout is not None or found.also or entry.slices
+                or name not in _PLAIN_DTYPES
+                or any(step.name not in transforms_lib.ORDER_KEEPING
+                       for step in found.rule.transforms)):
+            return None
+        sizes[key] = np.dtype(name).itemsize * math.prod(entry.shape)
+    if not sizes:
+        return None
+    return sorted(sizes, key=lambda key: (-sizes[key], (key,)))
+
+
+def stage(prefix, output, *, table, options, hash_sources=False):
+    """Copies what `prefix`'s plan will most likely copy, before the plan exists; never raises.
+
+    A batch's first checkpoints are copied this way while the planning
+    worker imports TensorFlow and builds the model: the tensors
+    `staged_sources` names are written into the output's temporary
+    directory, in the plan's order, and wait there (no file open) for the
+    plan, which `StagedCopy.finish` checks them against.
+
+    Returns:
+        `(StagedCopy, "")`, or `(None, why not)`: the checkpoint is then
+        converted as usual once the plan exists.
+    """
+    if files.is_url(prefix) or files.is_url(str(output)):
+        return None, "not local"
     try:
-        atomic.check_output(output, overwrite=True, source_files=source_paths)
-    except errors.OutputError as error:
-        if not recovered:
+        copy = _Copy(prefix, output, options=options, hash_sources=hash_sources)
+    except errors.MigrateError as error:
+        return None, errors.first_line(error)
+    try:
+        with copy.abandoned_on_error():
+            sources = staged_sources(copy.entries, table, options)
+            if sources is None:
+                copy.abandon()
+                return None, "the plan is not expected to copy every weight as stored"
+            counts = {}
+            for key in sources:
+                entry = copy.entries[key]
+                name = bundle.DATA_TYPE_NAMES[entry.dtype]
+                counts[key] = assign.NonfiniteCount()
+                copy.writer.add_stored(key, name, entry.shape, _stored(copy.stored, copy.entries, key),
+                                       inspect=counts[key])
+            copy.writer.pause()
+    except Exception as error:  # The usual conversion will meet it again, and report it.
+        return None, errors.first_line(error)
+    return StagedCopy(copy, tuple(sources), counts, time.monotonic() - copy.started), ""
+
+
+class StagedCopy:
+    """A checkpoint's tensors copied before its plan existed (`stage`), waiting for it.
+
+    Attributes:
+        prefix: the checkpoint's prefix.
+        sources: the legacy keys copied, in order.
+        seconds: the time the copying took.
+    """
+
+    def __init__(self, copy, sources, counts, seconds):
+        self._copy = copy
+        self.prefix = copy.prefix
+        self.sources = sources
+        self._counts = counts
+        self.seconds = seconds
+
+    def matches(self, plan):
+        """Whether `plan` writes exactly the staged copies, in their order, and nothing else."""
+        outputs = [output for step in plan.steps for output in step.outputs]
+        return (plan.layout == self._copy.layout
+                and all(step.assignment is None for step in plan.steps)
+                and tuple(output.source for output in outputs) == self.sources)
+
+    def finish(self, plan, *, options):
+        """Completes the conversion by `plan` (which must `match`): the output is then the one
+        `execute` writes, byte for byte.
+
+        Returns:
+            The `ConversionReport` (its seconds: the copying and the finishing).
+
+        Raises:
+            The errors of `execute`: damaged bytes, NaN/Inf, an output that
+            cannot be written.
+        """
+        if not self.matches(plan):
+            raise ValueError(f"Expected the plan the copies were staged for. Received: "
+                             f"plan={plan.planned_from!r}")
+        copy, started = self._copy, time.monotonic()
+        with copy.abandoned_on_error():
+            outputs = [output for step in plan.steps for output in step.outputs]
+            copy.writer.rekey({output.source: (output.key, output.dtype, output.shape)
+                               for output in outputs})
+            nonfinite = []
+            for output in outputs:
+                assign.check_finite(output.source, copy.entries[output.source].shape,
+                                    self._counts[output.source].total, nonfinite,
+                                    options.allow_nonfinite)
+            report = copy.finish(plan, nonfinite)
+        report.seconds = self.seconds + time.monotonic() - started
+        return report
+
+    def abandon(self):
+        """Removes what was staged (the plan did not match, or the batch is stopping)."""
+        self._copy.abandon()
+
+
+class _Abandoned(Exception):
+    """Unwinds a `_Copy` whose output is not wanted."""
+
+
+class _Copy:
+    """One checkpoint's conversion by copy, from opening its source to renaming its output.
+
+    Opening checks what `execute` checks before writing (the layout, against
+    `plan` when given; the data files' sizes; the output), then enters the
+    output's temporary directory and a `BundleWriter` in it.
+    """
+
+    def __init__(self, prefix, output, *, options, hash_sources, plan=None):
+        self.started = time.monotonic()
+        self.prefix, self.output, self.options = prefix, output, options
+        self.layout, self.entries = source_layout(prefix, use_meta=options.use_meta)
+        if plan is not None and self.layout != plan.layout:
+            raise errors.CheckpointError(
+                f"Checkpoint {prefix} is not of the layout the batch planned from "
+                f"{plan.planned_from} (its .index or .meta changed since). Expected the same "
+                f"keys, shapes, dtypes and graph. Received: checkpoint={prefix!r}")
+        if self.layout is None:
+            raise errors.CheckpointError(f"Checkpoint {prefix} is not a local V2 checkpoint read "
+                                         f"here. Received: checkpoint={prefix!r}")
+        source_paths = locate.source_files(prefix, use_meta=options.use_meta)
+        shard_paths = {locate.data_shard_number(path): path for path in source_paths
+                       if path not in (prefix + locate.INDEX_SUFFIX, prefix + locate.META_SUFFIX)}
+        checkpoint_lib.check_shard_sizes(prefix, shard_paths, bundle_index.extents_of(self.entries))
+        self.stored = bundle_index.StoredTensors(prefix, self.entries, shard_paths)
+        self.recovered = atomic.recover_previous(output)
+        try:
+            atomic.check_output(output, overwrite=True, source_files=source_paths)
+        except errors.OutputError as error:
+            if not self.recovered:
+                raise
+            raise errors.OutputError(" ".join([*self.recovered, str(error)]),
+                                     option=error.option) from None
+        self._sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
+        self._staging = contextlib.ExitStack()
+        self.staging = self._staging.enter_context(atomic.staged_directory(output, overwrite=True))
+        self._writing = contextlib.ExitStack()
+        try:
+            self.writer = self._writing.enter_context(
+                bundle.BundleWriter(files.join(self.staging, output_checkpoint.CHECKPOINT_NAME)))
+        except BaseException:
+            self._staging.close()
             raise
-        raise errors.OutputError(" ".join([*recovered, str(error)]), option=error.option) from None
-    sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
-    report = dataclasses.replace(
-        plan.report, checkpoint=prefix, output=str(output), recovered=recovered,
-        role_origin=checkpoint_lib.role_origin_of(prefix, use_meta=options.use_meta))
-    if plan.unwritten is not None:
-        report.unwritten_at_initial = all(
-            report_lib.same_value(_read(stored, entries, key), initial)
-            for key, _, initial in plan.unwritten)
-    nonfinite = []
-    with atomic.staged_directory(output, overwrite=True) as staging:
-        with bundle.BundleWriter(files.join(staging, output_checkpoint.CHECKPOINT_NAME)) as writer:
-            for step in plan.steps:
-                _write_step(step, writer, stored, entries, nonfinite, options.allow_nonfinite)
-            writer.add_string(output_checkpoint.OBJECT_GRAPH_KEY, plan.object_graph)
-        output_checkpoint.write_state_file(staging)
+
+    @contextlib.contextmanager
+    def abandoned_on_error(self):
+        """Removes the temporary directory when the block raises (and raises)."""
+        try:
+            yield
+        except BaseException as error:
+            self._writing.__exit__(type(error), error, error.__traceback__)
+            self._staging.__exit__(type(error), error, error.__traceback__)
+            raise
+
+    def abandon(self):
+        """Removes the temporary directory; nothing appears under the output."""
+        error = _Abandoned()
+        self._writing.__exit__(_Abandoned, error, None)
+        self._staging.__exit__(_Abandoned, error, None)
+
+    def finish(self, plan, nonfinite):
+        """Writes the object graph, the index, the state file and the manifest; renames the
+        temporary directory into place. Returns the `ConversionReport`."""
+        report = dataclasses.replace(
+            plan.report, checkpoint=self.prefix, output=str(self.output),
+            recovered=self.recovered,
+            role_origin=checkpoint_lib.role_origin_of(self.prefix,
+                                                      use_meta=self.options.use_meta))
+        if plan.unwritten is not None:
+            report.unwritten_at_initial = all(
+                report_lib.same_value(_read(self.stored, self.entries, key), initial)
+                for key, _, initial in plan.unwritten)
+        self.writer.add_string(output_checkpoint.OBJECT_GRAPH_KEY, plan.object_graph)
+        self._writing.close()
+        output_checkpoint.write_state_file(self.staging)
         report.nonfinite = [[name, count] for name, count in nonfinite]
         manifest = {**plan.manifest, "created": manifest_lib.created_now(),
-                    "source": manifest_lib.source_entry(prefix, report.role_origin,
-                                                        sources.result()),
+                    "source": manifest_lib.source_entry(self.prefix, report.role_origin,
+                                                        self._sources.result()),
                     "nonfinite": report.nonfinite}
-        manifest_lib.write(staging, manifest, known_digests=writer.digests)
-    report.seconds = time.monotonic() - started
-    return report
+        manifest_lib.write(self.staging, manifest, known_digests=self.writer.digests)
+        self._staging.close()
+        report.seconds = time.monotonic() - self.started
+        return report
 
 
 def _write_step(step, writer, stored, entries, nonfinite, allow_nonfinite):

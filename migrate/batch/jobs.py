@@ -125,6 +125,8 @@ class ItemResult:
             fingerprint, taken before it was converted.
         failed_before: not converted this time: it failed before, and
             neither it nor the settings changed since (`reason` is that failure's).
+        copied_ahead: its tensors were copied while the batch was still
+            planning (`copy_plan.stage`), and the plan confirmed them.
     """
 
     source: str
@@ -143,6 +145,7 @@ class ItemResult:
     deterministic: bool = False
     fingerprint: str = ""
     failed_before: bool = False
+    copied_ahead: bool = False
 
     @classmethod
     def for_job(cls, job, status, reason="", **fields):

@@ -15,6 +15,7 @@ Example:
 """
 
 import collections
+import concurrent.futures
 import dataclasses
 import json
 import os
@@ -35,6 +36,8 @@ from migrate.batch.worker import ERROR_KIND_KEY
 from migrate.batch.worker import PLAN_KEY
 from migrate.batch.worker import PLANS_KEY
 from migrate.batch.worker import REASON_KEY
+from migrate.batch.worker import STAGE_KEY
+from migrate.batch.worker import STAGED_KEY
 from migrate.batch.worker import WITH_MODEL_KEY
 from migrate.batch.worker import WORKER_MODULE
 
@@ -62,15 +65,16 @@ class WorkerProcess:
         plans: `{layout digest: CopyPlan text}` (`plan_copies`): the worker
             converts the jobs of those layouts by them.
         with_model: import TensorFlow and build the model at start; without
-            it (and with plans), the worker imports TensorFlow only for a
-            job no plan covers.
+            it, the worker imports TensorFlow only for a job no plan covers.
     """
 
     def __init__(self, settings, *, verbose=False, plans=None, with_model=True):
         self._settings = settings
         self._verbose = verbose
         self._plans = dict(plans or {})
-        self.with_model = with_model or not self._plans
+        self.with_model = with_model
+        # The jobs it copied ahead (`submit_stage`), which it finishes itself.
+        self.staged = collections.deque()
         self._process = None
         self._log = None
         self._buffer = b""
@@ -143,6 +147,26 @@ class WorkerProcess:
         if message is None:
             return ItemResult.for_job(job, Status.FAILED, self._death()), False
         return ItemResult.from_json(message), True
+
+    def submit_stage(self, job):
+        """Asks the worker to copy `job` ahead of its plan (`collect_staged` reads the answer)."""
+        self.job = job
+        self.submitted_at = time.monotonic()
+        try:
+            self._send({STAGE_KEY: job.to_json()})
+        except BrokenPipeError:
+            pass  # It died; `collect_staged` says so.
+
+    def collect_staged(self):
+        """Reads the answer to `submit_stage`: True (the job joins `staged`), False (not
+        staged), or None (the worker died)."""
+        job, self.job = self.job, None
+        message = self._read_message()
+        if message is None:
+            return None
+        if message.get(STAGED_KEY):
+            self.staged.append(job)
+        return bool(message.get(STAGED_KEY))
 
     def request_plan(self, job, *, timeout=DEFAULT_TIMEOUT_SECONDS):
         """Asks the (ready) worker for a copy plan made from `job`'s checkpoint.
@@ -251,7 +275,7 @@ class WorkerProcess:
 
 def plan_copies(jobs, settings, *, verbose=False,
                 timeout_per_checkpoint=DEFAULT_TIMEOUT_SECONDS, store=None,
-                on_planning=None):
+                on_planning=None, copy_ahead=0):
     """Plans copies once per source layout, in one worker process that imports TensorFlow.
 
     Each job's layout is read from its `.index` (and `.meta`) without
@@ -263,65 +287,164 @@ def plan_copies(jobs, settings, *, verbose=False,
     with its own line. When the store holds every layout's plan, no worker
     is started: nothing imports TensorFlow.
 
+    While the planning worker imports TensorFlow and builds the model
+    (seconds), `copy_ahead` copy workers, which import neither, copy the
+    tensors of the jobs being planned into their outputs' temporary
+    directories (`copy_plan.stage`); each such job is finished by its
+    worker once the plan exists (`run_pool`), or converted anew if the plan
+    is not what was copied.
+
     Args:
         jobs: the `Job`s.
         settings: a `BatchSettings`.
-        verbose: let the planning worker's standard error through.
-        timeout_per_checkpoint: seconds the planning of one checkpoint may take;
-            a worker that hangs on it is killed, and its layout not planned.
+        verbose: let the workers' standard error through.
+        timeout_per_checkpoint: seconds the planning or the copying ahead of
+            one checkpoint may take; a worker that hangs on it is killed (and
+            a layout it was planning is not planned).
         store: the output directory's `stored_plans.PlanStore`, or None.
         on_planning: called once before the planning worker starts (its
             TensorFlow import and model build take seconds), if it does.
+        copy_ahead: how many copy workers copy ahead while the plans are made.
 
     Returns:
-        `(plans, jobs, planner)`: `{layout digest: CopyPlan text}`; the jobs,
-        in order, with their `layout` set where a plan applies; and the
-        planning worker, ready, holding the plans (for `run_pool`), or None.
+        `(plans, jobs, ready)`: `{layout digest: CopyPlan text}`; the jobs, in
+        order, with their `layout` set where a plan applies; and the started,
+        ready workers, holding the plans (for `run_pool`): the copy workers,
+        each with the jobs it copied ahead in its `staged`, and the planning
+        worker when some job has no plan (it has the model).
 
     Raises:
         MigrateError: the worker could not load the table or the model.
     """
     if not copy_plan.may_copy(settings.options):
-        return {}, list(jobs), None
+        return {}, list(jobs), []
     layouts = {}
     for job in jobs:
         layout, _ = copy_plan.source_layout(job.source, use_meta=settings.options.use_meta)
         if layout is not None:
             layouts[job.relative] = layout
-    plans, tried = {}, set()
-    planner = None
-    try:
-        for job in jobs:
-            layout = layouts.get(job.relative)
-            if layout is None or layout in tried:
-                continue
-            tried.add(layout)
-            stored = store.get(layout) if store is not None else None
-            if stored is not None:
-                plans[layout] = stored
-                continue
-            if planner is None:
-                if on_planning is not None:
-                    on_planning()
-                    on_planning = None
-                planner = WorkerProcess(settings, verbose=verbose)
-                planner.start()
-                planner.wait_ready()
-            text, _ = planner.request_plan(job, timeout=timeout_per_checkpoint)
-            if text is not None and copy_plan.CopyPlan.layout_of(text) == layout:
-                plans[layout] = text
-                if store is not None:
-                    store.put(layout, text)
-            if not planner.alive:  # It died on this checkpoint.
-                planner = None
-        if planner is not None and plans:
-            planner.add_plans(plans)
-    except BaseException:
-        if planner is not None:
-            planner.stop(kill=True)
-        raise
+    plans, first_jobs = {}, {}
+    for job in jobs:
+        layout = layouts.get(job.relative)
+        if layout is None or layout in plans or layout in first_jobs:
+            continue
+        stored = store.get(layout) if store is not None else None
+        if stored is not None:
+            plans[layout] = stored
+        else:
+            first_jobs[layout] = job
+    ready = []
+    if first_jobs:
+        if on_planning is not None:
+            on_planning()
+        planner = WorkerProcess(settings, verbose=verbose)
+        copiers = [WorkerProcess(settings, verbose=verbose, with_model=False)
+                   for _ in range(copy_ahead)]
+        ready = [planner, *copiers]
+        # The planning waits on the planner's answers on a thread of its own,
+        # while this one hands the copiers their jobs.
+        thread = concurrent.futures.ThreadPoolExecutor(1, "tf1-migrate-plan")
+        try:
+            for worker in ready:
+                worker.start()
+            planning = thread.submit(_plan_layouts, planner, first_jobs, store,
+                                     timeout_per_checkpoint)
+            ahead = [job for job in jobs if layouts.get(job.relative) in first_jobs]
+            ready = [planner, *_copy_ahead(copiers, ahead, layouts, planning,
+                                           timeout_per_checkpoint)]
+            plans.update(planning.result())
+            if not planner.alive or all(layouts.get(job.relative) in plans for job in jobs):
+                ready.remove(planner)  # Everything left is a copy: no TensorFlow is needed.
+                planner.stop()
+            for worker in ready:
+                worker.add_plans(plans)
+                # A job whose layout did not plan as a copy is not its copier's to finish.
+                worker.staged = collections.deque(
+                    job for job in worker.staged if layouts[job.relative] in plans)
+        except BaseException as error:
+            for worker in ready:
+                # A copier told to stop removes what it copied ahead; interrupted, all are killed.
+                worker.stop(kill=worker is planner or not isinstance(error, Exception))
+            raise
+        finally:
+            # The planner is stopped when this raised, so the thread is not left waiting on it.
+            thread.shutdown()
     return plans, [dataclasses.replace(job, layout=layouts[job.relative])
-                   if layouts.get(job.relative) in plans else job for job in jobs], planner
+                   if layouts.get(job.relative) in plans else job for job in jobs], ready
+
+
+def _plan_layouts(planner, first_jobs, store, timeout):
+    """Asks `planner` for a plan of each layout from its first job; returns `{layout: text}`."""
+    planner.wait_ready()
+    plans = {}
+    for layout, job in first_jobs.items():
+        text, _ = planner.request_plan(job, timeout=timeout)
+        if text is not None and copy_plan.CopyPlan.layout_of(text) == layout:
+            plans[layout] = text
+            if store is not None:
+                store.put(layout, text)
+        if not planner.alive:  # It died on this checkpoint: the rest is not planned.
+            break
+    return plans
+
+
+def _copy_ahead(copiers, jobs, layouts, planning, timeout):
+    """Has the `copiers` stage `jobs` (`WorkerProcess.stage`) until `planning` is done.
+
+    A layout whose first staging is refused is not tried again (its plan is
+    not expected to be copies). A copier that dies or hangs is stopped, and
+    its jobs are converted as usual.
+
+    Returns:
+        The copiers still alive, ready, each with its `staged` jobs.
+    """
+    pending = collections.deque(jobs)
+    refused = set()
+    idle = list(copiers)
+    alive = list(copiers)
+    with selectors.DefaultSelector() as selector:
+        for worker in copiers:
+            try:
+                worker.wait_ready()
+            except errors.MigrateError:
+                # The planner meets the same error, and the batch reports it from there.
+                worker.stop(kill=True)
+                alive.remove(worker)
+                idle.remove(worker)
+        while True:
+            while idle and pending and not planning.done():
+                job = pending.popleft()
+                if layouts[job.relative] not in refused:
+                    worker = idle.pop()
+                    worker.submit_stage(job)
+                    selector.register(worker, selectors.EVENT_READ)
+            if not selector.get_map():
+                break
+            busy = [key.fileobj for key in selector.get_map().values()]
+            deadline = min(worker.submitted_at for worker in busy) + timeout
+            wait = max(deadline - time.monotonic(), 0.0)
+            # While planning, look again now and then, to stop copying ahead once it is done.
+            for key, _ in selector.select(timeout=wait if planning.done() else min(wait, 0.05)):
+                worker = key.fileobj
+                selector.unregister(worker)
+                job, staged = worker.job, worker.collect_staged()
+                if staged is None:  # It died: its jobs are converted as usual.
+                    worker.stop()
+                    alive.remove(worker)
+                elif not staged:
+                    refused.add(layouts[job.relative])
+                    idle.append(worker)
+                else:
+                    idle.append(worker)
+            for worker in [key.fileobj for key in selector.get_map().values()]:
+                if time.monotonic() - worker.submitted_at >= timeout:
+                    selector.unregister(worker)
+                    worker.stop(kill=True)
+                    alive.remove(worker)
+            if not pending or planning.done():
+                pending.clear()
+    concurrent.futures.wait([planning])
+    return alive
 
 
 def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
@@ -352,17 +475,31 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
 
         results = run_pool(jobs, settings, workers=2, on_result=print)
     """
-    pending = collections.deque(jobs)
+    pending = {job.relative: job for job in jobs}  # In job order.
     pool = list(ready)
-    fresh_workers = [WorkerProcess(settings, verbose=verbose, plans=plans, with_model=False)
+    # A job a worker copied ahead is that worker's to finish, while it lives.
+    reserved = {job.relative: worker for worker in pool for job in worker.staged}
+    fresh_workers = [WorkerProcess(settings, verbose=verbose, plans=plans, with_model=not plans)
                      for _ in range(min(workers, len(jobs)) - len(pool))]
     results = []
     selector = selectors.DefaultSelector()
     finished = False
 
+    def next_job(worker):
+        while worker.staged:
+            job = pending.pop(worker.staged.popleft().relative, None)
+            if job is not None:
+                return job
+        for relative in pending:
+            owner = reserved.get(relative)
+            if owner is None or owner is worker or not owner.alive:
+                return pending.pop(relative)
+        return None
+
     def dispatch(worker):
-        if pending:
-            worker.submit(pending.popleft())
+        job = next_job(worker)
+        if job is not None:
+            worker.submit(job)
             selector.register(worker, selectors.EVENT_READ)
 
     def deliver(result):
@@ -380,7 +517,10 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
         pool.append(fresh)
         fresh.start()
         fresh.wait_ready()
-        dispatch(fresh)
+        # The dead worker's jobs copied ahead are anyone's now, idle workers' too.
+        for other in pool:
+            if other.alive and other.job is None:
+                dispatch(other)
 
     try:
         pool.extend(fresh_workers)

@@ -406,15 +406,18 @@ def _run(jobs, settings, results, *, runner, workers, output_dir, beam_options, 
         if workers == 0:
             batch_worker.run_in_process(remaining, settings, on_result=on_result)
         else:
-            # Planned once per source layout; the workers that copy import no TensorFlow.
-            plans, remaining, planner = batch_pool.plan_copies(
+            # Planned once per source layout; the workers that copy import no
+            # TensorFlow, and copy ahead while the plans are made.
+            copy_ahead = min(workers, len(remaining))
+            plans, remaining, ready = batch_pool.plan_copies(
                 remaining, settings, verbose=verbose,
                 timeout_per_checkpoint=timeout_per_checkpoint, store=store,
-                on_planning=lambda: progress.note(
-                    "batch: planning the copies (TensorFlow import and model build) ..."))
+                copy_ahead=copy_ahead, on_planning=lambda: progress.note(
+                    f"batch: planning the copies (TensorFlow import and model build); "
+                    f"{copy_ahead} worker(s) copying ahead meanwhile ..."))
             batch_pool.run_pool(remaining, settings, workers=workers, on_result=on_result,
                                   verbose=verbose, timeout_per_checkpoint=timeout_per_checkpoint,
-                                  plans=plans, ready=[planner] if planner else [])
+                                  plans=plans, ready=ready)
     finally:
         progress.close()
 

@@ -44,6 +44,8 @@ ERROR_KIND_KEY = "kind"
 PLAN_KEY = "plan"
 PLANS_KEY = "plans"
 REASON_KEY = "reason"
+STAGE_KEY = "stage"
+STAGED_KEY = "staged"
 WITH_MODEL_KEY = "with_model"
 
 
@@ -81,6 +83,7 @@ class Converter:
         self._plans = {}
         self.add_plans(plans or {})
         self._model = self._load_model() if with_model else None
+        self._staged = {}
 
     def add_plans(self, plans):
         """Converts the jobs of these layouts by their copy plans from now on.
@@ -117,6 +120,29 @@ class Converter:
             return {REASON_KEY: errors.first_line(error)}
         return {PLAN_KEY: plan.to_text()}
 
+    def stage(self, job):
+        """Copies ahead what `job`'s plan, still being made, will most likely copy; never raises.
+
+        `convert` finishes the job by its plan when that plan matches what
+        was copied, and otherwise drops the copies and converts it as usual.
+
+        Returns:
+            `{STAGED_KEY: True}`, or `{STAGED_KEY: False, REASON_KEY: why not}`.
+        """
+        staged, reason = copy_plan.stage(job.source, job.output, table=self._table,
+                                         options=self._settings.options,
+                                         hash_sources=self._settings.hash_sources)
+        if staged is None:
+            return {STAGED_KEY: False, REASON_KEY: reason}
+        self._staged[job.relative] = staged
+        return {STAGED_KEY: True}
+
+    def drop_staged(self):
+        """Removes every staged copy not finished yet (the batch is ending)."""
+        for staged in self._staged.values():
+            staged.abandon()
+        self._staged.clear()
+
     def convert(self, job):
         """Converts one job (or skips it when its output is up to date); never raises.
 
@@ -138,7 +164,8 @@ class Converter:
         except Exception as error:  # A bug or an unexpected TensorFlow failure: one item only.
             result = ItemResult.for_job(
                 job, Status.FAILED, f"{type(error).__name__}: {errors.first_line(error)}")
-        result.seconds = round(time.monotonic() - started, 3)
+        # A checkpoint copied ahead adds the copying's seconds, spent before this call.
+        result.seconds = round(result.seconds + time.monotonic() - started, 3)
         return result
 
     def _convert(self, job):
@@ -147,7 +174,13 @@ class Converter:
         if skipped is not None:
             return skipped
         plan = self._plans.get(job.layout)
-        if plan is not None:
+        staged = self._staged.pop(job.relative, None)
+        if staged is not None and (plan is None or not staged.matches(plan)):
+            staged.abandon()
+            staged = None
+        if staged is not None:
+            report = staged.finish(plan, options=settings.options)
+        elif plan is not None:
             report = copy_plan.execute(plan, job.source, job.output, options=settings.options,
                                        hash_sources=settings.hash_sources)
         else:
@@ -161,10 +194,12 @@ class Converter:
                 overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources,
                 fill_model=False)
         kept, dropped, left_out = role_bytes(report.roles)
+        # Copied ahead: its seconds so far are the copying's (`convert` adds the finishing).
         return ItemResult.for_job(
             job, Status.CONVERTED, kept_bytes=kept, dropped_bytes=dropped,
             left_out_bytes=left_out, written_weights=report.written_weights,
-            warnings=report.warnings)
+            warnings=report.warnings, copied_ahead=staged is not None,
+            seconds=staged.seconds if staged is not None else 0.0)
 
 
 def run_in_process(jobs, settings, *, on_result=None):
@@ -223,7 +258,11 @@ def main():
         if PLANS_KEY in message:
             converter.add_plans(message[PLANS_KEY])
             continue
+        if STAGE_KEY in message:
+            send(converter.stage(Job.from_json(message[STAGE_KEY])))
+            continue
         send(converter.convert(Job.from_json(message)).to_json())
+    converter.drop_staged()
     return 0
 
 

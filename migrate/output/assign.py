@@ -95,11 +95,15 @@ def largest_first(assignments, checkpoint):
     hashing cannot start on a tensor before it is read, so the largest one
     (VGG-16's fc6 is three quarters of the model) is read first, and its
     hashing overlaps the reading of all the others instead of following it.
+    Equal sizes go in the order of the keys they read, so the order follows
+    from the checkpoint's `.index` alone: a batch copies a checkpoint's
+    tensors in this order before its plan exists (`copy_plan.stage`).
     """
-    def read_bytes(assignment):
-        return sum(checkpoint.variables[key].nbytes for key in assignment.read_keys
-                   if key in checkpoint.variables)
-    return sorted(assignments, key=read_bytes, reverse=True)
+    def order(assignment):
+        read_bytes = sum(checkpoint.variables[key].nbytes for key in assignment.read_keys
+                         if key in checkpoint.variables)
+        return -read_bytes, assignment.read_keys
+    return sorted(assignments, key=order)
 
 
 def _convert_and_assign(assignment, checkpoint, variables_by_path, nonfinite, allow_nonfinite):

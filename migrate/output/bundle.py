@@ -132,12 +132,58 @@ class BundleWriter:
                     future.cancel()
             concurrent.futures.wait(self._submitted)
         finally:
-            self._file.close()
-            for source in self._sources.values():
-                source.close()
+            self._close_files()
         if kind is None:
             self._finish()
         return False
+
+    def _close_files(self):
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+        for source in self._sources.values():
+            source.close()
+        self._sources.clear()
+
+    def pause(self):
+        """Waits for every queued write and hash, then lets go of the files and copy buffers.
+
+        A bundle written ahead of its keys (a batch copies a checkpoint's
+        tensors while its plan is still being made) waits this way holding no
+        open file and no buffer; the next `add` reopens the data file at its end.
+        Errors of the writes and checksums so far are raised when the bundle finishes.
+        """
+        concurrent.futures.wait(self._submitted)
+        self._copy_buffers.clear()
+        self._close_files()
+
+    def rekey(self, keys):
+        """Gives the tensors written so far their final keys, dtypes and shapes.
+
+        Args:
+            keys: `{key written under: (key, dtype, shape)}` for every tensor
+                written so far; a dtype must be the one written (a reshape changes
+                no bytes, a dtype would).
+
+        Raises:
+            ValueError: `keys` does not name every written tensor once, or
+                changes a dtype.
+        """
+        if set(keys) != set(self._entries):
+            raise ValueError(f"Expected new keys for exactly the tensors written. Received: "
+                             f"keys={sorted(keys)}, written={sorted(self._entries)}")
+        entries = {}
+        for old, (key, dtype, shape) in keys.items():
+            written_dtype, _, offset, size, checksum = self._entries[old]
+            if _dtype_enum(np.dtype(dtype)) != written_dtype or key in entries:
+                raise ValueError(f"Expected each tensor once, under its written dtype. "
+                                 f"Received: key={key!r}, dtype={dtype!r} for {old!r}")
+            entries[key] = (written_dtype, _shape_proto(shape), offset, size, checksum)
+        self._entries = entries
+
+    def _reopen(self):
+        if self._file is None:
+            self._file = files.open_binary(self._prefix + DATA_SUFFIX, "ab")
 
     def add(self, key, array):
         """Queues `array`'s bytes for writing under `key`; returns at once.
@@ -181,6 +227,7 @@ class BundleWriter:
         dtype = np.dtype(dtype)
         if key in self._entries:
             raise ValueError(f"Expected each key once in a checkpoint. Received: key={key!r}")
+        self._reopen()
         source = self._source(stored.path)
         running = _RunningCrc()
         done = 0
@@ -252,6 +299,7 @@ class BundleWriter:
     def _queue(self, key, dtype, shape, chunks, *, crc=None):
         if key in self._entries:
             raise ValueError(f"Expected each key once in a checkpoint. Received: key={key!r}")
+        self._reopen()
         size = sum(len(chunk) for chunk in chunks)
         self._pending_writes.extend(self._submit(self._writes, self._file.write, chunk)
                                     for chunk in chunks)
