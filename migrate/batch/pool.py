@@ -304,14 +304,16 @@ def plan_copies(jobs, settings, *, verbose=False,
         store: the output directory's `stored_plans.PlanStore`, or None.
         on_planning: called once before the planning worker starts (its
             TensorFlow import and model build take seconds), if it does.
-        copy_ahead: how many copy workers copy ahead while the plans are made.
+        copy_ahead: how many copy workers copy ahead while the plans are made
+            (the batch's number of workers: at most as many are returned ready).
 
     Returns:
         `(plans, jobs, ready)`: `{layout digest: CopyPlan text}`; the jobs, in
         order, with their `layout` set where a plan applies; and the started,
-        ready workers, holding the plans (for `run_pool`): the copy workers,
-        each with the jobs it copied ahead in its `staged`, and the planning
-        worker when some job has no plan (it has the model).
+        ready workers, holding the plans (for `run_pool`), at most
+        `copy_ahead`: the copy workers, each with the jobs it copied ahead in
+        its `staged`, or, when no layout planned as a copy, the planning
+        worker (it has the model) and the other copy workers.
 
     Raises:
         MigrateError: the worker could not load the table or the model.
@@ -353,9 +355,16 @@ def plan_copies(jobs, settings, *, verbose=False,
             ready = [planner, *_copy_ahead(copiers, ahead, layouts, planning,
                                            timeout_per_checkpoint)]
             plans.update(planning.result())
-            if not planner.alive or all(layouts.get(job.relative) in plans for job in jobs):
-                ready.remove(planner)  # Everything left is a copy: no TensorFlow is needed.
+            # `copy_ahead` workers go on: the copiers, once a plan exists (a job
+            # without one, a damaged or V1 checkpoint, they open before they import
+            # TensorFlow); with none, the planner, which has the model, in place of one.
+            if plans or not planner.alive:
+                ready.remove(planner)
                 planner.stop()
+            else:
+                for copier in ready[copy_ahead:]:
+                    ready.remove(copier)
+                    copier.stop()
             for worker in ready:
                 worker.add_plans(plans)
                 # A job whose layout did not plan as a copy is not its copier's to finish.
@@ -462,8 +471,8 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
             checkpoint reported as timed out, and a fresh worker goes on.
         plans: `{layout digest: CopyPlan text}` from `plan_copies`; the
             workers import TensorFlow only for jobs of no planned layout.
-        ready: started, ready workers to use first (`plan_copies`'s planner);
-            the pool stops them too.
+        ready: started, ready workers to use first (`plan_copies`'s), each
+            finishing the jobs it copied ahead (its `staged`); the pool stops them too.
 
     Returns:
         The `ItemResult`s in completion order.

@@ -184,11 +184,13 @@ class Converter:
             report = copy_plan.execute(plan, job.source, job.output, options=settings.options,
                                        hash_sources=settings.hash_sources)
         else:
+            # Opened first: a damaged checkpoint fails before a copy worker
+            # imports TensorFlow and builds the model for it.
+            checkpoint = pipeline.open_checkpoint(job.source, settings.options, read_ahead=True)
             if self._model is None:
                 self._model = self._load_model()
             # convert(overwrite=True) refuses to replace anything that is not a
             # converted output (no manifest.json), so a stray directory is safe.
-            checkpoint = pipeline.open_checkpoint(job.source, settings.options, read_ahead=True)
             report = pipeline.convert(
                 checkpoint, self._table, self._model, job.output, options=settings.options,
                 overwrite=True, model_name=settings.model, hash_sources=settings.hash_sources,
