@@ -29,7 +29,8 @@ Example:
 import dataclasses
 import struct
 
-_FOOTER_BYTES = 48
+# A table ends with its footer: a shorter file is no table.
+FOOTER_BYTES = 48
 _MAGIC = 0xdb4775248b80fb57
 _BLOCK_TRAILER_BYTES = 5  # compression type, then a masked CRC32C
 _UNCOMPRESSED = 0
@@ -320,10 +321,10 @@ def table_records(index_bytes):
     """
     data = bytes(index_bytes)
     try:
-        if len(data) < _FOOTER_BYTES:
+        if len(data) < FOOTER_BYTES:
             raise _Malformed("shorter than a footer")
-        footer = data[-_FOOTER_BYTES:]
-        (magic,) = struct.unpack_from("<Q", footer, _FOOTER_BYTES - 8)
+        footer = data[-FOOTER_BYTES:]
+        (magic,) = struct.unpack_from("<Q", footer, FOOTER_BYTES - 8)
         if magic != _MAGIC:
             raise _Malformed("bad magic number")
         _, position = _varint(footer, 0)  # The metaindex handle; a bundle's is empty.

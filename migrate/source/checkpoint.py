@@ -415,6 +415,12 @@ def _open_bundle(prefix, read_ahead=None):
     stored = None
     if version == locate.FORMAT_V2:
         index_bytes = read_index_file(prefix)
+        if len(index_bytes) < bundle_index.FOOTER_BYTES:
+            # TensorFlow's reader's own words, said without importing it (a
+            # batch's copy worker fails such a checkpoint in milliseconds).
+            raise CheckpointError(
+                f"Cannot read checkpoint {prefix}: file is too short to be an sstable. "
+                f"Expected a readable TF1 checkpoint. Received: checkpoint={prefix!r}")
         shard_paths = {locate.data_shard_number(path): path for path in shards}
         if read_ahead and not files.is_url(prefix):
             _read_ahead(index_bytes, shard_paths, read_ahead)
