@@ -107,10 +107,10 @@ def other_sources(legacy_checkpoint, tmp_path_factory):
 @pytest.fixture
 def faults_in_every_worker(monkeypatch):
     """Installs `worker_faults` in every Python process the test starts (batch copy workers build
-    no model, so the faulty model factories never reach them)."""
-    tests = os.path.dirname(os.path.abspath(__file__))
-    monkeypatch.setenv("PYTHONPATH", os.pathsep.join(
-        [os.path.join(tests, "worker_faults_site"), tests, os.environ.get("PYTHONPATH", "")]))
+    no model, so the faulty model factories alone do not reach them)."""
+    import worker_faults
+
+    worker_faults.in_every_process(monkeypatch)
 
 
 def run_cli(*arguments, cwd=None):

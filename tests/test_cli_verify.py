@@ -302,7 +302,7 @@ def test_batch_hash_sources_and_recheck_outputs_reach_the_library(cli_in_process
 
 
 def test_batch_timeout_per_checkpoint_reaches_the_workers(cli_in_process, tree, tmp_path,
-                                                          monkeypatch):
+                                                          monkeypatch, faults_in_every_worker):
     import batch_factories
 
     monkeypatch.setenv(batch_factories.HANG_VARIABLE, "run1/model.ckpt-2")

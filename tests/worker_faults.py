@@ -6,9 +6,9 @@ checkpoint whose path holds the fragment then kills itself with the signal,
 or sleeps. `install` patches those entry points; it is called by the
 test-only model factories (`batch_factories`), and at the start of every
 Python process by `worker_faults_site/sitecustomize.py` when a test puts that
-directory on `PYTHONPATH` (`conftest.faults_in_every_worker`): copy workers
-build no model, so a factory alone never reaches them. The library holds no
-test code.
+directory on `PYTHONPATH` (`in_every_process`): copy workers build no model,
+and every worker opens a checkpoint before it builds one, so a factory alone
+does not reach them. The library holds no test code.
 
 Example:
 
@@ -27,6 +27,14 @@ HANG_VARIABLE = "TF1_MIGRATE_TEST_HANG_ON"
 HANG_LOG_VARIABLE = "TF1_MIGRATE_TEST_HANG_LOG"
 _HANG_SECONDS = 3600
 _installed = []
+
+
+def in_every_process(patch):
+    """Has every Python process started from now on install the faults (`patch`: a
+    `pytest.MonkeyPatch`), through `PYTHONPATH`."""
+    tests = os.path.dirname(os.path.abspath(__file__))
+    patch.setenv("PYTHONPATH", os.pathsep.join(filter(None, [
+        os.path.join(tests, "worker_faults_site"), tests, os.environ.get("PYTHONPATH")])))
 
 
 def _fault(path):

@@ -25,6 +25,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 from migrate import errors
@@ -339,61 +340,73 @@ def plan_copies(jobs, settings, *, verbose=False,
     if first_jobs:
         if on_planning is not None:
             on_planning()
-        planner = WorkerProcess(settings, verbose=verbose)
         copiers = [WorkerProcess(settings, verbose=verbose, with_model=False)
                    for _ in range(copy_ahead)]
-        ready = [planner, *copiers]
-        # The planning waits on the planner's answers on a thread of its own,
+        planners = []  # The planning thread's; a planner that dies is replaced.
+        stopping = threading.Event()
+        ready = list(copiers)
+        # The planning waits on the planners' answers on a thread of its own,
         # while this one hands the copiers their jobs.
         thread = concurrent.futures.ThreadPoolExecutor(1, "tf1-migrate-plan")
         try:
-            for worker in ready:
+            planning = thread.submit(_plan_layouts, settings, verbose, planners, stopping,
+                                     first_jobs, store, timeout_per_checkpoint)
+            for worker in copiers:
                 worker.start()
-            planning = thread.submit(_plan_layouts, planner, first_jobs, store,
-                                     timeout_per_checkpoint)
             ahead = [job for job in jobs if layouts.get(job.relative) in first_jobs]
-            ready = [planner, *_copy_ahead(copiers, ahead, layouts, planning,
-                                           timeout_per_checkpoint)]
+            ready = _copy_ahead(copiers, ahead, layouts, planning, timeout_per_checkpoint)
             plans.update(planning.result())
             # `copy_ahead` workers go on: the copiers, once a plan exists (a job
             # without one, a damaged or V1 checkpoint, they open before they import
             # TensorFlow); with none, the planner, which has the model, in place of one.
-            if plans or not planner.alive:
-                ready.remove(planner)
-                planner.stop()
-            else:
-                for copier in ready[copy_ahead:]:
-                    ready.remove(copier)
+            planner = planners[-1] if planners and planners[-1].alive else None
+            if planner is not None and not plans:
+                for copier in ready[max(copy_ahead - 1, 0):]:
                     copier.stop()
+                ready = [planner, *ready[:max(copy_ahead - 1, 0)]]
+            elif planner is not None:
+                planner.stop()
             for worker in ready:
                 worker.add_plans(plans)
                 # A job whose layout did not plan as a copy is not its copier's to finish.
                 worker.staged = collections.deque(
                     job for job in worker.staged if layouts[job.relative] in plans)
         except BaseException as error:
-            for worker in ready:
+            stopping.set()
+            for worker in [*planners, *ready]:
                 # A copier told to stop removes what it copied ahead; interrupted, all are killed.
-                worker.stop(kill=worker is planner or not isinstance(error, Exception))
+                worker.stop(kill=worker in planners or not isinstance(error, Exception))
             raise
         finally:
-            # The planner is stopped when this raised, so the thread is not left waiting on it.
+            # Stopped planners let the thread end; one it started meanwhile is stopped after.
             thread.shutdown()
+            if stopping.is_set():
+                for planner in planners:
+                    planner.stop(kill=True)
     return plans, [dataclasses.replace(job, layout=layouts[job.relative])
                    if layouts.get(job.relative) in plans else job for job in jobs], ready
 
 
-def _plan_layouts(planner, first_jobs, store, timeout):
-    """Asks `planner` for a plan of each layout from its first job; returns `{layout: text}`."""
-    planner.wait_ready()
+def _plan_layouts(settings, verbose, planners, stopping, first_jobs, store, timeout):
+    """Plans each layout from its first job in a planning worker; returns `{layout: text}`.
+
+    A planner that dies on a checkpoint is replaced for the next layout
+    (unless `stopping` is set); each one started is appended to `planners`
+    (the caller stops them).
+    """
     plans = {}
     for layout, job in first_jobs.items():
-        text, _ = planner.request_plan(job, timeout=timeout)
+        if stopping.is_set():
+            break
+        if not planners or not planners[-1].alive:
+            planners.append(WorkerProcess(settings, verbose=verbose))
+            planners[-1].start()
+            planners[-1].wait_ready()
+        text, _ = planners[-1].request_plan(job, timeout=timeout)
         if text is not None and copy_plan.CopyPlan.layout_of(text) == layout:
             plans[layout] = text
             if store is not None:
                 store.put(layout, text)
-        if not planner.alive:  # It died on this checkpoint: the rest is not planned.
-            break
     return plans
 
 
