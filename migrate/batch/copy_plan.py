@@ -11,7 +11,9 @@ builds the model (`make`), and its workers execute that plan on every
 checkpoint of the layout (`execute`) with NumPy and the project's own
 tensor-bundle writer: they import neither TensorFlow nor Keras. The output
 is byte for byte the checkpoint that `pipeline.convert` writes, with the same
-manifest, CRC32C checks and BLAKE3 digests.
+manifest, CRC32C checks and BLAKE3 digests. While the plan is being made, a
+worker may already copy what the plan will most likely copy as stored
+(`stage`), and finish it by the plan once it comes (`StagedCopy.finish`).
 
 Example:
 
@@ -19,6 +21,10 @@ Example:
     layout, _ = source_layout(other_prefix, use_meta=options.use_meta)  # TensorFlow-free from here
     if layout == plan.layout:
         report = execute(plan, other_prefix, output, options=options)
+    # Or copied first, finished once the plan exists:
+    staged, why_not = stage(prefix, output, table=table, options=options)
+    if staged is not None and staged.matches(plan):
+        report = staged.finish(plan, options=options)
 """
 
 import base64
