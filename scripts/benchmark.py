@@ -64,6 +64,7 @@ import compileall
 import dataclasses
 import functools
 import json
+import multiprocessing
 import os
 import platform
 import shutil
@@ -549,14 +550,24 @@ def _kept_blocks(data, kept_bytes):
 
 
 def measure_copy(prefix, kept_bytes, workdir, repeats, *, cold=False, read_limit=None):
-    """Times this machine's plain copy of `kept_bytes` of the checkpoint's data, in this process.
+    """Times this machine's plain copy of `kept_bytes` of the checkpoint's data.
 
     Reads the first `kept_bytes` of the data file sequentially in 8 MB
     blocks (the read rate), writes them to a new file (the write rate),
     and removes it; with `cold`, the data file is evicted from the page
     cache before each run, and the copy runs under `read_limit` (a
     `ReadLimit`) when given. Returns `[{"read_seconds", "write_seconds", "seconds"}]`.
+
+    It runs in a process of its own: it holds the kept bytes between the
+    reading and the writing, and Linux carries a process's peak memory into
+    every process it starts after (the high-water mark survives `exec`), so
+    here every later measurement's peak would have included them.
     """
+    with multiprocessing.get_context("spawn").Pool(1) as pool:
+        return pool.apply(_copy_runs, (prefix, kept_bytes, workdir, repeats, cold, read_limit))
+
+
+def _copy_runs(prefix, kept_bytes, workdir, repeats, cold, read_limit):
     data = prefix + ".data-00000-of-00001"
     target = os.path.join(workdir, "plain-copy")
     runs = []
