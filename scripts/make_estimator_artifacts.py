@@ -3,9 +3,9 @@
 RUNS ONLY IN A SEPARATE VIRTUALENV, never in the project's one: `tf.estimator`
 is gone since TensorFlow 2.16.
 
-    python3.11 -m venv /work/venv-tf215
-    /work/venv-tf215/bin/pip install tensorflow==2.15.1 tensorflow-estimator==2.15.0
-    /work/venv-tf215/bin/python scripts/make_estimator_artifacts.py [--output=tests/data/estimators]
+    python3.11 -m venv ../venv-tf215
+    ../venv-tf215/bin/pip install tensorflow==2.15.1 tensorflow-estimator==2.15.0
+    ../venv-tf215/bin/python scripts/make_estimator_artifacts.py [--output=tests/data/estimators]
 
 For each estimator (DNNRegressor, a 3-class DNNClassifier, a binary
 LinearClassifier with a crossed column, a binary DNNLinearCombinedClassifier,
