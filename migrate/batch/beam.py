@@ -100,7 +100,7 @@ class ConvertCheckpoints(beam.DoFn):
         """Returns a ready `WorkerProcess`, or the reason it could not start."""
         worker = batch_pool.WorkerProcess(
             batch_jobs.BatchSettings.from_json(self._settings), verbose=self._verbose,
-            plans=self._plans, with_model=not self._plans)
+            plans=self._plans)
         try:
             worker.start()
             worker.wait_ready()

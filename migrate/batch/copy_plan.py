@@ -366,7 +366,7 @@ def staged_sources(entries, table, options):
         The keys, or None when the plan is not expected to be all stored
         copies (a kept tensor needs a transform, a layout, or no rule maps it).
     """
-    if options.ema or options.builder:
+    if options.ema or not may_copy(options):
         return None
     kept_roles = roles_lib.KEEP_MODES[options.keep]
     sizes = {}
@@ -444,10 +444,9 @@ class StagedCopy:
 
     def matches(self, plan):
         """Whether `plan` writes exactly the staged copies, in their order, and nothing else."""
-        outputs = [output for step in plan.steps for output in step.outputs]
         return (plan.layout == self._copy.layout
                 and all(step.assignment is None for step in plan.steps)
-                and tuple(output.source for output in outputs) == self.sources)
+                and tuple(output.source for output in _outputs(plan)) == self.sources)
 
     def finish(self, plan, *, options):
         """Completes the conversion by `plan` (which must `match`): the output is then the one
@@ -465,7 +464,7 @@ class StagedCopy:
                              f"plan={plan.planned_from!r}")
         copy, started = self._copy, time.monotonic()
         with copy.abandoned_on_error():
-            outputs = [output for step in plan.steps for output in step.outputs]
+            outputs = _outputs(plan)
             copy.writer.rekey({output.source: (output.key, output.dtype, output.shape)
                                for output in outputs})
             nonfinite = []
@@ -480,6 +479,11 @@ class StagedCopy:
     def abandon(self):
         """Removes what was staged (the plan did not match, or the batch is stopping)."""
         self._copy.abandon()
+
+
+def _outputs(plan):
+    """Every `Output` of `plan`, in the order it writes them."""
+    return [output for step in plan.steps for output in step.outputs]
 
 
 class _Abandoned(Exception):

@@ -67,14 +67,15 @@ class WorkerProcess:
             converts the jobs of those layouts by them.
         with_model: import TensorFlow and build the model at start; without
             it, the worker imports TensorFlow only for a job no plan covers.
+            By default, a worker builds the model unless it has plans.
     """
 
-    def __init__(self, settings, *, verbose=False, plans=None, with_model=True):
+    def __init__(self, settings, *, verbose=False, plans=None, with_model=None):
         self._settings = settings
         self._verbose = verbose
         self._plans = dict(plans or {})
-        self.with_model = with_model
-        # The jobs it copied ahead (`submit_stage`), which it finishes itself.
+        self.with_model = not self._plans if with_model is None else with_model
+        # The jobs it copied ahead (`submit(stage=True)`), which it finishes itself.
         self.staged = collections.deque()
         self._process = None
         self._log = None
@@ -127,15 +128,17 @@ class WorkerProcess:
     def fileno(self):
         return self._process.stdout.fileno()
 
-    def submit(self, job):
+    def submit(self, job, *, stage=False):
+        """Sends `job` to convert (`collect` reads the result), or with `stage`, to copy
+        ahead of its plan (`collect_staged` reads the answer)."""
         self.job = job
         self.submitted_at = time.monotonic()
         if self._log is not None:
             self._log_offset = self._log.seek(0, os.SEEK_END)
         try:
-            self._send(job.to_json())
+            self._send({STAGE_KEY: job.to_json()} if stage else job.to_json())
         except BrokenPipeError:
-            pass  # It died; `collect` reads the end of its output and says how.
+            pass  # It died; `collect` (or `collect_staged`) reads the end of its output.
 
     def collect(self):
         """Waits for the submitted job's result; a dead worker's job comes back as failed.
@@ -149,17 +152,8 @@ class WorkerProcess:
             return ItemResult.for_job(job, Status.FAILED, self._death()), False
         return ItemResult.from_json(message), True
 
-    def submit_stage(self, job):
-        """Asks the worker to copy `job` ahead of its plan (`collect_staged` reads the answer)."""
-        self.job = job
-        self.submitted_at = time.monotonic()
-        try:
-            self._send({STAGE_KEY: job.to_json()})
-        except BrokenPipeError:
-            pass  # It died; `collect_staged` says so.
-
     def collect_staged(self):
-        """Reads the answer to `submit_stage`: True (the job joins `staged`), False (not
+        """Reads the answer to `submit(stage=True)`: True (the job joins `staged`), False (not
         staged), or None (the worker died)."""
         job, self.job = self.job, None
         message = self._read_message()
@@ -361,9 +355,10 @@ def plan_copies(jobs, settings, *, verbose=False,
             # TensorFlow); with none, the planner, which has the model, in place of one.
             planner = planners[-1] if planners and planners[-1].alive else None
             if planner is not None and not plans:
-                for copier in ready[max(copy_ahead - 1, 0):]:
+                beside = max(copy_ahead - 1, 0)
+                for copier in ready[beside:]:
                     copier.stop()
-                ready = [planner, *ready[:max(copy_ahead - 1, 0)]]
+                ready = [planner, *ready[:beside]]
             elif planner is not None:
                 planner.stop()
             for worker in ready:
@@ -411,7 +406,7 @@ def _plan_layouts(settings, verbose, planners, stopping, first_jobs, store, time
 
 
 def _copy_ahead(copiers, jobs, layouts, planning, timeout):
-    """Has the `copiers` stage `jobs` (`WorkerProcess.stage`) until `planning` is done.
+    """Has the `copiers` copy `jobs` ahead (`copy_plan.stage`) until `planning` is done.
 
     A layout whose first staging is refused is not tried again (its plan is
     not expected to be copies). A copier that dies or hangs is stopped, and
@@ -438,17 +433,14 @@ def _copy_ahead(copiers, jobs, layouts, planning, timeout):
                 job = pending.popleft()
                 if layouts[job.relative] not in refused:
                     worker = idle.pop()
-                    worker.submit_stage(job)
+                    worker.submit(job, stage=True)
                     selector.register(worker, selectors.EVENT_READ)
             if not selector.get_map():
                 break
-            busy = [key.fileobj for key in selector.get_map().values()]
-            deadline = min(worker.submitted_at for worker in busy) + timeout
-            wait = max(deadline - time.monotonic(), 0.0)
             # While planning, look again now and then, to stop copying ahead once it is done.
-            for key, _ in selector.select(timeout=wait if planning.done() else min(wait, 0.05)):
-                worker = key.fileobj
-                selector.unregister(worker)
+            answered, timed_out = _wait_for_busy(
+                selector, timeout, at_most=None if planning.done() else 0.05)
+            for worker in answered:
                 job, staged = worker.job, worker.collect_staged()
                 if staged is None:  # It died: its jobs are converted as usual.
                     worker.stop()
@@ -458,15 +450,37 @@ def _copy_ahead(copiers, jobs, layouts, planning, timeout):
                     idle.append(worker)
                 else:
                     idle.append(worker)
-            for worker in [key.fileobj for key in selector.get_map().values()]:
-                if time.monotonic() - worker.submitted_at >= timeout:
-                    selector.unregister(worker)
-                    worker.stop(kill=True)
-                    alive.remove(worker)
-            if not pending or planning.done():
-                pending.clear()
+            for worker in timed_out:
+                worker.stop(kill=True)
+                alive.remove(worker)
     concurrent.futures.wait([planning])
     return alive
+
+
+def _wait_for_busy(selector, timeout, *, at_most=None):
+    """Waits until a worker registered in `selector` answers, or the oldest one's `timeout` ends.
+
+    Args:
+        selector: the busy workers, registered for reading.
+        timeout: the seconds a worker may take over its job (from `submitted_at`).
+        at_most: stop waiting after this many seconds, if given.
+
+    Returns:
+        `(answered, timed_out)`: the workers with an answer to read, and those
+        past their time; both unregistered.
+    """
+    busy = [key.fileobj for key in selector.get_map().values()]
+    wait = max(min(worker.submitted_at for worker in busy) + timeout - time.monotonic(), 0.0)
+    answered = [key.fileobj for key, _ in
+                selector.select(timeout=wait if at_most is None else min(wait, at_most))]
+    for worker in answered:
+        selector.unregister(worker)
+    now = time.monotonic()
+    timed_out = [key.fileobj for key in selector.get_map().values()
+                 if now - key.fileobj.submitted_at >= timeout]
+    for worker in timed_out:
+        selector.unregister(worker)
+    return answered, timed_out
 
 
 def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
@@ -501,7 +515,7 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
     pool = list(ready)
     # A job a worker copied ahead is that worker's to finish, while it lives.
     reserved = {job.relative: worker for worker in pool for job in worker.staged}
-    fresh_workers = [WorkerProcess(settings, verbose=verbose, plans=plans, with_model=not plans)
+    fresh_workers = [WorkerProcess(settings, verbose=verbose, plans=plans)
                      for _ in range(min(workers, len(jobs)) - len(pool))]
     results = []
     selector = selectors.DefaultSelector()
@@ -553,13 +567,8 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
         for worker in pool:
             dispatch(worker)
         while selector.get_map():
-            now = time.monotonic()
-            busy = [key.fileobj for key in selector.get_map().values()]
-            deadline = min(worker.submitted_at for worker in busy) + timeout_per_checkpoint
-            ready = selector.select(timeout=max(deadline - now, 0.0))
-            for key, _ in ready:
-                worker = key.fileobj
-                selector.unregister(worker)
+            answered, timed_out = _wait_for_busy(selector, timeout_per_checkpoint)
+            for worker in answered:
                 result, alive = worker.collect()
                 deliver(result)
                 if alive:
@@ -567,12 +576,9 @@ def run_pool(jobs, settings, *, workers, on_result=None, verbose=False,
                 else:
                     worker.stop()
                     replace(worker)
-            now = time.monotonic()
-            for worker in [key.fileobj for key in selector.get_map().values()]:
-                if now - worker.submitted_at >= timeout_per_checkpoint:
-                    selector.unregister(worker)
-                    deliver(worker.time_out(timeout_per_checkpoint))
-                    replace(worker)
+            for worker in timed_out:
+                deliver(worker.time_out(timeout_per_checkpoint))
+                replace(worker)
         finished = True
     finally:
         selector.close()
