@@ -158,13 +158,18 @@ def checkpoint_key(variable):
     return slice_info.full_name if slice_info else variable.op.name
 
 
+def text_graph_path(prefix):
+    """Where the `graph.pbtxt` beside a checkpoint prefix would be."""
+    return files.join(os.path.dirname(prefix) or ".", TEXT_GRAPH_FILE)
+
+
 def text_graph_def(prefix):
     """The `graph.pbtxt` GraphDef in a checkpoint's directory; None when there is none.
 
     Raises:
         CheckpointError: the file is there but is not a text GraphDef.
     """
-    path = files.join(os.path.dirname(prefix) or ".", TEXT_GRAPH_FILE)
+    path = text_graph_path(prefix)
     if not files.exists(path):
         return None
     from google.protobuf import text_format

@@ -23,7 +23,6 @@ The op patterns rewritten, inside functions (while_v2 bodies) too:
 
 import contextlib
 import dataclasses
-import os
 
 import numpy as np
 
@@ -178,8 +177,7 @@ def _text_graph(checkpoint, graph_def, legacy_dropout, asset_dirs):
     """
     import tensorflow as tf
 
-    origin = files.join(os.path.dirname(checkpoint.prefix) or ".",
-                        meta_graph_lib.TEXT_GRAPH_FILE)
+    origin = meta_graph_lib.text_graph_path(checkpoint.prefix)
     dropout_off = []
     if legacy_dropout == LEGACY_DROPOUT_OFF:
         dropout_off = neutralize_dropout(graph_def)
