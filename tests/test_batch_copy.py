@@ -20,6 +20,7 @@ import tensorflow as tf
 import migrate
 from migrate import pipeline
 from migrate import zoo
+from migrate.zoo import small_convnet
 from migrate.batch import copy_plan
 from migrate.batch import jobs as batch_jobs
 from migrate.batch import pool as batch_pool
@@ -28,6 +29,7 @@ from migrate.mapping.table import MappingTable
 from migrate.mapping.table import load_table
 from migrate.output import bundle
 from migrate.output import manifest as manifest_lib
+from migrate.planning import target as target_model
 from migrate.source import bundle_index
 
 ENTRY = zoo.get("small_convnet")
@@ -371,3 +373,65 @@ def test_a_first_batch_copies_ahead_while_it_plans_and_writes_what_tensorflow_wr
                          fill_model=False)
         assert _files(tmp_path / "out" / relative) == _files(expected)
     assert _partials(tmp_path / "out") == []
+
+
+@pytest.mark.parametrize("keep", ["trainable", "model_state"])
+@pytest.mark.parametrize("name", ["small_convnet", "resnet_v1_50", "bert_encoder",
+                                  "lstm_language_model", "gru_classifier", "google_bert"])
+def test_a_template_without_weight_values_plans_what_the_built_model_plans(
+        legacy_checkpoint, name, keep):
+    entry = zoo.get(name)  # google_bert: keras-hub's BertBackbone, sized from the checkpoint.
+    options = migrate.ConversionOptions(keep=keep)
+    prefix = legacy_checkpoint(name)
+    checkpoint = pipeline.open_checkpoint(prefix, options)
+    table = load_table(entry.table_path)
+    template = target_model.load_template(entry.model_factory, checkpoint=prefix)
+    # No weight's initial value was computed: each has memory never written.
+    assert {id(variable) for variable in template.model.weights} <= set(template.initializers)
+
+    def plan_text(model):
+        try:
+            return copy_plan.make(checkpoint, table, model, options=options,
+                                  model_name=entry.model_factory).to_text()
+        except copy_plan.NotCopyOnly as error:
+            return f"not a copy plan: {error}"
+
+    # Keys, object graph, manifest and the initial values of what is left out, byte for byte.
+    assert plan_text(template) == plan_text(
+        target_model.load_model(entry.model_factory, checkpoint=prefix))
+
+
+def _assigning_model():
+    model = _transforming_model()
+    model.set_weights([np.full(weight.shape, 0.5, "float32") for weight in model.weights])
+    return model
+
+
+class _ArrayWeight(keras.layers.Layer):
+    def build(self, input_shape):
+        self.offset = keras.Variable(np.arange(input_shape[-1], dtype="float32"), name="offset")
+
+    def call(self, inputs):
+        return inputs + self.offset
+
+
+def _array_weight_model():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, _ArrayWeight(name="shift")(inputs))
+
+
+@pytest.mark.parametrize("factory, values", [
+    (_assigning_model, 0.5),  # Pretrained values are what it starts from.
+    (_array_weight_model, np.arange(3, dtype="float32")),  # Keras cannot defer it.
+    (small_convnet.build_tf_keras_model, None),  # tf_keras: no Keras 3 scope.
+], ids=["assigns_values", "weight_from_an_array", "tf_keras"])
+def test_a_template_keras_cannot_build_without_values_is_built_as_usual(factory, values):
+    template = target_model.load_template(factory)
+    assert template.initializers == {}
+    if values is not None:
+        for weight in template.model.weights:
+            np.testing.assert_array_equal(template.initial_value(weight),
+                                          np.broadcast_to(values, weight.shape))
+    # Nothing deferred is left for the next stateless scope to initialize.
+    with keras.StatelessScope():
+        keras.layers.Dense(2).build((3,))

@@ -242,7 +242,8 @@ def make(checkpoint, table, model, *, options, model_name):
     Args:
         checkpoint: a `LegacyCheckpoint`.
         table: the `MappingTable`.
-        model: the built Keras model (only its structure and initial values are used).
+        model: the built Keras model, or a `target.Template` (only the structure and
+            the initial values are used).
         options: the `ConversionOptions`.
         model_name: how the manifest names the model.
 
@@ -259,6 +260,8 @@ def make(checkpoint, table, model, *, options, model_name):
     layout, _ = source_layout(checkpoint.prefix, use_meta=options.use_meta)
     if layout is None or checkpoint.artifact is not None:
         raise NotCopyOnly(f"{checkpoint.prefix} is not a local V2 checkpoint read here")
+    template = model if isinstance(model, target_model.Template) else target_model.Template(model)
+    model = template.model
     conversion_plan, targets, variables_by_path, object_paths = pipeline.plan_for_writing(
         checkpoint, table, model, options)
     conversion_plan.raise_for_problems()
@@ -294,7 +297,7 @@ def make(checkpoint, table, model, *, options, model_name):
     if unwritten is not None:
         for key, _ in unwritten:
             _check_readable(checkpoint, key)
-        unwritten = tuple((key, target, np.array(variables_by_path[target]))
+        unwritten = tuple((key, target, template.initial_value(variables_by_path[target]))
                           for key, target in unwritten)
     manifest = manifest_lib.build(checkpoint=checkpoint, table=table, model=model,
                                   model_name=model_name, report=report,

@@ -35,6 +35,7 @@ from migrate.batch.jobs import Status
 from migrate.batch.worker import ERROR_KEY
 from migrate.batch.worker import ERROR_KIND_KEY
 from migrate.batch.worker import PLAN_KEY
+from migrate.batch.worker import PLANNING_KEY
 from migrate.batch.worker import PLANS_KEY
 from migrate.batch.worker import REASON_KEY
 from migrate.batch.worker import STAGE_KEY
@@ -68,13 +69,17 @@ class WorkerProcess:
         with_model: import TensorFlow and build the model at start; without
             it, the worker imports TensorFlow only for a job no plan covers.
             By default, a worker builds the model unless it has plans.
+        planning: the worker plans copies (`request_plan`): it builds the
+            model at start as a template, without its weights' values
+            (`target.load_template`), and the model itself only if it converts.
     """
 
-    def __init__(self, settings, *, verbose=False, plans=None, with_model=None):
+    def __init__(self, settings, *, verbose=False, plans=None, with_model=None, planning=False):
         self._settings = settings
         self._verbose = verbose
         self._plans = dict(plans or {})
         self.with_model = not self._plans if with_model is None else with_model
+        self.planning = planning
         # The jobs it copied ahead (`submit(stage=True)`), which it finishes itself.
         self.staged = collections.deque()
         self._process = None
@@ -100,7 +105,7 @@ class WorkerProcess:
             stderr=self._log, env=environment, close_fds=True)
         # The worker finds the model factory's module where this process does.
         self._send({"settings": self._settings.to_json(), PLANS_KEY: self._plans,
-                    WITH_MODEL_KEY: self.with_model,
+                    WITH_MODEL_KEY: self.with_model, PLANNING_KEY: self.planning,
                     "sys_path": [path for path in sys.path if path]})
 
     def wait_ready(self):
@@ -308,7 +313,7 @@ def plan_copies(jobs, settings, *, verbose=False,
         ready workers, holding the plans (for `run_pool`), at most
         `copy_ahead`: the copy workers, each with the jobs it copied ahead in
         its `staged`, or, when no layout planned as a copy, the planning
-        worker (it has the model) and the other copy workers.
+        worker (it has TensorFlow imported) and the other copy workers.
 
     Raises:
         MigrateError: the worker could not load the table or the model.
@@ -352,7 +357,8 @@ def plan_copies(jobs, settings, *, verbose=False,
             plans.update(planning.result())
             # `copy_ahead` workers go on: the copiers, once a plan exists (a job
             # without one, a damaged or V1 checkpoint, they open before they import
-            # TensorFlow); with none, the planner, which has the model, in place of one.
+            # TensorFlow); with none, the planner, which has TensorFlow imported (it
+            # builds the model itself for its first job), in place of one.
             planner = planners[-1] if planners and planners[-1].alive else None
             if planner is not None and not plans:
                 beside = max(copy_ahead - 1, 0)
@@ -394,7 +400,7 @@ def _plan_layouts(settings, verbose, planners, stopping, first_jobs, store, time
         if stopping.is_set():
             break
         if not planners or not planners[-1].alive:
-            planners.append(WorkerProcess(settings, verbose=verbose))
+            planners.append(WorkerProcess(settings, verbose=verbose, planning=True))
             planners[-1].start()
             planners[-1].wait_ready()
         text, _ = planners[-1].request_plan(job, timeout=timeout)

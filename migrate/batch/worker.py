@@ -47,6 +47,7 @@ REASON_KEY = "reason"
 STAGE_KEY = "stage"
 STAGED_KEY = "staged"
 WITH_MODEL_KEY = "with_model"
+PLANNING_KEY = "planning"
 
 
 class Converter:
@@ -67,13 +68,16 @@ class Converter:
         settings: a `BatchSettings`.
         plans: `{layout digest: CopyPlan text}` (`copy_plan.CopyPlan.to_text`).
         with_model: build the model now (else on the first job no plan covers).
+        planning: with `with_model`, build it now as a template to plan with
+            (`target.load_template`: without its weights' values), and the
+            model itself on the first job to convert.
 
     Raises:
         TableError: the table is not valid, or not the one its digest names.
         ModelError: the model factory fails.
     """
 
-    def __init__(self, settings, *, plans=None, with_model=True):
+    def __init__(self, settings, *, plans=None, with_model=True, planning=False):
         self._settings = settings
         self._table = MappingTable.from_text(settings.table_text, origin=settings.table)
         if self._table.sha256 != settings.table_sha256:
@@ -82,7 +86,12 @@ class Converter:
                 f"SHA-256 {settings.table_sha256}, received {self._table.sha256}.")
         self._plans = {}
         self.add_plans(plans or {})
-        self._model = self._load_model() if with_model else None
+        self._model = None
+        self._template = None
+        if with_model and planning:
+            self._template = self._load_model(target_model.load_template)
+        elif with_model:
+            self._model = self._load_model(target_model.load_model)
         self._staged = {}
 
     def add_plans(self, plans):
@@ -94,11 +103,11 @@ class Converter:
         self._plans.update({layout: copy_plan.CopyPlan.from_text(text, self._table)
                             for layout, text in plans.items()})
 
-    def _load_model(self):
+    def _load_model(self, load):
+        """`load(factory)` (`target.load_model` or `load_template`), or the factory's text for
+        a factory that sizes its model from the checkpoint: it builds one per job."""
         factory = target_model.load_factory(self._settings.model)
-        # A factory that sizes its model from the checkpoint builds one per job.
-        return (self._settings.model if target_model.takes_checkpoint(factory)
-                else target_model.load_model(factory))
+        return self._settings.model if target_model.takes_checkpoint(factory) else load(factory)
 
     def plan_copy(self, job):
         """Plans `job`'s conversion as a copy plan for its whole layout; never raises.
@@ -108,13 +117,16 @@ class Converter:
         """
         settings = self._settings
         try:
-            if self._model is None:
-                self._model = self._load_model()
-            if isinstance(self._model, str):
+            model = self._model
+            if model is None:
+                if self._template is None:
+                    self._template = self._load_model(target_model.load_template)
+                model = self._template
+            if isinstance(model, str):
                 raise copy_plan.NotCopyOnly("the model factory sizes its model from each "
                                             "checkpoint")
             checkpoint = pipeline.open_checkpoint(job.source, settings.options)
-            plan = copy_plan.make(checkpoint, self._table, self._model, options=settings.options,
+            plan = copy_plan.make(checkpoint, self._table, model, options=settings.options,
                                   model_name=settings.model)
         except Exception as error:  # Planned on its own, each checkpoint fails with its own line.
             return {REASON_KEY: errors.first_line(error)}
@@ -188,7 +200,7 @@ class Converter:
             # imports TensorFlow and builds the model for it.
             checkpoint = pipeline.open_checkpoint(job.source, settings.options, read_ahead=True)
             if self._model is None:
-                self._model = self._load_model()
+                self._model = self._load_model(target_model.load_model)
             # convert(overwrite=True) refuses to replace anything that is not a
             # converted output (no manifest.json), so a stray directory is safe.
             report = pipeline.convert(
@@ -247,7 +259,7 @@ def main():
 
             tf.get_logger().setLevel("ERROR")
         converter = Converter(BatchSettings.from_json(start["settings"]), plans=plans,
-                              with_model=with_model)
+                              with_model=with_model, planning=start.get(PLANNING_KEY, False))
     except errors.MigrateError as error:
         send({ERROR_KEY: str(error), ERROR_KIND_KEY: type(error).__name__})
         return 1
