@@ -78,7 +78,8 @@ def plan(checkpoint, table, model, *, options=None):
     options = options or ConversionOptions()
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
-    model = load_model(model, checkpoint=checkpoint.prefix)
+    if not target_model.is_model(model):  # Planning reads no weight's value.
+        model = target_model.load_template(model, checkpoint=checkpoint.prefix).model
     return plan_for_writing(checkpoint, table, model, options)[0]
 
 
@@ -267,7 +268,9 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             Unfilled, the model is only the template of the output's
             structure, and a weight whose stored bytes need no change
             (`Assignment.reshaped_sources`: reshapes only) is copied from the
-            legacy data file straight into the output.
+            legacy data file straight into the output; built here, without
+            `options.verify`, it is built without its weights' initial
+            values (`target.load_template`), which nothing then reads.
         extra_files: `{file name: bytes}` written into the output with the
             checkpoint, recorded in the manifest (`port` puts the model's
             code and its table there).
@@ -321,7 +324,16 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
             raise OutputError(" ".join([*recovered, str(error)]),
                               option=error.option) from None
         sources = manifest_lib.hash_in_background(source_paths, hash_sources=hash_sources)
-    model = load_model(model, checkpoint=checkpoint.prefix)
+    if fill_model is None:
+        fill_model = target_model.is_model(model)
+    fill_model = fill_model or bool(options.exports)
+    # A model built here only as the output's template (nothing fills it, and
+    # verification builds its own) is built without its weights' values.
+    if not fill_model and options.verify is None and not target_model.is_model(model):
+        template = target_model.load_template(model, checkpoint=checkpoint.prefix)
+    else:
+        template = target_model.Template(load_model(model, checkpoint=checkpoint.prefix))
+    model = template.model
     export_lib.check_exportable(model, options.exports)  # Refused before anything is written.
     conversion_plan, targets, variables_by_path, object_paths = plan_for_writing(
         checkpoint, table, model, options)
@@ -337,12 +349,10 @@ def convert(checkpoint, table, model, output, *, options=None, overwrite=False, 
         return report
     # Read before assigning: the model holds the values it was built with.
     report.unwritten_at_initial = report_lib.left_out_at_initial(
-        checkpoint, table, variables_by_path, report.unwritten_targets)
+        checkpoint, table, lambda path: template.initial_value(variables_by_path[path]),
+        report.unwritten_targets)
     progress = progress_lib.Progress(
         "convert", len(conversion_plan.assignments), report.written_bytes, enabled=show_progress)
-    if fill_model is None:
-        fill_model = model is model_spec
-    fill_model = fill_model or bool(options.exports)
     root_children = output_checkpoint.mirror(
         object_paths, variables_by_path, alias_model_children=not target_model.is_keras_3(model))
     verified = None

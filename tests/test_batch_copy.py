@@ -435,3 +435,33 @@ def test_a_template_keras_cannot_build_without_values_is_built_as_usual(factory,
     # Nothing deferred is left for the next stateless scope to initialize.
     with keras.StatelessScope():
         keras.layers.Dense(2).build((3,))
+
+
+@pytest.mark.parametrize("transforming", [False, True], ids=["stored_copies", "transposes"])
+def test_convert_from_a_factory_builds_a_template_and_writes_what_the_built_model_writes(
+        prefix, tmp_path, monkeypatch, transforming):
+    if transforming:  # Assigned into the template's variables, then written from them.
+        source = _transforming_checkpoint(tmp_path, seed=5)
+        table = MappingTable.from_text(TRANSFORMING_TABLE, origin="transforming.toml")
+        factory = _transforming_model
+    else:  # Copied as stored; the BatchNorm statistics left out are compared with initial values.
+        source, table, factory = prefix, load_table(ENTRY.table_path), ENTRY.build_model
+    templates = []
+    load_template = target_model.load_template
+
+    def counted(*arguments, **keywords):
+        templates.append(load_template(*arguments, **keywords))
+        return templates[-1]
+
+    monkeypatch.setattr(target_model, "load_template", counted)
+    options = migrate.ConversionOptions()
+    report = migrate.convert(source, table, factory, str(tmp_path / "template"),
+                             options=options, model_name=MODEL)
+    assert len(templates) == 1 and templates[0].initializers
+    expected = migrate.convert(source, table, factory(), str(tmp_path / "built"),
+                               options=options, model_name=MODEL, fill_model=False)
+    assert len(templates) == 1  # A model passed in built is used as it is.
+    assert _files(tmp_path / "template") == _files(tmp_path / "built")
+    assert _manifest(tmp_path / "template") == _manifest(tmp_path / "built")
+    assert report.unwritten_at_initial == expected.unwritten_at_initial
+    assert report.warnings == expected.warnings

@@ -194,7 +194,7 @@ class ConversionReport:
         return "\n".join(lines)
 
 
-def left_out_at_initial(checkpoint, table, variables_by_path, unwritten_targets):
+def left_out_at_initial(checkpoint, table, initial_value, unwritten_targets):
     """True when each target weight left unwritten has, in the checkpoint, the value the model holds.
 
     With keep="trainable" a BatchNorm's statistics are left out; when the
@@ -206,19 +206,19 @@ def left_out_at_initial(checkpoint, table, variables_by_path, unwritten_targets)
     Args:
         checkpoint: the `LegacyCheckpoint`.
         table: the `MappingTable`.
-        variables_by_path: the model's variables by weight path, at the
-            values the model was built with.
+        initial_value: returns a target weight's value as the model was built,
+            given its path (`migrate.planning.target.Template.initial_value`).
         unwritten_targets: the paths of the weights the output does not carry.
 
     Example:
 
-        if left_out_at_initial(checkpoint, table, variables_by_path, ["bn/moving_mean"]):
+        if left_out_at_initial(checkpoint, table, initial_values.get, ["bn/moving_mean"]):
             print("nothing is lost")
     """
     sources = unwritten_sources(checkpoint.variables, table, unwritten_targets)
     if sources is None:
         return False
-    return all(same_value(checkpoint.read(name), variables_by_path[target])
+    return all(same_value(checkpoint.read(name), initial_value(target))
                for name, target in sources)
 
 

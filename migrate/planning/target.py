@@ -164,9 +164,14 @@ def load_model(model, *, checkpoint=None, build_on=None):
     """
     if isinstance(model, str):
         model = load_factory(model)
-    if callable(model) and not hasattr(model, "trainable_weights"):
+    if not is_model(model):
         return build(with_checkpoint(model, checkpoint), build_on=build_on)
     return build(lambda: model, build_on=build_on)
+
+
+def is_model(value):
+    """Whether `value` is a Keras model already (not `module:callable` text or a factory)."""
+    return not isinstance(value, str) and hasattr(value, "trainable_weights")
 
 
 @dataclasses.dataclass(frozen=True)
