@@ -465,3 +465,19 @@ def test_convert_from_a_factory_builds_a_template_and_writes_what_the_built_mode
     assert _manifest(tmp_path / "template") == _manifest(tmp_path / "built")
     assert report.unwritten_at_initial == expected.unwritten_at_initial
     assert report.warnings == expected.warnings
+
+
+def _model_in_a_name_scope():
+    with tf.name_scope("ported"):  # As code ported from TF 1.x may still do.
+        inputs = keras.Input((3,))
+        outputs = keras.layers.Dense(2, name="head")(inputs)
+    return keras.Model(inputs, outputs)
+
+
+def test_a_template_names_its_variables_in_the_name_scopes_they_were_created_in():
+    template = target_model.load_template(_model_in_a_name_scope)
+    built = _model_in_a_name_scope()
+    assert template.initializers
+    names = [weight.value.name for weight in template.model.weights]
+    assert names == [weight.value.name for weight in built.weights] == [
+        "ported/head/kernel:0", "ported/head/bias:0"]

@@ -213,10 +213,11 @@ def load_template(model, *, checkpoint=None):
     not be planned at all. Here a Keras 3 model is built inside a
     `keras.StatelessScope` that defers its variables; each then gets memory
     that is allocated and never written (`tf.raw_ops.Empty(init=False)`: no
-    page of it is touched, so none is used), under the name scope a usual
-    build creates it in, so the object graph is the same, byte for byte. A
-    model built another way is built as usual: a tf_keras model, a variable
-    given as an array, a factory that assigns values (pretrained weights).
+    page of it is touched, so none is used), under the name scope it was
+    created in, which a usual build names it by: the object graph is the
+    same, byte for byte. A model built another way is built as usual: a
+    tf_keras model, a variable given as an array, a factory that assigns
+    values (pretrained weights).
 
     Args:
         model, checkpoint: as `load_model` takes them.
@@ -231,16 +232,29 @@ def load_template(model, *, checkpoint=None):
     import tensorflow as tf
 
     try:
-        # Private: where Keras lists the variables a stateless scope deferred.
+        # Private: where Keras lists, and registers, the variables a stateless scope defers.
         from keras.src.backend.common import global_state
-    except ImportError:
+        from keras.src.backend.common import variables as keras_variables
+        register = keras_variables.register_uninitialized_variable
+    except (ImportError, AttributeError):
         return Template(load_model(model, checkpoint=checkpoint))
+    # The name scope each variable is created in, which a usual build names it by
+    # (a factory may open TensorFlow name scopes of its own around its layers).
+    name_scopes = {}
+
+    def register_in_scope(variable):
+        name_scopes[id(variable)] = tf.get_current_name_scope()
+        register(variable)
+
     deferred_key = "uninitialized_variables"
+    keras_variables.register_uninitialized_variable = register_in_scope
     try:
         with keras.StatelessScope(initialize_variables=False) as scope:
             built = load_model(model, checkpoint=checkpoint)
     except Exception:  # Keras refused to defer a variable; a usual build says if the model fails.
         built = None
+    finally:
+        keras_variables.register_uninitialized_variable = register
     # Listed, they would be initialized as usual when the next stateless scope
     # ends (Keras builds models in such scopes).
     deferred = global_state.get_global_attribute(deferred_key) or []
@@ -253,8 +267,8 @@ def load_template(model, *, checkpoint=None):
         for variable in deferred:
             initializers[id(variable)] = variable._initializer
             variable._initializer = _unwritten_memory
-            parent = variable.path.rpartition("/")[0]
-            with tf.name_scope(parent + "/" if parent else ""):
+            name_scope = name_scopes[id(variable)]
+            with tf.name_scope(name_scope + "/" if name_scope else ""):
                 variable._deferred_initialize()
     except Exception:  # A variable Keras defers otherwise: the model is built as usual.
         return Template(load_model(model, checkpoint=checkpoint))
