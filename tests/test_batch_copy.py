@@ -481,3 +481,27 @@ def test_a_template_names_its_variables_in_the_name_scopes_they_were_created_in(
     names = [weight.value.name for weight in template.model.weights]
     assert names == [weight.value.name for weight in built.weights] == [
         "ported/head/kernel:0", "ported/head/bias:0"]
+
+
+def _auto_named_model():
+    inputs = keras.Input((3,))
+    return keras.Model(inputs, keras.layers.Dense(2)(keras.layers.Normalization()(inputs)))
+
+
+def _auto_named_assigning_model():
+    model = _auto_named_model()
+    model.set_weights([np.ones(weight.shape, "float32") for weight in model.weights])
+    return model
+
+
+@pytest.mark.parametrize("factory", [_auto_named_model, _auto_named_assigning_model],
+                         ids=["template", "built_as_usual"])
+def test_the_model_built_after_a_template_takes_the_names_a_first_build_takes(factory):
+    keras.backend.clear_session()
+    first = [weight.path for weight in factory().weights]
+    keras.backend.clear_session()
+    template = target_model.load_template(factory)
+    after = target_model.load_model(factory)
+    # Layers named by Keras (dense, dense_1, ...) are named as in a process that built one.
+    assert [weight.path for weight in template.model.weights] == first
+    assert [weight.path for weight in after.weights] == first

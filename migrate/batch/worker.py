@@ -109,6 +109,14 @@ class Converter:
         factory = target_model.load_factory(self._settings.model)
         return self._settings.model if target_model.takes_checkpoint(factory) else load(factory)
 
+    def _model_to_convert_with(self):
+        """The template when it is the model itself (it has its weights' values: a model Keras
+        could not build without them), else the model built now."""
+        template = self._template
+        if isinstance(template, target_model.Template) and not template.initializers:
+            return template.model
+        return self._load_model(target_model.load_model)
+
     def plan_copy(self, job):
         """Plans `job`'s conversion as a copy plan for its whole layout; never raises.
 
@@ -200,7 +208,7 @@ class Converter:
             # imports TensorFlow and builds the model for it.
             checkpoint = pipeline.open_checkpoint(job.source, settings.options, read_ahead=True)
             if self._model is None:
-                self._model = self._load_model(target_model.load_model)
+                self._model = self._model_to_convert_with()
             # convert(overwrite=True) refuses to replace anything that is not a
             # converted output (no manifest.json), so a stray directory is safe.
             report = pipeline.convert(

@@ -1,5 +1,6 @@
 """The target Keras model: built from a factory, its weights by path, what a checkpoint reaches."""
 
+import collections
 import dataclasses
 import functools
 import importlib
@@ -228,16 +229,41 @@ def load_template(model, *, checkpoint=None):
     Raises:
         ModelError: as `load_model`.
     """
+    try:
+        # Private: where Keras lists, and registers, the variables a stateless
+        # scope defers, and counts the layer names taken.
+        from keras.src.backend.common import global_state
+        from keras.src.backend.common import variables as keras_variables
+    except ImportError:
+        return Template(load_model(model, checkpoint=checkpoint))
+    # The layer names a build takes (dense, dense_1, ...) are given again to
+    # the next model built in this process, as they would be to a first one.
+    names_key = "object_name_uids"
+    names_taken = global_state.get_global_attribute(names_key)
+
+    def names_as_before():
+        global_state.set_global_attribute(
+            names_key, None if names_taken is None else collections.defaultdict(int, names_taken))
+
+    try:
+        template = _deferred_template(model, checkpoint, global_state, keras_variables)
+        if template is None:
+            names_as_before()
+            template = Template(load_model(model, checkpoint=checkpoint))
+        return template
+    finally:
+        names_as_before()
+
+
+def _deferred_template(model, checkpoint, global_state, keras_variables):
+    """`load_template`'s build, given Keras's private `global_state` and `variables` modules;
+    None when the model must be built as usual."""
     import keras
     import tensorflow as tf
 
-    try:
-        # Private: where Keras lists, and registers, the variables a stateless scope defers.
-        from keras.src.backend.common import global_state
-        from keras.src.backend.common import variables as keras_variables
-        register = keras_variables.register_uninitialized_variable
-    except (ImportError, AttributeError):
-        return Template(load_model(model, checkpoint=checkpoint))
+    register = getattr(keras_variables, "register_uninitialized_variable", None)
+    if register is None:
+        return None
     # The name scope each variable is created in, which a usual build names it by
     # (a factory may open TensorFlow name scopes of its own around its layers).
     name_scopes = {}
@@ -261,7 +287,7 @@ def load_template(model, *, checkpoint=None):
     global_state.set_global_attribute(deferred_key, [])
     # A factory that assigned values (pretrained weights): the model starts from them.
     if built is None or scope.state_mapping:
-        return Template(load_model(model, checkpoint=checkpoint))
+        return None
     initializers = {}
     try:
         for variable in deferred:
@@ -271,7 +297,7 @@ def load_template(model, *, checkpoint=None):
             with tf.name_scope(name_scope + "/" if name_scope else ""):
                 variable._deferred_initialize()
     except Exception:  # A variable Keras defers otherwise: the model is built as usual.
-        return Template(load_model(model, checkpoint=checkpoint))
+        return None
     return Template(built, initializers)
 
 
