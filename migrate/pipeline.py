@@ -78,8 +78,8 @@ def plan(checkpoint, table, model, *, options=None):
     options = options or ConversionOptions()
     checkpoint = open_checkpoint(checkpoint, options)
     table = load_table(table)
-    if not target_model.is_model(model):  # Planning reads no weight's value.
-        model = target_model.load_template(model, checkpoint=checkpoint.prefix).model
+    # Planning reads no weight's value.
+    model = target_model.load_template(model, checkpoint=checkpoint.prefix).model
     return plan_for_writing(checkpoint, table, model, options)[0]
 
 

@@ -505,3 +505,12 @@ def test_the_model_built_after_a_template_takes_the_names_a_first_build_takes(fa
     # Layers named by Keras (dense, dense_1, ...) are named as in a process that built one.
     assert [weight.path for weight in template.model.weights] == first
     assert [weight.path for weight in after.weights] == first
+
+
+def test_plan_checks_a_model_passed_in_built_and_plans_a_factorys_template(prefix):
+    # Built in, it is checked as a conversion checks it: a model never called has no weights.
+    with pytest.raises(migrate.ModelError, match="The model has no weights"):
+        migrate.plan(prefix, ENTRY.table_path, keras.Sequential([keras.layers.Dense(2)]))
+    # From a factory, its template plans what the built model plans.
+    assert (migrate.plan(prefix, ENTRY.table_path, ENTRY.build_model).target_paths
+            == migrate.plan(prefix, ENTRY.table_path, ENTRY.build_model()).target_paths)

@@ -224,11 +224,14 @@ def load_template(model, *, checkpoint=None):
         model, checkpoint: as `load_model` takes them.
 
     Returns:
-        A `Template`.
+        A `Template`; of a model passed in built, the model as it is (checked
+        as `load_model` checks it).
 
     Raises:
         ModelError: as `load_model`.
     """
+    if is_model(model):
+        return Template(load_model(model, checkpoint=checkpoint))
     try:
         # Private: where Keras lists, and registers, the variables a stateless
         # scope defers, and counts the layer names taken.
